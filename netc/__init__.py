@@ -1,0 +1,7 @@
+"""netc: a declarative architecture-spec compiler for convolutional networks."""
+from netc.api import Network, load, loads
+from netc.errors import NetcError
+from netc.spec.expand import Limits
+
+__all__ = ["Limits", "NetcError", "Network", "load", "loads"]
+__version__ = "0.1.0"

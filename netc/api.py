@@ -1,0 +1,99 @@
+"""The Python API: `netc.load(path)` compiles a spec into a `Network`.
+
+A Network holds the validated spec and its shape-checked IR; its verbs (`build`, `codegen`,
+`render`, `table`) hand the IR to a backend. Loading never imports torch.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from netc.errors import error
+from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
+from netc.spec.expand import Limits, expand
+from netc.spec.load import bind_variables, collect_templates, parse_spec, read_text
+from netc.spec.model import Spec
+
+SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+
+
+def resolve_spec_path(name: str | os.PathLike) -> Path:
+    """A path to a spec file, or the name of a bundled spec (`resnet50`)."""
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml") or os.sep in str(name):
+        return p
+    bundled = SPECS_DIR / f"{name}.yaml"
+    if bundled.exists():
+        return bundled
+    from netc.errors import did_you_mean
+    names = [f.stem for f in SPECS_DIR.glob("*.yaml")]
+    raise error("io", f"no such file or bundled spec: '{name}'", None,
+                did_you_mean(str(name), names) or "see 'netc list' for the bundled specs")
+
+
+@dataclass
+class Network:
+    """A compiled spec: `graph` is the IR every backend consumes."""
+
+    spec: Spec
+    graph: nx.DiGraph
+    file: str
+    env: dict[str, Any]
+    order: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.graph.graph["input"]
+
+    @property
+    def outputs(self) -> list[tuple[str, int, bool]]:
+        return self.graph.graph["outputs"]
+
+    def nodes(self):
+        """(id, data) of every op node in execution order."""
+        for nid in self.order:
+            if nid != 0:
+                yield nid, self.graph.nodes[nid]
+
+    @property
+    def params(self) -> int:
+        return sum(d["params"] for _, d in self.nodes())
+
+    @property
+    def macs(self) -> int:
+        """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
+        return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
+
+
+def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
+         input_shape: tuple[int, ...] | None = None) -> Network:
+    """Compile a spec file (or bundled spec name) into a shape-checked Network; raises NetcError."""
+    p = resolve_spec_path(path)
+    text, shown = read_text(p, str(path) if Path(str(path)).exists() else str(p))
+    return loads(text, shown, overrides, limits, input_shape)
+
+
+def loads(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None,
+          limits: Limits | None = None, input_shape: tuple[int, ...] | None = None) -> Network:
+    """Compile spec text; `file` is the name used in messages and for relative imports."""
+    limits = limits or Limits()
+    spec = parse_spec(text, file)
+    if input_shape is not None:
+        spec = spec.model_copy(update={"input": list(input_shape)})
+        spec._raw = spec._raw  # model_copy keeps private attrs
+    env = bind_variables(spec, file, overrides or {})
+    templates = collect_templates(spec, file)
+    g = expand(spec, file, templates, env, limits)
+    check_structure(g)
+    order = topo_order(g)
+    infer_shapes(g, order)
+    check_limits(g, limits.max_param_bytes)
+    return Network(spec=spec, graph=g, file=file, env=env, order=order)

@@ -1,0 +1,72 @@
+"""The `netc` command line (click).
+
+Subcommands live in their own modules and are imported only when invoked, so `netc check`
+starts fast and never imports torch. Every NetcError becomes compiler-style diagnostics on
+stderr and exit status 2; nothing else escapes as a traceback unless NETC_DEBUG is set.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from netc.errors import NetcError
+
+COMMANDS = {
+    "check": ("netc.cli.check", "check", "Validate a spec; print the shape trace and totals."),
+    "schema": ("netc.cli.schema", "schema", "Print the JSON Schema of the spec language."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NetcError as exc:
+            report(exc)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug in netc, not in the spec
+            if os.environ.get("NETC_DEBUG"):
+                raise
+            click.echo(f"netc: internal error: {type(exc).__name__}: {exc}\n"
+                       "  this is a bug in netc; rerun with NETC_DEBUG=1 for a traceback", err=True)
+            ctx.exit(70)
+
+
+def report(exc: NetcError) -> None:
+    for d in exc.diagnostics:
+        click.echo(d.format(), err=True)
+    n = len(exc.diagnostics)
+    if n > 1:
+        click.echo(f"{n} errors", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netc")
+def main():
+    """netc: compile declarative network specs into PyTorch modules, code, diagrams and tables."""
+
+
+def run() -> None:
+    sys.exit(main())

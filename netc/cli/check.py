@@ -1,0 +1,32 @@
+"""`netc check SPEC`: validate and print the compact shape trace and totals."""
+from __future__ import annotations
+
+import click
+
+from netc.cli.options import spec_options
+from netc.ops import fmt_shape
+
+
+def human(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+@click.command()
+@spec_options
+@click.option("-q", "--quiet", is_flag=True, help="print only the totals")
+def check(network, quiet):
+    """Validate SPEC (a file or a bundled spec name): print each op's output shape and the totals."""
+    if not quiet:
+        rows = [(d["scope"], d["op"], fmt_shape(d["shape"]), f"{d['params']:,}" if d["params"] else "")
+                for _, d in network.nodes()]
+        width = [max(len(r[i]) for r in rows) for i in range(3)]
+        for scope, op, shape, params in rows:
+            click.echo(f"{scope:<{width[0]}}  {op:<{width[1]}}  {shape:<{width[2]}}  {params}".rstrip())
+    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.nodes[nid]['shape'])}"
+                     for name, nid, aux in network.outputs)
+    click.echo(f"{network.name}: input {fmt_shape(network.input_shape)} -> {outs}")
+    click.echo(f"params: {network.params:,}  MACs: {network.macs:,} ({human(network.macs)}, conv+linear, "
+               f"aux heads excluded)  ops: {len(network.order) - 1}")

@@ -1,0 +1,87 @@
+"""Diagnostics: every problem netc reports carries a stable code, a source location and a hint.
+
+A `Loc` points at a YAML node (1-based line and column). Compilation collects independent
+problems into a list of `Diagnostic`s and raises `NetcError` once, so the user sees all of
+them together; the CLI prints them compiler-style and exits with status 2.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Loc:
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    message: str
+    loc: Loc | None = None
+    hint: str | None = None
+    # where a template or repeat was instantiated, innermost first
+    via: tuple[Loc, ...] = field(default_factory=tuple)
+
+    def format(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        lines = [f"{where}error[{self.code}]: {self.message}"]
+        for loc in self.via:
+            lines.append(f"  note: instantiated from {loc}")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class NetcError(Exception):
+    """One or more diagnostics; the only exception netc lets escape for bad input."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+    @property
+    def codes(self) -> list[str]:
+        return [d.code for d in self.diagnostics]
+
+
+def error(code: str, message: str, loc: Loc | None = None, hint: str | None = None,
+          via: Iterable[Loc] = ()) -> NetcError:
+    return NetcError(Diagnostic(code, message, loc, hint, tuple(via)))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A hint naming the closest known word, or None when nothing is close."""
+    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class Collector:
+    """Gathers independent diagnostics; `raise_if_any` raises them all at once."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(self, err: NetcError | Diagnostic) -> None:
+        if isinstance(err, NetcError):
+            self.diagnostics.extend(err.diagnostics)
+        else:
+            self.diagnostics.append(err)
+
+    def __bool__(self) -> bool:
+        return bool(self.diagnostics)
+
+    def raise_if_any(self) -> None:
+        if self.diagnostics:
+            raise NetcError(self.diagnostics)

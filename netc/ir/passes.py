@@ -1,0 +1,82 @@
+"""Passes over the IR: structure checks, shape inference with costs, and limits."""
+from __future__ import annotations
+
+import networkx as nx
+
+from netc.errors import Collector, error
+from netc.ir.graph import output_ids
+from netc.ops import REGISTRY, ShapeError, fmt_shape
+
+
+def topo_order(g: nx.DiGraph) -> list[int]:
+    """Op node ids in a topological order that follows the spec where it can."""
+    ids = sorted(g.nodes)
+    if all(u < v for u, v in g.edges):
+        return ids
+    return list(nx.lexicographical_topological_sort(g))
+
+
+def check_structure(g: nx.DiGraph) -> None:
+    """Arity of every op, no cycles, every result used (reaching an output)."""
+    errors = Collector()
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [g.nodes[u]["scope"] for u, _ in cycle]
+        first = g.nodes[cycle[0][0]]
+        errors.add(error("cycle", "the graph has a cycle: " + " → ".join(names + [names[0]]), first["loc"],
+                         "a 'from' reference points forward to a node that depends on this one", first["via"]))
+        errors.raise_if_any()
+    outputs = output_ids(g)
+    for nid, data in g.nodes(data=True):
+        if nid == 0:
+            continue
+        op = REGISTRY[data["op"]]
+        n = len(data["inputs"])
+        if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
+            want = f"{op.min_inputs}" if op.max_inputs == op.min_inputs else f"at least {op.min_inputs}"
+            errors.add(error("arity", f"'{data['op']}' takes {want} input{'s' if op.min_inputs > 1 else ''}, got {n}",
+                             data["loc"], "join several tensors with add or cat" if op.max_inputs == 1 else
+                             "name its inputs with from: [a, b]", data["via"]))
+        if g.out_degree(nid) == 0 and nid not in outputs:
+            errors.add(error("unused", f"the result of '{data['scope']}' ({data['op']}) is never used", data["loc"],
+                             "a later node takes its input with 'from:' elsewhere; use this result, "
+                             "mark it as an output, or remove it", data["via"]))
+    errors.raise_if_any()
+
+
+def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
+    """Shape, parameters, buffers and MACs of every node; independent shape errors reported together."""
+    errors = Collector()
+    for nid in order:
+        data = g.nodes[nid]
+        if nid == 0:
+            continue
+        shapes = [g.nodes[i].get("shape") for i in data["inputs"]]
+        if any(s is None for s in shapes):  # upstream failed: do not cascade
+            data["shape"] = None
+            continue
+        op, a = REGISTRY[data["op"]], data["attrs"]
+        try:
+            out = op.infer(a, shapes)
+        except ShapeError as exc:
+            inputs = ", ".join(fmt_shape(s) for s in shapes)
+            errors.add(error("shape", f"{data['scope']}: {exc.message} (input {inputs})", data["loc"], exc.hint,
+                             data["via"]))
+            data["shape"] = None
+            continue
+        data["shape"] = out
+        data["params"] = op.params(a, shapes)
+        data["buffers"] = op.buffers(a, shapes)
+        data["macs"] = op.macs(a, shapes, out)
+    errors.raise_if_any()
+
+
+def check_limits(g: nx.DiGraph, max_param_bytes: int) -> None:
+    params = sum(d.get("params", 0) for _, d in g.nodes(data=True))
+    if params * 4 > max_param_bytes:
+        raise error("limit", f"the network has {params:,} parameters ({params * 4 / 2**30:.1f} GiB in float32); "
+                             f"the limit is {max_param_bytes / 2**30:.1f} GiB", g.nodes[0]["loc"],
+                    "check channel counts; the limit is a setting (--max-param-bytes)")

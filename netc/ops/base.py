@@ -1,0 +1,139 @@
+"""The op registry: each primitive op declares every facet of itself in one place.
+
+An `Op` subclass names its YAML key, its attribute schema (a strict pydantic model), its
+arity, and then: shape rule, parameter and buffer counts, MACs, window (for receptive
+field), diagram label and the torch module that implements it (as a `ModuleSpec`, which
+both the interpreter and the code generator consume). Adding an op is adding one class.
+
+Shapes are tuples without the batch dimension: (C, H, W) for feature maps, (F,) for flat
+features. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Shape = tuple[int, ...]
+
+
+class Attrs(BaseModel):
+    """Base for op attribute models: unknown keys are errors and types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class NoAttrs(Attrs):
+    pass
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; the shape pass turns it into a located diagnostic."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """How to construct the torch module of one op: `cls(*args, **kwargs)`.
+
+    `cls` is a dotted path: `torch.nn.Conv2d`, or `netc.runtime.X` for the few modules torch
+    lacks (their source is self-contained so generated code can inline it).
+    """
+
+    cls: str
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window for receptive-field arithmetic (per axis: kernel, stride, dilation)."""
+
+    k: tuple[int, int]
+    s: tuple[int, int]
+    d: tuple[int, int] = (1, 1)
+
+
+class Op:
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    Attrs: ClassVar[type[Attrs]] = NoAttrs
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+    # ops without parameters whose output does not depend on training mode can be dropped
+    # from diagrams' detail; purely informative
+    elementwise: ClassVar[bool] = False
+
+    def infer(self, a, shapes: list[Shape]) -> Shape:
+        return shapes[0]
+
+    def params(self, a, shapes: list[Shape]) -> int:
+        return 0
+
+    def buffers(self, a, shapes: list[Shape]) -> int:
+        return 0
+
+    def macs(self, a, shapes: list[Shape], out: Shape) -> int:
+        """Multiply-accumulates of conv and linear layers (see DESIGN.md, Conventions)."""
+        return 0
+
+    def other_flops(self, a, shapes: list[Shape], out: Shape) -> int:
+        """Rough FLOPs of everything that is not a MAC (normalisation, pooling, activation)."""
+        return 0
+
+    def window(self, a) -> Window | None:
+        """The op's sliding window, or None for pointwise ops (receptive field unchanged)."""
+        return None
+
+    def label(self, a) -> str:
+        return self.name
+
+    def module(self, a, shapes: list[Shape]) -> ModuleSpec:
+        raise NotImplementedError(self.name)
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    if cls.name in REGISTRY:
+        raise ValueError(f"op '{cls.name}' registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def pair(v) -> tuple[int, int]:
+    """`3` -> (3, 3); `[1, 7]` -> (1, 7)."""
+    if isinstance(v, (list, tuple)):
+        return (int(v[0]), int(v[1]))
+    return (int(v), int(v))
+
+
+def fmt_pair(v: tuple[int, int]) -> str:
+    return f"{v[0]}" if v[0] == v[1] else f"{v[0]}x{v[1]}"
+
+
+def fmt_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    return "×".join(str(d) for d in shape)
+
+
+def need_map(op: str, shapes: list[Shape]) -> Shape:
+    """The input as (C, H, W), or a shape error naming what went wrong."""
+    s = shapes[0]
+    if len(s) != 3:
+        raise ShapeError(f"{op} expects a C×H×W feature map, got a flat vector of {fmt_shape(s)}",
+                         f"{op} must come before 'flatten'")
+    return s

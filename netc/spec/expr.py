@@ -1,0 +1,210 @@
+"""Safe arithmetic on spec variables: `$planes * 4`, `2 if $i == 0 else 1`, `max(8, $c // 2)`.
+
+A string holding `$name` is an expression. It is parsed with `ast` and evaluated by a small
+interpreter over a whitelist of node types: numbers, strings, booleans, lists, arithmetic,
+comparisons, `and`/`or`/`not`, conditional expressions and a few pure functions. There is no
+attribute access, no subscripting, no calls to anything else, and powers and integer sizes
+are bounded, so an expression cannot run code or exhaust memory.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from typing import Any, Mapping
+
+from netc.errors import Loc, did_you_mean, error
+
+MAX_EXPR_LEN = 1000
+MAX_INT = 2**63 - 1
+_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+
+
+def _make_divisible(v, divisor=8, min_value=None):
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+FUNCTIONS = {
+    "min": min, "max": max, "abs": abs, "int": int, "float": float, "round": round,
+    "ceil": math.ceil, "floor": math.floor, "make_divisible": _make_divisible,
+}
+
+
+def is_expr(value: Any) -> bool:
+    return isinstance(value, str) and _VAR.search(value) is not None
+
+
+class _Eval:
+    def __init__(self, text: str, env: Mapping[str, Any], loc: Loc | None):
+        self.text, self.env, self.loc = text, env, loc
+
+    def fail(self, message: str, hint: str | None = None):
+        return error("expr", f"in expression '{self.text}': {message}", self.loc, hint)
+
+    def check_number(self, v):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int) and abs(v) > MAX_INT:
+            raise self.fail("integer result is too large")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise self.fail("result is not a finite number")
+        return v
+
+    def __call__(self, node):
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(f"'{type(node).__name__}' is not allowed",
+                            "expressions may use numbers, $variables, + - * / // % **, "
+                            "comparisons, and/or/not, 'a if c else b' and " + ", ".join(sorted(FUNCTIONS)))
+        return method(node)
+
+    def visit_Expression(self, node):
+        return self(node.body)
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float, str, bool, type(None))):
+            raise self.fail(f"constant {node.value!r} is not allowed")
+        return self.check_number(node.value)
+
+    def visit_Name(self, node):
+        if node.id in self.env:
+            return self.env[node.id]
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        raise error("undefined-var", f"undefined variable '${node.id}'", self.loc,
+                    did_you_mean(node.id, self.env) or f"defined here: {', '.join(sorted(self.env)) or 'none'}")
+
+    def visit_List(self, node):
+        return [self(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_UnaryOp(self, node):
+        v = self(node.operand)
+        if isinstance(node.op, ast.Not):
+            return not v
+        if not isinstance(v, (int, float)):
+            raise self.fail("unary minus needs a number")
+        return self.check_number(-v if isinstance(node.op, ast.USub) else +v)
+
+    def visit_BinOp(self, node):
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise self.fail(f"operator '{type(node.op).__name__}' is not allowed")
+        a, b = self(node.left), self(node.right)
+        if isinstance(node.op, ast.Add) and isinstance(a, str) and isinstance(b, str):
+            if len(a) + len(b) > MAX_EXPR_LEN:
+                raise self.fail("string result is too long")
+            return a + b
+        if not all(isinstance(x, (int, float)) for x in (a, b)):
+            raise self.fail(f"arithmetic needs numbers, got {a!r} and {b!r}")
+        if isinstance(node.op, ast.Pow):
+            if abs(b) > 64 or (abs(a) > 1 and abs(b) * math.log2(abs(a)) > 63):
+                raise self.fail("power is too large")
+        try:
+            return self.check_number(op(a, b))
+        except ZeroDivisionError:
+            raise self.fail("division by zero") from None
+        except (OverflowError, ValueError) as exc:
+            raise self.fail(str(exc)) from None
+
+    def visit_BoolOp(self, node):
+        if isinstance(node.op, ast.And):
+            v = True
+            for e in node.values:
+                v = self(e)
+                if not v:
+                    return v
+            return v
+        v = False
+        for e in node.values:
+            v = self(e)
+            if v:
+                return v
+        return v
+
+    def visit_Compare(self, node):
+        left = self(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            fn = _CMPOPS.get(type(op))
+            if fn is None:
+                raise self.fail(f"comparison '{type(op).__name__}' is not allowed")
+            right = self(right_node)
+            try:
+                if not fn(left, right):
+                    return False
+            except TypeError:
+                raise self.fail(f"cannot compare {left!r} and {right!r}") from None
+            left = right
+        return True
+
+    def visit_IfExp(self, node):
+        return self(node.body) if self(node.test) else self(node.orelse)
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            name = node.func.id if isinstance(node.func, ast.Name) else "this"
+            raise self.fail(f"calling '{name}' is not allowed",
+                            "allowed functions: " + ", ".join(sorted(FUNCTIONS)))
+        args = [self(a) for a in node.args]
+        if not all(isinstance(a, (int, float)) for a in args):
+            raise self.fail(f"{node.func.id}() needs numbers")
+        try:
+            return self.check_number(FUNCTIONS[node.func.id](*args))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self.fail(str(exc)) from None
+
+
+def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
+    """Evaluate one expression string against `env` (names without the `$`)."""
+    if len(text) > MAX_EXPR_LEN:
+        raise error("expr", f"expression longer than {MAX_EXPR_LEN} characters", loc)
+    source = _VAR.sub(lambda m: m.group(1), text.strip())
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise error("expr", f"cannot parse expression '{text}'", loc,
+                    "write arithmetic on $variables, e.g. '$planes * 4'") from None
+    try:
+        return _Eval(text, env, loc)(tree)
+    except RecursionError:
+        raise error("expr", f"expression '{text[:40]}' is nested too deeply", loc) from None
+
+
+def substitute(value: Any, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
+    """Evaluate every expression inside a YAML value (mappings and lists, recursively).
+
+    Locations are kept: the result is a LocDict/LocList wherever the input was one.
+    """
+    from netc.spec.yamlload import LocDict, LocList, value_loc
+
+    if is_expr(value):
+        return evaluate(value, env, loc)
+    if isinstance(value, dict):
+        out = LocDict(loc=getattr(value, "loc", None) or loc)
+        if isinstance(value, LocDict):
+            out.key_locs, out.value_locs = value.key_locs, value.value_locs
+        for k, v in value.items():
+            out[k] = substitute(v, env, value_loc(value, k, loc))
+        return out
+    if isinstance(value, list):
+        out = LocList(loc=getattr(value, "loc", None) or loc)
+        if isinstance(value, LocList):
+            out.item_locs = value.item_locs
+        for i, v in enumerate(value):
+            out.append(substitute(v, env, value_loc(value, i, loc)))
+        return out
+    return value

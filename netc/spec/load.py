@@ -1,0 +1,188 @@
+"""Reading a spec file: bytes -> YAML -> pydantic Spec -> imports resolved -> variables bound."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from netc.errors import Collector, Loc, NetcError, did_you_mean, error
+from netc.spec.expr import substitute
+from netc.spec.model import Import, Node, Residual, Spec, Template
+from netc.spec.validate import diagnostics
+from netc.spec.yamlload import LocDict, key_loc, load_yaml, value_loc
+
+MAX_FILE_BYTES = 8 * 2**20
+MAX_IMPORT_DEPTH = 16
+
+
+def _model_at(path: tuple):
+    """The language model that validates the value at a pydantic error path (for hints)."""
+    model = Spec
+    strs = [p for p in path if isinstance(p, str)]
+    if not path:
+        return Spec
+    last = path[-1]
+    if isinstance(last, int):
+        parent = next((p for p in reversed(path) if isinstance(p, str)), None)
+        return {"layers": Node, "seq": Node, "concat": Node, "imports": Import}.get(parent, model)
+    if last in ("body", "shortcut", "then", "side"):
+        return Node
+    if last == "residual":
+        return Residual
+    if len(strs) >= 2 and strs[-2] == "templates" and path[-2] == "templates":
+        return Template
+    return model
+
+
+def _known_keys(path: tuple):
+    model = _model_at(path)
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def read_text(path: str | os.PathLike, shown: str | None = None) -> tuple[str, str]:
+    """Read a spec file as UTF-8 text, with clean errors for missing, huge or binary files."""
+    shown = shown or str(path)
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if p.is_dir():
+            raise error("io", f"'{shown}' is a directory, not a spec file", Loc(shown))
+        if size > MAX_FILE_BYTES:
+            raise error("limit", f"spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Loc(shown))
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise error("io", f"no such file: '{shown}'", None) from None
+    except OSError as exc:
+        raise error("io", f"cannot read '{shown}': {exc.strerror or exc}", None) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error("encoding", f"spec is not UTF-8 text (byte 0x{data[exc.start]:02x})", Loc(shown, line, col),
+                    "save the file as UTF-8") from None
+    if "\x00" in text:
+        i = text.index("\x00")
+        line = text.count("\n", 0, i) + 1
+        raise error("encoding", "spec contains NUL bytes; is it a binary file?", Loc(shown, line, i - text.rfind("\n", 0, i)))
+    return text, shown
+
+
+def parse_spec(text: str, file: str, library: bool = False) -> Spec:
+    """YAML text -> validated Spec model (structure only; expressions are still strings).
+
+    A `library` may hold just `netc` and `templates` (a file other specs import from).
+    """
+    raw = load_yaml(text, file)
+    if raw is None:
+        raise error("schema", "empty spec file", Loc(file, 1, 1),
+                    "a spec starts with 'netc: 1', a name, an input shape and its layers")
+    if not isinstance(raw, dict):
+        kind = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise error("schema", f"a spec is a mapping of keys, but this document is {kind}",
+                    getattr(raw, "loc", None) or Loc(file, 1, 1),
+                    "start with 'netc: 1', 'name:', 'input:' and 'layers:'")
+    if library and "layers" not in raw and "templates" in raw:
+        lib = LocDict(raw, loc=raw.loc)
+        lib.key_locs, lib.value_locs = raw.key_locs, raw.value_locs
+        lib.setdefault("name", Path(file).stem)
+        lib.setdefault("input", [1])
+        lib["layers"] = ["identity"]
+        raw = lib
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise NetcError(diagnostics(exc, raw, raw.loc, known_keys=_known_keys)) from None
+    except RecursionError:
+        raise error("limit", "spec is nested too deeply", raw.loc) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set k=v` pairs; values are read as YAML scalars (10, 0.5, true, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise error("usage", f"--set expects key=value, got '{pair}'")
+        try:
+            out[key] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
+def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Spec params (with --set overrides) then vars, evaluated in order."""
+    raw = spec._raw
+    errors = Collector()
+    env: dict[str, Any] = dict(spec.params)
+    for key, value in overrides.items():
+        if key not in spec.params:
+            errors.add(error("usage", f"--set {key}: the spec has no parameter '{key}'", Loc(file),
+                             did_you_mean(key, spec.params) or
+                             f"parameters: {', '.join(spec.params) or 'none'}"))
+            continue
+        default = spec.params[key]
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            errors.add(error("usage", f"--set {key}: expected a number, got {value!r}", Loc(file)))
+            continue
+        env[key] = value
+    vraw = raw.get("vars") or {}
+    for key, value in spec.vars.items():
+        try:
+            env[key] = substitute(value, env, value_loc(vraw, key, raw.loc))
+        except NetcError as exc:
+            errors.add(exc)
+    errors.raise_if_any()
+    return env
+
+
+def collect_templates(spec: Spec, file: str, _seen: tuple[str, ...] = ()) -> dict[str, Template]:
+    """The spec's own templates plus those it imports (recursively, cycles rejected)."""
+    templates: dict[str, Template] = {}
+    errors = Collector()
+    here = Path(file).resolve()
+    for imp in spec.imports:
+        iloc = value_loc(imp._raw, "file", getattr(imp._raw, "loc", None))
+        target = (here.parent / imp.file).resolve()
+        if Path(imp.file).is_absolute():
+            errors.add(error("import", f"import '{imp.file}' must be a path relative to this spec", iloc))
+            continue
+        if str(target) in _seen or target == here:
+            errors.add(error("import", f"import cycle: '{imp.file}' imports back", iloc))
+            continue
+        if len(_seen) >= MAX_IMPORT_DEPTH:
+            errors.add(error("limit", f"imports nested deeper than {MAX_IMPORT_DEPTH}", iloc))
+            continue
+        try:
+            text, shown = read_text(target, str(Path(file).parent / imp.file))
+            other = parse_spec_or_library(text, shown)
+            theirs = collect_templates(other, shown, _seen + (str(here),))
+        except NetcError as exc:
+            errors.add(exc)
+            continue
+        names = imp.templates if imp.templates is not None else list(theirs)
+        for name in names:
+            if name not in theirs:
+                errors.add(error("import", f"'{imp.file}' has no template '{name}'", iloc,
+                                 did_you_mean(name, theirs)))
+                continue
+            templates[name] = theirs[name]
+    traw = spec._raw.get("templates") or {}
+    for name, template in spec.templates.items():
+        if name in templates:
+            errors.add(error("name", f"template '{name}' is both defined here and imported", key_loc(traw, name)))
+        templates[name] = template
+    errors.raise_if_any()
+    return templates
+
+
+def parse_spec_or_library(text: str, file: str) -> Spec:
+    """An imported file is a full spec, or a template library with only `netc` and `templates`."""
+    return parse_spec(text, file, library=True)

@@ -1,0 +1,189 @@
+"""The spec language as pydantic models.
+
+These models check the *structure* of a spec: which keys exist, what each holds, that a
+node has exactly one kind. Values that may be expressions (`$planes * 4`) are accepted as
+strings here; they are evaluated and type-checked against each op's attribute model during
+expansion (`netc.spec.expand`). Every model keeps the raw YAML mapping it came from in
+`_raw`, so later errors can point at file:line:col.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
+                      model_validator)
+
+from netc.ops import REGISTRY
+from netc.spec.yamlload import LocDict, value_loc
+
+Expr = Annotated[str, StringConstraints(pattern=r"\$")]
+Scalar = Union[bool, int, float, str]
+
+STRUCTURAL_KINDS = ("seq", "concat", "residual", "use", "side")
+NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, arbitrary_types_allowed=True)
+    _raw: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_raw(cls, data, handler):
+        model = handler(data)
+        if isinstance(data, dict):
+            model._raw = data
+        return model
+
+
+def as_node(value, loc=None):
+    """Node shorthand: `relu` means `{relu: {}}`; a list means `{seq: [...]}`."""
+    if isinstance(value, str):
+        out = LocDict({value: None}, loc=loc)
+        out.key_locs[value] = loc
+        return out
+    if isinstance(value, list):
+        out = LocDict({"seq": value}, loc=getattr(value, "loc", None) or loc)
+        out.key_locs["seq"] = out.value_locs["seq"] = out.loc
+        return out
+    return value
+
+
+def _normalise_fields(data, single=(), lists=()):
+    """Apply `as_node` to the named node-valued fields of a raw mapping, keeping locations."""
+    if not isinstance(data, dict):
+        return data
+    out = data
+    for key in single:
+        if key in data and isinstance(data[key], (str, list)):
+            out = _copy(out, data)
+            out[key] = as_node(data[key], value_loc(data, key))
+    for key in lists:
+        items = data.get(key)
+        if isinstance(items, list) and any(isinstance(i, (str, list)) for i in items):
+            out = _copy(out, data)
+            new = type(items)(loc=items.loc) if hasattr(items, "loc") else []
+            if hasattr(items, "item_locs"):
+                new.item_locs = items.item_locs
+            new.extend(as_node(item, value_loc(items, i)) for i, item in enumerate(items))
+            out[key] = new
+    return out
+
+
+def _copy(out, data):
+    if out is not data:
+        return out
+    copy = LocDict(data, loc=getattr(data, "loc", None))
+    if isinstance(data, LocDict):
+        copy.key_locs, copy.value_locs = data.key_locs, data.value_locs
+    return copy
+
+
+class Residual(StrictModel):
+    """out = then(shortcut(x) + scale * body(x)); the shortcut defaults to identity."""
+
+    body: "Node"
+    shortcut: Optional["Node"] = Field(None, description="projection or zero-pad path; omitted = identity")
+    scale: Union[float, Expr] = Field(1.0, description="residual scaling of the body (Inception-ResNet)")
+    then: Optional["Node"] = Field(None, description="post-activation after the sum, e.g. relu")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return _normalise_fields(data, single=("body", "shortcut", "then"))
+
+
+class NodeBase(StrictModel):
+    name: Optional[str] = Field(None, description="module name of this node (its scope); default: its position")
+    repeat: Optional[Union[Annotated[int, Field(ge=0)], Expr]] = Field(
+        None, description="instantiate this node n times in sequence, named name.0 … name.n-1; $i is the index")
+    first: Optional[dict[str, Any]] = Field(None, description="overrides (args / variables) for iteration 0")
+    at: Optional[dict[int, dict[str, Any]]] = Field(None, description="overrides for the given iterations")
+    if_: Optional[Union[bool, Expr]] = Field(None, alias="if", description="include this node only when true")
+    from_: Optional[Union[str, list[str]]] = Field(
+        None, alias="from", description="input(s) by name instead of the previous node ('input' is the network input)")
+    output: Optional[str] = Field(None, description="publish this node's result as a named output")
+    aux: bool = Field(False, description="an auxiliary side output, computed in training mode only")
+    seq: Optional[list["Node"]] = Field(None, description="a sequence of nodes")
+    concat: Optional[list["Node"]] = Field(None, description="parallel branches on the same input, joined along channels")
+    residual: Optional[Residual] = None
+    use: Optional[str] = Field(None, description="instantiate a template")
+    args: Optional[dict[str, Any]] = Field(None, description="template arguments, with use")
+    side: Optional["Node"] = Field(None, description="a side branch (e.g. an auxiliary head); the main path continues unchanged")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return _normalise_fields(data, single=("side",), lists=("seq", "concat"))
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        kinds = [k for k in NODE_KINDS if k in self.model_fields_set]
+        if len(kinds) != 1:
+            if kinds:
+                raise ValueError(f"a node has exactly one kind, found {', '.join(kinds)}")
+            raise ValueError("a node needs a kind: an op (conv, bn, relu, …) or seq, concat, residual, use, side")
+        if self.args is not None and self.use is None:
+            raise ValueError("'args' goes with 'use'")
+        if (self.first or self.at) and self.repeat is None:
+            raise ValueError("'first' and 'at' go with 'repeat'")
+        if self.aux and self.side is None:
+            raise ValueError("'aux' marks a side branch; use it with 'side'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in NODE_KINDS if k in self.model_fields_set)
+
+
+# One optional field per registered op, holding its raw attribute mapping (validated later
+# against the op's own attribute model, after expressions are evaluated).
+Node = create_model(
+    "Node", __base__=NodeBase,
+    **{name: (Optional[Union[dict[str, Any], None]], Field(None, description=op.summary))
+       for name, op in REGISTRY.items()},
+)
+
+
+class Import(StrictModel):
+    file: str = Field(description="spec file to import templates from, relative to this file")
+    templates: Optional[list[str]] = Field(None, description="names to import; default all")
+
+
+class Template(StrictModel):
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="argument name -> type name (int, float, bool, str, list: required) or default value")
+    body: Node
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return _normalise_fields(data, single=("body",))
+
+
+class Spec(StrictModel):
+    netc: Literal[1] = Field(description="language version")
+    name: str
+    description: str = ""
+    input: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=3)] = Field(
+        description="input shape without batch: [C, H, W]")
+    params: dict[str, Union[Scalar, list[Scalar]]] = Field(
+        default_factory=dict, description="parameters, overridable from the command line with --set k=v")
+    vars: dict[str, Any] = Field(default_factory=dict, description="derived variables (may use $params)")
+    imports: list[Import] = Field(default_factory=list)
+    templates: dict[str, Template] = Field(default_factory=dict)
+    layers: Annotated[list[Node], Field(min_length=1)]
+    outputs: Optional[list[str]] = Field(None, description="order of the outputs a forward returns")
+    init: Optional[Union[str, dict[str, Any]]] = Field(None, description="weight initialisation scheme")
+    meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return _normalise_fields(data, lists=("layers",))
+
+
+for _model in (Residual, NodeBase, Node, Template, Spec):
+    _model.model_rebuild()
