@@ -89,6 +89,11 @@ class Op:
         """The op's sliding window, or None for pointwise ops (receptive field unchanged)."""
         return None
 
+    def rf_window(self, a, grid: tuple[int, int]) -> Window | None:
+        """The window for receptive-field arithmetic on an input whose spatial grid is `grid`
+        (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
+        return self.window(a)
+
     def label(self, a) -> str:
         return self.name
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, fmt_shape, need_map, numel, register
+from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, need_map, numel, register
 
 
 @register
@@ -107,6 +107,9 @@ class PadChannels(Op):
             raise ShapeError(f"pad_channels cannot split {a.out - c} zero channels evenly on both sides",
                              "use where: after")
         return (a.out, -(-h // a.s), -(-w // a.s))
+
+    def window(self, a):
+        return Window((1, 1), (a.s, a.s))  # subsampling by s is a strided 1x1 window
 
     def label(self, a):
         return f"zero-pad to {a.out}" + (f", /{a.s}" if a.s > 1 else "")

@@ -108,6 +108,13 @@ class _Adaptive(Op):
     def other_flops(self, a, shapes, out):
         return numel(shapes[0])
 
+    def rf_window(self, a, grid):
+        # torch's adaptive windows are [floor(i*n/o), ceil((i+1)*n/o)): the widest one sets the
+        # receptive field; the stride is n/o, rounded down when o does not divide n
+        o = pair(getattr(a, "out", 1))
+        k = tuple(max(-(-(i + 1) * n // m) - i * n // m for i in range(m)) for n, m in zip(grid, o))
+        return Window(k, tuple(max(1, n // m) for n, m in zip(grid, o)))
+
     def label(self, a):
         return f"adaptive {self.kind}pool {fmt_pair(pair(a.out))}"
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, fmt_shape, numel, register
+from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, numel, register
 
 
 @register
@@ -42,6 +42,9 @@ class Linear(Op):
 
     def macs(self, a, shapes, out):
         return a.out * shapes[0][0]
+
+    def rf_window(self, a, grid):
+        return Window(grid, grid)  # every output sees the whole flattened feature map
 
     def label(self, a):
         return f"linear {a.out}"
