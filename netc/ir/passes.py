@@ -77,6 +77,10 @@ def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
 def check_limits(g: nx.DiGraph, max_param_bytes: int) -> None:
     params = sum(d.get("params", 0) for _, d in g.nodes(data=True))
     if params * 4 > max_param_bytes:
+        # point at the op holding the most parameters: the likeliest culprit
+        big = max(g.nodes, key=lambda n: g.nodes[n].get("params", 0))
+        data = g.nodes[big]
         raise error("limit", f"the network has {params:,} parameters ({params * 4 / 2**30:.1f} GiB in float32); "
-                             f"the limit is {max_param_bytes / 2**30:.1f} GiB", g.nodes[0]["loc"],
-                    "check channel counts; the limit is a setting (--max-param-bytes)")
+                             f"the limit is {max_param_bytes / 2**30:.1f} GiB; '{data['scope']}' alone has "
+                             f"{data.get('params', 0):,}", data["loc"],
+                    "check channel counts; the limit is a setting (--max-param-bytes)", data["via"])

@@ -85,6 +85,11 @@ def _loc(node) -> Loc | None:
     return getattr(raw, "loc", None)
 
 
+def _name_loc(raw, loc: Loc | None) -> Loc | None:
+    """Where a node's name is written (its `name:` value), else the node itself."""
+    return value_loc(raw, "name", loc) if "name" in raw else loc
+
+
 TYPE_NAMES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
               "any": (object,)}
 
@@ -150,7 +155,7 @@ class Expander:
                             via=ctx.via)
         if node.name is not None:
             scope = ctx.frame.path(node.name)
-            ctx.frame.place(node.name, loc)
+            ctx.frame.place(node.name, _name_loc(raw, loc))
             self.g.graph["blocks"][scope] = Block(scope, "repeat", node.use, loc, n)
             outer = ctx.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
         else:
@@ -180,7 +185,7 @@ class Expander:
             inner = ctx.but(depth=ctx.depth + 1)
             if name is not None:
                 scope = ctx.frame.path(name)
-                ctx.frame.place(name, loc)
+                ctx.frame.place(name, _name_loc(raw, loc))
                 inner = inner.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
                 template = node.use if kind == "use" else None
                 self.g.graph["blocks"][scope] = Block(scope, kind, template, loc)
@@ -188,7 +193,7 @@ class Expander:
             if name is not None:
                 self.publish(inner.frame.prefix, out)
         if node.output is not None and kind != "side":
-            self.add_output(node.output, out, key_loc(raw, "output", loc), ctx)
+            self.add_output(node.output, out, value_loc(raw, "output", loc), ctx)
         return out
 
     def sources(self, node: Node, ctx: Ctx, cur: int) -> list[int]:
@@ -220,7 +225,7 @@ class Expander:
             attrs = model.model_validate(dict(values))
         except Exception as exc:  # pydantic.ValidationError
             raise attrs_error(exc, op, values, attrs_loc, ctx.via) from None
-        scope = ctx.frame.path(ctx.frame.place(name, key_loc(raw, "name", loc) if name else loc))
+        scope = ctx.frame.path(ctx.frame.place(name, _name_loc(raw, loc)))
         nid = self.add(op, attrs, scope, inputs, loc, ctx)
         if name is not None:
             self.publish(scope, nid)
@@ -266,7 +271,8 @@ class Expander:
         name = node.output or node.name
         if name is None:
             raise error("schema", "a side branch needs 'output' (or 'name') to name its result", loc, via=ctx.via)
-        self.add_output(name, out, loc, ctx, aux=node.aux)
+        self.add_output(name, out, value_loc(raw, "output", loc) if node.output else _name_loc(raw, loc), ctx,
+                        aux=node.aux)
         return cur
 
     def expand_use(self, node: Node, ctx: Ctx, cur: int, overrides: dict) -> int:

@@ -121,16 +121,18 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
     raw = spec._raw
     errors = Collector()
     env: dict[str, Any] = dict(spec.params)
+    # --set problems point at the spec's parameters, where the valid names are
+    ploc = key_loc(raw, "params", raw.loc) if "params" in raw else (raw.loc or Loc(file, 1, 1))
     for key, value in overrides.items():
         if key not in spec.params:
-            errors.add(error("usage", f"--set {key}: the spec has no parameter '{key}'", Loc(file),
+            errors.add(error("usage", f"--set {key}: the spec has no parameter '{key}'", ploc,
                              did_you_mean(key, spec.params) or
                              f"parameters: {', '.join(spec.params) or 'none'}"))
             continue
         default = spec.params[key]
         if isinstance(default, (int, float)) and not isinstance(default, bool) and (
                 isinstance(value, bool) or not isinstance(value, (int, float))):
-            errors.add(error("usage", f"--set {key}: expected a number, got {value!r}", Loc(file)))
+            errors.add(error("usage", f"--set {key}: expected a number, got {value!r}", ploc))
             continue
         env[key] = value
     vraw = raw.get("vars") or {}
@@ -160,8 +162,12 @@ def collect_templates(spec: Spec, file: str, _seen: tuple[str, ...] = ()) -> dic
         if len(_seen) >= MAX_IMPORT_DEPTH:
             errors.add(error("limit", f"imports nested deeper than {MAX_IMPORT_DEPTH}", iloc))
             continue
+        shown = str(Path(file).parent / imp.file)
+        if not target.is_file():
+            errors.add(error("import", f"cannot import '{imp.file}': no such file ({shown})", iloc))
+            continue
         try:
-            text, shown = read_text(target, str(Path(file).parent / imp.file))
+            text, shown = read_text(target, shown)
             other = parse_spec_or_library(text, shown)
             theirs = collect_templates(other, shown, _seen + (str(here),))
         except NetcError as exc:

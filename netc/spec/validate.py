@@ -1,98 +1,129 @@
-"""Turn pydantic validation errors into located, friendly diagnostics."""
+"""Turn pydantic validation errors into located, friendly diagnostics.
+
+Pydantic reports a failed union once per member, with the member's name (`constrained-int`,
+`list[...]`, `str`) inside the error path. Those names are not in the YAML, so the path is
+walked through the raw data: parts that index into it are real, the others are union tags.
+All errors of one union field become one diagnostic: the error from inside the member the
+input matched (a list with a bad item, an integer out of range) when there is one, else a
+merged "must be an integer or a list" message.
+"""
 from __future__ import annotations
 
-from netc.errors import Diagnostic, Loc, NetcError, did_you_mean
+import difflib
+import re
+
+from netc.errors import Diagnostic, Loc, NetcError
 from netc.spec.yamlload import key_loc, value_loc
 
 _TYPE_WORDS = {
-    "int_type": "an integer", "int_parsing": "an integer", "float_type": "a number", "float_parsing": "a number",
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number",
     "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
     "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "string_pattern_mismatch": "an expression with $variables", "none_required": "empty",
 }
 
 
-def _walk(raw, path, default: Loc | None):
-    """Follow a pydantic error path through the raw YAML; return (container, key, value)."""
-    container, key, node = None, None, raw
+def _split(raw, path):
+    """(real parts indexing into raw, the real prefix before the first union tag, the final node)."""
+    real, union_at, node = [], None, raw
     for part in path:
         if isinstance(node, dict) and part in node:
-            container, key, node = node, part, node[part]
+            real.append(part)
+            node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            container, key, node = node, part, node[part]
-        # other parts name union members or validators: skip them
-    return container, key, node
+            real.append(part)
+            node = node[part]
+        elif union_at is None:
+            union_at = tuple(real)
+    return tuple(real), union_at, node
 
 
-def _message(err: dict, field: str | None, ctx_word: str) -> tuple[str, str, str | None]:
-    """(code, message, hint) for one pydantic error."""
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        return "schema", f"unknown key '{field}'{ctx_word}", None
-    if kind == "missing":
-        return "schema", f"missing required key '{field}'{ctx_word}", None
-    if kind in _TYPE_WORDS:
-        return "schema", f"'{field}' must be {_TYPE_WORDS[kind]}, got {err.get('input')!r}", None
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return "schema", f"'{field}' {msg.lower()}, got {err.get('input')!r}", None
-    if kind == "literal_error":
-        return "schema", f"'{field}': {msg.lower()}, got {err.get('input')!r}", None
-    if kind == "value_error":
-        return "schema", msg.removeprefix("Value error, "), None
-    return "schema", f"'{field}': {msg}", None
+def _container(raw, real):
+    container, node = None, raw
+    for part in real:
+        container, node = node, node[part]
+    return container, (real[-1] if real else None), node
 
 
-def _field_name(path) -> str | None:
-    for part in reversed(path):
-        if isinstance(part, str) and not any(c in part for c in "[]()"):
-            return part
+def _field(path) -> str | None:
+    """Name of the place an error is about: `s`, `input[1]`."""
+    for i in range(len(path) - 1, -1, -1):
+        if isinstance(path[i], str):
+            return path[i] + "".join(f"[{p}]" for p in path[i + 1:])
     return None
+
+
+def _word(err) -> str | None:
+    if err["type"] == "literal_error":
+        return str(err.get("ctx", {}).get("expected", "")) or None
+    return _TYPE_WORDS.get(err["type"])
+
+
+def _constraint(err, field, what) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "value_error":
+        return msg
+    msg = re.sub(r"^(Input|List|String|Dictionary) should", "must", msg)
+    msg = re.sub(r" after validation, not \d+$", "", msg)
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return f"'{field}'{what} {msg}, got {err.get('input')!r}"
 
 
 def diagnostics(exc, raw, default: Loc | None, known_keys=None, via=(), what: str = "") -> list[Diagnostic]:
     """Diagnostics for a pydantic ValidationError raised while validating `raw`.
 
-    Errors at the same place (one per union member) are merged into one message.
-    `known_keys(path)` may return the valid keys at that place, for did-you-mean hints.
+    `known_keys(path)` may return the valid keys at a place, for did-you-mean hints; `what`
+    qualifies messages (" for conv").
     """
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list] = {}
     for err in exc.errors(include_url=False):
-        path = tuple(p for p in err["loc"])
-        clean = tuple(p for p in path if not (isinstance(p, str) and any(c in p for c in "[]()")))
-        # an error inside a member of a union: report at the union field
-        groups.setdefault(clean if err["type"] != "extra_forbidden" else path, []).append(err)
-    out: list[Diagnostic] = []
-    for path, errs in groups.items():
-        container, key, node = _walk(raw, path, default)
-        field = _field_name(path)
-        err = errs[0]
+        real, union_at, _ = _split(raw, err["loc"])
         if err["type"] == "extra_forbidden":
-            loc = key_loc(container, key, default) if container is not None else default
-            code, message, hint = _message(err, field, what)
-            hint = did_you_mean(field, known_keys(path[:-1]) if known_keys else ())
-            op_hint = did_you_mean(field, _op_names())
-            if op_hint and known_keys and "seq" in known_keys(path[:-1]):
-                code, message, hint = "unknown-op", f"unknown op '{field}'", op_hint
-            elif known_keys and "seq" in known_keys(path[:-1]) and not hint:
-                code, message = "unknown-op", f"unknown op or key '{field}'"
-                hint = "ops: " + ", ".join(sorted(_op_names()))
-            out.append(Diagnostic(code, message, loc, hint, tuple(via)))
-            continue
-        if err["type"] == "missing":
-            loc = getattr(node, "loc", None) or value_loc(container, key, default) if container is not None else default
-        else:
-            loc = value_loc(container, key, default) if container is not None else default
-        if len(errs) > 1 and all(e["type"] in _TYPE_WORDS or e["type"] == "string_pattern_mismatch" for e in errs):
-            words = []
-            for e in errs:
-                w = _TYPE_WORDS.get(e["type"], "an expression with $variables")
-                if w not in words:
-                    words.append(w)
-            out.append(Diagnostic("schema", f"'{field}' must be {' or '.join(words)}, got {err.get('input')!r}",
-                                  loc, None, tuple(via)))
-            continue
-        code, message, hint = _message(err, field, what)
-        out.append(Diagnostic(code, message, loc, hint, tuple(via)))
+            # the unknown key is in the data; its path without tags locates it
+            real = tuple(p for p in err["loc"] if p in real or isinstance(p, int) or p == err["loc"][-1])
+        key = union_at if union_at is not None else real
+        groups.setdefault(key, []).append((real, err))
+    out: list[Diagnostic] = []
+    for key, errs in groups.items():
+        deepest = max(len(r) for r, _ in errs)
+        if deepest > len(key):  # the input matched a member (e.g. a list); report inside it
+            errs = [(r, e) for r, e in errs if len(r) == deepest]
+        specific = [(r, e) for r, e in errs if _word(e) is None]
+        for real, err in (specific or errs[:1]):
+            out.append(_one(err, real, raw, default, known_keys, via, what,
+                            [] if specific else [_word(e) for _, e in errs]))
     return out
+
+
+def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
+    container, key, node = _container(raw, real)
+    field = _field(real) or _field(tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        field = err["loc"][-1]
+        loc = key_loc(container, key, default) if container is not None else default
+        keys = list(known_keys(tuple(err["loc"][:-1]))) if known_keys else []
+        close = difflib.get_close_matches(str(field), sorted(set(keys)), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else None
+        ops = _op_names()
+        if "seq" in keys:  # a node: the unknown key is most likely a mistyped op
+            if close and close[0] in ops:
+                return Diagnostic("unknown-op", f"unknown op '{field}'", loc, hint, tuple(via))
+            if not close:
+                return Diagnostic("unknown-op", f"unknown op or key '{field}'", loc,
+                                  "ops: " + ", ".join(sorted(ops)), tuple(via))
+        return Diagnostic("schema", f"unknown key '{field}'{what}", loc, hint, tuple(via))
+    if kind == "missing":
+        field = err["loc"][-1]
+        loc = getattr(node, "loc", None) or (value_loc(container, key, default) if container is not None else default)
+        return Diagnostic("schema", f"missing required key '{field}'{what}", loc, None, tuple(via))
+    loc = value_loc(container, key, default) if container is not None else default
+    if words:
+        unique = list(dict.fromkeys(w for w in words if w))
+        return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {err.get('input')!r}",
+                          loc, None, tuple(via))
+    return Diagnostic("schema", _constraint(err, field, what), loc, None, tuple(via))
 
 
 def _op_names():
@@ -107,8 +138,6 @@ def attrs_error(exc, op: str, values, loc: Loc | None, via=()) -> NetcError:
     fields = REGISTRY[op].Attrs.model_fields
     diags = diagnostics(exc, values, loc, known_keys=lambda path: fields.keys(), via=via, what=f" for {op}")
     for d in diags:
-        if d.code == "unknown-op":  # an attribute, not an op
-            d.code = "schema"
         if d.message.startswith("unknown key") and not d.hint:
             d.hint = f"{op} takes: " + ", ".join(fields) if fields else f"{op} takes no attributes"
     return NetcError(diags)
