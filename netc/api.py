@@ -72,6 +72,16 @@ class Network:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
+    def table(self, depth: int | None = None, fmt: str = "text", dtype: str = "float32") -> str:
+        """Cost table (text, md, csv or json): per-layer rows, block subtotals down to `depth`, totals.
+
+        The rows themselves: `netc.analysis.cost.analyse(network)`."""
+        from netc.analysis.cost import analyse
+        from netc.analysis.formats import render
+        from netc.analysis.table import build
+
+        return render(build(analyse(self, dtype), depth), fmt)
+
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
          input_shape: tuple[int, ...] | None = None) -> Network:

@@ -17,6 +17,7 @@ from netc.errors import NetcError
 COMMANDS = {
     "check": ("netc.cli.check", "check", "Validate a spec; print the shape trace and totals."),
     "schema": ("netc.cli.schema", "schema", "Print the JSON Schema of the spec language."),
+    "table": ("netc.cli.table", "table", "Cost table: params, MACs, shapes, memory, receptive field per layer and block."),
 }
 
 
