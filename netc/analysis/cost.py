@@ -1,0 +1,133 @@
+"""The static cost pass: per-node parameters, MACs, memory and receptive field, from the IR alone.
+
+Conventions (also stated in every table header):
+- MACs are multiply-accumulates of conv and linear layers for one image (batch 1), the count
+  torchvision publishes as "GFLOPS" and half of `torch.utils.flop_counter.FlopCounterMode`.
+  Everything else (normalisation, pooling, activations, sums) is in `other_flops`.
+- Activation memory is a node's output elements × the dtype size (float32 by default); in-place
+  ops and buffer reuse are not modelled, so the sum is an upper bound of what a forward pass holds.
+- Receptive field and jump (effective stride) are per axis (H, W), in input pixels, computed with
+  r_out = r_in + (d·(k−1)) · j_in and j_out = j_in · s through every windowed op. A node with
+  several inputs (add, cat) takes the largest receptive field and jump of its inputs. Global and
+  adaptive pooling and linear layers are windows over their whole input grid (for linear, the
+  grid that was flattened), so their output covers the whole input. The values are theoretical:
+  they can exceed the image size (the window then reaches into padding).
+- Auxiliary (training-only) side heads: their parameters count in the totals, as in torchvision's
+  models; their MACs, other FLOPs and activations are reported apart and excluded from the
+  inference totals (torchvision's inception_v3 "5.713 GFLOPS" at 299 is without the aux head).
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Iterable
+
+from netc.ops import REGISTRY, Shape, numel
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Summable costs of one node or of a group of nodes."""
+
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+    other_flops: int = 0
+    activation_bytes: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    """One IR node's row: what it computes, its output and its costs."""
+
+    id: int
+    scope: str
+    op: str
+    label: str
+    shape: Shape
+    cost: Cost
+    rf: tuple[int, int]
+    jump: tuple[int, int]
+    aux: bool
+    blocks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The cost pass's result: rows in execution order, inference totals and the aux heads apart."""
+
+    name: str
+    file: str
+    input: Shape
+    dtype: str
+    rows: list[NodeCost]
+    outputs: list[tuple[str, Shape, bool]]
+    blocks: dict  # scope -> netc.ir.graph.Block
+    total: Cost  # parameters and buffers of every node; MACs, FLOPs, memory of the inference path
+    aux: Cost  # the training-only side heads alone
+
+    @property
+    def by_id(self) -> dict[int, NodeCost]:
+        return {r.id: r for r in self.rows}
+
+    def block(self, scope: str) -> Cost:
+        """Subtotal of a named block (see `subtotal`)."""
+        return subtotal(r for r in self.rows if scope in r.blocks)
+
+
+def subtotal(rows: Iterable[NodeCost]) -> Cost:
+    """Sum of a group of rows. Aux members' MACs, FLOPs and memory are left out unless every
+    member is aux (a side head's own subtotal), matching the network totals."""
+    rows = list(rows)
+    every_aux = all(r.aux for r in rows)
+    total = Cost()
+    for r in rows:
+        c = r.cost
+        total += c if every_aux or not r.aux else Cost(params=c.params, buffers=c.buffers)
+    return total
+
+
+def _grid(shape: Shape, carried: tuple[int, int]) -> tuple[int, int]:
+    return (shape[1], shape[2]) if len(shape) == 3 else carried
+
+
+def analyse(network, dtype: str = "float32") -> CostReport:
+    """Per-node costs of a compiled `netc.api.Network` (shapes already inferred), batch 1."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"unknown dtype '{dtype}'; one of {', '.join(DTYPE_BYTES)}")
+    size = DTYPE_BYTES[dtype]
+    g = network.graph
+    inp = g.nodes[0]["shape"]
+    # receptive field, jump and spatial grid per node; flat tensors carry the grid they came from
+    state = {0: ((1, 1), (1, 1), _grid(inp, (1, 1)))}
+    rows = []
+    for nid, d in network.nodes():
+        ins = d["inputs"]
+        shapes = [g.nodes[i]["shape"] for i in ins]
+        rf = tuple(max(state[i][0][ax] for i in ins) for ax in range(2))
+        jump = tuple(max(state[i][1][ax] for i in ins) for ax in range(2))
+        grid = state[ins[0]][2]
+        op, a = REGISTRY[d["op"]], d["attrs"]
+        w = op.rf_window(a, grid)
+        if w is not None:
+            rf = tuple(rf[ax] + w.d[ax] * (w.k[ax] - 1) * jump[ax] for ax in range(2))
+            jump = tuple(jump[ax] * w.s[ax] for ax in range(2))
+            grid = tuple(-(-grid[ax] // w.s[ax]) for ax in range(2))  # what a flat output still carries
+        out = d["shape"]
+        grid = _grid(out, grid)
+        state[nid] = (rf, jump, grid)
+        cost = Cost(params=d["params"], buffers=d["buffers"], macs=d["macs"],
+                    other_flops=op.other_flops(a, shapes, out), activation_bytes=numel(out) * size)
+        rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, rf, jump, d["aux"], d["blocks"]))
+    main = subtotal(r for r in rows if not r.aux)
+    aux = subtotal(r for r in rows if r.aux) if any(r.aux for r in rows) else Cost()
+    total = Cost(main.params + aux.params, main.buffers + aux.buffers, main.macs, main.other_flops,
+                 main.activation_bytes)
+    outputs = [(name, g.nodes[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
+    return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)

@@ -1,0 +1,28 @@
+"""`netc table SPEC`: per-layer and per-block parameters, MACs, shapes, memory and receptive field."""
+from __future__ import annotations
+
+import click
+
+from netc.analysis.cost import DTYPE_BYTES
+from netc.analysis.formats import FORMATS
+from netc.cli.options import spec_options
+
+
+@click.command()
+@spec_options
+@click.option("--depth", type=click.IntRange(0), default=None,
+              help="collapse blocks nested deeper than N into one subtotal row (1: one row per top-level block)")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32", show_default=True,
+              help="element type for activation memory")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
+def table(network, depth, fmt, dtype, output):
+    """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
+    activation memory, receptive field and jump per layer, with block subtotals and totals."""
+    text = network.table(depth=depth, fmt=fmt, dtype=dtype)
+    if output:
+        from netc.fsutil import write_atomic
+
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
