@@ -82,6 +82,17 @@ class Network:
 
         return render(build(analyse(self, dtype), depth), fmt)
 
+    def render(self, fmt: str = "dot", depth: int | None = None, rankdir: str = "TB",
+               path: str | os.PathLike | None = None) -> str | bytes:
+        """Diagram in `fmt` (dot, svg, png, pdf, html); `depth` collapses nested blocks; written to `path` if given."""
+        from netc.backends.render import render
+        from netc.fsutil import write_atomic
+
+        data = render(self, fmt, depth, rankdir)
+        if path is not None:
+            write_atomic(path, data)
+        return data
+
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
          input_shape: tuple[int, ...] | None = None) -> Network:

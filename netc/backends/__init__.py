@@ -1,0 +1,1 @@
+"""Backends: functions from the graph IR to artifacts (modules, source, diagrams, tables)."""

@@ -1,0 +1,132 @@
+"""DOT text of a `View`, written directly (no graphviz binary, no torch).
+
+Every piece of user text (spec, block, layer and output names) goes through `html_text`
+(for HTML-like labels) or `quoted` (for "..." strings), so quotes, angle brackets,
+ampersands, backslashes, newlines and control characters can neither break the DOT syntax
+nor inject markup into the SVG graphviz makes from it. DOT ids are generated (`n12`, `b3`,
+`cluster_2`), never taken from names.
+"""
+from __future__ import annotations
+
+import re
+
+from netc.backends.render_view import Box, Cluster, View, block_name
+
+FONT = "Helvetica,Arial,sans-serif"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# fill colour by op family, so a reader sees convs, pools and merges at a glance
+FILL = {
+    "conv": "#cfe2f3", "sepconv": "#cfe2f3", "linear": "#d9d2e9",
+    "maxpool": "#d9ead3", "avgpool": "#d9ead3", "gap": "#d9ead3", "adaptive_avgpool": "#d9ead3",
+    "adaptive_maxpool": "#d9ead3",
+    "bn": "#eeeeee", "lrn": "#eeeeee",
+    "relu": "#fff2cc", "relu6": "#fff2cc", "sigmoid": "#fff2cc", "tanh": "#fff2cc", "gelu": "#fff2cc",
+    "silu": "#fff2cc", "leaky_relu": "#fff2cc", "softmax": "#fff2cc", "log_softmax": "#fff2cc",
+    "scale": "#fce5cd", "pad_channels": "#fce5cd",
+}
+CLUSTER_FILL = ("#f7f9fc", "#eef2f8", "#e6ecf5", "#dde5f1")
+
+
+def clean(text: str) -> str:
+    """Drop control characters: graphviz would copy them into SVG, where XML forbids them."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
+def html_text(text: str) -> str:
+    """Text for a graphviz HTML-like label: entities for markup characters, <BR/> for newlines."""
+    text = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace('"', "&quot;").replace("'", "&#39;")
+    return "<BR/>".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+
+
+def quoted(text: str) -> str:
+    """A DOT double-quoted string whose label escapes (\\N, \\l, ...) stay literal text."""
+    text = clean(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n") + '"'
+
+
+def box_label(box: Box) -> str:
+    if box.kind == "add":
+        return "<<B>+</B>>"
+    title, sub = box.title, box.name
+    if box.kind == "block":
+        title, sub = box.name, box.title
+    lines = [f"<B>{html_text(title)}</B>"] if box.kind == "block" else [html_text(title)]
+    if sub and sub != title:
+        lines.append(f'<FONT POINT-SIZE="8" COLOR="#555555">{html_text(sub)}</FONT>')
+    return "<" + "<BR/>".join(lines) + ">"
+
+
+def box_attrs(box: Box) -> dict[str, str]:
+    style = ["filled"]
+    a = {"id": quoted(box.id), "label": box_label(box), "tooltip": quoted(box.scope)}
+    if box.kind == "add":
+        a.update(shape="circle", fillcolor='"#f4cccc"', width="0.3", fixedsize="true", penwidth="1.5")
+    elif box.kind == "cat":
+        a.update(shape="invtrapezium", fillcolor='"#b6d7a8"', penwidth="1.5")
+    elif box.kind == "block":
+        a.update(shape="box", fillcolor='"#e4dcf3"', peripheries="2")
+    elif box.kind in ("input", "output"):
+        a.update(shape="oval", fillcolor='"#ffffff"')
+    else:
+        style.append("rounded")
+        a.update(fillcolor=quoted(FILL.get(box.kind, "#ffffff")))
+    if box.aux:
+        style.append("dashed")
+    a["style"] = quoted(",".join(style))
+    return a
+
+
+def attr_list(attrs: dict[str, str]) -> str:
+    return "[" + ", ".join(f"{k}={v}" for k, v in attrs.items()) + "]"
+
+
+def to_dot(view: View, rankdir: str = "TB", title: str | None = None) -> str:
+    """DOT source of `view`, laid out top-to-bottom or left-to-right; `title` heads the graph."""
+    if rankdir not in ("TB", "LR"):
+        raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
+    out = ["digraph netc {"]
+    graph = {"rankdir": rankdir, "newrank": "true", "fontname": quoted(FONT), "fontsize": "11",
+             "nodesep": "0.2", "ranksep": "0.25", "labelloc": "t"}
+    if title is not None:
+        graph["label"] = "<" + html_text(title) + ">"
+    out.append(f"  graph {attr_list(graph)};")
+    out.append(f'  node [fontname={quoted(FONT)}, fontsize="10", shape=box, height="0.3", margin="0.08,0.03"];')
+    out.append(f'  edge [fontname={quoted(FONT)}, fontsize="8", fontcolor="#666666", color="#555555", '
+               f'arrowsize="0.6"];')
+
+    children: dict[str | None, list[str]] = {}
+    for scope, c in view.clusters.items():
+        children.setdefault(c.parent, []).append(scope)
+    members: dict[str | None, list[Box]] = {}
+    for box in view.boxes.values():
+        members.setdefault(box.cluster, []).append(box)
+    cluster_ids = {scope: f"cluster_{i}" for i, scope in enumerate(view.clusters)}
+
+    def emit(scope: str | None, level: int) -> None:
+        pad = "  " * (level + 1)
+        if scope is not None:
+            c: Cluster = view.clusters[scope]
+            name = block_name(scope, c.parent)
+            label = f"<<B>{html_text(name)}</B>"
+            if c.block.label != name:
+                label += f' <FONT COLOR="#555555">{html_text(c.block.label)}</FONT>'
+            style = "rounded,filled" + (",dashed" if c.aux else "")
+            out.append(f"{pad[:-2]}subgraph {cluster_ids[scope]} {{")
+            out.append(f"{pad}graph {attr_list({'id': quoted(cluster_ids[scope]), 'label': label + '>', 'labeljust': 'l', 'style': quoted(style), 'fillcolor': quoted(CLUSTER_FILL[(level - 1) % len(CLUSTER_FILL)]), 'color': quoted('#9aa7bb'), 'tooltip': quoted(scope)})};")
+        for box in members.get(scope, ()):
+            out.append(f"{pad}{box.id} {attr_list(box_attrs(box))};")
+        for child in children.get(scope, ()):
+            emit(child, level + 1)
+        if scope is not None:
+            out.append(f"{pad[:-2]}}}")
+
+    emit(None, 0)
+    for e in view.edges:
+        attrs = {"label": quoted(e.label)}
+        if e.aux:
+            attrs["style"] = "dashed"
+        out.append(f"  {e.src} -> {e.dst} {attr_list(attrs)};")
+    out.append("}")
+    return "\n".join(out) + "\n"

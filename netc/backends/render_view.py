@@ -1,0 +1,129 @@
+"""What a diagram shows: the IR seen at a nesting depth, as boxes, clusters and edges.
+
+Every drawing format (DOT, and through it SVG/PNG/PDF and the HTML report) is written from
+one `View`, so collapsing, clustering and edge labelling are decided once. With `depth=N`,
+a named block nested N levels deep becomes a single box ("layer1 · Bottleneck ×3") and the
+blocks above it stay clusters; `depth=None` shows every op.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from netc.ir.graph import Block
+from netc.ops import REGISTRY, fmt_shape
+
+
+@dataclass
+class Box:
+    """One drawn node: an op, a collapsed block, the input, or a named output."""
+
+    id: str  # DOT node id; also the SVG element id
+    kind: str  # 'input' | 'output' | 'block' | an op name ('conv', 'add', 'cat', ...)
+    title: str  # main text: op label or block label
+    name: str  # secondary text: module name, block scope or output name ('' for none)
+    scope: str
+    cluster: str | None  # innermost enclosing block drawn as a cluster
+    aux: bool
+    members: list[int] = field(default_factory=list)  # IR node ids it stands for
+
+
+@dataclass
+class Cluster:
+    scope: str
+    block: Block
+    parent: str | None
+    aux: bool
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    label: str  # tensor shape
+    aux: bool
+
+
+@dataclass
+class View:
+    name: str
+    boxes: dict[str, Box]
+    clusters: dict[str, Cluster]
+    edges: list[Edge]
+    box_of: dict[int, str]  # IR node id -> id of the box that shows it
+
+
+def local_name(scope: str, prefix: str | None) -> str:
+    """The part of a scope below its enclosing block (`layer1.0.conv1` in `layer1.0` -> `conv1`)."""
+    if prefix and scope.startswith(prefix + "."):
+        return scope[len(prefix) + 1:]
+    return scope
+
+
+def block_name(scope: str, parent: str | None) -> str:
+    """A block's name as shown inside its parent: `layer1`, `branch3x3`, but `layer1.0`, not `0`."""
+    name = local_name(scope, parent)
+    return scope if name.isdigit() else name
+
+
+def op_name(scope: str, prefix: str | None) -> str:
+    """The module name worth showing under an op's label: not positions or generated names."""
+    name = local_name(scope, prefix)
+    last = name.rsplit(".", 1)[-1]
+    return "" if last.isdigit() or last.startswith("_") else name
+
+
+def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> View:
+    if depth is not None and depth < 1:
+        raise ValueError("depth counts block levels from 1")
+    blocks: dict[str, Block] = g.graph["blocks"]
+    boxes: dict[str, Box] = {}
+    clusters: dict[str, Cluster] = {}
+    box_of: dict[int, str] = {}
+    block_ids = {scope: f"b{i}" for i, scope in enumerate(blocks)}
+
+    for nid in order:
+        d = g.nodes[nid]
+        chain = d["blocks"]
+        if nid == 0:
+            boxes["n0"] = Box("n0", "input", "input", fmt_shape(d["shape"]), "input", None, False, [0])
+            box_of[0] = "n0"
+            continue
+        shown = chain if depth is None else chain[:depth - 1]
+        for i, scope in enumerate(shown):
+            if scope not in clusters:
+                clusters[scope] = Cluster(scope, blocks[scope], shown[i - 1] if i else None, True)
+            clusters[scope].aux &= d["aux"]
+        parent = shown[-1] if shown else None
+        if depth is not None and len(chain) >= depth:
+            scope = chain[depth - 1]
+            bid = block_ids[scope]
+            if bid not in boxes:
+                boxes[bid] = Box(bid, "block", blocks[scope].label, block_name(scope, parent), scope, parent,
+                                 True)
+            box = boxes[bid]
+            box.aux &= d["aux"]
+        else:
+            bid = f"n{nid}"
+            box = boxes[bid] = Box(bid, d["op"], REGISTRY[d["op"]].label(d["attrs"]), op_name(d["scope"], parent),
+                                   d["scope"], parent, d["aux"])
+        box.members.append(nid)
+        box_of[nid] = bid
+
+    edges: list[Edge] = []
+    seen: set[tuple[int, str]] = set()
+    for nid in order:
+        d = g.nodes[nid]
+        dst = box_of[nid]
+        for src in d["inputs"]:
+            # one edge per tensor entering a box, however many ops inside take it
+            if box_of[src] == dst or (src, dst) in seen:
+                continue
+            seen.add((src, dst))
+            edges.append(Edge(box_of[src], dst, fmt_shape(g.nodes[src]["shape"]), d["aux"]))
+    for i, (name, nid, aux) in enumerate(g.graph["outputs"]):
+        oid = f"o{i}"
+        boxes[oid] = Box(oid, "output", "output", name, name, None, aux)
+        edges.append(Edge(box_of[nid], oid, fmt_shape(g.nodes[nid]["shape"]), aux))
+    return View(g.graph["name"], boxes, clusters, edges, box_of)
