@@ -31,6 +31,9 @@ class Block:
     template: str | None
     loc: Loc | None
     repeat: int | None = None
+    # a template instance's bound arguments (kind 'use'); the code generator fits the
+    # template's expressions against them
+    args: dict | None = None
 
     @property
     def label(self) -> str:

@@ -9,7 +9,7 @@ expansion itself adds (the concat of branches, a residual's add and scale) are n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -289,6 +289,9 @@ class Expander:
             raise error("template", f"template recursion: {chain}", value_loc(raw, "use", loc),
                         "a template cannot instantiate itself, directly or through others", via=ctx.via)
         args = self.bind_args(node, template, ctx, overrides)
+        block = self.g.graph["blocks"].get(ctx.frame.prefix)
+        if block is not None and block.kind == "use" and block.args is None:  # a named instance
+            self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
         inner = ctx.but(env={**self.globals, **args}, via=(loc,) + ctx.via, stack=ctx.stack + (name,))
         return self.expand(template.body, inner, cur)
 
