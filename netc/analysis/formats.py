@@ -67,13 +67,13 @@ def _total_rows(table: Table) -> list[list[str]]:
     r = table.report
     rows = [_cells("total", "", ", ".join(fmt_shape(s) for _, s, aux in r.outputs if not aux), r.total, "", "")]
     if r.aux.params or r.aux.macs:
-        rows.append(_cells("aux heads (training only)", "not in total", "", r.aux, "", ""))
+        rows.append(_cells("aux heads (training only)", "params in total, MACs not", "", r.aux, "", ""))
     return rows
 
 
 def _summary(table: Table) -> str:
     t = table.report.total
-    return (f"params {t.params:,} ({human(t.params)}), MACs {t.macs:,} ({human(t.macs)}), "
+    return (f"params {t.params:,} = {human(t.params)}, MACs {t.macs:,} = {human(t.macs)}, "
             f"activations {human(t.activation_bytes, 'B', 1024)}")
 
 
@@ -81,17 +81,18 @@ def to_text(table: Table) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     rt = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for i, col in enumerate(COLUMNS):
         rt.add_column(col, justify="left" if i < 3 else "right", no_wrap=True)
     for row in table.rows:
-        rt.add_row(*_row_cells(row, "  "), style="bold" if row.kind == "block" else None)
+        rt.add_row(*map(Text, _row_cells(row, "  ")), style="bold" if row.kind == "block" else None)
     rt.add_section()
     for cells in _total_rows(table):
-        rt.add_row(*cells, style="bold")
+        rt.add_row(*map(Text, cells), style="bold")
     buf = io.StringIO()
-    console = Console(file=buf, width=10_000, color_system=None, highlight=False, emoji=False)
+    console = Console(file=buf, width=10_000, color_system=None, highlight=False, emoji=False, markup=False)
     for line in convention(table):
         console.print(line, soft_wrap=True)
     console.print()
