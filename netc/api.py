@@ -72,6 +72,13 @@ class Network:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
+    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True):
+        """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
+        initialised by the spec's `init:` scheme. See `netc.backends.torch_module`."""
+        from netc.backends.torch_module import build_module
+
+        return build_module(self, device, dtype, init)
+
     def table(self, depth: int | None = None, fmt: str = "text", dtype: str = "float32") -> str:
         """Cost table (text, md, csv or json): per-layer rows, block subtotals down to `depth`, totals.
 

@@ -17,6 +17,7 @@ from netc.errors import NetcError
 COMMANDS = {
     "check": ("netc.cli.check", "check", "Validate a spec; print the shape trace and totals."),
     "schema": ("netc.cli.schema", "schema", "Print the JSON Schema of the spec language."),
+    "build": ("netc.cli.build", "build", "Build a spec as a torch module: confirm shapes, initialise, summarise, --save."),
     "table": ("netc.cli.table", "table", "Cost table: params, MACs, shapes, memory, receptive field per layer and block."),
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
 }

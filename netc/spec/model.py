@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
                       model_validator)
 
+from netc.backends.init import InitSpec, Preset
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
 
@@ -176,7 +177,8 @@ class Spec(StrictModel):
     templates: dict[str, Template] = Field(default_factory=dict)
     layers: Annotated[list[Node], Field(min_length=1)]
     outputs: Optional[list[str]] = Field(None, description="order of the outputs a forward returns")
-    init: Optional[Union[str, dict[str, Any]]] = Field(None, description="weight initialisation scheme")
+    init: Optional[Union[Preset, InitSpec]] = Field(
+        None, description="weight initialisation: a preset name or {preset, rules} (see netc.backends.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
 
     @model_validator(mode="before")

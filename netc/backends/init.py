@@ -1,0 +1,219 @@
+"""Weight initialisation schemes: the spec's `init:` key.
+
+```yaml
+init: resnet                       # a preset: torchvision's scheme for that family
+init:                              # or a preset plus rules; later rules win
+  preset: inception
+  rules:
+    - {scope: "AuxLogits.conv1", weight: {trunc_normal: {std: 0.01}}}
+    - {op: linear, weight: {normal: {std: 0.01}}, bias: 0}
+```
+
+A rule matches ops by registry name (`op`) and/or module path (`scope`, a glob); it fills every
+parameter of the op's module whose name ends in `weight` and/or `bias`. A parameter that no
+rule fills keeps PyTorch's default for its module (`reset_parameters`), as constructing the
+module directly would; batch-norm running statistics are always reset. The presets are
+torchvision's `__init__` loops. The models here are pydantic and torch-free (the spec model
+and `netc schema` use them); torch is imported only to apply a scheme.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Normal(_Model):
+    mean: float = 0.0
+    std: Annotated[float, Field(gt=0)] = 1.0
+
+
+class Uniform(_Model):
+    a: float = 0.0
+    b: float = 1.0
+
+
+class TruncNormal(_Model):
+    """Normal(mean, std) truncated to [a, b] (absolute bounds, as torch.nn.init.trunc_normal_)."""
+
+    mean: float = 0.0
+    std: Annotated[float, Field(gt=0)] = 1.0
+    a: float = -2.0
+    b: float = 2.0
+
+
+class Kaiming(_Model):
+    mode: Literal["fan_in", "fan_out"] = "fan_in"
+    nonlinearity: Literal["relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu"] = "leaky_relu"
+    a: float = 0.0
+
+
+class Xavier(_Model):
+    gain: float = 1.0
+
+
+FILLS = ("constant", "normal", "uniform", "trunc_normal", "kaiming_normal", "kaiming_uniform",
+         "xavier_normal", "xavier_uniform", "orthogonal")
+
+
+class Fill(_Model):
+    """How to fill a tensor: exactly one initialiser (torch.nn.init's names)."""
+
+    constant: Optional[float] = None
+    normal: Optional[Normal] = None
+    uniform: Optional[Uniform] = None
+    trunc_normal: Optional[TruncNormal] = None
+    kaiming_normal: Optional[Kaiming] = None
+    kaiming_uniform: Optional[Kaiming] = None
+    xavier_normal: Optional[Xavier] = None
+    xavier_uniform: Optional[Xavier] = None
+    orthogonal: Optional[Xavier] = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in FILLS if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("an initialiser has exactly one of: " + ", ".join(FILLS))
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in FILLS if k in self.model_fields_set)
+
+
+# a number is a constant; `default` keeps PyTorch's default for that tensor
+FillSpec = Union[float, Literal["default", "zeros", "ones"], Fill]
+
+
+class InitRule(_Model):
+    op: Optional[Union[str, list[str]]] = Field(None, description="op name(s) the rule applies to: conv, linear, bn, …")
+    scope: Optional[str] = Field(None, description="module path glob, e.g. 'AuxLogits.*' or 'layer*.conv1'")
+    weight: Optional[FillSpec] = None
+    bias: Optional[FillSpec] = None
+
+    def matches(self, op: str, scope: str) -> bool:
+        if self.op is not None and op not in ([self.op] if isinstance(self.op, str) else self.op):
+            return False
+        return self.scope is None or fnmatch.fnmatchcase(scope, self.scope) \
+            or fnmatch.fnmatchcase(scope, self.scope + ".*")
+
+
+PRESETS_DOC = {
+    "default": "PyTorch's per-module defaults",
+    "resnet": "torchvision ResNet: conv kaiming_normal(fan_out, relu); BN 1/0",
+    "vgg": "torchvision VGG: conv kaiming_normal(fan_out, relu), bias 0; BN 1/0; linear normal(0, 0.01), bias 0",
+    "googlenet": "torchvision GoogLeNet: conv and linear weights trunc_normal(std 0.01, [-2, 2]); BN 1/0",
+    "inception": "torchvision Inception3: conv and linear weights trunc_normal(std 0.1, [-2, 2]); BN 1/0",
+}
+Preset = Literal["default", "resnet", "vgg", "googlenet", "inception"]
+
+
+class InitSpec(_Model):
+    """`init:` of a spec: a preset (torchvision's scheme of a family) and rules on top of it."""
+
+    preset: Preset = Field("default", description="; ".join(f"{k}: {v}" for k, v in PRESETS_DOC.items()))
+    rules: list[InitRule] = Field(default_factory=list, description="applied after the preset; later rules win")
+
+
+def _r(op, weight=None, bias=None) -> InitRule:
+    return InitRule(op=op, weight=weight, bias=bias)
+
+
+_KAIMING_OUT = Fill(kaiming_normal=Kaiming(mode="fan_out", nonlinearity="relu"))
+_BN = _r("bn", 1.0, 0.0)
+PRESETS: dict[str, list[InitRule]] = {
+    "default": [],
+    "resnet": [_r(["conv", "sepconv"], _KAIMING_OUT), _BN],
+    "vgg": [_r(["conv", "sepconv"], _KAIMING_OUT, 0.0), _BN, _r("linear", Fill(normal=Normal(std=0.01)), 0.0)],
+    "googlenet": [_r(["conv", "sepconv", "linear"], Fill(trunc_normal=TruncNormal(std=0.01))), _BN],
+    "inception": [_r(["conv", "sepconv", "linear"], Fill(trunc_normal=TruncNormal(std=0.1))), _BN],
+}
+
+
+def as_init_spec(value) -> InitSpec:
+    """The spec's `init:` value (None, a preset name, a mapping or an InitSpec) as an InitSpec."""
+    if value is None:
+        return InitSpec()
+    if isinstance(value, InitSpec):
+        return value
+    if isinstance(value, str):
+        return InitSpec(preset=value)
+    return InitSpec.model_validate(value)
+
+
+def plan(spec: InitSpec, ops: list[tuple[str, str]]) -> dict[str, dict[str, FillSpec]]:
+    """scope -> {'weight': fill, 'bias': fill} for every op some rule covers."""
+    rules = PRESETS[spec.preset] + spec.rules
+    out: dict[str, dict[str, FillSpec]] = {}
+    for op, scope in ops:
+        fills: dict[str, FillSpec] = {}
+        for rule in rules:
+            if rule.matches(op, scope):
+                for kind in ("weight", "bias"):
+                    value = getattr(rule, kind)
+                    if value is not None:
+                        fills[kind] = value
+        fills = {k: v for k, v in fills.items() if v != "default"}
+        if fills:
+            out[scope] = fills
+    return out
+
+
+def fill_(tensor, fill: FillSpec) -> None:
+    import torch
+    from torch.nn import init
+
+    with torch.no_grad():
+        if isinstance(fill, (int, float)):
+            tensor.fill_(float(fill))
+        elif fill == "zeros":
+            tensor.zero_()
+        elif fill == "ones":
+            tensor.fill_(1.0)
+        else:
+            kind = fill.kind
+            args = getattr(fill, kind)
+            if kind == "constant":
+                tensor.fill_(args)
+            elif kind == "normal":
+                init.normal_(tensor, args.mean, args.std)
+            elif kind == "uniform":
+                init.uniform_(tensor, args.a, args.b)
+            elif kind == "trunc_normal":
+                init.trunc_normal_(tensor, args.mean, args.std, args.a, args.b)
+            elif kind in ("kaiming_normal", "kaiming_uniform"):
+                getattr(init, kind + "_")(tensor, a=args.a, mode=args.mode, nonlinearity=args.nonlinearity)
+            else:  # xavier_normal, xavier_uniform, orthogonal
+                getattr(init, kind + "_")(tensor, gain=args.gain)
+
+
+def initialise(module, network, scheme=None) -> None:
+    """Fill every parameter and buffer of a freshly allocated (`to_empty`) netc module."""
+    from netc.errors import error
+
+    try:
+        spec = as_init_spec(scheme)
+    except Exception as exc:  # pydantic.ValidationError from a programmatic scheme
+        raise error("schema", f"invalid init scheme: {exc}", None) from None
+    ops = [(d["op"], d["scope"]) for _, d in network.nodes()]
+    fills = plan(spec, ops)
+    for _, scope in ops:
+        leaf = module.get_submodule(scope)
+        mine = fills.get(scope, {})
+        params = list(leaf.named_parameters())
+        covered = all(any(name.endswith(kind) for kind in mine) for name, _ in params)
+        if not covered or any(True for _ in leaf.buffers()):
+            for sub in leaf.modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+                elif hasattr(sub, "reset_running_stats"):
+                    sub.reset_running_stats()
+        for name, p in params:
+            for kind, fill in mine.items():
+                if name.endswith(kind):
+                    fill_(p, fill)
