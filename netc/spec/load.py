@@ -87,7 +87,7 @@ def parse_spec(text: str, file: str, library: bool = False) -> Spec:
     if library and "layers" not in raw and "templates" in raw:
         lib = LocDict(raw, loc=raw.loc)
         lib.key_locs, lib.value_locs = raw.key_locs, raw.value_locs
-        lib.setdefault("name", Path(file).stem)
+        lib.setdefault("name", "library")
         lib.setdefault("input", [1])
         lib["layers"] = ["identity"]
         raw = lib

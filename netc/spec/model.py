@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
+import re
+
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
-                      model_validator)
+                      field_validator, model_validator)
 
 from netc.backends.init import InitSpec, Preset
 from netc.ops import REGISTRY
@@ -21,6 +23,25 @@ Expr = Annotated[str, StringConstraints(pattern=r"\$")]
 Scalar = Union[bool, int, float, str]
 
 STRUCTURAL_KINDS = ("seq", "concat", "residual", "use", "side")
+
+# Names become module paths, Python identifiers in generated code, DOT labels and file names:
+# plain ASCII only, so no quoting, path traversal or look-alike characters can get through.
+MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+RESERVED_NAMES = {"input"}
+
+
+def check_name(value: str | None, what: str, pattern: re.Pattern = MODULE_NAME) -> str | None:
+    if value is None:
+        return value
+    if not pattern.fullmatch(value):
+        if pattern is IDENTIFIER:
+            raise ValueError(f"{what} {value!r} must be an identifier: an ASCII letter or '_', then letters, "
+                             "digits or '_' (at most 64)")
+        raise ValueError(f"{what} {value!r} must be 1 to 64 ASCII letters, digits or '_'")
+    if value in RESERVED_NAMES:
+        raise ValueError(f"{what} {value!r} is reserved ('from: input' means the network input)")
+    return value
 NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 
 
@@ -117,6 +138,21 @@ class NodeBase(StrictModel):
     def _shorthand(cls, data):
         return _normalise_fields(data, single=("side",), lists=("seq", "concat"))
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        return check_name(v, "name")
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v):
+        return check_name(v, "output name")
+
+    @field_validator("use")
+    @classmethod
+    def _use(cls, v):
+        return check_name(v, "template name", IDENTIFIER)
+
     @model_validator(mode="after")
     def _one_kind(self):
         kinds = [k for k in NODE_KINDS if k in self.model_fields_set]
@@ -166,7 +202,7 @@ class Template(StrictModel):
 
 class Spec(StrictModel):
     netc: Literal[1] = Field(description="language version")
-    name: str
+    name: str = Field(description="network name (a Python identifier: it names generated files and classes)")
     description: str = ""
     input: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=3)] = Field(
         description="input shape without batch: [C, H, W]")
@@ -185,6 +221,25 @@ class Spec(StrictModel):
     @classmethod
     def _shorthand(cls, data):
         return _normalise_fields(data, lists=("layers",))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        return check_name(v, "spec name", IDENTIFIER)
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v):
+        for key in v:
+            check_name(key, "template name", IDENTIFIER)
+        return v
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, v):
+        for key in v or ():
+            check_name(key, "output name")
+        return v
 
 
 for _model in (Residual, NodeBase, Node, Template, Spec):

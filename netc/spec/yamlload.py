@@ -138,6 +138,35 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
+def _check_size(root, file: str) -> None:
+    """Reject documents whose aliases expand beyond MAX_YAML_ITEMS, before building anything.
+
+    An alias is the same node object as its anchor, so sizes are memoised per node: a
+    billion-laughs document costs as many steps as it has distinct nodes.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # nodes whose children are being sized: meeting one again is a cycle
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        kids = ([k for pair in node.value for k in pair] if isinstance(node, MappingNode)
+                else node.value if isinstance(node, SequenceNode) else [])
+        if not children_done and id(node) in open_:
+            raise error("yaml", "an alias refers to a node that contains it (a recursive structure)",
+                        _loc(file, node))
+        if children_done or not kids:
+            sizes[id(node)] = 1 + sum(sizes[id(k)] for k in kids)
+            if sizes[id(node)] > MAX_YAML_ITEMS:
+                raise error("limit", f"YAML document expands to more than {MAX_YAML_ITEMS:,} items", _loc(file, node),
+                            "anchors and aliases that refer to each other multiply the document's size")
+            continue
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in sizes)
+
+
 def load_yaml(text: str, file: str):
     """Parse one YAML document into LocDict/LocList/scalars, or raise NetcError."""
     loader = _Loader(text)
@@ -157,6 +186,7 @@ def load_yaml(text: str, file: str):
             raise error("limit", f"YAML nesting deeper than {MAX_YAML_DEPTH} levels", Loc(file)) from None
         if node is None:
             return None
+        _check_size(node, file)
         return _Builder(file, loader).build(node)
     finally:
         loader.dispose()
