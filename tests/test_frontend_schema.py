@@ -1,0 +1,73 @@
+"""`netc schema`: the JSON Schema accepts every bundled spec and rejects typos."""
+import json
+
+import jsonschema
+import pytest
+
+from netc.spec.yamlload import load_yaml
+from tests.conftest import SPECS
+
+SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def validator(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from netc.cli import main
+
+    out = tmp_path_factory.mktemp("schema") / "netc-schema.json"
+    result = CliRunner().invoke(main, ["schema", "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0
+    schema = json.loads(out.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def data(path):
+    return load_yaml(path.read_text(), str(path))
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_bundled_specs_validate(validator, path):
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data(path))]
+    assert not errors, errors[:5]
+
+
+@pytest.mark.parametrize("typo", [
+    ("layers", 0, "convv"),     # an op
+    ("layers", 0, "repet"),     # a node key
+    ("namee",),                 # a top-level key
+])
+def test_typos_are_rejected(validator, typo):
+    doc = json.loads(json.dumps(data(SPECS / "resnet50.yaml")))
+    target = doc
+    for part in typo[:-1]:
+        target = target[part]
+    key = typo[-1]
+    if key == "convv":
+        target["convv"] = target.pop("conv")
+    else:
+        target[key] = 1
+    assert not validator.is_valid(doc)
+
+
+@pytest.mark.parametrize("attrs,ok", [
+    ({"out": 8, "k": 3}, True), ({"out": "$c * 2", "k": [1, 7]}, True), ({"out": 8, "k": 3, "p": "same"}, True),
+    ({"out": 8, "kernel": 3}, False), ({"out": "eight", "k": 3}, False), ({"out": 8, "k": 3, "p": "full"}, False),
+])
+def test_op_attributes(validator, attrs, ok):
+    doc = {"netc": 1, "name": "t", "input": [3, 8, 8], "layers": [{"conv": attrs}, "relu", ["relu", "tanh"]]}
+    assert validator.is_valid(doc) == ok
+
+
+def test_schema_to_stdout_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom netc.cli import main\n"
+            "try:\n    main(['schema'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["title"] == "netc spec"
