@@ -1,0 +1,49 @@
+"""Wall time of `netc check specs/resnet50.yaml`, process start to exit, next to `python -c pass`.
+
+Each repetition runs both commands in fresh processes, interleaved (check, baseline, check, …),
+so machine load affects both alike; medians are printed, with netc's own share (check minus the
+interpreter's start-up). Target: check < 0.5 s wall. Nothing is asserted.
+
+    .venv/bin/python benchmarks/bench_check.py [--reps N] [--spec PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NETC = Path(sys.executable).parent / "netc"
+
+
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--spec", default="specs/resnet50.yaml")
+    args = ap.parse_args()
+    check = [str(NETC), "check", args.spec]
+    base = [sys.executable, "-c", "pass"]
+    wall(check), wall(base)  # warm the file cache
+    times = {"check": [], "base": []}
+    for _ in range(args.reps):
+        times["check"].append(wall(check))
+        times["base"].append(wall(base))
+    c, b = statistics.median(times["check"]), statistics.median(times["base"])
+    print(f"netc check {args.spec}: median {c * 1000:.0f} ms wall over {args.reps} runs "
+          f"(min {min(times['check']) * 1000:.0f}, max {max(times['check']) * 1000:.0f})")
+    print(f"python -c pass:        median {b * 1000:.0f} ms wall")
+    print(f"netc's own share:      {(c - b) * 1000:.0f} ms;  ratio check/python {c / b:.1f}x;  "
+          f"target < 500 ms: {'met' if c < 0.5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
