@@ -12,8 +12,14 @@ $(BIN)/netc: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(BIN)/netc
 
+# graphviz's dot renders diagrams; Debian's chromium + chromedriver open the HTML report in tests
 setup: $(BIN)/netc
-	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)
+	@missing=""; \
+	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 build: setup
 	for f in specs/*.yaml; do $(BIN)/netc check -q $$f || exit 2; done
