@@ -20,6 +20,7 @@ COMMANDS = {
     "build": ("netc.cli.build", "build", "Build a spec as a torch module: confirm shapes, initialise, summarise, --save."),
     "table": ("netc.cli.table", "table", "Cost table: params, MACs, shapes, memory, receptive field per layer and block."),
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
+    "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
 }
 
 
