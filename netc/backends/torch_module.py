@@ -174,20 +174,42 @@ def make_leaf(op: str, attrs, in_shapes) -> nn.Module:
 # --- from the IR ---------------------------------------------------------------------------
 
 def output_order(network) -> list[tuple[str, int, bool]]:
-    """The IR outputs in the order a forward returns them: the spec's `outputs:` list, if any."""
+    """The IR outputs in the order a forward returns them: the spec's `outputs:` list, then the
+    others; by default the main output (the last non-aux one to be computed) first.
+
+    A name in `outputs:` that some `output:` of the spec declares but an `if:` left out is
+    skipped (GoogLeNet with aux_logits false); any other unknown name is an error."""
     outs = list(network.outputs)
+    position = {nid: k for k, nid in enumerate(network.order)}
+    main = max((o for o in outs if not o[2]), key=lambda o: position[o[1]])
+    outs = [main] + [o for o in outs if o is not main]
     wanted = network.spec.outputs
     if not wanted:
         return outs
     by_name = {name: (name, nid, aux) for name, nid, aux in outs}
     raw = network.spec._raw
-    loc = getattr(raw, "loc", None)
+    declared = set(_declared_outputs(raw))
     for name in wanted:
-        if name not in by_name:
-            raise error("ref", f"'outputs' names '{name}', which is not an output of the network", loc,
+        if name not in by_name and name not in declared:
+            raise error("ref", f"'outputs' names '{name}', which is not an output of the network",
+                        getattr(raw.get("outputs"), "loc", None) or getattr(raw, "loc", None),
                         did_you_mean(name, by_name) or "outputs: " + ", ".join(by_name))
-    rest = [o for o in outs if o[0] not in wanted]
-    return [by_name[n] for n in wanted] + rest
+    first = [by_name[n] for n in wanted if n in by_name]
+    return first + [o for o in outs if o[0] not in wanted]
+
+
+def _declared_outputs(raw):
+    """Every `output:` value (and named side branch) written in a raw spec mapping."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if key == "output" and isinstance(value, str):
+                yield value
+            elif key == "side" and isinstance(raw.get("name"), str):
+                yield raw["name"]
+            yield from _declared_outputs(value)
+    elif isinstance(raw, list):
+        for item in raw:
+            yield from _declared_outputs(item)
 
 
 def program_of(network) -> Program:
