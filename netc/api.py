@@ -15,7 +15,7 @@ import networkx as nx
 from netc.errors import error
 from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
 from netc.spec.expand import Limits, expand
-from netc.spec.load import bind_variables, collect_templates, parse_spec, read_text
+from netc.spec.load import bind_variables, check_text_size, collect_templates, parse_spec, read_text
 from netc.spec.model import Spec
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
@@ -105,7 +105,8 @@ def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limit
          input_shape: tuple[int, ...] | None = None) -> Network:
     """Compile a spec file (or bundled spec name) into a shape-checked Network; raises NetcError."""
     p = resolve_spec_path(path)
-    text, shown = read_text(p, str(path) if Path(str(path)).exists() else str(p))
+    limits = limits or Limits()
+    text, shown = read_text(p, str(path) if Path(str(path)).exists() else str(p), limits.max_file_bytes)
     return loads(text, shown, overrides, limits, input_shape)
 
 
@@ -113,12 +114,13 @@ def loads(text: str, file: str = "<string>", overrides: dict[str, Any] | None = 
           limits: Limits | None = None, input_shape: tuple[int, ...] | None = None) -> Network:
     """Compile spec text; `file` is the name used in messages and for relative imports."""
     limits = limits or Limits()
+    check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:
         spec = spec.model_copy(update={"input": list(input_shape)})
         spec._raw = spec._raw  # model_copy keeps private attrs
     env = bind_variables(spec, file, overrides or {})
-    templates = collect_templates(spec, file)
+    templates = collect_templates(spec, file, limits.max_file_bytes)
     g = expand(spec, file, templates, env, limits)
     check_structure(g)
     order = topo_order(g)

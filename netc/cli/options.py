@@ -32,13 +32,16 @@ def spec_options(fn):
                   help="limit on nesting of blocks and templates")
     @click.option("--max-param-bytes", type=click.IntRange(1), default=Limits.max_param_bytes, show_default=True,
                   help="limit on float32 parameter memory")
+    @click.option("--max-file-bytes", type=click.IntRange(1), default=Limits.max_file_bytes, show_default=True,
+                  help="limit on the size of each spec file (imports included)")
     @functools.wraps(fn)
-    def wrapper(spec, overrides, input_shape, max_nodes, max_depth, max_param_bytes, **kwargs):
+    def wrapper(spec, overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, **kwargs):
         from netc.api import load
         from netc.spec.load import parse_overrides
 
         network = load(spec, parse_overrides(list(overrides)),
-                       Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes),
+                       Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes,
+                              max_file_bytes=max_file_bytes),
                        parse_shape(input_shape))
         return fn(network, **kwargs)
 

@@ -21,7 +21,7 @@ Shape = tuple[int, ...]
 class Attrs(BaseModel):
     """Base for op attribute models: unknown keys are errors and types are not coerced."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class NoAttrs(Attrs):

@@ -18,6 +18,7 @@ from netc.errors import Collector, Loc, NetcError, did_you_mean, error
 from netc.ir.graph import Block, add_op, new_graph, set_inputs
 from netc.ops import REGISTRY
 from netc.spec.expr import is_expr, substitute
+from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
 from netc.spec.yamlload import key_loc, value_loc
 from netc.spec.validate import attrs_error
@@ -30,6 +31,7 @@ class Limits:
     max_nodes: int = 200_000
     max_depth: int = 64  # nesting of structures and templates
     max_param_bytes: int = 16 * 2**30  # float32 parameters (4 bytes each)
+    max_file_bytes: int = MAX_FILE_BYTES  # each spec file, imports included
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Reading a spec file: bytes -> YAML -> pydantic Spec -> imports resolved -> variables bound."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,34 @@ def _known_keys(path: tuple):
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def read_text(path: str | os.PathLike, shown: str | None = None) -> tuple[str, str]:
-    """Read a spec file as UTF-8 text, with clean errors for missing, huge or binary files."""
+def _too_big(size: str, file: str, max_bytes: int):
+    return error("limit", f"spec file is {size} bytes; the limit is {max_bytes:,}", Loc(file, 1, 1),
+                 "the limit is a setting (--max-file-bytes)")
+
+
+def check_text_size(text: str, file: str, max_bytes: int = MAX_FILE_BYTES) -> None:
+    if len(text) > max_bytes or (4 * len(text) > max_bytes and len(text.encode("utf-8", "replace")) > max_bytes):
+        raise _too_big(f"more than {max_bytes:,}", file, max_bytes)
+
+
+def read_text(path: str | os.PathLike, shown: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> tuple[str, str]:
+    """Read a spec file as UTF-8 text, with clean errors for missing, huge or binary files.
+
+    At most `max_bytes` + 1 bytes are read, whatever the file claims to be (a FIFO or /dev/zero
+    has no size), so a hostile path cannot exhaust memory.
+    """
     shown = shown or str(path)
     p = Path(path)
     try:
-        size = p.stat().st_size
         if p.is_dir():
             raise error("io", f"'{shown}' is a directory, not a spec file", Loc(shown))
-        if size > MAX_FILE_BYTES:
-            raise error("limit", f"spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Loc(shown))
-        data = p.read_bytes()
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise _too_big(f"{size:,}", shown, max_bytes)
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise _too_big(f"more than {max_bytes:,}", shown, max_bytes)
     except FileNotFoundError:
         raise error("io", f"no such file: '{shown}'", None) from None
     except OSError as exc:
@@ -100,9 +118,7 @@ def parse_spec(text: str, file: str, library: bool = False) -> Spec:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`--set k=v` pairs; values are read as YAML scalars (10, 0.5, true, text)."""
-    import yaml
-
+    """`--set k=v` pairs; values are read by the spec's own YAML loader (10, 0.5, true, text, [1, 2])."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -110,14 +126,29 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise error("usage", f"--set expects key=value, got '{pair}'")
         try:
-            out[key] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key] = value
+            out[key] = load_yaml(value, f"--set {key}") if value.strip() else ""
+        except NetcError as exc:
+            raise error("usage", f"--set {key}: {exc.diagnostics[0].message}",
+                        hint="give a number, true/false, a word or a list like [1, 2]") from None
     return out
 
 
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
 def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Spec params (with --set overrides) then vars, evaluated in order."""
+    """Spec params (with --set overrides) then vars, evaluated in order.
+
+    An override must have the kind of the parameter's default (a number for a number, a list
+    for a list, ...) and numbers must be finite.
+    """
     raw = spec._raw
     errors = Collector()
     env: dict[str, Any] = dict(spec.params)
@@ -129,10 +160,12 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
                              did_you_mean(key, spec.params) or
                              f"parameters: {', '.join(spec.params) or 'none'}"))
             continue
-        default = spec.params[key]
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
-            errors.add(error("usage", f"--set {key}: expected a number, got {value!r}", ploc))
+        want = _kind(spec.params[key])
+        if _kind(value) != want:
+            errors.add(error("usage", f"--set {key}: expected {want}, got {value!r}", ploc))
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.add(error("usage", f"--set {key}: {value!r} is not a finite number", ploc))
             continue
         env[key] = value
     vraw = raw.get("vars") or {}
@@ -145,8 +178,13 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
     return env
 
 
-def collect_templates(spec: Spec, file: str, _seen: tuple[str, ...] = ()) -> dict[str, Template]:
-    """The spec's own templates plus those it imports (recursively, cycles rejected)."""
+def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
+                      _seen: tuple[str, ...] = ()) -> dict[str, Template]:
+    """The spec's own templates plus those it imports (recursively, cycles rejected).
+
+    An import is a relative path to a .yaml/.yml file inside the importing spec's directory
+    (subdirectories allowed): a downloaded spec cannot read files elsewhere on the machine.
+    """
     templates: dict[str, Template] = {}
     errors = Collector()
     here = Path(file).resolve()
@@ -155,6 +193,10 @@ def collect_templates(spec: Spec, file: str, _seen: tuple[str, ...] = ()) -> dic
         target = (here.parent / imp.file).resolve()
         if Path(imp.file).is_absolute():
             errors.add(error("import", f"import '{imp.file}' must be a path relative to this spec", iloc))
+            continue
+        if not target.is_relative_to(here.parent) or target.suffix not in (".yaml", ".yml"):
+            errors.add(error("import", f"import '{imp.file}' must name a .yaml file in this spec's directory "
+                                       "or below it", iloc))
             continue
         if str(target) in _seen or target == here:
             errors.add(error("import", f"import cycle: '{imp.file}' imports back", iloc))
@@ -167,9 +209,9 @@ def collect_templates(spec: Spec, file: str, _seen: tuple[str, ...] = ()) -> dic
             errors.add(error("import", f"cannot import '{imp.file}': no such file ({shown})", iloc))
             continue
         try:
-            text, shown = read_text(target, shown)
+            text, shown = read_text(target, shown, max_bytes)
             other = parse_spec_or_library(text, shown)
-            theirs = collect_templates(other, shown, _seen + (str(here),))
+            theirs = collect_templates(other, shown, max_bytes, _seen + (str(here),))
         except NetcError as exc:
             errors.add(exc)
             continue

@@ -46,7 +46,8 @@ NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, arbitrary_types_allowed=True,
+                              allow_inf_nan=False)
     _raw: Any = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
