@@ -34,16 +34,24 @@ def clean(text: str) -> str:
 
 
 def html_text(text: str) -> str:
-    """Text for a graphviz HTML-like label: entities for markup characters, <BR/> for newlines."""
-    text = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for a graphviz HTML-like label: entities for markup characters, <BR/> for newlines.
+
+    graphviz still expands \\G, \\N, ... inside HTML-like labels, so backslashes are doubled."""
+    text = clean(text).replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = text.replace('"', "&quot;").replace("'", "&#39;")
-    return "<BR/>".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    return text.replace("\n", "<BR/>")
 
 
 def quoted(text: str) -> str:
     """A DOT double-quoted string whose label escapes (\\N, \\l, ...) stay literal text."""
     text = clean(text).replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n") + '"'
+    return '"' + text.replace("\n", "\\n") + '"'
+
+
+def tooltip(text: str) -> str:
+    """A tooltip string. graphviz unescapes tooltips twice (2.43: "\\\\N" shows the node name), so a
+    backslash is shown as a fullwidth reverse solidus rather than trusting any escaping."""
+    return quoted(str(text).replace("\\", "\uff3c"))
 
 
 def box_label(box: Box) -> str:
@@ -60,7 +68,7 @@ def box_label(box: Box) -> str:
 
 def box_attrs(box: Box) -> dict[str, str]:
     style = ["filled"]
-    a = {"id": quoted(box.id), "label": box_label(box), "tooltip": quoted(box.scope)}
+    a = {"id": quoted(box.id), "label": box_label(box), "tooltip": tooltip(box.scope)}
     if box.kind == "add":
         a.update(shape="circle", fillcolor='"#f4cccc"', width="0.3", fixedsize="true", penwidth="1.5")
     elif box.kind == "cat":
@@ -102,7 +110,6 @@ def to_dot(view: View, rankdir: str = "TB", title: str | None = None) -> str:
     members: dict[str | None, list[Box]] = {}
     for box in view.boxes.values():
         members.setdefault(box.cluster, []).append(box)
-    cluster_ids = {scope: f"cluster_{i}" for i, scope in enumerate(view.clusters)}
 
     def emit(scope: str | None, level: int) -> None:
         pad = "  " * (level + 1)
@@ -113,8 +120,11 @@ def to_dot(view: View, rankdir: str = "TB", title: str | None = None) -> str:
             if c.block.label != name:
                 label += f' <FONT COLOR="#555555">{html_text(c.block.label)}</FONT>'
             style = "rounded,filled" + (",dashed" if c.aux else "")
-            out.append(f"{pad[:-2]}subgraph {cluster_ids[scope]} {{")
-            out.append(f"{pad}graph {attr_list({'id': quoted(cluster_ids[scope]), 'label': label + '>', 'labeljust': 'l', 'style': quoted(style), 'fillcolor': quoted(CLUSTER_FILL[(level - 1) % len(CLUSTER_FILL)]), 'color': quoted('#9aa7bb'), 'tooltip': quoted(scope)})};")
+            attrs = {"id": quoted(c.id), "label": label + ">", "labeljust": "l", "style": quoted(style),
+                     "fillcolor": quoted(CLUSTER_FILL[(level - 1) % len(CLUSTER_FILL)]), "color": '"#9aa7bb"',
+                     "tooltip": tooltip(scope)}
+            out.append(f"{pad[:-2]}subgraph {c.id} {{")
+            out.append(f"{pad}graph {attr_list(attrs)};")
         for box in members.get(scope, ()):
             out.append(f"{pad}{box.id} {attr_list(box_attrs(box))};")
         for child in children.get(scope, ()):

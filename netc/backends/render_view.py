@@ -31,6 +31,7 @@ class Box:
 
 @dataclass
 class Cluster:
+    id: str  # DOT subgraph id (must start with 'cluster'); also the SVG element id
     scope: str
     block: Block
     parent: str | None
@@ -52,6 +53,7 @@ class View:
     clusters: dict[str, Cluster]
     edges: list[Edge]
     box_of: dict[int, str]  # IR node id -> id of the box that shows it
+    block_box: dict[str, str]  # scope of a collapsed block -> id of the box that shows it
 
 
 def local_name(scope: str, prefix: str | None) -> str:
@@ -93,7 +95,7 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
         shown = chain if depth is None else chain[:depth - 1]
         for i, scope in enumerate(shown):
             if scope not in clusters:
-                clusters[scope] = Cluster(scope, blocks[scope], shown[i - 1] if i else None, True)
+                clusters[scope] = Cluster(f"cluster_{len(clusters)}", scope, blocks[scope], shown[i - 1] if i else None, True)
             clusters[scope].aux &= d["aux"]
         parent = shown[-1] if shown else None
         if depth is not None and len(chain) >= depth:
@@ -111,6 +113,9 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
         box.members.append(nid)
         box_of[nid] = bid
 
+    block_box = {box.scope: box.id for box in boxes.values() if box.kind == "block"}
+    merge_runs(g, order, boxes, box_of, block_box)
+
     edges: list[Edge] = []
     seen: set[tuple[int, str]] = set()
     for nid in order:
@@ -126,4 +131,52 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
         oid = f"o{i}"
         boxes[oid] = Box(oid, "output", "output", name, name, None, aux)
         edges.append(Edge(box_of[nid], oid, fmt_shape(g.nodes[nid]["shape"]), aux))
-    return View(g.graph["name"], boxes, clusters, edges, box_of)
+    return View(g.graph["name"], boxes, clusters, edges, box_of, block_box)
+
+
+def merge_runs(g: nx.DiGraph, order: list[int], boxes: dict[str, Box], box_of: dict[int, str],
+               block_box: dict[str, str]) -> None:
+    """Draw a chain of identical collapsed template instances as one box, as papers do ("InceptionA ×4").
+
+    Boxes merge when they are consecutive siblings instantiating the same template with the
+    same arguments, each feeding only the next. Inside a `repeat` cluster nothing merges: the
+    cluster already says "×n", and its first instance usually differs (stride, projection).
+    """
+    blocks = g.graph["blocks"]
+    succ: dict[str, set[str]] = {}
+    pred: dict[str, set[str]] = {}
+    for nid in order:
+        for src in g.nodes[nid]["inputs"]:
+            a, b = box_of[src], box_of[nid]
+            if a != b:
+                succ.setdefault(a, set()).add(b)
+                pred.setdefault(b, set()).add(a)
+
+    def same_kind(a: Box, b: Box) -> bool:
+        x, y = blocks[a.scope], blocks[b.scope]
+        return (x.kind == y.kind == "use" and x.template is not None and x.template == y.template
+                and x.args == y.args and a.cluster == b.cluster and a.aux == b.aux)
+
+    runs: list[list[Box]] = []
+    for box in list(boxes.values()):
+        if box.kind != "block" or (box.cluster is not None and blocks[box.cluster].kind == "repeat"):
+            continue
+        last = runs[-1][-1] if runs else None
+        if (last is not None and same_kind(last, box) and succ.get(last.id) == {box.id}
+                and pred.get(box.id) == {last.id}):
+            runs[-1].append(box)
+        else:
+            runs.append([box])
+    for run in runs:
+        if len(run) < 2:
+            continue
+        head = run[0]
+        head.title = f"{blocks[head.scope].template} ×{len(run)}"
+        last = run[-1].scope.rsplit(".", 1)[-1]
+        head.name, head.scope = f"{head.name}–{last}", f"{head.scope}–{last}"
+        for box in run[1:]:
+            del boxes[box.id]
+            block_box[box.scope] = head.id
+            head.members += box.members
+            for nid in box.members:
+                box_of[nid] = head.id
