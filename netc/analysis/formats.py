@@ -1,4 +1,4 @@
-"""Formatters of the cost table: text (a rich table), markdown, CSV and JSON.
+"""Formatters of the cost table: aligned text, markdown, CSV and JSON.
 
 The JSON layout is documented in docs/table.md and versioned by `SCHEMA_VERSION`; change it
 only by adding keys, or bump the version.
@@ -77,28 +77,24 @@ def _summary(table: Table) -> str:
             f"activations {human(t.activation_bytes, 'B', 1024)}")
 
 
-def to_text(table: Table) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table as RichTable
-    from rich.text import Text
+def _aligned(rows: list[list[str]], footer: list[list[str]]) -> list[str]:
+    """Columns padded to their widest cell: names left, numbers right, a rule under the header.
 
-    rt = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for i, col in enumerate(COLUMNS):
-        rt.add_column(col, justify="left" if i < 3 else "right", no_wrap=True)
-    for row in table.rows:
-        rt.add_row(*map(Text, _row_cells(row, "  ")), style="bold" if row.kind == "block" else None)
-    rt.add_section()
-    for cells in _total_rows(table):
-        rt.add_row(*map(Text, cells), style="bold")
-    buf = io.StringIO()
-    console = Console(file=buf, width=10_000, color_system=None, highlight=False, emoji=False, markup=False)
-    for line in convention(table):
-        console.print(line, soft_wrap=True)
-    console.print()
-    console.print(rt)
-    console.print(_summary(table), soft_wrap=True)
-    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+    Hand-aligned rather than a rich Table: rich spends ~45 µs per cell, which made it 90% of the
+    run time of `netc table` on ResNet-152 (575 rows × 10 columns, 260 ms)."""
+    widths = [max(len(r[i]) for r in rows + footer) for i in range(len(COLUMNS))]
+
+    def line(cells):
+        return "   ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "─" * (sum(widths) + 3 * (len(widths) - 1))
+    return [line(rows[0]), rule, *map(line, rows[1:]), "", *map(line, footer)]
+
+
+def to_text(table: Table) -> str:
+    body = [list(COLUMNS)] + [_row_cells(row, "  ") for row in table.rows]
+    lines = [*convention(table), "", *_aligned(body, _total_rows(table)), _summary(table)]
+    return "\n".join(lines) + "\n"
 
 
 def _md_cell(text: str) -> str:
