@@ -1,0 +1,67 @@
+"""The HTML report: one self-contained page with the SVG diagram beside the cost table.
+
+The table is the analysis pass's (`netc.analysis`), at the same depth as the diagram, so each
+row belongs to one drawn box (a layer, a collapsed block) or one cluster (a block subtotal);
+`data-box` on the row names that SVG element and the page's script links them both ways.
+Nothing is fetched when the page is viewed: the SVG, CSS and script are inline, and a
+Content-Security-Policy forbids any request.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from netc.analysis import formats
+from netc.analysis.cost import analyse
+from netc.analysis.table import build
+from netc.backends.dot import to_dot
+from netc.backends.render_view import View, build_view
+from netc.ops import fmt_shape
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# graphviz's XML prolog, doctype and comments are not wanted inside an HTML body
+_SVG_START = re.compile(r"<svg\b")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def inline_svg(svg: str) -> str:
+    m = _SVG_START.search(svg)
+    if m is None:
+        raise ValueError("graphviz gave no <svg> element")
+    return _COMMENT.sub("", svg[m.start():]).strip()
+
+
+def row_boxes(network, view: View, rows) -> list[str]:
+    """The SVG element id each table row belongs to: a box, a collapsed block's box, or a cluster."""
+    node_of_scope = {d["scope"]: nid for nid, d in network.nodes()}
+    out = []
+    for row in rows:
+        if row.kind == "layer":
+            out.append(view.box_of[node_of_scope[row.scope]])
+        elif row.scope in view.block_box:
+            out.append(view.block_box[row.scope])
+        else:
+            out.append(view.clusters[row.scope].id if row.scope in view.clusters else "")
+    return out
+
+
+def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
+    from netc.backends.render import run_dot
+
+    view = build_view(network.graph, network.order, depth)
+    svg = inline_svg(run_dot(to_dot(view, rankdir, network.name), "svg").decode())
+    table = build(analyse(network), depth)
+    rows = [{"kind": row.kind, "level": row.level, "aux": row.aux, "box": box,
+             "cells": formats._row_cells(row, "")}
+            for row, box in zip(table.rows, row_boxes(network, view, table.rows))]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.nodes[nid]['shape'])}"
+                     for name, nid, aux in network.outputs)
+    return env.get_template("report.html.j2").render(
+        name=network.name, description=network.spec.description or "",
+        io=f"input {fmt_shape(network.input_shape)} → {outs}", depth=depth,
+        convention=formats.convention(table), summary=formats._summary(table),
+        columns=formats.COLUMNS, rows=rows, totals=formats._total_rows(table), svg=svg)
