@@ -34,7 +34,7 @@ class Diagnostic:
 
     def format(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
-        lines = [f"{where}error[{self.code}]: {self.message}"]
+        lines = [f"{where}error[{self.code}]: {clip(self.message, MAX_MESSAGE)}"]
         for loc in self.via:
             lines.append(f"  note: instantiated from {loc}")
         if self.hint:
@@ -61,8 +61,19 @@ def error(code: str, message: str, loc: Loc | None = None, hint: str | None = No
     return NetcError(Diagnostic(code, message, loc, hint, tuple(via)))
 
 
+MAX_MESSAGE = 2000  # a diagnostic echoes user input; keep what a hostile spec can make us print bounded
+
+
+def clip(value, n: int = 60) -> str:
+    """`value` for a message (repr unless it is a string), cut to n characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= n else text[:n] + "…"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest known word, or None when nothing is close."""
+    if len(str(word)) > 200:
+        return None
     close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 

@@ -19,10 +19,9 @@ def topo_order(g: nx.DiGraph) -> list[int]:
 def check_structure(g: nx.DiGraph) -> None:
     """Arity of every op, no cycles, every result used (reaching an output)."""
     errors = Collector()
-    try:
+    cycle = None
+    if not nx.is_directed_acyclic_graph(g):  # linear time; find_cycle is slow on large acyclic graphs
         cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        cycle = None
     if cycle:
         names = [g.nodes[u]["scope"] for u, _ in cycle]
         first = g.nodes[cycle[0][0]]

@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from netc.errors import Collector, Loc, NetcError, did_you_mean, error
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
 from netc.ir.graph import Block, add_op, new_graph, set_inputs
 from netc.ops import REGISTRY
 from netc.spec.expr import is_expr, substitute
@@ -28,7 +28,7 @@ from netc.spec.validate import attrs_error
 class Limits:
     """Protect the machine: checked during expansion and before any allocation."""
 
-    max_nodes: int = 200_000
+    max_nodes: int = 100_000
     max_depth: int = 64  # nesting of structures and templates
     max_param_bytes: int = 16 * 2**30  # float32 parameters (4 bytes each)
     max_file_bytes: int = MAX_FILE_BYTES  # each spec file, imports included
@@ -113,6 +113,16 @@ class Expander:
                         "check repeat counts; the limit is a setting (--max-nodes)")
         return add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
 
+    def keep_going(self, exc: NetcError) -> None:
+        """Record an independent error and continue; a limit stops expansion at once (it would recur)."""
+        if getattr(exc, "fatal", False):
+            raise exc
+        self.errors.add(exc)
+        if "limit" in exc.codes:
+            fatal = NetcError(self.errors.diagnostics)
+            fatal.fatal = True
+            raise fatal from None
+
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
 
@@ -122,7 +132,7 @@ class Expander:
             try:
                 cur = self.expand(node, ctx, cur)
             except NetcError as exc:
-                self.errors.add(exc)
+                self.keep_going(exc)
         return cur
 
     def expand(self, node: Node, ctx: Ctx, cur: int) -> int:
@@ -145,7 +155,7 @@ class Expander:
         raw, loc = node._raw, _loc(node)
         n = self.eval(node.repeat, ctx, value_loc(raw, "repeat", loc))
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise error("schema", f"repeat must be a non-negative integer, got {n!r}", value_loc(raw, "repeat", loc),
+            raise error("schema", f"repeat must be a non-negative integer, got {clip(n)}", value_loc(raw, "repeat", loc),
                         via=ctx.via)
         if n > self.limits.max_nodes:
             raise error("limit", f"repeat: {n:,} exceeds the limit of {self.limits.max_nodes:,} nodes",
@@ -220,7 +230,7 @@ class Expander:
         attrs_loc = value_loc(raw, op, loc)
         values = self.eval(attrs_raw, ctx, attrs_loc) if attrs_raw is not None else {}
         if not isinstance(values, dict):
-            raise error("schema", f"'{op}' takes a mapping of attributes, got {values!r}", attrs_loc,
+            raise error("schema", f"'{op}' takes a mapping of attributes, got {clip(values)}", attrs_loc,
                         f"write '{op}: {{}}' for the defaults", via=ctx.via)
         model = REGISTRY[op].Attrs
         try:
@@ -246,7 +256,7 @@ class Expander:
             try:
                 outs.append(self.expand(branch, ctx, cur))
             except NetcError as exc:
-                self.errors.add(exc)
+                self.keep_going(exc)
         return self.add("cat", REGISTRY["cat"].Attrs(), ctx.frame.path(ctx.frame.generated("cat")), outs,
                         _loc(node), ctx)
 
@@ -256,7 +266,7 @@ class Expander:
         shortcut = self.expand(res.shortcut, ctx, cur) if res.shortcut is not None else cur
         scale = self.eval(res.scale, ctx, value_loc(res._raw, "scale", loc))
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-            raise error("schema", f"residual scale must be a number, got {scale!r}", value_loc(res._raw, "scale", loc),
+            raise error("schema", f"residual scale must be a number, got {clip(scale)}", value_loc(res._raw, "scale", loc),
                         via=ctx.via)
         if scale != 1:
             attrs = REGISTRY["scale"].Attrs(factor=float(scale))
@@ -322,7 +332,7 @@ class Expander:
                 if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                     expected = decl if required else type(decl).__name__
                     errors.add(error("template", f"argument '{key}' of template '{node.use}' expects {expected}, "
-                                                 f"got {value!r}",
+                                                 f"got {clip(value)}",
                                      value_loc(given_raw, key, loc) if key in given_raw else loc, via=ctx.via))
                 bound[key] = value
             elif required:

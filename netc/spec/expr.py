@@ -14,7 +14,7 @@ import operator
 import re
 from typing import Any, Mapping
 
-from netc.errors import Loc, did_you_mean, error
+from netc.errors import Loc, clip, did_you_mean, error
 
 MAX_EXPR_LEN = 1000
 MAX_INT = 2**63 - 1
@@ -110,7 +110,7 @@ class _Eval:
                 raise self.fail("string result is too long")
             return a + b
         if not all(isinstance(x, (int, float)) for x in (a, b)):
-            raise self.fail(f"arithmetic needs numbers, got {a!r} and {b!r}")
+            raise self.fail(f"arithmetic needs numbers, got {clip(a)} and {clip(b)}")
         if isinstance(node.op, ast.Pow):
             if abs(b) > 64 or (abs(a) > 1 and abs(b) * math.log2(abs(a)) > 63):
                 raise self.fail("power is too large")
@@ -147,7 +147,7 @@ class _Eval:
                 if not fn(left, right):
                     return False
             except TypeError:
-                raise self.fail(f"cannot compare {left!r} and {right!r}") from None
+                raise self.fail(f"cannot compare {clip(left)} and {clip(right)}") from None
             left = right
         return True
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from netc.errors import Collector, Loc, NetcError, did_you_mean, error
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
 from netc.spec.expr import substitute
 from netc.spec.model import Import, Node, Residual, Spec, Template
 from netc.spec.validate import diagnostics
@@ -162,10 +162,10 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
             continue
         want = _kind(spec.params[key])
         if _kind(value) != want:
-            errors.add(error("usage", f"--set {key}: expected {want}, got {value!r}", ploc))
+            errors.add(error("usage", f"--set {key}: expected {want}, got {clip(value)}", ploc))
             continue
         if isinstance(value, float) and not math.isfinite(value):
-            errors.add(error("usage", f"--set {key}: {value!r} is not a finite number", ploc))
+            errors.add(error("usage", f"--set {key}: {clip(value)} is not a finite number", ploc))
             continue
         env[key] = value
     vraw = raw.get("vars") or {}

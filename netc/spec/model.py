@@ -16,6 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstrain
                       field_validator, model_validator)
 
 from netc.backends.init import InitSpec, Preset
+from netc.errors import clip
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
 
@@ -36,11 +37,11 @@ def check_name(value: str | None, what: str, pattern: re.Pattern = MODULE_NAME) 
         return value
     if not pattern.fullmatch(value):
         if pattern is IDENTIFIER:
-            raise ValueError(f"{what} {value!r} must be an identifier: an ASCII letter or '_', then letters, "
+            raise ValueError(f"{what} {clip(repr(value))} must be an identifier: an ASCII letter or '_', then letters, "
                              "digits or '_' (at most 64)")
-        raise ValueError(f"{what} {value!r} must be 1 to 64 ASCII letters, digits or '_'")
+        raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits or '_'")
     if value in RESERVED_NAMES:
-        raise ValueError(f"{what} {value!r} is reserved ('from: input' means the network input)")
+        raise ValueError(f"{what} {clip(repr(value))} is reserved ('from: input' means the network input)")
     return value
 NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 

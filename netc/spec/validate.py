@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from netc.errors import Diagnostic, Loc, NetcError
+from netc.errors import Diagnostic, Loc, NetcError, clip
 from netc.spec.yamlload import key_loc, value_loc
 
 _TYPE_WORDS = {
@@ -67,7 +67,7 @@ def _constraint(err, field, what) -> str:
     msg = re.sub(r"^(Input|List|String|Dictionary) should", "must", msg)
     msg = re.sub(r" after validation, not \d+$", "", msg)
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return f"'{field}'{what} {msg}, got {err.get('input')!r}"
+    return f"'{field}'{what} {msg}, got {clip(repr(err.get('input')))}"
 
 
 def diagnostics(exc, raw, default: Loc | None, known_keys=None, via=(), what: str = "") -> list[Diagnostic]:
@@ -98,10 +98,11 @@ def diagnostics(exc, raw, default: Loc | None, known_keys=None, via=(), what: st
 
 def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
     container, key, node = _container(raw, real)
-    field = _field(real) or _field(tuple(err["loc"]))
+    field = clip(_field(real) or _field(tuple(err["loc"])) or "")
     kind = err["type"]
     if kind == "extra_forbidden":
         field = err["loc"][-1]
+        shown = clip(str(field))
         loc = key_loc(container, key, default) if container is not None else default
         keys = list(known_keys(tuple(err["loc"][:-1]))) if known_keys else []
         close = difflib.get_close_matches(str(field), sorted(set(keys)), n=1, cutoff=0.6)
@@ -109,11 +110,11 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
         ops = _op_names()
         if "seq" in keys:  # a node: the unknown key is most likely a mistyped op
             if close and close[0] in ops:
-                return Diagnostic("unknown-op", f"unknown op '{field}'", loc, hint, tuple(via))
+                return Diagnostic("unknown-op", f"unknown op '{shown}'", loc, hint, tuple(via))
             if not close:
-                return Diagnostic("unknown-op", f"unknown op or key '{field}'", loc,
+                return Diagnostic("unknown-op", f"unknown op or key '{shown}'", loc,
                                   "ops: " + ", ".join(sorted(ops)), tuple(via))
-        return Diagnostic("schema", f"unknown key '{field}'{what}", loc, hint, tuple(via))
+        return Diagnostic("schema", f"unknown key '{shown}'{what}", loc, hint, tuple(via))
     if kind == "missing":
         field = err["loc"][-1]
         loc = getattr(node, "loc", None) or (value_loc(container, key, default) if container is not None else default)
@@ -121,7 +122,7 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
     loc = value_loc(container, key, default) if container is not None else default
     if words:
         unique = list(dict.fromkeys(w for w in words if w))
-        return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {err.get('input')!r}",
+        return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {clip(repr(err.get('input')))}",
                           loc, None, tuple(via))
     return Diagnostic("schema", _constraint(err, field, what), loc, None, tuple(via))
 
