@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_check import wall  # wall time of a command in a fresh process
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,12 +77,6 @@ def timed(fn, *args):
     return time.perf_counter() - t, out
 
 
-def cold(cmd: list[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
@@ -118,8 +113,8 @@ def main() -> None:
                      "FlopCounterMode\nwith torch.device('meta'):\n m = torchvision.models.resnet152().eval()\n"
                      " with FlopCounterMode(display=False) as c:\n  m(torch.empty(1, 3, 224, 224))\n"
                      "print(c.get_total_flops() // 2)"]
-        c_netc = statistics.median(cold([netc_bin, "table", str(spec)]) for _ in range(3))
-        c_torch = statistics.median(cold(torch_cmd) for _ in range(3))
+        c_netc = statistics.median(wall([netc_bin, "table", str(spec)]) for _ in range(3))
+        c_torch = statistics.median(wall(torch_cmd) for _ in range(3))
         print(f"cold start (new interpreter, imports included, 3 runs): netc table {c_netc * 1e3:.0f} ms, "
               f"torch meta {c_torch * 1e3:.0f} ms, {c_torch / c_netc:.1f}x")
         if not same:
