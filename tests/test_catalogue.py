@@ -347,3 +347,8 @@ def test_check_resolves_bundled_name(netc_cli):
     assert code == 0 and "21,623,848" in out
     code, _, err = netc_cli("check", "resnet34_d")
     assert code == 2 and "did you mean" in err and "resnet34_" in err
+
+
+def test_build_resolves_bundled_name(netc_cli):
+    code, out, _ = netc_cli("build", "-q", "resnet20", "--device", "cpu")
+    assert code == 0 and "269,722" in out
