@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,3 +22,17 @@ def netc_cli():
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+def run_without_torch(*argv: str) -> str:
+    """Run `netc ARGV` in a fresh interpreter, assert it succeeded without importing torch; its stdout."""
+    code = ("import sys\n"
+            "from netc.cli import main\n"
+            f"try:\n    main({list(argv)!r})\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            f"assert 'torch' not in sys.modules, 'netc {argv[0]} imported torch'\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+    return out.stdout
