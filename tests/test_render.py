@@ -1,6 +1,9 @@
 """netc render: DOT for every bundled spec, collapsing by depth, escaping, formats and the CLI."""
+import os
 import shutil
+import stat
 import subprocess
+import threading
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -266,6 +269,24 @@ def test_cli_formats(tmp_path, netc_cli):
     assert code == 0 and (tmp_path / "x.svg").read_bytes().startswith(b"<?xml")
     code, _, err = netc_cli("render", "lenet5", "--depth", "0")
     assert code == 2 and "--depth" in err
+
+
+def test_output_file_mode_and_pipes(tmp_path, netc_cli):
+    path = tmp_path / "l.dot"
+    assert netc_cli("render", "lenet5", "-o", path)[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    # a pipe (or /dev/null) is written into, not replaced by a regular file
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code = netc_cli("render", "lenet5", "-o", fifo)[0]
+    reader.join(30)
+    assert code == 0 and got and got[0].startswith(b"digraph netc {")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 def test_api_render(tmp_path):
