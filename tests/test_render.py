@@ -197,7 +197,8 @@ def hostile(description="<b>bold</b> & \"quoted\""):
         d["blocks"] = tuple(rename(b) for b in d["blocks"])
     g.graph["blocks"] = {rename(s): replace(b, scope=rename(s), template=b.template and EVIL_TEMPLATE)
                          for s, b in g.graph["blocks"].items()}
-    g.graph["outputs"] = [(EVIL_OUTPUT if name == "aux" else name, nid, aux) for name, nid, aux in g.graph["outputs"]]
+    g.graph["outputs"] = [(EVIL_OUTPUT if name == "aux" else name, nid, aux)
+                          for name, nid, aux in g.graph["outputs"]]
     g.graph["name"] = HOSTILE_NAME
     net.spec = net.spec.model_copy(update={"name": HOSTILE_NAME, "description": description})
     return net

@@ -77,6 +77,7 @@ def op_name(scope: str, prefix: str | None) -> str:
 
 
 def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> View:
+    """The boxes, clusters and edges of IR `g` (ops in `order`), blocks at level `depth` collapsed."""
     if depth is not None and depth < 1:
         raise ValueError("depth counts block levels from 1")
     blocks: dict[str, Block] = g.graph["blocks"]
@@ -95,7 +96,8 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
         shown = chain if depth is None else chain[:depth - 1]
         for i, scope in enumerate(shown):
             if scope not in clusters:
-                clusters[scope] = Cluster(f"cluster_{len(clusters)}", scope, blocks[scope], shown[i - 1] if i else None, True)
+                parent = shown[i - 1] if i else None
+                clusters[scope] = Cluster(f"cluster_{len(clusters)}", scope, blocks[scope], parent, True)
             clusters[scope].aux &= d["aux"]
         parent = shown[-1] if shown else None
         if depth is not None and len(chain) >= depth:
