@@ -98,7 +98,8 @@ def main() -> None:
                     totals[key] = out
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"spec: {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else 'resnet50.yaml with depths 3-8-36-3'}"
-              f", {args.reps} interleaved repetitions, medians")
+              f", {args.reps} interleaved repetitions, medians; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores")
         for key, what in (("netc", "netc table (in-process)"), ("meta", "torchvision build + FlopCounterMode, meta"),
                           ("cpu", "torchvision build + FlopCounterMode, cpu")):
             p, m = totals[key]
