@@ -90,15 +90,17 @@ def attr_list(attrs: dict[str, str]) -> str:
     return "[" + ", ".join(f"{k}={v}" for k, v in attrs.items()) + "]"
 
 
-def to_dot(view: View, rankdir: str = "TB", title: str | None = None) -> str:
-    """DOT source of `view`, laid out top-to-bottom or left-to-right; `title` heads the graph."""
+def to_dot(view: View, rankdir: str = "TB", title: str | None = None, subtitle: str = "") -> str:
+    """DOT source of `view`, laid out top-to-bottom or left-to-right; `title` (and a smaller
+    `subtitle`) head the graph."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     out = ["digraph netc {"]
     graph = {"rankdir": rankdir, "newrank": "true", "fontname": quoted(FONT), "fontsize": "11",
              "nodesep": "0.2", "ranksep": "0.25", "labelloc": "t"}
     if title is not None:
-        graph["label"] = "<" + html_text(title) + ">"
+        sub = f'<BR/><FONT POINT-SIZE="9" COLOR="#555555">{html_text(subtitle)}</FONT>' if subtitle else ""
+        graph["label"] = f"<<B>{html_text(title)}</B>{sub}>"
     out.append(f"  graph {attr_list(graph)};")
     out.append(f'  node [fontname={quoted(FONT)}, fontsize="10", shape=box, height="0.3", margin="0.08,0.03"];')
     out.append(f'  edge [fontname={quoted(FONT)}, fontsize="8", fontcolor="#666666", color="#555555", '

@@ -48,13 +48,13 @@ def row_boxes(network, view: View, rows) -> list[str]:
 
 
 def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
-    from netc.backends.render import run_dot
+    from netc.backends.render import run_dot, subtitle
 
     view = build_view(network.graph, network.order, depth)
-    svg = inline_svg(run_dot(to_dot(view, rankdir, network.name), "svg").decode())
+    svg = inline_svg(run_dot(to_dot(view, rankdir, network.name, subtitle(network)), "svg").decode())
     table = build(analyse(network), depth)
     rows = [{"kind": row.kind, "level": row.level, "aux": row.aux, "box": box,
-             "cells": formats._row_cells(row, "")}
+             "cells": formats.row_cells(row, "")}
             for row, box in zip(table.rows, row_boxes(network, view, table.rows))]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -63,5 +63,5 @@ def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
     return env.get_template("report.html.j2").render(
         name=network.name, description=network.spec.description or "",
         io=f"input {fmt_shape(network.input_shape)} → {outs}", depth=depth,
-        convention=formats.convention(table), summary=formats._summary(table),
-        columns=formats.COLUMNS, rows=rows, totals=formats._total_rows(table), svg=svg)
+        convention=formats.convention(table), summary=formats.summary(table),
+        columns=formats.COLUMNS, rows=rows, totals=formats.total_rows(table), svg=svg)

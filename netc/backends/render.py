@@ -11,6 +11,7 @@ import subprocess
 from netc.backends.dot import to_dot
 from netc.backends.render_view import View, build_view
 from netc.errors import error
+from netc.ops import fmt_shape
 
 FORMATS = ("dot", "svg", "png", "pdf", "html")
 BINARY = ("png", "pdf")
@@ -21,8 +22,16 @@ def view_of(network, depth: int | None = None) -> View:
     return build_view(network.graph, network.order, depth)
 
 
+def subtitle(network) -> str:
+    """Input and totals under the diagram's title (MACs: conv + linear, aux heads excluded)."""
+    from netc.analysis.formats import human
+
+    return (f"input {fmt_shape(network.input_shape)} · {human(network.params)} params · "
+            f"{human(network.macs)} MACs")
+
+
 def dot_source(network, depth: int | None = None, rankdir: str = "TB") -> str:
-    return to_dot(view_of(network, depth), rankdir, network.name)
+    return to_dot(view_of(network, depth), rankdir, network.name, subtitle(network))
 
 
 def run_dot(source: str, fmt: str) -> bytes:
