@@ -55,7 +55,8 @@ def _cells(name: str, op: str, shape: str, c: Cost, rf: str, jump: str) -> list[
             human(c.activation_bytes, "B", 1024) if c.activation_bytes else "-", rf, jump]
 
 
-def _row_cells(row: Row, indent: str) -> list[str]:
+def row_cells(row: Row, indent: str) -> list[str]:
+    """The text cells of one row under COLUMNS (also used by the HTML report)."""
     label = row.label or row.op
     if row.aux:
         label += " [aux]"
@@ -63,7 +64,8 @@ def _row_cells(row: Row, indent: str) -> list[str]:
                   _pair(row.jump))
 
 
-def _total_rows(table: Table) -> list[list[str]]:
+def total_rows(table: Table) -> list[list[str]]:
+    """The cells of the totals row and, when there are aux heads, of their row."""
     r = table.report
     rows = [_cells("total", "", ", ".join(fmt_shape(s) for _, s, aux in r.outputs if not aux), r.total, "", "")]
     if r.aux.params or r.aux.macs:
@@ -71,7 +73,7 @@ def _total_rows(table: Table) -> list[list[str]]:
     return rows
 
 
-def _summary(table: Table) -> str:
+def summary(table: Table) -> str:
     t = table.report.total
     return (f"params {t.params:,} = {human(t.params)}, MACs {t.macs:,} = {human(t.macs)}, "
             f"activations {human(t.activation_bytes, 'B', 1024)}")
@@ -92,8 +94,8 @@ def _aligned(rows: list[list[str]], footer: list[list[str]]) -> list[str]:
 
 
 def to_text(table: Table) -> str:
-    body = [list(COLUMNS)] + [_row_cells(row, "  ") for row in table.rows]
-    lines = [*convention(table), "", *_aligned(body, _total_rows(table)), _summary(table)]
+    body = [list(COLUMNS)] + [row_cells(row, "  ") for row in table.rows]
+    lines = [*convention(table), "", *_aligned(body, total_rows(table)), summary(table)]
     return "\n".join(lines) + "\n"
 
 
@@ -107,14 +109,14 @@ def to_markdown(table: Table) -> str:
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" if i < 3 else "---:"
                                                                   for i in range(len(COLUMNS))) + "|"]
     for row in table.rows:
-        cells = [_md_cell(c) for c in _row_cells(row, "")]
+        cells = [_md_cell(c) for c in row_cells(row, "")]
         if row.kind == "block":
             cells[0] = f"**{cells[0]}**"
         lines.append("| " + " | ".join(cells) + " |")
-    for cells in _total_rows(table):
+    for cells in total_rows(table):
         cells[0] = f"**{cells[0]}**"
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    lines += ["", _summary(table)]
+    lines += ["", summary(table)]
     return "\n".join(lines) + "\n"
 
 
