@@ -95,6 +95,15 @@ def test_receptive_field_alexnet(name):
     assert (pool5.rf, pool5.jump) == ((195, 195), (32, 32))
 
 
+def test_receptive_field_resnet50_through_residuals():
+    # conv 7/2: 7 (jump 2); maxpool 3/2: 11 (4); layer1, 3 blocks of one 3x3: 11 + 3·2·4 = 35;
+    # layer2: 35 + 2·4 = 43 (8), then 3·2·8 -> 91; layer3: 91 + 2·8 = 107 (16), then 5·2·16 -> 267;
+    # layer4: 267 + 2·16 = 299 (32), then 2·2·32 -> 427
+    report = analyse(netc.load(SPECS / "resnet50.yaml"))
+    assert [rf_at(report, f"layer{i}.{n - 1}._add") for i, n in ((1, 3), (2, 4), (3, 6), (4, 3))] == \
+        [((35, 35), (4, 4)), ((91, 91), (8, 8)), ((267, 267), (16, 16)), ((427, 427), (32, 32))]
+
+
 def tiny(layers: str, size: int = 32) -> "netc.api.Network":
     return netc.loads(f"netc: 1\nname: tiny\ninput: [3, {size}, {size}]\nlayers:\n{layers}")
 
