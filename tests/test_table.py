@@ -75,6 +75,18 @@ def test_json_is_versioned_and_complete(resnet50):
     assert data["rows"][0]["shape"] == [64, 112, 112] and data["rows"][0]["rf"] == [7, 7]
 
 
+@pytest.mark.parametrize("spec,depth", [("resnet50", None), ("resnet50", 2), ("googlenet", 1), (None, None)])
+def test_json_validates_against_its_schema(spec, depth):
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "table.schema.json").read_text())
+    if spec is not None and not (SPECS / f"{spec}.yaml").exists():
+        pytest.skip(f"specs/{spec}.yaml does not exist yet")
+    net = netc.load(SPECS / f"{spec}.yaml") if spec else netc.loads(AUX_SPEC)
+    jsonschema.validate(json.loads(net.table(depth=depth, fmt="json")), schema)
+    jsonschema.validate(json.loads(net.table(depth=depth, fmt="json", dtype="float16")), schema)
+
+
 def test_json_format_is_documented():
     """Every key the JSON writer emits is described in docs/table.md."""
     doc = (ROOT / "docs" / "table.md").read_text()
