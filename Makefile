@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup build test bench
+.PHONY: setup build test bench generated
 
 $(BIN)/netc: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,3 +29,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# regenerate the committed generated/<name>.py of every bundled spec (tests check they are current)
+generated: setup
+	$(BIN)/python -m netc.cli.codegen

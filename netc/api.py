@@ -79,6 +79,15 @@ class Network:
 
         return build_module(self, device, dtype, init)
 
+    def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
+        """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to
+        `out_dir/<name>.py` (atomically) when `out_dir` is given."""
+        from netc.backends import codegen
+
+        if out_dir is not None:
+            return codegen.write(self, out_dir).read_text(encoding="utf-8")
+        return codegen.generate(self)
+
     def table(self, depth: int | None = None, fmt: str = "text", dtype: str = "float32") -> str:
         """Cost table (text, md, csv or json): per-layer rows, block subtotals down to `depth`, totals.
 

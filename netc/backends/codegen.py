@@ -1,0 +1,1048 @@
+"""IR -> standalone PyTorch source (`generated/<name>.py`): readable, formatted, deterministic.
+
+Design: classes are derived from the *IR*, and their constructor arguments are *fitted* to
+the spec's expressions.
+
+Why not translate a template body symbolically (its YAML, `$` dropped)? Because what the
+interpreter builds depends on evaluation, not only on text: `if:` and positional naming
+interact (an unnamed layer after a conditional one is `3` or `4`), op facets turn
+attributes into constructor arguments with their own rules (`module()` omits defaults,
+resolves `same` padding), and `from:` / `side` can cross template boundaries. A symbolic
+translation would re-implement the expander and could drift from it. Instead:
+
+1. Every named block of the IR becomes a module container (a scope). A container that
+   is a plain chain of modules named 0..n-1 (or any names) becomes an inline
+   `nn.Sequential`; runs of identical repeated blocks become `*[Block(...) for _ in
+   range(n)]`. Every named template instance (`use:` with a name) becomes an instance of a
+   class named after its template; any other non-chain block gets a class of its own.
+2. Each instance is rendered once with *holes* for its constructor values (read from the
+   op registry's `module()` facet, the same `ModuleSpec` the interpreter builds from).
+   Instances of one template whose code agrees apart from the holes share one class.
+   Each hole is then fitted to a Python expression over the class's arguments: candidates
+   are the spec's own expressions for that attribute (`$planes * 4` -> `planes * 4`), the
+   tracked channel count of the op's input (`in_channels`, `planes * 4`, `a + b + c` after
+   a concat), or a literal. A candidate is kept only if it reproduces the value of every
+   instance (evaluated with each instance's bound template arguments, recorded on its IR
+   Block), so the code is exact by construction; a hole no candidate explains becomes an
+   explicit constructor argument.
+3. Fallback, by design: where instances of one template differ in *structure* (an `if:`
+   that adds a projection shortcut, a repeat count that is an argument), each distinct
+   structure is its own class (`Bottleneck`, `Bottleneck2`, …). Blocks that are not
+   named (transparent `use`/`seq`) are inlined into their parent, as the interpreter's
+   state_dict keys require.
+
+Module attributes reproduce the interpreter's names (and so its state_dict keys): names
+that are not identifiers are registered with `add_module(repr)` and read with `getattr`,
+except stateless modules (activations, pooling), which may be renamed and shared since they
+own no state. Parameter-free joins are written inline: `a + b`, `torch.cat([...], 1)`,
+`x * 0.17`. Every identifier comes from `netc.backends.names`; every value from the spec is
+emitted with `repr` or as an expression re-printed from its parsed AST with its names
+mapped, so nothing in a spec can inject code. Output is formatted by `ruff format`
+(pinned) and is byte-identical for the same spec.
+
+Forward conventions are the interpreter's (`netc.backends.torch_module`): eval returns the
+main output; with training-only aux heads, training returns a NamedTuple in the spec's
+`outputs` order. Under TorchScript the NamedTuple is always returned (aux entries None in
+eval), as torchvision's GoogLeNet and Inception3 do.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from netc.backends.names import Names, camel, is_identifier, sanitize
+from netc.errors import NetcError, error
+from netc.ops import REGISTRY
+from netc.spec.expr import FUNCTIONS, _Eval
+
+IN = "__netc_in"  # the input channel count of a class, in spec-name space
+INLINE_OPS = {"add", "cat", "scale"}
+RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
+# names every generated namespace must leave alone
+RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
+            "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
+            "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME)
+PY_FUNCS = {"min": "min", "max": "max", "abs": "abs", "int": "int", "float": "float", "round": "round",
+            "ceil": "math.ceil", "floor": "math.floor"}
+_OMIT = "\x01"
+_HOLE = re.compile("\x00(\\d+)\x00")
+NOTHING = object()
+
+
+# --- values and expressions ------------------------------------------------------------------
+
+def norm(v):
+    """A comparable form of a constructor value: equal pairs collapse (torch accepts both)."""
+    if isinstance(v, (list, tuple)):
+        items = tuple(norm(x) for x in v)
+        if len(items) == 2 and items[0] == items[1] and type(items[0]) is int:
+            return items[0]
+        return items
+    if hasattr(v, "items"):
+        return tuple(sorted((k, norm(x)) for k, x in v.items()))
+    return v
+
+
+def same(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def literal(v) -> str:
+    if isinstance(v, float) and v == int(v) and abs(v) < 1e16:
+        return repr(v)
+    return repr(v)
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str):
+    try:
+        tree = ast.parse(text.replace("$", ""), mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    return tree
+
+
+def names_in(text: str) -> list[str]:
+    tree = parse(text)
+    out = []
+    for n in ast.walk(tree) if tree else ():
+        if isinstance(n, ast.Name) and n.id not in out and n.id not in ("True", "False", "None"):
+            out.append(n.id)
+    return out
+
+
+def evaluate(text: str, env: dict):
+    tree = parse(text)
+    if tree is None or any(isinstance(n, ast.Call) and getattr(n.func, "id", None) not in PY_FUNCS
+                           for n in ast.walk(tree)):
+        return NOTHING
+    try:
+        return norm(_Eval(text, env, None)(tree))
+    except (NetcError, TypeError, ValueError, ArithmeticError, RecursionError):
+        return NOTHING
+
+
+def pick(cands: list[str], value, env: dict) -> str | None:
+    for c in cands:
+        if same(evaluate(c, env), value):
+            return c
+    return None
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in ("True", "False", "None"):
+            return node
+        return ast.copy_location(ast.Name(self.mapping[node.id], ast.Load()), node)
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        name = PY_FUNCS[node.func.id if isinstance(node.func, ast.Name) else node.func.attr]
+        if name.startswith("math."):
+            node.func = ast.Attribute(ast.Name("math", ast.Load()), name[5:], ast.Load())
+        return node
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float, str, bool, type(None))):
+            raise ValueError("constant")
+        return node
+
+
+def substitute(text: str, args: dict[str, str]) -> str:
+    """Replace names in a spec-space expression by other expressions (precedence kept)."""
+    tree = parse(text)
+
+    class Sub(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in args:
+                return parse(args[node.id]).body
+            return node
+
+    return ast.unparse(Sub().visit(ast.parse(ast.unparse(tree), mode="eval")))
+
+
+def py_expr(text: str, mapping: dict[str, str]) -> str:
+    """A spec-space expression as Python source: names mapped to identifiers, re-printed."""
+    tree = ast.parse(ast.unparse(parse(text)), mode="eval")  # a fresh tree to rename
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in PY_FUNCS and not any(
+                isinstance(p, ast.Call) and p.func is n for p in ast.walk(tree)):
+            pass
+    out = ast.unparse(_Rename(mapping).visit(tree))
+    return out
+
+
+def _perturb(v):
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        return [v + 1]
+    if isinstance(v, float):
+        return [v + 0.5]
+    if isinstance(v, list) and all(type(x) is int for x in v):
+        return [[x + 1 for x in v]]
+    return []
+
+
+def _positions(ms) -> dict:
+    return {**{i: norm(v) for i, v in enumerate(ms.args)}, **{k: norm(v) for k, v in ms.kwargs.items()}}
+
+
+def influences(op, attrs, shapes, ms) -> dict:
+    """Constructor position -> the attributes (and IN, the input channels) it depends on."""
+    base = _positions(ms)
+    out: dict = {}
+    probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
+    if shapes and shapes[0]:
+        probes.append((IN, {}, [(shapes[0][0] + 1, *shapes[0][1:]), *shapes[1:]]))
+    for src, update, sh in probes:
+        try:
+            changed = _positions(op.module(attrs.model_copy(update=update), sh))
+        except Exception:  # a probe the facet rejects tells nothing
+            continue
+        for pos, v in base.items():
+            if pos in changed and not same(changed[pos], v):
+                out.setdefault(pos, []).append(src)
+    return out
+
+
+@lru_cache(maxsize=None)
+def class_defaults(path: str) -> dict:
+    """Keyword defaults of a module class's constructor (to leave them out of the call)."""
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def spec_exprs(value) -> list[str]:
+    """Expression strings in a raw YAML value (top level of a mapping), `$` dropped."""
+    out = []
+    items = value.values() if isinstance(value, dict) else [value]
+    for v in items:
+        if isinstance(v, str) and "$" in v and parse(v) is not None:
+            out.append(ast.unparse(parse(v)))
+    return out
+
+
+# --- holes ---------------------------------------------------------------------------------
+
+@dataclass
+class Hole:
+    value: Any
+    cands: list[str]
+    kwarg: str | None = None  # a keyword argument, omitted when it equals its default
+    default: Any = NOTHING
+    prefer_literal: bool = False
+
+
+@dataclass
+class Frag:
+    """Source text with hole placeholders `\\x00n\\x00` numbered locally."""
+
+    text: str
+    holes: list[Hole] = field(default_factory=list)
+
+    def key(self):
+        return (self.text, tuple((repr(h.value), tuple(h.cands), h.kwarg) for h in self.holes))
+
+
+class Draft:
+    def __init__(self, env: dict):
+        self.env = env
+        self.holes: list[Hole] = []
+
+    def add(self, frag: Frag) -> str:
+        base = len(self.holes)
+        self.holes.extend(frag.holes)
+        return _HOLE.sub(lambda m: f"\x00{int(m.group(1)) + base}\x00", frag.text)
+
+
+def hole(value, cands=(), kwarg=None, default=NOTHING) -> Frag:
+    return Frag("\x00" + "0" + "\x00", [Hole(norm(value), list(cands), kwarg, default)])
+
+
+def join_frags(parts: list[Frag | str], sep: str = ", ") -> Frag:
+    text, holes = [], []
+    for p in parts:
+        if isinstance(p, str):
+            text.append(p)
+            continue
+        base = len(holes)
+        holes.extend(p.holes)
+        text.append(_HOLE.sub(lambda m: f"\x00{int(m.group(1)) + base}\x00", p.text))
+    return Frag(sep.join(text), holes)
+
+
+def call_frag(callee: str, args: list[Frag]) -> Frag:
+    inner = join_frags(args)
+    return Frag(f"{callee}({inner.text})", inner.holes)
+
+
+# --- the container tree --------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Box:
+    """A named scope of the IR: its direct op nodes and child boxes."""
+
+    scope: str
+    local: str
+    block: Any
+    parent: "Box | None"
+    ops: list[int] = field(default_factory=list)
+    children: list["Box"] = field(default_factory=list)
+    nodes: set[int] = field(default_factory=set)  # every op node inside, nested included
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    items: list = field(default_factory=list)  # ('op', nid) | ('box', Box), in execution order
+    chain: bool = False
+    aux: bool = False
+    instance: "Instance | None" = None
+
+
+@dataclass
+class ClassDef:
+    name: str
+    template: str | None
+    params: list[tuple[str, str, Any]] = field(default_factory=list)  # (spec name, python name, default)
+    out_cexprs: list[str | None] = field(default_factory=list)
+    code: str = ""
+    doc: str = ""
+
+
+@dataclass
+class Instance:
+    cls: ClassDef
+    args: dict[str, Any]  # spec-space param -> value in this instance
+    cands: dict[str, list[str]]  # spec-space param -> candidate expressions in the parent's space
+
+
+class Generator:
+    def __init__(self, network):
+        self.net = network
+        self.g = network.graph
+        self.data = self.g.nodes
+        self.blocks = self.g.graph["blocks"]
+        spec = network.spec
+        self.templates = {}
+        from netc.spec.load import collect_templates
+
+        try:
+            self.templates = collect_templates(spec, network.file)
+        except NetcError:
+            self.templates = dict(spec.templates)
+        self.by_loc = {}
+        for node in [*spec.layers, *(t.body for t in self.templates.values())]:
+            self._index(node)
+        self.globals = self._globals()
+        self.module_names = Names(RESERVED | {"Outputs", "EvalOutputs"})
+        self.classes: list[ClassDef] = []
+        self.skeletons: dict[tuple, ClassDef] = {}
+        self.runtime_used: set[str] = set()
+        self.uses_math = False
+        self.uses_ordered = False
+
+    # -- spec index ------------------------------------------------------------------------
+    def _index(self, node):
+        raw = getattr(node, "_raw", None)
+        loc = getattr(raw, "loc", None)
+        if loc is not None:
+            self.by_loc.setdefault(loc, node)
+        for key in ("seq", "concat"):
+            for child in getattr(node, key, None) or []:
+                self._index(child)
+        if getattr(node, "side", None) is not None:
+            self._index(node.side)
+        res = getattr(node, "residual", None)
+        if res is not None:
+            for child in (res.body, res.shortcut, res.then):
+                if child is not None:
+                    self._index(child)
+
+    def _globals(self) -> dict:
+        """Params and the vars that can be written as Python (not make_divisible)."""
+        env = dict(self.net.env)
+        raw_vars = self.net.spec.vars
+        self.var_text = {}
+        for key in list(raw_vars):
+            v = raw_vars[key]
+            if isinstance(v, str) and "$" in v:
+                tree = parse(v)
+                ok = tree is not None and all(
+                    not isinstance(n, ast.Call) or getattr(n.func, "id", None) in PY_FUNCS for n in ast.walk(tree))
+                if ok and all(n in self.var_text or n in self.net.spec.params for n in names_in(v)):
+                    self.var_text[key] = ast.unparse(tree)
+                    continue
+                env.pop(key, None)
+            elif isinstance(v, (bool, int, float, str)) or (isinstance(v, list) and all(
+                    isinstance(x, (bool, int, float, str)) for x in v)):
+                self.var_text[key] = repr(norm(v) if not isinstance(v, list) else list(v))
+            else:
+                env.pop(key, None)
+        return {k: (norm(v) if isinstance(v, (list, tuple)) else v) for k, v in env.items()
+                if isinstance(v, (bool, int, float, str, tuple))}
+
+    # -- tree ------------------------------------------------------------------------------
+    def build_tree(self) -> Box:
+        root = Box("", "", None, None)
+        boxes = {"": root}
+
+        def box_of(scope: str) -> Box:
+            if scope in boxes:
+                return boxes[scope]
+            parent_scope = scope.rpartition(".")[0]
+            parent = box_of(parent_scope if parent_scope in self.blocks or parent_scope == "" else
+                            self._enclosing(parent_scope))
+            local = scope[len(parent.scope) + 1:] if parent.scope else scope
+            if "." in local:
+                raise error("codegen", f"cannot generate code for the scope '{scope}': a name contains '.'",
+                            self.blocks[scope].loc, "rename the layer without dots")
+            b = Box(scope, local, self.blocks[scope], parent)
+            boxes[scope] = b
+            parent.children.append(b)
+            return b
+
+        for nid, d in self.net.nodes():
+            box = box_of(d["blocks"][-1]) if d["blocks"] else root
+            local = d["scope"][len(box.scope) + 1:] if box.scope else d["scope"]
+            if "." in local or not local:
+                raise error("codegen", f"cannot generate code for '{d['scope']}': a name contains '.'", d["loc"],
+                            "rename the layer without dots")
+            box.ops.append(nid)
+            b = box
+            while b is not None:
+                b.nodes.add(nid)
+                b = b.parent
+        return root
+
+    def _enclosing(self, scope: str) -> str:
+        while scope and scope not in self.blocks:
+            scope = scope.rpartition(".")[0]
+        return scope
+
+    def analyse(self, box: Box) -> None:
+        """Inputs, outputs and execution order of a box's items; chain detection."""
+        for child in box.children:
+            self.analyse(child)
+        outs = {nid for _, nid, _ in self.g.graph["outputs"]}
+        inside = box.nodes
+        ins: list[int] = []
+        for nid in sorted(inside):
+            for i in self.data[nid]["inputs"]:
+                if i not in inside and i not in ins:
+                    ins.append(i)
+        box.inputs = ins
+        box.outputs = [nid for nid in sorted(inside)
+                       if nid in outs or any(s not in inside for s in self.g.successors(nid))]
+        owner = {nid: ("op", nid) for nid in box.ops}
+        for child in box.children:
+            for nid in child.nodes:
+                owner[nid] = ("box", child)
+        # order items by dependencies, ties by first node id (the spec's order)
+        items = {id(v[1]) if v[0] == "box" else v[1]: v for v in owner.values()}
+        first = {}
+        for nid in sorted(inside):
+            k = id(owner[nid][1]) if owner[nid][0] == "box" else nid
+            first.setdefault(k, nid)
+        deps = {k: set() for k in items}
+        for nid in inside:
+            k = id(owner[nid][1]) if owner[nid][0] == "box" else nid
+            for i in self.data[nid]["inputs"]:
+                if i in inside:
+                    ki = id(owner[i][1]) if owner[i][0] == "box" else i
+                    if ki != k:
+                        deps[k].add(ki)
+        order, done = [], set()
+        pending = sorted(items, key=lambda k: first[k])
+        while pending:
+            for k in pending:
+                if deps[k] <= done:
+                    order.append(k)
+                    done.add(k)
+                    pending.remove(k)
+                    break
+            else:
+                raise error("codegen", f"block '{box.scope}' is entered twice by the data flow "
+                            "(a 'from:' leaves and re-enters it); code generation cannot nest it",
+                            box.block.loc if box.block else None, "restructure with named blocks")
+        box.items = [items[k] for k in order]
+        box.aux = all(self.data[n]["aux"] for n in inside) if inside else False
+        box.chain = self._is_chain(box)
+
+    def _is_chain(self, box: Box) -> bool:
+        if box.parent is None or (box.block is not None and box.block.kind == "use"):
+            return False
+        if len(box.inputs) != 1 or len(box.outputs) != 1 or not box.items:
+            return False
+        prev = [box.inputs[0]]
+        for kind, it in box.items:
+            if kind == "op":
+                if self.data[it]["op"] in INLINE_OPS or self.data[it]["inputs"] != prev:
+                    return False
+                prev = [it]
+            else:
+                if it.inputs != prev or len(it.outputs) != 1 or not (it.chain or it.instance):
+                    return False
+                prev = it.outputs
+        return prev == box.outputs
+
+    # -- constructors ----------------------------------------------------------------------
+    def shapes_in(self, nid):
+        return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
+
+    def op_ctor(self, nid, cexprs: dict) -> Frag:
+        """The op's constructor call from its `module()` facet, one hole per value.
+
+        Which attributes (and whether the input channel count) feed each constructor value
+        is found by probing the facet with one attribute changed at a time, so the spec's
+        expression for exactly that attribute is the candidate (no per-op tables here).
+        """
+        d = self.data[nid]
+        op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
+        ms = op.module(d["attrs"], shapes)
+        module, _, cls = ms.cls.rpartition(".")
+        if module == "netc.runtime":
+            self.runtime_used.add(cls)
+            callee = cls
+        elif module == "torch.nn":
+            callee = f"nn.{cls}"
+        else:
+            raise error("codegen", f"op '{d['op']}' builds '{ms.cls}', which generated code cannot import",
+                        d["loc"])
+        defaults = class_defaults(ms.cls)
+        node = self.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        raw = raw if isinstance(raw, dict) else {}
+        sources = influences(op, d["attrs"], shapes, ms)
+        inputs = d["inputs"]
+        args = []
+        for pos, v in [*((i, v) for i, v in enumerate(ms.args)), *ms.kwargs.items()]:
+            cands = []
+            for src in sources.get(pos, ()):
+                if src is IN:
+                    if inputs and inputs[0] in cexprs:
+                        cands.append(cexprs[inputs[0]])
+                else:
+                    cands.extend(spec_exprs({src: raw.get(src)}))
+            if isinstance(pos, int):
+                args.append(hole(v, cands))
+            else:
+                args.append(hole(v, cands, kwarg=pos, default=defaults.get(pos, NOTHING)))
+        return call_frag(callee, args)
+
+    def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        if box.instance is None:  # an inline nn.Sequential
+            return self.sequential(box, cexprs, env)
+        inst = box.instance
+        args = []
+        for spec_name, py, default in inst.cls.params:
+            value = inst.args[spec_name]
+            cands = list(inst.cands.get(spec_name, []))
+            if spec_name == IN and box.inputs and box.inputs[0] in cexprs:
+                cands = [cexprs[box.inputs[0]]]
+            elif spec_name in env:
+                cands.append(spec_name)
+            if default is NOTHING:
+                args.append(hole(value, cands))
+            else:
+                f = hole(value, cands, kwarg=py, default=default)
+                args.append(f)
+        return call_frag(inst.cls.name, args)
+
+    def sequential(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        self.flow(box, cexprs, env)
+        parts: list[tuple[str, Frag]] = []
+        for kind, it in box.items:
+            if kind == "op":
+                parts.append((self.local(it, box), self.op_ctor(it, cexprs)))
+            else:
+                parts.append((it.local, self.box_ctor(it, cexprs, env)))
+        if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
+            runs: list[list] = []
+            for name, f in parts:
+                if runs and runs[-1][0].key() == f.key():
+                    runs[-1][1] += 1
+                else:
+                    runs.append([f, 1])
+            items = [f if n == 1 else Frag(f"*[{f.text} for _ in range({n})]", f.holes) for f, n in runs]
+            return call_frag("nn.Sequential", items)
+        self.uses_ordered = True
+        pairs = [Frag(f"({name!r}, {f.text})", f.holes) for name, f in parts]
+        inner = join_frags(pairs)
+        return Frag(f"nn.Sequential(OrderedDict([{inner.text}]))", inner.holes)
+
+    def local(self, nid, box: Box) -> str:
+        scope = self.data[nid]["scope"]
+        return scope[len(box.scope) + 1:] if box.scope else scope
+
+    def flow(self, box: Box, cexprs: dict, env: dict) -> None:
+        """Channel expressions (spec space, one instance) of every value a box produces."""
+        for kind, it in box.items:
+            if kind == "op":
+                cexprs[it] = self.op_cexpr(it, cexprs, env)
+            elif it.instance is None:
+                self.flow(it, cexprs, env)
+            else:
+                inst = it.instance
+                chosen = {}
+                for spec_name, _, _ in inst.cls.params:
+                    cands = list(inst.cands.get(spec_name, []))
+                    if spec_name == IN and it.inputs and it.inputs[0] in cexprs:
+                        cands = [cexprs[it.inputs[0]]]
+                    elif spec_name in env:
+                        cands.append(spec_name)
+                    c = pick(cands, norm(inst.args[spec_name]), env)
+                    chosen[spec_name] = c if c is not None else literal(inst.args[spec_name])
+                for out, ce in zip(it.outputs, inst.cls.out_cexprs):
+                    value = self.channels(out)
+                    text = substitute(ce, chosen) if ce is not None else None
+                    ok = text is not None and names_in(text) and same(evaluate(text, env), value)
+                    cexprs[out] = text if ok else literal(value)
+
+    def channels(self, nid):
+        shape = self.data[nid]["shape"]
+        return shape[0]
+
+    def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
+        d = self.data[nid]
+        value = self.channels(nid)
+        node = self.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        cands = spec_exprs(raw) if isinstance(raw, dict) else []
+        ins = [cexprs.get(i) for i in d["inputs"]]
+        if ins and ins[0] is not None:
+            cands.append(ins[0])
+            shape_in = self.data[d["inputs"][0]]["shape"]
+            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1:
+                cands.append(f"({ins[0]}) * {shape_in[1] * shape_in[2]}")
+        if len(ins) > 1 and all(c is not None for c in ins):
+            cands.append(" + ".join(f"({c})" for c in ins))
+        c = pick(cands, value, env)
+        return ast.unparse(parse(c)) if c is not None and names_in(c) else literal(value)
+
+    # -- classes ---------------------------------------------------------------------------
+    def env_of(self, box: Box) -> dict:
+        """Spec-space variables visible inside a box: globals, template args, input channels."""
+        env = dict(self.globals)
+        b = box
+        chain = []
+        while b is not None and b.block is not None:
+            chain.append(b)
+            b = b.parent
+        for b in reversed(chain):
+            if b.block.kind == "use" and b.block.args:
+                for k, v in b.block.args.items():
+                    env[k] = norm(v)
+        if box.inputs:
+            shape = self.data[box.inputs[0]]["shape"]
+            env[IN] = shape[0]
+        return env
+
+    def draft_class(self, box: Box) -> tuple[Draft, str, str, dict]:
+        """__init__ body and forward body of one instance, with holes."""
+        env = self.env_of(box)
+        draft = Draft(env)
+        cexprs = {}
+        if box.inputs:
+            cexprs[box.inputs[0]] = IN if box.parent is not None else literal(env.get(IN))
+        self.flow(box, cexprs, env)
+        attrs = Names(RESERVED | {"training"})
+        attr_of: dict = {}
+        init = []
+        shared: dict[tuple, str] = {}
+        # names that must be kept (they own state or are identifiers already) go first
+        for kind, it in box.items:
+            local = self.local(it, box) if kind == "op" else it.local
+            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            if is_identifier(local) and local not in RESERVED and local != "training" and not local.startswith("_"):
+                attrs.reserve(local)
+        for kind, it in box.items:
+            if kind == "op" and self.data[it]["op"] in INLINE_OPS:
+                continue
+            local = self.local(it, box) if kind == "op" else it.local
+            frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
+            key = (kind, local)
+            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            named = is_identifier(local) and local not in RESERVED and local != "training"
+            if stateful or (named and not local.startswith("_")):
+                if is_identifier(local) and local not in RESERVED and local != "training":
+                    attr_of[key] = f"self.{local}"
+                    init.append(f"self.{local} = {draft.add(frag)}")
+                else:
+                    attr_of[key] = f"getattr(self, {local!r})"
+                    init.append(f"self.add_module({local!r}, {draft.add(frag)})")
+                continue
+            fkey = frag.key()
+            if fkey in shared:
+                attr_of[key] = shared[fkey]
+                continue
+            name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
+                              self.data[it]["op"], prefix=self.data[it]["op"])
+            if name == local:
+                pass
+            attr_of[key] = shared[fkey] = f"self.{name}"
+            init.append(f"self.{name} = {draft.add(frag)}")
+        forward = self.forward(box, attr_of)
+        return draft, "\n".join(init), forward, cexprs
+
+    def forward(self, box: Box, attr_of: dict) -> str:
+        data = self.data
+        names = Names(RESERVED)
+        live: dict[int, str] = {}
+        if box.parent is None:
+            live[0] = names.take("x")
+        else:
+            for i, nid in enumerate(box.inputs):
+                live[nid] = names.take("x" if i == 0 else f"x{i}")
+        uses: dict[int, list[int]] = {}
+        for idx, (kind, it) in enumerate(box.items):
+            ins = data[it]["inputs"] if kind == "op" else it.inputs
+            for v in ins:
+                uses.setdefault(v, []).append(idx)
+        end = len(box.items)
+        results = self.result_values(box)
+        for v in results:
+            uses.setdefault(v, []).append(end)
+        lines: list[tuple[bool, str]] = []
+        declared = []
+        for idx, (kind, it) in enumerate(box.items):
+            ins = data[it]["inputs"] if kind == "op" else it.inputs
+            outs = [it] if kind == "op" else it.outputs
+            args = [live[v] for v in ins]
+            if kind == "op":
+                op = data[it]["op"]
+                if op == "add":
+                    expr = " + ".join(args)
+                elif op == "cat":
+                    expr = f"torch.cat([{', '.join(args)}], 1)"
+                elif op == "scale":
+                    expr = f"{args[0]} * {data[it]['attrs'].factor!r}"
+                else:
+                    expr = f"{attr_of[('op', self.local(it, box))]}({', '.join(args)})"
+                pref = "out"
+            else:
+                expr = f"{attr_of[('box', it.local)]}({', '.join(args)})"
+                pref = it.local
+            dead = [v for v in dict.fromkeys(ins) if max(uses[v]) == idx]
+            reuse = live[ins[0]] if len(outs) == 1 and len(ins) == 1 and dead == ins else None
+            for v in dead:
+                if live[v] != reuse:
+                    names.used.discard(live[v])
+            outnames = []
+            aux = (data[it]["aux"] if kind == "op" else it.aux) and not box.aux
+            for o in outs:
+                if reuse is not None:
+                    outnames.append(reuse)
+                else:
+                    outnames.append(names.take("out" if not pref or pref[0].isdigit() or pref.startswith("_")
+                                               else pref))
+            for v in dead:
+                del live[v]
+            for o, n in zip(outs, outnames):
+                live[o] = n
+                if aux and any(u > idx for u in uses.get(o, [])):
+                    declared.append((len(lines), n))
+            lines.append((aux, f"{', '.join(outnames)} = {expr}"))
+        body: list[str] = []
+        pre = dict(declared)
+        in_aux = False
+        for i, (aux, text) in enumerate(lines):
+            if aux and not in_aux:
+                for j in range(i, len(lines)):
+                    if not lines[j][0]:
+                        break
+                    if j in pre:
+                        body.append(f"{pre[j]}: Optional[Tensor] = None")
+                body.append("if self.training:")
+            in_aux = aux
+            body.append(("    " if aux else "") + text)
+        body.extend(self.returns(box, live, results))
+        return "\n".join(body)
+
+    def result_values(self, box: Box) -> list[int]:
+        if box.parent is not None:
+            return box.outputs
+        return [nid for _, nid, _ in self.outputs]
+
+    def returns(self, box: Box, live: dict, results: list[int]) -> list[str]:
+        if box.parent is not None:
+            return [f"return {', '.join(live[v] for v in results)}"]
+        outs = self.outputs
+        if len(outs) == 1:
+            return [f"return {live[outs[0][1]]}"]
+        allv = ", ".join(live[nid] for _, nid, _ in outs)
+        main = [live[nid] for _, nid, aux in outs if not aux]
+        if not any(aux for _, _, aux in outs):
+            return [f"return Outputs({allv})"]
+        tail = main[0] if len(main) == 1 else f"EvalOutputs({', '.join(main)})"
+        return ["if torch.jit.is_scripting() or self.training:", f"    return Outputs({allv})", f"return {tail}"]
+
+    def finish_classes(self, root: Box) -> None:
+        """Bottom-up: draft every class instance, group by structure, fit holes, emit."""
+        levels: dict[int, list[Box]] = {}
+
+        def walk(b: Box) -> int:  # by height, so instances of a template at any depth group
+            height = 1 + max((walk(c) for c in b.children), default=-1)
+            levels.setdefault(height, []).append(b)
+            return height
+
+        walk(root)
+        for depth in sorted(levels):
+            groups: dict[tuple, list] = {}
+            for b in levels[depth]:
+                if b.parent is not None:
+                    b.chain = self._is_chain(b)
+                if b.chain:
+                    continue
+                draft, init, fwd, cexprs = self.draft_class(b)
+                template = b.block.template if b.block is not None and b.block.kind == "use" else None
+                key = (template, init, fwd, len(b.inputs), len(b.outputs))
+                groups.setdefault(key, []).append((b, draft, cexprs))
+            for key, members in groups.items():
+                self.make_class(key, members)
+
+    def make_class(self, key, members) -> None:
+        template, init, fwd, _, _ = key
+        root = members[0][0].parent is None
+        drafts = [d for _, d, _ in members]
+        n = len(drafts[0].holes)
+        texts: list[str] = []
+        used: list[str] = []
+        extra: list[tuple[str, list]] = []
+        for j in range(n):
+            hs = [d.holes[j] for d in drafts]
+            values = [h.value for h in hs]
+            cands = list(dict.fromkeys(c for h in hs for c in h.cands))
+            chosen = None
+            if root or template is None and len(members) == 1:
+                cands = cands  # a single instance: candidates still explain the values
+            for c in cands:
+                if all(same(evaluate(c, d.env), v) for d, v in zip(drafts, values)):
+                    chosen = c
+                    break
+            h0 = hs[0]
+            if chosen is not None:
+                for nm in names_in(chosen):
+                    if nm not in used:
+                        used.append(nm)
+                texts.append(("expr", chosen, h0))
+            elif all(same(v, values[0]) for v in values):
+                texts.append(("lit", values[0], h0))
+            else:
+                pname = f"arg{len(extra)}"
+                extra.append((pname, values))
+                texts.append(("param", pname, h0))
+        # class parameters
+        decl = self.templates[template].args if template in self.templates else {}
+        params: list[tuple[str, Any]] = []
+        if IN in used:
+            params.append((IN, NOTHING))
+        for a, dv in decl.items():
+            if a in used:
+                required = isinstance(dv, str) and (dv in ("int", "float", "bool", "str", "list", "any") or "$" in dv)
+                params.append((a, NOTHING if required or isinstance(dv, (dict, list)) else dv))
+        for nm in used:
+            if nm != IN and nm not in decl:
+                params.append((nm, NOTHING))
+        for pname, _ in extra:
+            params.append((pname, NOTHING))
+        if root:  # the spec's params with the values this network was compiled with (--set)
+            params = [(p, self.net.env[p]) for p in self.net.spec.params]
+            params = [(p, norm(v) if not isinstance(v, list) else list(v)) for p, v in params]
+        params = [p for p in params if p[1] is NOTHING] + [p for p in params if p[1] is not NOTHING]
+        pnames = Names(RESERVED | set(self.module_names.used))
+        mapping = {}
+        for p, _ in params:
+            mapping[p] = pnames.take("in_channels" if p == IN else p)
+        var_lines = []
+        if root:
+            needed = [v for v in self.var_text if v in used]
+            for v in self.var_text:  # vars in declaration order, with what they need
+                if v in needed or any(v in names_in(self.var_text[w]) for w in needed):
+                    if v not in mapping:
+                        mapping[v] = pnames.take(v)
+            for v in self.var_text:
+                if v in mapping and v not in self.net.spec.params:
+                    var_lines.append(f"{mapping[v]} = {py_expr(self.var_text[v], mapping)}")
+        for nm in used:
+            if nm not in mapping:  # a var that cannot be written: never chosen (see _globals)
+                raise error("codegen", f"internal: unbound name '{nm}'")
+        extra_map = {p: mapping[p] for p, _ in extra}
+
+        def render(m):
+            kind, val, h = texts[int(m.group(1))]
+            if kind == "expr":
+                s = py_expr(val, mapping)
+                if any(t in val for t in ("ceil(", "floor(")):
+                    self.uses_math = True
+                omit = h.kwarg is not None and h.default is not NOTHING and all(
+                    same(d.holes[int(m.group(1))].value, norm(h.default)) for d in drafts) and not names_in(val)
+            elif kind == "lit":
+                s = literal(val)
+                omit = h.kwarg is not None and h.default is not NOTHING and same(val, norm(h.default))
+            else:
+                s = extra_map[val]
+                omit = False
+            if omit:
+                return _OMIT
+            return f"{h.kwarg}={s}" if h.kwarg else s
+
+        def fill(text):
+            out = _HOLE.sub(render, text)
+            while _OMIT in out:
+                out = re.sub(f", {_OMIT}|{_OMIT}, |{_OMIT}", "", out)
+            return out
+
+        b0 = members[0][0]
+        if root:
+            name = self.module_names.take_class(self.net.name)
+        elif template is not None:
+            name = self.module_names.take_class(template)
+        else:
+            name = self.module_names.take_class(b0.local if not b0.local.isdigit() else b0.block.kind)
+        cls = ClassDef(name, template)
+        cls.params = [(p, mapping[p], d) for p, d in params]
+        sig = ["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}={literal(d)}" for p, d in params]
+        nin = len(b0.inputs) if not root else 1
+        fsig = ["self"] + (["x"] if nin == 1 else [("x" if i == 0 else f"x{i}") for i in range(nin)])
+        init_body = "\n".join(var_lines + ([fill(init)] if init else []))
+        cls.code = self.env_tpl("class.py.j2").render(
+            name=name, signature=", ".join(sig), init=init_body, forward_signature=", ".join(fsig),
+            forward=fwd, doc=self.class_doc(template, b0))
+        # output channel expressions in class space
+        for j, out in enumerate(b0.outputs if not root else []):
+            vals = [self.channels(b.outputs[j]) for b, _, _ in members]
+            cands = list(dict.fromkeys(c[out_i] for (b, _, c) in members for out_i in [b.outputs[j]] if out_i in c))
+            chosen = None
+            for c in cands:
+                if all(same(evaluate(c, d.env), v) for d, v in zip(drafts, vals)):
+                    chosen = c
+                    break
+            if chosen is not None and not all(nm in mapping for nm in names_in(chosen)):
+                chosen = None
+            cls.out_cexprs.append(chosen)
+        self.classes.append(cls)
+        for idx, (b, d, _) in enumerate(members):
+            args = {p: d.env.get(p) for p, _ in params if p not in extra_map}
+            for pname, values in extra:
+                args[pname] = values[idx]
+            cands = {}
+            if b.block is not None and b.block.kind == "use":
+                use = self.by_loc.get(b.block.loc)
+                raw = getattr(use, "_raw", None) or {}
+                for src in (raw.get("args"), raw.get("first"), *((raw.get("at") or {}).values())):
+                    if isinstance(src, dict):
+                        for k, v in src.items():
+                            if isinstance(v, str) and "$" in v and parse(v) is not None:
+                                cands.setdefault(k, []).append(ast.unparse(parse(v)))
+            b.instance = Instance(cls, args, cands)
+
+    def class_doc(self, template, box) -> str:
+        if template is None:
+            return ""
+        t = self.templates.get(template)
+        return t.description if t is not None else ""
+
+    @staticmethod
+    @lru_cache(maxsize=None)
+    def env_tpl(name):
+        env = jinja2.Environment(loader=jinja2.PackageLoader("netc.backends", "templates"),
+                                 keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                                 undefined=jinja2.StrictUndefined, autoescape=False)
+        env.filters["doc"] = doc_text
+        env.filters["indent_body"] = lambda s, n: textwrap.indent(s, " " * n) if s else " " * n + "pass"
+        return env.get_template(name)
+
+    # -- the file --------------------------------------------------------------------------
+    def generate(self) -> str:
+        from netc.backends.torch_module import output_order, outputs_type
+
+        self.outputs = output_order(self.net)
+        root = self.build_tree()
+        self.analyse(root)
+        self.finish_classes(root)
+        model = self.classes[-1]
+        factory = self.module_names.take(self.net.name, prefix="build")
+        fields = outputs_type(tuple(n for n, _, _ in self.outputs))._fields if len(self.outputs) > 1 else ()
+        eval_fields = [f for f, (_, _, aux) in zip(fields, self.outputs) if not aux]
+        runtime = [inspect.getsource(getattr(_runtime(), n)) for n in RUNTIME if n in self.runtime_used]
+        params = [(model.params[i][1], literal(model.params[i][2])) for i in range(len(model.params))]
+        text = self.env_tpl("module.py.j2").render(
+            spec_name=self.net.name, file=display_path(self.net.file), description=self.net.spec.description,
+            params=f"{self.net.params:,}", macs=f"{self.net.macs:,}",
+            input=" x ".join(str(d) for d in self.net.input_shape),
+            uses_math=self.uses_math, uses_ordered=self.uses_ordered,
+            tensor=bool(fields),
+            typing=", ".join(t for t, on in (("NamedTuple", bool(fields)), ("Optional", any(
+                aux for _, _, aux in self.outputs))) if on),
+            runtime=runtime, classes=[c.code for c in self.classes],
+            fields=fields, aux=[aux for _, _, aux in self.outputs],
+            eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
+            model=model.name, factory=factory, factory_params=params,
+            outputs=[(f, aux) for f, (_, _, aux) in zip(fields, self.outputs)])
+        return format_source(text)
+
+
+def _runtime():
+    import netc.runtime
+
+    return netc.runtime
+
+
+def doc_text(s: str) -> str:
+    """Free text made safe inside a triple-quoted docstring (escaped, never closes it)."""
+    return repr(str(s))[1:-1].replace('"', '\\"')
+
+
+def display_path(file: str) -> str:
+    p = Path(file)
+    root = Path(__file__).resolve().parent.parent.parent
+    try:
+        return p.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return p.name
+
+
+def format_source(text: str) -> str:
+    try:
+        out = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", "100", "-"],
+                             input=text, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise error("codegen", f"cannot run ruff to format the generated code: {exc}") from None
+    if out.returncode != 0:
+        raise error("codegen", "ruff could not format the generated code (a bug in netc): "
+                    + out.stderr.strip()[:500])
+    return out.stdout
+
+
+def generate(network) -> str:
+    """The generated PyTorch source of a compiled `netc.api.Network`."""
+    return Generator(network).generate()
+
+
+def output_name(network) -> str:
+    """`<name>.py`, the name made a valid module name (so the file can be imported)."""
+    return f"{sanitize(network.name, 'net')}.py"
+
+
+def write(network, out_dir: str | Path = "generated") -> Path:
+    """Generate and write `<out_dir>/<name>.py` atomically; nothing is written on error."""
+    from netc.fsutil import write_atomic
+
+    source = generate(network)
+    return write_atomic(Path(out_dir) / output_name(network), source)

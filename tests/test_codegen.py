@@ -1,0 +1,290 @@
+"""Generated PyTorch source: equal to the interpreter, current, formatted, safe, readable."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import netc
+from netc.backends.codegen import generate, output_name
+from tests.conftest import ROOT, SPECS
+
+GENERATED = ROOT / "generated"
+SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.yaml"))
+ALLOWED_IMPORTS = {"torch", "typing", "collections", "math"}
+
+
+def import_source(source: str, tmp_path: Path):
+    path = tmp_path / f"gen_{uuid.uuid4().hex}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def factory(mod):
+    """The module's factory: its last top-level function (the template puts it last)."""
+    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    name = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)][-1]
+    return getattr(mod, name)
+
+
+def randomise(module):
+    """Weights scaled by fan-in and BN statistics away from their defaults, so every
+    parameter and buffer matters to the output and deep nets stay finite."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+
+
+def pair(network, tmp_path):
+    """(interpreter module, generated module) holding the same weights."""
+    import torch
+
+    from netc.backends.torch_module import build_module
+
+    ref = build_module(network, device="meta")
+    ref.to_empty(device="cpu")
+    randomise(ref)
+    mod = import_source(generate(network), tmp_path)
+    with torch.device("meta"):
+        gen = factory(mod)()
+    assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    gen.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    return ref, gen
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_generated_equals_interpreter(name, tmp_path):
+    import torch
+
+    net = netc.load(SPECS / f"{name}.yaml")
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(1, *net.input_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = ref.eval()(x), gen.eval()(x)
+    a, b = (list(a), list(b)) if isinstance(a, tuple) else ([a], [b])
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        assert torch.isfinite(u).all()
+        assert (u - v).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_training_outputs_with_aux_heads(name, tmp_path):
+    """Training mode returns every output (aux heads included) in the spec's order."""
+    import torch
+
+    if not (SPECS / f"{name}.yaml").exists():
+        pytest.skip(f"{name}.yaml not bundled")
+    net = netc.load(SPECS / f"{name}.yaml")
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(3)
+    a = ref.train()(x)
+    torch.manual_seed(3)
+    b = gen.train()(x)
+    assert isinstance(a, tuple) and len(a) == len(b) == len(net.outputs) > 1
+    assert a._fields == b._fields
+    for u, v in zip(a, b):
+        assert (u - v).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_committed_file_is_current(name):
+    """generated/<name>.py is what netc generates now (regenerate: make generated)."""
+    net = netc.load(SPECS / f"{name}.yaml")
+    path = GENERATED / output_name(net)
+    assert path.exists(), f"{path} missing: run make generated"
+    assert path.read_text(encoding="utf-8") == generate(net), f"{path} is stale: run make generated"
+
+
+def test_no_stray_generated_files():
+    expected = {output_name(netc.load(SPECS / f"{n}.yaml")) for n in SPEC_NAMES}
+    assert {p.name for p in GENERATED.glob("*.py")} == expected
+
+
+def test_formatting_is_stable():
+    """ruff format leaves every committed file unchanged."""
+    out = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", "100", "--check",
+                          str(GENERATED)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("path", sorted(GENERATED.glob("*.py")), ids=lambda p: p.stem)
+def test_imports_only_torch_and_stdlib(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= ALLOWED_IMPORTS
+        elif isinstance(node, ast.ImportFrom):
+            assert node.module.split(".")[0] in ALLOWED_IMPORTS, node.module
+
+
+def test_deterministic():
+    net = netc.load(SPECS / "resnet50.yaml")
+    assert generate(net) == generate(netc.load(SPECS / "resnet50.yaml"))
+
+
+def test_one_class_per_template_and_loops():
+    src = (GENERATED / "resnet50.py").read_text(encoding="utf-8")
+    tree = ast.parse(src)
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert classes[-1] == "Resnet50" and all(c.startswith("Bottleneck") for c in classes[:-1])
+    assert "for _ in range(5)" in src  # layer3's 5 identical blocks
+    assert "def resnet50(num_classes=1000, width=64)" in src
+    assert "25,557,032 parameters" in src and "specs/resnet50.yaml" in src
+
+
+def test_factory_parameters_are_symbolic(tmp_path):
+    """Changing a spec parameter through the factory gives the network netc compiles with --set."""
+    import torch
+
+    from netc.backends.torch_module import build_module
+
+    for name, kw in [("resnet50", {"width": 32, "num_classes": 10}), ("lenet5", {"num_classes": 3})]:
+        mod = import_source((GENERATED / f"{name}.py").read_text(encoding="utf-8"), tmp_path)
+        with torch.device("meta"):
+            gen = factory(mod)(**kw)
+        ref = build_module(netc.load(SPECS / f"{name}.yaml", overrides=kw), device="meta")
+        assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+
+
+def test_inception_v3_shorter_than_torchvision():
+    """The generated file is shorter than torchvision's hand-written model classes."""
+    import torchvision.models.inception as tv
+
+    if not (GENERATED / "inception_v3.py").exists():
+        pytest.skip("inception_v3.yaml not bundled")
+    tree = ast.parse(Path(tv.__file__).read_text(encoding="utf-8"))
+    model = sum(n.end_lineno - n.lineno + 1 for n in tree.body if isinstance(n, ast.ClassDef)
+                and n.name != "Inception_V3_Weights")
+    ours = (GENERATED / "inception_v3.py").read_text(encoding="utf-8").count("\n")
+    assert model > 300 and ours < model, (ours, model)
+    src = (GENERATED / "inception_v3.py").read_text(encoding="utf-8")
+    for cls in ("InceptionA", "InceptionB", "InceptionC", "InceptionD", "InceptionE"):
+        assert f"class {cls}(nn.Module)" in src
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "xception", "inception_v4", "googlenet", "vgg11_lrn"])
+def test_torchscript(name, tmp_path):
+    import warnings
+
+    import torch
+
+    if not (SPECS / f"{name}.yaml").exists():
+        pytest.skip(f"{name}.yaml not bundled")
+    net = netc.load(SPECS / f"{name}.yaml")
+    ref, gen = pair(net, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(gen.eval())
+    x = torch.randn(1, *net.input_shape)
+    with torch.no_grad():
+        out, want = scripted(x), ref.eval()(x)
+    out = out[0] if isinstance(out, tuple) else out
+    assert (out - want).abs().max().item() <= 1e-6
+
+
+def test_torch_compile(tmp_path):
+    import torch
+
+    net = netc.load(SPECS / "lenet5.yaml")
+    ref, gen = pair(net, tmp_path)
+    compiled = torch.compile(gen.eval(), backend="aot_eager")
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        assert (compiled(x) - ref.eval()(x)).abs().max().item() <= 1e-6
+
+
+# The frontend admits only ASCII identifier-like names, so hostility left to codegen is: names
+# of things generated code uses (keywords break the interpreter's fx code, so they are covered
+# by test_names_are_sanitised), free text in descriptions, and strings.
+HOSTILE = """
+netc: 1
+name: evil
+description: 'ends the docstring \"\"\" then import os; a \\\\ backslash and a newline\\n'
+input: [3, 16, 16]
+params: {torch: 8, mode: "'); import os #"}
+templates:
+  Blk:
+    description: "''' and \\"\\"\\" import os"
+    args: {in_channels: int, max: 2, nn: "'); import os #"}
+    body:
+      - {name: torch, conv: {out: $in_channels, k: 3, p: 1}}
+      - {name: self, bn: {}}
+      - relu
+      - {name: "0", conv: {out: $max * 2, k: 1}, if: "$nn == $mode"}
+layers:
+  - {name: x, use: Blk, args: {in_channels: $torch, nn: $mode}}
+  - {name: nn, use: Blk, args: {in_channels: 4, max: 3, nn: $mode}}
+  - {name: max, gap: {}}
+  - flatten
+  - {name: Tensor, linear: {out: 5}}
+"""
+
+
+def test_names_are_sanitised():
+    from netc.backends.names import Names, is_identifier
+
+    names = Names({"self", "torch"})
+    hostile = ["x'); import os #", "größe", "0", "class", "match", "self", "torch", "a\nb", "", "x'); import os #"]
+    out = [names.take(h) for h in hostile]
+    assert all(is_identifier(o) for o in out) and len(set(out)) == len(out)
+    assert not {"self", "torch", "class", "match"} & set(out)
+
+
+def test_hostile_names_cannot_inject_code(tmp_path):
+    import torch
+
+    spec = tmp_path / "evil.yaml"
+    spec.write_text(HOSTILE, encoding="utf-8")
+    net = netc.load(spec)
+    src = generate(net)
+    tree = ast.parse(src)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all((n.names[0].name if isinstance(n, ast.Import) else n.module).split(".")[0] in ALLOWED_IMPORTS
+               for n in imports)
+    assert not any(isinstance(n, ast.Name) and n.id == "os" for n in ast.walk(tree))
+    assert "ends the docstring" in ast.get_docstring(tree)
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert (ref.eval()(x) - gen.eval()(x)).abs().max().item() <= 1e-6
+
+
+def test_cli_writes_atomically_and_not_on_error(netc_cli, tmp_path):
+    code, out, err = netc_cli("codegen", SPECS / "lenet5.yaml", "-o", tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "lenet5.py").read_text(encoding="utf-8") == (GENERATED / "lenet5.py").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("netc: 1\nname: bad\ninput: [3, 8, 8]\nlayers:\n  - {conv: {out: 4, k: 9}}\n", encoding="utf-8")
+    code, out, err = netc_cli("codegen", bad, "-o", tmp_path / "out")
+    assert code == 2 and "error[shape]" in err
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_api_codegen(tmp_path):
+    net = netc.load(SPECS / "lenet5.yaml")
+    assert net.codegen() == net.codegen(tmp_path) == (tmp_path / "lenet5.py").read_text(encoding="utf-8")
