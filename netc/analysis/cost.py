@@ -126,9 +126,6 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         cost = Cost(params=d["params"], buffers=d["buffers"], macs=d["macs"],
                     other_flops=op.other_flops(a, shapes, out), activation_bytes=numel(out) * size)
         rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, rf, jump, d["aux"], d["blocks"]))
-    main = subtotal(r for r in rows if not r.aux)
-    aux = subtotal(r for r in rows if r.aux) if any(r.aux for r in rows) else Cost()
-    total = Cost(main.params + aux.params, main.buffers + aux.buffers, main.macs, main.other_flops,
-                 main.activation_bytes)
+    total, aux = subtotal(rows), subtotal(r for r in rows if r.aux)
     outputs = [(name, g.nodes[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
     return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)
