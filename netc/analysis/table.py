@@ -3,8 +3,8 @@
 Blocks are the IR's named block scopes (`layer1`, `layer1.0`, `Mixed_5b`, …); a block's level is
 its position in a node's `blocks` chain (top-level blocks are level 1). With `depth=N`, blocks
 at level N are collapsed into one subtotal row and blocks above it are shown as a subtotal row
-followed by their members (like torchinfo's depth); `depth=None` shows every layer. `depth=0`
-collapses nothing into blocks and shows only the totals.
+followed by their members (like torchinfo's depth); `depth=None` shows every layer; `depth=0`
+has no rows (only the totals are printed).
 """
 from __future__ import annotations
 
