@@ -156,12 +156,11 @@ def ref_macs(model, input_shape):
 def test_catalogue_is_complete():
     # issue 7's list, one spec each (vgg A/B/D/E with and without BN, ResNet v1.5 and v1, ...)
     wanted = {"lenet5", "alexnet", "alexnet_grouped", "alexnet_torchvision", "vgg11", "vgg11_lrn", "vgg13",
-              "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
+              "googlenet", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
               "inception_v2", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "xception",
               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "resnet101_v1",
               "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N}
     missing = wanted - set(NAMES)
-    # googlenet and inception_v3 are the torch backend's; they join when committed
     assert not missing, f"missing specs: {sorted(missing)}"
 
 
