@@ -46,7 +46,9 @@ def check_memory(network, device, dtype) -> int:
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
-def build(network, device, dtype, save, quiet):
+@click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR",
+              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip)")
+def build(network, device, dtype, save, quiet, codegen_dir):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
     import io
@@ -76,3 +78,9 @@ def build(network, device, dtype, save, quiet):
         torch.save(module.state_dict(), buf)
         write_atomic(save, buf.getvalue())
         click.echo(f"saved state_dict to {save}")
+    if codegen_dir:
+        from netc.backends.codegen import write
+
+        path = write(network, codegen_dir)
+        if not quiet:
+            click.echo(f"wrote {path}")
