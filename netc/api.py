@@ -72,12 +72,20 @@ class Network:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
-    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True):
+    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
-        initialised by the spec's `init:` scheme. See `netc.backends.torch_module`."""
+        initialised by the spec's `init:` scheme. See `netc.backends.torch_module`.
+
+        `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
+        dropout removed and channels_last memory (`netc.backends.optimize`)."""
         from netc.backends.torch_module import build_module
 
-        return build_module(self, device, dtype, init)
+        module = build_module(self, device, dtype, init)
+        if optimize:
+            from netc.backends.optimize import optimize as optimize_module
+
+            module = optimize_module(module, optimize)
+        return module
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to

@@ -48,7 +48,9 @@ def check_memory(network, device, dtype) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
 @click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR",
               help="also write the standalone PyTorch source DIR/<name>.py ('' to skip)")
-def build(network, device, dtype, save, quiet, codegen_dir):
+@click.option("--optimize", type=click.Choice(["inference"]), default=None,
+              help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
+def build(network, device, dtype, save, quiet, codegen_dir, optimize):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
     import io
@@ -66,11 +68,16 @@ def build(network, device, dtype, save, quiet, codegen_dir):
     initialise(module, network, network.spec.init)
     if dt != torch.float32:
         module.to(dt)
+    if optimize:
+        from netc.backends.optimize import optimize as optimize_module
+
+        module = optimize_module(module, optimize)
     if not quiet:
         click.echo(network.table(depth=1), nl=False)
     n_params = sum(p.numel() for p in module.parameters())
     click.echo(f"built {network.name}: {n_params:,} parameters ({need / 2**20:.1f} MiB with buffers) "
-               f"on {dev}, {dtype}; shapes of {checked} ops confirmed on the meta device")
+               f"on {dev}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
+               f"shapes of {checked} ops confirmed on the meta device")
     if save:
         from netc.fsutil import write_atomic
 
