@@ -124,7 +124,9 @@ def reference_of(name):
 
         return "timm", lambda: timm.create_model(meta["timm"], pretrained=False)
     if "torchvision" in meta:
-        return "torchvision", lambda: _tv(meta["torchvision"])
+        # GoogLeNet / Inception3 warn unless told their init; it does not matter on meta
+        kw = {"init_weights": False} if meta["torchvision"] in ("googlenet", "inception_v3") else {}
+        return "torchvision", lambda: _tv(meta["torchvision"], **kw)
     return None
 
 
