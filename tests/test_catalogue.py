@@ -357,6 +357,7 @@ def test_check_resolves_bundled_name(netc_cli):
     assert code == 2 and "did you mean" in err and "resnet34_" in err
 
 
-def test_build_resolves_bundled_name(netc_cli):
-    code, out, _ = netc_cli("build", "-q", "resnet20", "--device", "cpu")
+def test_build_resolves_bundled_name(netc_cli, tmp_path):
+    code, out, _ = netc_cli("build", "-q", "resnet20", "--device", "cpu", "--codegen-dir", tmp_path)
     assert code == 0 and "269,722" in out
+    assert (tmp_path / "resnet20.py").exists()
