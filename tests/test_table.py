@@ -123,6 +123,19 @@ def test_text_and_markdown_state_the_convention(resnet50):
         net.table(fmt="xml")
 
 
+def test_terminal_output_is_the_text_table_with_styles(resnet50):
+    from rich.console import Console
+
+    from netc.analysis.formats import print_styled, to_text
+
+    table = build(resnet50, 1)
+    buf = io.StringIO()
+    print_styled(table, Console(file=buf, force_terminal=True, color_system="standard", width=60))
+    styled = buf.getvalue()
+    assert "\x1b[1m" in styled  # bold block and total rows
+    assert re.sub(r"\x1b\[[0-9;]*m", "", styled) == to_text(table)  # same lines, not wrapped at 60
+
+
 def test_cli_formats_overrides_and_input(netc_cli, tmp_path):
     code, out, _ = netc_cli("table", SPECS / "resnet50.yaml", "--depth", "1")
     assert code == 0 and "Bottleneck ×6" in out

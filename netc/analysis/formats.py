@@ -79,24 +79,35 @@ def summary(table: Table) -> str:
             f"activations {human(t.activation_bytes, 'B', 1024)}")
 
 
-def _aligned(rows: list[list[str]], footer: list[list[str]]) -> list[str]:
-    """Columns padded to their widest cell: names left, numbers right, a rule under the header.
+def text_lines(table: Table) -> list[tuple[str, str | None]]:
+    """The text table as (line, style) pairs; styles (`bold`, `dim`) are for terminals only.
 
-    Hand-aligned rather than a rich Table: rich spends ~45 µs per cell, which made it 90% of the
-    run time of `netc table` on ResNet-152 (575 rows × 10 columns, 260 ms)."""
-    widths = [max(len(r[i]) for r in rows + footer) for i in range(len(COLUMNS))]
+    Columns are padded by hand rather than laid out by a rich Table: rich spends ~45 µs per cell,
+    which was 90% of the run time of `netc table` on ResNet-152 (575 rows × 10 columns, 260 ms);
+    rich only colours the finished lines (`print_styled`)."""
+    cells = [list(COLUMNS)] + [row_cells(row, "  ") for row in table.rows]
+    footer = total_rows(table)
+    widths = [max(len(r[i]) for r in cells + footer) for i in range(len(COLUMNS))]
 
-    def line(cells):
-        return "   ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    def line(row):
+        return "   ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
-    rule = "─" * (sum(widths) + 3 * (len(widths) - 1))
-    return [line(rows[0]), rule, *map(line, rows[1:]), "", *map(line, footer)]
+    head = convention(table)
+    out = [(head[0], "bold")] + [(text, "dim") for text in head[1:]] + [("", None), (line(cells[0]), "bold"),
+                                                         ("─" * (sum(widths) + 3 * (len(widths) - 1)), None)]
+    out += [(line(c), "bold" if row.kind == "block" else None) for row, c in zip(table.rows, cells[1:])]
+    out += [("", None)] + [(line(c), "bold") for c in footer] + [(summary(table), None)]
+    return out
 
 
 def to_text(table: Table) -> str:
-    body = [list(COLUMNS)] + [row_cells(row, "  ") for row in table.rows]
-    lines = [*convention(table), "", *_aligned(body, total_rows(table)), summary(table)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(text for text, _ in text_lines(table)) + "\n"
+
+
+def print_styled(table: Table, console) -> None:
+    """The text table on a rich Console (a terminal): block and total rows bold, conventions dim."""
+    for text, style in text_lines(table):
+        console.print(text, style=style, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _md_cell(text: str) -> str:

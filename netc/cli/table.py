@@ -1,6 +1,8 @@
 """`netc table SPEC`: per-layer and per-block parameters, MACs, shapes, memory and receptive field."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from netc.analysis.cost import DTYPE_BYTES
@@ -19,6 +21,15 @@ from netc.cli.options import spec_options
 def table(network, depth, fmt, dtype, output):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
+    if fmt == "text" and not output and sys.stdout.isatty():
+        from rich.console import Console
+
+        from netc.analysis.cost import analyse
+        from netc.analysis.formats import print_styled
+        from netc.analysis.table import build
+
+        print_styled(build(analyse(network, dtype), depth), Console())
+        return
     text = network.table(depth=depth, fmt=fmt, dtype=dtype)
     if output:
         from netc.fsutil import write_atomic
