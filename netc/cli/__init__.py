@@ -21,6 +21,7 @@ COMMANDS = {
     "table": ("netc.cli.table", "table", "Cost table: params, MACs, shapes, memory, receptive field per layer and block."),
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
+    "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
 }
 

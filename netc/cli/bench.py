@@ -1,0 +1,68 @@
+"""`netc bench SPEC`: throughput and latency of the built model on this machine."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from netc.cli.options import spec_options
+
+
+@click.command()
+@spec_options
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+              help="where to run (auto: CUDA when available)")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="images per forward")
+@click.option("--iters", type=click.IntRange(1), default=20, show_default=True, help="timed forwards")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="untimed forwards first")
+@click.option("--amp", is_flag=True, help="autocast: float16 on CUDA, bfloat16 on the CPU")
+@click.option("--optimize", type=click.Choice(["inference"]), default=None,
+              help="benchmark the inference-optimised module (BN folded, channels_last)")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: torch's)")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
+def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json):
+    """Measure images/s and per-batch latency percentiles of SPEC's forward in eval mode, after
+    warm-up; report achieved FLOP/s from the conv/linear MAC count (FLOPs = 2 x MACs)."""
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from netc.analysis.formats import human
+    from netc.backends.benchmark import measure
+    from netc.backends.torch_module import resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    module = network.build(dev, optimize=optimize).eval()
+    x = torch.randn(batch, *network.input_shape, device=dev)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
+        tasks = {"warmup": progress.add_task("warm-up", total=warmup),
+                 "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
+        timing = measure(module, x, iters, warmup, amp, tick=lambda phase: progress.advance(tasks[phase]))
+
+    n = torch.get_num_threads()
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n != 1)}"
+    precision = ("float16" if dev.type == "cuda" else "bfloat16") + " autocast" if amp else "float32"
+    p = {q: timing.percentile(q) for q in (50, 90, 99)}
+    flops = timing.flops_per_s(network.macs)
+    if as_json:
+        click.echo(json.dumps({
+            "spec": network.name, "device": str(dev), "where": where, "batch": batch, "iters": iters,
+            "warmup": warmup, "precision": precision, "optimize": optimize,
+            "images_per_s": timing.images_per_s, "latency_ms": {f"p{q}": v * 1e3 for q, v in p.items()},
+            "latency_min_ms": min(timing.latencies) * 1e3, "macs_per_image": network.macs,
+            "achieved_flops_per_s": flops}))
+        return
+    opt = f", optimized for {optimize}" if optimize else ""
+    click.echo(f"{network.name} on {dev} ({where}), batch {batch}, {precision}{opt}; "
+               f"{iters} timed forwards after {warmup} warm-up")
+    click.echo(f"  throughput  {timing.images_per_s:,.1f} images/s")
+    click.echo(f"  latency     p50 {p[50] * 1e3:.2f} ms   p90 {p[90] * 1e3:.2f} ms   p99 {p[99] * 1e3:.2f} ms   "
+               f"min {min(timing.latencies) * 1e3:.2f} ms  (per batch of {batch})")
+    unit, scale = ("TFLOP/s", 1e12) if dev.type == "cuda" else ("GFLOP/s", 1e9)
+    click.echo(f"  compute     {human(network.macs, 'MACs')}/image -> {flops / scale:,.2f} {unit} achieved "
+               "(2 x conv/linear MACs at p50 latency)")
+
