@@ -66,6 +66,17 @@ def test_aux_rows_are_marked_and_kept_out_of_totals():
     assert data["aux"]["macs"] == 80 and data["total"]["macs"] == report.total.macs
 
 
+def test_block_output_is_its_main_path_not_a_side_head_inside_it():
+    spec = ("netc: 1\nname: t\ninput: [3, 16, 16]\nlayers:\n"
+            "  - name: stage\n    seq:\n      - {name: c, conv: {out: 4, k: 3, s: 2, p: 1}}\n"
+            "      - {name: head, side: {seq: [gap, flatten, {name: fc, linear: {out: 3}}]}, output: aux, aux: true}\n"
+            "  - gap\n  - flatten\n  - {name: fc, linear: {out: 2}}\n")
+    stage = build(analyse(netc.loads(spec)), 1).rows[0]
+    assert (stage.scope, stage.shape, stage.rf, stage.aux) == ("stage", (4, 8, 8), (3, 3), False)
+    assert stage.cost.macs == 4 * 8 * 8 * 3 * 9  # the head's linear is aux: not in the stage's MACs
+    assert stage.cost.params == 4 * 27 + 4 + 4 * 3 + 3  # but its parameters are
+
+
 def test_json_is_versioned_and_complete(resnet50):
     data = json.loads(netc.load(SPECS / "resnet50.yaml").table(depth=1, fmt="json"))
     assert data["schema"] == "netc-table" and data["version"] == SCHEMA_VERSION

@@ -65,7 +65,8 @@ def _layer(r: NodeCost, level: int) -> Row:
 
 def _block(group: _Group, report: CostReport, level: int) -> Row:
     members = list(group.members())
-    last = members[-1]  # the block's output: its last node in execution order
+    # the block's output: its last node in execution order, not counting a side head inside it
+    last = next((m for m in reversed(members) if not m.aux), members[-1])
     b = report.blocks.get(group.scope)
     kind, label = (b.kind, b.label) if b else ("block", "")
     return Row("block", group.scope, level, kind, label, last.shape, subtotal(members), last.rf, last.jump,
