@@ -193,3 +193,22 @@ def test_unicode_confusable_spec_name():
     with pytest.raises(NetcError) as exc:
         netc.loads(HEAD.replace("name: t", "name: \u0430lexnet") + "layers: [relu]\n")
     assert exc.value.codes == ["schema"] and exc.value.diagnostics[0].loc.line == 2
+
+
+def test_at_keys_may_be_quoted():
+    net = load('params: {c: 3}\nlayers:\n  - {name: r, repeat: 2, conv: {out: $c, k: 1}, at: {"1": {c: 5}}}\n')
+    assert [d["shape"][0] for _, d in net.nodes()] == [3, 5]
+
+
+def test_reference_to_a_block_whose_layers_were_all_skipped():
+    # the block 'a' yields its own input, so 'from: a' means the node before it
+    net = load("layers:\n  - {name: x, relu: {}}\n  - {name: a, seq: [{if: false, relu: {}}]}\n"
+               "  - {name: y, tanh: {}, from: a}\n")
+    ids = {d["scope"]: n for n, d in net.nodes()}
+    assert net.graph.nodes[ids["y"]]["inputs"] == [ids["x"]]
+    assert all(d["op"] != "_ref" for _, d in net.graph.nodes(data=True))
+    assert errors("layers:\n  - {seq: [{name: a, repeat: 0, relu: {}, from: a}], from: a}\n")[0][0] == "ref"
+
+
+def test_every_layer_skipped():
+    assert errors("layers:\n  - {if: false, relu: {}}\n") == [("schema", 4)]

@@ -161,6 +161,8 @@ class Expander:
             raise error("limit", f"repeat: {n:,} exceeds the limit of {self.limits.max_nodes:,} nodes",
                         value_loc(raw, "repeat", loc), "the limit is a setting (--max-nodes)", via=ctx.via)
         at = dict(node.at or {})
+        # the model's keys are ints; the YAML's may be written "1": map each back for its location
+        at_keys = {int(k): k for k in raw["at"]} if node.at else {}
         for i in at:
             if not 0 <= i < n:
                 raise error("schema", f"'at' names iteration {i}, but repeat gives 0…{n - 1}", key_loc(raw, "at", loc),
@@ -177,7 +179,8 @@ class Expander:
             if i == 0 and node.first:
                 overrides.update(self.eval(raw["first"], ctx, value_loc(raw, "first", loc)))
             if i in at:
-                overrides.update(self.eval(raw["at"][i], ctx, value_loc(raw["at"], i, loc)))
+                key = at_keys[i]
+                overrides.update(self.eval(raw["at"][key], ctx, value_loc(raw["at"], key, loc)))
             it = outer.but(env={**ctx.env, "i": i, **overrides})
             # a named repeat names its iterations by index: layer1.0, layer1.1, …
             cur = self.expand_one(node, it, cur, str(i) if node.name is not None else None, overrides)
@@ -352,18 +355,47 @@ class Expander:
         outputs.append((name, nid, aux))
 
     # --- references ------------------------------------------------------------------------
-    def resolve_refs(self) -> None:
+    def resolve_refs(self, out: int) -> int:
+        """Replace each `from:` placeholder by the node it names; return `out` resolved likewise.
+
+        A placeholder can itself be the result of a name (a block whose layers were all skipped
+        by `if:` or `repeat: 0` yields its input), so references are followed to a real node.
+        """
+        target: dict[int, int] = {}
         for ph, ref, prefix, loc, via in self.pending:
-            target = self.lookup(ref, prefix)
-            if target is None:
+            found = self.lookup(ref, prefix)
+            if found is None:
                 self.errors.add(error("ref", f"'from' refers to '{ref}', which is not defined", loc,
                                       did_you_mean(ref, self.names) or "name a node with 'name:' to refer to it",
                                       via=via))
                 continue
+            target[ph] = found
+
+        def final(nid: int) -> int | None:
+            seen = set()
+            while nid in target:
+                if nid in seen:
+                    return None
+                seen.add(nid)
+                nid = target[nid]
+            return None if self.g.nodes[nid]["op"] == "_ref" else nid
+
+        for ph, ref, prefix, loc, via in self.pending:
+            if ph not in target:
+                continue
+            if final(ph) is None:
+                self.errors.add(error("ref", f"'from: {ref}' refers to its own input (the block named '{ref}' "
+                                             "contains no layers)", loc, via=via))
+                continue
             for consumer in list(self.g.successors(ph)):
-                inputs = [target if i == ph else i for i in self.g.nodes[consumer]["inputs"]]
+                inputs = [final(i) if i in target else i for i in self.g.nodes[consumer]["inputs"]]
                 set_inputs(self.g, consumer, inputs)
-            self.g.remove_node(ph)
+        if self.errors:
+            return out
+        outputs = self.g.graph["outputs"]
+        outputs[:] = [(name, final(nid) if nid in target else nid, aux) for name, nid, aux in outputs]
+        self.g.remove_nodes_from(target)
+        return final(out) if out in target else out
 
     def lookup(self, ref: str, prefix: str) -> int | None:
         parts = prefix.split(".") if prefix else []
@@ -390,8 +422,11 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     ex = Expander(spec, file, templates, env, limits)
     root = Ctx(frame=Frame(""), env=env)
     out = ex.expand_list(spec.layers, root, 0)
-    ex.resolve_refs()
+    out = ex.resolve_refs(out)
     ex.errors.raise_if_any()
+    if ex.g.number_of_nodes() == 1:
+        raise error("schema", "the network has no layers: every layer was skipped by 'if' or 'repeat: 0'",
+                    key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None)))
     outputs = ex.g.graph["outputs"]
     if not any(nid == out for _, nid, _ in outputs):
         outputs.insert(0, ("out", out, False))
