@@ -104,13 +104,14 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         raise ValueError(f"unknown dtype '{dtype}'; one of {', '.join(DTYPE_BYTES)}")
     size = DTYPE_BYTES[dtype]
     g = network.graph
-    inp = g.nodes[0]["shape"]
+    node = dict(g.nodes(data=True))  # plain dict lookups: networkx's node view is slower
+    inp = node[0]["shape"]
     # receptive field, jump and spatial grid per node; flat tensors carry the grid they came from
     state = {0: ((1, 1), (1, 1), _grid(inp, (1, 1)))}
     rows = []
     for nid, d in network.nodes():
         ins = d["inputs"]
-        shapes = [g.nodes[i]["shape"] for i in ins]
+        shapes = [node[i]["shape"] for i in ins]
         rf = tuple(max(state[i][0][ax] for i in ins) for ax in range(2))
         jump = tuple(max(state[i][1][ax] for i in ins) for ax in range(2))
         grid = state[ins[0]][2]
@@ -127,5 +128,5 @@ def analyse(network, dtype: str = "float32") -> CostReport:
                     other_flops=op.other_flops(a, shapes, out), activation_bytes=numel(out) * size)
         rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, rf, jump, d["aux"], d["blocks"]))
     total, aux = subtotal(rows), subtotal(r for r in rows if r.aux)
-    outputs = [(name, g.nodes[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
+    outputs = [(name, node[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
     return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)
