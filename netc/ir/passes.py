@@ -61,9 +61,13 @@ def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
         try:
             out = op.infer(a, shapes)
         except ShapeError as exc:
-            inputs = ", ".join(fmt_shape(s) for s in shapes)
-            errors.add(error("shape", f"{data['scope']}: {exc.message} (input {inputs})", data["loc"], exc.hint,
-                             data["via"]))
+            if len(shapes) == 1:
+                given = f"input {fmt_shape(shapes[0])}"
+            else:  # name the branches, as the user wrote them
+                given = "inputs " + ", ".join(f"'{g.nodes[i]['scope']}' {fmt_shape(s)}"
+                                              for i, s in zip(data["inputs"], shapes))
+            errors.add(error("shape", f"'{data['scope']}' ({data['op']}): {exc.message} ({given})", data["loc"],
+                             exc.hint, data["via"]))
             data["shape"] = None
             continue
         data["shape"] = out

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, need_map, numel, register
+from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, need_map, numel, register
 
 
 @register
@@ -21,7 +21,7 @@ class Add(Op):
         for other in shapes[1:]:
             if other != first:
                 raise ShapeError(
-                    "add inputs disagree: " + ", ".join(fmt_shape(s) for s in shapes),
+                    "add inputs disagree in shape",
                     "a residual needs the body and shortcut to give the same shape; "
                     "use a projection shortcut (1x1 conv with the body's stride and channels)")
         return first
@@ -46,12 +46,10 @@ class Cat(Op):
     def infer(self, a, shapes):
         rank = {len(s) for s in shapes}
         if rank != {len(shapes[0])}:
-            raise ShapeError("cat inputs mix feature maps and flat vectors: "
-                             + ", ".join(fmt_shape(s) for s in shapes))
+            raise ShapeError("cat inputs mix feature maps and flat vectors")
         spatial = {s[1:] for s in shapes}
         if len(spatial) > 1:
-            raise ShapeError("cat inputs disagree in height×width: "
-                             + ", ".join(fmt_shape(s) for s in shapes),
+            raise ShapeError("cat inputs disagree in height×width",
                              "every branch must keep the same spatial size; check strides and padding")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
 
