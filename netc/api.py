@@ -5,6 +5,8 @@ A Network holds the validated spec and its shape-checked IR; its verbs (`build`,
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +132,26 @@ def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limit
 def loads(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None,
           limits: Limits | None = None, input_shape: tuple[int, ...] | None = None) -> Network:
     """Compile spec text; `file` is the name used in messages and for relative imports."""
-    limits = limits or Limits()
+    with gc_paused():
+        return _compile(text, file, overrides, limits or Limits(), input_shape)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Compilation allocates many long-lived containers (YAML nodes, pydantic models, graph
+    dicts) and no reference cycles worth collecting; with the cyclic GC on, its full
+    collections rescan that growing heap again and again: 20,000 nodes took 2.7x longer
+    (benchmarks/bench_scale.py). Garbage left behind is collected after the compile."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _compile(text, file, overrides, limits, input_shape) -> Network:
     check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:
