@@ -106,7 +106,8 @@ class Network:
         from netc.analysis.formats import render
         from netc.analysis.table import build
 
-        return render(build(analyse(self, dtype), depth), fmt)
+        with gc_paused():
+            return render(build(analyse(self, dtype), depth), fmt)
 
     def render(self, fmt: str = "dot", depth: int | None = None, rankdir: str = "TB",
                path: str | os.PathLike | None = None) -> str | bytes:
@@ -140,8 +141,9 @@ def loads(text: str, file: str = "<string>", overrides: dict[str, Any] | None = 
 def gc_paused():
     """Compilation allocates many long-lived containers (YAML nodes, pydantic models, graph
     dicts) and no reference cycles worth collecting; with the cyclic GC on, its full
-    collections rescan that growing heap again and again: 20,000 nodes took 2.7x longer
-    (benchmarks/bench_scale.py). Garbage left behind is collected after the compile."""
+    collections rescan that growing heap again and again: 20,000 nodes took 2.7x longer to
+    compile and 3x longer to tabulate (benchmarks/bench_scale.py). Garbage left behind is
+    collected after the compile."""
     was = gc.isenabled()
     gc.disable()
     try:
