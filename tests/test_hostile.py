@@ -191,3 +191,11 @@ def test_spec_symlinked_outside_its_directory_cannot_be_imported(tmp_path):
     os.symlink(outside, inner / "lib.yaml")
     path = spec(inner, HEAD + "imports: [{file: lib.yaml}]\nlayers: [{use: T}]\n")
     refused(path, "import")
+
+
+def test_import_chain_beyond_max_depth(tmp_path):
+    for i in range(30):
+        (tmp_path / f"lib{i}.yaml").write_text(
+            f"netc: 1\nimports: [{{file: lib{i + 1}.yaml}}]\ntemplates: {{T{i}: {{body: relu}}}}\n")
+    (tmp_path / "lib30.yaml").write_text("netc: 1\ntemplates: {T30: {body: relu}}\n")
+    refused(spec(tmp_path, HEAD + "imports: [{file: lib0.yaml}]\nlayers: [{use: T0}]\n"), "limit")
