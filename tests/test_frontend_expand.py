@@ -212,3 +212,14 @@ def test_reference_to_a_block_whose_layers_were_all_skipped():
 
 def test_every_layer_skipped():
     assert errors("layers:\n  - {if: false, relu: {}}\n") == [("schema", 4)]
+
+
+def test_first_and_at_keys_must_be_template_args_or_feed_them():
+    tpl = "templates:\n  B:\n    args: {c: int, stride: 1}\n    body: {conv: {out: $c, k: 3, s: $stride, p: 1}}\n"
+    body = tpl + "layers:\n  - {name: l, repeat: 2, use: B, args: {c: $w}, first: {w: 4, stride: 2}, at: {1: {w: 6}}}\n"
+    net = load(body)
+    assert [(d["shape"], d["attrs"].s) for _, d in net.nodes()] == [((4, 8, 8), 2), ((6, 8, 8), 1)]
+    with pytest.raises(NetcError) as exc:
+        load(tpl + "layers:\n  - {name: l, repeat: 2, use: B, args: {c: 4}, first: {strde: 2}}\n")
+    d = exc.value.diagnostics[0]
+    assert d.code == "template" and d.hint == "did you mean 'stride'?" and (d.loc.line, d.loc.col) == (9, 48)

@@ -17,7 +17,7 @@ import networkx as nx
 from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
 from netc.ir.graph import Block, add_op, new_graph, set_inputs
 from netc.ops import REGISTRY
-from netc.spec.expr import is_expr, substitute
+from netc.spec.expr import is_expr, substitute, variables
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
 from netc.spec.yamlload import key_loc, value_loc
@@ -315,10 +315,17 @@ class Expander:
         given_raw = raw.get("args") or {}
         given = dict(self.eval(given_raw, ctx, value_loc(raw, "args", loc))) if given_raw else {}
         declared = template.args
+        errors = Collector()
+        used = variables(given_raw)  # overrides may also feed the args' expressions
         for key, value in overrides.items():
             if key in declared:
                 given[key] = value
-        errors = Collector()
+            elif key not in used:
+                where = "first" if "first" in raw and key in (raw["first"] or {}) else "at"
+                errors.add(error("template", f"'{where}' sets '{key}', which template '{node.use}' does not take "
+                                             "and its args do not use",
+                                 key_loc(raw, where, loc), did_you_mean(key, declared) or
+                                 f"its arguments: {', '.join(declared) or 'none'}", via=ctx.via))
         for key in given:
             if key not in declared:
                 errors.add(error("template", f"template '{node.use}' has no argument '{key}'",

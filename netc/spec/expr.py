@@ -43,6 +43,11 @@ FUNCTIONS = {
 }
 
 
+def variables(value: Any) -> set[str]:
+    """Names of the $variables used anywhere in a YAML value."""
+    return set(_VAR.findall(str(value)))
+
+
 def is_expr(value: Any) -> bool:
     return isinstance(value, str) and _VAR.search(value) is not None
 
