@@ -127,6 +127,11 @@ def test_hostile_spec(name, tmp_path):
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
 
 
+def test_thousands_of_errors_are_summarised(tmp_path):
+    err = refused(spec(tmp_path, CASES["many_errors"][0]), "unknown-op")
+    assert err.count("error[") == 100 and "4900 more not shown" in err and err.rstrip().endswith("5000 errors")
+
+
 def test_huge_key_is_clipped_in_the_message(tmp_path):
     err = refused(spec(tmp_path, CASES["unknown_key_long"][0]), "unknown-op")
     assert len(err) < 600

@@ -60,10 +60,15 @@ class LazyGroup(click.Group):
             ctx.exit(70)
 
 
+MAX_SHOWN = 100  # a hostile spec can have thousands of errors; the first ones are what the user fixes
+
+
 def report(exc: NetcError) -> None:
-    for d in exc.diagnostics:
+    for d in exc.diagnostics[:MAX_SHOWN]:
         click.echo(d.format(), err=True)
     n = len(exc.diagnostics)
+    if n > MAX_SHOWN:
+        click.echo(f"… {n - MAX_SHOWN} more not shown", err=True)
     if n > 1:
         click.echo(f"{n} errors", err=True)
 
