@@ -1,0 +1,78 @@
+"""Helpers shared by the torch benchmarks: torchvision counterparts of bundled specs, the
+generated-code model of a spec, and interleaved timing with medians and paired ratios."""
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# bundled spec -> (torchvision constructor, its keyword arguments); the specs use torchvision's
+# module names, so state_dicts load with strict=True
+TORCHVISION = {
+    "resnet18": ("resnet18", {}), "resnet34": ("resnet34", {}), "resnet50": ("resnet50", {}),
+    "resnet101": ("resnet101", {}), "resnet152": ("resnet152", {}),
+    "vgg16_bn": ("vgg16_bn", {}), "vgg16": ("vgg16", {}), "alexnet_torchvision": ("alexnet", {}),
+    "googlenet": ("googlenet", {"aux_logits": True, "init_weights": True}),
+    "inception_v3": ("inception_v3", {"aux_logits": True, "init_weights": True}),
+}
+
+
+def torchvision_model(spec: str):
+    import torchvision
+
+    name, kwargs = TORCHVISION[spec]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(torchvision.models, name)(**kwargs)
+
+
+def generated_model(spec: str):
+    """The model from generated/<spec>.py (the code generator's output), or None if absent."""
+    path = ROOT / "generated" / f"{spec}.py"
+    if not path.exists():
+        return None
+    mod_spec = importlib.util.spec_from_file_location(f"generated_{spec}", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return getattr(module, spec)()
+
+
+def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each fn per repetition: one call of each per repetition, after `warmup` rounds.
+    The order rotates by one each repetition, so no fn always runs first (or right after another)."""
+    keys = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(warmup + reps):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            t = time.perf_counter()
+            fns[key]()
+            if r >= warmup:
+                times[key].append(time.perf_counter() - t)
+    return times
+
+
+def medians(times: dict[str, list[float]]) -> dict[str, float]:
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over repetitions of times[num][r] / times[den][r]: each ratio is taken within one
+    repetition (seconds apart), so slow drifts of the machine's load cancel."""
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))
+
+
+def load_weights(dst, src) -> bool:
+    """Copy `src`'s state_dict into `dst` (strict); False if the keys or shapes differ."""
+    try:
+        dst.load_state_dict(src.state_dict(), strict=True)
+        return True
+    except RuntimeError:
+        return False

@@ -1,0 +1,128 @@
+"""Run every benchmark and print one results table (`make bench`).
+
+Each benchmark runs in its own fresh interpreter, one after the other (so they never compete
+for the 2 cores); its full output is streamed as it runs. Every figure in the final table is a
+ratio or time that the benchmark itself measured side by side in one run, with interleaved
+repetitions and medians (see each script's docstring for what exactly is timed).
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the results table, read from a benchmark's output by `pattern`."""
+
+    label: str
+    pattern: str  # a regex whose first group is the figure (and a 'status' group if it has one)
+    target: str = ""
+
+
+# script, arguments (full, --quick), the figures read from its output
+BENCHMARKS = [
+    ("bench_check", [], ["--reps", "5"], [
+        Figure("CLI start-up: netc check resnet50, wall", r"netc check \S+: median (\d+ ms)", "< 500 ms"),
+        Figure("  same / python -c pass", r"ratio check/python ([\d.]+x)"),
+    ]),
+    ("bench_scale", [], ["--reps", "1", "--quick"], [
+        Figure("check time/node, 20k-node / 2.5k-node spec", r"linearity: .* = ([\d.]+)", "~1.00 (linear)"),
+        Figure("netc check resnet1202, wall", r"resnet1202 netc check < 1 s wall: ([\d.]+ s), (?P<status>met|NOT met)",
+               "< 1 s"),
+        Figure("netc check 20,000 nodes, wall", r"20,000 nodes netc check < 5 s wall: ([\d.]+ s), (?P<status>met|NOT met)",
+               "< 5 s"),
+    ]),
+    ("bench_table", [], ["--reps", "3"], [
+        Figure("netc table resnet152 vs torchvision+FlopCounter (meta)", r"speed-up vs meta: ([\d.]+x)", ">= 20x"),
+        Figure("  same vs torchvision+FlopCounter (cpu)", r"vs cpu: ([\d.]+x)"),
+    ]),
+    ("bench_render", [], ["--reps", "3"], [
+        Figure("netc render --svg, wall", r"--svg: median ([\d.]+ s) wall", "< 3 s"),
+        Figure("  same / graphviz dot alone", r"ratio render/dot-alone ([\d.]+x)"),
+    ]),
+    ("bench_build", [], ["--reps", "3", "--specs", "resnet50", "googlenet"], [
+        Figure(f"build {s}: netc load+build / torchvision ctor", rf"{s} .*ratio load\+build/torchvision ([\d.]+)")
+        for s in ("resnet50", "googlenet", "inception_v3", "vgg16_bn")
+    ]),
+    ("bench_forward", ["--specs", "resnet50", "--batch", "8"], ["--specs", "resnet50", "--batch", "8", "--reps", "3"], [
+        Figure("forward resnet50 b8: netc / torchvision", r"resnet50\s+netc\s+.*x([\d.]+)"),
+        Figure("forward resnet50 b8: generated / torchvision", r"resnet50\s+generated\s+.*x([\d.]+)"),
+        Figure("forward resnet50 b8: --optimize inference / tv", r"resnet50\s+netc --optimize inference\s+.*x([\d.]+)",
+               ">= 1.15"),
+        Figure("forward resnet50 b8: tv channels_last / tv", r"resnet50\s+torchvision\+channels_last\s+.*x([\d.]+)"),
+    ]),
+]
+
+
+def run(script: str, args: list[str]) -> tuple[str, float, int]:
+    """Run one benchmark, echoing its output; (output, seconds, exit status)."""
+    print(f"\n=== {script} {' '.join(args)}", flush=True)
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{script}.py"), *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    return "".join(lines), time.perf_counter() - t, proc.wait()
+
+
+def number(text: str) -> float:
+    """'123 ms' -> 0.123, '1.06 s' -> 1.06, '12.3x' -> 12.3 (times in seconds)."""
+    value = float(re.match(r"[\d.]+", text).group())
+    return value / 1000 if text.endswith("ms") else value
+
+
+def extract(fig: Figure, output: str) -> tuple[str, str]:
+    """(figure, status) from a benchmark's output; the status judged from the target when it has a bound."""
+    m = re.search(fig.pattern, output)
+    if not m:
+        return "n/a", ""
+    value, status = m.group(1), m.groupdict().get("status") or ""
+    if not status and fig.target.startswith((">=", "<")):
+        op, bound = fig.target.split(" ", 1)
+        met = number(value) >= number(bound) if op == ">=" else number(value) < number(bound)
+        status = "met" if met else "NOT met"
+    return value, status
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a few minutes)")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks (e.g. bench_scale)")
+    args = ap.parse_args(argv)
+    rows, failed = [], []
+    for script, full, quick, figures in BENCHMARKS:
+        if args.only and script not in args.only:
+            continue
+        output, seconds, code = run(script, quick if args.quick else full)
+        if code:
+            failed.append(script)
+        for fig in figures:
+            value, status = extract(fig, output)
+            if value != "n/a" or code:
+                rows.append((script, fig.label, value, fig.target, status))
+        print(f"--- {script}: {seconds:.0f} s, exit {code}", flush=True)
+
+    width = max(len(r[1]) for r in rows) if rows else 10
+    print(f"\n{'benchmark':<14}{'figure':<{width + 2}}{'measured':>12}  {'target':<16}status")
+    for script, label, value, target, status in rows:
+        print(f"{script:<14}{label:<{width + 2}}{value:>12}  {target:<16}{status}")
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
