@@ -223,3 +223,17 @@ def test_first_and_at_keys_must_be_template_args_or_feed_them():
         load(tpl + "layers:\n  - {name: l, repeat: 2, use: B, args: {c: 4}, first: {strde: 2}}\n")
     d = exc.value.diagnostics[0]
     assert d.code == "template" and d.hint == "did you mean 'stride'?" and (d.loc.line, d.loc.col) == (9, 48)
+
+
+@pytest.mark.parametrize("body,line", [
+    ("layers:\n  - {side: [{if: false, relu: {}}], output: a}\n  - relu\n", 5),      # empty side branch
+    ("layers:\n  - {side: [relu], output: a, aux: true}\n", 4),                      # main path = the input
+])
+def test_degenerate_outputs(body, line):
+    assert errors(body) == [("schema", line)]
+
+
+def test_main_output_is_added_when_an_aux_output_shares_its_node():
+    net = load("layers:\n  - {name: c, conv: {out: 4, k: 1}}\n  - {side: [gap], output: pooled, aux: true}\n"
+               "  - {relu: {}, from: c, output: act}\n")
+    assert [(n, a) for n, _, a in net.outputs] == [("pooled", True), ("act", False)]

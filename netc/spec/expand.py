@@ -283,6 +283,9 @@ class Expander:
     def expand_side(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         raw, loc = node._raw, _loc(node)
         out = self.expand(node.side, ctx.but(aux=ctx.aux or node.aux), cur)
+        if out == cur:
+            raise error("schema", "a side branch needs at least one layer (all of its layers were skipped)", loc,
+                        via=ctx.via)
         name = node.output or node.name
         if name is None:
             raise error("schema", "a side branch needs 'output' (or 'name') to name its result", loc, via=ctx.via)
@@ -431,11 +434,14 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     out = ex.expand_list(spec.layers, root, 0)
     out = ex.resolve_refs(out)
     ex.errors.raise_if_any()
+    layers_loc = key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None))
     if ex.g.number_of_nodes() == 1:
-        raise error("schema", "the network has no layers: every layer was skipped by 'if' or 'repeat: 0'",
-                    key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None)))
+        raise error("schema", "the network has no layers: every layer was skipped by 'if' or 'repeat: 0'", layers_loc)
+    if out == 0:
+        raise error("schema", "the network's main path has no layers: its output would be its input",
+                    layers_loc, "side branches do not change the main path; add the layers that compute the output")
     outputs = ex.g.graph["outputs"]
-    if not any(nid == out for _, nid, _ in outputs):
+    if not any(nid == out and not aux for _, nid, aux in outputs):
         outputs.insert(0, ("out", out, False))
     ex.g.graph["spec"] = spec
     ex.g.graph["env"] = env
