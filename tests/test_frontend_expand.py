@@ -237,3 +237,9 @@ def test_main_output_is_added_when_an_aux_output_shares_its_node():
     net = load("layers:\n  - {name: c, conv: {out: 4, k: 1}}\n  - {side: [gap], output: pooled, aux: true}\n"
                "  - {relu: {}, from: c, output: act}\n")
     assert [(n, a) for n, _, a in net.outputs] == [("pooled", True), ("act", False)]
+
+
+def test_reference_cycles_through_empty_blocks_are_errors():
+    body = ("layers:\n  - {side: {bn: {}}, output: aux, name: a, from: a}\n"
+            "  - {bn: {}, from: [a, input]}\n  - gap\n")
+    assert errors(body) == [("ref", 5), ("ref", 6)]

@@ -390,22 +390,21 @@ class Expander:
                 nid = target[nid]
             return None if self.g.nodes[nid]["op"] == "_ref" else nid
 
+        resolved = {ph: final(ph) for ph in target}
         for ph, ref, prefix, loc, via in self.pending:
-            if ph not in target:
-                continue
-            if final(ph) is None:
+            if ph in resolved and resolved[ph] is None:
                 self.errors.add(error("ref", f"'from: {ref}' refers to its own input (the block named '{ref}' "
                                              "contains no layers)", loc, via=via))
-                continue
-            for consumer in list(self.g.successors(ph)):
-                inputs = [final(i) if i in target else i for i in self.g.nodes[consumer]["inputs"]]
-                set_inputs(self.g, consumer, inputs)
         if self.errors:
             return out
+        for ph in target:
+            for consumer in list(self.g.successors(ph)):
+                inputs = [resolved.get(i, i) for i in self.g.nodes[consumer]["inputs"]]
+                set_inputs(self.g, consumer, inputs)
         outputs = self.g.graph["outputs"]
-        outputs[:] = [(name, final(nid) if nid in target else nid, aux) for name, nid, aux in outputs]
+        outputs[:] = [(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
         self.g.remove_nodes_from(target)
-        return final(out) if out in target else out
+        return resolved.get(out, out)
 
     def lookup(self, ref: str, prefix: str) -> int | None:
         parts = prefix.split(".") if prefix else []

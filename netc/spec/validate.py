@@ -40,10 +40,15 @@ def _split(raw, path):
 
 
 def _container(raw, real):
-    container, node = None, raw
+    """(container, key, value) at the end of a path; stops where the data ends (a shorthand
+    string like `relu` that the model saw as the mapping `{relu: null}`)."""
+    container, key, node = None, None, raw
     for part in real:
-        container, node = node, node[part]
-    return container, (real[-1] if real else None), node
+        if not (isinstance(node, dict) and part in node or
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            break
+        container, key, node = node, part, node[part]
+    return container, key, node
 
 
 def _field(path) -> str | None:
@@ -103,7 +108,10 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
     if kind == "extra_forbidden":
         field = err["loc"][-1]
         shown = clip(str(field))
-        loc = key_loc(container, key, default) if container is not None else default
+        if isinstance(container, list):  # a shorthand item (`- convv`): the item is the key
+            loc = value_loc(container, key, default)
+        else:
+            loc = key_loc(container, key, default) if container is not None else default
         keys = list(known_keys(tuple(err["loc"][:-1]))) if known_keys else []
         close = difflib.get_close_matches(str(field), sorted(set(keys)), n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else None
