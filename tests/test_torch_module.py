@@ -257,3 +257,16 @@ def test_cli_build_refuses_what_does_not_fit(netc_cli, monkeypatch):
     monkeypatch.setattr(build, "available_bytes", lambda device: 10 * 2**20)
     code, _, stderr = netc_cli("build", SPECS / "resnet18.yaml", "-q")
     assert code == 2 and "error[limit]" in stderr
+
+
+def test_inplace_op_on_a_shared_value_is_an_error():
+    shared = """\
+  - {name: a, conv: {out: 4, k: 3}}
+  - {name: r, relu: {inplace: true}}
+  - {name: b, conv: {out: 4, k: 1}}
+  - {from: [a, b], add: {}}
+"""
+    with pytest.raises(NetcError) as exc:
+        tiny(shared).build(device="meta")
+    d = exc.value.diagnostics[0]
+    assert d.code == "inplace" and "'a'" in d.message and d.loc.line == 6

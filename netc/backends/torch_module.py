@@ -241,6 +241,23 @@ def check_names(network) -> None:
                             data["loc"], "rename one of them", data["via"])
 
 
+def check_inplace(network) -> None:
+    """An in-place op (`relu: {inplace: true}`) may only overwrite a value nothing else reads."""
+    g = network.graph
+    outputs = {nid for _, nid, _ in network.outputs}
+    for nid, data in network.nodes():
+        if not getattr(data["attrs"], "inplace", False):
+            continue
+        src = data["inputs"][0]
+        readers = [g.nodes[r]["scope"] for r in g.successors(src) if r != nid]
+        if src == 0 or readers or src in outputs:
+            what = "the network input" if src == 0 else f"'{g.nodes[src]['scope']}'"
+            also = f", which {', '.join(readers[:3])} also read" if readers else \
+                ", which the caller owns" if src == 0 else ", which is an output"
+            raise error("inplace", f"in-place {data['op']} '{data['scope']}' would overwrite {what}{also}",
+                        data["loc"], "drop 'inplace: true' here", data["via"])
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """`auto` = CUDA when available, else CPU; asking for CUDA without it is a clean error."""
     if device is None or device == "auto":
@@ -276,6 +293,7 @@ def resolve_dtype(dtype) -> torch.dtype:
 def build_meta(network) -> NetcModule:
     """The module with every parameter on the `meta` device: no memory allocated."""
     check_names(network)
+    check_inplace(network)
     shapes = network.graph.nodes
     with torch.device("meta"):
         leaves = {d["scope"]: make_leaf(d["op"], d["attrs"], [shapes[i]["shape"] for i in d["inputs"]])
