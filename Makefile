@@ -23,6 +23,7 @@ setup: $(BIN)/netc
 
 build: setup
 	for f in specs/*.yaml; do $(BIN)/netc check -q $$f || exit 2; done
+	$(BIN)/netc build specs/inception_v3.yaml
 
 test: setup
 	$(BIN)/pytest -q -n 2
