@@ -204,3 +204,11 @@ def test_import_chain_beyond_max_depth(tmp_path):
             f"netc: 1\nimports: [{{file: lib{i + 1}.yaml}}]\ntemplates: {{T{i}: {{body: relu}}}}\n")
     (tmp_path / "lib30.yaml").write_text("netc: 1\ntemplates: {T30: {body: relu}}\n")
     refused(spec(tmp_path, HEAD + "imports: [{file: lib0.yaml}]\nlayers: [{use: T0}]\n"), "limit")
+
+
+def test_max_file_bytes_applies_to_imports(tmp_path):
+    (tmp_path / "lib.yaml").write_text("netc: 1\ntemplates: {T: {body: relu}}\n" + "#" * 5000 + "\n")
+    path = spec(tmp_path, HEAD + "imports: [{file: lib.yaml}]\nlayers: [{use: T}]\n")
+    assert netc_check(path)[0] == 0
+    err = refused(path, "limit", "--max-file-bytes", "1000")
+    assert "lib.yaml" in err
