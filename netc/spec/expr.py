@@ -9,6 +9,7 @@ are bounded, so an expression cannot run code or exhaust memory.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -173,13 +174,19 @@ class _Eval:
             raise self.fail(str(exc)) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.Expression:
+    """The syntax tree of an expression (cached: a repeated template evaluates the same texts;
+    the evaluator only reads the tree)."""
+    return ast.parse(_VAR.sub(lambda m: m.group(1), text.strip()), mode="eval")
+
+
 def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
     """Evaluate one expression string against `env` (names without the `$`)."""
     if len(text) > MAX_EXPR_LEN:
         raise error("expr", f"expression longer than {MAX_EXPR_LEN} characters", loc)
-    source = _VAR.sub(lambda m: m.group(1), text.strip())
     try:
-        tree = ast.parse(source, mode="eval")
+        tree = _parse(text)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise error("expr", f"cannot parse expression '{text}'", loc,
                     "write arithmetic on $variables, e.g. '$planes * 4'") from None
