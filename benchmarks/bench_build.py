@@ -5,7 +5,8 @@ fx module on `meta`, allocate, initialise by the spec's `init:` scheme: everythi
 YAML), `Network.build()` alone from an already loaded spec, and torchvision's constructor
 (module tree, allocation, its __init__ initialisation loop). Imports are done once, outside.
 Medians; a ratio is the median over repetitions of netc's time / torchvision's time in the same
-repetition (< 1 = netc faster); the order rotates.
+repetition (< 1 = netc faster); the order rotates. Target: load+build / torchvision <= 1.1 on
+resnet152.
 
     .venv/bin/python benchmarks/bench_build.py [--specs resnet50 ...] [--reps 5]
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import TORCHVISION, interleaved, medians, paired_ratio, torchvision_model  # noqa: E402
 
-DEFAULT = ["resnet50", "googlenet", "inception_v3", "vgg16_bn"]
+DEFAULT = ["resnet50", "googlenet", "inception_v3", "vgg16_bn", "resnet152"]
+TARGET = 1.1  # netc load+build / torchvision constructor, resnet152
 
 
 def run(spec: str, reps: int) -> dict[str, list[float]]:
@@ -37,6 +39,10 @@ def report(spec: str, times: dict[str, list[float]]) -> None:
     print(f"  {spec:<14}" + "".join(f"{k} {v * 1e3:7.0f} ms   " for k, v in med.items())
           + f"ratio load+build/torchvision {paired_ratio(times, 'netc load+build', 'torchvision'):.2f}, "
           f"build/torchvision {paired_ratio(times, 'netc build', 'torchvision'):.2f}")
+    if spec == "resnet152":
+        ratio = paired_ratio(times, "netc load+build", "torchvision")
+        print(f"  target netc load+build <= {TARGET}x torchvision on resnet152: {ratio:.2f}, "
+              f"{'met' if ratio <= TARGET else 'NOT met'}")
 
 
 def main(argv=None) -> None:
