@@ -49,5 +49,5 @@ class Alexnet(nn.Module):
 
 
 def alexnet(num_classes=1000, dropout=0.5) -> Alexnet:
-    """Build alexnet (spec parameters as keyword arguments)."""
+    """Build alexnet; keyword arguments are the spec's parameters."""
     return Alexnet(num_classes=num_classes, dropout=dropout)

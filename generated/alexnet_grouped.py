@@ -49,5 +49,5 @@ class AlexnetGrouped(nn.Module):
 
 
 def alexnet_grouped(num_classes=1000, dropout=0.5, towers=2) -> AlexnetGrouped:
-    """Build alexnet_grouped (spec parameters as keyword arguments)."""
+    """Build alexnet_grouped; keyword arguments are the spec's parameters."""
     return AlexnetGrouped(num_classes=num_classes, dropout=dropout, towers=towers)

@@ -49,5 +49,5 @@ class AlexnetTorchvision(nn.Module):
 
 
 def alexnet_torchvision(num_classes=1000, dropout=0.5) -> AlexnetTorchvision:
-    """Build alexnet_torchvision (spec parameters as keyword arguments)."""
+    """Build alexnet_torchvision; keyword arguments are the spec's parameters."""
     return AlexnetTorchvision(num_classes=num_classes, dropout=dropout)

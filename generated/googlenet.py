@@ -28,7 +28,7 @@ class CBR(nn.Module):
             in_channels, out, kernel_size=k, stride=s, padding=0 if p == None else p, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)
@@ -60,7 +60,7 @@ class Inception(nn.Module):
 
 
 class Googlenet(nn.Module):
-    def __init__(self, num_classes=1000, aux_logits=True, dropout=0.2, dropout_aux=0.7):
+    def __init__(self, num_classes=1000, dropout=0.2, dropout_aux=0.7):
         super().__init__()
         self.conv1 = CBR(3, 64, 7, s=2, p=3)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
@@ -141,8 +141,9 @@ class Googlenet(nn.Module):
         return x
 
 
-def googlenet(num_classes=1000, aux_logits=True, dropout=0.2, dropout_aux=0.7) -> Googlenet:
-    """Build googlenet (spec parameters as keyword arguments)."""
-    return Googlenet(
-        num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, dropout_aux=dropout_aux
-    )
+def googlenet(num_classes=1000, dropout=0.2, dropout_aux=0.7) -> Googlenet:
+    """Build googlenet; keyword arguments are the spec's parameters.
+
+    Fixed when this file was generated (structural or unused): aux_logits=True.
+    """
+    return Googlenet(num_classes=num_classes, dropout=dropout, dropout_aux=dropout_aux)

@@ -19,7 +19,7 @@ class CBR(nn.Module):
             in_channels, out, kernel_size=k, stride=s, padding=0 if p == None else p, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)
@@ -39,7 +39,7 @@ class Block35(nn.Module):
             CBR(in_channels, c, 1), CBR(c, c2a, 3, p=1), CBR(c2a, c2b, 3, p=1)
         )
         self.conv2d = nn.Conv2d(c + c + c2b, out, kernel_size=1)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         branch0 = self.branch0(x)
@@ -80,7 +80,7 @@ class Block17(nn.Module):
             CBR(in_channels, r, 1), CBR(r, a, (1, 7), p=(0, 3)), CBR(a, b, (7, 1), p=(3, 0))
         )
         self.conv2d = nn.Conv2d(c0 + b, out, kernel_size=1)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         branch0 = self.branch0(x)
@@ -124,7 +124,7 @@ class Block8(nn.Module):
             CBR(in_channels, r, 1), CBR(r, a, (1, 3), p=(0, 1)), CBR(a, b, (3, 1), p=(1, 0))
         )
         self.conv2d = nn.Conv2d(c0 + b, out, kernel_size=1)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         branch0 = self.branch0(x)
@@ -178,5 +178,5 @@ class InceptionResnetV1(nn.Module):
 
 
 def inception_resnet_v1(num_classes=1000, dropout=0.2) -> InceptionResnetV1:
-    """Build inception_resnet_v1 (spec parameters as keyword arguments)."""
+    """Build inception_resnet_v1; keyword arguments are the spec's parameters."""
     return InceptionResnetV1(num_classes=num_classes, dropout=dropout)

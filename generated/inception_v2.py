@@ -146,5 +146,5 @@ class InceptionV2(nn.Module):
 
 
 def inception_v2(num_classes=1000) -> InceptionV2:
-    """Build inception_v2 (spec parameters as keyword arguments)."""
+    """Build inception_v2; keyword arguments are the spec's parameters."""
     return InceptionV2(num_classes=num_classes)

@@ -27,7 +27,7 @@ class CBR(nn.Module):
             in_channels, out, kernel_size=k, stride=s, padding=0 if p == None else p, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)
@@ -39,7 +39,7 @@ class CBR(nn.Module):
 class InceptionA(nn.Module):
     """35x35 module (Fig. 5) - 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | pool-1x1"""
 
-    def __init__(self, in_channels, arg0):
+    def __init__(self, in_channels, pool):
         super().__init__()
         self.branch1x1 = CBR(in_channels, 64, 1)
         self.branch5x5_1 = CBR(in_channels, 48, 1)
@@ -48,7 +48,7 @@ class InceptionA(nn.Module):
         self.branch3x3dbl_2 = CBR(64, 96, 3, p=1)
         self.branch3x3dbl_3 = CBR(96, 96, 3, p=1)
         self.avgpool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1)
-        self.branch_pool = CBR(in_channels, arg0, 1)
+        self.branch_pool = CBR(in_channels, pool, 1)
 
     def forward(self, x):
         branch1x1 = self.branch1x1(x)
@@ -176,7 +176,7 @@ class InceptionE(nn.Module):
 
 
 class InceptionV3(nn.Module):
-    def __init__(self, num_classes=1000, aux_logits=True, dropout=0.5):
+    def __init__(self, num_classes=1000, dropout=0.5):
         super().__init__()
         self.Conv2d_1a_3x3 = CBR(3, 32, 3, s=2)
         self.Conv2d_2a_3x3 = CBR(32, 32, 3)
@@ -244,6 +244,9 @@ class InceptionV3(nn.Module):
         return x
 
 
-def inception_v3(num_classes=1000, aux_logits=True, dropout=0.5) -> InceptionV3:
-    """Build inception_v3 (spec parameters as keyword arguments)."""
-    return InceptionV3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout)
+def inception_v3(num_classes=1000, dropout=0.5) -> InceptionV3:
+    """Build inception_v3; keyword arguments are the spec's parameters.
+
+    Fixed when this file was generated (structural or unused): aux_logits=True.
+    """
+    return InceptionV3(num_classes=num_classes, dropout=dropout)

@@ -19,7 +19,7 @@ class CBR(nn.Module):
             in_channels, out, kernel_size=k, stride=s, padding=0 if p == None else p, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)
@@ -44,19 +44,6 @@ class Concat2(nn.Module):
 class Concat3(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
-        self.conv = CBR(in_channels, 192, 3, s=2)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2)
-
-    def forward(self, x):
-        conv = self.conv(x)
-        x = self.maxpool(x)
-        out = torch.cat([conv, x], 1)
-        return out
-
-
-class Concat4(nn.Module):
-    def __init__(self, in_channels):
-        super().__init__()
         self.branch0 = nn.Sequential(CBR(in_channels, 64, 1), CBR(64, 96, 3))
         self.branch1 = nn.Sequential(
             CBR(in_channels, 64, 1),
@@ -69,6 +56,19 @@ class Concat4(nn.Module):
         branch0 = self.branch0(x)
         x = self.branch1(x)
         out = torch.cat([branch0, x], 1)
+        return out
+
+
+class Concat4(nn.Module):
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv = CBR(in_channels, 192, 3, s=2)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2)
+
+    def forward(self, x):
+        conv = self.conv(x)
+        x = self.maxpool(x)
+        out = torch.cat([conv, x], 1)
         return out
 
 
@@ -209,8 +209,8 @@ class InceptionV4(nn.Module):
             CBR(32, 32, 3),
             CBR(32, 64, 3, p=1),
             Concat2(64),
-            Concat4(160),
-            Concat3(192),
+            Concat3(160),
+            Concat4(192),
             *[InceptionA(384) for _ in range(4)],
             ReductionA(384, 192, 224, 256, 384),
             *[InceptionB(1024) for _ in range(7)],
@@ -230,5 +230,5 @@ class InceptionV4(nn.Module):
 
 
 def inception_v4(num_classes=1000) -> InceptionV4:
-    """Build inception_v4 (spec parameters as keyword arguments)."""
+    """Build inception_v4; keyword arguments are the spec's parameters."""
     return InceptionV4(num_classes=num_classes)

@@ -40,5 +40,5 @@ class Lenet5(nn.Module):
 
 
 def lenet5(num_classes=10) -> Lenet5:
-    """Build lenet5 (spec parameters as keyword arguments)."""
+    """Build lenet5; keyword arguments are the spec's parameters."""
     return Lenet5(num_classes=num_classes)

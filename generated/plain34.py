@@ -19,7 +19,7 @@ class PlainBlock(nn.Module):
             in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
         )
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
 
@@ -70,5 +70,5 @@ class Plain34(nn.Module):
 
 
 def plain34(num_classes=1000) -> Plain34:
-    """Build plain34 (spec parameters as keyword arguments)."""
+    """Build plain34; keyword arguments are the spec's parameters."""
     return Plain34(num_classes=num_classes)

@@ -13,15 +13,21 @@ from torch import nn
 class BasicBlock(nn.Module):
     """two 3x3 convs (ResNet-18/34, CIFAR ResNets); `plain` drops the shortcut"""
 
-    def __init__(self, in_channels, planes, stride=1):
+    def __init__(self, in_channels, planes, stride=1, down=False, option="B"):
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
         )
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if option == "C" or (option == "B" and down):
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
 
     def forward(self, x):
         out = self.conv1(x)
@@ -29,35 +35,8 @@ class BasicBlock(nn.Module):
         out = self.relu(out)
         out = self.conv2(out)
         out = self.bn2(out)
-        out = out + x
-        out = self.relu(out)
-        return out
-
-
-class BasicBlock2(nn.Module):
-    """two 3x3 convs (ResNet-18/34, CIFAR ResNets); `plain` drops the shortcut"""
-
-    def __init__(self, in_channels, planes, arg0, arg1, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels, arg0, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(arg1),
-        )
-
-    def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        x = self.downsample(x)
+        if self.downsample is not None:
+            x = self.downsample(x)
         out = out + x
         out = self.relu(out)
         return out
@@ -71,9 +50,9 @@ class Resnet18(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(*[BasicBlock(64, 64) for _ in range(2)])
-        self.layer2 = nn.Sequential(BasicBlock2(64, 128, 128, 128, stride=2), BasicBlock(128, 128))
-        self.layer3 = nn.Sequential(BasicBlock2(128, 256, 256, 256, stride=2), BasicBlock(256, 256))
-        self.layer4 = nn.Sequential(BasicBlock2(256, 512, 512, 512, stride=2), BasicBlock(512, 512))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, stride=2, down=True), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, stride=2, down=True), BasicBlock(256, 256))
+        self.layer4 = nn.Sequential(BasicBlock(256, 512, stride=2, down=True), BasicBlock(512, 512))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.fc = nn.Linear(512, num_classes)
@@ -94,5 +73,5 @@ class Resnet18(nn.Module):
 
 
 def resnet18(num_classes=1000) -> Resnet18:
-    """Build resnet18 (spec parameters as keyword arguments)."""
+    """Build resnet18; keyword arguments are the spec's parameters."""
     return Resnet18(num_classes=num_classes)

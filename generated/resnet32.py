@@ -32,15 +32,18 @@ class PadChannels(nn.Module):
 class BasicBlock(nn.Module):
     """two 3x3 convs (ResNet-18/34, CIFAR ResNets); `plain` drops the shortcut"""
 
-    def __init__(self, in_channels, planes, stride=1):
+    def __init__(self, in_channels, planes, stride=1, down=False, option="B"):
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
         )
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = None
+        if option == "A" and down:
+            self.shortcut = PadChannels(in_channels, planes, stride, "both")
 
     def forward(self, x):
         out = self.conv1(x)
@@ -48,32 +51,8 @@ class BasicBlock(nn.Module):
         out = self.relu(out)
         out = self.conv2(out)
         out = self.bn2(out)
-        out = out + x
-        out = self.relu(out)
-        return out
-
-
-class BasicBlock2(nn.Module):
-    """two 3x3 convs (ResNet-18/34, CIFAR ResNets); `plain` drops the shortcut"""
-
-    def __init__(self, in_channels, planes, arg0, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = PadChannels(in_channels, arg0, stride, "both")
-
-    def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        x = self.shortcut(x)
+        if self.shortcut is not None:
+            x = self.shortcut(x)
         out = out + x
         out = self.relu(out)
         return out
@@ -84,13 +63,15 @@ class Resnet32(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        self.relu = nn.ReLU()
-        self.layer1 = nn.Sequential(*[BasicBlock(16, 16) for _ in range(5)])
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = nn.Sequential(*[BasicBlock(16, 16, option="A") for _ in range(5)])
         self.layer2 = nn.Sequential(
-            BasicBlock2(16, 32, 32, stride=2), *[BasicBlock(32, 32) for _ in range(4)]
+            BasicBlock(16, 32, stride=2, down=True, option="A"),
+            *[BasicBlock(32, 32, option="A") for _ in range(4)],
         )
         self.layer3 = nn.Sequential(
-            BasicBlock2(32, 64, 64, stride=2), *[BasicBlock(64, 64) for _ in range(4)]
+            BasicBlock(32, 64, stride=2, down=True, option="A"),
+            *[BasicBlock(64, 64, option="A") for _ in range(4)],
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
@@ -110,5 +91,5 @@ class Resnet32(nn.Module):
 
 
 def resnet32(num_classes=10) -> Resnet32:
-    """Build resnet32 (spec parameters as keyword arguments)."""
+    """Build resnet32; keyword arguments are the spec's parameters."""
     return Resnet32(num_classes=num_classes)

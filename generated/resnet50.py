@@ -11,15 +11,21 @@ from torch import nn
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, in_channels, planes, stride=1):
+    def __init__(self, in_channels, planes, stride=1, project=False):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if project:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, planes * 4, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * 4),
+            )
 
     def forward(self, x):
         out = self.conv1(x)
@@ -30,36 +36,8 @@ class Bottleneck(nn.Module):
         out = self.relu(out)
         out = self.conv3(out)
         out = self.bn3(out)
-        out = out + x
-        out = self.relu(out)
-        return out
-
-
-class Bottleneck2(nn.Module):
-    def __init__(self, in_channels, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels, planes * 4, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(planes * 4),
-        )
-
-    def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        x = self.downsample(x)
+        if self.downsample is not None:
+            x = self.downsample(x)
         out = out + x
         out = self.relu(out)
         return out
@@ -73,18 +51,19 @@ class Resnet50(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            Bottleneck2(width, width), *[Bottleneck(width * 4, width) for _ in range(2)]
+            Bottleneck(width, width, project=True),
+            *[Bottleneck(width * 4, width) for _ in range(2)],
         )
         self.layer2 = nn.Sequential(
-            Bottleneck2(width * 4, width * 2, stride=2),
+            Bottleneck(width * 4, width * 2, stride=2, project=True),
             *[Bottleneck(width * 2 * 4, width * 2) for _ in range(3)],
         )
         self.layer3 = nn.Sequential(
-            Bottleneck2(width * 2 * 4, width * 4, stride=2),
+            Bottleneck(width * 2 * 4, width * 4, stride=2, project=True),
             *[Bottleneck(width * 4 * 4, width * 4) for _ in range(5)],
         )
         self.layer4 = nn.Sequential(
-            Bottleneck2(width * 4 * 4, width * 8, stride=2),
+            Bottleneck(width * 4 * 4, width * 8, stride=2, project=True),
             *[Bottleneck(width * 8 * 4, width * 8) for _ in range(2)],
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -107,5 +86,5 @@ class Resnet50(nn.Module):
 
 
 def resnet50(num_classes=1000, width=64) -> Resnet50:
-    """Build resnet50 (spec parameters as keyword arguments)."""
+    """Build resnet50; keyword arguments are the spec's parameters."""
     return Resnet50(num_classes=num_classes, width=width)

@@ -13,19 +13,25 @@ from torch import nn
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5)"""
 
-    def __init__(self, in_channels, planes, stride=1, v1=False):
+    def __init__(self, in_channels, planes, stride=1, down=False, v1=False):
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels, planes, kernel_size=1, stride=stride if v1 else 1, bias=False
         )
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(
             planes, planes, kernel_size=3, stride=1 if v1 else stride, padding=1, bias=False
         )
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if "B" == "C" or ("B" == "B" and down):
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, planes * 4, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * 4),
+            )
 
     def forward(self, x):
         out = self.conv1(x)
@@ -36,42 +42,8 @@ class Bottleneck(nn.Module):
         out = self.relu(out)
         out = self.conv3(out)
         out = self.bn3(out)
-        out = out + x
-        out = self.relu(out)
-        return out
-
-
-class Bottleneck2(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5)"""
-
-    def __init__(self, in_channels, planes, arg0, arg1, stride=1, v1=False):
-        super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels, planes, kernel_size=1, stride=stride if v1 else 1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(
-            planes, planes, kernel_size=3, stride=1 if v1 else stride, padding=1, bias=False
-        )
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(in_channels, arg0, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(arg1),
-        )
-
-    def forward(self, x):
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        x = self.downsample(x)
+        if self.downsample is not None:
+            x = self.downsample(x)
         out = out + x
         out = self.relu(out)
         return out
@@ -85,19 +57,19 @@ class Resnet50V1(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            Bottleneck2(64, 64, 256, 256, v1=True),
+            Bottleneck(64, 64, down=True, v1=True),
             *[Bottleneck(256, 64, v1=True) for _ in range(2)],
         )
         self.layer2 = nn.Sequential(
-            Bottleneck2(256, 128, 512, 512, stride=2, v1=True),
+            Bottleneck(256, 128, stride=2, down=True, v1=True),
             *[Bottleneck(512, 128, v1=True) for _ in range(3)],
         )
         self.layer3 = nn.Sequential(
-            Bottleneck2(512, 256, 1024, 1024, stride=2, v1=True),
+            Bottleneck(512, 256, stride=2, down=True, v1=True),
             *[Bottleneck(1024, 256, v1=True) for _ in range(5)],
         )
         self.layer4 = nn.Sequential(
-            Bottleneck2(1024, 512, 2048, 2048, stride=2, v1=True),
+            Bottleneck(1024, 512, stride=2, down=True, v1=True),
             *[Bottleneck(2048, 512, v1=True) for _ in range(2)],
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -120,5 +92,5 @@ class Resnet50V1(nn.Module):
 
 
 def resnet50_v1(num_classes=1000) -> Resnet50V1:
-    """Build resnet50_v1 (spec parameters as keyword arguments)."""
+    """Build resnet50_v1; keyword arguments are the spec's parameters."""
     return Resnet50V1(num_classes=num_classes)

@@ -71,5 +71,5 @@ class Vgg11(nn.Module):
 
 
 def vgg11(num_classes=1000, dropout=0.5) -> Vgg11:
-    """Build vgg11 (spec parameters as keyword arguments)."""
+    """Build vgg11; keyword arguments are the spec's parameters."""
     return Vgg11(num_classes=num_classes, dropout=dropout)

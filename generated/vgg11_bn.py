@@ -79,5 +79,5 @@ class Vgg11Bn(nn.Module):
 
 
 def vgg11_bn(num_classes=1000, dropout=0.5) -> Vgg11Bn:
-    """Build vgg11_bn (spec parameters as keyword arguments)."""
+    """Build vgg11_bn; keyword arguments are the spec's parameters."""
     return Vgg11Bn(num_classes=num_classes, dropout=dropout)

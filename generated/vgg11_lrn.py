@@ -72,5 +72,5 @@ class Vgg11Lrn(nn.Module):
 
 
 def vgg11_lrn(num_classes=1000, dropout=0.5) -> Vgg11Lrn:
-    """Build vgg11_lrn (spec parameters as keyword arguments)."""
+    """Build vgg11_lrn; keyword arguments are the spec's parameters."""
     return Vgg11Lrn(num_classes=num_classes, dropout=dropout)

@@ -75,5 +75,5 @@ class Vgg13(nn.Module):
 
 
 def vgg13(num_classes=1000, dropout=0.5) -> Vgg13:
-    """Build vgg13 (spec parameters as keyword arguments)."""
+    """Build vgg13; keyword arguments are the spec's parameters."""
     return Vgg13(num_classes=num_classes, dropout=dropout)

@@ -85,5 +85,5 @@ class Vgg13Bn(nn.Module):
 
 
 def vgg13_bn(num_classes=1000, dropout=0.5) -> Vgg13Bn:
-    """Build vgg13_bn (spec parameters as keyword arguments)."""
+    """Build vgg13_bn; keyword arguments are the spec's parameters."""
     return Vgg13Bn(num_classes=num_classes, dropout=dropout)

@@ -67,5 +67,5 @@ class Vgg16(nn.Module):
 
 
 def vgg16(num_classes=1000, dropout=0.5) -> Vgg16:
-    """Build vgg16 (spec parameters as keyword arguments)."""
+    """Build vgg16; keyword arguments are the spec's parameters."""
     return Vgg16(num_classes=num_classes, dropout=dropout)

@@ -94,5 +94,5 @@ class Vgg16Bn(nn.Module):
 
 
 def vgg16_bn(num_classes=1000, dropout=0.5) -> Vgg16Bn:
-    """Build vgg16_bn (spec parameters as keyword arguments)."""
+    """Build vgg16_bn; keyword arguments are the spec's parameters."""
     return Vgg16Bn(num_classes=num_classes, dropout=dropout)

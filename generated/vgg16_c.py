@@ -81,5 +81,5 @@ class Vgg16C(nn.Module):
 
 
 def vgg16_c(num_classes=1000, dropout=0.5) -> Vgg16C:
-    """Build vgg16_c (spec parameters as keyword arguments)."""
+    """Build vgg16_c; keyword arguments are the spec's parameters."""
     return Vgg16C(num_classes=num_classes, dropout=dropout)

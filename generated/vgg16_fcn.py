@@ -67,5 +67,5 @@ class Vgg16Fcn(nn.Module):
 
 
 def vgg16_fcn(num_classes=1000, dropout=0.5) -> Vgg16Fcn:
-    """Build vgg16_fcn (spec parameters as keyword arguments)."""
+    """Build vgg16_fcn; keyword arguments are the spec's parameters."""
     return Vgg16Fcn(num_classes=num_classes, dropout=dropout)

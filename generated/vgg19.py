@@ -87,5 +87,5 @@ class Vgg19(nn.Module):
 
 
 def vgg19(num_classes=1000, dropout=0.5) -> Vgg19:
-    """Build vgg19 (spec parameters as keyword arguments)."""
+    """Build vgg19; keyword arguments are the spec's parameters."""
     return Vgg19(num_classes=num_classes, dropout=dropout)

