@@ -1,30 +1,31 @@
 """`netc table` on ResNet-152 vs counting MACs with FlopCounterMode on torchvision's resnet152.
 
 Both sides produce the network's parameter and MAC totals from nothing but the architecture:
-  netc    `netc table SPEC` in-process (compile the spec, cost pass, render the text table)
-  torch   construct torchvision.models.resnet152() and count a forward pass with
-          torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2), on the meta device
-          (no allocation, no arithmetic: torch's fastest way) and on the CPU (the usual way)
-Imports are done once before timing on both sides. Repetitions are interleaved; medians are
-reported, and the totals of both sides are printed and must agree. Target: netc >= 20x faster.
+  netc    `netc table SPEC` in-process: compile the spec, cost pass, render the text table
+  torch   construct torchvision.models.resnet152() and count one forward pass with
+          torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2): on the CPU (the usual
+          way; the target, >= 20x, is against this) and on the meta device (no allocation and
+          no arithmetic: torch's fastest way, shown for context)
+Imports happen once before timing. Torch runs one thread by default, like netc: the comparison
+is of work, and on this shared 2-core machine extra threads oversubscribe (1.1 s with one
+thread, 16 s with two, at load 9). Repetitions are interleaved in rotating order; medians of
+wall time and of process CPU time (which a busy machine disturbs less) are printed, and the
+speed-ups are medians of per-repetition ratios. Both sides' totals are printed and must agree.
 A cold-start line (fresh interpreter, imports included) is printed for context.
 
-    .venv/bin/python benchmarks/bench_table.py [--reps N]
+    .venv/bin/python benchmarks/bench_table.py [--reps N] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_check import wall  # wall time of a command in a fresh process
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, interleaved, medians, paired_ratio
 
 
 def resnet152_spec(tmp: Path) -> Path:
@@ -71,53 +72,55 @@ def run_torch(device: str) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
 
 
-def timed(fn, *args):
-    t = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t, out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (netc uses one)")
     args = ap.parse_args()
-    import torch  # noqa: F401  (imports outside the timings)
-    import torchvision  # noqa: F401
+    import torch
+    import torchvision  # noqa: F401  (imports outside the timings)
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         spec = resnet152_spec(Path(tmp))
-        run_netc(spec), run_torch("meta")  # warm-up: first-call caches on both sides
-        times = {"netc": [], "meta": [], "cpu": []}
-        totals = {"netc": netc_totals(spec)}
-        for _ in range(args.reps):
-            for key, fn, arg in (("netc", run_netc, spec), ("meta", run_torch, "meta"), ("cpu", run_torch, "cpu")):
-                dt, out = timed(fn, arg)
-                times[key].append(dt)
-                if out is not None:
-                    totals[key] = out
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"spec: {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else 'resnet50.yaml with depths 3-8-36-3'}"
-              f", {args.reps} interleaved repetitions, medians; load average {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} cores")
-        for key, what in (("netc", "netc table (in-process)"), ("meta", "torchvision build + FlopCounterMode, meta"),
-                          ("cpu", "torchvision build + FlopCounterMode, cpu")):
+        totals = {"netc": netc_totals(spec), "cpu": run_torch("cpu"), "meta": run_torch("meta")}
+        fns = {"netc": lambda: run_netc(spec), "cpu": lambda: run_torch("cpu"), "meta": lambda: run_torch("meta")}
+        cpu_time = {key: [] for key in fns}
+
+        def measured(key):
+            def run():
+                t = time.process_time()
+                fns[key]()
+                cpu_time[key].append(time.process_time() - t)
+            return run
+
+        walls = interleaved({key: measured(key) for key in fns}, args.reps, warmup=1)
+        cpu_time = {key: v[1:] for key, v in cpu_time.items()}  # drop the warm-up round
+        med_wall, med_cpu = medians(walls), medians(cpu_time)
+        shown = spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else "resnet50.yaml with depths 3-8-36-3"
+        print(f"spec: {shown}; {args.reps} interleaved repetitions, medians; torch threads {args.threads}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"  {'':<46} {'wall':>10} {'CPU time':>10}   totals")
+        for key, what in (("netc", "netc table (in-process)"), ("cpu", "torchvision resnet152 + FlopCounterMode, cpu"),
+                          ("meta", "torchvision resnet152 + FlopCounterMode, meta")):
             p, m = totals[key]
-            print(f"  {what:<44} {med[key] * 1e3:9.1f} ms   params {p:,}  MACs {m:,}")
-        same = totals["netc"] == totals["meta"] == totals["cpu"]
+            print(f"  {what:<46} {med_wall[key] * 1e3:7.1f} ms {med_cpu[key] * 1e3:7.1f} ms   "
+                  f"params {p:,}  MACs {m:,}")
+        same = totals["netc"] == totals["cpu"] == totals["meta"]
         print(f"totals agree: {same}")
-        print(f"speed-up vs meta: {med['meta'] / med['netc']:.1f}x   vs cpu: {med['cpu'] / med['netc']:.1f}x   "
-              f"(target >= 20x)")
+        for key, note in (("cpu", "target >= 20x"), ("meta", "torch's fastest way, for context")):
+            print(f"speed-up vs {key}: {paired_ratio(walls, key, 'netc'):.1f}x wall, "
+                  f"{paired_ratio(cpu_time, key, 'netc'):.1f}x CPU time   ({note})")
 
         netc_bin = str(Path(sys.executable).with_name("netc"))
         torch_cmd = [sys.executable, "-c", "import torch, torchvision\nfrom torch.utils.flop_counter import "
-                     "FlopCounterMode\nwith torch.device('meta'):\n m = torchvision.models.resnet152().eval()\n"
-                     " with FlopCounterMode(display=False) as c:\n  m(torch.empty(1, 3, 224, 224))\n"
+                     "FlopCounterMode\ntorch.set_num_threads(1)\nm = torchvision.models.resnet152().eval()\n"
+                     "with torch.no_grad(), FlopCounterMode(display=False) as c:\n m(torch.empty(1, 3, 224, 224))\n"
                      "print(c.get_total_flops() // 2)"]
-        c_netc = statistics.median(wall([netc_bin, "table", str(spec)]) for _ in range(3))
-        c_torch = statistics.median(wall(torch_cmd) for _ in range(3))
-        print(f"cold start (new interpreter, imports included, 3 runs): netc table {c_netc * 1e3:.0f} ms, "
-              f"torch meta {c_torch * 1e3:.0f} ms, {c_torch / c_netc:.1f}x")
+        c_netc = sorted(wall([netc_bin, "table", str(spec)]) for _ in range(3))[1]
+        c_torch = sorted(wall(torch_cmd) for _ in range(3))[1]
+        print(f"cold start (new interpreter, imports included, median of 3): netc table {c_netc * 1e3:.0f} ms, "
+              f"torch cpu {c_torch * 1e3:.0f} ms, {c_torch / c_netc:.1f}x")
         if not same:
             sys.exit(1)
 
