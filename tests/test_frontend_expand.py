@@ -171,6 +171,9 @@ def test_template_argument_defaults_may_use_other_arguments():
     net = load("templates:\n  T:\n    args: {c: int, mid: $c * 2}\n    body: [{conv: {out: $mid, k: 1}}, {conv: {out: $c, k: 1}}]\n"
                "layers:\n  - {use: T, args: {c: 3}}\n")
     assert [d["shape"][0] for _, d in net.nodes()] == [6, 3]
+    net = load("templates:\n  T:\n    args: {c: int, mid: $c * 2}\n    body: [{conv: {out: $mid, k: 1}}, {conv: {out: $c, k: 1}}]\n"
+               "layers:\n  - {use: T, args: {c: 3, mid: 5}}\n")  # an expression default may be overridden
+    assert [d["shape"][0] for _, d in net.nodes()] == [5, 3]
 
 
 @pytest.mark.parametrize("body", [

@@ -342,7 +342,8 @@ class Expander:
             if key in given:
                 value = given[key]
                 types = TYPE_NAMES[decl] if required else _type_of(decl)
-                if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                # an expression default ($c * 2) has no type until evaluated: any value may replace it
+                if not is_expr(decl) and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
                     expected = decl if required else type(decl).__name__
                     errors.add(error("template", f"argument '{key}' of template '{node.use}' expects {expected}, "
                                                  f"got {clip(value)}",
