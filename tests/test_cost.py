@@ -104,6 +104,22 @@ def test_receptive_field_resnet50_through_residuals():
         [((35, 35), (4, 4)), ((91, 91), (8, 8)), ((267, 267), (16, 16)), ((427, 427), (32, 32))]
 
 
+# Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural Networks", Distill 2019
+# (table of github.com/google-research/receptive_field): receptive field and effective stride of
+# the last feature map before global pooling
+PUBLISHED_RF = {"alexnet": 195, "alexnet_torchvision": 195, "vgg16": 212, "resnet50_v1": 483,
+                "resnet101_v1": 1027, "resnet152_v1": 1507, "inception_v2": 699, "inception_v3": 1311,
+                "inception_v4": 2071, "inception_resnet_v2": 3039}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_RF))
+def test_receptive_fields_match_the_published_table(name):
+    report = analyse(netc.load(spec_path(name)))
+    last_map = [r for r in report.rows if len(r.shape) == 3 and r.shape[1] * r.shape[2] > 1 and not r.aux][-1]
+    rf = PUBLISHED_RF[name]
+    assert (last_map.rf, last_map.jump) == ((rf, rf), (32, 32)), last_map.scope
+
+
 def tiny(layers: str, size: int = 32) -> "netc.api.Network":
     return netc.loads(f"netc: 1\nname: tiny\ninput: [3, {size}, {size}]\nlayers:\n{layers}")
 
