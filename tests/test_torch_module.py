@@ -224,10 +224,11 @@ def test_init_default_and_disabled_keep_torch_defaults():
     assert plain.c.weight.abs().max().item() <= 1 / math.sqrt(27) + 1e-6  # kaiming_uniform(a=sqrt(5)) bound
 
 
-def test_bad_init_is_a_located_error():
+@pytest.mark.parametrize("init, message", [("resnett", "resnet"), ("{rules: [{op: convv, weight: 0}]}", "did you mean 'conv'")])
+def test_bad_init_is_a_located_error(init, message):
     with pytest.raises(NetcError) as exc:
-        tiny("  - {name: c, conv: {out: 4, k: 3}}\n", "init: resnett\n")
-    assert exc.value.diagnostics[0].loc.line == 4
+        tiny("  - {name: c, conv: {out: 4, k: 3}}\n", f"init: {init}\n")
+    assert exc.value.diagnostics[0].loc.line == 4 and message in str(exc.value)
 
 
 # --- netc build --------------------------------------------------------------------------------
@@ -270,3 +271,42 @@ def test_inplace_op_on_a_shared_value_is_an_error():
         tiny(shared).build(device="meta")
     d = exc.value.diagnostics[0]
     assert d.code == "inplace" and "'a'" in d.message and d.loc.line == 6
+
+
+EVERY_OP = """\
+  - {name: c, conv: {out: 8, k: 3, p: 1, groups: 2}}
+  - {name: sc, sepconv: {out: 8, k: [3, 1], p: [1, 0]}}
+  - {name: bn, bn: {}}
+  - {lrn: {size: 3}}
+  - relu
+  - relu6
+  - {leaky_relu: {negative_slope: 0.2}}
+  - gelu
+  - silu
+  - {residual: {body: [{conv: {out: 16, k: 3, p: 1}}, sigmoid], shortcut: {pad_channels: {out: 16}}, scale: 0.5,
+                then: tanh}}
+  - {softmax: {dim: 0}}
+  - {maxpool: {k: 2}}
+  - {avgpool: {k: 3, s: 1, p: 1, count_include_pad: false}}
+  - {name: pools, concat: [{adaptive_avgpool: {out: 4}}, {adaptive_maxpool: {out: [4, 4]}}, identity]}
+  - {name: mix, from: [pools, pools], cat: {}}
+  - {name: sum, from: [mix, mix], add: {}}
+  - {scale: {factor: 2.0}}
+  - gap
+  - flatten
+  - {dropout: {p: 0.1}}
+  - {linear: {out: 3}}
+  - {log_softmax: {dim: 0}}
+"""
+
+
+def test_every_op_builds_runs_and_trains():
+    from netc.ops import REGISTRY
+
+    net = netc.loads(f"netc: 1\nname: every\ninput: [4, 8, 8]\nlayers:\n{EVERY_OP}", "every.yaml")
+    assert {d["op"] for _, d in net.nodes()} == set(REGISTRY)  # a new op must join this test
+    m = net.build()
+    assert confirm_shapes(m, net) == len(list(net.nodes()))
+    out = m.train()(torch.randn(2, 4, 8, 8))
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters())

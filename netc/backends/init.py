@@ -21,7 +21,9 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from netc.ops import REGISTRY
 
 
 class _Model(BaseModel):
@@ -95,6 +97,17 @@ class InitRule(_Model):
     scope: Optional[str] = Field(None, description="module path glob, e.g. 'AuxLogits.*' or 'layer*.conv1'")
     weight: Optional[FillSpec] = None
     bias: Optional[FillSpec] = None
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, v):
+        from netc.errors import did_you_mean
+
+        for name in [v] if isinstance(v, str) else v or ():
+            if name not in REGISTRY:
+                hint = did_you_mean(name, REGISTRY)
+                raise ValueError(f"unknown op '{name}'" + (f"; {hint}" if hint else ""))
+        return v
 
     def matches(self, op: str, scope: str) -> bool:
         if self.op is not None and op not in ([self.op] if isinstance(self.op, str) else self.op):

@@ -338,7 +338,7 @@ def torch_shapes(module: NetcModule, input_shape, batch: int = 2) -> dict[str, t
             shapes[target] = tuple(out.shape[1:])
             return out
 
-    meta = copy.deepcopy(module).to("meta").eval() if _device_of(module).type != "meta" else module
+    meta = module if _device_of(module).type == "meta" else copy.deepcopy(module).to("meta")
     was_training = meta.training
     meta.eval()
     try:
