@@ -30,7 +30,7 @@ class PadChannels(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """two 3x3 convs (ResNet-18/34, CIFAR ResNets); `plain` drops the shortcut"""
+    """two 3x3 convs (ResNet-18/34, CIFAR ResNets) and a shortcut of the given option"""
 
     def __init__(self, in_channels, planes, stride=1, down=False, option="B"):
         super().__init__()

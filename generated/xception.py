@@ -41,7 +41,7 @@ class SeparableConv2d(nn.Module):
 
 
 class Block(nn.Module):
-    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels (default `out`) but the last; stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
+    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels but the last (`out`); stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
 
     def __init__(self, in_channels, out, s=1):
         super().__init__()
@@ -65,7 +65,7 @@ class Block(nn.Module):
 
 
 class Block2(nn.Module):
-    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels (default `out`) but the last; stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
+    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels but the last (`out`); stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
 
     def __init__(self, in_channels, out, arg0, arg1, arg2, arg3, arg4, s=1):
         super().__init__()
@@ -90,7 +90,7 @@ class Block2(nn.Module):
 
 
 class Block3(nn.Module):
-    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels (default `out`) but the last; stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
+    """reps x (ReLU, 3x3 sepconv, BN), all `c` channels but the last (`out`); stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
 
     def __init__(self, in_channels):
         super().__init__()
