@@ -67,15 +67,15 @@ class Block(nn.Module):
 class Block2(nn.Module):
     """reps x (ReLU, 3x3 sepconv, BN), all `c` channels but the last (`out`); stride s adds a 3x3/s max pool and a 1x1/s projection shortcut; the entry block starts without ReLU"""
 
-    def __init__(self, in_channels, out, arg0, arg1, arg2, arg3, arg4, s=1):
+    def __init__(self, in_channels, out, c, s=1):
         super().__init__()
         self.rep = nn.Sequential(
             nn.ReLU(),
-            SeparableConv2d(in_channels, arg0, kernel_size=3, padding=1),
-            nn.BatchNorm2d(arg1),
+            SeparableConv2d(in_channels, c, kernel_size=3, padding=1),
+            nn.BatchNorm2d(c),
             nn.ReLU(),
-            SeparableConv2d(arg2, arg3, kernel_size=3, padding=1),
-            nn.BatchNorm2d(arg4),
+            SeparableConv2d(c, out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(out),
             nn.MaxPool2d(kernel_size=3, stride=s, padding=1),
         )
         self.skip = nn.Conv2d(in_channels, out, kernel_size=1, stride=s, bias=False)
@@ -122,8 +122,8 @@ class Xception(nn.Module):
         self.bn2 = nn.BatchNorm2d(64)
         self.act2 = nn.ReLU()
         self.block1 = Block(64, 128, s=2)
-        self.block2 = Block2(128, 256, 256, 256, 256, 256, 256, s=2)
-        self.block3 = Block2(256, 728, 728, 728, 728, 728, 728, s=2)
+        self.block2 = Block2(128, 256, 256, s=2)
+        self.block3 = Block2(256, 728, 728, s=2)
         self.block4 = Block3(728)
         self.block5 = Block3(728)
         self.block6 = Block3(728)
@@ -132,7 +132,7 @@ class Xception(nn.Module):
         self.block9 = Block3(728)
         self.block10 = Block3(728)
         self.block11 = Block3(728)
-        self.block12 = Block2(728, 1024, 728, 728, 728, 1024, 1024, s=2)
+        self.block12 = Block2(728, 1024, 728, s=2)
         self.conv3 = SeparableConv2d(1024, 1536, kernel_size=3, padding=1)
         self.bn3 = nn.BatchNorm2d(1536)
         self.act3 = nn.ReLU()

@@ -232,8 +232,11 @@ def test_inception_v3_shorter_than_torchvision():
         assert f"class {cls}(nn.Module)" in src
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet20", "xception", "inception_v4", "googlenet", "vgg11_lrn"])
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "resnet20", "xception", "inception_resnet_v1", "googlenet"])
 def test_torchscript(name, tmp_path):
+    """Every op kind of the bundled specs scripts: LRN and dropout (alexnet), zero-pad shortcut as
+    an optional module (resnet20), separable conv (xception), residual scale (inception_resnet_v1),
+    concat and aux heads returning a NamedTuple (googlenet)."""
     import warnings
 
     import torch

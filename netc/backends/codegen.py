@@ -25,11 +25,16 @@ translation would re-implement the expander and could drift from it. Instead:
    instance (evaluated with each instance's bound template arguments, recorded on its IR
    Block), so the code is exact by construction; a hole no candidate explains becomes an
    explicit constructor argument.
-3. Fallback, by design: where instances of one template differ in *structure* (an `if:`
-   that adds a projection shortcut, a repeat count that is an argument), each distinct
-   structure is its own class (`Bottleneck`, `Bottleneck2`, …). Blocks that are not
-   named (transparent `use`/`seq`) are inlined into their parent, as the interpreter's
-   state_dict keys require.
+3. Instances of one template whose code differs only by modules applied in place under an
+   `if:` (`x = self.downsample(x)`) share one class: the module is built under the spec's
+   own condition (`if project:`, checked on every instance) and called under
+   `if self.downsample is not None:`, as torchvision writes it. Fallback, by design: other
+   structural differences (a repeat count that is an argument, an `if:` that renumbers the
+   positional names after it) give one class per distinct structure (`Block`, `Block2`, …);
+   a value no expression explains becomes an explicit argument (`arg0`). Blocks that are
+   not named (transparent `use`/`seq`) are inlined into their parent, as the interpreter's
+   state_dict keys require; expressions written inside such inlined templates are rewritten
+   through their `args:` into the enclosing class's names (`$out` -> `pool`).
 
 Module attributes reproduce the interpreter's names (and so its state_dict keys): names
 that are not identifiers are registered with `add_module(repr)` and read with `getattr`,
@@ -60,243 +65,19 @@ from typing import Any
 
 import jinja2
 
-from netc.backends.names import Names, camel, is_identifier, sanitize
+from netc.backends.fitting import (HOLE, IN, NOTHING, OMIT, PY_FUNCS, Draft, Frag, Hole, call_frag,
+                                   class_defaults, evaluate, hole, influences, join_frags, literal, names_in,
+                                   norm, parse, pick, py_expr, same, spec_exprs, substitute, union_order)
+from netc.backends.names import Names, is_identifier, sanitize
 from netc.errors import NetcError, error
 from netc.ops import REGISTRY
-from netc.spec.expr import FUNCTIONS, _Eval
 
-IN = "__netc_in"  # the input channel count of a class, in spec-name space
 INLINE_OPS = {"add", "cat", "scale"}
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
 # names every generated namespace must leave alone
 RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
             "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
             "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME)
-PY_FUNCS = {"min": "min", "max": "max", "abs": "abs", "int": "int", "float": "float", "round": "round",
-            "ceil": "math.ceil", "floor": "math.floor"}
-_OMIT = "\x01"
-_HOLE = re.compile("\x00(\\d+)\x00")
-NOTHING = object()
-
-
-# --- values and expressions ------------------------------------------------------------------
-
-def norm(v):
-    """A comparable form of a constructor value: equal pairs collapse (torch accepts both)."""
-    if isinstance(v, (list, tuple)):
-        items = tuple(norm(x) for x in v)
-        if len(items) == 2 and items[0] == items[1] and type(items[0]) is int:
-            return items[0]
-        return items
-    if hasattr(v, "items"):
-        return tuple(sorted((k, norm(x)) for k, x in v.items()))
-    return v
-
-
-def same(a, b) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def literal(v) -> str:
-    return repr(list(v) if isinstance(v, list) else v)
-
-
-@lru_cache(maxsize=4096)
-def parse(text: str):
-    try:
-        tree = ast.parse(text.replace("$", ""), mode="eval")
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-    return tree
-
-
-def names_in(text: str) -> list[str]:
-    tree = parse(text)
-    out = []
-    for n in ast.walk(tree) if tree else ():
-        if isinstance(n, ast.Name) and n.id not in out and n.id not in ("True", "False", "None"):
-            out.append(n.id)
-    return out
-
-
-def evaluate(text: str, env: dict):
-    tree = parse(text)
-    if tree is None or any(isinstance(n, ast.Call) and getattr(n.func, "id", None) not in PY_FUNCS
-                           for n in ast.walk(tree)):
-        return NOTHING
-    try:
-        return norm(_Eval(text, env, None)(tree))
-    except (NetcError, TypeError, ValueError, ArithmeticError, RecursionError):
-        return NOTHING
-
-
-def pick(cands: list[str], value, env: dict) -> str | None:
-    for c in cands:
-        if same(evaluate(c, env), value):
-            return c
-    return None
-
-
-class _Rename(ast.NodeTransformer):
-    def __init__(self, mapping):
-        self.mapping = mapping
-
-    def visit_Name(self, node):
-        if node.id in ("True", "False", "None"):
-            return node
-        return ast.copy_location(ast.Name(self.mapping[node.id], ast.Load()), node)
-
-    def visit_Call(self, node):
-        node.args = [self.visit(a) for a in node.args]
-        name = PY_FUNCS[node.func.id]  # evaluate() admits no other calls
-        node.func = (ast.Attribute(ast.Name("math", ast.Load()), name[5:], ast.Load()) if name.startswith("math.")
-                     else ast.Name(name, ast.Load()))
-        return node
-
-    def visit_Constant(self, node):
-        if not isinstance(node.value, (int, float, str, bool, type(None))):
-            raise ValueError("constant")
-        return node
-
-
-def substitute(text: str, args: dict[str, str]) -> str:
-    """Replace names in a spec-space expression by other expressions (precedence kept)."""
-    tree = parse(text)
-
-    class Sub(ast.NodeTransformer):
-        def visit_Name(self, node):
-            if node.id in args:
-                return parse(args[node.id]).body
-            return node
-
-    return ast.unparse(Sub().visit(ast.parse(ast.unparse(tree), mode="eval")))
-
-
-def py_expr(text: str, mapping: dict[str, str]) -> str:
-    """A spec-space expression as Python source: names mapped to identifiers, re-printed."""
-    tree = ast.parse(ast.unparse(parse(text)), mode="eval")  # a fresh tree to rename
-    return ast.unparse(_Rename(mapping).visit(tree))
-
-
-def _perturb(v):
-    if isinstance(v, bool):
-        return [not v]
-    if isinstance(v, int):
-        return [v + 1]
-    if isinstance(v, float):
-        return [v + 0.5]
-    if isinstance(v, list) and all(type(x) is int for x in v):
-        return [[x + 1 for x in v]]
-    return []
-
-
-def _positions(ms) -> dict:
-    return {**{i: norm(v) for i, v in enumerate(ms.args)}, **{k: norm(v) for k, v in ms.kwargs.items()}}
-
-
-def influences(op, attrs, shapes, ms) -> dict:
-    """Constructor position -> the attributes (and IN, the input channels) it depends on."""
-    base = _positions(ms)
-    out: dict = {}
-    probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
-    if shapes and shapes[0]:
-        probes.append((IN, {}, [(shapes[0][0] + 1, *shapes[0][1:]), *shapes[1:]]))
-    for src, update, sh in probes:
-        try:
-            changed = _positions(op.module(attrs.model_copy(update=update), sh))
-        except Exception:  # a probe the facet rejects tells nothing
-            continue
-        for pos, v in base.items():
-            if pos in changed and not same(changed[pos], v):
-                out.setdefault(pos, []).append(src)
-    return out
-
-
-@lru_cache(maxsize=None)
-def class_defaults(path: str) -> dict:
-    """Keyword defaults of a module class's constructor (to leave them out of the call)."""
-    import importlib
-
-    module, _, name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-
-
-def spec_exprs(value) -> list[str]:
-    """Expression strings in a raw YAML value (top level of a mapping), `$` dropped."""
-    out = []
-    items = value.values() if isinstance(value, dict) else [value]
-    for v in items:
-        if isinstance(v, str) and "$" in v and parse(v) is not None:
-            out.append(ast.unparse(parse(v)))
-    return out
-
-
-# --- holes ---------------------------------------------------------------------------------
-
-@dataclass
-class Hole:
-    value: Any
-    cands: list[str]
-    kwarg: str | None = None  # a keyword argument, omitted when it equals its default
-    default: Any = NOTHING
-    prefer_literal: bool = False
-
-
-@dataclass
-class Frag:
-    """Source text with hole placeholders `\\x00n\\x00` numbered locally."""
-
-    text: str
-    holes: list[Hole] = field(default_factory=list)
-
-    def key(self):
-        return (self.text, tuple((repr(h.value), tuple(h.cands), h.kwarg) for h in self.holes))
-
-
-class Draft:
-    def __init__(self, env: dict):
-        self.env = env
-        self.holes: list[Hole] = []
-
-    def add(self, frag: Frag) -> str:
-        base = len(self.holes)
-        self.holes.extend(frag.holes)
-        return _HOLE.sub(lambda m: f"\x00{int(m.group(1)) + base}\x00", frag.text)
-
-
-def hole(value, cands=(), kwarg=None, default=NOTHING) -> Frag:
-    return Frag("\x00" + "0" + "\x00", [Hole(norm(value), list(cands), kwarg, default)])
-
-
-def join_frags(parts: list[Frag | str], sep: str = ", ") -> Frag:
-    text, holes = [], []
-    for p in parts:
-        if isinstance(p, str):
-            text.append(p)
-            continue
-        base = len(holes)
-        holes.extend(p.holes)
-        text.append(_HOLE.sub(lambda m: f"\x00{int(m.group(1)) + base}\x00", p.text))
-    return Frag(sep.join(text), holes)
-
-
-def call_frag(callee: str, args: list[Frag]) -> Frag:
-    inner = join_frags(args)
-    return Frag(f"{callee}({inner.text})", inner.holes)
-
-
-def _union_order(seqs: list[list]) -> list:
-    """All keys of several sequences, each after its predecessor in the sequence it came from."""
-    out = list(max(seqs, key=len))
-    for seq in seqs:
-        prev = None
-        for k in seq:
-            if k not in out:
-                out.insert(out.index(prev) + 1 if prev is not None else 0, k)
-            prev = k
-    return out
 
 
 # --- the container tree --------------------------------------------------------------------
@@ -645,7 +426,7 @@ class Generator:
                 parts.append((it.local, self.box_ctor(it, cexprs, env)))
         if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
             runs: list[list] = []
-            for name, f in parts:
+            for _, f in parts:
                 if runs and runs[-1][0].key() == f.key():
                     runs[-1][1] += 1
                 else:
@@ -820,7 +601,7 @@ class Generator:
                     names.used.discard(live[v])
             outnames = []
             aux = (data[it]["aux"] if kind == "op" else it.aux) and not box.aux
-            for o in outs:
+            for _ in outs:
                 if reuse is not None:
                     outnames.append(reuse)
                 else:
@@ -901,7 +682,7 @@ class Generator:
             for key in groups:
                 if key[0] is not None:
                     by_template.setdefault(key[0], []).append(key)
-            for template, keys in by_template.items():
+            for keys in by_template.values():
                 if len(keys) > 1:
                     merged = self.merge([groups[k] for k in keys])
                     if merged is not None:
@@ -919,7 +700,7 @@ class Generator:
         keys = [[k for k, _ in r.init] for r in reps]
         common = set.intersection(*map(set, keys))
         optional = set.union(*map(set, keys)) - common
-        bare = lambda t: _HOLE.sub("\x00", t)  # noqa: E731
+        bare = lambda t: HOLE.sub("\x00", t)  # noqa: E731
         if not optional or any(k[0] == "shared" for k in optional):
             return None
         stripped, texts, lines = set(), {}, {}
@@ -948,7 +729,7 @@ class Generator:
             if chosen is None:
                 return None
             conds[k] = chosen
-        order_init = _union_order(keys)
+        order_init = union_order(keys)
         # forward lines: the common ones by their index among common lines (positional names of
         # stateless modules differ between variants), the optional ones by their module
         line_ids = []
@@ -961,14 +742,14 @@ class Generator:
                     ids.append(("c", i))
                     i += 1
             line_ids.append(ids)
-        order_lines = _union_order(line_ids)
+        order_lines = union_order(line_ids)
         # merged init text, holes renumbered in order; per member, its holes in that order
         text_of = {}
         nholes = {}
         for r in reps:
             for k, t in r.init:
                 text_of.setdefault(k, t)
-                nholes[k] = len(_HOLE.findall(t))
+                nholes[k] = len(HOLE.findall(t))
         init, counter = [], 0
         slots: dict = {}
         for k in order_init:
@@ -980,7 +761,7 @@ class Generator:
                 slots[("cond", k)] = counter
                 counter += 1
             slots[k] = list(range(counter, counter + nholes[k]))
-            t = _HOLE.sub(lambda m, it=iter(slots[k]): f"\x00{next(it)}\x00", t)
+            t = HOLE.sub(lambda m, it=iter(slots[k]): f"\x00{next(it)}\x00", t)
             counter += nholes[k]
             init.append(("    " if k in optional else "") + t)
         members = []
@@ -988,7 +769,7 @@ class Generator:
             for m in g:
                 own, i = {}, 0
                 for k, t in m.init:
-                    n = len(_HOLE.findall(t))
+                    n = len(HOLE.findall(t))
                     own[k] = m.holes[i:i + n]
                     i += n
                 holes: list = [None] * counter
@@ -1050,8 +831,19 @@ class Generator:
             elif all(same(v, values[0]) for v in values):
                 texts.append(("lit", values[0], h0))
             else:
-                pname = f"arg{len(extra)}"
-                extra.append((pname, [m.holes[j].value if m.holes[j] is not None else None for m in members]))
+                # values differ and no expression of the spec explains them: a template argument
+                # that does (checked on every instance), else an explicit constructor argument
+                decl = self.templates[template].args if template in self.templates else {}
+                arg = next((a for a in decl if all(same(env.get(a, NOTHING), h.value) for env, h in have)), None)
+                vector = [m.holes[j].value if m.holes[j] is not None else None for m in members]
+                if arg is not None:
+                    used.append(arg) if arg not in used else None
+                    texts.append(("expr", arg, h0))
+                    continue
+                pname = next((p for p, v in extra if v == vector), None)
+                if pname is None:
+                    pname = f"arg{len(extra)}"
+                    extra.append((pname, vector))
                 texts.append(("param", pname, h0))
         # class parameters
         decl = self.templates[template].args if template in self.templates else {}
@@ -1111,13 +903,13 @@ class Generator:
                 s = extra_map[val]
                 omit = False
             if omit:
-                return _OMIT
+                return OMIT
             return f"{h.kwarg}={s}" if h.kwarg else s
 
         def fill(text):
-            out = _HOLE.sub(render, text)
-            while _OMIT in out:
-                out = re.sub(f", {_OMIT}|{_OMIT}, |{_OMIT}", "", out)
+            out = HOLE.sub(render, text)
+            while OMIT in out:
+                out = re.sub(f", {OMIT}|{OMIT}, |{OMIT}", "", out)
             return out
 
         b0 = members[0].box
@@ -1137,7 +929,7 @@ class Generator:
             name=name, signature=", ".join(sig), init=init_body, forward_signature=", ".join(fsig),
             forward=fwd, doc=self.class_doc(template, b0))
         # output channel expressions in class space
-        for j, out in enumerate(b0.outputs if not root else []):
+        for j in range(len(b0.outputs) if not root else 0):
             vals = [self.channels(m.box.outputs[j]) for m in members]
             cands = list(dict.fromkeys(m.cexprs[m.box.outputs[j]] for m in members if m.box.outputs[j] in m.cexprs))
             chosen = None

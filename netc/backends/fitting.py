@@ -1,0 +1,247 @@
+"""Expressions and holes for the code generator.
+
+A generated constructor value starts as a *hole*: the value one instance needs plus candidate
+expressions in spec names (`planes * 4`, `__netc_in`, the input channels). The generator keeps
+a candidate only where it evaluates to the value of every instance of a class. Everything
+here works on spec-space expression text (`$` dropped) and re-prints it from its parsed AST,
+so emitted code holds only names the caller maps and constants printed by `repr`. `influences`
+finds which op attributes feed which constructor value by probing the op's `module()` facet.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from netc.errors import NetcError
+from netc.spec.expr import _Eval
+
+IN = "__netc_in"  # the input channel count of a class, in spec-name space
+PY_FUNCS = {"min": "min", "max": "max", "abs": "abs", "int": "int", "float": "float", "round": "round",
+            "ceil": "math.ceil", "floor": "math.floor"}
+OMIT = "\x01"
+HOLE = re.compile("\x00(\\d+)\x00")
+NOTHING = object()
+
+
+# --- values and expressions ------------------------------------------------------------------
+
+def norm(v):
+    """A comparable form of a constructor value: equal pairs collapse (torch accepts both)."""
+    if isinstance(v, (list, tuple)):
+        items = tuple(norm(x) for x in v)
+        if len(items) == 2 and items[0] == items[1] and type(items[0]) is int:
+            return items[0]
+        return items
+    if hasattr(v, "items"):
+        return tuple(sorted((k, norm(x)) for k, x in v.items()))
+    return v
+
+
+def same(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def literal(v) -> str:
+    return repr(list(v) if isinstance(v, list) else v)
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str):
+    try:
+        tree = ast.parse(text.replace("$", ""), mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    return tree
+
+
+def names_in(text: str) -> list[str]:
+    tree = parse(text)
+    out = []
+    for n in ast.walk(tree) if tree else ():
+        if isinstance(n, ast.Name) and n.id not in out and n.id not in ("True", "False", "None"):
+            out.append(n.id)
+    return out
+
+
+def evaluate(text: str, env: dict):
+    tree = parse(text)
+    if tree is None or any(isinstance(n, ast.Call) and getattr(n.func, "id", None) not in PY_FUNCS
+                           for n in ast.walk(tree)):
+        return NOTHING
+    try:
+        return norm(_Eval(text, env, None)(tree))
+    except (NetcError, TypeError, ValueError, ArithmeticError, RecursionError):
+        return NOTHING
+
+
+def pick(cands: list[str], value, env: dict) -> str | None:
+    for c in cands:
+        if same(evaluate(c, env), value):
+            return c
+    return None
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in ("True", "False", "None"):
+            return node
+        return ast.copy_location(ast.Name(self.mapping[node.id], ast.Load()), node)
+
+    def visit_Call(self, node):
+        node.args = [self.visit(a) for a in node.args]
+        name = PY_FUNCS[node.func.id]  # evaluate() admits no other calls
+        node.func = (ast.Attribute(ast.Name("math", ast.Load()), name[5:], ast.Load()) if name.startswith("math.")
+                     else ast.Name(name, ast.Load()))
+        return node
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float, str, bool, type(None))):
+            raise ValueError("constant")
+        return node
+
+
+def substitute(text: str, args: dict[str, str]) -> str:
+    """Replace names in a spec-space expression by other expressions (precedence kept)."""
+    tree = parse(text)
+
+    class Sub(ast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in args:
+                return parse(args[node.id]).body
+            return node
+
+    return ast.unparse(Sub().visit(ast.parse(ast.unparse(tree), mode="eval")))
+
+
+def py_expr(text: str, mapping: dict[str, str]) -> str:
+    """A spec-space expression as Python source: names mapped to identifiers, re-printed."""
+    tree = ast.parse(ast.unparse(parse(text)), mode="eval")  # a fresh tree to rename
+    return ast.unparse(_Rename(mapping).visit(tree))
+
+
+def _perturb(v):
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        return [v + 1]
+    if isinstance(v, float):
+        return [v + 0.5]
+    if isinstance(v, list) and all(type(x) is int for x in v):
+        return [[x + 1 for x in v]]
+    return []
+
+
+def _positions(ms) -> dict:
+    return {**{i: norm(v) for i, v in enumerate(ms.args)}, **{k: norm(v) for k, v in ms.kwargs.items()}}
+
+
+def influences(op, attrs, shapes, ms) -> dict:
+    """Constructor position -> the attributes (and IN, the input channels) it depends on."""
+    base = _positions(ms)
+    out: dict = {}
+    probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
+    if shapes and shapes[0]:
+        probes.append((IN, {}, [(shapes[0][0] + 1, *shapes[0][1:]), *shapes[1:]]))
+    for src, update, sh in probes:
+        try:
+            changed = _positions(op.module(attrs.model_copy(update=update), sh))
+        except Exception:  # a probe the facet rejects tells nothing
+            continue
+        for pos, v in base.items():
+            if pos in changed and not same(changed[pos], v):
+                out.setdefault(pos, []).append(src)
+    return out
+
+
+@lru_cache(maxsize=None)
+def class_defaults(path: str) -> dict:
+    """Keyword defaults of a module class's constructor (to leave them out of the call)."""
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def spec_exprs(value) -> list[str]:
+    """Expression strings in a raw YAML value (top level of a mapping), `$` dropped."""
+    out = []
+    items = value.values() if isinstance(value, dict) else [value]
+    for v in items:
+        if isinstance(v, str) and "$" in v and parse(v) is not None:
+            out.append(ast.unparse(parse(v)))
+    return out
+
+
+# --- holes ---------------------------------------------------------------------------------
+
+@dataclass
+class Hole:
+    value: Any
+    cands: list[str]
+    kwarg: str | None = None  # a keyword argument, omitted when it equals its default
+    default: Any = NOTHING
+    prefer_literal: bool = False
+
+
+@dataclass
+class Frag:
+    """Source text with hole placeholders `\\x00n\\x00` numbered locally."""
+
+    text: str
+    holes: list[Hole] = field(default_factory=list)
+
+    def key(self):
+        return (self.text, tuple((repr(h.value), tuple(h.cands), h.kwarg) for h in self.holes))
+
+
+class Draft:
+    def __init__(self, env: dict):
+        self.env = env
+        self.holes: list[Hole] = []
+
+    def add(self, frag: Frag) -> str:
+        base = len(self.holes)
+        self.holes.extend(frag.holes)
+        return HOLE.sub(lambda m: f"\x00{int(m.group(1)) + base}\x00", frag.text)
+
+
+def hole(value, cands=(), kwarg=None, default=NOTHING) -> Frag:
+    return Frag("\x00" + "0" + "\x00", [Hole(norm(value), list(cands), kwarg, default)])
+
+
+def join_frags(parts: list[Frag | str], sep: str = ", ") -> Frag:
+    text, holes = [], []
+    for p in parts:
+        if isinstance(p, str):
+            text.append(p)
+            continue
+        base = len(holes)
+        holes.extend(p.holes)
+        text.append(HOLE.sub(lambda m, base=base: f"\x00{int(m.group(1)) + base}\x00", p.text))
+    return Frag(sep.join(text), holes)
+
+
+def call_frag(callee: str, args: list[Frag]) -> Frag:
+    inner = join_frags(args)
+    return Frag(f"{callee}({inner.text})", inner.holes)
+
+
+def union_order(seqs: list[list]) -> list:
+    """All keys of several sequences, each after its predecessor in the sequence it came from."""
+    out = list(max(seqs, key=len))
+    for seq in seqs:
+        prev = None
+        for k in seq:
+            if k not in out:
+                out.insert(out.index(prev) + 1 if prev is not None else 0, k)
+            prev = k
+    return out
