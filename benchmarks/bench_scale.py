@@ -17,9 +17,7 @@ Targets: resnet1202 `netc check` < 1 s wall, 20,000 nodes < 5 s wall. Nothing is
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-NETC = Path(sys.executable).parent / "netc"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_check import NETC, timed  # noqa: E402  (wall and CPU time of a fresh process)
 
 BUNDLED = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet56", "resnet110",
            "resnet1202"]
@@ -57,15 +56,8 @@ def table(path: Path) -> str:
 
 
 def cold(path: Path) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of `netc check -q PATH` in a fresh process. netc is
-    single-threaded, so on an idle machine the two agree; on a loaded one the CPU time is the
-    figure that load does not inflate."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run([str(NETC), "check", "-q", str(path)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    """Wall and CPU seconds of `netc check -q PATH` in a fresh process."""
+    return timed([str(NETC), "check", "-q", str(path)])
 
 
 def run(reps: int, quick: bool) -> list[dict]:

@@ -35,6 +35,7 @@ class Figure:
 BENCHMARKS = [
     ("bench_check", [], ["--reps", "5"], [
         Figure("CLI start-up: netc check resnet50, wall", r"netc check \S+: median (\d+ ms)", "< 500 ms"),
+        Figure("  same, cpu time (load-independent)", r"netc check CPU time:\s+median (\d+ ms)", "< 500 ms"),
         Figure("  same / python -c pass", r"ratio check/python ([\d.]+x)"),
     ]),
     ("bench_scale", [], ["--reps", "1", "--quick"], [
