@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TORCHVISION, interleaved, medians, paired_ratio, torchvision_model  # noqa: E402
+from common import TORCHVISION, interleaved, medians, paired_ratio, target_line, torchvision_model  # noqa: E402
 
 DEFAULT = ["resnet50", "googlenet", "inception_v3", "vgg16_bn", "resnet152"]
 TARGET = 1.1  # netc load+build / torchvision constructor, resnet152
@@ -40,9 +40,8 @@ def report(spec: str, times: dict[str, list[float]]) -> None:
           + f"ratio load+build/torchvision {paired_ratio(times, 'netc load+build', 'torchvision'):.2f}, "
           f"build/torchvision {paired_ratio(times, 'netc build', 'torchvision'):.2f}")
     if spec == "resnet152":
-        ratio = paired_ratio(times, "netc load+build", "torchvision")
-        print(f"  target netc load+build <= {TARGET}x torchvision on resnet152: {ratio:.2f}, "
-              f"{'met' if ratio <= TARGET else 'NOT met'}")
+        print(target_line("netc load+build / torchvision ctor on resnet152", "<=", TARGET,
+                          paired_ratio(times, "netc load+build", "torchvision")))
 
 
 def main(argv=None) -> None:

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TORCHVISION, generated_model, interleaved, load_weights, medians, paired_ratio, torchvision_model  # noqa: E402
+from common import (TORCHVISION, generated_model, interleaved, load_weights, medians,  # noqa: E402
+                    paired_ratio, target_line, torchvision_model)
 
 TARGET = 1.15
 TARGET_NETC = 0.98
@@ -72,12 +73,10 @@ def report(spec: str, batch: int, times: dict[str, list[float]]) -> None:
               f"(min {min(times[name]) * 1e3:.0f} ms)")
     if "netc" in times:
         ratio = paired_ratio(times, "torchvision", "netc")
-        print(f"  target netc >= {TARGET_NETC}x torchvision on {spec}: x{ratio:.2f}, "
-              f"{'met' if ratio >= TARGET_NETC else 'NOT met'}")
+        print(target_line(f"netc throughput / torchvision's on {spec}", ">=", TARGET_NETC, ratio))
     if "netc --optimize inference" in times and spec == "resnet50":
-        ratio = paired_ratio(times, "torchvision", "netc --optimize inference")
-        print(f"  target netc --optimize inference >= {TARGET}x torchvision: x{ratio:.2f}, "
-              f"{'met' if ratio >= TARGET else 'NOT met'}")
+        print(target_line("netc --optimize inference throughput / torchvision's on resnet50", ">=", TARGET,
+                          paired_ratio(times, "torchvision", "netc --optimize inference")))
 
 
 def main(argv=None) -> None:

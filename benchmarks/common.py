@@ -3,6 +3,7 @@ generated-code model of a spec, and interleaved timing with medians and paired r
 from __future__ import annotations
 
 import importlib.util
+import operator
 import statistics
 import sys
 import time
@@ -76,3 +77,12 @@ def load_weights(dst, src) -> bool:
         return True
     except RuntimeError:
         return False
+
+
+COMPARE = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
+
+
+def target_line(what: str, op: str, bound: float, value: float) -> str:
+    """'  target WHAT >= 1.15x: 1.52x, met' (or NOT met)."""
+    met = COMPARE[op](value, bound)
+    return f"  target {what} {op} {bound}x: {value:.2f}x, {'met' if met else 'NOT met'}"

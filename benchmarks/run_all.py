@@ -10,7 +10,6 @@ repetitions and medians (see each script's docstring for what exactly is timed).
 from __future__ import annotations
 
 import argparse
-import operator
 import re
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from common import COMPARE  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def extract(fig: Figure, output: str) -> tuple[str, str]:
     value, status = m.group(1), m.groupdict().get("status") or ""
     if not status and fig.target.startswith((">", "<")):
         op, bound = fig.target.split(" ", 1)
-        met = {">=": operator.ge, "<=": operator.le, "<": operator.lt}[op](number(value), number(bound))
+        met = COMPARE[op](number(value), number(bound))
         status = "met" if met else "NOT met"
     return value, status
 
