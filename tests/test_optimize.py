@@ -2,6 +2,8 @@
 eval mode (max abs diff <= 1e-4 in float32), and the passes really happened."""
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -92,6 +94,10 @@ layers:
     with torch.no_grad():
         fast(x)
     assert torch.equal(x, x0)
+    # it pickles (fx re-traces the forward on loading)
+    again = pickle.loads(pickle.dumps(fast))
+    with torch.no_grad():
+        assert torch.equal(again(x), fast(x))
 
 
 def test_aux_heads_are_dropped_and_build_api():

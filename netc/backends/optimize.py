@@ -13,6 +13,8 @@ heads), so the result is an `fx.GraphModule` for inference only:
   convolutions and cuDNN's tensor-core kernels prefer (the conversion of the input is the
   first node of the graph, so callers pass ordinary NCHW tensors).
 
+The result pickles (`torch.save(model)`) like any GraphModule.
+
 Measured on the 2-core CPU (benchmarks/bench_optimize.py): folding alone ~1.2x, with
 channels_last ~1.6x over torchvision's resnet50 in eval mode at batch 8. TorchScript freezing
 (`torch.jit.freeze` + `optimize_for_inference`) was measured too and was no faster than these
@@ -25,6 +27,7 @@ batch-norm entries, so it is for running, not for loading checkpoints or trainin
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import torch
 from torch import fx, nn
@@ -119,34 +122,35 @@ def remove_identities(gm: fx.GraphModule) -> int:
 def inplace_activations(gm: fx.GraphModule) -> int:
     """Run an activation in place when its input is a fresh intermediate value nothing else reads.
 
-    Each call site gets its own module (a module object shared by two calls keeps one flag)."""
+    A module called from several places (possible in a hand-written fx graph, never in netc's)
+    keeps its flag: one call site may not allow it."""
     modules = dict(gm.named_modules())
+    calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
     changed = 0
     for node in gm.graph.nodes:
         act = modules.get(node.target) if node.op == "call_module" else None
-        if not isinstance(act, INPLACE_ACTIVATIONS) or getattr(act, "inplace", True):
+        if not isinstance(act, INPLACE_ACTIVATIONS) or getattr(act, "inplace", True) or calls[node.target] > 1:
             continue
         src = node.args[0] if node.args else None
         if (isinstance(src, fx.Node) and src.op == "call_module" and _only_user(src) is node
                 and type(modules.get(src.target)) in FRESH_OUTPUT):
-            twin = copy.copy(act)
-            twin.inplace = True
-            _set_submodule(gm, node.target, twin)
+            act.inplace = True
             changed += 1
     return changed
 
 
 def to_channels_last(gm: fx.GraphModule) -> None:
-    """NHWC parameters, and the 4-d input converted by the graph's first node."""
+    """NHWC parameters; and when the input feeds only convs (so it is 4-d), the graph's first node
+    converts it (a method call, no Python branch: fx re-traces the forward when unpickling)."""
     gm.to(memory_format=torch.channels_last)
+    modules = dict(gm.named_modules())
     placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    if not placeholder.users or not all(u.op == "call_module" and isinstance(modules.get(u.target), nn.Conv2d)
+                                        for u in placeholder.users):
+        return
     with gm.graph.inserting_after(placeholder):
-        converted = gm.graph.call_function(_channels_last, (placeholder,))
+        converted = gm.graph.call_method("contiguous", (placeholder,), {"memory_format": torch.channels_last})
     placeholder.replace_all_uses_with(converted, delete_user_cb=lambda user: user is not converted)
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def _set_submodule(gm: nn.Module, target: str, module: nn.Module) -> None:
