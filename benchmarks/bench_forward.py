@@ -50,10 +50,12 @@ def variants(spec: str):
     return models, network.input_shape
 
 
-def run(spec: str, batch: int, reps: int) -> dict[str, list[float]]:
+def run(spec: str, batch: int, reps: int, only: list[str] | None = None) -> dict[str, list[float]]:
     import torch
 
     models, shape = variants(spec)
+    if only:
+        models = {k: m for k, m in models.items() if k == "torchvision" or k in only}
     torch.manual_seed(0)
     x = torch.randn(batch, *shape)
     with torch.inference_mode():
@@ -85,6 +87,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--variants", nargs="+", metavar="NAME",
+                    help="time only these beside torchvision (e.g. netc): more repetitions in the same time")
     args = ap.parse_args(argv)
     import torch
 
@@ -93,7 +97,7 @@ def main(argv=None) -> None:
     print(f"forward, eval, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} interleaved reps, "
           "medians; x = median of per-repetition torchvision time / time")
     for spec in args.specs:
-        report(spec, args.batch, run(spec, args.batch, args.reps))
+        report(spec, args.batch, run(spec, args.batch, args.reps, args.variants))
 
 
 if __name__ == "__main__":
