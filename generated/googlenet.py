@@ -25,7 +25,7 @@ class CBR(nn.Module):
     def __init__(self, in_channels, out, k, s=1, p=None):
         super().__init__()
         self.conv = nn.Conv2d(
-            in_channels, out, kernel_size=k, stride=s, padding=0 if p == None else p, bias=False
+            in_channels, out, kernel_size=k, stride=s, padding=0 if p is None else p, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
         self.relu = nn.ReLU(inplace=True)

@@ -101,6 +101,14 @@ class _Rename(ast.NodeTransformer):
                      else ast.Name(name, ast.Load()))
         return node
 
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if any(isinstance(c, ast.Constant) and c.value is None for c in [node.left, *node.comparators]):
+            # `p == None` -> `p is None`: the same test, as Python style writes it
+            node.ops = [ast.Is() if isinstance(o, ast.Eq) else ast.IsNot() if isinstance(o, ast.NotEq) else o
+                        for o in node.ops]
+        return node
+
     def visit_Constant(self, node):
         if not isinstance(node.value, (int, float, str, bool, type(None))):
             raise ValueError("constant")
