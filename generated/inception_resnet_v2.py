@@ -159,7 +159,7 @@ class Block8(nn.Module):
         return out
 
 
-class Block82(nn.Module):
+class Block8_2(nn.Module):
     """Inception-ResNet-C (8x8; Fig. 13 / 19), a factorised 1x3 / 3x1 branch; `relu` after the sum"""
 
     def __init__(self, in_channels, out, a, b, c0=192, r=192):
@@ -195,7 +195,7 @@ class InceptionResnetV2(nn.Module):
         self.repeat_1 = nn.Sequential(*[Block17(1088, 1088, 192, 128, 160, 192) for _ in range(20)])
         self.mixed_7a = ReductionB(1088, 384, 288, 288, 320)
         self.repeat_2 = nn.Sequential(*[Block8(2080, 2080, 224, 256) for _ in range(9)])
-        self.block8 = Block82(2080, 2080, 224, 256)
+        self.block8 = Block8_2(2080, 2080, 224, 256)
         self.conv2d_7b = CBR(2080, 1536, 1)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)

@@ -28,7 +28,7 @@ class CBR(nn.Module):
         return x
 
 
-class Concat2(nn.Module):
+class Features3(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2)
@@ -41,7 +41,7 @@ class Concat2(nn.Module):
         return out
 
 
-class Concat3(nn.Module):
+class Features4(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         self.branch0 = nn.Sequential(CBR(in_channels, 64, 1), CBR(64, 96, 3))
@@ -59,7 +59,7 @@ class Concat3(nn.Module):
         return out
 
 
-class Concat4(nn.Module):
+class Features5(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         self.conv = CBR(in_channels, 192, 3, s=2)
@@ -145,7 +145,7 @@ class InceptionB(nn.Module):
         return out
 
 
-class Concat5(nn.Module):
+class Features18(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
         self.branch0 = nn.Sequential(CBR(in_channels, 192, 1), CBR(192, 192, 3, s=2))
@@ -208,13 +208,13 @@ class InceptionV4(nn.Module):
             CBR(3, 32, 3, s=2),
             CBR(32, 32, 3),
             CBR(32, 64, 3, p=1),
-            Concat2(64),
-            Concat3(160),
-            Concat4(192),
+            Features3(64),
+            Features4(160),
+            Features5(192),
             *[InceptionA(384) for _ in range(4)],
             ReductionA(384, 192, 224, 256, 384),
             *[InceptionB(1024) for _ in range(7)],
-            Concat5(1024),
+            Features18(1024),
             *[InceptionC(1536) for _ in range(3)],
         )
         self.global_pool = nn.AdaptiveAvgPool2d(1)

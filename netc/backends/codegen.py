@@ -918,7 +918,7 @@ class Generator:
         elif template is not None:
             name = self.module_names.take_class(template)
         else:
-            name = self.module_names.take_class(b0.local if not b0.local.isdigit() else b0.block.kind)
+            name = self.module_names.take_class(b0.local if not b0.local.isdigit() else b0.scope)
         cls = ClassDef(name, template)
         cls.params = [(p, mapping[p], d) for p, d in params]
         sig = ["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}={literal(d)}" for p, d in params]

@@ -56,8 +56,9 @@ class Names:
 
     def take_class(self, name: str) -> str:
         base = camel(name)
+        sep = "_" if base[-1].isdigit() else ""  # Block8 -> Block8_2, not Block82
         out, n = base, 2
         while out in self.used:
-            out, n = f"{base}{n}", n + 1
+            out, n = f"{base}{sep}{n}", n + 1
         self.used.add(out)
         return out
