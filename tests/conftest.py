@@ -1,12 +1,17 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+
+# `netc build` also writes generated/<name>.py; in tests (often with --set) that would rewrite the
+# committed files, so builds write into a scratch directory instead
+os.environ.setdefault("NETC_CODEGEN_DIR", tempfile.mkdtemp(prefix="netc-generated-"))
 
 
 @pytest.fixture

@@ -337,3 +337,9 @@ def test_cli_writes_atomically_and_not_on_error(netc_cli, tmp_path):
 def test_api_codegen(tmp_path):
     net = netc.load(SPECS / "lenet5.yaml")
     assert net.codegen() == net.codegen(tmp_path) == (tmp_path / "lenet5.py").read_text(encoding="utf-8")
+
+
+def test_build_writes_generated_source(netc_cli, tmp_path):
+    code, out, err = netc_cli("build", "lenet5", "--device", "cpu", "--codegen-dir", tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "lenet5.py").read_text(encoding="utf-8") == (GENERATED / "lenet5.py").read_text(encoding="utf-8")

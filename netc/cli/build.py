@@ -46,8 +46,8 @@ def check_memory(network, device, dtype) -> int:
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
-@click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR",
-              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip)")
+@click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR", envvar="NETC_CODEGEN_DIR",
+              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
 def build(network, device, dtype, save, quiet, codegen_dir, optimize):
