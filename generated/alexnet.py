@@ -33,7 +33,7 @@ class Alexnet(nn.Module):
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(9216, 4096),
+            nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(4096, 4096),

@@ -32,7 +32,7 @@ class AlexnetTorchvision(nn.Module):
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(9216, 4096),
+            nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(4096, 4096),

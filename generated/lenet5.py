@@ -19,7 +19,7 @@ class Lenet5(nn.Module):
         self.c3 = nn.Conv2d(6, 16, kernel_size=5)
         self.s4 = nn.MaxPool2d(kernel_size=2, stride=2)
         self.flatten = nn.Flatten(1)
-        self.f5 = nn.Linear(400, 120)
+        self.f5 = nn.Linear(16 * 5 * 5, 120)
         self.f6 = nn.Linear(120, 84)
         self.f7 = nn.Linear(84, num_classes)
 

@@ -49,7 +49,7 @@ class Vgg16(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(7)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Sequential(
-            nn.Linear(25088, 4096),
+            nn.Linear(512 * 7 * 7, 4096),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(4096, 4096),

@@ -83,7 +83,7 @@ class Vgg16Bn(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d(7)
         self.flatten = nn.Flatten(1)
-        self.classifier = Classifier(25088, dropout, num_classes)
+        self.classifier = Classifier(512 * 7 * 7, dropout, num_classes)
 
     def forward(self, x):
         x = self.features(x)

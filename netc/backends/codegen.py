@@ -473,15 +473,19 @@ class Generator:
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
         cands = self.lift(spec_exprs(raw), d["via"]) if isinstance(raw, dict) else []
         ins = [cexprs.get(i) for i in d["inputs"]]
+        flat = None
         if ins and ins[0] is not None:
             cands.append(ins[0])
             shape_in = self.data[d["inputs"][0]]["shape"]
             if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1:
-                cands.append(f"({ins[0]}) * {shape_in[1] * shape_in[2]}")
+                flat = f"({ins[0]}) * {shape_in[1]} * {shape_in[2]}"  # C * H * W, as written by hand
+                cands.append(flat)
         if len(ins) > 1 and all(c is not None for c in ins):
             cands.append(" + ".join(f"({c})" for c in ins))
         c = pick(cands, value, env)
-        return ast.unparse(parse(c)) if c is not None and names_in(c) else literal(value)
+        # arithmetic on constants alone is folded (768, not 384 + 96 + 288), but C * H * W is kept
+        keep = c is not None and (names_in(c) or c == flat or ins and c == ins[0])
+        return ast.unparse(parse(c)) if keep else literal(value)
 
     # -- classes ---------------------------------------------------------------------------
     @staticmethod
