@@ -246,3 +246,9 @@ def test_reference_cycles_through_empty_blocks_are_errors():
     body = ("layers:\n  - {side: {bn: {}}, output: aux, name: a, from: a}\n"
             "  - {bn: {}, from: [a, input]}\n  - gap\n")
     assert errors(body) == [("ref", 5), ("ref", 6)]
+
+
+def test_outputs_inside_an_aux_branch_are_aux():
+    net = load("layers:\n  - relu\n  - side:\n      - {side: [tanh], output: inner}\n      - {sigmoid: {}, output: deep}\n"
+               "    output: head\n    aux: true\n")
+    assert {n: a for n, _, a in net.outputs} == {"out": False, "inner": True, "deep": True, "head": True}

@@ -19,6 +19,7 @@ import os
 import string
 from pathlib import Path
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,11 @@ settings.register_profile("long", max_examples=20_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-NAMES = ["a", "b", "c", "conv", "fc", "0", "1", "input", "out"]
+NAMES = ["a", "b", "c", "d", "e", "f", "g", "conv", "fc", "x1", "x2", "x3", "0", "1", "out"]
+# free text reaches generated code (docstrings) and HTML: it must come out inert
+DESCRIPTIONS = st.one_of(st.text(max_size=30), st.sampled_from([
+    '"""', "'''", "\\", '\\"""', "</script><script>alert(1)</script>", "{{ 7 * 7 }}", "{% raw %}", "\x00",
+    "\n\nimport os\nos.system('touch PWNED')\n", "<!--", "]]>", "\u202e", "$c * 2", "\r\n\t"]))
 small = st.integers(1, 4)
 
 
@@ -131,9 +136,9 @@ def node(draw, depth=0, names=None):
             res["then"] = "relu"
         n = {"residual": res}
     elif kind == "use":
-        n = {"use": draw(st.sampled_from(["Block", "Block", "Missing"]))}
-        if draw(st.booleans()):
-            n["args"] = {"c": draw(st.one_of(st.integers(1, 6), st.just("$c + 1"), st.just(1.5)))}
+        n = {"use": draw(st.sampled_from(["Block"] * 5 + ["Missing"]))}
+        if draw(st.integers(0, 5)):
+            n["args"] = {"c": draw(st.sampled_from([1, 2, 3, 6, "$c + 1", "$c * 2", 1.5]))}
     else:
         n = {"side": draw(node(depth + 1, names)), "output": draw(st.sampled_from(["aux", "aux2"])),
              "aux": draw(st.booleans())}
@@ -144,7 +149,7 @@ def node(draw, depth=0, names=None):
 def spec_text(draw):
     names: list[str] = []
     doc = {
-        "netc": 1, "name": "fuzz",
+        "netc": 1, "name": "fuzz", "description": draw(DESCRIPTIONS),
         "input": [draw(small), draw(st.integers(1, 12)), draw(st.integers(1, 12))],
         "params": {"c": draw(st.integers(1, 4)), "n": draw(st.integers(0, 3))},
         "templates": {"Block": {"args": {"c": "int", "s": 1},
@@ -157,7 +162,9 @@ def spec_text(draw):
     }
     if draw(st.integers(0, 4)) == 0:
         doc["layers"] += ["gap", "flatten", {"name": "fc", "linear": {"out": 3}}]
-    return json.dumps(doc)  # JSON is YAML
+    if draw(st.booleans()):
+        return json.dumps(doc, ensure_ascii=False)  # JSON is YAML
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=float("inf"))
 
 
 def check_network(net) -> None:

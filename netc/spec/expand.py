@@ -165,7 +165,8 @@ class Expander:
         at_keys = {int(k): k for k in raw["at"]} if node.at else {}
         for i in at:
             if not 0 <= i < n:
-                raise error("schema", f"'at' names iteration {i}, but repeat gives 0…{n - 1}", key_loc(raw, "at", loc),
+                span = f"gives 0…{n - 1}" if n else "is 0"
+                raise error("schema", f"'at' names iteration {i}, but repeat {span}", key_loc(raw, "at", loc),
                             via=ctx.via)
         if node.name is not None:
             scope = ctx.frame.path(node.name)
@@ -360,10 +361,11 @@ class Expander:
         return bound
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:
+        """Publish an output; one computed inside an auxiliary branch is auxiliary too."""
         outputs = self.g.graph["outputs"]
         if any(n == name for n, _, _ in outputs):
             raise error("name", f"duplicate output name '{name}'", loc, via=ctx.via)
-        outputs.append((name, nid, aux))
+        outputs.append((name, nid, aux or ctx.aux))
 
     # --- references ------------------------------------------------------------------------
     def resolve_refs(self, out: int) -> int:
