@@ -144,6 +144,6 @@ class Googlenet(nn.Module):
 def googlenet(num_classes=1000, dropout=0.2, dropout_aux=0.7) -> Googlenet:
     """Build googlenet; keyword arguments are the spec's parameters.
 
-    Fixed when this file was generated (structural or unused): aux_logits=True.
+    Fixed when this file was generated: aux_logits=True.
     """
     return Googlenet(num_classes=num_classes, dropout=dropout, dropout_aux=dropout_aux)

@@ -247,6 +247,6 @@ class InceptionV3(nn.Module):
 def inception_v3(num_classes=1000, dropout=0.5) -> InceptionV3:
     """Build inception_v3; keyword arguments are the spec's parameters.
 
-    Fixed when this file was generated (structural or unused): aux_logits=True.
+    Fixed when this file was generated: aux_logits=True.
     """
     return InceptionV3(num_classes=num_classes, dropout=dropout)

@@ -53,6 +53,7 @@ eval), as torchvision's GoogLeNet and Inception3 do.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import re
 import subprocess
@@ -77,7 +78,7 @@ RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
 # names every generated namespace must leave alone
 RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
             "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
-            "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME)
+            "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME) | set(dir(builtins))
 
 
 # --- the container tree --------------------------------------------------------------------
@@ -169,7 +170,6 @@ class Generator:
         self.globals = self._globals()
         self.module_names = Names(RESERVED | {"Outputs", "EvalOutputs"})
         self.classes: list[ClassDef] = []
-        self.skeletons: dict[tuple, ClassDef] = {}
         self.runtime_used: set[str] = set()
         self.uses_math = False
         self.uses_ordered = False
@@ -198,6 +198,7 @@ class Generator:
         env = dict(self.net.env)
         raw_vars = self.net.spec.vars
         self.var_text = {}
+        self.tainted: set[str] = set()  # params feeding a var generated code cannot compute
         for key in list(raw_vars):
             v = raw_vars[key]
             if isinstance(v, str) and "$" in v:
@@ -208,6 +209,13 @@ class Generator:
                     self.var_text[key] = ast.unparse(tree)
                     continue
                 env.pop(key, None)
+                reads = names_in(v)
+                while reads:  # the params this var depends on, through other vars
+                    n = reads.pop()
+                    if n in self.net.spec.params:
+                        self.tainted.add(n)
+                    elif isinstance(raw_vars.get(n), str):
+                        reads.extend(names_in(raw_vars[n]))
             elif isinstance(v, (bool, int, float, str)) or (isinstance(v, list) and all(
                     isinstance(x, (bool, int, float, str)) for x in v)):
                 self.var_text[key] = repr(norm(v) if not isinstance(v, list) else list(v))
@@ -863,29 +871,26 @@ class Generator:
                 params.append((nm, NOTHING))
         for pname, _ in extra:
             params.append((pname, NOTHING))
+        var_lines = []
         if root:  # the spec's params (with their --set values) that the code honours
             need = set(used)
-            for v in reversed(list(self.var_text)):
+            for v in reversed(list(self.var_text)):  # a var reads only earlier ones
                 if v in need:
                     need.update(names_in(self.var_text[v]))
-            self.fixed = [(p, self.net.env[p]) for p in self.net.spec.params if p not in need]
-            params = [(p, self.net.env[p]) for p in self.net.spec.params if p in need]
-            params = [(p, norm(v) if not isinstance(v, list) else list(v)) for p, v in params]
+            spec_params = self.net.spec.params
+            exposed = [p for p in spec_params if p in need and p not in self.tainted]
+            self.fixed = [(p, self.net.env[p]) for p in spec_params if p not in exposed]
+            params = [(p, norm(v) if not isinstance(v, list) else list(v))
+                      for p, v in ((p, self.net.env[p]) for p in exposed)]
+            # a param that also feeds a var Python cannot write is fixed: a constant here
+            var_lines = [(p, literal(norm(self.net.env[p]))) for p in spec_params if p in need and p in self.tainted]
+            var_lines += [(v, self.var_text[v]) for v in self.var_text if v in need and v not in spec_params]
         params = [p for p in params if p[1] is NOTHING] + [p for p in params if p[1] is not NOTHING]
         pnames = Names(RESERVED | set(self.module_names.used))
         mapping = {}
-        for p, _ in params:
+        for p, _ in [*params, *var_lines]:
             mapping[p] = pnames.take("in_channels" if p == IN else p)
-        var_lines = []
-        if root:
-            needed = [v for v in self.var_text if v in used]
-            for v in self.var_text:  # vars in declaration order, with what they need
-                if v in needed or any(v in names_in(self.var_text[w]) for w in needed):
-                    if v not in mapping:
-                        mapping[v] = pnames.take(v)
-            for v in self.var_text:
-                if v in mapping and v not in self.net.spec.params:
-                    var_lines.append(f"{mapping[v]} = {py_expr(self.var_text[v], mapping)}")
+        var_lines = [f"{mapping[v]} = {py_expr(text, mapping)}" for v, text in var_lines]
         for nm in used:
             if nm not in mapping:  # a var that cannot be written: never chosen (see _globals)
                 raise error("codegen", f"internal: unbound name '{nm}'")
@@ -929,6 +934,7 @@ class Generator:
         nin = len(b0.inputs) if not root else 1
         fsig = ["self"] + (["x"] if nin == 1 else [("x" if i == 0 else f"x{i}") for i in range(nin)])
         init_body = "\n".join(var_lines + ([fill(init)] if init else []))
+        self.uses_math = self.uses_math or "math." in init_body
         cls.code = self.env_tpl("class.py.j2").render(
             name=name, signature=", ".join(sig), init=init_body, forward_signature=", ".join(fsig),
             forward=fwd, doc=self.class_doc(template, b0))

@@ -59,10 +59,13 @@ def parse(text: str):
 
 
 def names_in(text: str) -> list[str]:
+    """The variables an expression reads (not the functions it calls)."""
     tree = parse(text)
+    nodes = list(ast.walk(tree)) if tree else []
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
     out = []
-    for n in ast.walk(tree) if tree else ():
-        if isinstance(n, ast.Name) and n.id not in out and n.id not in ("True", "False", "None"):
+    for n in nodes:
+        if isinstance(n, ast.Name) and id(n) not in called and n.id not in out and n.id not in ("True", "False", "None"):
             out.append(n.id)
     return out
 
