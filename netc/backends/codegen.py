@@ -36,6 +36,11 @@ translation would re-implement the expander and could drift from it. Instead:
    state_dict keys require; expressions written inside such inlined templates are rewritten
    through their `args:` into the enclosing class's names (`$out` -> `pool`).
 
+The top-level class computes the spec's `vars` in Python (`c2 = math.ceil(base * width / 3)`)
+and its factory takes as keyword arguments the params the code expresses; params that decide
+structure (`if:`, repeat counts), are unused, or feed a var Python cannot recompute
+(`make_divisible`) are fixed at their compiled value and listed in the factory's docstring.
+
 Module attributes reproduce the interpreter's names (and so its state_dict keys): names
 that are not identifiers are registered with `add_module(repr)` and read with `getattr`,
 except stateless modules (activations, pooling), which may be renamed and shared since they
