@@ -31,7 +31,7 @@ class CBR(nn.Module):
 class Block35(nn.Module):
     """Inception-ResNet-A (35x35; Fig. 9 / 16), scaled residual, linear 1x1 up-projection to `out`"""
 
-    def __init__(self, in_channels, out, c=32, c2a=32, c2b=32):
+    def __init__(self, in_channels, out, c=32, c2a=32, c2b=32, scale=1.0):
         super().__init__()
         self.branch0 = CBR(in_channels, c, 1)
         self.branch1 = nn.Sequential(CBR(in_channels, c, 1), CBR(c, c, 3, p=1))
@@ -39,6 +39,7 @@ class Block35(nn.Module):
             CBR(in_channels, c, 1), CBR(c, c2a, 3, p=1), CBR(c2a, c2b, 3, p=1)
         )
         self.conv2d = nn.Conv2d(c + c + c2b, out, kernel_size=1)
+        self.scale = scale
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -47,7 +48,7 @@ class Block35(nn.Module):
         branch2 = self.branch2(x)
         out = torch.cat([branch0, branch1, branch2], 1)
         out = self.conv2d(out)
-        out = out * 0.17
+        out = out * self.scale
         out = out + x
         out = self.relu(out)
         return out
@@ -73,13 +74,14 @@ class ReductionA(nn.Module):
 class Block17(nn.Module):
     """Inception-ResNet-B (17x17; Fig. 11 / 17), a factorised 1x7 / 7x1 branch"""
 
-    def __init__(self, in_channels, out, c0, r, a, b):
+    def __init__(self, in_channels, out, c0, r, a, b, scale=1.0):
         super().__init__()
         self.branch0 = CBR(in_channels, c0, 1)
         self.branch1 = nn.Sequential(
             CBR(in_channels, r, 1), CBR(r, a, (1, 7), p=(0, 3)), CBR(a, b, (7, 1), p=(3, 0))
         )
         self.conv2d = nn.Conv2d(c0 + b, out, kernel_size=1)
+        self.scale = scale
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -87,7 +89,7 @@ class Block17(nn.Module):
         branch1 = self.branch1(x)
         out = torch.cat([branch0, branch1], 1)
         out = self.conv2d(out)
-        out = out * 0.1
+        out = out * self.scale
         out = out + x
         out = self.relu(out)
         return out
@@ -117,13 +119,14 @@ class ReductionB(nn.Module):
 class Block8(nn.Module):
     """Inception-ResNet-C (8x8; Fig. 13 / 19), a factorised 1x3 / 3x1 branch; `relu` after the sum"""
 
-    def __init__(self, in_channels, out, a, b, c0=192, r=192):
+    def __init__(self, in_channels, out, a, b, c0=192, r=192, scale=1.0):
         super().__init__()
         self.branch0 = CBR(in_channels, c0, 1)
         self.branch1 = nn.Sequential(
             CBR(in_channels, r, 1), CBR(r, a, (1, 3), p=(0, 1)), CBR(a, b, (3, 1), p=(1, 0))
         )
         self.conv2d = nn.Conv2d(c0 + b, out, kernel_size=1)
+        self.scale = scale
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -131,7 +134,7 @@ class Block8(nn.Module):
         branch1 = self.branch1(x)
         out = torch.cat([branch0, branch1], 1)
         out = self.conv2d(out)
-        out = out * 0.2
+        out = out * self.scale
         out = out + x
         out = self.relu(out)
         return out
@@ -147,11 +150,13 @@ class InceptionResnetV1(nn.Module):
         self.conv2d_3b = CBR(64, 80, 1)
         self.conv2d_4a = CBR(80, 192, 3)
         self.conv2d_4b = CBR(192, 256, 3, s=2)
-        self.repeat = nn.Sequential(*[Block35(256, 256) for _ in range(5)])
+        self.repeat = nn.Sequential(*[Block35(256, 256, scale=0.17) for _ in range(5)])
         self.mixed_6a = ReductionA(256, 192, 192, 256, 384)
-        self.repeat_1 = nn.Sequential(*[Block17(896, 896, 128, 128, 128, 128) for _ in range(10)])
+        self.repeat_1 = nn.Sequential(
+            *[Block17(896, 896, 128, 128, 128, 128, scale=0.1) for _ in range(10)]
+        )
         self.mixed_7a = ReductionB(896, 384, 256, 256, 256)
-        self.repeat_2 = nn.Sequential(*[Block8(1792, 1792, 192, 192) for _ in range(5)])
+        self.repeat_2 = nn.Sequential(*[Block8(1792, 1792, 192, 192, scale=0.2) for _ in range(5)])
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.dropout = nn.Dropout(dropout)

@@ -377,6 +377,13 @@ class Generator:
                 args.append(hole(v, cands, kwarg=pos, default=defaults.get(pos, NOTHING)))
         return call_frag(callee, args)
 
+    def scale_hole(self, nid) -> Frag | None:
+        """A residual's scale when the spec writes it as an expression (`scale: $scale`)."""
+        d = self.data[nid]
+        res = getattr(self.by_loc.get(d["loc"]), "residual", None)
+        cands = self.lift(spec_exprs({"scale": res.scale}), d["via"]) if res is not None else []
+        return hole(d["attrs"].factor, cands) if cands else None
+
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
         if box.instance is None:  # an inline nn.Sequential
             return self.sequential(box, cexprs, env)
@@ -549,6 +556,11 @@ class Generator:
                 attrs.reserve(local)
         for kind, it in box.items:
             if kind == "op" and self.data[it]["op"] in INLINE_OPS:
+                factor = self.scale_hole(it) if self.data[it]["op"] == "scale" else None
+                if factor is not None:  # `self.scale = scale`, read by `out * self.scale`
+                    name = attrs.take("scale")
+                    attr_of[("op", self.local(it, box))] = f"self.{name}"
+                    init.append((("op", self.local(it, box)), f"self.{name} = {draft.add(factor)}"))
                 continue
             local = self.local(it, box) if kind == "op" else it.local
             frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
@@ -604,7 +616,8 @@ class Generator:
                 elif op == "cat":
                     expr = f"torch.cat([{', '.join(args)}], 1)"
                 elif op == "scale":
-                    expr = f"{args[0]} * {data[it]['attrs'].factor!r}"
+                    factor = attr_of.get(("op", self.local(it, box))) or repr(data[it]["attrs"].factor)
+                    expr = f"{args[0]} * {factor}"
                 else:
                     expr = f"{attr_of[('op', self.local(it, box))]}({', '.join(args)})"
                 pref = "out"
