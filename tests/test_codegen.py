@@ -36,6 +36,11 @@ def factory(mod):
     return getattr(mod, name)
 
 
+def shapes(module) -> dict:
+    """state_dict keys and tensor shapes."""
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
 def randomise(module):
     """Weights scaled by fan-in and BN statistics away from their defaults, so every
     parameter and buffer matters to the output and deep nets stay finite."""
@@ -97,8 +102,7 @@ def pair(network, tmp_path, input_shape=None):
     mod = import_source(generate(network), tmp_path)
     with torch.device("meta"):
         gen = factory(mod)()
-    assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert shapes(gen) == shapes(ref)
     gen.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, gen
 
@@ -120,8 +124,7 @@ def test_generated_equals_interpreter(name, tmp_path):
         with torch.device("meta"):
             gen = factory(mod)()
         ref = build_module(net, device="meta")
-        assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
-            {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+        assert shapes(gen) == shapes(ref)
         return
     ref, gen = pair(net, tmp_path, shape)
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
@@ -201,21 +204,6 @@ def test_one_class_per_template_and_loops():
     assert "25,557,032 parameters" in src and "specs/resnet50.yaml" in src
 
 
-def test_factory_parameters_are_symbolic(tmp_path):
-    """Changing a spec parameter through the factory gives the network netc compiles with --set."""
-    import torch
-
-    from netc.backends.torch_module import build_module
-
-    for name, kw in [("resnet50", {"width": 32, "num_classes": 10}), ("lenet5", {"num_classes": 3})]:
-        mod = import_source((GENERATED / f"{name}.py").read_text(encoding="utf-8"), tmp_path)
-        with torch.device("meta"):
-            gen = factory(mod)(**kw)
-        ref = build_module(netc.load(SPECS / f"{name}.yaml", overrides=kw), device="meta")
-        assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
-            {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-
-
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_every_factory_argument_is_honoured(name, tmp_path):
     """Each keyword argument of a factory changes the model exactly as --set changes the spec:
@@ -244,8 +232,7 @@ def test_every_factory_argument_is_honoured(name, tmp_path):
     with torch.device("meta"):
         gen = make(**kw)
     ref = build_module(changed, device="meta")
-    assert {k: tuple(v.shape) for k, v in gen.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert shapes(gen) == shapes(ref)
 
 
 def test_inception_v3_shorter_than_torchvision():
