@@ -274,6 +274,21 @@ def test_torchscript(name, tmp_path):
     assert (out - want).abs().max().item() <= 1e-6
 
 
+@pytest.mark.parametrize("path", sorted(GENERATED.glob("*.py")), ids=lambda p: p.stem)
+def test_every_generated_model_scripts(path, tmp_path):
+    """torch.jit.script compiles every committed model (on the meta device: no weights)."""
+    import warnings
+
+    import torch
+
+    mod = import_source(path.read_text(encoding="utf-8"), tmp_path)
+    with torch.device("meta"):
+        model = factory(mod)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(model.eval())
+
+
 def test_torch_compile(tmp_path):
     import torch
 
