@@ -377,3 +377,17 @@ def test_build_writes_generated_source(netc_cli, tmp_path):
     code, out, err = netc_cli("build", "lenet5", "--device", "cpu", "--codegen-dir", tmp_path)
     assert code == 0, err
     assert (tmp_path / "lenet5.py").read_text(encoding="utf-8") == (GENERATED / "lenet5.py").read_text(encoding="utf-8")
+
+
+def test_block_reentered_by_data_flow_is_a_clean_error(netc_cli, tmp_path):
+    """A 'from:' that leaves a named block and comes back cannot be one module call: exit 2,
+    located at the block, nothing written."""
+    spec = tmp_path / "reenter.yaml"
+    spec.write_text("netc: 1\nname: reenter\ninput: [3, 8, 8]\nlayers:\n"
+                    "  - name: blk\n    seq:\n      - {name: a, conv: {out: 4, k: 1}}\n"
+                    "      - {name: b, add: {}, from: [a, c]}\n"
+                    "  - {name: c, conv: {out: 4, k: 1}, from: blk.a}\n"
+                    "  - {name: d, add: {}, from: [blk, c]}\n", encoding="utf-8")
+    code, _, err = netc_cli("codegen", spec, "-o", tmp_path / "out")
+    assert code == 2 and "reenter.yaml:5:5: error[codegen]" in err and "'blk'" in err
+    assert not (tmp_path / "out").exists()

@@ -309,9 +309,14 @@ class Generator:
                     pending.remove(k)
                     break
             else:
-                raise error("codegen", f"block '{box.scope}' is entered twice by the data flow "
-                            "(a 'from:' leaves and re-enters it); code generation cannot nest it",
-                            box.block.loc if box.block else None, "restructure with named blocks")
+                stuck = [items[k] for k in pending]
+                blocks = [it for kind, it in stuck if kind == "box"]
+                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it]['scope']}'"
+                                  for kind, it in stuck)
+                raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
+                            f"(through {names}); generated code cannot call it as one module",
+                            blocks[0].block.loc, "take the 'from:' input from outside the block, "
+                            "or leave the block unnamed")
         box.items = [items[k] for k in order]
         box.aux = all(self.data[n]["aux"] for n in inside) if inside else False
         box.chain = self._is_chain(box)
