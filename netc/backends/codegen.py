@@ -75,10 +75,10 @@ from netc.backends.fitting import (HOLE, IN, NOTHING, OMIT, PY_FUNCS, Draft, Fra
                                    class_defaults, evaluate, hole, influences, join_frags, literal, names_in,
                                    norm, parse, pick, py_expr, same, spec_exprs, substitute, union_order)
 from netc.backends.names import Names, is_identifier, sanitize
+from netc.backends.scopes import INLINE_OPS, Box, local_name, scope_tree
 from netc.errors import NetcError, error
 from netc.ops import REGISTRY
 
-INLINE_OPS = {"add", "cat", "scale"}
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
 # names every generated namespace must leave alone
 RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
@@ -87,25 +87,6 @@ RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "
 
 
 # --- the container tree --------------------------------------------------------------------
-
-@dataclass(eq=False)
-class Box:
-    """A named scope of the IR: its direct op nodes and child boxes."""
-
-    scope: str
-    local: str
-    block: Any
-    parent: "Box | None"
-    ops: list[int] = field(default_factory=list)
-    children: list["Box"] = field(default_factory=list)
-    nodes: set[int] = field(default_factory=set)  # every op node inside, nested included
-    inputs: list[int] = field(default_factory=list)
-    outputs: list[int] = field(default_factory=list)
-    items: list = field(default_factory=list)  # ('op', nid) | ('box', Box), in execution order
-    chain: bool = False
-    aux: bool = False
-    instance: "Instance | None" = None
-
 
 @dataclass
 class Line:
@@ -229,115 +210,6 @@ class Generator:
         return {k: (norm(v) if isinstance(v, (list, tuple)) else v) for k, v in env.items()
                 if isinstance(v, (bool, int, float, str, tuple))}
 
-    # -- tree ------------------------------------------------------------------------------
-    def build_tree(self) -> Box:
-        root = Box("", "", None, None)
-        boxes = {"": root}
-
-        def box_of(scope: str) -> Box:
-            if scope in boxes:
-                return boxes[scope]
-            parent_scope = scope.rpartition(".")[0]
-            parent = box_of(parent_scope if parent_scope in self.blocks or parent_scope == "" else
-                            self._enclosing(parent_scope))
-            local = scope[len(parent.scope) + 1:] if parent.scope else scope
-            if "." in local:
-                raise error("codegen", f"cannot generate code for the scope '{scope}': a name contains '.'",
-                            self.blocks[scope].loc, "rename the layer without dots")
-            b = Box(scope, local, self.blocks[scope], parent)
-            boxes[scope] = b
-            parent.children.append(b)
-            return b
-
-        for nid, d in self.net.nodes():
-            box = box_of(d["blocks"][-1]) if d["blocks"] else root
-            local = d["scope"][len(box.scope) + 1:] if box.scope else d["scope"]
-            if "." in local or not local:
-                raise error("codegen", f"cannot generate code for '{d['scope']}': a name contains '.'", d["loc"],
-                            "rename the layer without dots")
-            box.ops.append(nid)
-            b = box
-            while b is not None:
-                b.nodes.add(nid)
-                b = b.parent
-        return root
-
-    def _enclosing(self, scope: str) -> str:
-        while scope and scope not in self.blocks:
-            scope = scope.rpartition(".")[0]
-        return scope
-
-    def analyse(self, box: Box) -> None:
-        """Inputs, outputs and execution order of a box's items; chain detection."""
-        for child in box.children:
-            self.analyse(child)
-        outs = {nid for _, nid, _ in self.g.graph["outputs"]}
-        inside = box.nodes
-        ins: list[int] = []
-        for nid in sorted(inside):
-            for i in self.data[nid]["inputs"]:
-                if i not in inside and i not in ins:
-                    ins.append(i)
-        box.inputs = ins
-        box.outputs = [nid for nid in sorted(inside)
-                       if nid in outs or any(s not in inside for s in self.g.successors(nid))]
-        owner = {nid: ("op", nid) for nid in box.ops}
-        for child in box.children:
-            for nid in child.nodes:
-                owner[nid] = ("box", child)
-        # order items by dependencies, ties by first node id (the spec's order)
-        items = {id(v[1]) if v[0] == "box" else v[1]: v for v in owner.values()}
-        first = {}
-        for nid in sorted(inside):
-            k = id(owner[nid][1]) if owner[nid][0] == "box" else nid
-            first.setdefault(k, nid)
-        deps = {k: set() for k in items}
-        for nid in inside:
-            k = id(owner[nid][1]) if owner[nid][0] == "box" else nid
-            for i in self.data[nid]["inputs"]:
-                if i in inside:
-                    ki = id(owner[i][1]) if owner[i][0] == "box" else i
-                    if ki != k:
-                        deps[k].add(ki)
-        order, done = [], set()
-        pending = sorted(items, key=lambda k: first[k])
-        while pending:
-            for k in pending:
-                if deps[k] <= done:
-                    order.append(k)
-                    done.add(k)
-                    pending.remove(k)
-                    break
-            else:
-                stuck = [items[k] for k in pending]
-                blocks = [it for kind, it in stuck if kind == "box"]
-                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it]['scope']}'"
-                                  for kind, it in stuck)
-                raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
-                            f"(through {names}); generated code cannot call it as one module",
-                            blocks[0].block.loc, "take the 'from:' input from outside the block, "
-                            "or leave the block unnamed")
-        box.items = [items[k] for k in order]
-        box.aux = all(self.data[n]["aux"] for n in inside) if inside else False
-        box.chain = self._is_chain(box)
-
-    def _is_chain(self, box: Box) -> bool:
-        if box.parent is None or (box.block is not None and box.block.kind == "use"):
-            return False
-        if len(box.inputs) != 1 or len(box.outputs) != 1 or not box.items:
-            return False
-        prev = [box.inputs[0]]
-        for kind, it in box.items:
-            if kind == "op":
-                if self.data[it]["op"] in INLINE_OPS or self.data[it]["inputs"] != prev:
-                    return False
-                prev = [it]
-            else:
-                if it.inputs != prev or len(it.outputs) != 1:
-                    return False
-                prev = it.outputs
-        return prev == box.outputs
-
     # -- constructors ----------------------------------------------------------------------
     def shapes_in(self, nid):
         return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
@@ -446,7 +318,7 @@ class Generator:
         parts: list[tuple[str, Frag]] = []
         for kind, it in box.items:
             if kind == "op":
-                parts.append((self.local(it, box), self.op_ctor(it, cexprs)))
+                parts.append((local_name(self.data, it, box), self.op_ctor(it, cexprs)))
             else:
                 parts.append((it.local, self.box_ctor(it, cexprs, env)))
         if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
@@ -462,10 +334,6 @@ class Generator:
         pairs = [Frag(f"({name!r}, {f.text})", f.holes) for name, f in parts]
         inner = join_frags(pairs)
         return Frag(f"nn.Sequential(OrderedDict([{inner.text}]))", inner.holes)
-
-    def local(self, nid, box: Box) -> str:
-        scope = self.data[nid]["scope"]
-        return scope[len(box.scope) + 1:] if box.scope else scope
 
     def flow(self, box: Box, cexprs: dict, env: dict) -> None:
         """Channel expressions (spec space, one instance) of every value a box produces."""
@@ -555,7 +423,7 @@ class Generator:
         shared: dict[tuple, str] = {}
         # names that must be kept (they own state or are identifiers already) go first
         for kind, it in box.items:
-            local = self.local(it, box) if kind == "op" else it.local
+            local = local_name(self.data, it, box) if kind == "op" else it.local
             stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
             if is_identifier(local) and local not in RESERVED and local != "training" and not local.startswith("_"):
                 attrs.reserve(local)
@@ -564,10 +432,10 @@ class Generator:
                 factor = self.scale_hole(it) if self.data[it]["op"] == "scale" else None
                 if factor is not None:  # `self.scale = scale`, read by `out * self.scale`
                     name = attrs.take("scale")
-                    attr_of[("op", self.local(it, box))] = f"self.{name}"
-                    init.append((("op", self.local(it, box)), f"self.{name} = {draft.add(factor)}"))
+                    attr_of[("op", local_name(self.data, it, box))] = f"self.{name}"
+                    init.append((("op", local_name(self.data, it, box)), f"self.{name} = {draft.add(factor)}"))
                 continue
-            local = self.local(it, box) if kind == "op" else it.local
+            local = local_name(self.data, it, box) if kind == "op" else it.local
             frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
             key = (kind, local)
             stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
@@ -621,10 +489,10 @@ class Generator:
                 elif op == "cat":
                     expr = f"torch.cat([{', '.join(args)}], 1)"
                 elif op == "scale":
-                    factor = attr_of.get(("op", self.local(it, box))) or repr(data[it]["attrs"].factor)
+                    factor = attr_of.get(("op", local_name(self.data, it, box))) or repr(data[it]["attrs"].factor)
                     expr = f"{args[0]} * {factor}"
                 else:
-                    expr = f"{attr_of[('op', self.local(it, box))]}({', '.join(args)})"
+                    expr = f"{attr_of[('op', local_name(self.data, it, box))]}({', '.join(args)})"
                 pref = "out"
             else:
                 expr = f"{attr_of[('box', it.local)]}({', '.join(args)})"
@@ -649,7 +517,7 @@ class Generator:
                 live[o] = n
                 if aux and any(u > idx for u in uses.get(o, [])):
                     declare.append(n)
-            key = ("op", self.local(it, box)) if kind == "op" else ("box", it.local)
+            key = ("op", local_name(self.data, it, box)) if kind == "op" else ("box", it.local)
             lines.append(Line(key, f"{', '.join(outnames)} = {expr}", reuse is not None and kind == "box" or (
                 reuse is not None and data[it]["op"] not in INLINE_OPS), aux, tuple(declare)))
         return lines, self.returns(box, live, results)
@@ -829,7 +697,7 @@ class Generator:
         """The spec's `if:` of an optional module, in the class's names."""
         kind, local = key
         if kind == "op":
-            nid = next(n for n in box.ops if self.local(n, box) == local)
+            nid = next(n for n in box.ops if local_name(self.data, n, box) == local)
             loc, via = self.data[nid]["loc"], self.data[nid]["via"]
         else:
             child = next(c for c in box.children if c.local == local)
@@ -1011,8 +879,7 @@ class Generator:
         from netc.backends.torch_module import output_order, outputs_type
 
         self.outputs = output_order(self.net)
-        root = self.build_tree()
-        self.analyse(root)
+        root = scope_tree(self.net)
         self.finish_classes(root)
         model = self.classes[-1]
         factory = self.module_names.take(self.net.name, prefix="build")
