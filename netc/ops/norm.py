@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, Op, numel, register
+from netc.ops.base import Attrs, ModuleSpec, Op, ShapeError, fmt_shape, numel, register
 
 PosFloat = Annotated[float, Field(gt=0)]
 
@@ -55,6 +55,12 @@ class LRN(Op):
     name = "lrn"
     summary = "local response normalisation across channels (size, alpha, beta, k)"
     Attrs = LRNAttrs
+
+    def infer(self, a, shapes):
+        if len(shapes[0]) < 2:  # torch's LocalResponseNorm needs channels and at least one spatial axis
+            raise ShapeError(f"lrn normalises across the channels of a feature map, got a flat vector of "
+                             f"{fmt_shape(shapes[0])}", "lrn must come before 'flatten'")
+        return shapes[0]
 
     def other_flops(self, a, shapes, out):
         return numel(out) * (a.size + 3)
