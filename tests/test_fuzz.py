@@ -265,9 +265,10 @@ def test_backends_agree_on_generated_specs(text):
     assert json.loads(net.table(fmt="json"))["total"]["params"] == net.params
     for fmt in ("dot", "html"):
         try:
-            net.render(fmt)
+            out = net.render(fmt)
         except NetcError:
-            pass
+            continue
+        assert "<script>alert(1)" not in out  # the description is escaped
     with tempfile.TemporaryDirectory() as tmp:
         try:
             ref, gen = pair(net, Path(tmp))  # asserts equal state_dict keys and shapes
