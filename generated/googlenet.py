@@ -108,6 +108,14 @@ class Googlenet(nn.Module):
         self.flatten = nn.Flatten(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
+            if isinstance(m, nn.BatchNorm2d):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.constant_(m.weight, 1.0)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.constant_(m.bias, 0.0)
 
     def forward(self, x):
         x = self.conv1(x)

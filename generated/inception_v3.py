@@ -212,6 +212,20 @@ class InceptionV3(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.flatten = nn.Flatten(1)
         self.fc = nn.Linear(2048, num_classes)
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.1, a=-2.0, b=2.0)
+            if isinstance(m, nn.BatchNorm2d):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.constant_(m.weight, 1.0)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.constant_(m.bias, 0.0)
+            if name == "AuxLogits.conv1" or name.startswith("AuxLogits.conv1."):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
+            if name == "AuxLogits.fc" or name.startswith("AuxLogits.fc."):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.001, a=-2.0, b=2.0)
 
     def forward(self, x):
         x = self.Conv2d_1a_3x3(x)

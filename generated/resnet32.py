@@ -76,6 +76,14 @@ class Resnet32(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.linear = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", a=0.0)
+            if isinstance(m, nn.BatchNorm2d):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.constant_(m.weight, 1.0)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.constant_(m.bias, 0.0)
 
     def forward(self, x):
         x = self.conv1(x)

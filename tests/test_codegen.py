@@ -391,3 +391,25 @@ def test_block_reentered_by_data_flow_is_a_clean_error(netc_cli, tmp_path):
     code, _, err = netc_cli("codegen", spec, "-o", tmp_path / "out")
     assert code == 2 and "reenter.yaml:5:5: error[codegen]" in err and "'blk'" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["vgg11", "xception", "inception_v3"])
+def test_factory_initialises_like_netc_build(name, tmp_path):
+    """The generated model applies the spec's init scheme: every tensor that netc build fills with
+    a constant is that constant, every random one has netc build's mean and spread (within 10%)."""
+    import torch
+
+    net = netc.load(SPECS / f"{name}.yaml")
+    torch.manual_seed(0)
+    ref = net.build(device="cpu").state_dict()
+    torch.manual_seed(1)
+    gen = factory(import_source(generate(net), tmp_path))().state_dict()
+    for key, a in ref.items():
+        b = gen[key]
+        if not a.is_floating_point():
+            continue
+        if (a == a.flatten()[0]).all():
+            assert torch.equal(a, b), key
+        elif a.numel() >= 4096:
+            sa, sb = a.std().item(), b.std().item()
+            assert abs(sa - sb) <= 0.1 * sa and abs(a.mean().item() - b.mean().item()) <= 0.1 * sa, (key, sa, sb)

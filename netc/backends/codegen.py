@@ -36,6 +36,10 @@ translation would re-implement the expander and could drift from it. Instead:
    state_dict keys require; expressions written inside such inlined templates are rewritten
    through their `args:` into the enclosing class's names (`$out` -> `pool`).
 
+The top-level class ends its `__init__` with the spec's `init:` scheme written as torchvision
+writes its init loop (`for m in self.modules(): if isinstance(m, nn.Conv2d): ...`), so a model
+built from the file starts from the same distributions as `netc build` (not the same draws).
+
 The top-level class computes the spec's `vars` in Python (`c2 = math.ceil(base * width / 3)`)
 and its factory takes as keyword arguments the params the code expresses; params that decide
 structure (`if:`, repeat counts), are unused, or feed a var Python cannot recompute
@@ -161,6 +165,8 @@ class Generator:
         self.uses_ordered = False
         self.stop = None
         self.fixed: list = []
+        self.uses_fnmatch = False
+        self.init_note = ""
 
     # -- spec index ------------------------------------------------------------------------
     def _index(self, node):
@@ -213,6 +219,12 @@ class Generator:
     # -- constructors ----------------------------------------------------------------------
     def shapes_in(self, nid):
         return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
+
+    def callee_of(self, nid) -> str:
+        """How generated code names the module class of an op: `nn.Conv2d`, `SeparableConv2d`."""
+        d = self.data[nid]
+        module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
+        return f"nn.{cls}" if module == "torch.nn" else cls
 
     def op_ctor(self, nid, cexprs: dict) -> Frag:
         """The op's constructor call from its `module()` facet, one hole per value.
@@ -825,6 +837,12 @@ class Generator:
         nin = len(b0.inputs) if not root else 1
         fsig = ["self"] + (["x"] if nin == 1 else [("x" if i == 0 else f"x{i}") for i in range(nin)])
         init_body = "\n".join(var_lines + ([fill(init)] if init else []))
+        if root:
+            loop = init_loop(self.net, self.callee_of)
+            self.init_note = "PyTorch's defaults (the spec's init: tells conv from sepconv)" if loop is None else ""
+            if loop and loop[0]:
+                init_body += "\n" + "\n".join(loop[0])
+                self.uses_fnmatch = loop[1]
         self.uses_math = self.uses_math or "math." in init_body
         cls.code = self.env_tpl("class.py.j2").render(
             name=name, signature=", ".join(sig), init=init_body, forward_signature=", ".join(fsig),
@@ -891,7 +909,7 @@ class Generator:
             spec_name=self.net.name, file=display_path(self.net.file), description=self.net.spec.description,
             params=f"{self.net.params:,}", macs=f"{self.net.macs:,}",
             input=" x ".join(str(d) for d in self.net.input_shape),
-            uses_math=self.uses_math, uses_ordered=self.uses_ordered,
+            uses_math=self.uses_math, uses_ordered=self.uses_ordered, uses_fnmatch=self.uses_fnmatch,
             tensor=bool(fields),
             typing=", ".join(t for t, on in (("NamedTuple", bool(fields)), ("Optional", any(
                 aux for _, _, aux in self.outputs))) if on),
@@ -902,6 +920,70 @@ class Generator:
             fixed=", ".join(f"{p}={norm(v)!r}" for p, v in self.fixed),
             outputs=[(f, aux) for f, (_, _, aux) in zip(fields, self.outputs)])
         return format_source(text)
+
+
+def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
+    """The spec's `init:` scheme (`netc.backends.init`: a preset, then rules; later rules win) as
+    torchvision writes it: a loop over the modules at the end of the model's `__init__`.
+    Returns (lines, whether they use fnmatch), or None where a rule tells `conv` from `sepconv` (the
+    separable conv's inner convs are `nn.Conv2d` too, so the loop could not tell them apart)."""
+    from netc.backends.init import PRESETS, as_init_spec
+
+    scheme = as_init_spec(network.spec.init)
+    classes: dict[str, set[str]] = {}
+    for nid, d in network.nodes():
+        classes.setdefault(d["op"], set()).add(callee_of(nid))
+    lines, scoped, uses_fnmatch = [], False, False
+    for rule in PRESETS[scheme.preset] + scheme.rules:
+        conds = []
+        if rule.op is not None:
+            names = [rule.op] if isinstance(rule.op, str) else list(rule.op)
+            if "sepconv" in classes and ("conv" in names) != ("sepconv" in names):
+                return None
+            cls = sorted({c for n in names for c in classes.get(n, ())} - {"SeparableConv2d"}
+                         | ({"nn.Conv2d"} if "sepconv" in names and "sepconv" in classes else set()))
+            if not cls:
+                continue
+            conds.append(f"isinstance(m, {cls[0]})" if len(cls) == 1 else f"isinstance(m, ({', '.join(cls)}))")
+        if rule.scope is not None:
+            scoped = True
+            if any(c in rule.scope for c in "*?["):
+                uses_fnmatch = True
+                conds.append(f"(fnmatch.fnmatchcase(name, {rule.scope!r}) or "
+                             f"fnmatch.fnmatchcase(name, {rule.scope + '.*'!r}))")
+            else:
+                conds.append(f"(name == {rule.scope!r} or name.startswith({rule.scope + '.'!r}))")
+        body = []
+        for kind in ("weight", "bias"):
+            fill = getattr(rule, kind)
+            if fill is None or fill == "default":
+                continue
+            call = _fill_call(fill, "m." + kind)
+            # a bias may be off, BN may have no affine weight, a scope also matches containers
+            if kind == "bias" or rule.scope is not None or "bn" in (rule.op or ()):
+                body += [f"if getattr(m, {kind!r}, None) is not None:", f"    {call}"]
+            else:
+                body.append(call)
+        if body:
+            lines.append(f"if {' and '.join(conds) if conds else 'True'}:")
+            lines += ["    " + b for b in body]
+    if not lines:
+        return [], False
+    head = "for name, m in self.named_modules():" if scoped else "for m in self.modules():"
+    return [head] + ["    " + ln for ln in lines], uses_fnmatch
+
+
+def _fill_call(fill, target: str) -> str:
+    if isinstance(fill, (int, float)):
+        return f"nn.init.constant_({target}, {float(fill)!r})"
+    if fill in ("zeros", "ones"):
+        return f"nn.init.{fill}_({target})"
+    kind = fill.kind
+    args = getattr(fill, kind)
+    if kind == "constant":
+        return f"nn.init.constant_({target}, {float(args)!r})"
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in args.model_dump().items())
+    return f"nn.init.{kind}_({target}, {kwargs})"
 
 
 def _runtime():
