@@ -839,7 +839,8 @@ class Generator:
         init_body = "\n".join(var_lines + ([fill(init)] if init else []))
         if root:
             loop = init_loop(self.net, self.callee_of)
-            self.init_note = "PyTorch's defaults (the spec's init: tells conv from sepconv)" if loop is None else ""
+            self.init_note = ("Weights start from PyTorch's defaults: the spec's init: scheme tells conv from "
+                              "sepconv, which a module loop cannot.") if loop is None else ""
             if loop and loop[0]:
                 init_body += "\n" + "\n".join(loop[0])
                 self.uses_fnmatch = loop[1]
@@ -910,6 +911,7 @@ class Generator:
             params=f"{self.net.params:,}", macs=f"{self.net.macs:,}",
             input=" x ".join(str(d) for d in self.net.input_shape),
             uses_math=self.uses_math, uses_ordered=self.uses_ordered, uses_fnmatch=self.uses_fnmatch,
+            init_note=self.init_note,
             tensor=bool(fields),
             typing=", ".join(t for t, on in (("NamedTuple", bool(fields)), ("Optional", any(
                 aux for _, _, aux in self.outputs))) if on),
