@@ -16,7 +16,7 @@ heads), so the result is an `fx.GraphModule` for inference only:
 The result pickles (`torch.save(model)`) like any GraphModule.
 
 Measured on the 2-core CPU (benchmarks/bench_forward.py, RESULTS.md): folding alone ~1.2x, with
-channels_last 1.5-2.2x over torchvision's resnet50 in eval mode at batch 8. TorchScript freezing
+channels_last 1.35x (quiet machine) to 2.2x (loaded) over torchvision's resnet50 in eval mode at batch 8. TorchScript freezing
 (`torch.jit.freeze` + `optimize_for_inference`) was measured too and was no faster than these
 passes on top of channels_last, and TorchScript is deprecated, so it is not used.
 
