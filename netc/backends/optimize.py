@@ -15,10 +15,11 @@ heads), so the result is an `fx.GraphModule` for inference only:
 
 The result pickles (`torch.save(model)`) like any GraphModule.
 
-Measured on the 2-core CPU (benchmarks/bench_forward.py, RESULTS.md): folding alone ~1.2x, with
-channels_last 1.35x (quiet machine) to 2.2x (loaded) over torchvision's resnet50 in eval mode at batch 8. TorchScript freezing
-(`torch.jit.freeze` + `optimize_for_inference`) was measured too and was no faster than these
-passes on top of channels_last, and TorchScript is deprecated, so it is not used.
+Measured on the 2-core CPU (benchmarks/bench_forward.py, RESULTS.md), resnet50 at batch 8
+against torchvision's eval model: 1.35x on the quietest machine, 1.5-2.2x under load (where
+channels_last alone gains more). TorchScript freezing (`torch.jit.freeze` +
+`optimize_for_inference`) was measured too and was no faster than these passes, and TorchScript
+is deprecated, so it is not used.
 
 The folded model computes the same function as the unfused one in eval mode up to float
 rounding (tests/test_optimize.py: max abs diff <= 1e-4 in float32). Its state_dict has no
