@@ -39,6 +39,13 @@ def check_structure(g: nx.DiGraph) -> None:
             errors.add(error("arity", f"'{data['op']}' takes {want} input{'s' if op.min_inputs > 1 else ''}, got {n}",
                              data["loc"], "join several tensors with add or cat" if op.max_inputs == 1 else
                              "name its inputs with from: [a, b]", data["via"]))
+        if not data["aux"]:
+            for src in data["inputs"]:
+                if g.nodes[src]["aux"]:
+                    errors.add(error("aux", f"'{data['scope']}' takes the result of '{g.nodes[src]['scope']}', which "
+                                            "is in an auxiliary branch (computed in training only)", data["loc"],
+                                     "the main path cannot depend on an aux head; drop 'aux: true' or take "
+                                     "another input", data["via"]))
         if g.out_degree(nid) == 0 and nid not in outputs:
             errors.add(error("unused", f"the result of '{data['scope']}' ({data['op']}) is never used", data["loc"],
                              "a later node takes its input with 'from:' elsewhere; use this result, "
