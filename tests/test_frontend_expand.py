@@ -180,6 +180,7 @@ def test_template_argument_defaults_may_use_other_arguments():
     "layers:\n  - {name: a.b, relu: {}}\n",
     "layers:\n  - {name: '', relu: {}}\n",
     "layers:\n  - {name: input, relu: {}}\n",
+    "layers:\n  - {name: import, relu: {}}\n",  # a keyword: fx and generated code access modules as attributes
     "layers:\n  - {name: \"x'y\", relu: {}}\n",
     "layers:\n  - {name: ../../etc, relu: {}}\n",
     "layers:\n  - {name: \"a\\nb\", relu: {}}\n",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
+import keyword
 import re
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
@@ -42,6 +43,9 @@ def check_name(value: str | None, what: str, pattern: re.Pattern = MODULE_NAME) 
         raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits or '_'")
     if value in RESERVED_NAMES:
         raise ValueError(f"{what} {clip(repr(value))} is reserved ('from: input' means the network input)")
+    if keyword.iskeyword(value):
+        # a module path is Python attribute access in the fx forward and in generated code
+        raise ValueError(f"{what} {clip(repr(value))} is a Python keyword; module names cannot be keywords")
     return value
 NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 
