@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 
 from netc.spec.yamlload import load_yaml
-from tests.conftest import SPECS
+from tests.conftest import SPECS, run_without_torch
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 
@@ -62,12 +62,6 @@ def test_op_attributes(validator, attrs, ok):
 
 
 def test_schema_to_stdout_imports_no_torch():
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom netc.cli import main\n"
-            "try:\n    main(['schema'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["title"] == "netc spec"
+    out = run_without_torch("schema")
+    schema_text, ok = out.rstrip().rsplit("\n", 1)  # run_without_torch prints 'ok' last
+    assert ok == "ok" and json.loads(schema_text)["title"] == "netc spec"

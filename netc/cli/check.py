@@ -3,15 +3,9 @@ from __future__ import annotations
 
 import click
 
+from netc.analysis.formats import human
 from netc.cli.options import spec_options
 from netc.ops import fmt_shape
-
-
-def human(n: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return str(n)
 
 
 @click.command()
