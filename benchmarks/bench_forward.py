@@ -34,7 +34,7 @@ def variants(spec: str):
     import torch
 
     import netc
-    from netc.backends.optimize import optimize_for_inference
+    from netc.backends.torch.optimize import optimize_for_inference
 
     tv = torchvision_model(spec).eval()
     network = netc.load(spec)

@@ -76,15 +76,15 @@ class Network:
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
-        initialised by the spec's `init:` scheme. See `netc.backends.torch_module`.
+        initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
-        dropout removed and channels_last memory (`netc.backends.optimize`)."""
-        from netc.backends.torch_module import build_module
+        dropout removed and channels_last memory (`netc.backends.torch.optimize`)."""
+        from netc.backends.torch.module import build_module
 
         module = build_module(self, device, dtype, init)
         if optimize:
-            from netc.backends.optimize import optimize as optimize_module
+            from netc.backends.torch.optimize import optimize as optimize_module
 
             module = optimize_module(module, optimize)
         return module

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from netc.backends.benchmark import Timing  # noqa: E402
+from netc.backends.torch.benchmark import Timing  # noqa: E402
 
 TINY = """
 netc: 1

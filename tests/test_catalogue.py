@@ -176,7 +176,7 @@ def test_spec_checks_and_documents_itself(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_spec_builds_on_meta(name):
-    from netc.backends.torch_module import confirm_shapes
+    from netc.backends.torch.module import confirm_shapes
 
     net = netc.load(name)
     module = net.build(device="meta")

@@ -93,7 +93,7 @@ def pair(network, tmp_path, input_shape=None):
     """(interpreter module, generated module) holding the same weights."""
     import torch
 
-    from netc.backends.torch_module import build_module
+    from netc.backends.torch.module import build_module
 
     ref = build_module(network, device="meta")
     ref.to_empty(device="cpu")
@@ -118,7 +118,7 @@ def test_generated_equals_interpreter(name, tmp_path):
 
     net, shape = small_input(name)
     if name in KEYS_ONLY:
-        from netc.backends.torch_module import build_module
+        from netc.backends.torch.module import build_module
 
         mod = import_source(generate(net), tmp_path)
         with torch.device("meta"):
@@ -212,7 +212,7 @@ def test_every_factory_argument_is_honoured(name, tmp_path):
 
     import torch
 
-    from netc.backends.torch_module import build_module
+    from netc.backends.torch.module import build_module
 
     net = netc.load(SPECS / f"{name}.yaml")
     mod = import_source((GENERATED / output_name(net)).read_text(encoding="utf-8"), tmp_path)
@@ -328,7 +328,7 @@ layers:
 
 
 def test_names_are_sanitised():
-    from netc.backends.names import Names, is_identifier
+    from netc.backends.codegen.names import Names, is_identifier
 
     names = Names({"self", "torch"})
     hostile = ["x'); import os #", "größe", "0", "class", "match", "self", "torch", "a\nb", "", "x'); import os #"]

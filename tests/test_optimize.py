@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import netc  # noqa: E402
-from netc.backends.optimize import optimize_for_inference  # noqa: E402
+from netc.backends.torch.optimize import optimize_for_inference  # noqa: E402
 from netc.errors import NetcError  # noqa: E402
 
 # the smallest inputs each architecture accepts, to keep CPU time low (inception_v3's aux head

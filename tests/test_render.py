@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import netc
-from netc.backends.dot import quoted
+from netc.backends.render.dot import quoted
 from netc.backends.render import dot_source, render
-from netc.backends.render_view import build_view
+from netc.backends.render.view import build_view
 from netc.errors import NetcError
 from tests.conftest import SPECS, run_without_torch
 

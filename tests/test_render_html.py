@@ -10,7 +10,7 @@ import pytest
 import netc
 from netc.analysis.cost import analyse
 from netc.analysis.table import build
-from netc.backends.render_view import build_view
+from netc.backends.render.view import build_view
 from tests.conftest import SPECS
 from tests.test_render import EVIL, HOSTILE_NAME, hostile, mini
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import netc
-from netc.backends.torch_module import NetcModule, ShapeMismatch, confirm_shapes
+from netc.backends.torch.module import NetcModule, ShapeMismatch, confirm_shapes
 from netc.errors import NetcError
 from tests.conftest import SPECS
 

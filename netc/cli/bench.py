@@ -28,8 +28,8 @@ def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from netc.analysis.formats import human
-    from netc.backends.benchmark import measure
-    from netc.backends.torch_module import resolve_device
+    from netc.backends.torch.benchmark import measure
+    from netc.backends.torch.module import resolve_device
 
     if threads:
         torch.set_num_threads(threads)

@@ -57,8 +57,8 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize):
 
     import torch
 
-    from netc.backends.init import initialise
-    from netc.backends.torch_module import build_meta, confirm_shapes, resolve_device, resolve_dtype
+    from netc.backends.torch.init import initialise
+    from netc.backends.torch.module import build_meta, confirm_shapes, resolve_device, resolve_dtype
 
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     module = build_meta(network)
@@ -69,7 +69,7 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize):
     if dt != torch.float32:
         module.to(dt)
     if optimize:
-        from netc.backends.optimize import optimize as optimize_module
+        from netc.backends.torch.optimize import optimize as optimize_module
 
         module = optimize_module(module, optimize)
     if not quiet:

@@ -40,7 +40,7 @@ class ShapeError(Exception):
 class ModuleSpec:
     """How to construct the torch module of one op: `cls(*args, **kwargs)`.
 
-    `cls` is a dotted path: `torch.nn.Conv2d`, or `netc.runtime.X` for the few modules torch
+    `cls` is a dotted path: `torch.nn.Conv2d`, or `netc.backends.torch.runtime.X` for the few modules torch
     lacks (their source is self-contained so generated code can inline it).
     """
 

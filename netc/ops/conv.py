@@ -170,4 +170,4 @@ class SepConv(Op):
     def module(self, a, shapes):
         kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": _padding_for_torch(a),
               "dilation": pair(a.d), "bias": a.bias}
-        return ModuleSpec("netc.runtime.SeparableConv2d", (shapes[0][0], a.out), kw)
+        return ModuleSpec("netc.backends.torch.runtime.SeparableConv2d", (shapes[0][0], a.out), kw)

@@ -33,7 +33,7 @@ class Add(Op):
         return "+"
 
     def module(self, a, shapes):
-        return ModuleSpec("netc.runtime.Add", (), {})
+        return ModuleSpec("netc.backends.torch.runtime.Add", (), {})
 
 
 @register
@@ -57,7 +57,7 @@ class Cat(Op):
         return "concat"
 
     def module(self, a, shapes):
-        return ModuleSpec("netc.runtime.Concat", (), {})
+        return ModuleSpec("netc.backends.torch.runtime.Concat", (), {})
 
 
 class ScaleAttrs(Attrs):
@@ -78,7 +78,7 @@ class Scale(Op):
         return f"×{a.factor:g}"
 
     def module(self, a, shapes):
-        return ModuleSpec("netc.runtime.Scale", (a.factor,), {})
+        return ModuleSpec("netc.backends.torch.runtime.Scale", (a.factor,), {})
 
 
 class PadChannelsAttrs(Attrs):
@@ -113,4 +113,4 @@ class PadChannels(Op):
         return f"zero-pad to {a.out}" + (f", /{a.s}" if a.s > 1 else "")
 
     def module(self, a, shapes):
-        return ModuleSpec("netc.runtime.PadChannels", (shapes[0][0], a.out, a.s, a.where), {})
+        return ModuleSpec("netc.backends.torch.runtime.PadChannels", (shapes[0][0], a.out, a.s, a.where), {})

@@ -16,7 +16,7 @@ import re
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
                       field_validator, model_validator)
 
-from netc.backends.init import InitSpec, Preset
+from netc.spec.init import InitSpec, Preset
 from netc.errors import clip
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
@@ -227,7 +227,7 @@ class Spec(StrictModel):
     layers: Annotated[list[Node], Field(min_length=1)]
     outputs: Optional[list[str]] = Field(None, description="order of the outputs a forward returns")
     init: Optional[Union[Preset, InitSpec]] = Field(
-        None, description="weight initialisation: a preset name or {preset, rules} (see netc.backends.init)")
+        None, description="weight initialisation: a preset name or {preset, rules} (see netc.spec.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
 
     @model_validator(mode="before")

@@ -14,7 +14,7 @@ parameter of the op's module whose name ends in `weight` and/or `bias`. A parame
 rule fills keeps PyTorch's default for its module (`reset_parameters`), as constructing the
 module directly would; batch-norm running statistics are always reset. The presets are
 torchvision's `__init__` loops. The models here are pydantic and torch-free (the spec model
-and `netc schema` use them); torch is imported only to apply a scheme.
+and `netc schema` use them); `netc.backends.torch.init` applies a scheme to a module.
 """
 from __future__ import annotations
 
@@ -175,58 +175,3 @@ def plan(spec: InitSpec, ops: list[tuple[str, str]]) -> dict[str, dict[str, Fill
         if fills:
             out[scope] = fills
     return out
-
-
-def fill_(tensor, fill: FillSpec) -> None:
-    import torch
-    from torch.nn import init
-
-    with torch.no_grad():
-        if isinstance(fill, (int, float)):
-            tensor.fill_(float(fill))
-        elif fill == "zeros":
-            tensor.zero_()
-        elif fill == "ones":
-            tensor.fill_(1.0)
-        else:
-            kind = fill.kind
-            args = getattr(fill, kind)
-            if kind == "constant":
-                tensor.fill_(args)
-            elif kind == "normal":
-                init.normal_(tensor, args.mean, args.std)
-            elif kind == "uniform":
-                init.uniform_(tensor, args.a, args.b)
-            elif kind == "trunc_normal":
-                init.trunc_normal_(tensor, args.mean, args.std, args.a, args.b)
-            elif kind in ("kaiming_normal", "kaiming_uniform"):
-                getattr(init, kind + "_")(tensor, a=args.a, mode=args.mode, nonlinearity=args.nonlinearity)
-            else:  # xavier_normal, xavier_uniform, orthogonal
-                getattr(init, kind + "_")(tensor, gain=args.gain)
-
-
-def initialise(module, network, scheme=None) -> None:
-    """Fill every parameter and buffer of a freshly allocated (`to_empty`) netc module."""
-    from netc.errors import error
-
-    try:
-        spec = as_init_spec(scheme)
-    except Exception as exc:  # pydantic.ValidationError from a programmatic scheme
-        raise error("schema", f"invalid init scheme: {exc}", None) from None
-    ops = [(d["op"], d["scope"]) for _, d in network.nodes()]
-    fills = plan(spec, ops)
-    for _, scope in ops:
-        leaf = module.get_submodule(scope)
-        mine = fills.get(scope, {})
-        params = list(leaf.named_parameters())
-        covered = all(any(name.endswith(kind) for kind in mine) for name, _ in params)
-        if not covered or any(True for _ in leaf.buffers()):
-            for sub in leaf.modules():
-                if hasattr(sub, "reset_parameters"):
-                    sub.reset_parameters()
-                elif hasattr(sub, "reset_running_stats"):
-                    sub.reset_running_stats()
-        for name, p in params:
-            for kind, fill in mine.items():
-                if name.endswith(kind):
-                    fill_(p, fill)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from netc.backends.render_view import Box, Cluster, View, block_name
+from netc.backends.render.view import Box, Cluster, View, block_name, build_view
+from netc.ops import fmt_shape
 
 FONT = "Helvetica,Arial,sans-serif"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -142,3 +143,20 @@ def to_dot(view: View, rankdir: str = "TB", title: str | None = None, subtitle: 
         out.append(f"  {e.src} -> {e.dst} {attr_list(attrs)};")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def view_of(network, depth: int | None = None) -> View:
+    return build_view(network.graph, network.order, depth)
+
+
+def subtitle(network) -> str:
+    """Input and totals under the diagram's title (MACs: conv + linear, aux heads excluded)."""
+    from netc.analysis.formats import human
+
+    return (f"input {fmt_shape(network.input_shape)} · {human(network.params)} params · "
+            f"{human(network.macs)} MACs")
+
+
+def dot_source(network, depth: int | None = None, rankdir: str = "TB") -> str:
+    return to_dot(view_of(network, depth), rankdir, network.name, subtitle(network))
+

@@ -16,8 +16,9 @@ import jinja2
 from netc.analysis import formats
 from netc.analysis.cost import analyse
 from netc.analysis.table import build
-from netc.backends.dot import to_dot
-from netc.backends.render_view import View, build_view
+from netc.backends.render.dot import subtitle, to_dot
+from netc.backends.render.graphviz import run_dot
+from netc.backends.render.view import View, build_view
 from netc.ops import fmt_shape
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -48,8 +49,6 @@ def row_boxes(network, view: View, rows) -> list[str]:
 
 
 def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
-    from netc.backends.render import run_dot, subtitle
-
     view = build_view(network.graph, network.order, depth)
     svg = inline_svg(run_dot(to_dot(view, rankdir, network.name, subtitle(network)), "svg").decode())
     table = build(analyse(network), depth)

@@ -11,7 +11,7 @@ The module hierarchy mirrors the IR scopes: node `layer1.0.conv1` is the submodu
 `layer1.0.conv1`, so state_dict keys are the spec's names (torchvision's, where the spec
 follows it). Each leaf is constructed only from its op's `module()` facet (the same
 `ModuleSpec` the code generator emits), on the `meta` device first: nothing is allocated
-until the module is moved to its device and initialised (`netc.backends.init`).
+until the module is moved to its device and initialised (`netc.spec.init`).
 
 Training-only side heads (`side: …, aux: true`): the module keeps two forwards generated from
 one picklable `Program` — the training forward computes every output and returns them as a
@@ -160,7 +160,7 @@ def _class_name(name: str) -> str:
 
 
 def module_class(path: str) -> type:
-    """The class at a dotted path from a ModuleSpec (`torch.nn.Conv2d`, `netc.runtime.Add`)."""
+    """The class at a dotted path from a ModuleSpec (`torch.nn.Conv2d`, `netc.backends.torch.runtime.Add`)."""
     mod, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(mod), attr)
 
@@ -305,14 +305,14 @@ def build_module(network, device="cpu", dtype=None, init: bool = True) -> NetcMo
     """Build `network` (a `netc.api.Network`) as a torch module on `device` with `dtype`.
 
     `device="meta"` allocates nothing. Otherwise parameters are allocated on the device and
-    initialised by the spec's `init:` scheme (`netc.backends.init`); `init=False` gives each
+    initialised by the spec's `init:` scheme (`netc.spec.init`); `init=False` gives each
     module PyTorch's own default initialisation instead.
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     module = build_meta(network)
     if dev.type != "meta":
-        from netc.backends.init import initialise
+        from netc.backends.torch.init import initialise
 
         module.to_empty(device=dev)
         initialise(module, network, scheme=network.spec.init if init else None)

@@ -49,12 +49,12 @@ Module attributes reproduce the interpreter's names (and so its state_dict keys)
 that are not identifiers are registered with `add_module(repr)` and read with `getattr`,
 except stateless modules (activations, pooling), which may be renamed and shared since they
 own no state. Parameter-free joins are written inline: `a + b`, `torch.cat([...], 1)`,
-`x * 0.17`. Every identifier comes from `netc.backends.names`; every value from the spec is
+`x * 0.17`. Every identifier comes from `netc.backends.codegen.names`; every value from the spec is
 emitted with `repr` or as an expression re-printed from its parsed AST with its names
 mapped, so nothing in a spec can inject code. Output is formatted by `ruff format`
 (pinned) and is byte-identical for the same spec.
 
-Forward conventions are the interpreter's (`netc.backends.torch_module`): eval returns the
+Forward conventions are the interpreter's (`netc.backends.torch.module`): eval returns the
 main output; with training-only aux heads, training returns a NamedTuple in the spec's
 `outputs` order. Under TorchScript the NamedTuple is always returned (aux entries None in
 eval), as torchvision's GoogLeNet and Inception3 do.
@@ -75,11 +75,11 @@ from typing import Any
 
 import jinja2
 
-from netc.backends.fitting import (HOLE, IN, NOTHING, OMIT, PY_FUNCS, Draft, Frag, Hole, call_frag,
+from netc.backends.codegen.fitting import (HOLE, IN, NOTHING, OMIT, PY_FUNCS, Draft, Frag, Hole, call_frag,
                                    class_defaults, evaluate, hole, influences, join_frags, literal, names_in,
                                    norm, parse, pick, py_expr, same, spec_exprs, substitute, union_order)
-from netc.backends.names import Names, is_identifier, sanitize
-from netc.backends.scopes import INLINE_OPS, Box, local_name, scope_tree
+from netc.backends.codegen.names import Names, is_identifier, sanitize
+from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name, scope_tree
 from netc.errors import NetcError, error
 from netc.ops import REGISTRY
 
@@ -237,7 +237,7 @@ class Generator:
         op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
         ms = op.module(d["attrs"], shapes)
         module, _, cls = ms.cls.rpartition(".")
-        if module == "netc.runtime":
+        if module == "netc.backends.torch.runtime":
             self.runtime_used.add(cls)
             callee = cls
         elif module == "torch.nn":
@@ -886,7 +886,7 @@ class Generator:
     @staticmethod
     @lru_cache(maxsize=None)
     def env_tpl(name):
-        env = jinja2.Environment(loader=jinja2.PackageLoader("netc.backends", "templates"),
+        env = jinja2.Environment(loader=jinja2.PackageLoader("netc.backends.codegen", "templates"),
                                  keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                                  undefined=jinja2.StrictUndefined, autoescape=False)
         env.filters["doc"] = doc_text
@@ -895,7 +895,7 @@ class Generator:
 
     # -- the file --------------------------------------------------------------------------
     def generate(self) -> str:
-        from netc.backends.torch_module import output_order, outputs_type
+        from netc.backends.torch.module import output_order, outputs_type
 
         self.outputs = output_order(self.net)
         root = scope_tree(self.net)
@@ -925,11 +925,11 @@ class Generator:
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
-    """The spec's `init:` scheme (`netc.backends.init`: a preset, then rules; later rules win) as
+    """The spec's `init:` scheme (`netc.spec.init`: a preset, then rules; later rules win) as
     torchvision writes it: a loop over the modules at the end of the model's `__init__`.
     Returns (lines, whether they use fnmatch), or None where a rule tells `conv` from `sepconv` (the
     separable conv's inner convs are `nn.Conv2d` too, so the loop could not tell them apart)."""
-    from netc.backends.init import PRESETS, as_init_spec
+    from netc.spec.init import PRESETS, as_init_spec
 
     scheme = as_init_spec(network.spec.init)
     classes: dict[str, set[str]] = {}
@@ -989,9 +989,9 @@ def _fill_call(fill, target: str) -> str:
 
 
 def _runtime():
-    import netc.runtime
+    import netc.backends.torch.runtime
 
-    return netc.runtime
+    return netc.backends.torch.runtime
 
 
 def doc_text(s: str) -> str:
@@ -1001,7 +1001,7 @@ def doc_text(s: str) -> str:
 
 def display_path(file: str) -> str:
     p = Path(file)
-    root = Path(__file__).resolve().parent.parent.parent
+    root = Path(__file__).resolve().parents[3]
     try:
         return p.resolve().relative_to(root).as_posix()
     except ValueError:

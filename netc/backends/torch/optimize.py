@@ -35,7 +35,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from netc.errors import error
-from netc.runtime import Add, Concat, SeparableConv2d
+from netc.backends.torch.runtime import Add, Concat, SeparableConv2d
 
 LEVELS = ("inference",)
 INPLACE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardtanh, nn.LeakyReLU, nn.ELU)

@@ -1,0 +1,7 @@
+"""The torch backend: IR -> a `torch.nn.Module` that computes the spec.
+
+Consumes a compiled `Network`; produces modules (`module.py`: built on the meta device, then
+allocated and filled by the spec's `init:` scheme, `init.py`), an inference rewrite of a built
+module (`optimize.py`) and timings of it (`benchmark.py`). `runtime.py` holds the few layers
+torch.nn lacks. Importing this package imports no torch; its modules do.
+"""
