@@ -191,6 +191,8 @@ def load_yaml(text: str, file: str):
             problem = exc.problem or exc.context or "invalid YAML"
             if "expected a single document" in str(exc):
                 problem = "expected a single YAML document, found several"
+            if "maximum nesting depth" in problem:  # libyaml's own depth limit, met before ours
+                raise error("limit", f"YAML nesting deeper than {MAX_YAML_DEPTH} levels", loc) from None
             raise error("yaml", f"invalid YAML: {problem}", loc) from None
         except yaml.YAMLError as exc:
             raise error("yaml", f"invalid YAML: {exc}", Loc(file)) from None
