@@ -79,24 +79,33 @@ class Network:
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
-        dropout removed and channels_last memory (`netc.backends.torch.optimize`)."""
-        from netc.backends.torch.module import build_module
+        dropout removed and channels_last memory (`netc.backends.torch.optimize`). Parameters that
+        do not fit in the device's free memory are an `error[limit]` before anything is allocated.
+        The steps and what they found: `netc.api.build`."""
+        return build(self, device, dtype, init, optimize).module
 
-        module = build_module(self, device, dtype, init)
-        if optimize:
-            from netc.backends.torch.optimize import optimize as optimize_module
+    def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
+              optimize: str | None = None, threads: int | None = None, tick=None):
+        """Images/s and per-batch latencies of the built module's forward in eval mode, after
+        `warmup` untimed forwards (`netc.backends.torch.benchmark.Bench`); `tick(phase)` after each."""
+        from netc.backends.torch.benchmark import bench
 
-            module = optimize_module(module, optimize)
-        return module
+        return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick)
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to
-        `out_dir/<name>.py` (atomically) when `out_dir` is given."""
+        `out_dir/<name>.py` (atomically, `codegen_path(out_dir)`) when `out_dir` is given."""
         from netc.backends import codegen
 
         if out_dir is not None:
             return codegen.write(self, out_dir).read_text(encoding="utf-8")
         return codegen.generate(self)
+
+    def codegen_path(self, out_dir: str | os.PathLike = "generated") -> Path:
+        """Where `codegen(out_dir)` writes: `out_dir/<name>.py`, the name made a module name."""
+        from netc.backends.codegen import output_name
+
+        return Path(out_dir) / output_name(self)
 
     def table(self, depth: int | None = None, fmt: str = "text", dtype: str = "float32") -> str:
         """Cost table (text, md, csv or json): per-layer rows, block subtotals down to `depth`, totals.
@@ -119,6 +128,57 @@ class Network:
         if path is not None:
             write_atomic(path, data)
         return data
+
+
+def render_formats() -> tuple[str, ...]:
+    """The formats `Network.render` draws in."""
+    from netc.backends.render import FORMATS
+
+    return FORMATS
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built module and what building it established."""
+
+    module: Any  # torch.nn.Module
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    bytes: int  # parameter and buffer memory, checked against the device's free memory
+    confirmed: int | None  # ops whose shapes a meta-device forward confirmed (None: not asked)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the module's state_dict (torch.save) to `path` atomically."""
+        import io
+
+        import torch
+
+        from netc.fsutil import write_atomic
+
+        buf = io.BytesIO()
+        torch.save(self.module.state_dict(), buf)
+        return write_atomic(path, buf.getvalue())
+
+
+def build(network: Network, device: str = "cpu", dtype: str | None = None, init: bool = True,
+          optimize: str | None = None, confirm: bool = False) -> Built:
+    """The one build pipeline (`Network.build`, `netc build`): with `confirm`, a forward on the
+    meta device checks every op's shape against the IR first; then the parameter and buffer
+    memory is checked against the device's free memory (`error[limit]`); then the module is
+    allocated, initialised by the spec's `init:` scheme (`init=False`: PyTorch's defaults),
+    cast to `dtype` and, with `optimize`, rewritten for inference."""
+    from netc.backends.torch.memory import check_memory
+    from netc.backends.torch.module import build_meta, build_module, confirm_shapes, resolve_device, resolve_dtype
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    confirmed = confirm_shapes(build_meta(network), network) if confirm else None
+    need = check_memory(network, dev, dt)
+    module = build_module(network, dev, dt, init)
+    if optimize:
+        from netc.backends.torch.optimize import optimize as optimize_module
+
+        module = optimize_module(module, optimize)
+    return Built(module, dev, dt, need, confirmed)
 
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,

@@ -23,31 +23,22 @@ from netc.cli.options import spec_options
 def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json):
     """Measure images/s and per-batch latency percentiles of SPEC's forward in eval mode, after
     warm-up; report achieved FLOP/s from the conv/linear MAC count (FLOPs = 2 x MACs)."""
-    import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from netc.analysis.formats import human
-    from netc.backends.torch.benchmark import measure
-    from netc.backends.torch.module import resolve_device
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    module = network.build(dev, optimize=optimize).eval()
-    x = torch.randn(batch, *network.input_shape, device=dev)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
         tasks = {"warmup": progress.add_task("warm-up", total=warmup),
                  "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
-        timing = measure(module, x, iters, warmup, amp, tick=lambda phase: progress.advance(tasks[phase]))
+        result = network.bench(device, batch, iters, warmup, amp, optimize, threads,
+                               tick=lambda phase: progress.advance(tasks[phase]))
 
-    n = torch.get_num_threads()
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n != 1)}"
-    precision = ("float16" if dev.type == "cuda" else "bfloat16") + " autocast" if amp else "float32"
+    dev, where, precision, timing = result.device, result.where, result.precision, result.timing
     p = {q: timing.percentile(q) for q in (50, 90, 99)}
-    flops = timing.flops_per_s(network.macs)
+    flops = result.flops_per_s
     if as_json:
         click.echo(json.dumps({
             "spec": network.name, "device": str(dev), "where": where, "batch": batch, "iters": iters,
