@@ -120,6 +120,12 @@ class Network:
             write_atomic(path, data)
         return data
 
+    def _repr_html_(self) -> str:
+        """A notebook cell's view: summary, diagram collapsed to top-level blocks, bar chart, block table."""
+        from netc.backends.render.notebook import notebook_html
+
+        return notebook_html(self)
+
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
          input_shape: tuple[int, ...] | None = None) -> Network:

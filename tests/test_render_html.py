@@ -189,3 +189,36 @@ def test_depth_switch_and_bar_chart(browser, tmp_path):
     assert "sel" in classes(browser.find_element(By.ID, "d1-" + view1.block_box["layer2"]))
     assert [tr.find_element(By.TAG_NAME, "td").text for tr in visible_rows(browser) if "sel" in classes(tr)] == ["layer2"]
     assert console_errors(browser) == []
+
+
+def test_notebook_view(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    net = netc.load(SPECS / "resnet50.yaml")
+    fragment = net._repr_html_()
+    assert "<script" not in fragment
+    # two cells on one notebook page: no id is shared between them
+    page = tmp_path / "nb.html"
+    page.write_text(f"<!DOCTYPE html><meta charset='utf-8'><title>nb</title>{fragment}{netc.load(SPECS / 'resnet18.yaml')._repr_html_()}")
+    ids = re.findall(r'\bid="([^"]+)"', page.read_text())
+    assert len(ids) == len(set(ids))
+    browser.get(page.as_uri())
+    cell = browser.find_elements(By.CSS_SELECTOR, ".netc-network")[0]
+    assert "params 25,557,032" in cell.text
+    view = build_view(net.graph, net.order, 1)
+    assert len(cell.find_elements(By.CSS_SELECTOR, ".netc-diagram svg g.node")) == len(view.boxes)
+    rows = build(analyse(net), 1).rows
+    body = cell.find_elements(By.CSS_SELECTOR, "table.netc-blocks tbody tr")
+    assert [tr.find_element(By.TAG_NAME, "td").text for tr in body[:len(rows)]] == [r.scope for r in rows]
+    assert len(cell.find_elements(By.CSS_SELECTOR, "svg.chart .bar-row")) == len([r for r in rows if r.level == 0])
+    assert console_errors(browser) == []
+
+
+def test_notebook_view_without_graphviz_and_with_hostile_names(monkeypatch):
+    import shutil as sh
+
+    monkeypatch.setattr(sh, "which", lambda name: None)
+    description = "<img src=x onerror=alert(1)>"
+    html = hostile(description)._repr_html_()
+    assert "diagram not drawn" in html and "<img" not in html and "&lt;img" in html
+    assert "<script" not in html
