@@ -88,7 +88,7 @@ def test_text_and_markdown(netc_cli):
     code, out, _ = netc_cli("diff", "resnet50", "resnet50_v1")
     assert code == 0
     assert out.splitlines()[0] == "resnet50 → resnet50_v1"
-    assert re.search(r"^~ layer2\.0 \(Bottleneck\) +params 0 +MACs -77\.07 M", out, re.M)
+    assert re.search(r"^~ layer2\.0 \(Bottleneck\) +params 0 +MACs -77\.07 M", out, re.MULTILINE)
     code, md, _ = netc_cli("diff", "resnet50", "resnet50_v1", "--format", "md")
     assert "| ~ | `layer2.0` | 0 | -77.07 M |" in md
 

@@ -211,6 +211,7 @@ def test_sarif_validates_against_the_official_schema(netc_cli, tmp_path):
     out_file = tmp_path / "out.sarif"
     code, _, _ = netc_cli("lint", SPECS / "resnet50_v1.yaml", SPECS / "googlenet.yaml", SPECS / "inception_v3.yaml",
                           "--severity", "note", "--format", "sarif", "-o", out_file)
+    assert code == 1  # notes are reported at --severity note
     log = json.loads(out_file.read_text())
     validator.validate(log)
     run = log["runs"][0]
@@ -227,12 +228,14 @@ def test_sarif_validates_against_the_official_schema(netc_cli, tmp_path):
     assert not validator.is_valid(broken)
 
 
-def test_hostile_text_is_data_in_sarif_and_json(netc_cli, tmp_path):
-    name = 'q"<b>&\\x'
-    path = tmp_path / f"{'weird'}.yaml"
-    path.write_text(spec_text([3, 8, 8], ["{conv: {out: 8, k: 3, p: 1}}", "bn"]).replace("name: t", "name: t\ndescription: '" + name.replace("'", "''") + "'"))
-    code, out, _ = netc_cli("lint", path, "--format", "sarif")
-    jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(json.loads(out))
+def test_odd_file_names_are_data_in_sarif(netc_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path('we ird"<b>&.yaml').write_text(spec_text([3, 8, 8], ["{conv: {out: 8, k: 3, p: 1}}", "bn"]))
+    code, out, _ = netc_cli("lint", 'we ird"<b>&.yaml', "--format", "sarif")
+    log = json.loads(out)
+    jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(log)
+    uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert code == 1 and uri == "we%20ird%22%3Cb%3E%26.yaml"
 
 
 def test_catalogue_doc_is_current():

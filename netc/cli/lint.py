@@ -29,7 +29,8 @@ def lint(specs, catalogue, overrides, input_shape, severity, fmt, output, show_r
     """Check SPECs (files or bundled names) against design rules from the papers: representational
     bottlenecks, factorisable kernels, needless projections, redundant layers. Findings point at
     the spec layer that causes them; `lint: {ignore: [NL102]}` in a spec or on a layer silences a rule."""
-    from netc.analysis.lint import at_least, lint as run_rules
+    from netc.analysis.lint import at_least
+    from netc.analysis.lint import lint as run_rules
     from netc.analysis.lint import output as out
     from netc.api import load
     from netc.spec.load import parse_overrides

@@ -17,7 +17,7 @@ _by_id = sorted(RULES.items())  # listed and run in id order, whatever the impor
 RULES.clear()
 RULES.update(_by_id)
 
-__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "lint", "at_least"]
+__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "at_least", "lint"]
 
 
 def at_least(severity: str, threshold: str) -> bool:

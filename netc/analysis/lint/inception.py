@@ -2,6 +2,8 @@
 Architecture for Computer Vision", §2, §3, §5)."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 from netc.analysis.lint.registry import Hit, change, conv_cost, rule
 from netc.ops import REGISTRY, fmt_shape, numel
 from netc.ops.base import pair
@@ -34,7 +36,7 @@ def bottleneck(ctx):
     representational bottlenecks, especially early in the network"; a stride-2 halving (4x) is
     the gentle decrease the paper allows."""
     trunk = [0] + ctx.trunk
-    for prev, cur in zip(trunk, trunk[1:]):
+    for prev, cur in pairwise(trunk):
         a, b = ctx.node[prev]["shape"], ctx.node[cur]["shape"]
         if len(b) != 3 or b[1] * b[2] == 1 or numel(b) * BOTTLENECK_FACTOR >= numel(a):
             continue
@@ -96,7 +98,7 @@ def pool_then_expand(ctx):
     reduction computes the new channels with a stride-2 conv in parallel with the pool and
     concatenates them; the suggestion counts that conv's MACs against the expanding conv's."""
     for nid, d in ctx.ops("maxpool", "avgpool"):
-        k, s, _, _ = REGISTRY[d["op"]].geometry(d["attrs"])
+        _, s, _, _ = REGISTRY[d["op"]].geometry(d["attrs"])
         nxt = ctx.only_consumer(nid)
         if s == (1, 1) or nxt is None or ctx.node[nxt]["op"] != "conv":
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from netc.analysis.formats import human
 from netc.analysis.lint.registry import RULES, SEVERITIES, Finding, Rule
@@ -111,7 +112,7 @@ def to_json(findings: list[Finding], silenced: int) -> str:
 def _uri(file: str) -> str:
     """A relative file stays relative (code scanning resolves it against the repository root)."""
     p = Path(file)
-    return p.resolve().as_uri() if p.is_absolute() else p.as_posix()
+    return p.resolve().as_uri() if p.is_absolute() else quote(p.as_posix())
 
 
 def _physical(loc: Loc) -> dict:

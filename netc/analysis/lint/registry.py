@@ -7,9 +7,9 @@ functions). Adding a rule is adding one decorated function in one of the rule mo
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable
 
 from netc.analysis.cost import CostReport, NodeCost, analyse
 from netc.errors import Loc
@@ -33,7 +33,7 @@ class Rule:
     title: str
     source: str  # paper and section
     severity: str
-    check: Callable[["Context"], Iterable[Hit]]
+    check: Callable[[Context], Iterable[Hit]]
     doc: str  # what the rule fires on, and why
 
 
