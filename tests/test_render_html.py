@@ -222,3 +222,27 @@ def test_notebook_view_without_graphviz_and_with_hostile_names(monkeypatch):
     html = hostile(description)._repr_html_()
     assert "diagram not drawn" in html and "<img" not in html and "&lt;img" in html
     assert "<script" not in html
+
+
+def test_diff_page_draws_the_marked_boxes(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    a, b = netc.load(SPECS / "resnet50.yaml"), netc.load(SPECS / "resnet50_v1.yaml")
+    page = tmp_path / "diff.html"
+    page.write_text(netc.api.diff_html(a, b, depth=2))
+    browser.get_log("browser")
+    browser.get(page.as_uri())
+    # at depth 2 the changed layers are inside the boxes of layer2.0, layer3.0 and layer4.0, in both diagrams
+    view = build_view(a.graph, a.order, 2)
+    for side in "ab":
+        marked = browser.find_elements(By.CSS_SELECTOR, f"#side-{side} g.node[data-mark]")
+        assert sorted(g.get_attribute("id") for g in marked) == sorted(
+            f"{side}-{view.block_box[s]}" for s in ("layer2.0", "layer3.0", "layer4.0"))
+        # the marking is drawn: the box outline takes the 'changed' colour, unmarked boxes keep theirs
+        stroke = "return getComputedStyle(arguments[0].querySelector('polygon, path, ellipse')).stroke"
+        assert {browser.execute_script(stroke, g) for g in marked} == {"rgb(245, 159, 0)"}
+        plain = browser.find_elements(By.CSS_SELECTOR, f"#side-{side} g.node:not([data-mark])")
+        assert "rgb(245, 159, 0)" not in {browser.execute_script(stroke, g) for g in plain}
+    rows = browser.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == ["layer2.0", "layer3.0", "layer4.0"]
+    assert console_errors(browser) == []
