@@ -129,6 +129,12 @@ class Network:
             write_atomic(path, data)
         return data
 
+    def _repr_html_(self) -> str:
+        """A notebook cell's view: summary, diagram collapsed to top-level blocks, bar chart, block table."""
+        from netc.backends.render.notebook import notebook_html
+
+        return notebook_html(self)
+
 
 def render_formats() -> tuple[str, ...]:
     """The formats `Network.render` draws in."""
@@ -227,3 +233,13 @@ def _compile(text, file, overrides, limits, input_shape) -> Network:
     infer_shapes(g, order)
     check_limits(g, limits.max_param_bytes)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)
+
+
+def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int | None = None,
+              rankdir: str = "TB") -> str:
+    """`netc diff --html`: both diagrams (at `depth`) side by side with the changed boxes marked,
+    and the diff's block table (blocks at `block_depth`; see `netc.analysis.diff`)."""
+    from netc.analysis.diff import diff
+    from netc.backends.render.diff_html import report
+
+    return report(a, b, diff(a, b, block_depth), depth, rankdir)

@@ -22,6 +22,8 @@ COMMANDS = {
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
+    "diff": ("netc.cli.diff", "diff", "Compare two specs (or parameter sets) block by block: params, MACs, shapes, memory, RF."),
+    "lint": ("netc.cli.lint", "lint", "Check specs against the papers' design rules; findings at the spec's lines (text, JSON, SARIF)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
 }
 

@@ -77,6 +77,7 @@ class Ctx:
     stack: tuple[str, ...] = ()  # templates being instantiated
     aux: bool = False
     blocks: tuple[str, ...] = ()
+    lint_ignore: frozenset = frozenset()  # lint rules a `lint: {ignore}` of this node or a parent silences
 
     def but(self, **kw) -> "Ctx":
         return Ctx(**{**self.__dict__, **kw})
@@ -111,7 +112,10 @@ class Expander:
         if self.g.number_of_nodes() > self.limits.max_nodes:
             raise error("limit", f"the network expands to more than {self.limits.max_nodes:,} nodes", loc,
                         "check repeat counts; the limit is a setting (--max-nodes)")
-        return add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
+        nid = add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
+        if ctx.lint_ignore:
+            self.g.nodes[nid]["lint_ignore"] = ctx.lint_ignore
+        return nid
 
     def keep_going(self, exc: NetcError) -> None:
         """Record an independent error and continue; a limit stops expansion at once (it would recur)."""
@@ -140,6 +144,8 @@ class Expander:
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
         raw = node._raw
+        if node.lint is not None and node.lint.ignore:
+            ctx = ctx.but(lint_ignore=ctx.lint_ignore | frozenset(node.lint.ignore))
         if node.if_ is not None:
             cond = self.eval(node.if_, ctx, value_loc(raw, "if", loc))
             if not cond:

@@ -114,6 +114,24 @@ def _copy(out, data):
     return copy
 
 
+LINT_RULE_ID = re.compile(r"NL[0-9]{3}")
+
+
+class LintConfig(StrictModel):
+    """`lint: {ignore: [NL102, ...]}`: rules `netc lint` does not report here (the spec, or a layer and
+    everything inside it)."""
+
+    ignore: list[str] = Field(default_factory=list, description="lint rule ids not to report, e.g. NL102")
+
+    @field_validator("ignore")
+    @classmethod
+    def _ids(cls, v):
+        for rule in v:
+            if not LINT_RULE_ID.fullmatch(rule):
+                raise ValueError(f"lint rule id {clip(repr(rule))} must look like NL102 (see 'netc lint --rules')")
+        return v
+
+
 class Residual(StrictModel):
     """out = then(shortcut(x) + scale * body(x)); the shortcut defaults to identity."""
 
@@ -145,6 +163,7 @@ class NodeBase(StrictModel):
     use: Optional[str] = Field(None, description="instantiate a template")
     args: Optional[dict[str, Any]] = Field(None, description="template arguments, with use")
     side: Optional["Node"] = Field(None, description="a side branch (e.g. an auxiliary head); the main path continues unchanged")
+    lint: Optional[LintConfig] = Field(None, description="lint rules not to report on this layer and inside it")
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +248,7 @@ class Spec(StrictModel):
     init: Optional[Union[Preset, InitSpec]] = Field(
         None, description="weight initialisation: a preset name or {preset, rules} (see netc.spec.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
+    lint: Optional[LintConfig] = Field(None, description="lint rules not to report anywhere in this spec")
 
     @model_validator(mode="before")
     @classmethod
@@ -255,5 +275,5 @@ class Spec(StrictModel):
         return v
 
 
-for _model in (Residual, NodeBase, Node, Template, Spec):
+for _model in (LintConfig, Residual, NodeBase, Node, Template, Spec):
     _model.model_rebuild()
