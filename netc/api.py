@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,22 @@ class Network:
 
             module = optimize_module(module, optimize)
         return module
+
+    def lesion(self, scope: str) -> "Network":
+        """This network without the body of residual block `scope` (its shortcut remains), as in
+        Veit et al. 2016; parameters keep their keys (`netc.ir.transform.lesion`)."""
+        from netc.ir.transform import lesion
+
+        graph, _ = lesion(self.graph, scope)
+        return replace(self, graph=graph, order=topo_order(graph))
+
+    def reorder(self, stage: str, order: list[int] | None = None) -> "Network":
+        """This network with the blocks of `stage` run in `order` (default: its shape-keeping blocks
+        reversed); parameters keep their keys (`netc.ir.transform.reorder`)."""
+        from netc.ir.transform import reorder
+
+        graph = reorder(self.graph, stage, order)
+        return replace(self, graph=graph, order=topo_order(graph))
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to

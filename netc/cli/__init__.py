@@ -22,6 +22,7 @@ COMMANDS = {
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
+    "paths": ("netc.cli.paths", "paths", "Count input-output paths and their lengths in blocks and layers (Veit et al. 2016)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
 }
 
