@@ -105,6 +105,14 @@ class Network:
         graph = reorder(self.graph, stage, order)
         return replace(self, graph=graph, order=topo_order(graph))
 
+    def weights_from(self, source: "Network", state_dict: dict) -> dict:
+        """`state_dict` of the `source` network converted into a state_dict of this one: layers
+        matched by this spec's `mapping:`, equal paths, then position; linear and conv weights
+        reshaped into each other over the conv's window (`netc.backends.torch.convert`)."""
+        from netc.backends.torch.convert import convert_state_dict
+
+        return convert_state_dict(source, self, state_dict)
+
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to
         `out_dir/<name>.py` (atomically) when `out_dir` is given."""

@@ -23,6 +23,7 @@ COMMANDS = {
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
     "paths": ("netc.cli.paths", "paths", "Count input-output paths and their lengths in blocks and layers (Veit et al. 2016)."),
+    "convert-weights": ("netc.cli.convert", "convert_weights", "Convert a state_dict between corresponding specs (FC <-> conv)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
 }
 

@@ -229,6 +229,9 @@ class Spec(StrictModel):
     init: Optional[Union[Preset, InitSpec]] = Field(
         None, description="weight initialisation: a preset name or {preset, rules} (see netc.spec.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="weight transfer (netc convert-weights): this spec's module -> the "
+                                          "source spec's module it takes its weights from")
 
     @model_validator(mode="before")
     @classmethod
