@@ -187,3 +187,12 @@ def test_build_cli_lesion_and_reorder(netc_cli, tmp_path):
     assert "layer3.3.conv1.weight" in keys and not any(k.startswith("layer3.4.") for k in keys)
     code, _, err = netc_cli("build", "plain34", "--lesion", "layer2.1", "-q")
     assert code == 2 and "error[transform]" in err and "plain34.yaml:" in err
+
+
+def test_paths_work_is_bounded(monkeypatch):
+    from netc.analysis import paths
+
+    monkeypatch.setattr(paths, "MAX_WORK", 1_000)  # resnet110 needs ~9,000 cell additions
+    with pytest.raises(NetcError) as exc:
+        count_paths(netc.load("resnet110"))
+    assert exc.value.codes == ["limit"]

@@ -21,6 +21,7 @@ import operator
 from dataclasses import dataclass
 from fractions import Fraction
 
+from netc.errors import error
 from netc.ir.transform import is_residual_add
 
 
@@ -70,11 +71,21 @@ class Distribution:
         return lo, hi
 
 
-def _merge(parts: list[tuple[int, list[int]]]) -> tuple[int, list[int]]:
+# Length distributions grow with depth, so merging them costs the lengths' span at each merge:
+# quadratic for a hostile spec of thousands of chained merges. resnet1202 needs ~1.1 M cell
+# additions; past this budget the count is refused rather than left running.
+MAX_WORK = 50_000_000
+
+
+def _merge(parts: list[tuple[int, list[int]]], work: list[int]) -> tuple[int, list[int]]:
     if len(parts) == 1:
         return parts[0]
     lo = min(o for o, _ in parts)
     out = [0] * (max(o + len(c) for o, c in parts) - lo)
+    work[0] += len(out) * len(parts)
+    if work[0] > MAX_WORK:
+        raise error("limit", f"counting paths by length takes more than {MAX_WORK:,} additions here", None,
+                    "the network has too many merges of long paths to tabulate")
     for o, c in parts:
         a = o - lo
         out[a:a + len(c)] = map(operator.add, out[a:a + len(c)], c)
@@ -104,7 +115,7 @@ def count_paths(network) -> Paths:
     name, out, _ = next(o for o in network.outputs if not o[2])
     blocks: dict[int, tuple[int, list[int]]] = {0: (0, [1])}
     layers: dict[int, tuple[int, list[int]]] = {0: (0, [1])}
-    residuals = 0
+    residuals, work = 0, [0]
     for nid in network.order:
         if nid == 0:
             continue
@@ -114,8 +125,9 @@ def count_paths(network) -> Paths:
             continue
         body_edge = is_residual_add(d)
         residuals += body_edge
-        blocks[nid] = _merge([(blocks[i][0] + (body_edge and k == 0), blocks[i][1]) for k, i in enumerate(ins)])
-        o, c = _merge([layers[i] for i in ins])
+        blocks[nid] = _merge([(blocks[i][0] + (body_edge and k == 0), blocks[i][1]) for k, i in enumerate(ins)],
+                             work)
+        o, c = _merge([layers[i] for i in ins], work)
         layers[nid] = (o + (d["macs"] > 0), c)
     return Paths(network.name, name, Distribution(blocks[out][0], tuple(blocks[out][1])),
                  Distribution(layers[out][0], tuple(layers[out][1])), residuals)
