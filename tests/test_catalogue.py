@@ -102,6 +102,7 @@ PAPER_PARAMS = {
     "vgg16_fcn": 138_357_544,       # VGG-D
     "resnet20": 269_722,            # CIFAR ResNet-20 (option A)
     "resnet1202": 19_421_274,       # CIFAR ResNet-1202 (option A)
+    "alexnet_fcn": 61_100_840,      # torchvision's alexnet: its FC layers as 6x6 and 1x1 convs hold the same weights
     "googlenet_v1": 13_378_280,     # Szegedy et al. 2014 as the BVLC Caffe model (bvlc_googlenet), aux heads included
 }
 PAPER_MACS = {
@@ -109,6 +110,7 @@ PAPER_MACS = {
     "resnet101_v1": 7_570_194_432,
     "resnet152_v1": 11_282_415_616,
     "vgg16_fcn": 15_470_264_320,    # VGG-D at 224: the FC layers as 7x7 and 1x1 convs cost the same
+    "alexnet_fcn": 714_188_480,     # torchvision's alexnet (its GFLOPS 0.71) at 224: the same per position
 }
 CIFAR_N = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18, "resnet1202": 200}
 

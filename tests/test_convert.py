@@ -32,24 +32,50 @@ def test_vgg16_weights_give_vgg16_logits_at_224(vgg16, fcn_state):
         assert (fcn(x) - vgg16(x)).abs().max().item() <= 1e-4
 
 
-def test_dense_evaluation_at_384(vgg16, fcn_state):
-    fcn = netc.load("vgg16_fcn", input_shape=(3, 384, 384)).build(init=False).eval()
-    fcn.load_state_dict(fcn_state, strict=True)
+def dense_check(fcn, tv, fc, window, last_conv, x):
+    """The score map of `fcn` on `x` against the paper's construction by hand from the
+    torchvision model `tv`: its features, then its FC layers `fc` as a window x window conv and
+    1x1 convs; and the output as the map's spatial mean."""
     maps = []
-    fcn.get_submodule("classifier.6").register_forward_hook(lambda m, i, o: maps.append(o))
-    x = torch.randn(1, 3, 384, 384)
+    fcn.get_submodule(last_conv).register_forward_hook(lambda m, i, o: maps.append(o))
     with torch.no_grad():
         scores = fcn(x)
-        # the paper's construction, by hand from torchvision's own layers and FC weights
-        h = vgg16.features(x)
-        fc = [vgg16.classifier[i] for i in (0, 3, 6)]
-        h = F.relu(F.conv2d(h, fc[0].weight.reshape(4096, 512, 7, 7), fc[0].bias))
+        h = tv.features(x)
+        h = F.relu(F.conv2d(h, fc[0].weight.reshape(4096, -1, window, window), fc[0].bias))
         h = F.relu(F.conv2d(h, fc[1].weight[..., None, None], fc[1].bias))
         reference = F.conv2d(h, fc[2].weight[..., None, None], fc[2].bias)
     (score_map,) = maps
-    assert score_map.shape == (1, 1000, 6, 6)  # 384 / 32 = 12 cells, a 7x7 window: 6x6 positions
     torch.testing.assert_close(score_map, reference, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(scores, score_map.mean(dim=(2, 3)), atol=1e-6, rtol=1e-6)
+    return score_map
+
+
+def test_dense_evaluation_at_384(vgg16, fcn_state):
+    fcn = netc.load("vgg16_fcn", input_shape=(3, 384, 384)).build(init=False).eval()
+    fcn.load_state_dict(fcn_state, strict=True)
+    fc = [vgg16.classifier[i] for i in (0, 3, 6)]
+    score_map = dense_check(fcn, vgg16, fc, 7, "classifier.6", torch.randn(1, 3, 384, 384))
+    assert score_map.shape == (1, 1000, 6, 6)  # 384 / 32 = 12 cells, a 7x7 window: 6x6 positions
+
+
+def test_alexnet_dense():
+    """alexnet_fcn (its `mapping:` names fc6..fc8) from torchvision's alexnet: same logits at
+    224, and at 384 the 6x6 score map of the dense evaluation."""
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.alexnet().eval()
+    state = netc.load("alexnet_fcn").weights_from(netc.load("alexnet_torchvision"), tv.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    fcn = netc.load("alexnet_fcn").build(init=False).eval()
+    fcn.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        assert (fcn(x) - tv(x)).abs().max().item() <= 1e-4
+    fcn = netc.load("alexnet_fcn", input_shape=(3, 384, 384)).build(init=False).eval()
+    fcn.load_state_dict(state, strict=True)
+    fc = [tv.classifier[i] for i in (1, 4, 6)]
+    score_map = dense_check(fcn, tv, fc, 6, "fc8", torch.randn(1, 3, 384, 384))
+    assert score_map.shape == (1, 1000, 6, 6)  # features give 11x11 at 384, a 6x6 window
 
 
 def test_round_trip_is_exact(vgg16, fcn_state):
