@@ -168,6 +168,7 @@ def test_reorder_resnet56(resnet56):
     ("resnet56", lambda n: n.reorder("layer3", [1, 0, 2, 3, 4, 5, 6, 7, 8]), "not shape-valid"),
     ("resnet56", lambda n: n.reorder("layer3", [0, 0, 2, 3, 4, 5, 6, 7, 8]), "not a permutation"),
     ("resnet56", lambda n: n.reorder("layer3.1"), "not a named repeat"),
+    ("resnet18", lambda n: n.reorder("layer2"), "nothing to reorder"),
     ("googlenet_v1", lambda n: n.lesion("inception_3a"), "no residual shortcut"),
 ])
 def test_transform_refusals(spec, call, message):

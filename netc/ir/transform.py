@@ -155,6 +155,10 @@ def reorder(g: nx.DiGraph, stage: str, order: list[int] | None = None) -> nx.DiG
     if order is None:
         movable = shape_keeping(g, stage)
         order = list(range(n))
+        if len(movable) < 2:
+            raise error("transform", f"reorder '{stage}': the stage has {len(movable)} block(s) that keep their "
+                                     "input's shape, nothing to reorder", block.loc,
+                        "give an order explicitly: --reorder STAGE=i,j,...")
         for i, j in zip(movable, reversed(movable)):
             order[i] = j
     if sorted(order) != list(range(n)):
