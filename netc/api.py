@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,30 @@ class Network:
         from netc.backends.torch.benchmark import bench
 
         return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick)
+
+    def lesion(self, scope: str) -> "Network":
+        """This network without the body of residual block `scope` (its shortcut remains), as in
+        Veit et al. 2016; parameters keep their keys (`netc.ir.transform.lesion`)."""
+        from netc.ir.transform import lesion
+
+        graph, _ = lesion(self.graph, scope)
+        return replace(self, graph=graph, order=topo_order(graph))
+
+    def reorder(self, stage: str, order: list[int] | None = None) -> "Network":
+        """This network with the blocks of `stage` run in `order` (default: its shape-keeping blocks
+        reversed); parameters keep their keys (`netc.ir.transform.reorder`)."""
+        from netc.ir.transform import reorder
+
+        graph = reorder(self.graph, stage, order)
+        return replace(self, graph=graph, order=topo_order(graph))
+
+    def weights_from(self, source: "Network", state_dict: dict) -> dict:
+        """`state_dict` of the `source` network converted into a state_dict of this one: layers
+        matched by this spec's `mapping:`, equal paths, then position; linear and conv weights
+        reshaped into each other over the conv's window (`netc.backends.torch.convert`)."""
+        from netc.backends.torch.convert import convert_state_dict
+
+        return convert_state_dict(source, self, state_dict)
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to

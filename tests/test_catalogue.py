@@ -97,12 +97,15 @@ PAPER_PARAMS = {
     "vgg16_fcn": 138_357_544,       # VGG-D
     "resnet20": 269_722,            # CIFAR ResNet-20 (option A)
     "resnet1202": 19_421_274,       # CIFAR ResNet-1202 (option A)
+    "alexnet_fcn": 61_100_840,      # torchvision's alexnet: its FC layers as 6x6 and 1x1 convs hold the same weights
+    "googlenet_v1": 13_378_280,     # Szegedy et al. 2014 as the BVLC Caffe model (bvlc_googlenet), aux heads included
 }
 PAPER_MACS = {
     "resnet50_v1": 3_857_973_248,
     "resnet101_v1": 7_570_194_432,
     "resnet152_v1": 11_282_415_616,
     "vgg16_fcn": 15_470_264_320,    # VGG-D at 224: the FC layers as 7x7 and 1x1 convs cost the same
+    "alexnet_fcn": 714_188_480,     # torchvision's alexnet (its GFLOPS 0.71) at 224: the same per position
 }
 CIFAR_N = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18, "resnet1202": 200}
 
@@ -141,7 +144,7 @@ def ref_macs(model, input_shape):
 def test_catalogue_is_complete():
     # issue 7's list, one spec each (vgg A/B/D/E with and without BN, ResNet v1.5 and v1, ...)
     wanted = {"lenet5", "alexnet", "alexnet_grouped", "alexnet_torchvision", "vgg11", "vgg11_lrn", "vgg13",
-              "googlenet", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
+              "googlenet", "googlenet_v1", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
               "inception_v2", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "xception",
               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "resnet101_v1",
               "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N}
@@ -202,6 +205,11 @@ def test_cifar_resnet_params(name):
     net = netc.load(name)
     assert net.params == expected
     assert int(re.search(r"\d+", name).group()) == 6 * n + 2 == sum(d["op"] in ("conv", "linear") for _, d in net.nodes())
+
+
+def test_googlenet_v1_without_aux_heads():
+    # Szegedy et al. 2014, Table 1: the network proper (the BVLC model minus loss1/loss2)
+    assert netc.load("googlenet_v1", {"aux_logits": False}).params == 6_998_552
 
 
 def test_inception_resnet_v1_follows_the_paper():

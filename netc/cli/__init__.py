@@ -24,6 +24,8 @@ COMMANDS = {
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
     "diff": ("netc.cli.diff", "diff", "Compare two specs (or parameter sets) block by block: params, MACs, shapes, memory, RF."),
     "lint": ("netc.cli.lint", "lint", "Check specs against the papers' design rules; findings at the spec's lines (text, JSON, SARIF)."),
+    "paths": ("netc.cli.paths", "paths", "Count input-output paths and their lengths in blocks and layers (Veit et al. 2016)."),
+    "convert-weights": ("netc.cli.convert", "convert_weights", "Convert a state_dict between corresponding specs (FC <-> conv)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
 }
 

@@ -19,11 +19,18 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
               help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
-def build(network, device, dtype, save, quiet, codegen_dir, optimize):
+@click.option("--lesion", multiple=True, metavar="SCOPE", help="remove residual block SCOPE's body (Veit et al. 2016)")
+@click.option("--reorder", multiple=True, metavar="STAGE[=i,j,...]",
+              help="run a stage's blocks in this order (default: its shape-keeping blocks reversed)")
+def build(network, device, dtype, save, quiet, codegen_dir, optimize, lesion, reorder):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
     from netc.api import build as build_network
 
+    if lesion or reorder:  # the source would be the spec's, not the transformed network's
+        from netc.cli.paths import transformed
+
+        network, codegen_dir = transformed(network, lesion, reorder), ""
     built = build_network(network, device, dtype, optimize=optimize, confirm=True)
     if not quiet:
         click.echo(network.table(depth=1), nl=False)

@@ -7,6 +7,7 @@ import click
 
 from netc.analysis.cost import DTYPE_BYTES
 from netc.analysis.formats import FORMATS
+from netc.analysis.paper import LAYOUTS
 from netc.cli.options import spec_options
 
 
@@ -14,13 +15,21 @@ from netc.cli.options import spec_options
 @spec_options
 @click.option("--depth", type=click.IntRange(0), default=None,
               help="collapse blocks nested deeper than N into one subtotal row (1: one row per top-level block)")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "latex"]), default="text", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32", show_default=True,
               help="element type for activation memory")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
-def table(network, depth, fmt, dtype, output):
+@click.option("--layout", type=click.Choice(["cost", *LAYOUTS]), default="cost", show_default=True,
+              help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
+                   "chosen from the graph; or name one); several SPECs become columns")
+@click.argument("more", nargs=-1)
+def table(network, depth, fmt, dtype, output, layout, more):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
+    if layout != "cost" or more or fmt == "latex":
+        from netc.cli.paper import paper_layout
+
+        return paper_layout(network, more, layout, fmt, output)
     if fmt == "text" and not output and sys.stdout.isatty():
         from rich.console import Console
 

@@ -249,6 +249,9 @@ class Spec(StrictModel):
         None, description="weight initialisation: a preset name or {preset, rules} (see netc.spec.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
     lint: Optional[LintConfig] = Field(None, description="lint rules not to report anywhere in this spec")
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="weight transfer (netc convert-weights): this spec's module -> the "
+                                          "source spec's module it takes its weights from")
 
     @model_validator(mode="before")
     @classmethod
