@@ -20,6 +20,9 @@ VERDICTS = {
                                "35×35 modules, where the paper's Fig. 5 has two 3×3; kept for state_dict compatibility.",
     ("NL102", "inception_resnet_v2"): "real, by design: the Inception-ResNet-v2 stem's mixed_5b (from the TF-slim "
                                       "model timm ports) uses a 5×5 branch.",
+    ("NL103", "googlenet_v1"): "real, by design: the 2014 paper's 5×5 branches on the 14×14 grid (inception 4a-4d; "
+                               "in 4e the factorisation saves nothing), which Inception-v3 §3.2 later factorised; "
+                               "the spec reproduces Table 1.",
     ("NL104", "vgg*"): "real, by design: VGG pools before each channel doubling (Fig. 9 left of Inception-v3, which "
                        "postdates it); the spec reproduces Table 1.",
     ("NL104", "alexnet*"): "real, by design: AlexNet pools before conv2 widens 96 -> 256 (64 -> 192 in torchvision's); "
@@ -29,6 +32,8 @@ VERDICTS = {
                          "there, which is the dense form the rule suggests).",
     ("NL201", "alexnet_grouped"): "real, by design: the paper's fully connected fc6 over 256×6×6; torchvision's "
                                   "alexnet adds adaptive pooling instead (not flagged).",
+    ("NL201", "googlenet_v1"): "real, by design: the paper's auxiliary classifiers (§5) put FC 1024 over a fixed "
+                               "5×5/3-pooled 128×4×4 map; they run in training only, at the training size.",
     ("NL201", "alexnet"): "real, by design: the paper's fully connected fc6 over 256×6×6.",
     ("NL301", "resnet34_c"): "real, by design: option C is what this spec reproduces (He et al. §4.1 found it "
                              "marginally better than B, not worth the parameters); silenced in the spec.",
@@ -40,6 +45,8 @@ VERDICTS = {
                                "its batch norm; silenced in the spec.",
     ("NL506", "googlenet"): "real, by design: torchvision's GoogLeNet pools with ceil_mode (from Caffe); the spec "
                             "loads its weights, so the sizes must match.",
+    ("NL506", "googlenet_v1"): "real, by design: the BVLC Caffe GoogLeNet rounds pooling sizes up (56, 28, 14 as "
+                               "in Table 1); the spec reproduces it.",
     ("NL506", "inception_v2"): "real, by design: the Caffe port pools with ceil_mode.",
 }
 
