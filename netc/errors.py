@@ -83,12 +83,15 @@ class Collector:
 
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
+        self._seen: set = set()
 
     def add(self, err: NetcError | Diagnostic) -> None:
-        if isinstance(err, NetcError):
-            self.diagnostics.extend(err.diagnostics)
-        else:
-            self.diagnostics.append(err)
+        for d in err.diagnostics if isinstance(err, NetcError) else [err]:
+            # the same mistake met again (every iteration of a repeat, every use of a template) is one problem
+            key = (d.code, d.message, d.loc, d.hint)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.diagnostics.append(d)
 
     def __bool__(self) -> bool:
         return bool(self.diagnostics)

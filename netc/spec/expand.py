@@ -123,6 +123,14 @@ class Expander:
             fatal.fatal = True
             raise fatal from None
 
+    def attempt(self, expand, fallback: int) -> int:
+        """`expand()`, or record its error and continue from `fallback`, so later parts are checked too."""
+        try:
+            return expand()
+        except NetcError as exc:
+            self.keep_going(exc)
+            return fallback
+
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
 
@@ -255,19 +263,14 @@ class Expander:
     def expand_concat(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         if not node.concat or len(node.concat) < 2:
             raise error("arity", "'concat' needs at least two branches", _loc(node), via=ctx.via)
-        outs = []
-        for branch in node.concat:
-            try:
-                outs.append(self.expand(branch, ctx, cur))
-            except NetcError as exc:
-                self.keep_going(exc)
+        outs = [self.attempt(lambda: self.expand(branch, ctx, cur), cur) for branch in node.concat]
         return self.add("cat", REGISTRY["cat"].Attrs(), ctx.frame.path(ctx.frame.generated("cat")), outs,
                         _loc(node), ctx)
 
     def expand_residual(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         res, loc = node.residual, _loc(node)
-        body = self.expand(res.body, ctx, cur)
-        shortcut = self.expand(res.shortcut, ctx, cur) if res.shortcut is not None else cur
+        body = self.attempt(lambda: self.expand(res.body, ctx, cur), cur)
+        shortcut = self.attempt(lambda: self.expand(res.shortcut, ctx, cur), cur) if res.shortcut is not None else cur
         scale = self.eval(res.scale, ctx, value_loc(res._raw, "scale", loc))
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise error("schema", f"residual scale must be a number, got {clip(scale)}", value_loc(res._raw, "scale", loc),
@@ -283,8 +286,9 @@ class Expander:
 
     def expand_side(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         raw, loc = node._raw, _loc(node)
+        before = len(self.errors.diagnostics)
         out = self.expand(node.side, ctx.but(aux=ctx.aux or node.aux), cur)
-        if out == cur:
+        if out == cur and len(self.errors.diagnostics) == before:  # not empty: its layers had errors
             raise error("schema", "a side branch needs at least one layer (all of its layers were skipped)", loc,
                         via=ctx.via)
         name = node.output or node.name
