@@ -20,18 +20,21 @@ def _depth(text: str) -> int:
     return text.count("(") - text.count(")")
 
 
-def _join(first: ScalarNode, rest) -> str | None:
-    """The expression `first, rest...` when `rest` closes the parentheses `first` opens."""
-    if not _plain(first) or _depth(first.value) <= 0:
-        return None
-    parts, depth = [first.value], _depth(first.value)
-    for piece in rest:
-        if piece is None:
-            return None
-        parts.append(piece)
-        depth += _depth(piece)
-        if depth <= 0:
-            return ", ".join(parts)
+def _find(entries):
+    """In one pass: (opener node, joined text) of the first run of entries that is a scalar
+    opening parentheses followed by fragments that close them; None if there is none.
+    `entries` yields (node that may open, fragment that may continue or None)."""
+    opener, parts, depth = None, [], 0
+    for node, fragment in entries:
+        if opener is not None and fragment is not None:
+            parts.append(fragment)
+            depth += _depth(fragment)
+            if depth <= 0:
+                return opener, ", ".join(parts)
+            continue
+        opener = None
+        if _plain(node) and _depth(node.value) > 0:
+            opener, parts, depth = node, [node.value], _depth(node.value)
     return None
 
 
@@ -40,19 +43,15 @@ def check_flow_commas(node, file: str) -> None:
     if not getattr(node, "flow_style", False):
         return
     if isinstance(node, MappingNode):
-        pairs = node.value
-        for i, (key, value) in enumerate(pairs):
-            # a fragment after the comma parses as a key with no value
-            rest = (k.value if _plain(k) and _plain(v) and v.value == "" else None for k, v in pairs[i + 1:])
-            text = _join(value, rest)
-            if text is not None:
-                _fail(text, value, file, f'{clip(key.value, 40)}: "{clip(text, 80)}"', "mapping {…}")
+        # a fragment after the comma parses as a key with no value
+        found = _find((v, k.value if _plain(k) and _plain(v) and v.value == "" else None) for k, v in node.value)
+        if found:
+            key = next(k for k, v in node.value if v is found[0])
+            _fail(found[1], found[0], file, f'{clip(key.value, 40)}: "{clip(found[1], 80)}"', "mapping {…}")
     elif isinstance(node, SequenceNode):
-        items = node.value
-        for i, item in enumerate(items):
-            text = _join(item, (v.value if _plain(v) else None for v in items[i + 1:]))
-            if text is not None:
-                _fail(text, item, file, f'"{clip(text, 80)}"', "list […]")
+        found = _find((v, v.value if _plain(v) else None) for v in node.value)
+        if found:
+            _fail(found[1], found[0], file, f'"{clip(found[1], 80)}"', "list […]")
 
 
 def _fail(text: str, node, file: str, fixed: str, where: str):

@@ -9,14 +9,16 @@ expansion itself adds (the concat of branches, a residual's add and scale) are n
 """
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
-from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.ir.graph import Block, add_op, new_graph, set_inputs
 from netc.ops import REGISTRY
+from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.expr import is_expr, substitute, variables
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
@@ -32,6 +34,7 @@ class Limits:
     max_depth: int = 64  # nesting of structures and templates
     max_param_bytes: int = 16 * 2**30  # float32 parameters (4 bytes each)
     max_file_bytes: int = MAX_FILE_BYTES  # each spec file, imports included
+    max_work: int = MAX_WORK  # steps of work (netc.spec.budget): iterations, evaluations, values
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Frame:
     prefix: str
     counter: int = 0
     names: dict[str, Loc | None] = field(default_factory=dict)
+    next_generated: dict[str, int] = field(default_factory=dict)  # kind -> first suffix not yet tried
 
     def path(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -61,9 +65,14 @@ class Frame:
         self.names[name] = loc
 
     def generated(self, kind: str) -> str:
-        name, n = f"_{kind}", 1
+        """`_add`, `_add1`, …: the first free one; suffixes already tried are not tried again,
+        so naming n of them is linear in n."""
+        n = self.next_generated.get(kind, 0)
+        name = f"_{kind}{n or ''}"
         while name in self.names:
-            name, n = f"_{kind}{n}", n + 1
+            n += 1
+            name = f"_{kind}{n}"
+        self.next_generated[kind] = n + 1
         self.names[name] = None
         return name
 
@@ -105,6 +114,7 @@ class Expander:
         self.errors = Collector()
         self.names: dict[str, int] = {"input": 0}  # scope path -> node id giving its result
         self.pending: list[tuple[int, str, str, Loc | None, tuple]] = []  # from: refs to resolve
+        self.output_names: set[str] = set()
 
     # --- IR construction -------------------------------------------------------------------
     def add(self, op: str, attrs, scope: str, inputs: list[int], loc, ctx: Ctx) -> int:
@@ -145,6 +155,7 @@ class Expander:
 
     def expand(self, node: Node, ctx: Ctx, cur: int) -> int:
         loc = _loc(node)
+        spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
         raw = node._raw
@@ -184,13 +195,15 @@ class Expander:
         else:
             outer = ctx
         for i in range(n):
+            spend(STEP, loc)
             overrides = {}
             if i == 0 and node.first:
                 overrides.update(self.eval(raw["first"], ctx, value_loc(raw, "first", loc)))
             if i in at:
                 key = at_keys[i]
                 overrides.update(self.eval(raw["at"][key], ctx, value_loc(raw["at"], key, loc)))
-            it = outer.but(env={**ctx.env, "i": i, **overrides})
+            # layered, not copied: a copy of every variable per iteration is quadratic
+            it = outer.but(env=ChainMap({"i": i, **overrides}, ctx.env))
             # a named repeat names its iterations by index: layer1.0, layer1.1, …
             cur = self.expand_one(node, it, cur, str(i) if node.name is not None else None, overrides)
         if node.name is not None:
@@ -305,7 +318,7 @@ class Expander:
         if template is None:
             raise error("template", f"unknown template '{name}'", value_loc(raw, "use", loc),
                         did_you_mean(name, self.templates) or
-                        ("defined: " + ", ".join(sorted(self.templates)) if self.templates else "the spec defines no templates"),
+                        ("defined: " + listing(self.templates) if self.templates else "the spec defines no templates"),
                         via=ctx.via)
         if name in ctx.stack:
             chain = " → ".join(ctx.stack[ctx.stack.index(name):] + (name,))
@@ -315,7 +328,7 @@ class Expander:
         block = self.g.graph["blocks"].get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
             self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
-        inner = ctx.but(env={**self.globals, **args}, via=(loc,) + ctx.via, stack=ctx.stack + (name,))
+        inner = ctx.but(env=ChainMap(args, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,))
         return self.expand(template.body, inner, cur)
 
     def bind_args(self, node: Node, template: Template, ctx: Ctx, overrides: dict) -> dict:
@@ -333,12 +346,12 @@ class Expander:
                 errors.add(error("template", f"'{where}' sets '{key}', which template '{node.use}' does not take "
                                              "and its args do not use",
                                  key_loc(raw, where, loc), did_you_mean(key, declared) or
-                                 f"its arguments: {', '.join(declared) or 'none'}", via=ctx.via))
+                                 f"its arguments: {listing(declared)}", via=ctx.via))
         for key in given:
             if key not in declared:
                 errors.add(error("template", f"template '{node.use}' has no argument '{key}'",
                                  key_loc(given_raw, key, loc) if given_raw else loc,
-                                 did_you_mean(key, declared) or f"its arguments: {', '.join(declared) or 'none'}",
+                                 did_you_mean(key, declared) or f"its arguments: {listing(declared)}",
                                  via=ctx.via))
         bound: dict[str, Any] = {}
         traw = template._raw.get("args") if template._raw else None
@@ -359,17 +372,17 @@ class Expander:
                                  value_loc(raw, "args", loc) if "args" in raw else loc,
                                  f"add args: {{{key}: …}}", via=ctx.via))
             else:
-                bound[key] = self.eval(decl, ctx.but(env={**self.globals, **bound}),
+                bound[key] = self.eval(decl, ctx.but(env=ChainMap(bound, self.globals)),
                                        value_loc(traw, key, loc) if traw else loc)
         errors.raise_if_any()
         return bound
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:
         """Publish an output; one computed inside an auxiliary branch is auxiliary too."""
-        outputs = self.g.graph["outputs"]
-        if any(n == name for n, _, _ in outputs):
+        if name in self.output_names:
             raise error("name", f"duplicate output name '{name}'", loc, via=ctx.via)
-        outputs.append((name, nid, aux or ctx.aux))
+        self.output_names.add(name)
+        self.g.graph["outputs"].append((name, nid, aux or ctx.aux))
 
     # --- references ------------------------------------------------------------------------
     def resolve_refs(self, out: int) -> int:
@@ -437,8 +450,9 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     """Build the IR of a validated spec; raises NetcError with every problem found."""
     ex = Expander(spec, file, templates, env, limits)
     root = Ctx(frame=Frame(""), env=env)
-    out = ex.expand_list(spec.layers, root, 0)
-    out = ex.resolve_refs(out)
+    with work_budget(limits.max_work):
+        out = ex.expand_list(spec.layers, root, 0)
+        out = ex.resolve_refs(out)
     ex.errors.raise_if_any()
     layers_loc = key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None))
     if ex.g.number_of_nodes() == 1:
