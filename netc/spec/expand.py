@@ -22,6 +22,7 @@ from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.expr import is_expr, substitute, variables
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
+from netc.spec.names import BadName, check_output_name
 from netc.spec.yamlload import key_loc, value_loc
 from netc.spec.validate import attrs_error
 
@@ -379,6 +380,10 @@ class Expander:
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:
         """Publish an output; one computed inside an auxiliary branch is auxiliary too."""
+        try:
+            check_output_name(name)  # a side branch's `name` is its output's name too
+        except BadName as exc:
+            raise error("name", str(exc), loc, "give the side branch an 'output:' name", via=ctx.via) from None
         if name in self.output_names:
             raise error("name", f"duplicate output name '{name}'", loc, via=ctx.via)
         self.output_names.add(name)

@@ -13,6 +13,7 @@ import difflib
 import re
 
 from netc.errors import Diagnostic, Loc, NetcError, clip
+from netc.spec.names import BadName
 from netc.spec.yamlload import key_loc, value_loc
 
 _TYPE_WORDS = {
@@ -144,6 +145,8 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
         loc = getattr(node, "loc", None) or (value_loc(container, key, default) if container is not None else default)
         return Diagnostic("schema", f"missing required key '{field}'{what}", loc, None, tuple(via))
     loc = value_loc(container, key, default) if container is not None else default
+    if kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), BadName):
+        return Diagnostic("name", _constraint(err, field, what), loc, None, tuple(via))
     if words:
         unique = list(dict.fromkeys(w for w in words if w))
         return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {clip(repr(err.get('input')))}",
