@@ -47,6 +47,13 @@ class LazyGroup(click.Group):
         except NetcError as exc:
             report(exc)
             ctx.exit(2)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("NETC_DEBUG"):
+                raise
+            from netc.fsutil import io_error
+
+            report(io_error(exc.filename, exc))  # a path the user gave that cannot be written
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
