@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -34,13 +35,26 @@ class Diagnostic:
     via: tuple[Loc, ...] = field(default_factory=tuple)
 
     def format(self) -> str:
-        where = f"{self.loc}: " if self.loc else ""
-        lines = [f"{where}error[{self.code}]: {clip(self.message, MAX_MESSAGE)}"]
+        """The diagnostic as text for a terminal: user text inside it is shown with its control
+        characters escaped (see `printable`)."""
+        where = f"{printable(str(self.loc))}: " if self.loc else ""
+        lines = [f"{where}error[{self.code}]: {printable(clip(self.message, MAX_MESSAGE))}"]
         for loc in self.via:
-            lines.append(f"  note: instantiated from {loc}")
+            lines.append(f"  note: instantiated from {printable(str(loc))}")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {printable(clip(self.hint, MAX_MESSAGE))}")
         return "\n".join(lines)
+
+
+# C0 and C1 controls (ESC, CR, BEL, …), and the invisible format characters that reorder or hide
+# text (bidi overrides and isolates, zero-width characters, line and paragraph separators)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`, `\\r`, `\\u202e`): text from a
+    spec echoed in a message must not retitle or clear a terminal, or overwrite the message."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class NetcError(Exception):

@@ -62,7 +62,9 @@ class LazyGroup(click.Group):
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
                 raise
-            click.echo(f"netc: internal error: {type(exc).__name__}: {exc}\n"
+            from netc.errors import printable
+
+            click.echo(f"netc: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
                        "  this is a bug in netc; rerun with NETC_DEBUG=1 for a traceback", err=True)
             ctx.exit(70)
 
