@@ -44,3 +44,11 @@ def test_every_command_refuses_alike(name, command, tmp_path, netc_cli):
     assert status == 2, (out, err)
     m = DIAG.search(err)
     assert m and (m["code"], int(m["line"])) == (code, line), err
+
+
+def test_bench_refuses_activations_that_cannot_fit(tmp_path, netc_cli):
+    # 3x100000x100000 in batches of 8 would allocate ~2 TB before the first forward
+    path = spec(tmp_path, "netc: 1\nname: t\ninput: [3, 100000, 100000]\nlayers: [{conv: {out: 4, k: 3}}]\n")
+    status, out, err = netc_cli("bench", path, "--device", "cpu")
+    assert status == 2, (out, err)
+    assert err.startswith("error[limit]: a forward of batch 8 needs at least") and "--batch" in err

@@ -8,6 +8,30 @@ import click
 from netc.cli.options import spec_options
 
 
+def check_activations(network, device, batch: int) -> None:
+    """Refuse a benchmark whose tensors cannot fit, before allocating any: a forward holds at least
+    the batch's input and the largest op's output (float32) besides the parameters. The memory
+    free to this process is the device's, and on the CPU also what its address-space limit leaves."""
+    import resource
+
+    from netc.cli.build import available_bytes
+    from netc.errors import error
+    from netc.ops.base import numel
+
+    params = sum(d["params"] + d["buffers"] for _, d in network.nodes()) * 4
+    largest = max((numel(d["shape"]) for _, d in network.nodes()), default=0)
+    need = params + batch * (numel(network.input_shape) + largest) * 4
+    free = available_bytes(device)
+    if device.type == "cpu":
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            free = limit if free is None else min(free, limit)
+    if free is not None and need > free:
+        raise error("limit", f"a forward of batch {batch} needs at least {need / 2**30:,.1f} GiB on {device} "
+                              f"(parameters, input and the largest activation), but only {free / 2**30:,.1f} GiB "
+                              "is available", None, "use a smaller --batch or --input")
+
+
 @click.command()
 @spec_options
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
@@ -34,6 +58,7 @@ def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
+    check_activations(network, dev, batch)
     module = network.build(dev, optimize=optimize).eval()
     x = torch.randn(batch, *network.input_shape, device=dev)
     console = Console(stderr=True)
