@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -51,15 +52,25 @@ class LazyGroup(click.Group):
         except NetcError as exc:
             report(exc)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("NETC_DEBUG"):
+                raise
+            from netc.fsutil import io_error
+
+            report(io_error(exc.filename, exc))  # a path the user gave that cannot be written
+            ctx.exit(2)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): temp files are already removed
+            terminated = isinstance(exc, Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            ctx.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
                 raise
-            click.echo(f"netc: internal error: {type(exc).__name__}: {exc}\n"
+            from netc.errors import printable
+
+            click.echo(f"netc: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
                        "  this is a bug in netc; rerun with NETC_DEBUG=1 for a traceback", err=True)
             ctx.exit(70)
 
@@ -77,10 +88,22 @@ def report(exc: NetcError) -> None:
         click.echo(f"{n} errors", err=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: unwinding removes half-written temp files; exit 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netc")
 def main():
     """netc: compile declarative network specs into PyTorch modules, code, diagrams and tables."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (netc called from a thread): leave signals alone
+        pass
 
 
 def run() -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-import keyword
-import re
-
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
                       field_validator, model_validator)
 
 from netc.spec.init import InitSpec, Preset
+from netc.spec.names import BadName, check_identifier, check_module_name, check_output_name
 from netc.errors import clip
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
@@ -26,27 +24,6 @@ Scalar = Union[bool, int, float, str]
 
 STRUCTURAL_KINDS = ("seq", "concat", "residual", "use", "side")
 
-# Names become module paths, Python identifiers in generated code, DOT labels and file names:
-# plain ASCII only, so no quoting, path traversal or look-alike characters can get through.
-MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-RESERVED_NAMES = {"input"}
-
-
-def check_name(value: str | None, what: str, pattern: re.Pattern = MODULE_NAME) -> str | None:
-    if value is None:
-        return value
-    if not pattern.fullmatch(value):
-        if pattern is IDENTIFIER:
-            raise ValueError(f"{what} {clip(repr(value))} must be an identifier: an ASCII letter or '_', then letters, "
-                             "digits or '_' (at most 64)")
-        raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits or '_'")
-    if value in RESERVED_NAMES:
-        raise ValueError(f"{what} {clip(repr(value))} is reserved ('from: input' means the network input)")
-    if keyword.iskeyword(value):
-        # a module path is Python attribute access in the fx forward and in generated code
-        raise ValueError(f"{what} {clip(repr(value))} is a Python keyword; module names cannot be keywords")
-    return value
 NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 
 
@@ -173,17 +150,27 @@ class NodeBase(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        return check_name(v, "name")
+        return check_module_name(v)
 
     @field_validator("output")
     @classmethod
     def _output(cls, v):
-        return check_name(v, "output name")
+        return check_output_name(v)
 
     @field_validator("use")
     @classmethod
     def _use(cls, v):
-        return check_name(v, "template name", IDENTIFIER)
+        return check_identifier(v, "template name")
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at_keys(cls, v):
+        # iteration numbers only: YAML's 1.0 or '1.0' would become 1 and then fail to map back
+        for key in v if isinstance(v, dict) else ():
+            if isinstance(key, bool) or not (isinstance(key, int) or isinstance(key, str) and key.isascii()
+                                             and key.isdigit()):
+                raise ValueError(f"'at' keys are iteration numbers (0, 1, …), got {clip(repr(key))}")
+        return v
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -261,20 +248,24 @@ class Spec(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        return check_name(v, "spec name", IDENTIFIER)
+        return check_identifier(v, "spec name")
 
     @field_validator("templates")
     @classmethod
     def _templates(cls, v):
         for key in v:
-            check_name(key, "template name", IDENTIFIER)
+            check_identifier(key, "template name")
         return v
 
     @field_validator("outputs")
     @classmethod
     def _outputs(cls, v):
+        seen = set()
         for key in v or ():
-            check_name(key, "output name")
+            check_output_name(key)
+            if key in seen:
+                raise BadName(f"'outputs' names '{key}' twice")
+            seen.add(key)
         return v
 
 

@@ -94,11 +94,13 @@ def bench(network: Any, device="auto", batch: int = 8, iters: int = 20, warmup: 
           tick: Callable[[str], None] | None = None) -> Bench:
     """Build `network` (a `netc.api.Network`) on `device`, eval mode, and time its forward on a
     random batch; `threads` sets torch's CPU thread count first."""
+    from netc.backends.torch.memory import check_activations
     from netc.backends.torch.module import resolve_device
 
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
+    check_activations(network, dev, batch)
     module = network.build(dev, optimize=optimize).eval()
     x = torch.randn(batch, *network.input_shape, device=dev)
     timing = measure(module, x, iters, warmup, amp, tick)

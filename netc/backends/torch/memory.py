@@ -1,5 +1,7 @@
-"""Will the parameters fit? The figure from the IR, checked before anything is allocated."""
+"""Will it fit? Parameter and activation figures from the IR, checked before anything is allocated."""
 from __future__ import annotations
+
+import resource
 
 import torch
 
@@ -7,18 +9,24 @@ from netc.errors import error
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Free memory on `device` (CUDA: the driver's figure; CPU: MemAvailable), None if unknown."""
+    """Memory free to this process on `device`, None if unknown. CUDA: the driver's figure; CPU:
+    MemAvailable, capped by the process's address-space limit (RLIMIT_AS) where one is set."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free
+    free = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY:
+        free = limit if free is None else min(free, limit)
+    return free
 
 
 def check_memory(network, device: torch.device, dtype: torch.dtype) -> int:
@@ -32,3 +40,18 @@ def check_memory(network, device: torch.device, dtype: torch.dtype) -> int:
                     f"{free / 2**30:.2f} GiB is available", None,
                     "use --dtype bfloat16/float16, a smaller width (--set), or another device")
     return need
+
+
+def check_activations(network, device: torch.device, batch: int) -> None:
+    """Refuse a forward whose tensors cannot fit, before allocating any: it holds at least the
+    batch's input and the largest op's output (float32) besides the parameters."""
+    from netc.ops.base import numel
+
+    params = sum(d["params"] + d["buffers"] for _, d in network.nodes()) * 4
+    largest = max((numel(d["shape"]) for _, d in network.nodes()), default=0)
+    need = params + batch * (numel(network.input_shape) + largest) * 4
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise error("limit", f"a forward of batch {batch} needs at least {need / 2**30:,.1f} GiB on {device} "
+                             f"(parameters, input and the largest activation), but only {free / 2**30:,.1f} GiB "
+                             "is available", None, "use a smaller --batch or --input")
