@@ -16,6 +16,7 @@ import networkx as nx
 
 from netc.errors import error
 from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
+from netc.spec.budget import work_budget
 from netc.spec.expand import Limits, expand
 from netc.spec.load import bind_variables, check_text_size, collect_templates, parse_spec, read_text
 from netc.spec.model import Spec
@@ -244,6 +245,11 @@ def gc_paused():
 
 
 def _compile(text, file, overrides, limits, input_shape) -> Network:
+    with work_budget(limits.max_work):  # one budget for variables, templates and expansion
+        return _compile_within_budget(text, file, overrides, limits, input_shape)
+
+
+def _compile_within_budget(text, file, overrides, limits, input_shape) -> Network:
     check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:

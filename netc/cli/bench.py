@@ -30,7 +30,7 @@ def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json
 
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
+    with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
         tasks = {"warmup": progress.add_task("warm-up", total=warmup),
                  "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
         result = network.bench(device, batch, iters, warmup, amp, optimize, threads,

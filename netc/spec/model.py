@@ -8,6 +8,7 @@ expansion (`netc.spec.expand`). Every model keeps the raw YAML mapping it came f
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
