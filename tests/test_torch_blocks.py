@@ -61,7 +61,18 @@ def test_hooks_fire_in_reference_order(name, training):
     b = firing_order(ref, net.input_shape, training)
     common = set(a) & set(b)
     assert [n for n in a if n in common] == [n for n in b if n in common]
-    assert common >= {n for n, m in ours.named_modules() if isinstance(m, Block) and n}  # every block fired
+    unfired = {n for n in block_names(net) if n not in common}
+    assert not unfired if training else all(ours.get_submodule(n) in _aux_heads(ours, net) for n in unfired)
+
+
+def block_names(net) -> list[str]:
+    """Every scope that holds ops (the network itself left out), in the spec's order."""
+    names = {}
+    for _, d in net.nodes():
+        parts = d["scope"].split(".")
+        for k in range(1, len(parts)):
+            names.setdefault(".".join(parts[:k]))
+    return list(names)
 
 
 # --- every block computes its part of the forward ---------------------------------------------
@@ -93,27 +104,42 @@ def _same(a, b) -> bool:
     return len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
 
 
+# ResNet-1202's forward costs more than all the others together; its blocks are the CIFAR ResNet
+# template of resnet20/32/44/56/110 (compared in full) with n = 200: on the meta device, shapes only
+META_ONLY = {"resnet1202"}
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_every_block_computes_its_part_of_the_forward(name):
     torch.manual_seed(0)
     net = smallest(name)
-    model = net.build(init=False).eval()
+    meta = name in META_ONLY
+    model = net.build(device="meta" if meta else "cpu", init=False).eval()
     _randomise_bn(model)
-    blocks = {n: m for n, m in model.named_modules() if n and list(m.children())}
+    blocks = {n: model.get_submodule(n) for n in block_names(net)}
     assert blocks or name == "lenet5"
     assert all(isinstance(m, Block) for m in blocks.values())  # no block of a bundled spec is a mere container
-    x = torch.randn(1, *net.input_shape)
+    x = torch.randn(1, *net.input_shape, device="meta" if meta else "cpu")
     seen = _capture(model, blocks, x)
+    if meta:
+        with torch.no_grad():
+            assert all(blocks[n](*args).shape == out.shape for n, (args, out) in seen.items())
+        assert set(seen) == set(blocks)
+        return
     aux = {n for n in blocks if n not in seen}
     assert all(model.get_submodule(n) in _aux_heads(model, net) for n in aux), sorted(aux)[:5]
+    _check_calls(blocks, seen)
     if aux:  # training mode runs the aux heads; dropout off so that two calls agree
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = 0.0
         model.train()
-        x = torch.randn(2, *net.input_shape)
-        seen.update({n: v for n, v in _capture(model, blocks, x).items() if n in aux})
-    assert set(seen) == set(blocks)
+        seen = _capture(model, {n: blocks[n] for n in aux}, torch.randn(2, *net.input_shape))
+        assert set(seen) == aux
+        _check_calls(blocks, seen)
+
+
+def _check_calls(blocks, seen):
     with torch.no_grad():
         wrong = [n for n, (args, out) in seen.items() if not _same(blocks[n](*args), out)]
     assert not wrong, wrong[:5]
