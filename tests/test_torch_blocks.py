@@ -21,7 +21,15 @@ torchvision = pytest.importorskip("torchvision")
 
 # --- the spec's order --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", REFERENCED)
+# torchvision's GoogLeNet registers aux1/aux2 after inception5b but runs them after inception4a/4d.
+# A spec that writes the heads after the trunk (`from: inception4a`) gives that order here
+# (the forward still runs them right after their input), but the code generator cannot yet emit
+# such a side head (its training forward passes None to aux1), so googlenet.yaml keeps them inline
+ORDER_GAPS = {"googlenet": "aux heads written inline: aux1/aux2 register after inception4a/4d"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=ORDER_GAPS[n], strict=True))
+                                  if n in ORDER_GAPS else n for n in REFERENCED])
 def test_state_dict_in_reference_order(name):
     ref = on_meta(reference_of(name)[1])
     ours = netc.load(name).build(device="meta")
@@ -349,3 +357,47 @@ def test_block_names_cannot_shadow_graph_module_attributes():
     with pytest.raises(NetcError) as exc:
         tiny("  - {name: blk, seq: [{name: code, conv: {out: 4, k: 1}}]}\n").build(device="meta")
     assert exc.value.diagnostics[0].code == "name" and "'blk.code'" in str(exc.value)
+
+
+def test_block_holding_an_aux_head_leaves_it_out_in_eval_mode():
+    net = tiny("""\
+  - name: blk
+    seq:
+      - {name: c, conv: {out: 4, k: 1}}
+      - {name: head, side: [gap, flatten, {name: fc, linear: {out: 3}}], output: aux, aux: true}
+      - {name: d, conv: {out: 4, k: 1}}
+  - gap
+  - flatten
+  - {name: fc, linear: {out: 5}}
+""")
+    m = net.build()
+    x = torch.randn(2, 4, 8, 8)
+    calls = []
+    m.blk.head.fc.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        aux, d = m.blk.train()(x)  # training: every output, in execution order (the head runs first)
+        assert aux.shape == (2, 3) and d.shape == (2, 4, 8, 8)
+        assert torch.equal(m.blk.eval()(x), d) and len(calls) == 1
+        out = m.train()(x)
+        assert out._fields == ("out", "aux") and torch.equal(out.aux, aux) and len(calls) == 2
+        assert torch.equal(m.eval()(x), out.out) and len(calls) == 2
+
+
+def test_side_heads_written_after_the_trunk_register_there_and_run_after_their_input():
+    """googlenet with its aux heads written after inception5b (`from:`): torchvision's state_dict
+    order, and its hook order in training mode (the heads run right after inception4a/4d)."""
+    text = (SPECS / "googlenet.yaml").read_text(encoding="utf-8")
+    heads = [line for line in text.splitlines(keepends=True) if "side: {use: Aux}" in line]
+    assert len(heads) == 2
+    for line in heads:
+        text = text.replace(line, "")
+    moved = "".join(line.replace("name: aux1,", "name: aux1, from: inception4a,")
+                    .replace("name: aux2,", "name: aux2, from: inception4d,") for line in heads)
+    text = text.replace("  - {name: avgpool, gap: {}}\n", moved + "  - {name: avgpool, from: inception5b, gap: {}}\n")
+    net = netc.loads(text, str(SPECS / "googlenet.yaml"))
+    ours = net.build(device="meta")
+    ref = on_meta(reference_of("googlenet")[1])
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    a, b = firing_order(ours, net.input_shape, True), firing_order(ref, net.input_shape, True)
+    common = set(a) & set(b)
+    assert [n for n in a if n in common] == [n for n in b if n in common]

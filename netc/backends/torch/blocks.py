@@ -51,7 +51,8 @@ def graph_of(plan: Plan, training: bool) -> fx.Graph:
     names = ["x"] if len(plan.inputs) == 1 else [f"x{k}" for k in range(len(plan.inputs))]
     env = {v: g.placeholder(n) for v, n in zip(plan.inputs, names)}
     for call, made in plan.schedule(training):
-        result = g.call_module(call.target, tuple(env[i] for i in call.inputs))
+        result = g.create_node("call_module", call.target, tuple(env[i] for i in call.inputs),
+                               name=_value_name(call.target))
         if len(made) == 1:
             env[made[0]] = result
         else:
@@ -70,8 +71,16 @@ def graph_of(plan: Plan, training: bool) -> fx.Graph:
     return g
 
 
+def _value_name(target: str) -> str:
+    """The forward's variable for a child's result: its name, but never `self` (the forward's own)."""
+    name = target.replace(".", "_")
+    return "self_" if name == "self" else name
+
+
 class Block(fx.GraphModule):
     """One block of the spec as a module (see the module doc)."""
+
+    _netc_base = True
 
     def __init__(self, children: dict[str, nn.Module], plan: Plan, class_name: str = "Block"):
         object.__setattr__(self, "_netc_plan", plan)  # recompile() needs it during __init__
@@ -139,8 +148,8 @@ class Block(fx.GraphModule):
 
 
 def _base_class(module: Block) -> type:
-    """Block or NetcModule: the class below GraphModule's per-instance subclass."""
-    return next(c for c in type(module).__mro__ if c.__qualname__.split(".")[-1] != "GraphModuleImpl")
+    """Block or NetcModule, under the classes GraphModule (one per instance) or FSDP derive from it."""
+    return next(c for c in type(module).__mro__ if c.__dict__.get("_netc_base"))
 
 
 def _rebuild(cls: type, children: dict, args: tuple, training: bool) -> Block:

@@ -39,6 +39,8 @@ class NetcModule(Block):
     """A network compiled by netc: the root block (see the module doc), which also keeps the flat
     `Program` of the whole network for shape confirmation and the inference rewrites."""
 
+    _netc_base = True
+
     def __init__(self, children: dict[str, nn.Module], plan: Plan, program: Program, class_name: str | None = None):
         object.__setattr__(self, "_netc_program", program)
         super().__init__(children, plan, class_name or _class_name(program.name))
