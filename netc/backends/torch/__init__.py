@@ -1,7 +1,9 @@
 """The torch backend: IR -> a `torch.nn.Module` that computes the spec.
 
-Consumes a compiled `Network`; produces modules (`module.py`: built on the meta device, then
-allocated and filled by the spec's `init:` scheme, `init.py`), an inference rewrite of a built
-module (`optimize.py`) and timings of it (`benchmark.py`). `runtime.py` holds the few layers
-torch.nn lacks. Importing this package imports no torch; its modules do.
+Consumes a compiled `Network`; produces modules (`module.py`: one module per block of the spec,
+`blocks.py`, as `netc.ir.blocks` plans them; built on the meta device, then allocated and filled
+by the spec's `init:` scheme, `init.py`; `program.py`: the flat schedule of every op), an
+inference rewrite of a built module (`optimize.py`) and timings of it (`benchmark.py`).
+`runtime.py` holds the few layers torch.nn lacks. Importing this package imports no torch; its
+modules do.
 """
