@@ -292,15 +292,12 @@ class Expander:
         # the parts in the order the mapping lists them: that is the order of the built module's
         # children (timm's Xception registers its shortcut first); the forward still runs the body first
         keys = [k for k in (res._raw if isinstance(res._raw, dict) else ()) if k in ("body", "shortcut")]
-        expand_body = lambda: self.attempt(lambda: self.expand(res.body, ctx, cur), cur)  # noqa: E731
-        expand_shortcut = lambda: (self.attempt(lambda: self.expand(res.shortcut, ctx, cur), cur)  # noqa: E731
-                                   if res.shortcut is not None else cur)
-        if res.shortcut is not None and keys == ["shortcut", "body"]:
-            shortcut = expand_shortcut()
-            body = expand_body()
-        else:
-            body = expand_body()
-            shortcut = expand_shortcut()
+        order = ("shortcut", "body") if keys == ["shortcut", "body"] else ("body", "shortcut")
+        ends = {}
+        for part in order:
+            sub = getattr(res, part)
+            ends[part] = self.attempt(lambda sub=sub: self.expand(sub, ctx, cur), cur) if sub is not None else cur
+        body, shortcut = ends["body"], ends["shortcut"]
         scale = self.eval(res.scale, ctx, value_loc(res._raw, "scale", loc))
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise error("schema", f"residual scale must be a number, got {clip(scale)}", value_loc(res._raw, "scale", loc),
