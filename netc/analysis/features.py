@@ -71,22 +71,19 @@ def _trunk(network) -> list[int]:
     return trunk
 
 
-def _names(network) -> dict[int, str]:
-    """Each node's feature name: the outermost block whose output it is, else its scope."""
+def _aliases(network) -> dict[int, list[str]]:
+    """Each node's names, outermost first: the blocks whose output it is, then its op scope."""
     last = {}
     for nid, d in network.nodes():
         for block in d["blocks"]:
             last[block] = nid
-    names = {}
-    for nid, d in network.nodes():
-        names[nid] = next((b for b in d["blocks"] if last[b] == nid), d["scope"])
-    return names
+    return {nid: [b for b in d["blocks"] if last[b] == nid] + [d["scope"]] for nid, d in network.nodes()}
 
 
 def feature_points(network) -> list[Feature]:
     """Every trunk feature map, in order (the candidates `out_indices` names may pick from)."""
-    stride, names, nodes = _strides(network), _names(network), network.graph.nodes
-    return [Feature(names[n], nodes[n]["scope"], nodes[n]["shape"][0], stride[n], tuple(nodes[n]["shape"]))
+    stride, names, nodes = _strides(network), _aliases(network), network.graph.nodes
+    return [Feature(names[n][0], nodes[n]["scope"], nodes[n]["shape"][0], stride[n], tuple(nodes[n]["shape"]))
             for n in _trunk(network) if stride[n] is not None]
 
 
@@ -102,7 +99,9 @@ def feature_info(network, out_indices=None) -> FeatureInfo:
     default = default_features(network)
     if out_indices is None:
         return FeatureInfo(default)
-    points = {f.name: f for f in feature_points(network)} | {f.scope: f for f in feature_points(network)}
+    aliases = _aliases(network)
+    by_scope = {d["scope"]: nid for nid, d in network.nodes()}
+    points = {alias: f for f in feature_points(network) for alias in aliases[by_scope[f.scope]]}
     chosen = []
     for item in out_indices:
         if isinstance(item, bool) or not isinstance(item, (int, str)):

@@ -31,9 +31,11 @@ def feature_module(module: nn.Module, network, info) -> fx.GraphModule:
     outputs = [by_scope[f.scope] for f in info]
     graph.erase_node(next(n for n in graph.nodes if n.op == "output"))
     graph.output(list(outputs))
-    graph.eliminate_dead_code()
-    graph.lint()
     features = fx.GraphModule(module, graph, f"{type(module).__name__}Features")
+    features.graph.eliminate_dead_code()
+    features.delete_all_unused_submodules()
+    features.graph.lint()
+    features.recompile()
     features.feature_info = info
     features.train(was_training)
     return features
