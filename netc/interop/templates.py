@@ -1,0 +1,5 @@
+"""Placeholder replaced below."""
+
+
+def recover(layers, root):
+    return {}, layers
