@@ -83,7 +83,8 @@ class Emitter:
         self.scope_of = {}
 
     def block(self, block: Block, entry, parent: str) -> dict:
-        layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path)}
+        layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
+                 "__type__": block.module_type}  # for netc.interop.templates; stripped before writing
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
         return layer
 
