@@ -220,3 +220,18 @@ def _compile(text, file, overrides, limits, input_shape) -> Network:
     infer_shapes(g, order)
     check_limits(g, limits.max_param_bytes)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)
+
+
+def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
+                name: str | None = None, check: bool = True):
+    """An existing nn.Module as a netc spec (`netc.interop`): returns (spec text, Verdict or None).
+
+    `source` is `torchvision:NAME`, `timm:NAME` or `path/to/file.py:ClassOrFactory` (called with
+    `kwargs`). With `check`, the spec is compiled, loads the source's state_dict strictly and
+    must compute its output (`netc.interop.verify`); a NetcError otherwise."""
+    from netc.interop import import_model
+    from netc.interop.verify import verify
+
+    imported = import_model(source, kwargs, input_shape, name)
+    verdict = verify(imported.text, f"<import {source}>", imported.source.module, imported.input_shape) if check else None
+    return imported.text, verdict

@@ -23,6 +23,7 @@ COMMANDS = {
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
+    "import": ("netc.cli.import_", "import_", "Import an nn.Module (torchvision, timm, a .py file) as a verified spec."),
     "export": ("netc.cli.export", "export", "Export to ONNX (verified with onnxruntime) or torch.export, after a hazard report."),
 }
 

@@ -152,7 +152,7 @@ class Emitter:
             layer = self.item(item, cur, parent)
             if isinstance(layer, str):
                 layer = {layer: {}}
-            if ins != [cur]:
+            if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
                 self.refs += 1
                 refs = [self._ref(v) for v in ins]
                 layer = {**layer, "from": refs[0] if len(refs) == 1 else refs}

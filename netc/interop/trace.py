@@ -20,6 +20,7 @@ from torch import fx
 from netc.errors import Diagnostic, Loc, NetcError, error
 from netc.interop import mapping
 from netc.interop.mapping import Unmappable
+from netc.spec.model import MODULE_NAME
 
 
 @dataclass
@@ -117,10 +118,24 @@ def _function_op(node):
         return "flatten", {}, tensors[:1]
     if f is F.adaptive_avg_pool2d and (args[1:] or [kw.get("output_size")])[0] in (1, (1, 1)):
         return "gap", {}, tensors[:1]
+    pool = POOLS.get(getattr(f, "__name__", ""))
+    if pool is not None:
+        cls, names = pool
+        bound = dict(zip(names, args[1:]), **kw)
+        return (*mapping.map_module(cls(**bound)), tensors[:1])
     if f is F.dropout:
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
     name = getattr(f, "__name__", str(f))
     raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
+
+
+# functional pooling: the module with the same arguments (positional order of torch.nn.functional)
+POOLS = {
+    "avg_pool2d": (torch.nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                        "divisor_override")),
+    "_max_pool2d": (torch.nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+    "max_pool2d": (torch.nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+}
 
 
 def _flattens(f, args, kw) -> bool:
@@ -186,6 +201,12 @@ def _ops(graph: fx.Graph, module, where: str):
             taken.add(scope)
             ops.append(TracedOp(part, attrs if op != "gap+flatten" else {}, scope, parents, inputs, node, "", False))
             inputs = [node]
+    bad = sorted({part for op in ops for part in op.scope.split(".") if op.named and not MODULE_NAME.fullmatch(part)})
+    for part in bad[:10]:
+        problems.append(Diagnostic("import", f"module name '{part}' of {where} cannot be a netc name (ASCII "
+                                   "letters, digits and '_'), so the spec could not reproduce its state_dict keys",
+                                   None, "rename the submodule in the source (or load its state_dict with "
+                                   "renamed keys)"))
     if problems:
         raise NetcError(problems)
     if not isinstance(returned, fx.Node):
