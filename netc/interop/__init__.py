@@ -41,6 +41,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
 
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
                     None, "netc imports forwards whose result is the last op computed")
+    _check_coverage(src.module, ops, source_text)
     params = {}
     last = ops[-1]
     if src.num_classes and last.op == "linear" and last.attrs.get("out") == src.num_classes:
@@ -64,6 +65,24 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
             spec["templates"] = spec_templates
     spec["layers"] = layers
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
+
+
+def _check_coverage(module, ops, where: str) -> None:
+    """Every parameter must belong to a traced op; else name the modules the forward never ran."""
+    from netc.errors import error
+
+    scopes = {op.scope for op in ops if op.named}
+    unused = []
+    for key, _ in [*module.named_parameters(), *module.named_buffers()]:
+        path = key.rpartition(".")[0]
+        if not any(path == s or path.startswith(s + ".") for s in scopes):
+            top = path.split(".")[0]
+            if top not in unused:
+                unused.append(top)
+    if unused:
+        raise error("import", f"{', '.join(unused[:5])} of {where} hold weights but its eval forward never runs "
+                    "them (training-only auxiliary heads?); netc import does not recover side branches",
+                    None, "build the source without them (e.g. aux_logits=False) to import the main path")
 
 
 def _spec_name(source_text: str) -> str:

@@ -45,6 +45,8 @@ class Unifier:
         if all(_same(x, first) for x in xs):
             return copy.deepcopy(first)
         if all(_scalarish(x) for x in xs):
+            if any(isinstance(x, list) for x in xs):  # a pair attribute: 3 and [1, 7] -> [3, 3] and [1, 7]
+                xs = [[x, x] if isinstance(x, int) and not isinstance(x, bool) else x for x in xs]
             values = [MISSING] * self.n
             for i, x in zip(present, xs):
                 values[i] = x

@@ -113,7 +113,8 @@ def _function_op(node):
         dim = kw.get("dim", args[1] if len(args) > 1 else 0)
         if dim != 1:
             raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
-        return "cat", {}, list(args[0])
+        inputs = list(args[0])
+        return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
     if f in mapping.FLATTEN and (args[1:] or [kw.get("start_dim", 0)])[0] == 1:
         return "flatten", {}, tensors[:1]
     if f is F.adaptive_avg_pool2d and (args[1:] or [kw.get("output_size")])[0] in (1, (1, 1)):
