@@ -57,12 +57,13 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     spec["input"] = list(shape)
     if params:
         spec["params"] = params
-    if templates:
-        from netc.interop.templates import recover
+    from netc.interop.templates import recover, strip
 
+    if templates:
         spec_templates, layers = recover(layers, root)
         if spec_templates:
             spec["templates"] = spec_templates
+    strip(layers)
     spec["layers"] = layers
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
 

@@ -107,17 +107,39 @@ def _raise(why):
     raise Unmappable(why)
 
 
+def _known_base(m: nn.Module):
+    return next((cls for cls in type(m).__mro__ if cls in MODULES), None)
+
+
 def map_module(m: nn.Module):
-    """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise)."""
-    for cls in type(m).__mro__:
-        if cls in MODULES:
-            return MODULES[cls](m)
+    """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
+
+    A subclass with its own forward maps only where its extra work is known (`trailing_ops`)."""
+    cls = _known_base(m)
+    if cls is not None:
+        if type(m).forward is not cls.forward and not _norm_act(m):
+            raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward)")
+        return MODULES[cls](m)
     if is_separable(m):
         return "sepconv", _drop({"out": m.pointwise.out_channels, "k": _pair(m.conv1.kernel_size),
                                  "s": _pair(m.conv1.stride), "p": _pair(m.conv1.padding),
                                  "d": _pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
                                 {"s": 1, "p": 0, "d": 1, "bias": False})
     raise Unmappable(f"no netc op for {type(m).__module__}.{type(m).__name__}")
+
+
+def _norm_act(m: nn.Module) -> bool:
+    """timm's BatchNormAct2d: batch norm, then its own `drop` and `act` children."""
+    return isinstance(m, nn.BatchNorm2d) and [n for n, _ in m.named_children()] == ["drop", "act"]
+
+
+def trailing_ops(m: nn.Module) -> list:
+    """Parameter-free ops a leaf module runs after its own (timm's norm+act: dropout, activation);
+    they get generated names, as only the norm's weights need the module's path."""
+    if not _norm_act(m):
+        return []
+    out = [] if isinstance(m.drop, nn.Identity) else [map_module(m.drop)]
+    return out + ([] if isinstance(m.act, nn.Identity) else [map_module(m.act)])
 
 
 def is_separable(m: nn.Module) -> bool:
@@ -130,7 +152,7 @@ def is_separable(m: nn.Module) -> bool:
 
 
 def is_leaf(m: nn.Module) -> bool:
-    return any(cls in MODULES for cls in type(m).__mro__) or is_separable(m)
+    return _known_base(m) is not None or is_separable(m)
 
 
 ADD = {operator.add, operator.iadd, torch.add}

@@ -196,22 +196,22 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
             own = g["name"]
             g.clear()
             g.update({"name": own, "use": name, **({"args": args} if args else {})})
-    _strip(layers)
+    strip(layers)
     _repeats(layers, templates)
     for t in templates.values():
-        _strip(t["body"])
+        strip(t["body"])
         _repeats(t["body"], templates)
     return templates, layers
 
 
-def _strip(value):
+def strip(value):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
         for v in value.values():
-            _strip(v)
+            strip(v)
     elif isinstance(value, list):
         for v in value:
-            _strip(v)
+            strip(v)
 
 
 def _repeats(value, templates: dict):

@@ -36,6 +36,13 @@ class TracedOp:
     extra: dict = field(default_factory=dict)
 
 
+class _Value:
+    """An intermediate value inside one fx node that maps to several netc ops."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m, qualname):
         return mapping.is_leaf(m)
@@ -99,7 +106,7 @@ def _function_op(node):
         if f in ("relu", "relu_"):
             return "relu", {}, [args[0]]
         if f == "mean" and _means_spatial(args, kw):
-            return ("gap", {}, [args[0]]) if kw.get("keepdim") else ("gap+flatten", {}, [args[0]])
+            return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
         raise Unmappable(f"tensor method .{f}()")
     if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node):
         return None
@@ -169,16 +176,18 @@ def _ops(graph: fx.Graph, module, where: str):
         try:
             if node.op == "call_module":
                 m = modules[node.target]
-                op, attrs = mapping.map_module(m)
+                parts = [mapping.map_module(m), *mapping.trailing_ops(m)]
                 parents = tuple(p for p in _parents(node) if p != node.target)
                 inputs = [a for a in node.args if isinstance(a, fx.Node)]
                 if node.target not in called:
                     called.add(node.target)
-                    ops.append(TracedOp(op, attrs, node.target, parents, inputs, node, type(m).__name__))
-                    continue
-                if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+                    op, attrs = parts[0]
+                    value = node if len(parts) == 1 else _Value(node.name + ":0")
+                    ops.append(TracedOp(op, attrs, node.target, parents, inputs, value, type(m).__name__))
+                    parts, inputs = parts[1:], [value]
+                elif any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
                     raise Unmappable("a module with weights called twice (shared weights)")
-                found = (op, attrs, inputs)  # a parameter-free module reused: one more op, generated name
+                found = (parts, None, inputs)  # what follows the weights (or a reused parameter-free module)
             else:
                 found = _function_op(node)
         except Unmappable as why:
@@ -190,18 +199,20 @@ def _ops(graph: fx.Graph, module, where: str):
         if found is None:
             continue
         op, attrs, inputs = found
+        parts = op if isinstance(op, list) else [(op, attrs)]
         parents = _parents(node)
         if node.op == "call_module":
             parents = tuple(p for p in parents if p != node.target)
         base = parents[-1] + "." if parents else ""
-        for part in ("gap", "flatten") if op == "gap+flatten" else (op,):
+        for k_part, (part, part_attrs) in enumerate(parts):
             k = counter.get(base + part, 0)
             while (scope := base + (part if k == 0 else f"{part}_{k}")) in modules or scope in taken:
                 k += 1
             counter[base + part] = k + 1
             taken.add(scope)
-            ops.append(TracedOp(part, attrs if op != "gap+flatten" else {}, scope, parents, inputs, node, "", False))
-            inputs = [node]
+            value = node if k_part == len(parts) - 1 else _Value(f"{node.name}:{k_part + 1}")
+            ops.append(TracedOp(part, part_attrs, scope, parents, inputs, value, "", False))
+            inputs = [value]
     bad = sorted({part for op in ops for part in op.scope.split(".") if op.named and not MODULE_NAME.fullmatch(part)})
     for part in bad[:10]:
         problems.append(Diagnostic("import", f"module name '{part}' of {where} cannot be a netc name (ASCII "
@@ -209,7 +220,7 @@ def _ops(graph: fx.Graph, module, where: str):
                                    None, "rename the submodule in the source (or load its state_dict with "
                                    "renamed keys)"))
     if problems:
-        raise NetcError(problems)
+        raise NetcError(list({d.format(): d for d in problems}.values()))  # one per module and reason
     if not isinstance(returned, fx.Node):
         raise error("import", f"the forward of {where} returns {type(returned).__name__}, not one tensor", None,
                     "netc imports single-output forwards (put the model in eval mode)")
