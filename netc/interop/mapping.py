@@ -152,7 +152,10 @@ def is_separable(m: nn.Module) -> bool:
 
 
 def is_leaf(m: nn.Module) -> bool:
-    return _known_base(m) is not None or is_separable(m)
+    """Traced as one call: a module netc maps, or one owning weights itself (reported as unmappable
+    by its class rather than by the functions inside it)."""
+    own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+    return _known_base(m) is not None or is_separable(m) or own
 
 
 ADD = {operator.add, operator.iadd, torch.add}
