@@ -72,8 +72,8 @@ def _ceil_pool(a, in_shape, out_shape):
     detail = (" PyTorch also drops a last window that would start in the right padding, which "
               "older ONNX runtimes keep." if dropped else "")
     return Hazard(f"ceil_mode rounds {in_shape[1]}×{in_shape[2]} up to {out_shape[1]}×{out_shape[2]} "
-                  f"(floor: {floor[0]}×{floor[1]}); ONNX runtimes before opset 19 semantics and some "
-                  f"accelerators (TensorRT, CoreML) size the output differently.{detail}",
+                  f"(floor: {floor[0]}×{floor[1]}); converters and runtimes that do not implement ceil_mode "
+                  f"as PyTorch does give a different output size.{detail}",
                   "pad explicitly (p) with ceil_mode: false to get the same size everywhere, or check "
                   "the exported model on the target runtime")
 
