@@ -24,6 +24,7 @@ def export_onnx(network, module, path: str | os.PathLike | None, opset: int = 18
     from netc.fsutil import write_atomic
 
     raise_fatal(preflight(network))
+    _require("onnx", "onnxruntime", "onnxscript")
     model, named = export.onnx_model(network, module, opset, dynamic_batch)
     data = export.to_bytes(model)
     verdict = checks.verify(network, module, data, named, dynamic_batch) if verify else None
@@ -38,6 +39,18 @@ def export_program(network, module, path: str | os.PathLike, dynamic_batch: bool
     from netc.fsutil import write_atomic
 
     write_atomic(path, export.program_bytes(network, module, dynamic_batch))
+
+
+def _require(*packages: str) -> None:
+    import importlib.util
+
+    from netc.errors import error
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise error("usage", f"ONNX export needs {', '.join(missing)}, which {verb} not installed", None,
+                    "install netc's test extra: pip install -e '.[test]'")
 
 
 def load_weights(module, path) -> None:
