@@ -83,6 +83,9 @@ def compare_outputs(network, module, data: bytes, dynamic_batch: bool) -> dict[i
         x = example_input(network, batch, module)
         with torch.no_grad():
             want = module.eval()(x).float().numpy()
+        if not np.isfinite(want).all():
+            raise error("export", f"torch's own output is not finite at batch {batch}, so parity cannot be "
+                        "checked", None, "export with trained weights (--weights) or calibrated batch norms")
         got = session.run(None, {name: x.numpy()})[0]
         if got.shape != want.shape:
             raise error("export", f"onnxruntime gives shape {got.shape} at batch {batch}, torch {want.shape}")
