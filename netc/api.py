@@ -75,14 +75,21 @@ class Network:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
-    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None):
+    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
+              features_only: bool = False, out_indices=None):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
         dropout removed and channels_last memory (`netc.backends.torch.optimize`). Parameters that
         do not fit in the device's free memory are an `error[limit]` before anything is allocated.
-        The steps and what they found: `netc.api.build`."""
+        The steps and what they found: `netc.api.build`.
+
+        `features_only=True` returns a backbone whose forward gives the list of feature maps
+        `out_indices` selects (stage indices or block names; default: one per stride change),
+        described by `self.features(out_indices)` and the module's `feature_info`."""
+        if features_only:
+            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize)
         return build(self, device, dtype, init, optimize).module
 
     def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
@@ -159,6 +166,52 @@ class Network:
         from netc.backends.render.notebook import notebook_html
 
         return notebook_html(self)
+
+    def export_hazards(self) -> list:
+        """The spec's known ONNX export hazards, located (static; `netc.backends.onnx.hazards`)."""
+        from netc.backends.onnx.hazards import preflight
+
+        return preflight(self)
+
+    def export_onnx(self, path: str | os.PathLike | None, opset: int = 18, dynamic_batch: bool = False,
+                    weights: str | os.PathLike | None = None, verify: bool = True, module=None):
+        """Export the eval forward to ONNX at `path` (`netc.backends.onnx`); returns the Verdict of
+        the checker, shape and onnxruntime comparison (None with verify=False). `module` defaults
+        to `build()`, with `weights` (a state_dict file) loaded strictly."""
+        from netc.backends.onnx import export_onnx, load_weights
+
+        module = module if module is not None else self.build()
+        if weights:
+            load_weights(module, weights)
+        return export_onnx(self, module, path, opset, dynamic_batch, verify)[1]
+
+    def export_program(self, path: str | os.PathLike, dynamic_batch: bool = False,
+                       weights: str | os.PathLike | None = None, module=None) -> None:
+        """Save the eval forward as a `torch.export.ExportedProgram` at `path`."""
+        from netc.backends.onnx import export_program, load_weights
+
+        module = module if module is not None else self.build()
+        if weights:
+            load_weights(module, weights)
+        export_program(self, module, path, dynamic_batch)
+
+    @property
+    def feature_info(self):
+        """The default backbone features (one per stride change): `.channels()`, `.reduction()`,
+        `.module_name()` as timm's; static, no torch (`netc.analysis.features`)."""
+        return self.features()
+
+    def features(self, out_indices=None):
+        """The FeatureInfo of the feature maps `out_indices` selects (indices or trunk names)."""
+        from netc.analysis.features import feature_info
+
+        return feature_info(self, out_indices)
+
+    def _build_features(self, out_indices, **build_args):
+        from netc.backends.torch.features import feature_module
+
+        info = self.features(out_indices)
+        return feature_module(self.build(**build_args), self, info)
 
 
 def render_formats() -> tuple[str, ...]:
@@ -273,3 +326,18 @@ def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int
     from netc.backends.render.diff_html import report
 
     return report(a, b, diff(a, b, block_depth), depth, rankdir)
+
+
+def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
+                name: str | None = None, check: bool = True):
+    """An existing nn.Module as a netc spec (`netc.interop`): returns (spec text, Verdict or None).
+
+    `source` is `torchvision:NAME`, `timm:NAME` or `path/to/file.py:ClassOrFactory` (called with
+    `kwargs`). With `check`, the spec is compiled, loads the source's state_dict strictly and
+    must compute its output (`netc.interop.verify`); a NetcError otherwise."""
+    from netc.interop import import_model
+    from netc.interop.verify import verify
+
+    imported = import_model(source, kwargs, input_shape, name)
+    verdict = verify(imported.text, f"<import {source}>", imported.source.module, imported.input_shape) if check else None
+    return imported.text, verdict

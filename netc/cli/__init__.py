@@ -28,6 +28,8 @@ COMMANDS = {
     "paths": ("netc.cli.paths", "paths", "Count input-output paths and their lengths in blocks and layers (Veit et al. 2016)."),
     "convert-weights": ("netc.cli.convert", "convert_weights", "Convert a state_dict between corresponding specs (FC <-> conv)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
+    "import": ("netc.cli.import_", "import_", "Import an nn.Module (torchvision, timm, a .py file) as a verified spec."),
+    "export": ("netc.cli.export", "export", "Export to ONNX (verified with onnxruntime) or torch.export, after a hazard report."),
 }
 
 
