@@ -154,7 +154,11 @@ def _positions(ms) -> dict:
 
 
 def influences(op, attrs, shapes, ms) -> dict:
-    """Constructor position -> the attributes (and IN, the input channels) it depends on."""
+    """Constructor position -> the attributes (and IN, the input channels) it depends on.
+
+    A keyword the facet leaves out here because its value is torch's default (`groups=1`) but
+    writes once an attribute changes is a position too: its value then comes from a spec
+    expression (`groups: $groups`) that other parameter values make matter."""
     base = _positions(ms)
     out: dict = {}
     probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
@@ -165,21 +169,30 @@ def influences(op, attrs, shapes, ms) -> dict:
             changed = _positions(op.module(attrs.model_copy(update=update), sh))
         except Exception:  # a probe the facet rejects tells nothing
             continue
-        for pos, v in base.items():
-            if pos in changed and not same(changed[pos], v):
+        for pos in {**base, **changed}:  # a keyword may appear or disappear (`bias=False`)
+            if pos not in base or pos not in changed or not same(base[pos], changed[pos]):
                 out.setdefault(pos, []).append(src)
     return out
 
 
 @lru_cache(maxsize=None)
+def class_parameters(path: str) -> tuple[str, ...]:
+    """A module class's constructor parameters in signature order."""
+    return tuple(_signature(path))
+
+
+@lru_cache(maxsize=None)
 def class_defaults(path: str) -> dict:
     """Keyword defaults of a module class's constructor (to leave them out of the call)."""
+    return {k: p.default for k, p in _signature(path).items() if p.default is not inspect.Parameter.empty}
+
+
+def _signature(path: str):
     import importlib
 
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return inspect.signature(cls.__init__).parameters
 
 
 def spec_exprs(value) -> list[str]:

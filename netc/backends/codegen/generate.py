@@ -76,7 +76,7 @@ from typing import Any
 import jinja2
 
 from netc.backends.codegen.fitting import (HOLE, IN, NOTHING, OMIT, PY_FUNCS, Draft, Frag, Hole, call_frag,
-                                   class_defaults, evaluate, hole, influences, join_frags, literal, names_in,
+                                   class_defaults, class_parameters, evaluate, hole, influences, join_frags, literal, names_in,
                                    norm, parse, pick, py_expr, same, spec_exprs, substitute, union_order)
 from netc.backends.codegen.names import Names, is_identifier, sanitize
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name, scope_tree
@@ -131,6 +131,7 @@ class ClassDef:
     out_cexprs: list[str | None] = field(default_factory=list)
     code: str = ""
     doc: str = ""
+    shape: str = ""  # `code` with the signature's defaults hidden (see `Generator.fingerprint`)
 
 
 @dataclass
@@ -141,7 +142,7 @@ class Instance:
 
 
 class Generator:
-    def __init__(self, network):
+    def __init__(self, network, fixed=()):
         self.net = network
         self.g = network.graph
         self.data = self.g.nodes
@@ -158,6 +159,7 @@ class Generator:
         for node in [*spec.layers, *(t.body for t in self.templates.values())]:
             self._index(node)
         self.globals = self._globals()
+        self.tainted |= set(fixed)  # params the caller found inexact as factory arguments
         self.module_names = Names(RESERVED | {"Outputs", "EvalOutputs"})
         self.classes: list[ClassDef] = []
         self.runtime_used: set[str] = set()
@@ -251,8 +253,8 @@ class Generator:
         raw = raw if isinstance(raw, dict) else {}
         sources = influences(op, d["attrs"], shapes, ms)
         inputs = d["inputs"]
-        args = []
-        for pos, v in [*((i, v) for i, v in enumerate(ms.args)), *ms.kwargs.items()]:
+
+        def cands_of(pos):
             cands = []
             for src in sources.get(pos, ()):
                 if src is IN:
@@ -260,6 +262,20 @@ class Generator:
                         cands.append(cexprs[inputs[0]])
                 else:
                     cands.extend(self.lift(spec_exprs({src: raw.get(src)}), d["via"]))
+            return cands
+
+        kwargs = dict(ms.kwargs)
+        # a keyword left out at its default here, whose attribute the spec writes as an
+        # expression, is written too (`groups=groups`): other parameter values need it
+        absent = {pos: defaults[pos] for pos in sources if isinstance(pos, str) and pos not in kwargs
+                  and pos in defaults and cands_of(pos)}
+        if absent:
+            order = list(class_parameters(ms.cls))
+            kwargs = dict(sorted({**kwargs, **absent}.items(),
+                                 key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        args = []
+        for pos, v in [*((i, v) for i, v in enumerate(ms.args)), *kwargs.items()]:
+            cands = cands_of(pos)
             if isinstance(pos, int):
                 args.append(hole(v, cands))
             else:
@@ -845,9 +861,15 @@ class Generator:
                 init_body += "\n" + "\n".join(loop[0])
                 self.uses_fnmatch = loop[1]
         self.uses_math = self.uses_math or "math." in init_body
-        cls.code = self.env_tpl("class.py.j2").render(
-            name=name, signature=", ".join(sig), init=init_body, forward_signature=", ".join(fsig),
-            forward=fwd, doc=self.class_doc(template, b0))
+        def class_code(signature):
+            return self.env_tpl("class.py.j2").render(
+                name=name, signature=", ".join(signature), init=init_body, forward_signature=", ".join(fsig),
+                forward=fwd, doc=self.class_doc(template, b0))
+
+        cls.code = class_code(sig)
+        # the top class's defaults are the compiled param values: hidden to compare compiles
+        cls.shape = class_code(["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}=_" for p, d in params]
+                               ) if root else cls.code
         # output channel expressions in class space
         for j in range(len(b0.outputs) if not root else 0):
             vals = [self.channels(m.box.outputs[j]) for m in members]
@@ -894,34 +916,52 @@ class Generator:
         return env.get_template(name)
 
     # -- the file --------------------------------------------------------------------------
-    def generate(self) -> str:
-        from netc.backends.torch.module import output_order, outputs_type
+    def build(self) -> "Generator":
+        from netc.backends.torch.module import output_order
 
         self.outputs = output_order(self.net)
-        root = scope_tree(self.net)
-        self.finish_classes(root)
+        self.finish_classes(scope_tree(self.net))
+        self.factory = self.module_names.take(self.net.name, prefix="build")
+        return self
+
+    @property
+    def exposed(self) -> list[str]:
+        """The spec params the factory takes as keyword arguments."""
+        return [p for p, _, _ in self.classes[-1].params]
+
+    def generate(self) -> str:
+        return format_source(self.source())
+
+    def fingerprint(self) -> str:
+        """The source with every value of this compile's params hidden: equal for two compiles
+        exactly when the code of one, called with the other's values, is the code of the other."""
+        return self.source(hidden=True)
+
+    def source(self, hidden: bool = False) -> str:
+        from netc.backends.torch.module import outputs_type
+
         model = self.classes[-1]
-        factory = self.module_names.take(self.net.name, prefix="build")
+        factory = self.factory
         fields = outputs_type(tuple(n for n, _, _ in self.outputs))._fields if len(self.outputs) > 1 else ()
         eval_fields = [f for f, (_, _, aux) in zip(fields, self.outputs) if not aux]
         runtime = [inspect.getsource(getattr(_runtime(), n)) for n in RUNTIME if n in self.runtime_used]
-        params = [(model.params[i][1], literal(model.params[i][2])) for i in range(len(model.params))]
+        params = [(py, "_" if hidden else literal(d)) for _, py, d in model.params]
         text = self.env_tpl("module.py.j2").render(
             spec_name=self.net.name, file=display_path(self.net.file), description=self.net.spec.description,
-            params=f"{self.net.params:,}", macs=f"{self.net.macs:,}",
+            params="_" if hidden else f"{self.net.params:,}", macs="_" if hidden else f"{self.net.macs:,}",
             input=" x ".join(str(d) for d in self.net.input_shape),
             uses_math=self.uses_math, uses_ordered=self.uses_ordered, uses_fnmatch=self.uses_fnmatch,
             init_note=self.init_note,
             tensor=bool(fields),
             typing=", ".join(t for t, on in (("NamedTuple", bool(fields)), ("Optional", any(
                 aux for _, _, aux in self.outputs))) if on),
-            runtime=runtime, classes=[c.code for c in self.classes],
+            runtime=runtime, classes=[c.shape if hidden else c.code for c in self.classes],
             fields=fields, aux=[aux for _, _, aux in self.outputs],
             eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
             model=model.name, factory=factory, factory_params=params,
-            fixed=", ".join(f"{p}={norm(v)!r}" for p, v in self.fixed),
+            fixed=", ".join(p if hidden else f"{p}={norm(v)!r}" for p, v in self.fixed),
             outputs=[(f, aux) for f, (_, _, aux) in zip(fields, self.outputs)])
-        return format_source(text)
+        return text
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
@@ -1022,7 +1062,9 @@ def format_source(text: str) -> str:
 
 def generate(network) -> str:
     """The generated PyTorch source of a compiled `netc.api.Network`."""
-    return Generator(network).generate()
+    from netc.backends.codegen.exact import exact_generator
+
+    return exact_generator(network).generate()
 
 
 def output_name(network) -> str:
