@@ -9,9 +9,9 @@ import netc
 from netc.backends.codegen.exact import alternatives, exact_generator, recompile
 from netc.backends.codegen.fitting import IN, NOTHING, Hole, fit_holes, influences
 from netc.backends.codegen.forward import forward, render_forward
-from netc.backends.codegen.generate import Generator
 from netc.backends.codegen.instances import Drafter
 from netc.backends.codegen.merge import merge
+from netc.backends.codegen.pipeline import Generator
 from netc.backends.codegen.scopes import scope_tree
 from netc.backends.codegen.source import doc_text, init_loop
 from netc.backends.codegen.spec_index import SpecIndex

@@ -14,7 +14,9 @@ argument either changes the model exactly as `--set` does, or is not an argument
 from __future__ import annotations
 
 import ast
+import dataclasses
 
+from netc.backends.codegen.pipeline import Generator
 from netc.errors import NetcError
 
 ALTERNATIVES = 2  # other valid values each param is checked at
@@ -22,8 +24,6 @@ ALTERNATIVES = 2  # other valid values each param is checked at
 
 def exact_generator(network):
     """A built Generator for `network` whose factory arguments are all exact."""
-    from netc.backends.codegen.generate import Generator
-
     fixed: set[str] = set()
     cache: dict = {}
     while True:
@@ -36,8 +36,6 @@ def exact_generator(network):
 
 
 def _honoured(network, param: str, base: str, fixed: set[str], cache: dict) -> bool:
-    from netc.backends.codegen.generate import Generator
-
     tried = 0
     for value in alternatives(network, param):
         key = (param, repr(value))
@@ -100,7 +98,6 @@ def _strings(raw) -> list[str]:
 
 def recompile(network, overrides: dict):
     """`network`'s spec compiled again with params changed (as `--set` would)."""
-    from netc.api import Network
     from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
     from netc.spec.expand import Limits, expand
     from netc.spec.load import bind_variables, collect_templates
@@ -113,4 +110,4 @@ def recompile(network, overrides: dict):
     order = topo_order(g)
     infer_shapes(g, order)
     check_limits(g, limits.max_param_bytes)
-    return Network(spec=spec, graph=g, file=file, env=env, order=order)
+    return dataclasses.replace(network, graph=g, env=env, order=order)

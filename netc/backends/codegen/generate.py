@@ -49,8 +49,8 @@ other compiles of the spec (`exact.py`): one whose other values give other code 
 
 The stages, each a module: the spec index (`spec_index.py`), the scope tree (`scopes.py`),
 instances drafted with holes (`instances.py`, `forward.py`), holes fitted to expressions
-(`fitting.py`), classes (`classes.py`, `merge.py`), the file (`source.py`); `Generator` below
-runs them in that order.
+(`fitting.py`), classes (`classes.py`, `merge.py`), the file (`source.py`); `Generator`
+(`pipeline.py`) runs them in that order.
 
 Module attributes reproduce the interpreter's names (and so its state_dict keys): names
 that are not identifiers are registered with `add_module(repr)` and read with `getattr`,
@@ -70,51 +70,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netc.backends.codegen.classes import ClassBuilder
-from netc.backends.codegen.instances import Drafter
+from netc.backends.codegen.exact import exact_generator
 from netc.backends.codegen.names import sanitize
-from netc.backends.codegen.scopes import scope_tree
-from netc.backends.codegen.source import format_source, render_module
-from netc.backends.codegen.spec_index import SpecIndex
-
-
-class Generator:
-    """The stages for one compiled network: spec index, scope tree, drafts, classes, source.
-
-    `fixed` names spec params to write as constants rather than take as factory arguments."""
-
-    def __init__(self, network, fixed=()):
-        self.net = network
-        self.index = SpecIndex(network, fixed)
-
-    def build(self) -> Generator:
-        from netc.backends.torch.module import output_order
-
-        self.outputs = output_order(self.net)
-        self.drafter = Drafter(self.net, self.index, self.outputs)
-        self.classes = ClassBuilder(self.net, self.index, self.drafter)
-        self.classes.finish_classes(scope_tree(self.net))
-        self.factory = self.classes.module_names.take(self.net.name, prefix="build")
-        return self
-
-    @property
-    def exposed(self) -> list[str]:
-        """The spec params the factory takes as keyword arguments."""
-        return [p for p, _, _ in self.classes.classes[-1].params]
-
-    def generate(self) -> str:
-        return format_source(render_module(self))
-
-    def fingerprint(self) -> str:
-        """The source with every value of this compile's params hidden: equal for two compiles
-        exactly when the code of one, called with the other's values, is the code of the other."""
-        return render_module(self, hidden=True)
 
 
 def generate(network) -> str:
     """The generated PyTorch source of a compiled `netc.api.Network`."""
-    from netc.backends.codegen.exact import exact_generator
-
     return exact_generator(network).generate()
 
 
