@@ -96,7 +96,7 @@ def check(path: Path, kw: dict) -> None:
         gen = make(**kw)
     ref = build_module(net, device="meta")
     gen_sd, ref_sd = gen.state_dict(), ref.state_dict()
-    assert {k: tuple(v.shape) for k, v in gen_sd.items()} == {k: tuple(v.shape) for k, v in ref_sd.items()}
+    assert [(k, tuple(v.shape)) for k, v in gen_sd.items()] == [(k, tuple(v.shape)) for k, v in ref_sd.items()]
     if net.macs > FORWARD_MAX_MACS:
         return
     ref = build_module(net, device="cpu")
