@@ -226,3 +226,26 @@ def test_fitting_alone_would_expose_a_repeat_count():
     net = netc.load(PARAMS / "depths.yaml")
     assert "depth" in Generator(net).build().exposed
     assert "depth" not in exact_generator(net).exposed
+
+
+ONE_VALUE = """
+netc: 1
+name: one_value
+input: [3, 4, 4]
+params: {n: 4}
+layers:
+  - {name: flat, flatten: {}}
+  - {name: a, linear: {out: $n}}
+  - {name: b, linear: {out: 4}, from: flat}
+  - {add: {}, from: [a, b]}
+"""
+
+
+def test_a_param_no_other_value_confirms_is_fixed(tmp_path):
+    """`n` must equal 4 (the add needs equal widths): no other compile confirms `n` as an argument."""
+    spec = tmp_path / "one_value.yaml"
+    spec.write_text(ONE_VALUE, encoding="utf-8")
+    net = netc.load(spec)
+    assert Generator(net).build().exposed == ["n"]
+    gen = exact_generator(net)
+    assert gen.exposed == [] and gen.classes.fixed == [("n", 4)]

@@ -7,9 +7,11 @@ spec: the spec is recompiled with the param changed (a few nearby values, each k
 the spec accepts it), code is generated for it, and its *fingerprint* (the source with every
 param value hidden) must equal this compile's. Equal fingerprints mean the generated code,
 called with the other values, is the code generated for them, which is exact at its own
-values (by fitting's construction). A param that fails is fixed at its compiled value (a
-constant in the code, listed in the factory's docstring) and the check repeats, so a factory
-argument either changes the model exactly as `--set` does, or is not an argument.
+values (by fitting's construction). A param that fails, or that no other value confirms, is
+fixed at its compiled value (a constant in the code, listed in the factory's docstring) and the
+check repeats, so a factory argument either changes the model exactly as `--set` does, or is
+not an argument. Values far from the compiled one are not tried: a spec whose structure flips
+at a threshold (`if: $width > 100`) is confirmed only near its compiled values.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def _honoured(network, param: str, base: str, fixed: set[str], cache: dict) -> b
         tried += 1
         if tried == ALTERNATIVES:
             break
-    return True
+    return tried > 0  # no other value compiles (or none was found): nothing confirms it
 
 
 def alternatives(network, param: str) -> list:
