@@ -77,7 +77,7 @@ EDGE_NAMES = ["_x", "x__", "_add", "_add1", "0", "out", "Training", "to_", "forw
 def test_accepted_names_build_and_generate_alike(name, tmp_path):
     import torch
 
-    from tests.test_codegen import pair
+    from tests.conftest import pair
 
     text = HEAD + (f"layers:\n  - {{name: '{name}', seq: [{{name: '{name}', conv: {{out: 4, k: 3}}}}, relu]}}\n"
                    f"  - {{residual: {{body: {{name: b{name}, conv: {{out: 4, k: 1}}}}}}}}\n"

@@ -5,7 +5,8 @@ import pytest
 
 import netc
 from tests.conftest import ROOT, SPECS
-from tests.test_codegen import calibrate, small_input
+from tests.conftest import calibrate
+from tests.test_codegen import small_input
 
 onnx = pytest.importorskip("onnx")  # guard for a run without the test extra (CI installs it)
 ort = pytest.importorskip("onnxruntime")
