@@ -1,30 +1,34 @@
 """Expansion: templates, repeats, variables and defaults become the graph IR.
 
-Naming follows nn.Sequential so that specs can reproduce torchvision's state_dict keys: a
-node placed in a scope takes its `name:` or, without one, its position in that scope. Named
-structures (seq, concat, residual, use, side, repeat) open a scope (`layer1`, `layer1.0`);
-unnamed ones are transparent and their children continue the enclosing numbering. Nodes that
-expansion itself adds (the concat of branches, a residual's add and scale) are named `_cat`,
-`_add`, `_scale` and take no position.
+Consumes a validated spec, its templates and variables; produces the networkx IR
+(netc.ir.graph) with every node named and placed, or raises NetcError with every problem
+found. This module walks the constructs (ops, seq, concat, residual, side, use, repeat); naming
+scopes and the context are netc.spec.scope, a repeat's iterations netc.spec.repeat, template
+arguments netc.spec.template_args, `from:` references netc.spec.refs.
 """
 from __future__ import annotations
 
 from collections import ChainMap
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
 
-from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
-from netc.ir.graph import Block, add_op, new_graph, set_inputs
+from netc.errors import Collector, NetcError, clip, did_you_mean, error, listing
+from netc.ir.graph import Block, add_op, new_graph
 from netc.ops import REGISTRY
 from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
-from netc.spec.expr import is_expr, substitute, variables
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
 from netc.spec.names import BadName, check_output_name
+from netc.spec.refs import Pending, resolve_refs
+from netc.spec.repeat import at_keys, iterations, repeat_count
+from netc.spec.scope import Ctx, Frame, evaluate, name_loc, node_loc
+from netc.spec.template_args import TYPE_NAMES, bind_args
 from netc.spec.yamlload import key_loc, value_loc
 from netc.spec.validate import attrs_error
+
+__all__ = ["TYPE_NAMES", "Ctx", "Expander", "Frame", "Limits", "expand"]
 
 
 @dataclass
@@ -38,75 +42,6 @@ class Limits:
     max_work: int = MAX_WORK  # steps of work (netc.spec.budget): iterations, evaluations, values
 
 
-@dataclass
-class Frame:
-    """A naming scope: its module path prefix and the names placed directly in it."""
-
-    prefix: str
-    counter: int = 0
-    names: dict[str, Loc | None] = field(default_factory=dict)
-    next_generated: dict[str, int] = field(default_factory=dict)  # kind -> first suffix not yet tried
-
-    def path(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def place(self, name: str | None, loc: Loc | None) -> str:
-        """Take the next position; return the node's name (its own or its position)."""
-        auto = str(self.counter)
-        self.counter += 1
-        name = auto if name is None else name
-        self.claim(name, loc)
-        return name
-
-    def claim(self, name: str, loc: Loc | None) -> None:
-        if name in self.names:
-            first = self.names[name]
-            raise error("name", f"duplicate name '{self.path(name)}'" + (f" (first used at {first})" if first else ""),
-                        loc, "names must be unique within their block")
-        self.names[name] = loc
-
-    def generated(self, kind: str) -> str:
-        """`_add`, `_add1`, …: the first free one; suffixes already tried are not tried again,
-        so naming n of them is linear in n."""
-        n = self.next_generated.get(kind, 0)
-        name = f"_{kind}{n or ''}"
-        while name in self.names:
-            n += 1
-            name = f"_{kind}{n}"
-        self.next_generated[kind] = n + 1
-        self.names[name] = None
-        return name
-
-
-@dataclass(frozen=True)
-class Ctx:
-    frame: Frame
-    env: dict[str, Any]
-    via: tuple[Loc, ...] = ()
-    depth: int = 0
-    stack: tuple[str, ...] = ()  # templates being instantiated
-    aux: bool = False
-    blocks: tuple[str, ...] = ()
-    lint_ignore: frozenset = frozenset()  # lint rules a `lint: {ignore}` of this node or a parent silences
-
-    def but(self, **kw) -> "Ctx":
-        return Ctx(**{**self.__dict__, **kw})
-
-
-def _loc(node) -> Loc | None:
-    raw = getattr(node, "_raw", None)
-    return getattr(raw, "loc", None)
-
-
-def _name_loc(raw, loc: Loc | None) -> Loc | None:
-    """Where a node's name is written (its `name:` value), else the node itself."""
-    return value_loc(raw, "name", loc) if "name" in raw else loc
-
-
-TYPE_NAMES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
-              "any": (object,)}
-
-
 class Expander:
     def __init__(self, spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
                  limits: Limits):
@@ -115,7 +50,7 @@ class Expander:
         self.g = new_graph(spec.name, file, tuple(spec.input))
         self.errors = Collector()
         self.names: dict[str, int] = {"input": 0}  # scope path -> node id giving its result
-        self.pending: list[tuple[int, str, str, Loc | None, tuple]] = []  # from: refs to resolve
+        self.pending: list[Pending] = []  # from: refs to resolve
         self.output_names: set[str] = set()
 
     # --- IR construction -------------------------------------------------------------------
@@ -159,7 +94,7 @@ class Expander:
         return cur
 
     def expand(self, node: Node, ctx: Ctx, cur: int) -> int:
-        loc = _loc(node)
+        loc = node_loc(node)
         spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
@@ -167,58 +102,33 @@ class Expander:
         if node.lint is not None and node.lint.ignore:
             ctx = ctx.but(lint_ignore=ctx.lint_ignore | frozenset(node.lint.ignore))
         if node.if_ is not None:
-            cond = self.eval(node.if_, ctx, value_loc(raw, "if", loc))
+            cond = evaluate(node.if_, ctx, value_loc(raw, "if", loc))
             if not cond:
                 return cur
         if node.repeat is not None:
             return self.expand_repeat(node, ctx, cur)
         return self.expand_one(node, ctx, cur, node.name)
 
-    def eval(self, value, ctx: Ctx, loc):
-        return substitute(value, ctx.env, loc) if (is_expr(value) or isinstance(value, (dict, list))) else value
-
     def expand_repeat(self, node: Node, ctx: Ctx, cur: int) -> int:
-        raw, loc = node._raw, _loc(node)
-        n = self.eval(node.repeat, ctx, value_loc(raw, "repeat", loc))
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise error("schema", f"repeat must be a non-negative integer, got {clip(n)}", value_loc(raw, "repeat", loc),
-                        via=ctx.via)
-        if n > self.limits.max_nodes:
-            raise error("limit", f"repeat: {n:,} exceeds the limit of {self.limits.max_nodes:,} nodes",
-                        value_loc(raw, "repeat", loc), "the limit is a setting (--max-nodes)", via=ctx.via)
-        at = dict(node.at or {})
-        # the model's keys are ints; the YAML's may be written "1": map each back for its location
-        at_keys = {int(k): k for k in raw["at"]} if node.at else {}
-        for i in at:
-            if not 0 <= i < n:
-                span = f"gives 0…{n - 1}" if n else "is 0"
-                raise error("schema", f"'at' names iteration {i}, but repeat {span}", key_loc(raw, "at", loc),
-                            via=ctx.via)
+        raw, loc = node._raw, node_loc(node)
+        n = repeat_count(node, ctx, self.limits.max_nodes)
+        at = at_keys(node, ctx, n)
         if node.name is not None:
             scope = ctx.frame.path(node.name)
-            ctx.frame.place(node.name, _name_loc(raw, loc))
+            ctx.frame.place(node.name, name_loc(raw, loc))
             self.g.graph["blocks"][scope] = Block(scope, "repeat", node.use, loc, n)
             outer = ctx.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
         else:
             outer = ctx
-        for i in range(n):
-            spend(STEP, loc)
-            overrides = {}
-            if i == 0 and node.first:
-                overrides.update(self.eval(raw["first"], ctx, value_loc(raw, "first", loc)))
-            if i in at:
-                key = at_keys[i]
-                overrides.update(self.eval(raw["at"][key], ctx, value_loc(raw["at"], key, loc)))
-            # layered, not copied: a copy of every variable per iteration is quadratic
-            it = outer.but(env=ChainMap({"i": i, **overrides}, ctx.env))
+        for i, overrides, env in iterations(node, ctx, n, at):
             # a named repeat names its iterations by index: layer1.0, layer1.1, …
-            cur = self.expand_one(node, it, cur, str(i) if node.name is not None else None, overrides)
+            cur = self.expand_one(node, outer.but(env=env), cur, str(i) if node.name is not None else None, overrides)
         if node.name is not None:
             self.publish(outer.frame.prefix, cur)
         return cur
 
     def expand_one(self, node: Node, ctx: Ctx, cur: int, name: str | None, arg_overrides=None) -> int:
-        raw, loc, kind = node._raw, _loc(node), node.kind
+        raw, loc, kind = node._raw, node_loc(node), node.kind
         inputs = self.sources(node, ctx, cur)
         if kind in REGISTRY:
             out = self.expand_op(node, kind, ctx, inputs, name)
@@ -229,7 +139,7 @@ class Expander:
             inner = ctx.but(depth=ctx.depth + 1)
             if name is not None:
                 scope = ctx.frame.path(name)
-                ctx.frame.place(name, _name_loc(raw, loc))
+                ctx.frame.place(name, name_loc(raw, loc))
                 inner = inner.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
                 template = node.use if kind == "use" else None
                 self.g.graph["blocks"][scope] = Block(scope, kind, template, loc)
@@ -245,7 +155,7 @@ class Expander:
         if node.from_ is None:
             return [cur]
         refs = [node.from_] if isinstance(node.from_, str) else list(node.from_)
-        raw, loc = node._raw, _loc(node)
+        raw, loc = node._raw, node_loc(node)
         if not refs:
             raise error("ref", "'from' names no inputs", value_loc(raw, "from", loc), via=ctx.via)
         out = []
@@ -257,10 +167,10 @@ class Expander:
         return out
 
     def expand_op(self, node: Node, op: str, ctx: Ctx, inputs: list[int], name: str | None) -> int:
-        raw, loc = node._raw, _loc(node)
+        raw, loc = node._raw, node_loc(node)
         attrs_raw = raw.get(op)
         attrs_loc = value_loc(raw, op, loc)
-        values = self.eval(attrs_raw, ctx, attrs_loc) if attrs_raw is not None else {}
+        values = evaluate(attrs_raw, ctx, attrs_loc) if attrs_raw is not None else {}
         if not isinstance(values, dict):
             raise error("schema", f"'{op}' takes a mapping of attributes, got {clip(values)}", attrs_loc,
                         f"write '{op}: {{}}' for the defaults", via=ctx.via)
@@ -269,7 +179,7 @@ class Expander:
             attrs = model.model_validate(dict(values))
         except Exception as exc:  # pydantic.ValidationError
             raise attrs_error(exc, op, values, attrs_loc, ctx.via) from None
-        scope = ctx.frame.path(ctx.frame.place(name, _name_loc(raw, loc)))
+        scope = ctx.frame.path(ctx.frame.place(name, name_loc(raw, loc)))
         nid = self.add(op, attrs, scope, inputs, loc, ctx)
         if name is not None:
             self.publish(scope, nid)
@@ -277,18 +187,18 @@ class Expander:
 
     def expand_seq(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         if not node.seq:
-            raise error("schema", "empty 'seq'", _loc(node), via=ctx.via)
+            raise error("schema", "empty 'seq'", node_loc(node), via=ctx.via)
         return self.expand_list(node.seq, ctx, cur)
 
     def expand_concat(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         if not node.concat or len(node.concat) < 2:
-            raise error("arity", "'concat' needs at least two branches", _loc(node), via=ctx.via)
+            raise error("arity", "'concat' needs at least two branches", node_loc(node), via=ctx.via)
         outs = [self.attempt(lambda: self.expand(branch, ctx, cur), cur) for branch in node.concat]
         return self.add("cat", REGISTRY["cat"].Attrs(), ctx.frame.path(ctx.frame.generated("cat")), outs,
-                        _loc(node), ctx)
+                        node_loc(node), ctx)
 
     def expand_residual(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
-        res, loc = node.residual, _loc(node)
+        res, loc = node.residual, node_loc(node)
         # the parts in the order the mapping lists them: that is the order of the built module's
         # children (timm's Xception registers its shortcut first); the forward still runs the body first
         keys = [k for k in (res._raw if isinstance(res._raw, dict) else ()) if k in ("body", "shortcut")]
@@ -298,7 +208,7 @@ class Expander:
             sub = getattr(res, part)
             ends[part] = self.attempt(lambda sub=sub: self.expand(sub, ctx, cur), cur) if sub is not None else cur
         body, shortcut = ends["body"], ends["shortcut"]
-        scale = self.eval(res.scale, ctx, value_loc(res._raw, "scale", loc))
+        scale = evaluate(res.scale, ctx, value_loc(res._raw, "scale", loc))
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise error("schema", f"residual scale must be a number, got {clip(scale)}", value_loc(res._raw, "scale", loc),
                         via=ctx.via)
@@ -312,7 +222,7 @@ class Expander:
         return out
 
     def expand_side(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
-        raw, loc = node._raw, _loc(node)
+        raw, loc = node._raw, node_loc(node)
         before = len(self.errors.diagnostics)
         out = self.expand(node.side, ctx.but(aux=ctx.aux or node.aux), cur)
         if out == cur and len(self.errors.diagnostics) == before:  # not empty: its layers had errors
@@ -321,12 +231,12 @@ class Expander:
         name = node.output or node.name
         if name is None:
             raise error("schema", "a side branch needs 'output' (or 'name') to name its result", loc, via=ctx.via)
-        self.add_output(name, out, value_loc(raw, "output", loc) if node.output else _name_loc(raw, loc), ctx,
+        self.add_output(name, out, value_loc(raw, "output", loc) if node.output else name_loc(raw, loc), ctx,
                         aux=node.aux)
         return cur
 
     def expand_use(self, node: Node, ctx: Ctx, cur: int, overrides: dict) -> int:
-        raw, loc = node._raw, _loc(node)
+        raw, loc = node._raw, node_loc(node)
         name = node.use
         template = self.templates.get(name)
         if template is None:
@@ -338,58 +248,12 @@ class Expander:
             chain = " → ".join(ctx.stack[ctx.stack.index(name):] + (name,))
             raise error("template", f"template recursion: {chain}", value_loc(raw, "use", loc),
                         "a template cannot instantiate itself, directly or through others", via=ctx.via)
-        args = self.bind_args(node, template, ctx, overrides)
+        args = bind_args(node, template, ctx, overrides, self.globals)
         block = self.g.graph["blocks"].get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
             self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
         inner = ctx.but(env=ChainMap(args, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,))
         return self.expand(template.body, inner, cur)
-
-    def bind_args(self, node: Node, template: Template, ctx: Ctx, overrides: dict) -> dict:
-        raw, loc = node._raw, _loc(node)
-        given_raw = raw.get("args") or {}
-        given = dict(self.eval(given_raw, ctx, value_loc(raw, "args", loc))) if given_raw else {}
-        declared = template.args
-        errors = Collector()
-        used = variables(given_raw)  # overrides may also feed the args' expressions
-        for key, value in overrides.items():
-            if key in declared:
-                given[key] = value
-            elif key not in used:
-                where = "first" if "first" in raw and key in (raw["first"] or {}) else "at"
-                errors.add(error("template", f"'{where}' sets '{key}', which template '{node.use}' does not take "
-                                             "and its args do not use",
-                                 key_loc(raw, where, loc), did_you_mean(key, declared) or
-                                 f"its arguments: {listing(declared)}", via=ctx.via))
-        for key in given:
-            if key not in declared:
-                errors.add(error("template", f"template '{node.use}' has no argument '{key}'",
-                                 key_loc(given_raw, key, loc) if given_raw else loc,
-                                 did_you_mean(key, declared) or f"its arguments: {listing(declared)}",
-                                 via=ctx.via))
-        bound: dict[str, Any] = {}
-        traw = template._raw.get("args") if template._raw else None
-        for key, decl in declared.items():
-            required = isinstance(decl, str) and decl in TYPE_NAMES
-            if key in given:
-                value = given[key]
-                types = TYPE_NAMES[decl] if required else _type_of(decl)
-                # an expression default ($c * 2) has no type until evaluated: any value may replace it
-                if not is_expr(decl) and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
-                    expected = decl if required else type(decl).__name__
-                    errors.add(error("template", f"argument '{key}' of template '{node.use}' expects {expected}, "
-                                                 f"got {clip(value)}",
-                                     value_loc(given_raw, key, loc) if key in given_raw else loc, via=ctx.via))
-                bound[key] = value
-            elif required:
-                errors.add(error("template", f"template '{node.use}' needs argument '{key}' ({decl})",
-                                 value_loc(raw, "args", loc) if "args" in raw else loc,
-                                 f"add args: {{{key}: …}}", via=ctx.via))
-            else:
-                bound[key] = self.eval(decl, ctx.but(env=ChainMap(bound, self.globals)),
-                                       value_loc(traw, key, loc) if traw else loc)
-        errors.raise_if_any()
-        return bound
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:
         """Publish an output; one computed inside an auxiliary branch is auxiliary too."""
@@ -402,66 +266,6 @@ class Expander:
         self.output_names.add(name)
         self.g.graph["outputs"].append((name, nid, aux or ctx.aux))
 
-    # --- references ------------------------------------------------------------------------
-    def resolve_refs(self, out: int) -> int:
-        """Replace each `from:` placeholder by the node it names; return `out` resolved likewise.
-
-        A placeholder can itself be the result of a name (a block whose layers were all skipped
-        by `if:` or `repeat: 0` yields its input), so references are followed to a real node.
-        """
-        target: dict[int, int] = {}
-        for ph, ref, prefix, loc, via in self.pending:
-            found = self.lookup(ref, prefix)
-            if found is None:
-                self.errors.add(error("ref", f"'from' refers to '{ref}', which is not defined", loc,
-                                      did_you_mean(ref, self.names) or "name a node with 'name:' to refer to it",
-                                      via=via))
-                continue
-            target[ph] = found
-
-        def final(nid: int) -> int | None:
-            seen = set()
-            while nid in target:
-                if nid in seen:
-                    return None
-                seen.add(nid)
-                nid = target[nid]
-            return None if self.g.nodes[nid]["op"] == "_ref" else nid
-
-        resolved = {ph: final(ph) for ph in target}
-        for ph, ref, prefix, loc, via in self.pending:
-            if ph in resolved and resolved[ph] is None:
-                self.errors.add(error("ref", f"'from: {ref}' refers to its own input (the block named '{ref}' "
-                                             "contains no layers)", loc, via=via))
-        if self.errors:
-            return out
-        for ph in target:
-            for consumer in list(self.g.successors(ph)):
-                inputs = [resolved.get(i, i) for i in self.g.nodes[consumer]["inputs"]]
-                set_inputs(self.g, consumer, inputs)
-        outputs = self.g.graph["outputs"]
-        outputs[:] = [(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
-        self.g.remove_nodes_from(target)
-        return resolved.get(out, out)
-
-    def lookup(self, ref: str, prefix: str) -> int | None:
-        parts = prefix.split(".") if prefix else []
-        for n in range(len(parts), -1, -1):
-            path = ".".join(parts[:n] + [ref])
-            if path in self.names:
-                return self.names[path]
-        return None
-
-
-def _type_of(default) -> tuple:
-    if isinstance(default, bool):
-        return (bool,)
-    if isinstance(default, float):
-        return (int, float)
-    if default is None:
-        return (object,)
-    return (type(default),)
-
 
 def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
            limits: Limits) -> nx.DiGraph:
@@ -470,7 +274,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     root = Ctx(frame=Frame(""), env=env)
     with work_budget(limits.max_work):
         out = ex.expand_list(spec.layers, root, 0)
-        out = ex.resolve_refs(out)
+        out = resolve_refs(ex.g, ex.pending, ex.names, ex.errors, out)
     ex.errors.raise_if_any()
     layers_loc = key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None))
     if ex.g.number_of_nodes() == 1:

@@ -1,0 +1,67 @@
+"""`from:` references: the placeholders expansion leaves for them, replaced by the nodes they name.
+
+Consumes the IR with its `_ref` placeholder nodes, the pending references (placeholder, name,
+scope prefix, location, template chain) and the scope paths that names were published under;
+produces the IR with every placeholder replaced by its target, or records an error for each
+reference that names nothing or only its own input.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from netc.errors import Collector, Loc, did_you_mean, error
+from netc.ir.graph import set_inputs
+
+Pending = tuple[int, str, str, Loc | None, tuple]  # placeholder, name, scope prefix, location, via
+
+
+def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int) -> int:
+    """Replace each `from:` placeholder by the node it names; return `out` resolved likewise.
+
+    A placeholder can itself be the result of a name (a block whose layers were all skipped
+    by `if:` or `repeat: 0` yields its input), so references are followed to a real node.
+    """
+    target: dict[int, int] = {}
+    for ph, ref, prefix, loc, via in pending:
+        found = lookup(names, ref, prefix)
+        if found is None:
+            errors.add(error("ref", f"'from' refers to '{ref}', which is not defined", loc,
+                             did_you_mean(ref, names) or "name a node with 'name:' to refer to it",
+                             via=via))
+            continue
+        target[ph] = found
+
+    def final(nid: int) -> int | None:
+        seen = set()
+        while nid in target:
+            if nid in seen:
+                return None
+            seen.add(nid)
+            nid = target[nid]
+        return None if g.nodes[nid]["op"] == "_ref" else nid
+
+    resolved = {ph: final(ph) for ph in target}
+    for ph, ref, prefix, loc, via in pending:
+        if ph in resolved and resolved[ph] is None:
+            errors.add(error("ref", f"'from: {ref}' refers to its own input (the block named '{ref}' "
+                                    "contains no layers)", loc, via=via))
+    if errors:
+        return out
+    for ph in target:
+        for consumer in list(g.successors(ph)):
+            inputs = [resolved.get(i, i) for i in g.nodes[consumer]["inputs"]]
+            set_inputs(g, consumer, inputs)
+    outputs = g.graph["outputs"]
+    outputs[:] = [(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
+    g.remove_nodes_from(target)
+    return resolved.get(out, out)
+
+
+def lookup(names: dict[str, int], ref: str, prefix: str) -> int | None:
+    """The node `ref` names seen from scope `prefix`: the innermost enclosing scope that has it."""
+    parts = prefix.split(".") if prefix else []
+    for n in range(len(parts), -1, -1):
+        path = ".".join(parts[:n] + [ref])
+        if path in names:
+            return names[path]
+    return None
