@@ -339,5 +339,6 @@ def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int,
     from netc.interop.verify import verify
 
     imported = import_model(source, kwargs, input_shape, name)
-    verdict = verify(imported.text, f"<import {source}>", imported.source.module, imported.input_shape) if check else None
+    verdict = (verify(loads(imported.text, f"<import {source}>"), imported.source.module, imported.input_shape)
+               if check else None)
     return imported.text, verdict

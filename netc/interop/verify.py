@@ -21,12 +21,10 @@ class Verdict:
                 f"{self.params:,} parameters, outputs agree (max |diff| {self.max_diff:.1e})")
 
 
-def verify(text: str, file: str, module, input_shape) -> Verdict:
+def verify(network, module, input_shape) -> Verdict:
+    """`network` (a compiled netc.api.Network) against the source `module`."""
     import torch
 
-    from netc.api import loads
-
-    network = loads(text, file)
     ours = network.build(device="meta").eval()
     want_state = module.state_dict()
     try:
