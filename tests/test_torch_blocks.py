@@ -323,7 +323,7 @@ def test_block_the_data_flow_reenters_is_a_container_that_says_why():
     with torch.no_grad():
         a = m.blk.a(x)
         assert torch.equal(m(x), m.head(m.blk.b(a, m.mid(a))))
-        assert torch.equal(m(x), m.flat()(x))
+        assert torch.equal(m(x), m._netc_flat()(x))
     with pytest.raises(BlockNotCallable, match=r"block 'blk' cannot be called on its own: the data flow "
                                                r"leaves it and comes back through 'mid'"):
         m.blk(x)
@@ -350,7 +350,7 @@ def test_sibling_blocks_that_need_each_other():
         m.two(torch.randn(1, 4, 8, 8))
     x = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
-        assert torch.equal(m(x), m.flat()(x))
+        assert torch.equal(m(x), m._netc_flat()(x))
 
 
 def test_block_names_cannot_shadow_graph_module_attributes():

@@ -20,7 +20,7 @@ from torch import fx
 from netc.errors import Diagnostic, Loc, NetcError, error
 from netc.interop import mapping
 from netc.interop.mapping import Unmappable
-from netc.spec.model import MODULE_NAME
+from netc.spec.names import MODULE_NAME
 
 
 @dataclass

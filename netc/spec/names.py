@@ -33,7 +33,8 @@ TORCH_OWNED = frozenset("""
     _forward_pre_hooks_with_kwargs _forward_train _get_backward_hooks _get_backward_pre_hooks
     _get_item_by_idx _get_name _graph _is_full_backward_hook _lineno_map _load_from_state_dict
     _load_state_dict_post_hooks _load_state_dict_pre_hooks _maybe_warn_non_full_backward_hook
-    _modules _named_members _netc_program _non_persistent_buffers_set _parameters
+    _modules _named_members _netc_base _netc_flat _netc_init_args _netc_plan _netc_program
+    _non_persistent_buffers_set _parameters
     _prologue_start _recompile_submodules _register_create_node_hook _register_deepcopy_hook
     _register_erase_node_hook _register_load_state_dict_pre_hook _register_replace_node_hook
     _register_state_dict_hook _replace_hooks _replicate_for_data_parallel _save_to_state_dict

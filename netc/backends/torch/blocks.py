@@ -93,10 +93,6 @@ class Block(fx.GraphModule):
         self._modules.clear()
         self._modules.update(children)
 
-    @property
-    def plan(self) -> Plan:
-        return self._netc_plan
-
     def recompile(self):
         code = super().recompile()  # forward from self.graph: the training forward
         plan = self.__dict__.get("_netc_plan")
@@ -122,14 +118,14 @@ class Block(fx.GraphModule):
             return self._forward_train(*xs)
         return self._forward_eval(*xs)
 
-    def _init_args(self) -> tuple:
+    def _netc_init_args(self) -> tuple:
         """What __init__ takes besides the children (NetcModule adds its flat program)."""
         return (self._netc_plan, type(self).__name__)
 
     # copy, deepcopy and pickle rebuild the same class in the same order (GraphModule's own would
     # give a plain GraphModule registering its children in call order)
     def _deepcopy_init(self):
-        base, args = _base_class(self), self._init_args()
+        base, args = _base_class(self), self._netc_init_args()
 
         def init(res, fake_mod, _graph):
             base.__init__(res, dict(fake_mod._modules), *args)
@@ -138,13 +134,13 @@ class Block(fx.GraphModule):
         return init
 
     def __copy__(self):
-        res = _base_class(self)(dict(self._modules), *self._init_args())
+        res = _base_class(self)(dict(self._modules), *self._netc_init_args())
         res.meta = getattr(self, "meta", {})
         res.train(self.training)
         return res
 
     def __reduce__(self):
-        return (_rebuild, (_base_class(self), dict(self._modules), self._init_args(), self.training))
+        return (_rebuild, (_base_class(self), dict(self._modules), self._netc_init_args(), self.training))
 
 
 def _base_class(module: Block) -> type:

@@ -49,14 +49,14 @@ class NetcModule(Block):
     def program(self) -> Program:
         return self._netc_program
 
-    def _init_args(self) -> tuple:
+    def _netc_init_args(self) -> tuple:
         return (self._netc_plan, self._netc_program, type(self).__name__)
 
     def leaves(self) -> dict[str, nn.Module]:
         """The op modules by scope, in the IR's order."""
         return {s.scope: self.get_submodule(s.scope) for s in self._netc_program.steps}
 
-    def flat(self) -> fx.GraphModule:
+    def _netc_flat(self) -> fx.GraphModule:
         """The whole training forward as one graph over the leaves (the hierarchy inlined)."""
         return fx.GraphModule(self, self._netc_program.graph(training=True), type(self).__name__)
 
@@ -201,7 +201,7 @@ def torch_shapes(module: NetcModule, input_shape, batch: int = 2) -> dict[str, t
     meta.eval()
     try:
         with torch.no_grad():
-            Recorder(meta.flat()).run(torch.empty(batch, *input_shape, device="meta", dtype=_dtype_of(module)))
+            Recorder(meta._netc_flat()).run(torch.empty(batch, *input_shape, device="meta", dtype=_dtype_of(module)))
     finally:
         meta.train(was_training)
     return shapes
