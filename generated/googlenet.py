@@ -71,6 +71,13 @@ class Googlenet(nn.Module):
         self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
         self.maxpool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
+        self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
+        self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
+        self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
+        self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
+        self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
+        self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
+        self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
         self.aux1 = nn.Sequential(
             OrderedDict(
                 [
@@ -84,9 +91,6 @@ class Googlenet(nn.Module):
                 ]
             )
         )
-        self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
-        self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
-        self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
         self.aux2 = nn.Sequential(
             OrderedDict(
                 [
@@ -100,10 +104,6 @@ class Googlenet(nn.Module):
                 ]
             )
         )
-        self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
-        self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
-        self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
-        self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.dropout = nn.Dropout(dropout)
@@ -127,26 +127,25 @@ class Googlenet(nn.Module):
         x = self.inception3b(x)
         x = self.maxpool3(x)
         x = self.inception4a(x)
+        inception4b = self.inception4b(x)
+        inception4b = self.inception4c(inception4b)
+        inception4b = self.inception4d(inception4b)
+        inception4e = self.inception4e(inception4b)
+        inception4e = self.maxpool4(inception4e)
+        inception4e = self.inception5a(inception4e)
+        inception4e = self.inception5b(inception4e)
         aux1: Optional[Tensor] = None
-        if self.training:
-            aux1 = self.aux1(x)
-        x = self.inception4b(x)
-        x = self.inception4c(x)
-        x = self.inception4d(x)
         aux2: Optional[Tensor] = None
         if self.training:
-            aux2 = self.aux2(x)
-        x = self.inception4e(x)
-        x = self.maxpool4(x)
-        x = self.inception5a(x)
-        x = self.inception5b(x)
-        x = self.avgpool(x)
-        x = self.flatten(x)
-        x = self.dropout(x)
-        x = self.fc(x)
+            aux1 = self.aux1(x)
+            aux2 = self.aux2(inception4b)
+        inception4e = self.avgpool(inception4e)
+        inception4e = self.flatten(inception4e)
+        inception4e = self.dropout(inception4e)
+        inception4e = self.fc(inception4e)
         if torch.jit.is_scripting() or self.training:
-            return Outputs(x, aux2, aux1)
-        return x
+            return Outputs(inception4e, aux2, aux1)
+        return inception4e
 
 
 def googlenet(num_classes=1000, dropout=0.2, dropout_aux=0.7) -> Googlenet:

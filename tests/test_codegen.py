@@ -81,6 +81,49 @@ def test_training_outputs_with_aux_heads(name, tmp_path):
         assert (u - v).abs().max().item() <= 1e-5
 
 
+# the head is written after the trunk and reads `stem` (a value the trunk is done with) via `from:`
+SIDE_HEAD_AFTER_TRUNK = """\
+netc: 1
+name: late_head
+input: [3, 12, 12]
+outputs: [logits, aux]
+layers:
+  - {name: stem, conv: {out: 4, k: 3, p: 1}}
+  - {name: mid, conv: {out: 6, k: 3, p: 1}}
+  - {name: deep, conv: {out: 6, k: 1}}
+  - {name: head, from: stem, side: [gap, flatten, {name: fc, linear: {out: 3}}], output: aux, aux: true}
+  - {name: pool, from: deep, gap: {}}
+  - flatten
+  - {name: fc, linear: {out: 5}, output: logits}
+"""
+
+
+def test_side_head_written_after_the_trunk_reads_its_from_value(tmp_path):
+    """An aux head written after the trunk registers there, computes from its `from:` value in
+    training (a NamedTuple like the interpreter's) and is skipped in eval mode."""
+    import torch
+
+    spec = tmp_path / "late_head.yaml"
+    spec.write_text(SIDE_HEAD_AFTER_TRUNK, encoding="utf-8")
+    net = netc.load(spec)
+    ref, gen = pair(net, tmp_path)
+    assert list(gen.state_dict()) == list(ref.state_dict())
+    assert [n for n, _ in gen.named_children()] == ["stem", "mid", "deep", "head", "pool", "flatten", "fc"]
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a, b = ref.train()(x), gen.train()(x)
+        assert b._fields == a._fields == ("logits", "aux")
+        for u, v in zip(a, b):
+            assert (u - v).abs().max().item() <= 1e-6
+        want = gen.head(gen.stem(x))  # the head applied to the stem's output, by hand
+        assert (b.aux - want).abs().max().item() <= 1e-6
+        calls = []
+        gen.head.register_forward_hook(lambda *_: calls.append(1))
+        out = gen.eval()(x)
+        assert torch.is_tensor(out) and not calls
+        assert (out - ref.eval()(x)).abs().max().item() <= 1e-6
+
+
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_committed_file_is_current(name):
     """generated/<name>.py is what netc generates now (regenerate: make generated)."""

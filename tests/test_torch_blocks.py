@@ -21,15 +21,7 @@ torchvision = pytest.importorskip("torchvision")
 
 # --- the spec's order --------------------------------------------------------------------------
 
-# torchvision's GoogLeNet registers aux1/aux2 after inception5b but runs them after inception4a/4d.
-# A spec that writes the heads after the trunk (`from: inception4a`) gives that order here
-# (the forward still runs them right after their input), but the code generator cannot yet emit
-# such a side head (its training forward passes None to aux1), so googlenet.yaml keeps them inline
-ORDER_GAPS = {"googlenet": "aux heads written inline: aux1/aux2 register after inception4a/4d"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=ORDER_GAPS[n], strict=True))
-                                  if n in ORDER_GAPS else n for n in REFERENCED])
+@pytest.mark.parametrize("name", REFERENCED)
 def test_state_dict_in_reference_order(name):
     ref = reference_of(name, "meta")
     ours = netc.load(name).build(device="meta")
@@ -383,23 +375,3 @@ def test_block_holding_an_aux_head_leaves_it_out_in_eval_mode():
         out = m.train()(x)
         assert out._fields == ("out", "aux") and torch.equal(out.aux, aux) and len(calls) == 2
         assert torch.equal(m.eval()(x), out.out) and len(calls) == 2
-
-
-def test_side_heads_written_after_the_trunk_register_there_and_run_after_their_input():
-    """googlenet with its aux heads written after inception5b (`from:`): torchvision's state_dict
-    order, and its hook order in training mode (the heads run right after inception4a/4d)."""
-    text = (SPECS / "googlenet.yaml").read_text(encoding="utf-8")
-    heads = [line for line in text.splitlines(keepends=True) if "side: {use: Aux}" in line]
-    assert len(heads) == 2
-    for line in heads:
-        text = text.replace(line, "")
-    moved = "".join(line.replace("name: aux1,", "name: aux1, from: inception4a,")
-                    .replace("name: aux2,", "name: aux2, from: inception4d,") for line in heads)
-    text = text.replace("  - {name: avgpool, gap: {}}\n", moved + "  - {name: avgpool, from: inception5b, gap: {}}\n")
-    net = netc.loads(text, str(SPECS / "googlenet.yaml"))
-    ours = net.build(device="meta")
-    ref = reference_of("googlenet", "meta")
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    a, b = firing_order(ours, net.input_shape, True), firing_order(ref, net.input_shape, True)
-    common = set(a) & set(b)
-    assert [n for n in a if n in common] == [n for n in b if n in common]

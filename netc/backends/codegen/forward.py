@@ -65,12 +65,15 @@ def forward(data, box: Box, attr_of: dict, outputs) -> tuple[list[Line], list[st
             expr = f"{attr_of[('box', it.local)]}({', '.join(args)})"
             pref = it.local
         dead = [v for v in dict.fromkeys(ins) if max(uses[v]) == idx]
-        reuse = live[ins[0]] if len(outs) == 1 and len(ins) == 1 and dead == ins else None
+        aux = (data[it]["aux"] if kind == "op" else it.aux) and not box.aux
+        # a training-only line never hands its names on: its outputs are declared `= None`
+        # before the `if self.training:` block, which must not clobber a value read inside it
+        # (a head written after the trunk reads an earlier value through `from:`)
+        reuse = live[ins[0]] if len(outs) == 1 and len(ins) == 1 and dead == ins and not aux else None
         for v in dead:
-            if live[v] != reuse:
+            if live[v] != reuse and not aux:
                 names.used.discard(live[v])
         outnames = []
-        aux = (data[it]["aux"] if kind == "op" else it.aux) and not box.aux
         for _ in outs:
             if reuse is not None:
                 outnames.append(reuse)
