@@ -109,6 +109,18 @@ class Network:
         with gc_paused():
             return render(build(analyse(self, dtype), depth), fmt)
 
+    def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
+        """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`)."""
+        from netc.analysis.train import predict
+
+        return predict(self, batch, optimizer, amp, device)
+
+    def max_batch(self, budget: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
+        """The TrainCost of the largest batch whose predicted peak fits in `budget` bytes, or None."""
+        from netc.analysis.train import max_batch
+
+        return max_batch(self, budget, optimizer, amp, device)
+
     def render(self, fmt: str = "dot", depth: int | None = None, rankdir: str = "TB",
                path: str | os.PathLike | None = None) -> str | bytes:
         """Diagram in `fmt` (dot, svg, png, pdf, html); `depth` collapses nested blocks; written to `path` if given."""

@@ -18,10 +18,22 @@ from netc.cli.options import spec_options
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32", show_default=True,
               help="element type for activation memory")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
-def table(network, depth, fmt, dtype, output):
+@click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="with --train: images per step")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
+              help="with --train: sgd is SGD with momentum")
+@click.option("--amp", is_flag=True, help="with --train: autocast (half-precision activations)")
+@click.option("--device", "train_device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="with --train: the device whose kernels are modelled")
+@click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
+def table(network, depth, fmt, dtype, output, train, batch, optimizer, amp, train_device, budget):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
-    if fmt == "text" and not output and sys.stdout.isatty():
+    if train or budget:
+        from netc.cli.train_cost import train_report
+
+        text = train_report(network, fmt, batch, optimizer, amp, train_device, budget)
+    elif fmt == "text" and not output and sys.stdout.isatty():
         from rich.console import Console
 
         from netc.analysis.cost import analyse
@@ -30,7 +42,8 @@ def table(network, depth, fmt, dtype, output):
 
         print_styled(build(analyse(network, dtype), depth), Console())
         return
-    text = network.table(depth=depth, fmt=fmt, dtype=dtype)
+    else:
+        text = network.table(depth=depth, fmt=fmt, dtype=dtype)
     if output:
         from netc.fsutil import write_atomic
 

@@ -5,12 +5,22 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, numel, register
 
 
 class _Activation(Op):
     elementwise = True
     torch_cls: str = ""
+    saves: str = "input"  # what its derivative formula reads: 'input' or 'output'
+
+    def autograd(self, a, shapes, out):
+        if not getattr(a, "inplace", False):
+            return Autograd(inputs=(0,)) if self.saves == "input" else Autograd(output=True)
+        # in place: a formula in terms of the output reads the overwritten tensor; one that needs
+        # the input saves a copy of it before overwriting (relu6 = hardtanh_, silu_)
+        if self.saves == "output" or self.name == "leaky_relu":
+            return Autograd(output=True, alias=True)
+        return Autograd(alias=True, extra=((numel(out), "act"),))
 
     def other_flops(self, a, shapes, out):
         return numel(out)
@@ -23,16 +33,16 @@ class InplaceAttrs(Attrs):
     inplace: bool = False
 
 
-def _activation(name: str, torch_cls: str, summary: str, attrs=NoAttrs):
+def _activation(name: str, torch_cls: str, summary: str, attrs=NoAttrs, saves: str = "input"):
     cls = type(name.capitalize(), (_Activation,), {
-        "name": name, "torch_cls": torch_cls, "summary": summary, "Attrs": attrs})
+        "name": name, "torch_cls": torch_cls, "summary": summary, "Attrs": attrs, "saves": saves})
     return register(cls)
 
 
-_activation("relu", "torch.nn.ReLU", "rectified linear unit max(0, x)", InplaceAttrs)
+_activation("relu", "torch.nn.ReLU", "rectified linear unit max(0, x)", InplaceAttrs, saves="output")
 _activation("relu6", "torch.nn.ReLU6", "min(max(0, x), 6)", InplaceAttrs)
-_activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid")
-_activation("tanh", "torch.nn.Tanh", "hyperbolic tangent")
+_activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid", saves="output")
+_activation("tanh", "torch.nn.Tanh", "hyperbolic tangent", saves="output")
 _activation("gelu", "torch.nn.GELU", "Gaussian error linear unit")
 _activation("silu", "torch.nn.SiLU", "x * sigmoid(x) (swish)", InplaceAttrs)
 
@@ -52,6 +62,7 @@ class SoftmaxAttrs(Attrs):
 
 class _Softmax(_Activation):
     Attrs = SoftmaxAttrs
+    saves = "output"
 
     def infer(self, a, shapes):
         if a.dim >= len(shapes[0]):
