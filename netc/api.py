@@ -74,19 +74,20 @@ class Network:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
-    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None):
+    def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
+              compile: bool | str = False):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
-        dropout removed and channels_last memory (`netc.backends.torch.optimize`)."""
+        dropout removed and channels_last memory (`netc.backends.torch.optimize`); with
+        `compile=True` (or a backend name: 'inductor', 'onnxruntime'), that module compiled into a
+        cached package (`netc.backends.torch.compile`)."""
         from netc.backends.torch.module import build_module
 
         module = build_module(self, device, dtype, init)
-        if optimize:
-            from netc.backends.torch.optimize import optimize as optimize_module
-
-            module = optimize_module(module, optimize)
+        if optimize or compile:
+            module = _optimize(module, optimize, compile, self.input_shape, self.name)
         return module
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
@@ -108,6 +109,14 @@ class Network:
 
         with gc_paused():
             return render(build(analyse(self, dtype), depth), fmt)
+
+    def versus(self, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8), reps: int = 10):
+        """Outputs compared, then speed of this network built with `optimize`/`compile` against the
+        reference implementation (torchvision/timm, same weights) under `peer` ('torchvision':
+        eager, 'compile': torch.compile, 'onnxruntime'): (what the peer is, [Versus per batch])."""
+        from netc.backends.torch.benchmark import run_versus
+
+        return run_versus(self, peer, optimize, compile, batches, reps)
 
     def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
         """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`)."""
@@ -131,6 +140,33 @@ class Network:
         if path is not None:
             write_atomic(path, data)
         return data
+
+
+def optimize(module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
+             name: str = "model"):
+    """A built module optimised for `level` (`inference`: `netc.backends.torch.optimize`); with
+    `compile=True` (the default backend) or `compile="inductor"|"onnxruntime"` also compiled for
+    inputs of `input_shape` (C, H, W) — see `netc.backends.torch.compile` — into a
+    `CompiledModule` (its `compile_seconds`, `package`)."""
+    if compile and level != "inference":
+        raise error("usage", "compiling needs the inference optimisation", None, "use --optimize inference --compile")
+    if compile and input_shape is None:
+        raise error("usage", "compiling needs the input shape (C, H, W) of the module", None,
+                    "pass input_shape=network.input_shape")
+    from netc.backends.torch.optimize import optimize as optimize_module
+
+    module = optimize_module(module, level)
+    if compile:
+        from netc.backends.torch.compile import compile_inference
+
+        from netc.backends.torch.compile import DEFAULT_BACKEND
+
+        module = compile_inference(module, input_shape, name=name,
+                                   backend=compile if isinstance(compile, str) else DEFAULT_BACKEND)
+    return module
+
+
+_optimize = optimize  # for Network.build, whose `optimize` argument hides the function
 
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,

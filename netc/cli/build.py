@@ -50,7 +50,10 @@ def check_memory(network, device, dtype) -> int:
               help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
-def build(network, device, dtype, save, quiet, codegen_dir, optimize):
+@click.option("--compile", "compile_", type=click.Choice(["inductor", "onnxruntime"]), is_flag=False,
+              flag_value="inductor", default=None,
+              help="with --optimize inference: compile into a cached package (inductor with freezing, or onnxruntime)")
+def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
     import io
@@ -68,16 +71,22 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize):
     initialise(module, network, network.spec.init)
     if dt != torch.float32:
         module.to(dt)
-    if optimize:
-        from netc.backends.torch.optimize import optimize as optimize_module
+    if compile_ and save:
+        raise click.UsageError("--compile writes its package to the cache; --save writes a state_dict: use one")
+    if optimize or compile_:
+        from netc.api import optimize as optimize_module
 
-        module = optimize_module(module, optimize)
+        module = optimize_module(module, optimize, compile_, network.input_shape, network.name)
     if not quiet:
         click.echo(network.table(depth=1), nl=False)
-    n_params = sum(p.numel() for p in module.parameters())
+    n_params = (sum(d["params"] for _, d in network.nodes()) if compile_
+                else sum(p.numel() for p in module.parameters()))
     click.echo(f"built {network.name}: {n_params:,} parameters ({need / 2**20:.1f} MiB with buffers) "
                f"on {dev}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
                f"shapes of {checked} ops confirmed on the meta device")
+    if compile_:
+        how = "loaded from the cache" if module.from_cache else "compiled"
+        click.echo(f"{how} in {module.compile_seconds:.1f} s: {module.package}")
     if save:
         from netc.fsutil import write_atomic
 

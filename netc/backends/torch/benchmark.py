@@ -69,3 +69,123 @@ def measure(module: torch.nn.Module, x: torch.Tensor, iters: int, warmup: int = 
             if tick:
                 tick("timed")
     return Timing(x.shape[0], tuple(latencies))
+
+
+# --- against a peer: `netc bench --vs torchvision|compile|onnxruntime` ------------------------
+
+PEERS = ("torchvision", "compile", "onnxruntime")
+# reference models that need keyword arguments to carry every module the spec has
+_REFERENCE_KWARGS = {"googlenet": {"aux_logits": True, "init_weights": True},
+                     "inception_v3": {"aux_logits": True, "init_weights": True}}
+
+
+def reference_model(network, weights: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The published implementation the spec reproduces (`meta: {torchvision: NAME}` or
+    `{timm: NAME}`), in eval mode with `weights`' state_dict (strict); else a copy of `weights`
+    itself (netc's plain module). Returns the model and what it is."""
+    import warnings
+
+    meta = network.spec.meta
+    model, what = None, "netc's plain module (the spec names no torchvision or timm model)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "torchvision" in meta:
+            import torchvision
+
+            name = meta["torchvision"]
+            model, what = getattr(torchvision.models, name)(**_REFERENCE_KWARGS.get(name, {})), f"torchvision {name}"
+        elif "timm" in meta:
+            import timm
+
+            model, what = timm.create_model(meta["timm"], pretrained=False), f"timm {meta['timm']}"
+    if model is None:  # a plain fx.GraphModule of the eval forward: exporters trace it like any module
+        from netc.backends.torch.optimize import eval_graph_module
+
+        return eval_graph_module(weights), what
+    model.load_state_dict(weights.state_dict(), strict=True)
+    return model.eval(), what
+
+
+def peer_runner(peer: str, reference: torch.nn.Module, example: torch.Tensor) -> Callable:
+    """`reference` under the peer runtime: eager, `torch.compile` (default options) or
+    onnxruntime (exported to ONNX, all graph optimisations, as many threads as torch uses)."""
+    if peer == "torchvision":
+        return reference
+    if peer == "compile":
+        return torch.compile(reference)
+    if peer == "onnxruntime":
+        return onnx_runner(reference, example)
+    raise ValueError(f"unknown peer '{peer}'")
+
+
+def onnx_runner(model: torch.nn.Module, example: torch.Tensor) -> Callable:
+    from netc.backends.torch.compile import onnx_bytes, ort_runner
+
+    return ort_runner(onnx_bytes(model, example))
+
+
+def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each fn per repetition: one call of each per repetition, after `warmup` rounds.
+    The order rotates by one each repetition, so no fn always runs first (or right after another)."""
+    keys = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(warmup + reps):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            t = time.perf_counter()
+            fns[key]()
+            if r >= warmup:
+                times[key].append(time.perf_counter() - t)
+    return times
+
+
+def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over repetitions of times[num][r] / times[den][r]: each ratio is taken within one
+    repetition (seconds apart), so slow drifts of the machine's load cancel."""
+    import statistics
+
+    return statistics.median(a / b for a, b in zip(times[num], times[den]))
+
+
+@dataclass(frozen=True)
+class Versus:
+    batch: int
+    netc_s: float  # median seconds per batch
+    peer_s: float
+    speedup: float  # median of paired peer time / netc time (> 1: netc is faster)
+    max_diff: float  # largest absolute difference of the outputs
+
+
+def versus(module, peer: Callable, input_shape, batches=(1, 8), reps: int = 10, warmup: int = 2,
+           atol: float = 1e-3) -> list[Versus]:
+    """Compare outputs on one random batch, then time `module` and `peer` interleaved per batch
+    size; raises AssertionError if the outputs differ by more than `atol` (relative to their scale)."""
+    import statistics
+
+    results = []
+    with torch.inference_mode():
+        for batch in batches:
+            x = torch.randn(batch, *input_shape)
+            ours, theirs = module(x), peer(x)
+            diff = (ours - theirs).abs().max().item()
+            if diff > atol * max(1.0, theirs.abs().max().item()):
+                raise AssertionError(f"outputs differ at batch {batch}: max abs diff {diff:.3g}")
+            times = interleaved({"netc": lambda: module(x), "peer": lambda: peer(x)}, reps, warmup)
+            results.append(Versus(batch, statistics.median(times["netc"]), statistics.median(times["peer"]),
+                                  paired_ratio(times, "peer", "netc"), diff))
+    return results
+
+
+def run_versus(network, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8),
+               reps: int = 10, warmup: int = 2) -> tuple[str, list[Versus]]:
+    """netc's module of `network` (as `Network.build(optimize=, compile=)` makes it) against the
+    reference implementation under `peer`, both with the same random weights on the CPU."""
+    from netc.api import optimize as optimize_module
+
+    weights = network.build().eval()
+    reference, what = reference_model(network, weights)
+    ours = weights
+    if optimize or compile:
+        ours = optimize_module(weights, optimize, compile, network.input_shape, network.name)
+    runner = peer_runner(peer, reference, torch.randn(max(batches), *network.input_shape))
+    label = f"{what} under {'eager PyTorch' if peer == 'torchvision' else peer}"
+    return label, versus(ours, runner, network.input_shape, batches, reps, warmup)

@@ -1,0 +1,161 @@
+"""Compiled inference: `netc build --optimize inference --compile`,
+`Network.build(optimize="inference", compile=True)`, `netc.optimize(module, "inference", compile=True)`.
+
+Starting from netc's own rewrites (`optimize.py`: batch norms folded into convs, dropout and
+identities gone, in-place activations, channels_last), the graph is exported (`torch.export`,
+the batch dimension dynamic) and compiled ahead of time by inductor with freezing: the weights
+become constants, so the convolutions' weights are pre-packed once into oneDNN's blocked layout
+and the pointwise ops after them are fused into their epilogues. The result is an AOTInductor
+package (`.pt2`: a shared library and the weights) loaded with `aoti_load_package`.
+
+The package is cached on disk (`$NETC_CACHE_DIR`, default `~/.cache/netc/compiled`) under a
+hash of the graph, the weights, the input shape and the torch version, so a second build of
+the same weights loads it in a fraction of a second instead of compiling again (minutes on a
+small CPU: it is C++ compiled by the system compiler).
+
+Why inductor and not onnxruntime: measured side by side on the 2-core CPU (benchmarks/
+bench_inference.py, RESULTS.md), inductor with freezing and channels_last was the faster of
+the two for resnet50 at batch 8; onnxruntime stays a peer in `netc bench --vs onnxruntime`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from netc.errors import error
+
+MAX_BATCH = 4096  # the exported program's batch dimension ranges over 1..MAX_BATCH
+BACKENDS = ("inductor", "onnxruntime")
+DEFAULT_BACKEND = "inductor"
+
+
+class CompiledModule(nn.Module):
+    """An AOTInductor package behind a module's call; eval-only, inputs NCHW of the build's shape."""
+
+    def __init__(self, runner, package: Path, input_shape: tuple[int, ...], seconds: float, cached: bool):
+        super().__init__()
+        self.runner, self.package, self.input_shape = runner, package, tuple(input_shape)
+        self.compile_seconds, self.from_cache = seconds, cached
+
+    def forward(self, x):
+        return self.runner(x)
+
+    def extra_repr(self) -> str:
+        return f"package={self.package}, input_shape={self.input_shape}"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NETC_CACHE_DIR") or Path.home() / ".cache" / "netc" / "compiled")
+
+
+def cache_key(gm: torch.fx.GraphModule, input_shape, backend: str = "inductor") -> str:
+    """A hash of everything the compiled package depends on."""
+    h = hashlib.sha256()
+    h.update(f"{torch.__version__}|{tuple(input_shape)}|{MAX_BATCH}|{backend}|freezing|".encode())
+    h.update(gm.code.encode())
+    for name, t in sorted(gm.state_dict().items()):
+        h.update(name.encode())
+        h.update(str((tuple(t.shape), t.dtype, t.stride())).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
+                      name: str = "model", backend: str = "inductor") -> CompiledModule:
+    """`module` (a built netc module, or one `optimize_for_inference` already rewrote: the
+    rewrites are idempotent) compiled for eval-mode inference on the CPU; inputs are
+    (batch, *input_shape). `cache`: the folder of compiled packages (default `cache_dir()`).
+    `backend`: `inductor` (AOTInductor package) or `onnxruntime` (an ONNX file run by ORT)."""
+    if backend not in BACKENDS:
+        raise error("usage", f"unknown compile backend '{backend}'", None, f"one of {', '.join(BACKENDS)}")
+    from netc.backends.torch.optimize import optimize_for_inference
+
+    device = next(module.parameters()).device
+    if device.type != "cpu":
+        raise error("usage", f"--compile builds for the CPU; the module is on {device}", None,
+                    "build with --device cpu, or use --optimize inference alone on CUDA")
+    started = time.perf_counter()
+    gm = optimize_for_inference(module)
+    key = cache_key(gm, input_shape, backend)
+    folder = Path(cache) if cache is not None else cache_dir()
+    package = folder / f"{name}-{key}{'.pt2' if backend == 'inductor' else '.onnx'}"
+    cached = package.exists()
+    if backend == "inductor":
+        if not cached:
+            _compile_package(gm, input_shape, package)
+        runner = torch._inductor.aoti_load_package(str(package))
+    else:
+        if not cached:
+            from netc.fsutil import write_atomic
+
+            package.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(package, onnx_bytes(gm, torch.randn(2, *input_shape)))
+        runner = ort_runner(str(package))
+    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached)
+
+
+class _Call(nn.Module):
+    """A plain module around a GraphModule: the TorchScript ONNX exporter mistakes an fx graph
+    (`module.graph`) for a TorchScript one."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    """`model` as an ONNX model (opset 17) with a dynamic batch; input `x`."""
+    import io
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Call(model).eval(), (example,), buf, dynamo=False, input_names=["x"], opset_version=17,
+                          dynamic_axes={"x": {0: "batch"}})
+    return buf.getvalue()
+
+
+def ort_runner(model: bytes | str):
+    """An onnxruntime CPU session (every graph optimisation, torch's thread count) as a callable
+    from a torch tensor to a torch tensor."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise error("usage", "the onnxruntime backend needs the onnxruntime package", None,
+                    "pip install onnxruntime, or use the inductor backend") from None
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def run(x):
+        return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+
+    return run
+
+
+def _compile_package(gm: torch.fx.GraphModule, input_shape, package: Path) -> None:
+    """Export with a dynamic batch, compile with freezing, write the package atomically."""
+    example = torch.randn(2, *input_shape)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with torch.no_grad():
+        program = torch.export.export(gm, (example,), dynamic_shapes={"x": {0: batch}})
+    package.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=package.parent)
+    os.close(fd)
+    try:
+        torch._inductor.aoti_compile_and_package(program, package_path=tmp, inductor_configs={"freezing": True})
+        os.replace(tmp, package)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
