@@ -21,8 +21,9 @@ of the step over tensors, one per IR node output (a view or in-place op shares i
   kernels).
 The peak is the largest total at any of these points, with the workspace of oneDNN's CPU
 convolutions on channel counts that are no multiple of 16 (`_onednn_padding`). Not modelled:
-other workspace that kernels allocate and free inside one call, allocator rounding, and (with `amp`) everything autocast does
-beyond halving activations and caching half copies of conv/linear weights — `amp` is an estimate.
+other workspace that kernels allocate and free inside one call, allocator rounding, and (with
+`amp`) everything autocast does beyond halving activations and caching half copies of
+conv/linear weights — `amp` is an estimate.
 
 FLOPs per step, as counted here (2 FLOPs per MAC): forward = 2·MACs + other FLOPs; backward =
 2·MACs for the weight gradient of every conv/linear plus 2·MACs for its input gradient where the

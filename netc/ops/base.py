@@ -2,8 +2,9 @@
 
 An `Op` subclass names its YAML key, its attribute schema (a strict pydantic model), its
 arity, and then: shape rule, parameter and buffer counts, MACs, window (for receptive
-field), what autograd keeps for the backward (for training memory), diagram label and the torch module that implements it (as a `ModuleSpec`, which
-both the interpreter and the code generator consume). Adding an op is adding one class.
+field), what autograd keeps for its backward (training memory), diagram label and the torch
+module that implements it (as a `ModuleSpec`, which both the interpreter and the code
+generator consume). Adding an op is adding one class.
 
 Shapes are tuples without the batch dimension: (C, H, W) for feature maps, (F,) for flat
 features. Nothing here imports torch.

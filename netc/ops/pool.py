@@ -5,8 +5,8 @@ from typing import Annotated, Optional, Union
 
 from pydantic import Field
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, numel, pair,
-                           register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map,
+                           numel, pair, register)
 from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from netc.backends.torch.timing import interleaved, paired_ratio
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -122,28 +124,6 @@ def onnx_runner(model: torch.nn.Module, example: torch.Tensor) -> Callable:
     from netc.backends.torch.compile import onnx_bytes, ort_runner
 
     return ort_runner(onnx_bytes(model, example))
-
-
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each fn per repetition: one call of each per repetition, after `warmup` rounds.
-    The order rotates by one each repetition, so no fn always runs first (or right after another)."""
-    keys = list(fns)
-    times: dict[str, list[float]] = {k: [] for k in keys}
-    for r in range(warmup + reps):
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-            t = time.perf_counter()
-            fns[key]()
-            if r >= warmup:
-                times[key].append(time.perf_counter() - t)
-    return times
-
-
-def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
-    """Median over repetitions of times[num][r] / times[den][r]: each ratio is taken within one
-    repetition (seconds apart), so slow drifts of the machine's load cancel."""
-    import statistics
-
-    return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
 @dataclass(frozen=True)
