@@ -35,6 +35,7 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -240,13 +241,24 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
 
 
 def _onednn_padding(x: tuple, y: tuple, nbytes: int, input_grad: bool) -> tuple[int, int]:
-    """oneDNN's CPU convolutions work in a layout of 16-channel blocks (AVX-512; 8 on AVX2): with
-    a channel count that is no multiple of 16, the forward writes a padded copy of the output
-    first and the backward pads the output gradient and the input gradient likewise."""
+    """oneDNN's CPU convolutions work in a layout of 16-channel blocks (AVX-512; 8 without): with
+    a channel count that is no multiple of the block, the forward writes a padded copy of the
+    output first and the backward pads the output gradient and the input gradient likewise."""
+    block = _channel_block()
+
     def padded(shape):
-        return 0 if shape[0] % 16 == 0 else -(-shape[0] // 16) * 16 * numel(shape[1:]) * nbytes
+        return 0 if shape[0] % block == 0 else -(-shape[0] // block) * block * numel(shape[1:]) * nbytes
 
     return padded(y), padded(y) + (padded(x) if input_grad else 0)
+
+
+@functools.cache
+def _channel_block() -> int:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return 16 if "avx512f" in f.read(1 << 16) else 8
+    except OSError:
+        return 16
 
 
 def _accumulate(mem: _Memory, grad: dict[int, int], nid: int, s: int) -> None:
