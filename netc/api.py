@@ -159,10 +159,8 @@ def optimize(module, level: str | None = "inference", compile: bool | str = Fals
     if compile:
         from netc.backends.torch.compile import compile_inference
 
-        from netc.backends.torch.compile import DEFAULT_BACKEND
-
-        module = compile_inference(module, input_shape, name=name,
-                                   backend=compile if isinstance(compile, str) else DEFAULT_BACKEND)
+        backend = compile if isinstance(compile, str) and compile != "default" else None
+        module = compile_inference(module, input_shape, name=name, backend=backend)
     return module
 
 

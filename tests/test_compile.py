@@ -1,6 +1,6 @@
-"""The compiled inference path (netc.backends.torch.compile): inductor with freezing, packaged
-ahead of time and cached on disk. One compile of lenet5 for the whole module (it is C++ built by
-the system compiler: tens of seconds on an idle core)."""
+"""The compiled inference path (netc.backends.torch.compile): onnxruntime, or inductor with
+freezing packaged ahead of time, cached on disk. One compile of lenet5 per backend for the whole
+module (inductor's is C++ built by the system compiler: tens of seconds on an idle core)."""
 import pytest
 import torch
 
@@ -13,13 +13,15 @@ from tests.conftest import SPECS
 COMPILE_BOUND_S = 600  # a loaded 2-core machine; about 20 s when idle
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
+@pytest.fixture(scope="module", params=["onnxruntime", "inductor"])
+def compiled(request, tmp_path_factory):
+    if request.param == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is an optional backend")
     torch.manual_seed(0)
     network = netc.load(SPECS / "lenet5.yaml")
     eager = network.build().eval()
     cache = tmp_path_factory.mktemp("compiled")
-    return network, eager, cache, compile_inference(eager, network.input_shape, cache, "lenet5")
+    return network, eager, cache, compile_inference(eager, network.input_shape, cache, "lenet5", request.param)
 
 
 def test_compiled_outputs_equal_eager(compiled):
@@ -34,26 +36,27 @@ def test_compiled_outputs_equal_eager(compiled):
 
 def test_second_compile_loads_the_cached_package(compiled):
     network, eager, cache, first = compiled
-    again = compile_inference(eager, network.input_shape, cache, "lenet5")
+    again = compile_inference(eager, network.input_shape, cache, "lenet5", first.backend)
     assert again.from_cache and again.package == first.package and again.compile_seconds < 30
     x = torch.randn(3, *network.input_shape)
     with torch.inference_mode():
         assert torch.equal(again(x), first(x))
 
 
-def test_cache_key_follows_weights_and_shape():
+def test_cache_key_follows_weights_shape_and_backend():
     network = netc.load(SPECS / "lenet5.yaml")
     a = optimize_for_inference(network.build())
     b = optimize_for_inference(network.build())  # other random weights
     assert cache_key(a, (1, 32, 32)) == cache_key(a, (1, 32, 32))
     assert cache_key(a, (1, 32, 32)) != cache_key(b, (1, 32, 32))
     assert cache_key(a, (1, 32, 32)) != cache_key(a, (1, 36, 36))
+    assert cache_key(a, (1, 32, 32), "inductor") != cache_key(a, (1, 32, 32), "onnxruntime")
 
 
 def test_build_compile_through_the_api(compiled, monkeypatch):
     network, eager, cache, first = compiled
     monkeypatch.setenv("NETC_CACHE_DIR", str(cache))
-    model = netc.optimize(eager, "inference", compile=True, input_shape=network.input_shape, name="lenet5")
+    model = netc.optimize(eager, "inference", compile=first.backend, input_shape=network.input_shape, name="lenet5")
     assert model.from_cache and model.package == first.package
 
 
@@ -61,16 +64,18 @@ def test_cli_build_compile_reports_the_package(compiled, netc_cli, monkeypatch):
     network, eager, cache, first = compiled
     monkeypatch.setenv("NETC_CACHE_DIR", str(cache))
     torch.manual_seed(0)  # other weights than the fixture's: may compile, so only check the report
-    code, out, err = netc_cli("build", "lenet5", "--optimize", "inference", "--compile", "--codegen-dir", "", "-q")
+    code, out, err = netc_cli("build", "lenet5", "--optimize", "inference", "--compile", first.backend,
+                              "--codegen-dir", "", "-q")
     assert code == 0, err
-    assert "compiled in" in out or "loaded from the cache in" in out
-    assert ".pt2" in out
+    assert f"compiled ({first.backend}) in" in out or f"loaded from the cache ({first.backend}) in" in out
+    assert (".pt2" if first.backend == "inductor" else ".onnx") in out
 
 
 @pytest.mark.parametrize("call,message", [
     (lambda n, m: netc.optimize(m, "inference", compile=True), "needs the input shape"),
     (lambda n, m: netc.optimize(m, None, compile=True, input_shape=n.input_shape), "needs the inference optimisation"),
     (lambda n, m: n.build(compile=True), "needs the inference optimisation"),
+    (lambda n, m: netc.optimize(m, compile="tvm", input_shape=n.input_shape), "unknown compile backend 'tvm'"),
 ])
 def test_compile_usage_errors(call, message):
     network = netc.load(SPECS / "lenet5.yaml")

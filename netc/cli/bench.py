@@ -18,9 +18,10 @@ from netc.cli.options import spec_options
 @click.option("--amp", is_flag=True, help="autocast: float16 on CUDA, bfloat16 on the CPU")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="benchmark the inference-optimised module (BN folded, channels_last)")
-@click.option("--compile", "compile_", type=click.Choice(["inductor", "onnxruntime"]), is_flag=False,
-              flag_value="inductor", default=None,
-              help="with --optimize inference: compile into a cached package (inductor with freezing, or onnxruntime)")
+@click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
+              flag_value="default", default=None,
+              help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
+                   "else inductor with freezing; or name one)")
 @click.option("--vs", type=click.Choice(["torchvision", "compile", "onnxruntime"]), default=None,
               help="instead: time against the reference implementation (same weights) under that runtime, "
                    "at batch 1 and --batch; outputs are compared first")

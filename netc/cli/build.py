@@ -50,9 +50,10 @@ def check_memory(network, device, dtype) -> int:
               help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
-@click.option("--compile", "compile_", type=click.Choice(["inductor", "onnxruntime"]), is_flag=False,
-              flag_value="inductor", default=None,
-              help="with --optimize inference: compile into a cached package (inductor with freezing, or onnxruntime)")
+@click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
+              flag_value="default", default=None,
+              help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
+                   "else inductor with freezing; or name one)")
 def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
@@ -86,7 +87,7 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_):
                f"shapes of {checked} ops confirmed on the meta device")
     if compile_:
         how = "loaded from the cache" if module.from_cache else "compiled"
-        click.echo(f"{how} in {module.compile_seconds:.1f} s: {module.package}")
+        click.echo(f"{how} ({module.backend}) in {module.compile_seconds:.1f} s: {module.package}")
     if save:
         from netc.fsutil import write_atomic
 

@@ -32,22 +32,29 @@ from netc.errors import error
 
 MAX_BATCH = 4096  # the exported program's batch dimension ranges over 1..MAX_BATCH
 BACKENDS = ("inductor", "onnxruntime")
-DEFAULT_BACKEND = "inductor"
+
+
+def default_backend() -> str:
+    """onnxruntime where it is installed (the faster of the two as measured, see above), else inductor."""
+    import importlib.util
+
+    return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "inductor"
 
 
 class CompiledModule(nn.Module):
     """An AOTInductor package behind a module's call; eval-only, inputs NCHW of the build's shape."""
 
-    def __init__(self, runner, package: Path, input_shape: tuple[int, ...], seconds: float, cached: bool):
+    def __init__(self, runner, package: Path, input_shape: tuple[int, ...], seconds: float, cached: bool,
+                 backend: str):
         super().__init__()
         self.runner, self.package, self.input_shape = runner, package, tuple(input_shape)
-        self.compile_seconds, self.from_cache = seconds, cached
+        self.compile_seconds, self.from_cache, self.backend = seconds, cached, backend
 
     def forward(self, x):
         return self.runner(x)
 
     def extra_repr(self) -> str:
-        return f"package={self.package}, input_shape={self.input_shape}"
+        return f"backend={self.backend}, package={self.package}, input_shape={self.input_shape}"
 
 
 def cache_dir() -> Path:
@@ -67,11 +74,13 @@ def cache_key(gm: torch.fx.GraphModule, input_shape, backend: str = "inductor") 
 
 
 def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
-                      name: str = "model", backend: str = "inductor") -> CompiledModule:
+                      name: str = "model", backend: str | None = None) -> CompiledModule:
     """`module` (a built netc module, or one `optimize_for_inference` already rewrote: the
     rewrites are idempotent) compiled for eval-mode inference on the CPU; inputs are
     (batch, *input_shape). `cache`: the folder of compiled packages (default `cache_dir()`).
-    `backend`: `inductor` (AOTInductor package) or `onnxruntime` (an ONNX file run by ORT)."""
+    `backend`: `inductor` (AOTInductor package) or `onnxruntime` (an ONNX file run by ORT);
+    default: `default_backend()`."""
+    backend = backend or default_backend()
     if backend not in BACKENDS:
         raise error("usage", f"unknown compile backend '{backend}'", None, f"one of {', '.join(BACKENDS)}")
     from netc.backends.torch.optimize import optimize_for_inference
@@ -97,7 +106,7 @@ def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike |
             package.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(package, onnx_bytes(gm, torch.randn(2, *input_shape)))
         runner = ort_runner(str(package))
-    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached)
+    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend)
 
 
 class _Call(nn.Module):
