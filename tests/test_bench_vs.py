@@ -29,6 +29,15 @@ def test_vs_onnxruntime(netc_cli):
     assert all(r["max_abs_diff"] <= 1e-4 for r in report["results"])
 
 
+def test_vs_compile(netc_cli, tmp_path, monkeypatch):
+    # torch.compile of the reference (one batch size: one compile); netc's side compiled too
+    pytest.importorskip("onnxruntime", reason="netc's --compile default backend")
+    monkeypatch.setenv("NETC_CACHE_DIR", str(tmp_path))
+    report = _run(netc_cli, "lenet5", "--vs", "compile", "--batch", "1", "--optimize", "inference", "--compile")
+    assert report["peer"].endswith("under compile") and report["netc"].endswith("--compile default")
+    assert [r["batch"] for r in report["results"]] == [1] and report["results"][0]["max_abs_diff"] <= 1e-4
+
+
 def test_vs_text_report(netc_cli):
     code, out, err = netc_cli("bench", "lenet5", "--vs", "torchvision", "--batch", "3", "--iters", "2")
     assert code == 0, err

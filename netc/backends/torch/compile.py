@@ -1,21 +1,26 @@
-"""Compiled inference: `netc build --optimize inference --compile`,
+"""Compiled inference: `netc build --optimize inference --compile [onnxruntime|inductor]`,
 `Network.build(optimize="inference", compile=True)`, `netc.optimize(module, "inference", compile=True)`.
 
-Starting from netc's own rewrites (`optimize.py`: batch norms folded into convs, dropout and
-identities gone, in-place activations, channels_last), the graph is exported (`torch.export`,
-the batch dimension dynamic) and compiled ahead of time by inductor with freezing: the weights
-become constants, so the convolutions' weights are pre-packed once into oneDNN's blocked layout
-and the pointwise ops after them are fused into their epilogues. The result is an AOTInductor
-package (`.pt2`: a shared library and the weights) loaded with `aoti_load_package`.
+Both backends start from netc's own rewrites (`optimize.py`: batch norms folded into convs,
+dropout and identities gone, in-place activations, channels_last) and have a dynamic batch:
 
-The package is cached on disk (`$NETC_CACHE_DIR`, default `~/.cache/netc/compiled`) under a
-hash of the graph, the weights, the input shape and the torch version, so a second build of
-the same weights loads it in a fraction of a second instead of compiling again (minutes on a
-small CPU: it is C++ compiled by the system compiler).
+- `onnxruntime` (the default where the package is installed): the rewritten graph exported to
+  ONNX (opset 17), run by an onnxruntime CPU session with every graph optimisation;
+- `inductor`: the graph exported (`torch.export`) and compiled ahead of time by inductor with
+  freezing (weights as constants) into an AOTInductor package (`.pt2`: a shared library and the
+  weights) loaded with `aoti_load_package`.
 
-Why inductor and not onnxruntime: measured side by side on the 2-core CPU (benchmarks/
-bench_inference.py, RESULTS.md), inductor with freezing and channels_last was the faster of
-the two for resnet50 at batch 8; onnxruntime stays a peer in `netc bench --vs onnxruntime`.
+The artefact is cached on disk (`$NETC_CACHE_DIR`, default `~/.cache/netc/compiled`) under a hash
+of the graph, the weights, the input shape, the backend and the torch version, so a second build
+of the same weights loads it (well under a second) instead of compiling again.
+
+Why onnxruntime by default (benchmarks/bench_inference.py, RESULTS.md; one interleaved run on the
+shared 2-core CPU under a load average of ~19): resnet50 at batch 1, onnxruntime ran in 0.67 s,
+inductor's JIT `torch.compile` with freezing + channels_last in 1.8 s, this AOTInductor package in
+4.8 s (no faster than the eager rewritten module: the AOT package with a dynamic batch did not get
+the JIT path's gains here), eager torchvision in 10.6 s. Compiling took 21 s against 186 s. Much of
+onnxruntime's lead there is its thread pool coping with the oversubscribed cores better than
+torch's OpenMP; on an idle machine the order may differ, and the backend can be chosen.
 """
 from __future__ import annotations
 
