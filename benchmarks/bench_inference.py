@@ -5,9 +5,10 @@ loaded into the reference model with strict=True) and its output is compared wit
 reference's eager output before timing:
 
 - netc `--optimize inference` (BN folded, dropout gone, in-place activations, channels_last);
-- netc `--optimize inference --compile` (inductor with freezing, AOTInductor package; compile
-  time printed, and whether the package came from the cache);
-- netc `--optimize inference --compile onnxruntime` (netc's rewritten graph exported to ONNX);
+- netc `--optimize inference --compile inductor` (inductor with freezing, AOTInductor package;
+  compile time printed, and whether the package came from the cache);
+- netc `--optimize inference --compile onnxruntime` (netc's rewritten graph exported to ONNX; the
+  default `--compile` where onnxruntime is installed);
 - torch.compile(reference) with default options (static shapes);
 - torch.compile(reference) with inductor `freezing=True` and channels_last model and input
   (the input is handed over already in channels_last: the peer's best case);
@@ -18,6 +19,7 @@ in rotating order, under inference_mode; medians. Target: netc's fastest path / 
 peer >= 1.10x (a paired ratio per repetition, median).
 
     PYTHONPATH=.:/work/extra-site .venv/bin/python benchmarks/bench_inference.py [--specs ...] [--reps 9]
+        [--batches 1 8]
 """
 from __future__ import annotations
 
@@ -33,11 +35,11 @@ from common import interleaved, paired_ratio, target_line  # noqa: E402
 SPECS = ["resnet50", "inception_v3", "xception"]
 BATCHES = (1, 8)
 TARGET = 1.10
-NETC = ("netc --optimize inference", "netc --compile", "netc --compile onnxruntime")
+NETC = ("netc --optimize inference", "netc --compile inductor", "netc --compile onnxruntime")
 PEERS = ("torch.compile", "torch.compile freezing+CL", "onnxruntime")
 
 
-def variants(spec: str):
+def variants(spec: str, batches=BATCHES):
     import torch
     import torch._inductor.config as inductor_config
 
@@ -52,17 +54,17 @@ def variants(spec: str):
     shape = network.input_shape
     cl = torch.channels_last
     t = time.perf_counter()
-    compiled = compile_inference(weights, shape, name=spec)
+    compiled = compile_inference(weights, shape, name=spec, backend="inductor")
     via_ort = compile_inference(weights, shape, name=spec, backend="onnxruntime")
-    for label, c in (("--compile", compiled), ("--compile onnxruntime", via_ort)):
+    for label, c in (("--compile inductor", compiled), ("--compile onnxruntime", via_ort)):
         print(f"  {spec}: reference {what}; netc {label} {c.compile_seconds:.0f} s "
               f"({'from the cache' if c.from_cache else 'compiled'})", flush=True)
     eager_default = torch.compile(reference, dynamic=False)
     frozen_model = torch.compile(__import__("copy").deepcopy(reference).to(memory_format=cl), dynamic=False)
-    ort = onnx_runner(reference, torch.randn(max(BATCHES), *shape))
+    ort = onnx_runner(reference, torch.randn(max(batches), *shape))
     fns = {}
     with torch.inference_mode():
-        for batch in BATCHES:
+        for batch in batches:
             x = torch.randn(batch, *shape)
             x_cl = x.contiguous(memory_format=cl)
             t = time.perf_counter()
@@ -74,7 +76,7 @@ def variants(spec: str):
             fns[batch] = {
                 "eager reference": lambda x=x: reference(x),
                 "netc --optimize inference": (lambda m, x=x: lambda: m(x))(optimize_for_inference(weights)),
-                "netc --compile": lambda x=x: compiled(x),
+                "netc --compile inductor": lambda x=x: compiled(x),
                 "netc --compile onnxruntime": lambda x=x: via_ort(x),
                 "torch.compile": lambda x=x: eager_default(x),
                 "torch.compile freezing+CL": lambda x=x_cl: frozen_model(x),
@@ -92,13 +94,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--specs", nargs="+", default=SPECS)
     ap.add_argument("--reps", type=int, default=9)
+    ap.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     args = ap.parse_args(argv)
     import torch
 
     print(f"inference on the CPU, {torch.get_num_threads()} threads, float32, {args.reps} interleaved reps, medians;"
           " x = paired ratio of the eager reference's time / the variant's")
     for spec in args.specs:
-        per_batch = variants(spec)
+        per_batch = variants(spec, args.batches)
         for batch, fns in per_batch.items():
             with torch.inference_mode():
                 times = interleaved(fns, args.reps)
