@@ -1,7 +1,7 @@
 """Predicted vs measured peak memory of one training step on the CPU, and the batch-size solver.
 
 The prediction is `netc table SPEC --train` (netc/analysis/train.py: from the IR alone, no
-torch). The measurement is a real step of netc's built module (netc/backends/torch/memory.py:
+torch). The measurement is a real step of netc's built module (netc/backends/torch/train_memory.py:
 the CPU allocator's running total under torch.profiler(profile_memory=True), plus the bytes
 already held — parameters, buffers, optimizer state, the batch). The step: SGD with momentum
 (or --optimizer), cross-entropy over every output (aux heads included), after one warm-up step.
@@ -30,7 +30,7 @@ TARGET = 0.10
 
 def measure(spec: str, batch: int, optimizer: str, amp: bool) -> tuple[float, int, int, str]:
     import netc
-    from netc.backends.torch.memory import measure_training_peak
+    from netc.backends.torch.train_memory import measure_training_peak
 
     network = netc.load(spec)
     t = time.perf_counter()

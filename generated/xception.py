@@ -45,6 +45,8 @@ class Block(nn.Module):
 
     def __init__(self, in_channels, out, s=1):
         super().__init__()
+        self.skip = nn.Conv2d(in_channels, out, kernel_size=1, stride=s, bias=False)
+        self.skipbn = nn.BatchNorm2d(out)
         self.rep = nn.Sequential(
             SeparableConv2d(in_channels, 128, kernel_size=3, padding=1),
             nn.BatchNorm2d(128),
@@ -53,14 +55,12 @@ class Block(nn.Module):
             nn.BatchNorm2d(128),
             nn.MaxPool2d(kernel_size=3, stride=s, padding=1),
         )
-        self.skip = nn.Conv2d(in_channels, out, kernel_size=1, stride=s, bias=False)
-        self.skipbn = nn.BatchNorm2d(out)
 
     def forward(self, x):
-        rep = self.rep(x)
-        x = self.skip(x)
-        x = self.skipbn(x)
-        out = rep + x
+        out = self.skip(x)
+        out = self.skipbn(out)
+        x = self.rep(x)
+        out = x + out
         return out
 
 
@@ -69,6 +69,8 @@ class Block2(nn.Module):
 
     def __init__(self, in_channels, out, c, s=1):
         super().__init__()
+        self.skip = nn.Conv2d(in_channels, out, kernel_size=1, stride=s, bias=False)
+        self.skipbn = nn.BatchNorm2d(out)
         self.rep = nn.Sequential(
             nn.ReLU(),
             SeparableConv2d(in_channels, c, kernel_size=3, padding=1),
@@ -78,14 +80,12 @@ class Block2(nn.Module):
             nn.BatchNorm2d(out),
             nn.MaxPool2d(kernel_size=3, stride=s, padding=1),
         )
-        self.skip = nn.Conv2d(in_channels, out, kernel_size=1, stride=s, bias=False)
-        self.skipbn = nn.BatchNorm2d(out)
 
     def forward(self, x):
-        rep = self.rep(x)
-        x = self.skip(x)
-        x = self.skipbn(x)
-        out = rep + x
+        out = self.skip(x)
+        out = self.skipbn(out)
+        x = self.rep(x)
+        out = x + out
         return out
 
 

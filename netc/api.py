@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import networkx as nx
 
 from netc.errors import error
 from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
+from netc.spec.budget import work_budget
 from netc.spec.expand import Limits, expand
 from netc.spec.load import bind_variables, check_text_size, collect_templates, parse_spec, read_text
 from netc.spec.model import Spec
@@ -75,29 +76,70 @@ class Network:
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
-              compile: bool | str = False):
+              features_only: bool = False, out_indices=None, compile: bool | str = False):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
         dropout removed and channels_last memory (`netc.backends.torch.optimize`); with
         `compile=True` (or a backend name: 'inductor', 'onnxruntime'), that module compiled into a
-        cached package (`netc.backends.torch.compile`)."""
-        from netc.backends.torch.module import build_module
+        cached package (`netc.backends.torch.compile`). Parameters that
+        do not fit in the device's free memory are an `error[limit]` before anything is allocated.
+        The steps and what they found: `netc.api.build`.
 
-        module = build_module(self, device, dtype, init)
-        if optimize or compile:
-            module = _optimize(module, optimize, compile, self.input_shape, self.name)
-        return module
+        `features_only=True` returns a backbone whose forward gives the list of feature maps
+        `out_indices` selects (stage indices or block names; default: one per stride change),
+        described by `self.features(out_indices)` and the module's `feature_info`."""
+        if features_only:
+            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize)
+        return build(self, device, dtype, init, optimize, compile=compile).module
+
+    def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
+              optimize: str | None = None, threads: int | None = None, tick=None, compile: bool | str = False):
+        """Images/s and per-batch latencies of the built module's forward in eval mode, after
+        `warmup` untimed forwards (`netc.backends.torch.benchmark.Bench`); `tick(phase)` after each."""
+        from netc.backends.torch.benchmark import bench
+
+        return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick, compile)
+
+    def lesion(self, scope: str) -> "Network":
+        """This network without the body of residual block `scope` (its shortcut remains), as in
+        Veit et al. 2016; parameters keep their keys (`netc.ir.transform.lesion`)."""
+        from netc.ir.transform import lesion
+
+        graph, _ = lesion(self.graph, scope)
+        return replace(self, graph=graph, order=topo_order(graph))
+
+    def reorder(self, stage: str, order: list[int] | None = None) -> "Network":
+        """This network with the blocks of `stage` run in `order` (default: its shape-keeping blocks
+        reversed); parameters keep their keys (`netc.ir.transform.reorder`)."""
+        from netc.ir.transform import reorder
+
+        graph = reorder(self.graph, stage, order)
+        return replace(self, graph=graph, order=topo_order(graph))
+
+    def weights_from(self, source: "Network", state_dict: dict) -> dict:
+        """`state_dict` of the `source` network converted into a state_dict of this one: layers
+        matched by this spec's `mapping:`, equal paths, then position; linear and conv weights
+        reshaped into each other over the conv's window (`netc.backends.torch.convert`)."""
+        from netc.backends.torch.convert import convert_state_dict
+
+        return convert_state_dict(source, self, state_dict)
 
     def codegen(self, out_dir: str | os.PathLike | None = None) -> str:
         """Standalone PyTorch source of this network (`netc.backends.codegen`); also written to
-        `out_dir/<name>.py` (atomically) when `out_dir` is given."""
+        `out_dir/<name>.py` (atomically, `codegen_path(out_dir)`) when `out_dir` is given."""
         from netc.backends import codegen
 
         if out_dir is not None:
             return codegen.write(self, out_dir).read_text(encoding="utf-8")
         return codegen.generate(self)
+
+    def codegen_path(self, out_dir: str | os.PathLike = "generated") -> Path:
+        """Where `codegen(out_dir)` writes: `out_dir/<name>.py`, the name made a module name."""
+        from netc.backends.codegen import output_name
+
+        return Path(out_dir) / output_name(self)
 
     def table(self, depth: int | None = None, fmt: str = "text", dtype: str = "float32") -> str:
         """Cost table (text, md, csv or json): per-layer rows, block subtotals down to `depth`, totals.
@@ -110,13 +152,14 @@ class Network:
         with gc_paused():
             return render(build(analyse(self, dtype), depth), fmt)
 
-    def versus(self, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8), reps: int = 10):
+    def versus(self, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8), reps: int = 10,
+               warmup: int = 2, threads: int | None = None):
         """Outputs compared, then speed of this network built with `optimize`/`compile` against the
         reference implementation (torchvision/timm, same weights) under `peer` ('torchvision':
         eager, 'compile': torch.compile, 'onnxruntime'): (what the peer is, [Versus per batch])."""
         from netc.backends.torch.benchmark import run_versus
 
-        return run_versus(self, peer, optimize, compile, batches, reps)
+        return run_versus(self, peer, optimize, compile, batches, reps, warmup, threads)
 
     def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
         """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`)."""
@@ -141,6 +184,110 @@ class Network:
             write_atomic(path, data)
         return data
 
+    def _repr_html_(self) -> str:
+        """A notebook cell's view: summary, diagram collapsed to top-level blocks, bar chart, block table."""
+        from netc.backends.render.notebook import notebook_html
+
+        return notebook_html(self)
+
+    def export_hazards(self) -> list:
+        """The spec's known ONNX export hazards, located (static; `netc.backends.onnx.hazards`)."""
+        from netc.backends.onnx.hazards import preflight
+
+        return preflight(self)
+
+    def export_onnx(self, path: str | os.PathLike | None, opset: int = 18, dynamic_batch: bool = False,
+                    weights: str | os.PathLike | None = None, verify: bool = True, module=None):
+        """Export the eval forward to ONNX at `path` (`netc.backends.onnx`); returns the Verdict of
+        the checker, shape and onnxruntime comparison (None with verify=False). `module` defaults
+        to `build()`, with `weights` (a state_dict file) loaded strictly."""
+        from netc.backends.onnx import export_onnx, load_weights
+
+        module = module if module is not None else self.build()
+        if weights:
+            load_weights(module, weights)
+        return export_onnx(self, module, path, opset, dynamic_batch, verify)[1]
+
+    def export_program(self, path: str | os.PathLike, dynamic_batch: bool = False,
+                       weights: str | os.PathLike | None = None, module=None) -> None:
+        """Save the eval forward as a `torch.export.ExportedProgram` at `path`."""
+        from netc.backends.onnx import export_program, load_weights
+
+        module = module if module is not None else self.build()
+        if weights:
+            load_weights(module, weights)
+        export_program(self, module, path, dynamic_batch)
+
+    @property
+    def feature_info(self):
+        """The default backbone features (one per stride change): `.channels()`, `.reduction()`,
+        `.module_name()` as timm's; static, no torch (`netc.analysis.features`)."""
+        return self.features()
+
+    def features(self, out_indices=None):
+        """The FeatureInfo of the feature maps `out_indices` selects (indices or trunk names)."""
+        from netc.analysis.features import feature_info
+
+        return feature_info(self, out_indices)
+
+    def _build_features(self, out_indices, **build_args):
+        from netc.backends.torch.features import feature_module
+
+        info = self.features(out_indices)
+        return feature_module(self.build(**build_args), self, info)
+
+
+def render_formats() -> tuple[str, ...]:
+    """The formats `Network.render` draws in."""
+    from netc.backends.render import FORMATS
+
+    return FORMATS
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built module and what building it established."""
+
+    module: Any  # torch.nn.Module
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    bytes: int  # parameter and buffer memory, checked against the device's free memory
+    confirmed: int | None  # ops whose shapes a meta-device forward confirmed (None: not asked)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the module's state_dict (torch.save) to `path` atomically."""
+        import io
+
+        import torch
+
+        from netc.fsutil import write_atomic
+
+        buf = io.BytesIO()
+        torch.save(self.module.state_dict(), buf)
+        return write_atomic(path, buf.getvalue())
+
+
+def build(network: Network, device: str = "cpu", dtype: str | None = None, init: bool = True,
+          optimize: str | None = None, confirm: bool = False, compile: bool | str = False) -> Built:
+    """The one build pipeline (`Network.build`, `netc build`): with `confirm`, a forward on the
+    meta device checks every op's shape against the IR first; then the parameter and buffer
+    memory is checked against the device's free memory (`error[limit]`); then the module is
+    allocated, initialised by the spec's `init:` scheme (`init=False`: PyTorch's defaults),
+    cast to `dtype` and, with `optimize`, rewritten for inference (and with `compile`, compiled:
+    `optimize()`)."""
+    from netc.backends.torch.memory import check_memory
+    from netc.backends.torch.module import build_meta, build_module, confirm_shapes, resolve_device, resolve_dtype
+
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    confirmed = confirm_shapes(build_meta(network), network) if confirm else None
+    need = check_memory(network, dev, dt)
+    module = build_module(network, dev, dt, init)
+    if optimize or compile:
+        from netc.backends.torch.compile import optimize as optimize_module
+
+        module = optimize_module(module, optimize, compile, network.input_shape, network.name)
+    return Built(module, dev, dt, need, confirmed)
+
 
 def optimize(module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
              name: str = "model"):
@@ -148,23 +295,9 @@ def optimize(module, level: str | None = "inference", compile: bool | str = Fals
     `compile=True` (the default backend) or `compile="inductor"|"onnxruntime"` also compiled for
     inputs of `input_shape` (C, H, W) — see `netc.backends.torch.compile` — into a
     `CompiledModule` (its `compile_seconds`, `package`)."""
-    if compile and level != "inference":
-        raise error("usage", "compiling needs the inference optimisation", None, "use --optimize inference --compile")
-    if compile and input_shape is None:
-        raise error("usage", "compiling needs the input shape (C, H, W) of the module", None,
-                    "pass input_shape=network.input_shape")
-    from netc.backends.torch.optimize import optimize as optimize_module
+    from netc.backends.torch.compile import optimize as optimize_module
 
-    module = optimize_module(module, level)
-    if compile:
-        from netc.backends.torch.compile import compile_inference
-
-        backend = compile if isinstance(compile, str) and compile != "default" else None
-        module = compile_inference(module, input_shape, name=name, backend=backend)
-    return module
-
-
-_optimize = optimize  # for Network.build, whose `optimize` argument hides the function
+    return optimize_module(module, level, compile, input_shape, name)
 
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
@@ -200,6 +333,11 @@ def gc_paused():
 
 
 def _compile(text, file, overrides, limits, input_shape) -> Network:
+    with work_budget(limits.max_work):  # one budget for variables, templates and expansion
+        return _compile_within_budget(text, file, overrides, limits, input_shape)
+
+
+def _compile_within_budget(text, file, overrides, limits, input_shape) -> Network:
     check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:
@@ -213,3 +351,31 @@ def _compile(text, file, overrides, limits, input_shape) -> Network:
     infer_shapes(g, order)
     check_limits(g, limits.max_param_bytes)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)
+
+
+def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int | None = None,
+              rankdir: str = "TB") -> str:
+    """`netc diff --html`: both diagrams (at `depth`) side by side with the changed boxes marked,
+    and the diff's block table (blocks at `block_depth`; see `netc.analysis.diff`)."""
+    from netc.analysis.diff import diff
+    from netc.backends.render.diff_html import report
+
+    return report(a, b, diff(a, b, block_depth), depth, rankdir)
+
+
+def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
+                name: str | None = None, check: bool = True):
+    """An existing nn.Module as a netc spec (`netc.interop`): returns (spec text, Verdict or None).
+
+    `source` is `torchvision:NAME`, `timm:NAME` or `path/to/file.py:ClassOrFactory` (called with
+    `kwargs`). With `check`, the spec is compiled, loads the source's state_dict strictly and
+    must compute its output (`netc.interop.verify`); a NetcError otherwise."""
+    from netc.interop import import_model
+    from netc.interop.verify import verify
+
+    imported = import_model(source, kwargs, input_shape, name)
+    verdict = None
+    if check:
+        network = loads(imported.text, f"<import {source}>")
+        verdict = verify(network, imported.source.module, imported.input_shape)
+    return imported.text, verdict

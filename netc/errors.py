@@ -7,6 +7,8 @@ them together; the CLI prints them compiler-style and exits with status 2.
 from __future__ import annotations
 
 import difflib
+import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -33,13 +35,26 @@ class Diagnostic:
     via: tuple[Loc, ...] = field(default_factory=tuple)
 
     def format(self) -> str:
-        where = f"{self.loc}: " if self.loc else ""
-        lines = [f"{where}error[{self.code}]: {clip(self.message, MAX_MESSAGE)}"]
+        """The diagnostic as text for a terminal: user text inside it is shown with its control
+        characters escaped (see `printable`)."""
+        where = f"{printable(str(self.loc))}: " if self.loc else ""
+        lines = [f"{where}error[{self.code}]: {printable(clip(self.message, MAX_MESSAGE))}"]
         for loc in self.via:
-            lines.append(f"  note: instantiated from {loc}")
+            lines.append(f"  note: instantiated from {printable(str(loc))}")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {printable(clip(self.hint, MAX_MESSAGE))}")
         return "\n".join(lines)
+
+
+# C0 and C1 controls (ESC, CR, BEL, …), and the invisible format characters that reorder or hide
+# text (bidi overrides and isolates, zero-width characters, line and paragraph separators)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x1b`, `\\r`, `\\u202e`): text from a
+    spec echoed in a message must not retitle or clear a terminal, or overwrite the message."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class NetcError(Exception):
@@ -70,12 +85,33 @@ def clip(value, n: int = 60) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
 
+MAX_HINT_CHOICES = 1000  # beyond this many known words a hint is not worth its cost (~1.5 ms per 1000)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A hint naming the closest known word, or None when nothing is close."""
+    """A hint naming the closest known word, or None when nothing is close.
+
+    Bounded: a spec with 100,000 variables and thousands of errors must not compare each error
+    with every variable, so with more than MAX_HINT_CHOICES choices there is no hint."""
     if len(str(word)) > 200:
         return None
-    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    known = set(itertools.islice(choices, MAX_HINT_CHOICES + 1))
+    if len(known) > MAX_HINT_CHOICES:
+        return None
+    close = difflib.get_close_matches(str(word), sorted(known), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+def listing(words: Iterable[str], shown: int = 20) -> str:
+    """Some known words for a hint: 'a, b, c' or 'a, b, … (1,234 in all)'; 'none' when empty.
+    Bounded like did_you_mean: a hint must not cost a sort of 100,000 names per error."""
+    known = list(itertools.islice(words, MAX_HINT_CHOICES + 1))
+    if len(known) > MAX_HINT_CHOICES:
+        return f"{', '.join(map(str, known[:shown]))}, … (more than {MAX_HINT_CHOICES:,})"
+    known = sorted(map(str, known))
+    if len(known) > shown:
+        return f"{', '.join(known[:shown])}, … ({len(known):,} in all)"
+    return ", ".join(known) or "none"
 
 
 class Collector:
@@ -83,12 +119,15 @@ class Collector:
 
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
+        self._seen: set = set()
 
     def add(self, err: NetcError | Diagnostic) -> None:
-        if isinstance(err, NetcError):
-            self.diagnostics.extend(err.diagnostics)
-        else:
-            self.diagnostics.append(err)
+        for d in err.diagnostics if isinstance(err, NetcError) else [err]:
+            # the same mistake met again (every iteration of a repeat, every use of a template) is one problem
+            key = (d.code, d.message, d.loc, d.hint)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.diagnostics.append(d)
 
     def __bool__(self) -> bool:
         return bool(self.diagnostics)

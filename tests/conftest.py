@@ -1,7 +1,13 @@
+import ast
+import contextlib
+import functools
+import importlib.util
+import math
 import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,3 +47,114 @@ def run_without_torch(*argv: str) -> str:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
     return out.stdout
+
+
+# --- reference models -------------------------------------------------------------------------
+
+def reference_model(name: str, source: str = "torchvision", device: str | None = None, **kwargs):
+    """The reference implementation `name` from torchvision (`torchvision.models.<name>`) or timm
+    (`timm.create_model(name)`), randomly initialised, never pretrained, built on `device` (None:
+    torch's current default device). Models on the `meta` device hold no data, so each is built
+    once per session and shared (callers may switch train/eval, not change the model); on any
+    other device every call builds a fresh one. GoogLeNet and Inception-v3 warn unless told their
+    init: `init_weights=False` (PyTorch's defaults) unless given."""
+    if source == "torchvision" and name in ("googlenet", "inception_v3"):
+        kwargs.setdefault("init_weights", False)
+    if device == "meta":
+        return _reference_on_meta(name, source, tuple(sorted(kwargs.items())))
+    return _build_reference(name, source, device, kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_on_meta(name, source, kwargs):
+    return _build_reference(name, source, "meta", dict(kwargs))
+
+
+def _build_reference(name, source, device, kwargs):
+    import torch
+
+    with torch.device(device) if device else contextlib.nullcontext():
+        if source == "timm":
+            import timm
+
+            return timm.create_model(name, pretrained=False, **kwargs)
+        if source != "torchvision":
+            raise ValueError(f"unknown reference source {source!r}")
+        import torchvision
+
+        return getattr(torchvision.models, name)(**kwargs)
+
+
+# --- interpreter vs generated code --------------------------------------------------------------
+
+def import_source(source: str, tmp_path: Path):
+    path = tmp_path / f"gen_{uuid.uuid4().hex}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def factory(mod):
+    """The module's factory: its last top-level function (the template puts it last)."""
+    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    name = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)][-1]
+    return getattr(mod, name)
+
+
+def shapes(module) -> dict:
+    """state_dict keys and tensor shapes."""
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def randomise(module):
+    """Weights scaled by fan-in and BN statistics away from their defaults, so every
+    parameter and buffer matters to the output and deep nets stay finite."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+
+
+def calibrate(module, input_shape):
+    """BN running statistics set to those of one batch, so eval outputs stay finite even
+    through 600 residual blocks (ResNet-1202)."""
+    import torch
+
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.momentum = None  # cumulative average: after one batch, exactly its statistics
+        m.reset_running_stats()
+    if bns:
+        with torch.no_grad():
+            module.train()(torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(4)))
+    module.eval()
+
+
+def pair(network, tmp_path, input_shape=None):
+    """(interpreter module, generated module) holding the same weights."""
+    import torch
+
+    from netc.backends.torch.module import build_module
+
+    ref = build_module(network, device="meta")
+    ref.to_empty(device="cpu")
+    randomise(ref)
+    calibrate(ref, input_shape or network.input_shape)
+    mod = import_source(network.codegen(), tmp_path)
+    with torch.device("meta"):
+        gen = factory(mod)()
+    assert shapes(gen) == shapes(ref)
+    gen.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    return ref, gen

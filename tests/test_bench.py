@@ -72,3 +72,15 @@ def test_timing_percentiles_and_throughput():
     assert t.percentile(50) == 0.2 and t.percentile(99) == 0.4 and t.percentile(0) == 0.1
     assert t.images_per_s == pytest.approx(16 / 1.0)
     assert t.flops_per_s(1000) == pytest.approx(2 * 1000 * 4 / 0.2)
+
+
+def test_api_bench_is_what_the_command_prints(tiny):
+    """`Network.bench` runs the benchmark `netc bench` formats: the command only prints it."""
+    import netc
+
+    ticks = []
+    result = netc.load(tiny).bench("cpu", batch=2, iters=3, warmup=1, threads=1, tick=ticks.append)
+    assert ticks == ["warmup", "timed", "timed", "timed"]
+    assert result.device.type == "cpu" and result.where == "cpu, 1 thread" and result.precision == "float32"
+    assert len(result.timing.latencies) == 3 and result.timing.batch == 2 and result.macs == TINY_MACS
+    assert result.flops_per_s == pytest.approx(2 * TINY_MACS * 2 / result.timing.percentile(50))

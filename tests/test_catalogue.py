@@ -6,6 +6,7 @@ torchvision models altered the way the paper describes the variant (ResNet v1 st
 A/C shortcuts, VGG A-LRN and C), or, where no implementation exists, from the numbers of the
 papers and of issue 7 (cited beside each).
 """
+import contextlib
 import re
 
 import pytest
@@ -15,7 +16,7 @@ from torch import nn
 
 import netc
 from netc import catalogue
-from tests.conftest import ROOT, run_without_torch
+from tests.conftest import ROOT, reference_model, run_without_torch
 
 SPEC_FILES = catalogue.spec_files()
 NAMES = [p.stem for p in SPEC_FILES]
@@ -23,16 +24,10 @@ NAMES = [p.stem for p in SPEC_FILES]
 
 # --- references ---------------------------------------------------------------------------
 
-def _tv(name, **kw):
-    import torchvision
-
-    return getattr(torchvision.models, name)(**kw)
-
-
 def resnet_v1(depth):
     """torchvision's ResNet (v1.5) with each stage's stride moved back to the first 1x1 conv:
     the original ResNet of He et al. 2015."""
-    m = _tv(f"resnet{depth}")
+    m = reference_model(f"resnet{depth}")
     for layer in (m.layer2, m.layer3, m.layer4):
         block = layer[0]
         block.conv1.stride, block.conv2.stride = block.conv2.stride, block.conv1.stride
@@ -53,7 +48,7 @@ class ZeroPadShortcut(nn.Module):
 
 def resnet34_option(option):
     """torchvision resnet34 (option B) turned into option A or C of He et al. 2015, 4.1."""
-    m = _tv("resnet34")
+    m = reference_model("resnet34")
     for layer in (m.layer1, m.layer2, m.layer3, m.layer4):
         for block in layer:
             planes = block.conv2.out_channels
@@ -66,7 +61,7 @@ def resnet34_option(option):
 
 def vgg11_lrn():
     """VGG A-LRN (Table 1): configuration A with LRN (AlexNet's settings) after the first conv's ReLU."""
-    m = _tv("vgg11")
+    m = reference_model("vgg11")
     f = list(m.features)
     m.features = nn.Sequential(*f[:2], nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0), *f[2:])
     return m
@@ -74,7 +69,7 @@ def vgg11_lrn():
 
 def vgg16_c():
     """VGG C (Table 1): configuration D whose third conv in stages 3, 4 and 5 is 1x1."""
-    m = _tv("vgg16")
+    m = reference_model("vgg16")
     for i in (14, 21, 28):
         c = m.features[i].out_channels
         m.features[i] = nn.Conv2d(c, c, 1)
@@ -102,30 +97,28 @@ PAPER_PARAMS = {
     "vgg16_fcn": 138_357_544,       # VGG-D
     "resnet20": 269_722,            # CIFAR ResNet-20 (option A)
     "resnet1202": 19_421_274,       # CIFAR ResNet-1202 (option A)
+    "alexnet_fcn": 61_100_840,      # torchvision's alexnet: its FC layers as 6x6 and 1x1 convs hold the same weights
+    "googlenet_v1": 13_378_280,     # Szegedy et al. 2014 as the BVLC Caffe model (bvlc_googlenet), aux heads included
 }
 PAPER_MACS = {
     "resnet50_v1": 3_857_973_248,
     "resnet101_v1": 7_570_194_432,
     "resnet152_v1": 11_282_415_616,
     "vgg16_fcn": 15_470_264_320,    # VGG-D at 224: the FC layers as 7x7 and 1x1 convs cost the same
+    "alexnet_fcn": 714_188_480,     # torchvision's alexnet (its GFLOPS 0.71) at 224: the same per position
 }
 CIFAR_N = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18, "resnet1202": 200}
 
 
-def reference_of(name):
-    """(kind, constructor) of the reference model of a spec, or None."""
+def reference_of(name, device=None):
+    """The reference model of a spec (constructed above, or timm's / torchvision's as its `meta:`
+    names), on `device` (None: the default device), or None."""
     if name in CONSTRUCTED:
-        return "constructed", CONSTRUCTED[name]
+        with torch.device(device) if device else contextlib.nullcontext():
+            return CONSTRUCTED[name]()
     meta = netc.load(name).spec.meta
-    if "timm" in meta:
-        import timm
-
-        return "timm", lambda: timm.create_model(meta["timm"], pretrained=False)
-    if "torchvision" in meta:
-        # GoogLeNet / Inception3 warn unless told their init; it does not matter on meta
-        kw = {"init_weights": False} if meta["torchvision"] in ("googlenet", "inception_v3") else {}
-        return "torchvision", lambda: _tv(meta["torchvision"], **kw)
-    return None
+    source = next((s for s in ("timm", "torchvision") if s in meta), None)
+    return reference_model(meta[source], source, device) if source else None
 
 
 def _meta(name):
@@ -136,11 +129,6 @@ def _meta(name):
 
 
 REFERENCED = [n for n in NAMES if n in CONSTRUCTED or {"timm", "torchvision"} & set(_meta(n))]
-
-
-def on_meta(ctor):
-    with torch.device("meta"):
-        return ctor()
 
 
 def ref_macs(model, input_shape):
@@ -156,7 +144,7 @@ def ref_macs(model, input_shape):
 def test_catalogue_is_complete():
     # issue 7's list, one spec each (vgg A/B/D/E with and without BN, ResNet v1.5 and v1, ...)
     wanted = {"lenet5", "alexnet", "alexnet_grouped", "alexnet_torchvision", "vgg11", "vgg11_lrn", "vgg13",
-              "googlenet", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
+              "googlenet", "googlenet_v1", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
               "inception_v2", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "xception",
               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "resnet101_v1",
               "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N}
@@ -187,9 +175,8 @@ def test_spec_builds_on_meta(name):
 @pytest.mark.parametrize("name", REFERENCED)
 def test_matches_reference_model(name):
     """Equal params, MACs at the spec's input, and state_dict keys and shapes (strict load)."""
-    kind, ctor = reference_of(name)
     net = netc.load(name)
-    ref = on_meta(ctor)
+    ref = reference_of(name, "meta")
     assert net.params == sum(p.numel() for p in ref.parameters())
     assert net.macs == ref_macs(ref, net.input_shape)
     ours = net.build(device="meta")
@@ -218,6 +205,11 @@ def test_cifar_resnet_params(name):
     net = netc.load(name)
     assert net.params == expected
     assert int(re.search(r"\d+", name).group()) == 6 * n + 2 == sum(d["op"] in ("conv", "linear") for _, d in net.nodes())
+
+
+def test_googlenet_v1_without_aux_heads():
+    # Szegedy et al. 2014, Table 1: the network proper (the BVLC model minus loss1/loss2)
+    assert netc.load("googlenet_v1", {"aux_logits": False}).params == 6_998_552
 
 
 def test_inception_resnet_v1_follows_the_paper():
@@ -282,8 +274,7 @@ def _outputs(ours, ref, size):
 def test_same_outputs_as_reference(name):
     torch.manual_seed(0)
     size = SAME_OUTPUTS[name]
-    _, ctor = reference_of(name)
-    ref = ctor()
+    ref = reference_of(name)
     _randomise_bn(ref)
     ours = netc.load(name, input_shape=(3, size, size)).build(device="cpu", init=False)
     ours.load_state_dict(ref.state_dict(), strict=True)
@@ -295,7 +286,7 @@ def test_vgg16_fcn_scores_equal_vgg16_at_224():
     """Dense evaluation (Simonyan & Zisserman 2014, 3.2): VGG-D's FC weights reshaped into convs
     give the same class scores at 224 (up to float summation order)."""
     torch.manual_seed(0)
-    ref = _tv("vgg16")
+    ref = reference_model("vgg16")
     state = {k: (v.reshape(v.shape[0], -1, 7, 7) if k == "classifier.0.weight" else
                  v[..., None, None] if k in ("classifier.3.weight", "classifier.6.weight") else v)
              for k, v in ref.state_dict().items()}

@@ -2,77 +2,19 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
-import math
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 import netc
 from netc.backends.codegen import generate, output_name
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, factory, import_source, pair, shapes
 
 GENERATED = ROOT / "generated"
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.yaml"))
 ALLOWED_IMPORTS = {"torch", "typing", "collections", "math"}
-
-
-def import_source(source: str, tmp_path: Path):
-    path = tmp_path / f"gen_{uuid.uuid4().hex}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def factory(mod):
-    """The module's factory: its last top-level function (the template puts it last)."""
-    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
-    name = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)][-1]
-    return getattr(mod, name)
-
-
-def shapes(module) -> dict:
-    """state_dict keys and tensor shapes."""
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
-def randomise(module):
-    """Weights scaled by fan-in and BN statistics away from their defaults, so every
-    parameter and buffer matters to the output and deep nets stay finite."""
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-
-
-def calibrate(module, input_shape):
-    """BN running statistics set to those of one batch, so eval outputs stay finite even
-    through 600 residual blocks (ResNet-1202)."""
-    import torch
-
-    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.momentum = None  # cumulative average: after one batch, exactly its statistics
-        m.reset_running_stats()
-    if bns:
-        with torch.no_grad():
-            module.train()(torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(4)))
-    module.eval()
 
 
 def small_input(name):
@@ -87,24 +29,6 @@ def small_input(name):
             except netc.NetcError:
                 continue
     return net, net.input_shape
-
-
-def pair(network, tmp_path, input_shape=None):
-    """(interpreter module, generated module) holding the same weights."""
-    import torch
-
-    from netc.backends.torch.module import build_module
-
-    ref = build_module(network, device="meta")
-    ref.to_empty(device="cpu")
-    randomise(ref)
-    calibrate(ref, input_shape or network.input_shape)
-    mod = import_source(generate(network), tmp_path)
-    with torch.device("meta"):
-        gen = factory(mod)()
-    assert shapes(gen) == shapes(ref)
-    gen.load_state_dict(ref.state_dict(), strict=True, assign=True)
-    return ref, gen
 
 
 # ResNet-1202's forward costs more than all the others together; its code is the CIFAR

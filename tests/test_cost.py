@@ -5,7 +5,7 @@ import pytest
 
 import netc
 from netc.analysis.cost import analyse
-from tests.conftest import SPECS
+from tests.conftest import SPECS, reference_model
 
 # spec file -> torchvision builder; the weights enum gives the published "_ops" (GMACs) and crop size
 TORCHVISION = {
@@ -28,12 +28,10 @@ def torchvision_reference(builder, size, aux):
     """(params, buffers, MACs) of the torchvision model: built on the meta device, MACs counted
     by FlopCounterMode in eval mode (aux heads not run) and halved (it counts 2 FLOPs per MAC)."""
     import torch
-    import torchvision
     from torch.utils.flop_counter import FlopCounterMode
 
-    kwargs = {"aux_logits": aux, "init_weights": False} if builder in ("googlenet", "inception_v3") else {}
-    with torch.device("meta"):
-        model = getattr(torchvision.models, builder)(**kwargs)
+    kwargs = {"aux_logits": aux} if builder in ("googlenet", "inception_v3") else {}
+    model = reference_model(builder, device="meta", **kwargs)
     model.eval()
     with FlopCounterMode(display=False) as counter:
         model(torch.empty(1, 3, size, size, device="meta"))

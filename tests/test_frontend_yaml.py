@@ -86,3 +86,15 @@ def test_shared_aliases_and_recursive_aliases():
     assert doc["b"] == [[1], [1]]
     assert codes_at("a: &a [1, *a]\n") == ("yaml", 1, 4)
     assert codes_at("a: &a {x: {y: *a}}\n") == ("yaml", 1, 4)
+
+
+@pytest.mark.parametrize("text,line", [
+    ("a: " + "[" * 5_000 + "]" * 5_000 + "\n", 1),
+    ("a:\n" + "- " * 5_000 + "x\n", 2),
+    ("a: " + "{k: " * 5_000 + "1" + "}" * 5_000 + "\n", 1),
+])
+def test_nesting_too_deep_is_a_limit_whichever_parser_layer_meets_it(text, line):
+    """libyaml stops at its own depth limit before the loader's MAX_YAML_DEPTH check runs; both
+    are the same limit to the user: error[limit] at the line and column of the too-deep node."""
+    code, got_line, col = codes_at(text)
+    assert (code, got_line) == ("limit", line) and col > 200

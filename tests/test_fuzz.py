@@ -252,7 +252,7 @@ def test_backends_agree_on_generated_specs(text):
 
     import torch
 
-    from tests.test_codegen import pair
+    from tests.conftest import pair
 
     net = compile_or_error(text, "fuzz.yaml")
     if net is None:

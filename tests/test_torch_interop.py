@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import netc
-from tests.conftest import SPECS
+from tests.conftest import SPECS, reference_model
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -43,7 +43,7 @@ def randomise_bn_stats(model):
 def test_loads_torchvision_weights_and_matches(spec):
     ctor, kwargs, size, overrides = CASES[spec]
     torch.manual_seed(0)
-    ref = getattr(torchvision.models, ctor)(**kwargs).eval()
+    ref = reference_model(ctor, **kwargs).eval()
     randomise_bn_stats(ref)
     net = netc.load(SPECS / f"{spec}.yaml", overrides, input_shape=(3, size, size))
     ours = net.build(device="meta").eval()  # nothing allocated: the state_dict's tensors are assigned

@@ -247,11 +247,39 @@ def test_cli_build_errors(netc_cli, tmp_path):
 
 
 def test_cli_build_refuses_what_does_not_fit(netc_cli, monkeypatch):
-    import netc.cli.build as build
+    import netc.backends.torch.memory as memory
 
-    monkeypatch.setattr(build, "available_bytes", lambda device: 10 * 2**20)
-    code, _, stderr = netc_cli("build", SPECS / "resnet18.yaml", "-q")
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)
+    code, _, stderr = netc_cli("build", SPECS / "resnet18.yaml", "-q", "--device", "cpu", "--codegen-dir", "")
     assert code == 2 and "error[limit]" in stderr
+
+
+def test_api_build_refuses_what_does_not_fit_before_allocating(monkeypatch):
+    """`Network.build` is the pipeline `netc build` runs: an API user gets the same error[limit]."""
+    import netc.backends.torch.memory as memory
+    import netc.backends.torch.module as module
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2**20)
+    net = netc.load(SPECS / "resnet18.yaml")
+    with monkeypatch.context() as m:
+        m.setattr(module, "build_module", lambda *a, **k: pytest.fail("allocated before the memory check"))
+        for dtype in ("float32", "bfloat16"):  # 11.7M parameters: 45 MiB in float32, 22 MiB in bfloat16
+            with pytest.raises(NetcError) as exc:
+                net.build(device="cpu", dtype=dtype)
+            assert exc.value.codes == ["limit"] and "0.01 GiB is available" in exc.value.diagnostics[0].message
+    assert net.build(device="meta").fc.weight.is_meta  # the meta device allocates nothing: no limit
+
+
+def test_api_build_reports_what_it_established():
+    from netc.api import build
+
+    net = netc.load(SPECS / "lenet5.yaml")
+    built = build(net, "cpu", "bfloat16", confirm=True)
+    assert built.confirmed == len(list(net.nodes()))
+    assert built.bytes == 2 * sum(p.numel() for p in built.module.parameters()) + 2 * sum(
+        b.numel() for b in built.module.buffers())
+    assert next(built.module.parameters()).dtype == torch.bfloat16
+    assert build(net, "meta").confirmed is None
 
 
 def test_inplace_op_on_a_shared_value_is_an_error():

@@ -2,7 +2,7 @@
 
 The per-op facts (`Op.autograd`) are checked against the tensors torch's autograd actually saves
 (`saved_tensors_hooks`) for every registered op; the whole-step prediction against the peak the
-CPU allocator reports for a real training step (netc.backends.torch.memory) within 10%; the
+CPU allocator reports for a real training step (netc.backends.torch.train_memory) within 10%; the
 FLOP count of conv/linear against torch's FlopCounterMode on a real step."""
 import pytest
 import torch
@@ -10,8 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import netc
 from netc.analysis.train import max_batch, parse_bytes, predict
-from netc.backends.torch.memory import measure_training_peak
 from netc.backends.torch.module import make_leaf
+from netc.backends.torch.train_memory import measure_training_peak
 from netc.ops import REGISTRY, numel
 from tests.conftest import SPECS, run_without_torch
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -22,7 +23,13 @@ COMMANDS = {
     "render": ("netc.cli.render", "render", "Draw the network: DOT, SVG, PNG, PDF or a self-contained HTML report."),
     "list": ("netc.cli.list", "list_", "List the bundled specs with their params, MACs and description."),
     "bench": ("netc.cli.bench", "bench", "Measure the built model's images/s, latency and achieved FLOP/s on this machine."),
+    "diff": ("netc.cli.diff", "diff", "Compare two specs (or parameter sets) block by block: params, MACs, shapes, memory, RF."),
+    "lint": ("netc.cli.lint", "lint", "Check specs against the papers' design rules; findings at the spec's lines (text, JSON, SARIF)."),
+    "paths": ("netc.cli.paths", "paths", "Count input-output paths and their lengths in blocks and layers (Veit et al. 2016)."),
+    "convert-weights": ("netc.cli.convert", "convert_weights", "Convert a state_dict between corresponding specs (FC <-> conv)."),
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
+    "import": ("netc.cli.import_", "import_", "Import an nn.Module (torchvision, timm, a .py file) as a verified spec."),
+    "export": ("netc.cli.export", "export", "Export to ONNX (verified with onnxruntime) or torch.export, after a hazard report."),
 }
 
 
@@ -47,15 +54,25 @@ class LazyGroup(click.Group):
         except NetcError as exc:
             report(exc)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+        except OSError as exc:
+            if exc.filename is None or os.environ.get("NETC_DEBUG"):
+                raise
+            from netc.fsutil import io_error
+
+            report(io_error(exc.filename, exc))  # a path the user gave that cannot be written
+            ctx.exit(2)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): temp files are already removed
+            terminated = isinstance(exc, Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            ctx.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
                 raise
-            click.echo(f"netc: internal error: {type(exc).__name__}: {exc}\n"
+            from netc.errors import printable
+
+            click.echo(f"netc: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
                        "  this is a bug in netc; rerun with NETC_DEBUG=1 for a traceback", err=True)
             ctx.exit(70)
 
@@ -73,10 +90,22 @@ def report(exc: NetcError) -> None:
         click.echo(f"{n} errors", err=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: unwinding removes half-written temp files; exit 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netc")
 def main():
     """netc: compile declarative network specs into PyTorch modules, code, diagrams and tables."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (netc called from a thread): leave signals alone
+        pass
 
 
 def run() -> None:

@@ -30,35 +30,32 @@ from netc.cli.options import spec_options
 def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, threads, as_json):
     """Measure images/s and per-batch latency percentiles of SPEC's forward in eval mode, after
     warm-up; report achieved FLOP/s from the conv/linear MAC count (FLOPs = 2 x MACs)."""
-    import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from netc.analysis.formats import human
-    from netc.backends.torch.benchmark import measure
-    from netc.backends.torch.module import resolve_device
 
-    if threads:
-        torch.set_num_threads(threads)
     if vs:
         if device not in ("auto", "cpu"):
             raise click.UsageError("--vs compares on the CPU; drop --device")
-        return _versus(network, vs, optimize, compile_, batch, iters, warmup, as_json)
-    dev = resolve_device(device)
-    module = network.build(dev, optimize=optimize, compile=compile_).eval()
-    x = torch.randn(batch, *network.input_shape, device=dev)
+        return _versus(network, vs, optimize, compile_, batch, iters, warmup, threads, as_json)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
+    with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
         tasks = {"warmup": progress.add_task("warm-up", total=warmup),
                  "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
-        timing = measure(module, x, iters, warmup, amp, tick=lambda phase: progress.advance(tasks[phase]))
+        result = network.bench(device, batch, iters, warmup, amp, optimize, threads,
+                               tick=lambda phase: progress.advance(tasks[phase]), compile=compile_)
 
-    n = torch.get_num_threads()
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n != 1)}"
-    precision = ("float16" if dev.type == "cuda" else "bfloat16") + " autocast" if amp else "float32"
+    dev, where, precision, timing = result.device, result.where, result.precision, result.timing
     p = {q: timing.percentile(q) for q in (50, 90, 99)}
-    flops = timing.flops_per_s(network.macs)
+    flops = result.flops_per_s
     if as_json:
         click.echo(json.dumps({
             "spec": network.name, "device": str(dev), "where": where, "batch": batch, "iters": iters,
@@ -79,8 +76,9 @@ def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, th
 
 
 
-def _versus(network, peer, optimize, compile_, batch, iters, warmup, as_json):
-    what, results = network.versus(peer, optimize, compile_, tuple(dict.fromkeys((1, batch))), iters)
+def _versus(network, peer, optimize, compile_, batch, iters, warmup, threads, as_json):
+    what, results = network.versus(peer, optimize, compile_, tuple(dict.fromkeys((1, batch))), iters,
+                                   warmup, threads)
     mode = "plain" if not optimize else f"--optimize {optimize}" + (f" --compile {compile_}" if compile_ else "")
     if as_json:
         click.echo(json.dumps({"spec": network.name, "netc": mode, "peer": what, "results": [

@@ -15,18 +15,14 @@ GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
 
 
 def _write(network, out_dir, quiet: bool) -> None:
-    from netc.backends.codegen import write
-
-    path = write(network, out_dir)
+    source = network.codegen(out_dir)
     if not quiet:
-        lines = path.read_text(encoding="utf-8").count("\n")
-        click.echo(f"wrote {path} ({lines} lines)")
+        click.echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
 
 
 def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]:
     """Generate every bundled spec into `out_dir`; every spec compiles before anything is written."""
     from netc.api import SPECS_DIR, load
-    from netc.backends.codegen import generate, output_name
     from netc.errors import Collector, NetcError
     from netc.fsutil import write_atomic
 
@@ -34,7 +30,7 @@ def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]
     for spec in sorted(SPECS_DIR.glob("*.yaml")):
         try:
             net = load(spec)
-            sources[Path(out_dir) / output_name(net)] = generate(net)
+            sources[net.codegen_path(out_dir)] = net.codegen()
         except NetcError as exc:
             errors.add(exc)
     errors.raise_if_any()

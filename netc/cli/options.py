@@ -34,14 +34,17 @@ def spec_options(fn):
                   help="limit on float32 parameter memory")
     @click.option("--max-file-bytes", type=click.IntRange(1), default=Limits.max_file_bytes, show_default=True,
                   help="limit on the size of each spec file (imports included)")
+    @click.option("--max-work", type=click.IntRange(1), default=Limits.max_work, show_default=True,
+                  help="limit on the work of compiling (about a microsecond a unit): repeats, expressions, values")
     @functools.wraps(fn)
-    def wrapper(spec, overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, **kwargs):
+    def wrapper(spec, overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work,
+                **kwargs):
         from netc.api import load
         from netc.spec.load import parse_overrides
 
         network = load(spec, parse_overrides(list(overrides)),
                        Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes,
-                              max_file_bytes=max_file_bytes),
+                              max_file_bytes=max_file_bytes, max_work=max_work),
                        parse_shape(input_shape))
         return fn(network, **kwargs)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from netc.backends.render import FORMATS
 from netc.cli.options import spec_options
 
 
@@ -20,8 +19,10 @@ def default_path(name: str, fmt: str) -> Path:
 def pick_format(fmt: str | None, output: str | None) -> str:
     if fmt:
         return fmt
+    from netc.api import render_formats
+
     suffix = Path(output).suffix.lstrip(".").lower() if output and output != "-" else ""
-    return suffix if suffix in FORMATS else "dot"
+    return suffix if suffix in render_formats() else "dot"
 
 
 @click.command()
@@ -39,11 +40,10 @@ def pick_format(fmt: str | None, output: str | None) -> str:
               help="top-to-bottom or left-to-right")
 def render(network, fmt, output, depth, rankdir):
     """Draw SPEC: blocks as clusters, tensor shapes on edges; the format follows the flag or -o's suffix."""
-    from netc.backends.render import render as draw
     from netc.fsutil import write_atomic
 
     fmt = pick_format(fmt, output)
-    data = draw(network, fmt, depth, rankdir.upper())
+    data = network.render(fmt, depth, rankdir.upper())
     if output is None and fmt != "dot":
         output = str(default_path(network.name, fmt))
     if output is None or output == "-":

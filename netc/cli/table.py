@@ -7,6 +7,7 @@ import click
 
 from netc.analysis.cost import DTYPE_BYTES
 from netc.analysis.formats import FORMATS
+from netc.analysis.paper import LAYOUTS
 from netc.cli.options import spec_options
 
 
@@ -14,10 +15,13 @@ from netc.cli.options import spec_options
 @spec_options
 @click.option("--depth", type=click.IntRange(0), default=None,
               help="collapse blocks nested deeper than N into one subtotal row (1: one row per top-level block)")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "latex"]), default="text", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32", show_default=True,
               help="element type for activation memory")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
+@click.option("--layout", type=click.Choice(["cost", *LAYOUTS]), default="cost", show_default=True,
+              help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
+                   "chosen from the graph; or name one); several SPECs become columns")
 @click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="with --train: images per step")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
@@ -26,13 +30,20 @@ from netc.cli.options import spec_options
 @click.option("--device", "train_device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="with --train: the device whose kernels are modelled")
 @click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
-def table(network, depth, fmt, dtype, output, train, batch, optimizer, amp, train_device, budget):
+@click.argument("more", nargs=-1)
+def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, budget, more):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
     if train or budget:
+        if layout != "cost" or more:
+            raise click.UsageError("--train predicts one SPEC's training step; it takes no --layout or further SPECs")
         from netc.cli.train_cost import train_report
 
         text = train_report(network, fmt, batch, optimizer, amp, train_device, budget)
+    elif layout != "cost" or more or fmt == "latex":
+        from netc.cli.paper import paper_layout
+
+        return paper_layout(network, more, layout, fmt, output)
     elif fmt == "text" and not output and sys.stdout.isatty():
         from rich.console import Console
 

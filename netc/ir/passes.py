@@ -6,6 +6,7 @@ import networkx as nx
 from netc.errors import Collector, error
 from netc.ir.graph import output_ids
 from netc.ops import REGISTRY, ShapeError, fmt_shape
+from netc.ops.base import numel
 
 
 def topo_order(g: nx.DiGraph) -> list[int]:
@@ -84,7 +85,25 @@ def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
     errors.raise_if_any()
 
 
+def _input_loc(g: nx.DiGraph):
+    """Where the spec writes its input shape (the raw mapping keeps value locations)."""
+    raw = getattr(g.graph.get("spec"), "_raw", None)
+    return getattr(raw, "value_locs", {}).get("input") or g.nodes[0]["loc"]
+
+
+MAX_TENSOR_BYTES = 2**63 - 1  # torch computes a storage's size in bytes as a signed 64-bit integer
+
+
 def check_limits(g: nx.DiGraph, max_param_bytes: int) -> None:
+    for nid, data in g.nodes(data=True):
+        # a tensor too large to exist at all: a batch of one in float64 must fit torch's storage size
+        if "shape" in data and numel(data["shape"]) * 8 > MAX_TENSOR_BYTES:
+            what, loc = "the network input", _input_loc(g)
+            if nid != 0:
+                what, loc = f"the output of '{data['scope']}'", data.get("loc")
+            raise error("limit", f"{what} ({fmt_shape(data['shape'])}) has {numel(data['shape']):,} elements per "
+                                 "sample, more than a torch tensor can hold", loc,
+                        "check the input size (--input) and the channel counts", data.get("via", ()))
     params = sum(d.get("params", 0) for _, d in g.nodes(data=True))
     if params * 4 > max_param_bytes:
         # point at the op holding the most parameters: the likeliest culprit

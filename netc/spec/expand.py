@@ -9,17 +9,20 @@ expansion itself adds (the concat of branches, a residual's add and scale) are n
 """
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
-from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.ir.graph import Block, add_op, new_graph, set_inputs
 from netc.ops import REGISTRY
+from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.expr import is_expr, substitute, variables
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
+from netc.spec.names import BadName, check_output_name
 from netc.spec.yamlload import key_loc, value_loc
 from netc.spec.validate import attrs_error
 
@@ -32,6 +35,7 @@ class Limits:
     max_depth: int = 64  # nesting of structures and templates
     max_param_bytes: int = 16 * 2**30  # float32 parameters (4 bytes each)
     max_file_bytes: int = MAX_FILE_BYTES  # each spec file, imports included
+    max_work: int = MAX_WORK  # steps of work (netc.spec.budget): iterations, evaluations, values
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Frame:
     prefix: str
     counter: int = 0
     names: dict[str, Loc | None] = field(default_factory=dict)
+    next_generated: dict[str, int] = field(default_factory=dict)  # kind -> first suffix not yet tried
 
     def path(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -61,9 +66,14 @@ class Frame:
         self.names[name] = loc
 
     def generated(self, kind: str) -> str:
-        name, n = f"_{kind}", 1
+        """`_add`, `_add1`, …: the first free one; suffixes already tried are not tried again,
+        so naming n of them is linear in n."""
+        n = self.next_generated.get(kind, 0)
+        name = f"_{kind}{n or ''}"
         while name in self.names:
-            name, n = f"_{kind}{n}", n + 1
+            n += 1
+            name = f"_{kind}{n}"
+        self.next_generated[kind] = n + 1
         self.names[name] = None
         return name
 
@@ -77,6 +87,7 @@ class Ctx:
     stack: tuple[str, ...] = ()  # templates being instantiated
     aux: bool = False
     blocks: tuple[str, ...] = ()
+    lint_ignore: frozenset = frozenset()  # lint rules a `lint: {ignore}` of this node or a parent silences
 
     def but(self, **kw) -> "Ctx":
         return Ctx(**{**self.__dict__, **kw})
@@ -105,13 +116,17 @@ class Expander:
         self.errors = Collector()
         self.names: dict[str, int] = {"input": 0}  # scope path -> node id giving its result
         self.pending: list[tuple[int, str, str, Loc | None, tuple]] = []  # from: refs to resolve
+        self.output_names: set[str] = set()
 
     # --- IR construction -------------------------------------------------------------------
     def add(self, op: str, attrs, scope: str, inputs: list[int], loc, ctx: Ctx) -> int:
         if self.g.number_of_nodes() > self.limits.max_nodes:
             raise error("limit", f"the network expands to more than {self.limits.max_nodes:,} nodes", loc,
                         "check repeat counts; the limit is a setting (--max-nodes)")
-        return add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
+        nid = add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
+        if ctx.lint_ignore:
+            self.g.nodes[nid]["lint_ignore"] = ctx.lint_ignore
+        return nid
 
     def keep_going(self, exc: NetcError) -> None:
         """Record an independent error and continue; a limit stops expansion at once (it would recur)."""
@@ -122,6 +137,14 @@ class Expander:
             fatal = NetcError(self.errors.diagnostics)
             fatal.fatal = True
             raise fatal from None
+
+    def attempt(self, expand, fallback: int) -> int:
+        """`expand()`, or record its error and continue from `fallback`, so later parts are checked too."""
+        try:
+            return expand()
+        except NetcError as exc:
+            self.keep_going(exc)
+            return fallback
 
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
@@ -137,9 +160,12 @@ class Expander:
 
     def expand(self, node: Node, ctx: Ctx, cur: int) -> int:
         loc = _loc(node)
+        spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
         raw = node._raw
+        if node.lint is not None and node.lint.ignore:
+            ctx = ctx.but(lint_ignore=ctx.lint_ignore | frozenset(node.lint.ignore))
         if node.if_ is not None:
             cond = self.eval(node.if_, ctx, value_loc(raw, "if", loc))
             if not cond:
@@ -176,13 +202,15 @@ class Expander:
         else:
             outer = ctx
         for i in range(n):
+            spend(STEP, loc)
             overrides = {}
             if i == 0 and node.first:
                 overrides.update(self.eval(raw["first"], ctx, value_loc(raw, "first", loc)))
             if i in at:
                 key = at_keys[i]
                 overrides.update(self.eval(raw["at"][key], ctx, value_loc(raw["at"], key, loc)))
-            it = outer.but(env={**ctx.env, "i": i, **overrides})
+            # layered, not copied: a copy of every variable per iteration is quadratic
+            it = outer.but(env=ChainMap({"i": i, **overrides}, ctx.env))
             # a named repeat names its iterations by index: layer1.0, layer1.1, …
             cur = self.expand_one(node, it, cur, str(i) if node.name is not None else None, overrides)
         if node.name is not None:
@@ -255,19 +283,21 @@ class Expander:
     def expand_concat(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         if not node.concat or len(node.concat) < 2:
             raise error("arity", "'concat' needs at least two branches", _loc(node), via=ctx.via)
-        outs = []
-        for branch in node.concat:
-            try:
-                outs.append(self.expand(branch, ctx, cur))
-            except NetcError as exc:
-                self.keep_going(exc)
+        outs = [self.attempt(lambda: self.expand(branch, ctx, cur), cur) for branch in node.concat]
         return self.add("cat", REGISTRY["cat"].Attrs(), ctx.frame.path(ctx.frame.generated("cat")), outs,
                         _loc(node), ctx)
 
     def expand_residual(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         res, loc = node.residual, _loc(node)
-        body = self.expand(res.body, ctx, cur)
-        shortcut = self.expand(res.shortcut, ctx, cur) if res.shortcut is not None else cur
+        # the parts in the order the mapping lists them: that is the order of the built module's
+        # children (timm's Xception registers its shortcut first); the forward still runs the body first
+        keys = [k for k in (res._raw if isinstance(res._raw, dict) else ()) if k in ("body", "shortcut")]
+        order = ("shortcut", "body") if keys == ["shortcut", "body"] else ("body", "shortcut")
+        ends = {}
+        for part in order:
+            sub = getattr(res, part)
+            ends[part] = self.attempt(lambda sub=sub: self.expand(sub, ctx, cur), cur) if sub is not None else cur
+        body, shortcut = ends["body"], ends["shortcut"]
         scale = self.eval(res.scale, ctx, value_loc(res._raw, "scale", loc))
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise error("schema", f"residual scale must be a number, got {clip(scale)}", value_loc(res._raw, "scale", loc),
@@ -283,8 +313,9 @@ class Expander:
 
     def expand_side(self, node: Node, ctx: Ctx, cur: int, _overrides) -> int:
         raw, loc = node._raw, _loc(node)
+        before = len(self.errors.diagnostics)
         out = self.expand(node.side, ctx.but(aux=ctx.aux or node.aux), cur)
-        if out == cur:
+        if out == cur and len(self.errors.diagnostics) == before:  # not empty: its layers had errors
             raise error("schema", "a side branch needs at least one layer (all of its layers were skipped)", loc,
                         via=ctx.via)
         name = node.output or node.name
@@ -301,7 +332,7 @@ class Expander:
         if template is None:
             raise error("template", f"unknown template '{name}'", value_loc(raw, "use", loc),
                         did_you_mean(name, self.templates) or
-                        ("defined: " + ", ".join(sorted(self.templates)) if self.templates else "the spec defines no templates"),
+                        ("defined: " + listing(self.templates) if self.templates else "the spec defines no templates"),
                         via=ctx.via)
         if name in ctx.stack:
             chain = " → ".join(ctx.stack[ctx.stack.index(name):] + (name,))
@@ -311,7 +342,7 @@ class Expander:
         block = self.g.graph["blocks"].get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
             self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
-        inner = ctx.but(env={**self.globals, **args}, via=(loc,) + ctx.via, stack=ctx.stack + (name,))
+        inner = ctx.but(env=ChainMap(args, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,))
         return self.expand(template.body, inner, cur)
 
     def bind_args(self, node: Node, template: Template, ctx: Ctx, overrides: dict) -> dict:
@@ -329,12 +360,12 @@ class Expander:
                 errors.add(error("template", f"'{where}' sets '{key}', which template '{node.use}' does not take "
                                              "and its args do not use",
                                  key_loc(raw, where, loc), did_you_mean(key, declared) or
-                                 f"its arguments: {', '.join(declared) or 'none'}", via=ctx.via))
+                                 f"its arguments: {listing(declared)}", via=ctx.via))
         for key in given:
             if key not in declared:
                 errors.add(error("template", f"template '{node.use}' has no argument '{key}'",
                                  key_loc(given_raw, key, loc) if given_raw else loc,
-                                 did_you_mean(key, declared) or f"its arguments: {', '.join(declared) or 'none'}",
+                                 did_you_mean(key, declared) or f"its arguments: {listing(declared)}",
                                  via=ctx.via))
         bound: dict[str, Any] = {}
         traw = template._raw.get("args") if template._raw else None
@@ -355,17 +386,21 @@ class Expander:
                                  value_loc(raw, "args", loc) if "args" in raw else loc,
                                  f"add args: {{{key}: …}}", via=ctx.via))
             else:
-                bound[key] = self.eval(decl, ctx.but(env={**self.globals, **bound}),
+                bound[key] = self.eval(decl, ctx.but(env=ChainMap(bound, self.globals)),
                                        value_loc(traw, key, loc) if traw else loc)
         errors.raise_if_any()
         return bound
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:
         """Publish an output; one computed inside an auxiliary branch is auxiliary too."""
-        outputs = self.g.graph["outputs"]
-        if any(n == name for n, _, _ in outputs):
+        try:
+            check_output_name(name)  # a side branch's `name` is its output's name too
+        except BadName as exc:
+            raise error("name", str(exc), loc, "give the side branch an 'output:' name", via=ctx.via) from None
+        if name in self.output_names:
             raise error("name", f"duplicate output name '{name}'", loc, via=ctx.via)
-        outputs.append((name, nid, aux or ctx.aux))
+        self.output_names.add(name)
+        self.g.graph["outputs"].append((name, nid, aux or ctx.aux))
 
     # --- references ------------------------------------------------------------------------
     def resolve_refs(self, out: int) -> int:
@@ -433,8 +468,9 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     """Build the IR of a validated spec; raises NetcError with every problem found."""
     ex = Expander(spec, file, templates, env, limits)
     root = Ctx(frame=Frame(""), env=env)
-    out = ex.expand_list(spec.layers, root, 0)
-    out = ex.resolve_refs(out)
+    with work_budget(limits.max_work):
+        out = ex.expand_list(spec.layers, root, 0)
+        out = ex.resolve_refs(out)
     ex.errors.raise_if_any()
     layers_loc = key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None))
     if ex.g.number_of_nodes() == 1:

@@ -15,7 +15,8 @@ import operator
 import re
 from typing import Any, Mapping
 
-from netc.errors import Loc, clip, did_you_mean, error
+from netc.errors import Loc, clip, did_you_mean, error, listing
+from netc.spec.budget import check_size, spend
 
 MAX_EXPR_LEN = 1000
 MAX_INT = 2**63 - 1
@@ -91,7 +92,7 @@ class _Eval:
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
         raise error("undefined-var", f"undefined variable '${node.id}'", self.loc,
-                    did_you_mean(node.id, self.env) or f"defined here: {', '.join(sorted(self.env)) or 'none'}")
+                    did_you_mean(node.id, self.env) or f"defined here: {listing(self.env)}")
 
     def visit_List(self, node):
         return [self(e) for e in node.elts]
@@ -170,6 +171,8 @@ class _Eval:
             raise self.fail(f"{node.func.id}() needs numbers")
         try:
             return self.check_number(FUNCTIONS[node.func.id](*args))
+        except ZeroDivisionError:
+            raise self.fail(f"{node.func.id}() divides by zero") from None
         except (TypeError, ValueError, OverflowError) as exc:
             raise self.fail(str(exc)) from None
 
@@ -183,6 +186,7 @@ def _parse(text: str) -> ast.Expression:
 
 def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
     """Evaluate one expression string against `env` (names without the `$`)."""
+    spend(1, loc)
     if len(text) > MAX_EXPR_LEN:
         raise error("expr", f"expression longer than {MAX_EXPR_LEN} characters", loc)
     try:
@@ -199,24 +203,35 @@ def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
 def substitute(value: Any, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
     """Evaluate every expression inside a YAML value (mappings and lists, recursively).
 
-    Locations are kept: the result is a LocDict/LocList wherever the input was one.
+    Locations are kept: the result is a LocDict/LocList wherever the input was one. The result
+    is bounded in size (netc.spec.budget.MAX_VALUE_ITEMS) and its work charged to the budget.
     """
+    out = _substitute(value, env, loc)
+    check_size(out, loc)
+    return out
+
+
+def _substitute(value: Any, env: Mapping[str, Any], loc: Loc | None) -> Any:
     from netc.spec.yamlload import LocDict, LocList, value_loc
 
     if is_expr(value):
-        return evaluate(value, env, loc)
+        result = evaluate(value, env, loc)
+        check_size(result, loc)
+        return result
     if isinstance(value, dict):
+        spend(len(value), loc)
         out = LocDict(loc=getattr(value, "loc", None) or loc)
         if isinstance(value, LocDict):
             out.key_locs, out.value_locs = value.key_locs, value.value_locs
         for k, v in value.items():
-            out[k] = substitute(v, env, value_loc(value, k, loc))
+            out[k] = _substitute(v, env, value_loc(value, k, loc))
         return out
     if isinstance(value, list):
+        spend(len(value), loc)
         out = LocList(loc=getattr(value, "loc", None) or loc)
         if isinstance(value, LocList):
             out.item_locs = value.item_locs
         for i, v in enumerate(value):
-            out.append(substitute(v, env, value_loc(value, i, loc)))
+            out.append(_substitute(v, env, value_loc(value, i, loc)))
         return out
     return value

@@ -27,7 +27,17 @@ from netc.ops import REGISTRY
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strictly typed and finite like the rest of the language: 'nan', '1e999' or 'inf' given as
+    # strings must not become NaN weights (or `nan` in generated code)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class _Range(_Model):
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.a < self.b:
+            raise ValueError(f"the range needs a < b, got a: {self.a}, b: {self.b}")
+        return self
 
 
 class Normal(_Model):
@@ -35,12 +45,12 @@ class Normal(_Model):
     std: Annotated[float, Field(gt=0)] = 1.0
 
 
-class Uniform(_Model):
+class Uniform(_Range):
     a: float = 0.0
     b: float = 1.0
 
 
-class TruncNormal(_Model):
+class TruncNormal(_Range):
     """Normal(mean, std) truncated to [a, b] (absolute bounds, as torch.nn.init.trunc_normal_)."""
 
     mean: float = 0.0

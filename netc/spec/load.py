@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
+from netc.spec.budget import work_budget
 from netc.spec.expr import substitute
 from netc.spec.model import Import, Node, Residual, Spec, Template
 from netc.spec.validate import diagnostics
@@ -61,9 +63,13 @@ def read_text(path: str | os.PathLike, shown: str | None = None, max_bytes: int 
     shown = shown or str(path)
     p = Path(path)
     try:
-        if p.is_dir():
+        mode = os.stat(p).st_mode
+        if stat.S_ISDIR(mode):
             raise error("io", f"'{shown}' is a directory, not a spec file", Loc(shown))
-        size = p.stat().st_size
+        if not stat.S_ISREG(mode):
+            # opening a FIFO without a writer blocks forever; a device may never end
+            raise error("io", f"'{shown}' is not a regular file", Loc(shown), "give the path of a spec file")
+        size = os.stat(p).st_size  # (stat again: the check above may have followed a symlink swap; cheap)
         if size > max_bytes:
             raise _too_big(f"{size:,}", shown, max_bytes)
         with open(p, "rb") as f:
@@ -72,8 +78,8 @@ def read_text(path: str | os.PathLike, shown: str | None = None, max_bytes: int 
             raise _too_big(f"more than {max_bytes:,}", shown, max_bytes)
     except FileNotFoundError:
         raise error("io", f"no such file: '{shown}'", None) from None
-    except OSError as exc:
-        raise error("io", f"cannot read '{shown}': {exc.strerror or exc}", None) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise error("io", f"cannot read '{clip(shown)}': {getattr(exc, 'strerror', None) or exc}", None) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -109,12 +115,32 @@ def parse_spec(text: str, file: str, library: bool = False) -> Spec:
         lib.setdefault("input", [1])
         lib["layers"] = ["identity"]
         raw = lib
+    _check_written_layers(raw, file)
     try:
         return Spec.model_validate(raw)
     except ValidationError as exc:
         raise NetcError(diagnostics(exc, raw, raw.loc, known_keys=_known_keys)) from None
     except RecursionError:
         raise error("limit", "spec is nested too deeply", raw.loc) from None
+
+
+MAX_WRITTEN_LAYERS = 200_000  # layers a spec may write: validating one costs ~1 KB and ~20 µs
+
+
+def _check_written_layers(raw, file: str) -> None:
+    """Refuse a spec that writes more layers than can be validated in bounded time and memory,
+    before validating them (the node limit applies only after): any item of a list that is a
+    mapping, a list or a name counts, wherever it is."""
+    count, stack = 0, [raw]
+    while stack:
+        v = stack.pop()
+        items = list(v.values()) if isinstance(v, dict) else v
+        if isinstance(v, list):
+            count += sum(1 for x in v if isinstance(x, (dict, list, str)))
+            if count > MAX_WRITTEN_LAYERS:
+                raise error("limit", f"the spec writes more than {MAX_WRITTEN_LAYERS:,} layers", v.loc,
+                            "use repeat: or templates for long stacks of layers")
+        stack.extend(x for x in items if isinstance(x, (dict, list)))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -158,7 +184,7 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
         if key not in spec.params:
             errors.add(error("usage", f"--set {key}: the spec has no parameter '{key}'", ploc,
                              did_you_mean(key, spec.params) or
-                             f"parameters: {', '.join(spec.params) or 'none'}"))
+                             f"parameters: {listing(spec.params)}"))
             continue
         want = _kind(spec.params[key])
         if _kind(value) != want:
@@ -169,56 +195,73 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
             continue
         env[key] = value
     vraw = raw.get("vars") or {}
-    for key, value in spec.vars.items():
-        try:
-            env[key] = substitute(value, env, value_loc(vraw, key, raw.loc))
-        except NetcError as exc:
-            errors.add(exc)
+    with work_budget():
+        for key, value in spec.vars.items():
+            try:
+                env[key] = substitute(value, env, value_loc(vraw, key, raw.loc))
+            except NetcError as exc:
+                errors.add(exc)
+                if "limit" in exc.codes:
+                    break
     errors.raise_if_any()
     return env
 
 
 def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
-                      _seen: tuple[str, ...] = ()) -> dict[str, Template]:
+                      _seen: tuple[str, ...] = (), _parsed: dict | None = None) -> dict[str, Template]:
     """The spec's own templates plus those it imports (recursively, cycles rejected).
 
     An import is a relative path to a .yaml/.yml file inside the importing spec's directory
     (subdirectories allowed): a downloaded spec cannot read files elsewhere on the machine.
+    Each file is read and parsed once however many files import it (`_parsed`: resolved path
+    -> its templates, or the error it gave), so diamonds of imports cost their files, not their paths.
     """
     templates: dict[str, Template] = {}
     errors = Collector()
+    parsed = {} if _parsed is None else _parsed
     here = Path(file).resolve()
     for imp in spec.imports:
         iloc = value_loc(imp._raw, "file", getattr(imp._raw, "loc", None))
-        target = (here.parent / imp.file).resolve()
-        if Path(imp.file).is_absolute():
-            errors.add(error("import", f"import '{imp.file}' must be a path relative to this spec", iloc))
-            continue
-        if not target.is_relative_to(here.parent) or target.suffix not in (".yaml", ".yml"):
-            errors.add(error("import", f"import '{imp.file}' must name a .yaml file in this spec's directory "
-                                       "or below it", iloc))
+        shown_name = clip(imp.file)
+        try:
+            target = (here.parent / imp.file).resolve()
+            if Path(imp.file).is_absolute():
+                errors.add(error("import", f"import '{shown_name}' must be a path relative to this spec", iloc))
+                continue
+            if not target.is_relative_to(here.parent) or target.suffix not in (".yaml", ".yml"):
+                errors.add(error("import", f"import '{shown_name}' must name a .yaml file in this spec's directory "
+                                           "or below it", iloc))
+                continue
+            is_file = target.is_file()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+            errors.add(error("import", f"cannot import '{shown_name}': {getattr(exc, 'strerror', None) or exc}", iloc))
             continue
         if str(target) in _seen or target == here:
-            errors.add(error("import", f"import cycle: '{imp.file}' imports back", iloc))
+            errors.add(error("import", f"import cycle: '{shown_name}' imports back", iloc))
             continue
         if len(_seen) >= MAX_IMPORT_DEPTH:
             errors.add(error("limit", f"imports nested deeper than {MAX_IMPORT_DEPTH}", iloc))
             continue
         shown = str(Path(file).parent / imp.file)
-        if not target.is_file():
-            errors.add(error("import", f"cannot import '{imp.file}': no such file ({shown})", iloc))
+        if not is_file:
+            errors.add(error("import", f"cannot import '{shown_name}': no such file ({clip(shown)})", iloc))
             continue
-        try:
-            text, shown = read_text(target, shown, max_bytes)
-            other = parse_spec_or_library(text, shown)
-            theirs = collect_templates(other, shown, max_bytes, _seen + (str(here),))
-        except NetcError as exc:
-            errors.add(exc)
+        key = str(target)
+        if key not in parsed:
+            try:
+                text, shown = read_text(target, shown, max_bytes)
+                other = parse_spec_or_library(text, shown)
+                parsed[key] = collect_templates(other, shown, max_bytes, _seen + (str(here),), parsed)
+            except NetcError as exc:
+                parsed[key] = exc
+        theirs = parsed[key]
+        if isinstance(theirs, NetcError):
+            errors.add(theirs)
             continue
         names = imp.templates if imp.templates is not None else list(theirs)
         for name in names:
             if name not in theirs:
-                errors.add(error("import", f"'{imp.file}' has no template '{name}'", iloc,
+                errors.add(error("import", f"'{shown_name}' has no template '{clip(name)}'", iloc,
                                  did_you_mean(name, theirs)))
                 continue
             templates[name] = theirs[name]

@@ -8,15 +8,14 @@ expansion (`netc.spec.expand`). Every model keeps the raw YAML mapping it came f
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
-
-import keyword
 import re
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, create_model,
                       field_validator, model_validator)
 
 from netc.spec.init import InitSpec, Preset
+from netc.spec.names import BadName, check_identifier, check_module_name, check_output_name
 from netc.errors import clip
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
@@ -26,27 +25,6 @@ Scalar = Union[bool, int, float, str]
 
 STRUCTURAL_KINDS = ("seq", "concat", "residual", "use", "side")
 
-# Names become module paths, Python identifiers in generated code, DOT labels and file names:
-# plain ASCII only, so no quoting, path traversal or look-alike characters can get through.
-MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-RESERVED_NAMES = {"input"}
-
-
-def check_name(value: str | None, what: str, pattern: re.Pattern = MODULE_NAME) -> str | None:
-    if value is None:
-        return value
-    if not pattern.fullmatch(value):
-        if pattern is IDENTIFIER:
-            raise ValueError(f"{what} {clip(repr(value))} must be an identifier: an ASCII letter or '_', then letters, "
-                             "digits or '_' (at most 64)")
-        raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits or '_'")
-    if value in RESERVED_NAMES:
-        raise ValueError(f"{what} {clip(repr(value))} is reserved ('from: input' means the network input)")
-    if keyword.iskeyword(value):
-        # a module path is Python attribute access in the fx forward and in generated code
-        raise ValueError(f"{what} {clip(repr(value))} is a Python keyword; module names cannot be keywords")
-    return value
 NODE_KINDS = STRUCTURAL_KINDS + tuple(REGISTRY)
 
 
@@ -114,6 +92,24 @@ def _copy(out, data):
     return copy
 
 
+LINT_RULE_ID = re.compile(r"NL[0-9]{3}")
+
+
+class LintConfig(StrictModel):
+    """`lint: {ignore: [NL102, ...]}`: rules `netc lint` does not report here (the spec, or a layer and
+    everything inside it)."""
+
+    ignore: list[str] = Field(default_factory=list, description="lint rule ids not to report, e.g. NL102")
+
+    @field_validator("ignore")
+    @classmethod
+    def _ids(cls, v):
+        for rule in v:
+            if not LINT_RULE_ID.fullmatch(rule):
+                raise ValueError(f"lint rule id {clip(repr(rule))} must look like NL102 (see 'netc lint --rules')")
+        return v
+
+
 class Residual(StrictModel):
     """out = then(shortcut(x) + scale * body(x)); the shortcut defaults to identity."""
 
@@ -145,6 +141,7 @@ class NodeBase(StrictModel):
     use: Optional[str] = Field(None, description="instantiate a template")
     args: Optional[dict[str, Any]] = Field(None, description="template arguments, with use")
     side: Optional["Node"] = Field(None, description="a side branch (e.g. an auxiliary head); the main path continues unchanged")
+    lint: Optional[LintConfig] = Field(None, description="lint rules not to report on this layer and inside it")
 
     @model_validator(mode="before")
     @classmethod
@@ -154,17 +151,27 @@ class NodeBase(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        return check_name(v, "name")
+        return check_module_name(v)
 
     @field_validator("output")
     @classmethod
     def _output(cls, v):
-        return check_name(v, "output name")
+        return check_output_name(v)
 
     @field_validator("use")
     @classmethod
     def _use(cls, v):
-        return check_name(v, "template name", IDENTIFIER)
+        return check_identifier(v, "template name")
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at_keys(cls, v):
+        # iteration numbers only: YAML's 1.0 or '1.0' would become 1 and then fail to map back
+        for key in v if isinstance(v, dict) else ():
+            if isinstance(key, bool) or not (isinstance(key, int) or isinstance(key, str) and key.isascii()
+                                             and key.isdigit()):
+                raise ValueError(f"'at' keys are iteration numbers (0, 1, …), got {clip(repr(key))}")
+        return v
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -229,6 +236,10 @@ class Spec(StrictModel):
     init: Optional[Union[Preset, InitSpec]] = Field(
         None, description="weight initialisation: a preset name or {preset, rules} (see netc.spec.init)")
     meta: dict[str, Any] = Field(default_factory=dict, description="free-form facts: paper, reference model")
+    lint: Optional[LintConfig] = Field(None, description="lint rules not to report anywhere in this spec")
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="weight transfer (netc convert-weights): this spec's module -> the "
+                                          "source spec's module it takes its weights from")
 
     @model_validator(mode="before")
     @classmethod
@@ -238,22 +249,26 @@ class Spec(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        return check_name(v, "spec name", IDENTIFIER)
+        return check_identifier(v, "spec name")
 
     @field_validator("templates")
     @classmethod
     def _templates(cls, v):
         for key in v:
-            check_name(key, "template name", IDENTIFIER)
+            check_identifier(key, "template name")
         return v
 
     @field_validator("outputs")
     @classmethod
     def _outputs(cls, v):
+        seen = set()
         for key in v or ():
-            check_name(key, "output name")
+            check_output_name(key)
+            if key in seen:
+                raise BadName(f"'outputs' names '{key}' twice")
+            seen.add(key)
         return v
 
 
-for _model in (Residual, NodeBase, Node, Template, Spec):
+for _model in (LintConfig, Residual, NodeBase, Node, Template, Spec):
     _model.model_rebuild()

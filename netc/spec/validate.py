@@ -13,6 +13,7 @@ import difflib
 import re
 
 from netc.errors import Diagnostic, Loc, NetcError, clip
+from netc.spec.names import BadName
 from netc.spec.yamlload import key_loc, value_loc
 
 _TYPE_WORDS = {
@@ -28,15 +29,29 @@ def _split(raw, path):
     """(real parts indexing into raw, the real prefix before the first union tag, the final node)."""
     real, union_at, node = [], None, raw
     for part in path:
-        if isinstance(node, dict) and part in node:
+        child = _step(node, part)
+        if child is not _NO:
             real.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            real.append(part)
-            node = node[part]
+            node = child
         elif union_at is None:
             union_at = tuple(real)
     return tuple(real), union_at, node
+
+
+_NO = object()
+
+
+def _step(node, part):
+    """node[part] in the raw data, or _NO. A YAML list where the model has a node is the
+    shorthand for `{seq: [...]}` (netc.spec.model.as_node): its `seq` is the list itself."""
+    if isinstance(node, dict) and part in node:
+        return node[part]
+    if isinstance(node, list):
+        if isinstance(part, int) and 0 <= part < len(node):
+            return node[part]
+        if part == "seq":
+            return node
+    return _NO
 
 
 def _container(raw, real):
@@ -44,10 +59,12 @@ def _container(raw, real):
     string like `relu` that the model saw as the mapping `{relu: null}`)."""
     container, key, node = None, None, raw
     for part in real:
-        if not (isinstance(node, dict) and part in node or
-                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        child = _step(node, part)
+        if child is _NO:
             break
-        container, key, node = node, part, node[part]
+        if child is not node:  # a shorthand seq is its list: keep the list's own place
+            container, key = node, part
+        node = child
     return container, key, node
 
 
@@ -108,7 +125,7 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
     if kind == "extra_forbidden":
         field = err["loc"][-1]
         shown = clip(str(field))
-        if isinstance(container, list):  # a shorthand item (`- convv`): the item is the key
+        if isinstance(container, list) or isinstance(node, str):  # a shorthand (`- convv`): the item is the key
             loc = value_loc(container, key, default)
         else:
             loc = key_loc(container, key, default) if container is not None else default
@@ -128,6 +145,8 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
         loc = getattr(node, "loc", None) or (value_loc(container, key, default) if container is not None else default)
         return Diagnostic("schema", f"missing required key '{field}'{what}", loc, None, tuple(via))
     loc = value_loc(container, key, default) if container is not None else default
+    if kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), BadName):
+        return Diagnostic("name", _constraint(err, field, what), loc, None, tuple(via))
     if words:
         unique = list(dict.fromkeys(w for w in words if w))
         return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {clip(repr(err.get('input')))}",

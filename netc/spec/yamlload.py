@@ -14,6 +14,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from netc.errors import Loc, error
+from netc.spec.commas import check_flow_commas
 
 MAX_YAML_ITEMS = 1_000_000  # nodes visited while constructing (alias bombs multiply this)
 MAX_YAML_DEPTH = 200
@@ -102,6 +103,7 @@ class _Builder:
             if node.tag != "tag:yaml.org,2002:map":
                 raise error("yaml-tag", f"tag '{node.tag}' is not allowed", loc,
                             "netc specs use plain YAML mappings, lists and scalars only")
+            check_flow_commas(node, self.file)
             out = LocDict(loc=loc)
             for key_node, value_node in node.value:
                 if not isinstance(key_node, ScalarNode):
@@ -124,6 +126,7 @@ class _Builder:
             if node.tag != "tag:yaml.org,2002:seq":
                 raise error("yaml-tag", f"tag '{node.tag}' is not allowed", loc,
                             "netc specs use plain YAML mappings, lists and scalars only")
+            check_flow_commas(node, self.file)
             out = LocList(loc=loc)
             for item in node.value:
                 out.item_locs.append(_loc(self.file, item))
@@ -191,6 +194,8 @@ def load_yaml(text: str, file: str):
             problem = exc.problem or exc.context or "invalid YAML"
             if "expected a single document" in str(exc):
                 problem = "expected a single YAML document, found several"
+            if "maximum nesting depth" in problem:  # libyaml's own depth limit, met before ours
+                raise error("limit", f"YAML nesting deeper than {MAX_YAML_DEPTH} levels", loc) from None
             raise error("yaml", f"invalid YAML: {problem}", loc) from None
         except yaml.YAMLError as exc:
             raise error("yaml", f"invalid YAML: {exc}", Loc(file)) from None

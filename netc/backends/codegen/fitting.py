@@ -154,7 +154,11 @@ def _positions(ms) -> dict:
 
 
 def influences(op, attrs, shapes, ms) -> dict:
-    """Constructor position -> the attributes (and IN, the input channels) it depends on."""
+    """Constructor position -> the attributes (and IN, the input channels) it depends on.
+
+    A keyword the facet leaves out here because its value is torch's default (`groups=1`) but
+    writes once an attribute changes is a position too: its value then comes from a spec
+    expression (`groups: $groups`) that other parameter values make matter."""
     base = _positions(ms)
     out: dict = {}
     probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
@@ -165,21 +169,30 @@ def influences(op, attrs, shapes, ms) -> dict:
             changed = _positions(op.module(attrs.model_copy(update=update), sh))
         except Exception:  # a probe the facet rejects tells nothing
             continue
-        for pos, v in base.items():
-            if pos in changed and not same(changed[pos], v):
+        for pos in {**base, **changed}:  # a keyword may appear or disappear (`bias=False`)
+            if pos not in base or pos not in changed or not same(base[pos], changed[pos]):
                 out.setdefault(pos, []).append(src)
     return out
 
 
 @lru_cache(maxsize=None)
+def class_parameters(path: str) -> tuple[str, ...]:
+    """A module class's constructor parameters in signature order."""
+    return tuple(_signature(path))
+
+
+@lru_cache(maxsize=None)
 def class_defaults(path: str) -> dict:
     """Keyword defaults of a module class's constructor (to leave them out of the call)."""
+    return {k: p.default for k, p in _signature(path).items() if p.default is not inspect.Parameter.empty}
+
+
+def _signature(path: str):
     import importlib
 
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return inspect.signature(cls.__init__).parameters
 
 
 def spec_exprs(value) -> list[str]:
@@ -256,3 +269,47 @@ def union_order(seqs: list[list]) -> list:
                 out.insert(out.index(prev) + 1 if prev is not None else 0, k)
             prev = k
     return out
+
+
+# --- fitting the holes of a class ----------------------------------------------------------
+
+def fit_holes(members, decl: dict) -> tuple[list, list[str], list]:
+    """Each hole of a class's instances written once for all of them.
+
+    `members` are the instances (`env`, `holes`; a hole is None where an instance lacks an
+    optional module), `decl` the template's declared arguments. A hole becomes the first
+    candidate expression that gives every instance its value (`("expr", text, hole)`), else the
+    literal they share (`("lit", value, hole)`), else a template argument equal to it on every
+    instance, else an explicit constructor argument (`("param", "arg0", hole)`). Returns
+    (texts, the names the expressions read, [(argument, its value per instance)])."""
+    texts: list = []
+    used: list[str] = []
+    extra: list[tuple[str, list]] = []
+    for j in range(len(members[0].holes)):
+        have = [(m.env, m.holes[j]) for m in members if m.holes[j] is not None]
+        values = [h.value for _, h in have]
+        cands = list(dict.fromkeys(c for _, h in have for c in h.cands))
+        chosen = next((c for c in cands if all(same(evaluate(c, env), h.value) for env, h in have)), None)
+        h0 = have[0][1]
+        if chosen is not None:
+            for nm in names_in(chosen):
+                if nm not in used:
+                    used.append(nm)
+            texts.append(("expr", chosen, h0))
+        elif all(same(v, values[0]) for v in values):
+            texts.append(("lit", values[0], h0))
+        else:
+            # values differ and no expression of the spec explains them: a template argument
+            # that does (checked on every instance), else an explicit constructor argument
+            arg = next((a for a in decl if all(same(env.get(a, NOTHING), h.value) for env, h in have)), None)
+            vector = [m.holes[j].value if m.holes[j] is not None else None for m in members]
+            if arg is not None:
+                used.append(arg) if arg not in used else None
+                texts.append(("expr", arg, h0))
+                continue
+            pname = next((p for p, v in extra if v == vector), None)
+            if pname is None:
+                pname = f"arg{len(extra)}"
+                extra.append((pname, vector))
+            texts.append(("param", pname, h0))
+    return texts, used, extra

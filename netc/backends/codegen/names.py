@@ -8,10 +8,17 @@ numeric suffix. The result depends only on the order of requests, so output is d
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
+
+RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
+# names every generated namespace must leave alone
+RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
+            "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
+            "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME) | set(dir(builtins))
 
 
 def is_identifier(name: str) -> bool:

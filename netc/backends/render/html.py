@@ -48,19 +48,55 @@ def row_boxes(network, view: View, rows) -> list[str]:
     return out
 
 
-def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
+MAX_VIEWS = 5  # depths 1..4 and the full diagram: each is one graphviz layout
+_ID = re.compile(r'\bid="')
+
+
+def depth_views(network, depth: int | None) -> tuple[list[int | None], int | None]:
+    """The depths the page can switch between (1, 2, … the deepest nesting, then every layer)
+    and the one it opens at."""
+    deepest = max((len(d["blocks"]) for _, d in network.nodes()), default=0)
+    depths: list[int | None] = list(range(1, min(deepest, MAX_VIEWS - 1) + 1))
+    if depth is not None and depth <= deepest and depth not in depths:
+        depths.append(depth)
+    depths.append(None)
+    return depths, (depth if depth in depths else None)
+
+
+def key(depth: int | None) -> str:
+    return "all" if depth is None else str(depth)
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def one_view(network, report, depth: int | None, rankdir: str, prefix: str) -> dict:
+    """The diagram (SVG, ids prefixed so several share a page) and the table rows at one depth."""
     view = build_view(network.graph, network.order, depth)
     svg = inline_svg(run_dot(to_dot(view, rankdir, network.name, subtitle(network)), "svg").decode())
-    table = build(analyse(network), depth)
-    rows = [{"kind": row.kind, "level": row.level, "aux": row.aux, "box": box,
-             "cells": formats.row_cells(row, "")}
-            for row, box in zip(table.rows, row_boxes(network, view, table.rows))]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    table = build(report, depth)
+    boxes = [prefix + box if box else "" for box in row_boxes(network, view, table.rows)]
+    rows = [{"kind": row.kind, "level": row.level, "aux": row.aux, "box": box, "cells": formats.row_cells(row, "")}
+            for row, box in zip(table.rows, boxes)]
+    return {"key": key(depth), "svg": _ID.sub(f'id="{prefix}', svg), "rows": rows, "table": table, "boxes": boxes}
+
+
+def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
+    """The page: a diagram and table per depth (a switch shows one pair), a bar chart per block."""
+    from netc.backends.render.chart import chart
+
+    cost = analyse(network)
+    depths, start = depth_views(network, depth)
+    views = [one_view(network, cost, d, rankdir, f"d{key(d)}-") for d in depths]
+    top = views[0] if depths[0] == 1 else None
+    bars = chart(top["table"], top["boxes"]) if top else chart(build(cost, 1))
+    table = views[-1]["table"]
     outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.nodes[nid]['shape'])}"
                      for name, nid, aux in network.outputs)
-    return env.get_template("report.html.j2").render(
+    return environment().get_template("report.html.j2").render(
         name=network.name, description=network.spec.description or "",
-        io=f"input {fmt_shape(network.input_shape)} → {outs}", depth=depth,
+        io=f"input {fmt_shape(network.input_shape)} → {outs}", start=key(start), views=views,
         convention=formats.convention(table), summary=formats.summary(table),
-        columns=formats.COLUMNS, rows=rows, totals=formats.total_rows(table), svg=svg)
+        columns=formats.COLUMNS, totals=formats.total_rows(table), chart=bars)

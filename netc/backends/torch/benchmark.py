@@ -1,4 +1,4 @@
-"""Throughput and latency of a module's forward on its device (used by `netc bench`).
+"""Throughput and latency of a module's forward on its device (`Network.bench`, `netc bench`).
 
 Each timed iteration is one forward of a full batch under `torch.inference_mode()`, closed by a
 device synchronisation, so a latency is the wall time the caller waits for that batch. Warm-up
@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -71,6 +71,45 @@ def measure(module: torch.nn.Module, x: torch.Tensor, iters: int, warmup: int = 
             if tick:
                 tick("timed")
     return Timing(x.shape[0], tuple(latencies))
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark of a network's built module: where it ran, how, and the timing."""
+
+    spec: str
+    device: torch.device
+    where: str  # the GPU's name, or the CPU and its thread count
+    precision: str
+    optimize: str | None
+    warmup: int
+    macs: int  # conv/linear MACs per image
+    timing: Timing
+
+    @property
+    def flops_per_s(self) -> float:
+        return self.timing.flops_per_s(self.macs)
+
+
+def bench(network: Any, device="auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
+          optimize: str | None = None, threads: int | None = None,
+          tick: Callable[[str], None] | None = None, compile: bool | str = False) -> Bench:
+    """Build `network` (a `netc.api.Network`) on `device`, eval mode, and time its forward on a
+    random batch; `threads` sets torch's CPU thread count first; `compile` as `Network.build`'s."""
+    from netc.backends.torch.memory import check_activations
+    from netc.backends.torch.module import resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    check_activations(network, dev, batch)
+    module = network.build(dev, optimize=optimize, compile=compile).eval()
+    x = torch.randn(batch, *network.input_shape, device=dev)
+    timing = measure(module, x, iters, warmup, amp, tick)
+    n = torch.get_num_threads()
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n != 1)}"
+    precision = ("float16" if dev.type == "cuda" else "bfloat16") + " autocast" if amp else "float32"
+    return Bench(network.name, dev, where, precision, optimize, warmup, network.macs, timing)
 
 
 # --- against a peer: `netc bench --vs torchvision|compile|onnxruntime` ------------------------
@@ -156,10 +195,13 @@ def versus(module, peer: Callable, input_shape, batches=(1, 8), reps: int = 10, 
 
 
 def run_versus(network, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8),
-               reps: int = 10, warmup: int = 2) -> tuple[str, list[Versus]]:
+               reps: int = 10, warmup: int = 2, threads: int | None = None) -> tuple[str, list[Versus]]:
     """netc's module of `network` (as `Network.build(optimize=, compile=)` makes it) against the
-    reference implementation under `peer`, both with the same random weights on the CPU."""
-    from netc.api import optimize as optimize_module
+    reference implementation under `peer`, both with the same random weights on the CPU (with
+    `threads` torch CPU threads, if given)."""
+    if threads:
+        torch.set_num_threads(threads)
+    from netc.backends.torch.compile import optimize as optimize_module
 
     weights = network.build().eval()
     reference, what = reference_model(network, weights)

@@ -78,6 +78,23 @@ def cache_key(gm: torch.fx.GraphModule, input_shape, backend: str = "inductor") 
     return h.hexdigest()[:32]
 
 
+def optimize(module: nn.Module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
+             name: str = "model") -> nn.Module:
+    """`netc.api.optimize`: `level`'s rewrite (`optimize.py`), then with `compile` the compiled package."""
+    if compile and level != "inference":
+        raise error("usage", "compiling needs the inference optimisation", None, "use --optimize inference --compile")
+    if compile and input_shape is None:
+        raise error("usage", "compiling needs the input shape (C, H, W) of the module", None,
+                    "pass input_shape=network.input_shape")
+    from netc.backends.torch.optimize import optimize as rewrite
+
+    module = rewrite(module, level)
+    if compile:
+        backend = compile if isinstance(compile, str) and compile != "default" else None
+        module = compile_inference(module, input_shape, name=name, backend=backend)
+    return module
+
+
 def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
                       name: str = "model", backend: str | None = None) -> CompiledModule:
     """`module` (a built netc module, or one `optimize_for_inference` already rewrote: the

@@ -2,7 +2,9 @@
 `Network.build(optimize="inference")` or `optimize_for_inference(module)`.
 
 The passes rewrite the module's eval-mode fx graph (the forward without training-only side
-heads), so the result is an `fx.GraphModule` for inference only:
+heads; for a netc module its flat program, which inlines the blocks into one graph over the op
+modules, so folding sees across block boundaries), so the result is an `fx.GraphModule` for
+inference only:
 
 - conv + batch-norm folding: a BatchNorm2d whose input is a Conv2d output used by nothing else
   is folded into the conv's weight and bias (`W' = W·γ/σ`, `b' = (b − μ)·γ/σ + β`) and removed;

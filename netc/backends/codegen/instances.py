@@ -1,0 +1,289 @@
+"""Stage 2 of the code generator: one class instance drafted from its box, with holes.
+
+Consumes a box of the scope tree (`scopes.py`) and the `SpecIndex`; produces a `Member`: the
+box's `__init__` entries, each a constructor call read from the op registry's `module()` facet
+(the `ModuleSpec` the interpreter builds from) with a *hole* per value whose candidates are the
+spec's expressions for the attributes that feed it (`fitting.influences`) and the tracked
+channel expression of the op's input; its forward lines (`forward.py`); the channel expression
+(spec names) of every value it computes. A child box that is a class is called with the
+arguments fitted for its class (`box.instance`, set by `classes.py`, which drafts bottom-up);
+a chain is an inline `nn.Sequential`, runs of identical items `*[... for _ in range(n)]`.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, class_defaults, class_parameters,
+                                           evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
+                                           pick, same, spec_exprs, substitute)
+from netc.backends.codegen.forward import forward
+from netc.backends.codegen.names import RESERVED, Names, is_identifier
+from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.errors import error
+from netc.ops import REGISTRY
+
+
+@dataclass
+class Member:
+    """One class instance as drafted: holes in `holes` order (None where a merged class has
+    an optional module this instance lacks)."""
+
+    box: "Box"
+    draft: "Draft"
+    cexprs: dict
+    holes: list
+    init: list  # [(key, text)]
+    lines: list
+    tail: list
+    attr_of: dict
+
+    @property
+    def env(self):
+        return self.draft.env
+
+
+class Drafter:
+    """Drafts the class instances of one network; records what the file will need to import."""
+
+    def __init__(self, network, index, outputs):
+        self.net = network
+        self.index = index
+        self.data = network.graph.nodes
+        self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
+        self.runtime_used: set[str] = set()
+        self.uses_ordered = False
+        self.stop = None  # the use whose names the class being drafted is written in
+
+    def shapes_in(self, nid):
+        return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
+
+    def callee_of(self, nid) -> str:
+        """How generated code names the module class of an op: `nn.Conv2d`, `SeparableConv2d`."""
+        d = self.data[nid]
+        module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
+        return f"nn.{cls}" if module == "torch.nn" else cls
+
+    def op_ctor(self, nid, cexprs: dict) -> Frag:
+        """The op's constructor call from its `module()` facet, one hole per value.
+
+        Which attributes (and whether the input channel count) feed each constructor value
+        is found by probing the facet with one attribute changed at a time, so the spec's
+        expression for exactly that attribute is the candidate (no per-op tables here).
+        """
+        d = self.data[nid]
+        op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
+        ms = op.module(d["attrs"], shapes)
+        module, _, cls = ms.cls.rpartition(".")
+        if module == "netc.backends.torch.runtime":
+            self.runtime_used.add(cls)
+            callee = cls
+        elif module == "torch.nn":
+            callee = f"nn.{cls}"
+        else:
+            raise error("codegen", f"op '{d['op']}' builds '{ms.cls}', which generated code cannot import",
+                        d["loc"])
+        defaults = class_defaults(ms.cls)
+        node = self.index.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        raw = raw if isinstance(raw, dict) else {}
+        sources = influences(op, d["attrs"], shapes, ms)
+        inputs = d["inputs"]
+
+        def cands_of(pos):
+            cands = []
+            for src in sources.get(pos, ()):
+                if src is IN:
+                    if inputs and inputs[0] in cexprs:
+                        cands.append(cexprs[inputs[0]])
+                else:
+                    cands.extend(self.index.lift(spec_exprs({src: raw.get(src)}), d["via"], self.stop))
+            return cands
+
+        kwargs = dict(ms.kwargs)
+        # a keyword left out at its default here, whose attribute the spec writes as an
+        # expression, is written too (`groups=groups`): other parameter values need it
+        absent = {pos: defaults[pos] for pos in sources if isinstance(pos, str) and pos not in kwargs
+                  and pos in defaults and cands_of(pos)}
+        if absent:
+            order = list(class_parameters(ms.cls))
+            kwargs = dict(sorted({**kwargs, **absent}.items(),
+                                 key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        args = []
+        for pos, v in [*((i, v) for i, v in enumerate(ms.args)), *kwargs.items()]:
+            cands = cands_of(pos)
+            if isinstance(pos, int):
+                args.append(hole(v, cands))
+            else:
+                args.append(hole(v, cands, kwarg=pos, default=defaults.get(pos, NOTHING)))
+        return call_frag(callee, args)
+
+    def scale_hole(self, nid) -> Frag | None:
+        """A residual's scale when the spec writes it as an expression (`scale: $scale`)."""
+        d = self.data[nid]
+        res = getattr(self.index.by_loc.get(d["loc"]), "residual", None)
+        cands = self.index.lift(spec_exprs({"scale": res.scale}), d["via"], self.stop) if res is not None else []
+        return hole(d["attrs"].factor, cands) if cands else None
+
+    def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        if box.instance is None:  # an inline nn.Sequential
+            return self.sequential(box, cexprs, env)
+        inst = box.instance
+        args = []
+        for spec_name, py, default in inst.cls.params:
+            value = inst.args[spec_name]
+            cands = self.call_cands(box, spec_name, cexprs, env)
+            if default is NOTHING:
+                args.append(hole(value, cands))
+            else:
+                f = hole(value, cands, kwarg=py, default=default)
+                args.append(f)
+        return call_frag(inst.cls.name, args)
+
+    def call_cands(self, box: Box, spec_name: str, cexprs: dict, env: dict) -> list[str]:
+        """Candidate expressions (the parent's names) for one argument of a class instance."""
+        if spec_name == IN:
+            return [cexprs[box.inputs[0]]] if box.inputs and box.inputs[0] in cexprs else []
+        via = self.data[min(box.nodes)]["via"]
+        if box.block.loc in via:
+            via = via[via.index(box.block.loc) + 1:]
+        cands = self.index.lift(box.instance.cands.get(spec_name, []), via, self.stop)
+        return cands + [spec_name] if spec_name in env else cands
+
+    def sequential(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        self.flow(box, cexprs, env)
+        parts: list[tuple[str, Frag]] = []
+        for kind, it in box.items:
+            if kind == "op":
+                parts.append((local_name(self.data, it, box), self.op_ctor(it, cexprs)))
+            else:
+                parts.append((it.local, self.box_ctor(it, cexprs, env)))
+        if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
+            runs: list[list] = []
+            for _, f in parts:
+                if runs and runs[-1][0].key() == f.key():
+                    runs[-1][1] += 1
+                else:
+                    runs.append([f, 1])
+            items = [f if n == 1 else Frag(f"*[{f.text} for _ in range({n})]", f.holes) for f, n in runs]
+            return call_frag("nn.Sequential", items)
+        self.uses_ordered = True
+        pairs = [Frag(f"({name!r}, {f.text})", f.holes) for name, f in parts]
+        inner = join_frags(pairs)
+        return Frag(f"nn.Sequential(OrderedDict([{inner.text}]))", inner.holes)
+
+    def flow(self, box: Box, cexprs: dict, env: dict) -> None:
+        """Channel expressions (spec space, one instance) of every value a box produces."""
+        for kind, it in box.items:
+            if kind == "op":
+                cexprs[it] = self.op_cexpr(it, cexprs, env)
+            elif it.instance is None:
+                self.flow(it, cexprs, env)
+            else:
+                inst = it.instance
+                chosen = {}
+                for spec_name, _, _ in inst.cls.params:
+                    cands = self.call_cands(it, spec_name, cexprs, env)
+                    c = pick(cands, norm(inst.args[spec_name]), env)
+                    chosen[spec_name] = c if c is not None else literal(inst.args[spec_name])
+                for out, ce in zip(it.outputs, inst.cls.out_cexprs):
+                    value = self.channels(out)
+                    text = substitute(ce, chosen) if ce is not None else None
+                    ok = text is not None and names_in(text) and same(evaluate(text, env), value)
+                    cexprs[out] = text if ok else literal(value)
+
+    def channels(self, nid):
+        shape = self.data[nid]["shape"]
+        return shape[0]
+
+    def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
+        d = self.data[nid]
+        value = self.channels(nid)
+        node = self.index.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        cands = self.index.lift(spec_exprs(raw), d["via"], self.stop) if isinstance(raw, dict) else []
+        ins = [cexprs.get(i) for i in d["inputs"]]
+        flat = None
+        if ins and ins[0] is not None:
+            cands.append(ins[0])
+            shape_in = self.data[d["inputs"][0]]["shape"]
+            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1:
+                flat = f"({ins[0]}) * {shape_in[1]} * {shape_in[2]}"  # C * H * W, as written by hand
+                cands.append(flat)
+        if len(ins) > 1 and all(c is not None for c in ins):
+            cands.append(" + ".join(f"({c})" for c in ins))
+        c = pick(cands, value, env)
+        # arithmetic on constants alone is folded (768, not 384 + 96 + 288), but C * H * W is kept
+        keep = c is not None and (names_in(c) or c == flat or ins and c == ins[0])
+        return ast.unparse(parse(c)) if keep else literal(value)
+
+    def draft(self, box: Box) -> Member:
+        """__init__ entries and forward lines of one instance, with holes."""
+        env = self.index.env_of(box)
+        self.stop = self.index.class_loc(box)
+        draft = Draft(env)
+        cexprs = {}
+        if box.inputs:
+            cexprs[box.inputs[0]] = IN if box.parent is not None else literal(env.get(IN))
+        self.flow(box, cexprs, env)
+        attrs = Names(RESERVED | {"training"})
+        attr_of: dict = {}
+        init = []
+        shared: dict[tuple, str] = {}
+        # names that must be kept (they own state or are identifiers already) go first
+        for kind, it in box.items:
+            local = local_name(self.data, it, box) if kind == "op" else it.local
+            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            if is_identifier(local) and local not in RESERVED and local != "training" and not local.startswith("_"):
+                attrs.reserve(local)
+        for kind, it in box.items:
+            if kind == "op" and self.data[it]["op"] in INLINE_OPS:
+                factor = self.scale_hole(it) if self.data[it]["op"] == "scale" else None
+                if factor is not None:  # `self.scale = scale`, read by `out * self.scale`
+                    name = attrs.take("scale")
+                    attr_of[("op", local_name(self.data, it, box))] = f"self.{name}"
+                    init.append((("op", local_name(self.data, it, box)), f"self.{name} = {draft.add(factor)}"))
+                continue
+            local = local_name(self.data, it, box) if kind == "op" else it.local
+            frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
+            key = (kind, local)
+            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            named = is_identifier(local) and local not in RESERVED and local != "training"
+            if stateful or (named and not local.startswith("_")):
+                if is_identifier(local) and local not in RESERVED and local != "training":
+                    attr_of[key] = f"self.{local}"
+                    init.append((key, f"self.{local} = {draft.add(frag)}"))
+                else:
+                    attr_of[key] = f"getattr(self, {local!r})"
+                    init.append((key, f"self.add_module({local!r}, {draft.add(frag)})"))
+                continue
+            fkey = frag.key()
+            if fkey in shared:
+                attr_of[key] = shared[fkey]
+                continue
+            name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
+                              self.data[it]["op"], prefix=self.data[it]["op"])
+            attr_of[key] = shared[fkey] = f"self.{name}"
+            init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
+        lines, tail = forward(self.data, box, attr_of, self.outputs)
+        return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
+
+    def condition_cands(self, box: Box, key) -> list[str]:
+        """The spec's `if:` of an optional module, in the class's names."""
+        kind, local = key
+        if kind == "op":
+            nid = next(n for n in box.ops if local_name(self.data, n, box) == local)
+            loc, via = self.data[nid]["loc"], self.data[nid]["via"]
+        else:
+            child = next(c for c in box.children if c.local == local)
+            loc = child.block.loc
+            via = self.data[min(child.nodes)]["via"]
+            if loc in via:
+                via = via[via.index(loc) + 1:]
+        node = self.index.by_loc.get(loc)
+        cond = getattr(node, "if_", None)
+        if not isinstance(cond, str) or parse(cond) is None:
+            return []
+        self.stop = self.index.class_loc(box)
+        return self.index.lift([ast.unparse(parse(cond))], via, self.stop)
+

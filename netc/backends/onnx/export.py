@@ -1,0 +1,118 @@
+"""A built network -> ONNX bytes (torch's dynamo exporter) or a saved torch.export program."""
+from __future__ import annotations
+
+import io
+import warnings
+
+from netc.errors import error
+
+DEFAULT_OPSET = 18
+MIN_OPSET = 18  # the dynamo exporter emits opset 18 and converts upward only
+MAX_PROTO_BYTES = 2 ** 31 - 1  # protobuf's limit for a single-file model
+EXPORT_BATCH = 2  # torch.export specialises a size-1 dimension; a batch of 2 keeps it symbolic
+
+
+def example_input(network, batch: int, module):
+    import torch
+
+    p = next(module.parameters(), None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, *network.input_shape, generator=gen)
+    return x.to(p.dtype) if p is not None else x
+
+
+def exported_program(network, module, dynamic_batch: bool):
+    """`torch.export.export` of the eval forward; the batch dimension symbolic if asked."""
+    import torch
+
+    batch = EXPORT_BATCH if dynamic_batch else 1
+    dims = ({0: torch.export.Dim("batch", min=1, max=2 ** 20)},) if dynamic_batch else None
+    try:
+        return torch.export.export(module.eval(), (example_input(network, batch, module),), dynamic_shapes=dims)
+    except Exception as exc:  # torch's message names the failing op; keep its first line
+        raise error("export", f"torch.export could not trace {network.name}: "
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                    None, "rerun with NETC_DEBUG=1 for torch's full report") from None
+
+
+def onnx_model(network, module, opset: int, dynamic_batch: bool):
+    """The exported model as an onnx_ir Model with the spec's scope names, and {scope: value name}."""
+    import torch
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+    from onnxscript.optimizer import fold_constants
+
+    from netc.backends.onnx.names import apply_scope_names
+
+    if opset < MIN_OPSET:
+        raise error("usage", f"opset {opset} is older than the exporter's {MIN_OPSET}", None,
+                    f"use --opset {MIN_OPSET} or newer")
+    program = exported_program(network, module, dynamic_batch)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=opset, optimize=False,
+                                             verbose=False, report=False)
+    except Exception as exc:
+        raise error("export", f"the ONNX exporter failed on {network.name}: {type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}", None,
+                    "rerun with NETC_DEBUG=1 for torch's full report") from None
+    model = onnx_program.model
+    # constant folding and dead-node removal only: the default rewrites would fold batch norms
+    # into convs and take their names (layer1.0.bn1.*) out of the graph
+    fold_constants(model)
+    RemoveUnusedNodesPass()(model)
+    leaves = {d["scope"] for _, d in network.nodes()}
+    from netc.backends.torch.module import output_order
+
+    main_output = [name for name, _, aux in output_order(network) if not aux][:1]
+    named = apply_scope_names(model, leaves, "input", main_output)
+    model.graph.name = network.name
+    model.producer_name = "netc"
+    return model, named
+
+
+def to_bytes(model) -> bytes:
+    import onnx_ir as ir
+
+    proto = ir.serde.serialize_model(model)
+    if proto.ByteSize() > MAX_PROTO_BYTES:
+        raise error("limit", f"the ONNX model is {proto.ByteSize() / 2**30:.2f} GiB, over protobuf's 2 GiB "
+                    "single-file limit", None, "use a smaller width or a float16 export")
+    return proto.SerializeToString()
+
+
+def program_bytes(network, module, dynamic_batch: bool) -> bytes:
+    """A saved `torch.export.ExportedProgram` (`torch.export.load` reads it back)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.export.save(exported_program(network, module, dynamic_batch), buf)
+    return buf.getvalue()
+
+
+def load_weights(module, path) -> None:
+    """Load a state_dict file (torch.save, weights only) strictly into `module`."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise error("io", f"no such weights file: '{path}'") from None
+    except Exception as exc:
+        raise error("io", f"cannot read weights '{path}': {type(exc).__name__}: {exc}", None,
+                    "expected a state_dict saved with torch.save (netc build --save)") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise error("io", f"'{path}' holds a {type(state).__name__}, not a state_dict")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    bad_shape = [f"{k}: file {tuple(state[k].shape)}, spec {tuple(own[k].shape)}" for k in own
+                 if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
+               ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + bad_shape[:5]
+    if problems:
+        raise error("weights", f"'{path}' does not fit the spec: " + "; ".join(problems), None,
+                    "the keys and shapes must equal the spec's state_dict (strict load)")
+    module.load_state_dict(state, strict=True)

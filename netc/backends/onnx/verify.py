@@ -1,0 +1,110 @@
+"""Verify an exported ONNX model against the spec and the torch module it came from.
+
+Three checks, each a NetcError when it fails: `onnx.checker` (full check), ONNX shape
+inference's shape of every scope-named tensor equals netc's inferred shape, and onnxruntime's
+output equals the torch module's (same weights, eval mode) for a batch of 1 and, for a
+dynamic-batch model, a larger batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netc.errors import error
+from netc.ops import fmt_shape
+
+TOLERANCE = 1e-4
+DYNAMIC_BATCH = 3
+
+
+@dataclass
+class Verdict:
+    shapes_checked: int
+    max_diff: dict[int, float]  # batch -> max |onnxruntime - torch|
+
+    def summary(self) -> str:
+        diffs = ", ".join(f"{d:.1e} at batch {b}" for b, d in self.max_diff.items())
+        return (f"onnx.checker passed; shapes of {self.shapes_checked} named tensors agree with netc; "
+                f"onnxruntime matches torch (max |diff| {diffs})")
+
+
+def check(model) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise error("export", f"onnx.checker rejects the exported model: {exc}") from None
+
+
+def inferred_shapes(model) -> dict[str, list]:
+    """ONNX shape inference: {value name: dims (int, or the name of a symbolic dim)}."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    out = {}
+    for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]:
+        dims = v.type.tensor_type.shape.dim
+        out[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+    return out
+
+
+def compare_shapes(network, named: dict[str, str], model, dynamic_batch: bool) -> int:
+    """Every scope-named tensor's ONNX shape equals netc's (batch: 1, or symbolic); their count."""
+    shapes = inferred_shapes(model)
+    by_scope = {d["scope"]: d["shape"] for _, d in network.nodes()}
+    bad, n = [], 0
+    for scope, value in named.items():
+        dims = shapes.get(value)
+        want = tuple(by_scope[scope])
+        if dims is None or tuple(dims[1:]) != want or (dims[0] != 1 if not dynamic_batch else isinstance(dims[0], int)):
+            bad.append(f"{scope}: netc {fmt_shape(want)}, ONNX {dims}")
+        n += 1
+    if bad:
+        raise error("export", f"ONNX shape inference disagrees with netc on {len(bad)} tensor(s): "
+                    + "; ".join(bad[:5]))
+    return n
+
+
+def compare_outputs(network, module, data: bytes, dynamic_batch: bool) -> dict[int, float]:
+    """Max |onnxruntime - torch| of the main output for each batch; an error above TOLERANCE."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from netc.backends.onnx.export import example_input
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    result = {}
+    for batch in (1, DYNAMIC_BATCH) if dynamic_batch else (1,):
+        x = example_input(network, batch, module)
+        with torch.no_grad():
+            want = module.eval()(x).float().numpy()
+        if not np.isfinite(want).all():
+            raise error("export", f"torch's own output is not finite at batch {batch}, so parity cannot be "
+                        "checked", None, "export with trained weights (--weights) or calibrated batch norms")
+        got = session.run(None, {name: x.numpy()})[0]
+        if got.shape != want.shape:
+            raise error("export", f"onnxruntime gives shape {got.shape} at batch {batch}, torch {want.shape}")
+        diff = float(np.max(np.abs(got - want))) if want.size else 0.0
+        # relative to the output's scale: float32 sums reordered across hundreds of layers differ in
+        # the last bits of large logits, and a tiny output must not pass by being tiny
+        scale = float(np.max(np.abs(want))) if want.size else 1.0
+        if not diff <= TOLERANCE * scale:
+            raise error("export", f"onnxruntime's output differs from torch's by {diff:.2e} at batch {batch} "
+                        f"(tolerance {TOLERANCE:g} x max |output| = {TOLERANCE * scale:.2e})")
+        result[batch] = diff
+    return result
+
+
+def verify(network, module, data: bytes, named: dict[str, str], dynamic_batch: bool) -> Verdict:
+    import onnx
+
+    model = onnx.load_from_string(data)  # one parsed copy for the checker and shape inference
+    check(model)
+    n = compare_shapes(network, named, model, dynamic_batch)
+    del model
+    return Verdict(n, compare_outputs(network, module, data, dynamic_batch))

@@ -1,0 +1,182 @@
+"""Scope plans (`netc.ir.blocks`) -> modules: every block of the spec is a module that computes it.
+
+A block that can run on its own is a `Block`, a `torch.fx.GraphModule` whose forward is
+straight-line code generated from its `Plan` (`out = self.bn1(self.conv1(x))`, ...): it takes
+the values entering the block (one argument each) and returns the values leaving it (a tuple
+when there are several), so `m.layer4(x)`, forward hooks on a block, `nn.Sequential(*children)`,
+activation checkpointing and FSDP's per-block sharding work as on a hand-written model. Its
+children are registered in the spec's order, which is the order of the state_dict.
+
+A block whose training forward returns training-only (aux) outputs gets a second, eval forward
+without them, chosen per call by `self.training`.
+
+A block the data flow leaves and re-enters cannot run alone (see `netc.ir.blocks`): it is a
+`Parts` container, which its parent reaches into, and calling it raises `BlockNotCallable`
+with the reason.
+"""
+from __future__ import annotations
+
+import operator
+
+from torch import fx, nn
+from torch.fx.graph_module import _forward_from_src
+
+from netc.backends.torch.program import outputs_type
+from netc.ir.blocks import Plan, Scope
+
+
+class BlockNotCallable(RuntimeError):
+    """A block of the spec that cannot be called on its own (its parent calls its parts)."""
+
+
+class Parts(nn.Module):
+    """A block whose parts its parent calls one by one; calling it alone raises BlockNotCallable."""
+
+    def __init__(self, scope: str, reason: str):
+        super().__init__()
+        self.scope, self.reason = scope, reason
+
+    def forward(self, *args, **kwargs):
+        raise BlockNotCallable(f"block '{self.scope}' cannot be called on its own: {self.reason}; "
+                               "its parent calls its parts instead (leave the block unnamed, or take the "
+                               "'from:' input from outside it, to make it one module)")
+
+    def extra_repr(self) -> str:
+        return f"not callable: {self.reason}"
+
+
+def graph_of(plan: Plan, training: bool) -> fx.Graph:
+    """The fx graph of a block's training forward (every output) or eval forward (no aux ones)."""
+    g = fx.Graph()
+    names = ["x"] if len(plan.inputs) == 1 else [f"x{k}" for k in range(len(plan.inputs))]
+    env = {v: g.placeholder(n) for v, n in zip(plan.inputs, names)}
+    for call, made in plan.schedule(training):
+        result = g.create_node("call_module", call.target, tuple(env[i] for i in call.inputs),
+                               name=_value_name(call.target))
+        if len(made) == 1:
+            env[made[0]] = result
+        else:
+            for k, v in enumerate(made):
+                env[v] = g.call_function(operator.getitem, (result, k))
+    outs = plan.outputs if training else plan.eval_outputs
+    values = [env[v] for v in outs]
+    if len(values) == 1:
+        g.output(values[0])
+    elif plan.names:  # the network: a namedtuple of its outputs
+        by_value = dict(zip(plan.outputs, plan.names))
+        g.output(g.call_function(outputs_type(tuple(by_value[v] for v in outs)), tuple(values)))
+    else:
+        g.output(tuple(values))
+    g.lint()
+    return g
+
+
+def _value_name(target: str) -> str:
+    """The forward's variable for a child's result: its name, but never `self` (the forward's own)."""
+    name = target.replace(".", "_")
+    return "self_" if name == "self" else name
+
+
+class Block(fx.GraphModule):
+    """One block of the spec as a module (see the module doc)."""
+
+    _netc_base = True
+
+    def __init__(self, children: dict[str, nn.Module], plan: Plan, class_name: str = "Block"):
+        object.__setattr__(self, "_netc_plan", plan)  # recompile() needs it during __init__
+        holder = nn.Module()
+        for name, child in children.items():
+            holder.add_module(name, child)
+        super().__init__(holder, graph_of(plan, training=True), class_name)
+        # GraphModule registers what its graph calls, in call order; keep the spec's order and
+        # every child (an aux head is not called by an eval graph, a Parts container never)
+        self._modules.clear()
+        self._modules.update(children)
+
+    @property
+    def plan(self) -> Plan:
+        return self._netc_plan
+
+    def recompile(self):
+        code = super().recompile()  # forward from self.graph: the training forward
+        plan = self.__dict__.get("_netc_plan")
+        if plan is not None and plan.has_aux:
+            cls = type(self)
+            cls._forward_train = cls.forward
+            ev = graph_of(plan, training=False).python_code(root_module="self")
+            cls._forward_eval = _forward_from_src(ev.src, ev.globals, {})
+            cls.forward = Block._forward_dispatch
+        return code
+
+    def __getitem__(self, index: int | str) -> nn.Module:
+        """A child by position or name, as in nn.Sequential (`m.layer1[0]`)."""
+        if isinstance(index, int):
+            return list(self._modules.values())[index]
+        return self._modules[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def _forward_dispatch(self, *xs):
+        if self.training:
+            return self._forward_train(*xs)
+        return self._forward_eval(*xs)
+
+    def _init_args(self) -> tuple:
+        """What __init__ takes besides the children (NetcModule adds its flat program)."""
+        return (self._netc_plan, type(self).__name__)
+
+    # copy, deepcopy and pickle rebuild the same class in the same order (GraphModule's own would
+    # give a plain GraphModule registering its children in call order)
+    def _deepcopy_init(self):
+        base, args = _base_class(self), self._init_args()
+
+        def init(res, fake_mod, _graph):
+            base.__init__(res, dict(fake_mod._modules), *args)
+            res.training = fake_mod.__dict__["training"]
+
+        return init
+
+    def __copy__(self):
+        res = _base_class(self)(dict(self._modules), *self._init_args())
+        res.meta = getattr(self, "meta", {})
+        res.train(self.training)
+        return res
+
+    def __reduce__(self):
+        return (_rebuild, (_base_class(self), dict(self._modules), self._init_args(), self.training))
+
+
+def _base_class(module: Block) -> type:
+    """Block or NetcModule, under the classes GraphModule (one per instance) or FSDP derive from it."""
+    return next(c for c in type(module).__mro__ if c.__dict__.get("_netc_base"))
+
+
+def _rebuild(cls: type, children: dict, args: tuple, training: bool) -> Block:
+    m = cls(children, *args)
+    m.train(training)
+    return m
+
+
+def class_name(scope: Scope) -> str:
+    """A readable class for a block: its template's name, else the kind of block it is."""
+    block = scope.block
+    name = getattr(block, "template", None) if getattr(block, "kind", None) == "use" else None
+    if not name and block is not None:
+        name = block.kind.capitalize()
+    return name if name and name.isidentifier() else "Block"
+
+
+def assemble(scope: Scope, leaves: dict[int, nn.Module]) -> nn.Module | dict[str, nn.Module]:
+    """The module of `scope` from the op modules by node id; the root's children as a dict."""
+    if scope.op is not None:
+        return leaves[scope.op]
+    children = {c.name: assemble(c, leaves) for c in scope.children}
+    if scope.parent is None:
+        return children
+    if scope.plan is None:
+        parts = Parts(scope.path, scope.reason)
+        for name, child in children.items():
+            parts.add_module(name, child)
+        return parts
+    return Block(children, scope.plan, class_name(scope))

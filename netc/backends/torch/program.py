@@ -1,0 +1,132 @@
+"""The flat schedule of a network: every op in execution order, as one straight-line fx graph.
+
+The built module computes each block in its own module (`blocks.py`); this flat view of the same
+computation is what shape confirmation (`module.confirm_shapes`) records and what the inference
+rewrites (`optimize.py`) fold and simplify: one graph over the leaf modules, addressed by their
+full scopes (`layer1.0.conv1`), so the hierarchy is inlined.
+"""
+from __future__ import annotations
+
+import keyword
+from collections import namedtuple
+from dataclasses import dataclass
+from functools import lru_cache
+
+from torch import fx
+
+from netc.errors import did_you_mean, error
+
+
+@dataclass(frozen=True)
+class Step:
+    """One op: the submodule at `scope` applied to the values in `inputs` (0 = network input)."""
+
+    scope: str
+    inputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Program:
+    """The straight-line schedule of a network: step k produces value k + 1.
+
+    `outputs` are (name, value, aux) in the order a training forward returns them.
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    outputs: tuple[tuple[str, int, bool], ...]
+
+    @property
+    def has_aux(self) -> bool:
+        return any(aux for _, _, aux in self.outputs)
+
+    def graph(self, training: bool) -> fx.Graph:
+        """The fx graph of the training forward (all outputs) or the eval forward (no aux heads)."""
+        outs = [o for o in self.outputs if training or not o[2]]
+        live = _live_values(self.steps, [v for _, v, _ in outs])
+        g = fx.Graph()
+        values: list = [g.placeholder("x")]
+        for k, step in enumerate(self.steps, 1):
+            values.append(g.call_module(step.scope, tuple(values[i] for i in step.inputs)) if k in live else None)
+        results = [values[v] for _, v, _ in outs]
+        if len(results) == 1:
+            g.output(results[0])
+        else:
+            g.output(g.call_function(outputs_type(tuple(n for n, _, _ in outs)), tuple(results)))
+        g.lint()
+        return g
+
+
+def _live_values(steps: tuple[Step, ...], wanted: list[int]) -> set[int]:
+    live, stack = set(), list(wanted)
+    while stack:
+        v = stack.pop()
+        if v in live or v == 0:
+            continue
+        live.add(v)
+        stack.extend(steps[v - 1].inputs)
+    return live
+
+
+@lru_cache(maxsize=None)
+def outputs_type(names: tuple[str, ...]) -> type:
+    """A namedtuple type for several outputs, registered in this module so it pickles."""
+    fields = [n if n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_") else f"out{i}"
+              for i, n in enumerate(names)]
+    qual = "Outputs_" + "_".join(fields)
+    cls = namedtuple(qual, fields)
+    cls.__module__ = __name__
+    globals()[qual] = cls
+    return cls
+
+
+def output_order(network) -> list[tuple[str, int, bool]]:
+    """The IR outputs in the order a forward returns them: the spec's `outputs:` list, then the
+    others; by default the main output (the last non-aux one to be computed) first.
+
+    A name in `outputs:` that some `output:` of the spec declares but an `if:` left out is
+    skipped (GoogLeNet with aux_logits false); any other unknown name is an error."""
+    outs = list(network.outputs)
+    position = {nid: k for k, nid in enumerate(network.order)}
+    main = max((o for o in outs if not o[2]), key=lambda o: position[o[1]])
+    outs = [main] + [o for o in outs if o is not main]
+    wanted = network.spec.outputs
+    if not wanted:
+        return outs
+    by_name = {name: (name, nid, aux) for name, nid, aux in outs}
+    raw = network.spec._raw
+    declared = set(_declared_outputs(raw))
+    for name in wanted:
+        if name not in by_name and name not in declared:
+            raise error("ref", f"'outputs' names '{name}', which is not an output of the network",
+                        getattr(raw.get("outputs"), "loc", None) or getattr(raw, "loc", None),
+                        did_you_mean(name, by_name) or "outputs: " + ", ".join(by_name))
+    first = [by_name[n] for n in wanted if n in by_name]
+    return first + [o for o in outs if o[0] not in wanted]
+
+
+def _declared_outputs(raw):
+    """Every `output:` value (and named side branch) written in a raw spec mapping."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if key == "output" and isinstance(value, str):
+                yield value
+            elif key == "side" and isinstance(raw.get("name"), str):
+                yield raw["name"]
+            yield from _declared_outputs(value)
+    elif isinstance(raw, list):
+        for item in raw:
+            yield from _declared_outputs(item)
+
+
+def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> Program:
+    """The flat schedule of `network` in the IR's order; `outputs` as from `output_order`."""
+    slot = {0: 0}
+    steps = []
+    for nid, data in network.nodes():
+        slot[nid] = len(steps) + 1
+        steps.append(Step(data["scope"], tuple(slot[i] for i in data["inputs"])))
+    outputs = tuple((name, slot[nid], aux) for name, nid, aux in outputs or output_order(network))
+    return Program(network.name, tuple(steps), outputs)
+
+

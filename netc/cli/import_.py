@@ -1,0 +1,36 @@
+"""`netc import SOURCE -o spec.yaml`: an existing nn.Module back to a readable, verified spec."""
+from __future__ import annotations
+
+import click
+
+from netc.cli.options import parse_shape
+
+
+@click.command(name="import")
+@click.argument("source")
+@click.argument("kwargs", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the spec here (default: stdout)")
+@click.option("--input", "input_shape", metavar="CxHxW", help="input shape to trace and verify at")
+@click.option("--name", help="the spec's name (default: from SOURCE)")
+@click.option("--check-only", is_flag=True, help="verify the import, write nothing")
+@click.option("--no-verify", is_flag=True, help="write the spec without compiling and comparing it")
+def import_(source, kwargs, output, input_shape, name, check_only, no_verify):
+    """Import SOURCE (torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory, called with
+    KEY=VALUE arguments) as a netc spec: traced with torch.fx, module paths as scope names,
+    repeated submodules as templates and repeats; verified by compiling it, loading the
+    source's state_dict strictly and comparing outputs."""
+    from netc.api import import_spec
+    from netc.fsutil import write_atomic
+    from netc.interop.source import parse_kwargs
+
+    text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
+                                check=check_only or not no_verify)
+    if verdict is not None:
+        click.echo(f"{source}: {verdict.summary()}", err=bool(not check_only and not output))
+    if check_only:
+        return
+    if output:
+        write_atomic(output, text)
+        click.echo(f"wrote {output} ({text.count(chr(10))} lines)")
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,52 @@
+"""`netc paths SPEC`: input-output paths and their lengths (Veit et al. 2016); no torch.
+
+Also the parsing of `netc build --lesion/--reorder`, which transform the compiled network."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from netc.cli.options import spec_options
+
+
+def parse_range(text: str | None):
+    if text is None:
+        return None
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"expected a range like 19-35, got '{text}'", param_hint="--between")
+    if not 0 <= lo <= hi:
+        raise click.BadParameter(f"expected 0 <= LO <= HI, got '{text}'", param_hint="--between")
+    return lo, hi
+
+
+@click.command()
+@spec_options
+@click.option("--between", metavar="LO-HI", help="also print the share of paths whose length is in LO..HI")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def paths(network, between, fmt):
+    """Count SPEC's input-output paths exactly and show their lengths in residual blocks and in
+    weighted layers: range, mean, central 95% interval, histogram."""
+    from netc.analysis.paths import as_json, count_paths, report
+
+    result = count_paths(network)
+    if fmt == "json":
+        click.echo(json.dumps(as_json(result), indent=1))
+    else:
+        click.echo(report(result, parse_range(between)), nl=False)
+
+
+def transformed(network, lesions, reorders):
+    """`network` with each --lesion SCOPE and --reorder STAGE[=i,j,...] applied in turn."""
+    for scope in lesions:
+        network = network.lesion(scope)
+    for text in reorders:
+        stage, _, order = text.partition("=")
+        try:
+            perm = [int(x) for x in order.split(",")] if order else None
+        except ValueError:
+            raise click.BadParameter(f"expected STAGE or STAGE=i,j,..., got '{text}'", param_hint="--reorder")
+        network = network.reorder(stage, perm)
+    return network

@@ -1,0 +1,92 @@
+"""Import: an existing nn.Module (torchvision, timm, a Python file) -> a readable netc spec.
+
+`import_model(source)` traces the module (`trace.py`) to netc ops named by module path,
+recovers its structure (`structure.py`: blocks, residuals, concats; `templates.py`:
+repeated classes as templates, runs in nn.Sequential as `repeat`), writes YAML
+(`yamlout.py`) and verifies it (`verify.py`): the spec compiles, loads the source's
+state_dict strictly and computes the same output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Imported:
+    text: str          # the spec
+    source: object     # netc.interop.source.Source
+    input_shape: tuple
+    refs: int          # `from:` references left where the structure is not series-parallel
+
+
+def default_input(module) -> tuple:
+    cfg = getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None) or {}
+    if cfg.get("input_size"):
+        return tuple(cfg["input_size"])
+    if type(module).__name__ == "Inception3":
+        return (3, 299, 299)
+    return (3, 224, 224)
+
+
+def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
+                 templates: bool = True) -> Imported:
+    from netc.interop import structure, yamlout
+    from netc.interop.source import load_source
+    from netc.interop.trace import trace
+
+    src = load_source(source_text, kwargs)
+    ops, returned, placeholder = trace(src.module, source_text)
+    if ops[-1].node is not returned:
+        from netc.errors import error
+
+        raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
+                    None, "netc imports forwards whose result is the last op computed")
+    _check_coverage(src.module, ops, source_text)
+    params = {}
+    last = ops[-1]
+    if src.num_classes and last.op == "linear" and last.attrs.get("out") == src.num_classes:
+        last.attrs["out"] = "$num_classes"
+        params["num_classes"] = src.num_classes
+    types = {path: type(m).__name__ for path, m in src.module.named_modules()}
+    root = structure.group(ops, types)
+    emitter = structure.Emitter(placeholder)
+    layers = emitter.region(root.items, placeholder, "")
+    spec = {"netc": 1, "name": name or _spec_name(source_text),
+            "description": f"imported from {source_text} by netc import"}
+    shape = tuple(input_shape or default_input(src.module))
+    spec["input"] = list(shape)
+    if params:
+        spec["params"] = params
+    from netc.interop.templates import recover, strip
+
+    if templates:
+        spec_templates, layers = recover(layers, root)
+        if spec_templates:
+            spec["templates"] = spec_templates
+    strip(layers)
+    spec["layers"] = layers
+    return Imported(yamlout.dump(spec), src, shape, emitter.refs)
+
+
+def _check_coverage(module, ops, where: str) -> None:
+    """Every parameter must belong to a traced op; else name the modules the forward never ran."""
+    from netc.errors import error
+
+    scopes = {op.scope for op in ops if op.named}
+    unused = []
+    for key, _ in [*module.named_parameters(), *module.named_buffers()]:
+        path = key.rpartition(".")[0]
+        if not any(path == s or path.startswith(s + ".") for s in scopes):
+            top = path.split(".")[0]
+            if top not in unused:
+                unused.append(top)
+    if unused:
+        raise error("import", f"{', '.join(unused[:5])} of {where} hold weights but its eval forward never runs "
+                    "them (training-only auxiliary heads?); netc import does not recover side branches",
+                    None, "build the source without them (e.g. aux_logits=False) to import the main path")
+
+
+def _spec_name(source_text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]", "_", source_text.rpartition(":")[2]) or "imported"

@@ -1,0 +1,166 @@
+"""torch modules and functions -> netc ops: one entry per torch type, attributes in netc's
+spelling with netc's defaults left out. A mapper returns (op, attrs) or raises Unmappable
+with the reason, which the importer reports with the module path."""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Unmappable(Exception):
+    """This module or call has no netc op; the message says why."""
+
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        return int(v[0]) if v[0] == v[1] else [int(v[0]), int(v[1])]
+    return int(v)
+
+
+def _drop(attrs: dict, defaults: dict) -> dict:
+    return {k: v for k, v in attrs.items() if k not in defaults or defaults[k] != v}
+
+
+def conv(m: nn.Conv2d):
+    if m.padding_mode != "zeros":
+        raise Unmappable(f"padding_mode '{m.padding_mode}' (netc pads with zeros)")
+    p = m.padding if isinstance(m.padding, str) else _pair(m.padding)
+    a = {"out": m.out_channels, "k": _pair(m.kernel_size), "s": _pair(m.stride), "p": p,
+         "d": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None}
+    return "conv", _drop(a, {"s": 1, "p": 0, "d": 1, "groups": 1, "bias": True})
+
+
+def bn(m: nn.BatchNorm2d):
+    if not m.track_running_stats:
+        raise Unmappable("batch norm without running statistics")
+    a = {"eps": float(m.eps), "momentum": float(m.momentum), "affine": m.affine}
+    return "bn", _drop(a, {"eps": 1e-5, "momentum": 0.1, "affine": True})
+
+
+def _pool(m, op):
+    if getattr(m, "return_indices", False):
+        raise Unmappable("max pooling that returns indices")
+    if getattr(m, "divisor_override", None):
+        raise Unmappable("average pooling with divisor_override")
+    a = {"k": _pair(m.kernel_size), "s": _pair(m.stride), "p": _pair(m.padding), "ceil_mode": bool(m.ceil_mode)}
+    if op == "maxpool":
+        a["d"] = _pair(m.dilation)
+    else:
+        a["count_include_pad"] = bool(m.count_include_pad)
+    if a["s"] == a["k"]:
+        del a["s"]
+    return op, _drop(a, {"p": 0, "ceil_mode": False, "d": 1, "count_include_pad": True})
+
+
+def adaptive(m, op):
+    out = m.output_size
+    out = _pair(out) if isinstance(out, (tuple, list)) else out
+    if None in (out if isinstance(out, list) else [out]):
+        raise Unmappable("adaptive pooling that keeps a dimension (None)")
+    if op == "adaptive_avgpool" and out == 1:
+        return "gap", {}
+    return op, {"out": out}
+
+
+def linear(m: nn.Linear):
+    return "linear", _drop({"out": m.out_features, "bias": m.bias is not None}, {"bias": True})
+
+
+def flatten(m: nn.Flatten):
+    if m.start_dim != 1 or m.end_dim != -1:
+        raise Unmappable(f"flatten from dim {m.start_dim} to {m.end_dim} (netc flattens C×H×W)")
+    return "flatten", {}
+
+
+def _inplace(op):
+    return lambda m: (op, {"inplace": True} if getattr(m, "inplace", False) else {})
+
+
+MODULES = {
+    nn.Conv2d: conv,
+    nn.BatchNorm2d: bn,
+    nn.MaxPool2d: lambda m: _pool(m, "maxpool"),
+    nn.AvgPool2d: lambda m: _pool(m, "avgpool"),
+    nn.AdaptiveAvgPool2d: lambda m: adaptive(m, "adaptive_avgpool"),
+    nn.AdaptiveMaxPool2d: lambda m: adaptive(m, "adaptive_maxpool"),
+    nn.Linear: linear,
+    nn.Flatten: flatten,
+    nn.Dropout: lambda m: ("dropout", _drop({"p": float(m.p), "inplace": m.inplace}, {"p": 0.5, "inplace": False})),
+    nn.Identity: lambda m: ("identity", {}),
+    nn.ReLU: _inplace("relu"),
+    nn.ReLU6: _inplace("relu6"),
+    nn.SiLU: _inplace("silu"),
+    nn.Sigmoid: lambda m: ("sigmoid", {}),
+    nn.Tanh: lambda m: ("tanh", {}),
+    nn.GELU: lambda m: ("gelu", {}) if m.approximate == "none" else _raise("tanh-approximated GELU"),
+    nn.LeakyReLU: lambda m: ("leaky_relu", _drop({"negative_slope": float(m.negative_slope), "inplace": m.inplace},
+                                                 {"negative_slope": 0.01, "inplace": False})),
+    nn.LocalResponseNorm: lambda m: ("lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta),
+                                             "k": float(m.k)}),
+}
+
+
+def _raise(why):
+    raise Unmappable(why)
+
+
+def _known_base(m: nn.Module):
+    return next((cls for cls in type(m).__mro__ if cls in MODULES), None)
+
+
+def map_module(m: nn.Module):
+    """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
+
+    A subclass with its own forward maps only where its extra work is known (`trailing_ops`)."""
+    cls = _known_base(m)
+    if cls is not None:
+        if type(m).forward is not cls.forward and not _norm_act(m):
+            raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward)")
+        return MODULES[cls](m)
+    if is_separable(m):
+        return "sepconv", _drop({"out": m.pointwise.out_channels, "k": _pair(m.conv1.kernel_size),
+                                 "s": _pair(m.conv1.stride), "p": _pair(m.conv1.padding),
+                                 "d": _pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
+                                {"s": 1, "p": 0, "d": 1, "bias": False})
+    raise Unmappable(f"no netc op for {type(m).__module__}.{type(m).__name__}")
+
+
+def _norm_act(m: nn.Module) -> bool:
+    """timm's BatchNormAct2d: batch norm, then its own `drop` and `act` children."""
+    return isinstance(m, nn.BatchNorm2d) and [n for n, _ in m.named_children()] == ["drop", "act"]
+
+
+def trailing_ops(m: nn.Module) -> list:
+    """Parameter-free ops a leaf module runs after its own (timm's norm+act: dropout, activation);
+    they get generated names, as only the norm's weights need the module's path."""
+    if not _norm_act(m):
+        return []
+    out = [] if isinstance(m.drop, nn.Identity) else [map_module(m.drop)]
+    return out + ([] if isinstance(m.act, nn.Identity) else [map_module(m.act)])
+
+
+def is_separable(m: nn.Module) -> bool:
+    names = [n for n, _ in m.named_children()]
+    if type(m).__name__ != "SeparableConv2d" or names != ["conv1", "pointwise"]:
+        return False
+    c1, pw = m.conv1, m.pointwise
+    return (isinstance(c1, nn.Conv2d) and isinstance(pw, nn.Conv2d) and c1.groups == c1.in_channels == c1.out_channels
+            and pw.kernel_size == (1, 1) and (c1.bias is None) == (pw.bias is None))
+
+
+def is_leaf(m: nn.Module) -> bool:
+    """Traced as one call: a module netc maps, or one owning weights itself (reported as unmappable
+    by its class rather than by the functions inside it)."""
+    own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+    return _known_base(m) is not None or is_separable(m) or own
+
+
+ADD = {operator.add, operator.iadd, torch.add}
+MUL = {operator.mul, operator.imul, torch.mul}
+RELU = {F.relu, torch.relu}
+CAT = {torch.cat, torch.concat}
+FLATTEN = {torch.flatten}
+

@@ -1,0 +1,94 @@
+"""SOURCE -> an nn.Module: `torchvision:NAME`, `timm:NAME` (random init, nothing downloaded) or
+`path/to/file.py:ClassOrFactory`, each with keyword arguments (`num_classes=10`)."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netc.errors import did_you_mean, error
+
+
+@dataclass
+class Source:
+    text: str
+    module: object
+    kwargs: dict = field(default_factory=dict)
+    num_classes: int | None = None
+
+
+def parse_kwargs(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise error("usage", f"expected KEY=VALUE, got '{pair}'")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def load_source(text: str, kwargs: dict | None = None) -> Source:
+    kwargs = dict(kwargs or {})
+    kind, sep, name = text.partition(":")
+    if not sep or not name:
+        raise error("usage", f"unknown source '{text}'", None,
+                    "use torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory")
+    if kind == "torchvision":
+        import torchvision
+
+        names = torchvision.models.list_models(module=torchvision.models)
+        if name not in names:
+            raise error("usage", f"torchvision has no classification model '{name}'", None,
+                        did_you_mean(name, names))
+        module = torchvision.models.get_model(name, weights=None, **kwargs)
+    elif kind == "timm":
+        import timm
+
+        if not timm.is_model(name):
+            raise error("usage", f"timm has no model '{name}'", None, did_you_mean(name, timm.list_models()))
+        module = timm.create_model(name, pretrained=False, **kwargs)
+    elif kind.endswith(".py"):
+        module = _from_file(Path(kind), name, kwargs)
+    else:
+        raise error("usage", f"unknown source kind '{kind}'", None,
+                    "use torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory")
+    return Source(text, module.eval(), kwargs, kwargs.get("num_classes", _num_classes(module)))
+
+
+def _from_file(path: Path, attr: str, kwargs: dict):
+    from torch import nn
+
+    if not path.is_file():
+        raise error("io", f"no such file: '{path}'")
+    spec = importlib.util.spec_from_file_location(f"netc_import_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:
+        raise error("import", f"{path}: running the file failed: {type(exc).__name__}: {exc}") from None
+    factory = getattr(mod, attr, None)
+    if factory is None:
+        raise error("usage", f"{path} defines no '{attr}'", None,
+                    did_you_mean(attr, [n for n in vars(mod) if not n.startswith("_")]))
+    try:
+        module = factory(**kwargs)
+    except Exception as exc:
+        raise error("import", f"{path}:{attr}(**{kwargs}) failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise error("import", f"{path}:{attr} returned a {type(module).__name__}, not an nn.Module")
+    return module
+
+
+def _num_classes(module) -> int | None:
+    """The classifier's width where the model says it (timm, torchvision's `fc`/`classifier`)."""
+    n = getattr(module, "num_classes", None)
+    if isinstance(n, int):
+        return n
+    from torch import nn
+
+    last = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None

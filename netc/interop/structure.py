@@ -1,0 +1,221 @@
+"""Traced ops -> netc layers with the source's structure.
+
+Ops are grouped into blocks by module path (a submodule becomes a named `seq`). Inside each
+block a fork is closed at its join — the first item after which every open value comes from
+that item (a linear sweep, as for the trunk in `netc.analysis.features`) — and a fork that
+joins in an `add` becomes `residual` (a constant `scale` on one branch becomes its `scale:`,
+an empty branch the identity shortcut), one that joins in a `cat` becomes `concat`. A
+region that is not series-parallel falls back to `from:` references by scope.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netc.interop.trace import TracedOp
+
+
+@dataclass
+class Block:
+    path: str
+    module_type: str
+    items: list = field(default_factory=list)  # TracedOp | Block, in execution order
+
+    @property
+    def ops(self):
+        for item in self.items:
+            yield from (item.ops if isinstance(item, Block) else [item])
+
+    @property
+    def out(self):
+        return self.items[-1].out if isinstance(self.items[-1], Block) else self.items[-1].node
+
+
+def _out(item):
+    return item.out if isinstance(item, Block) else item.node
+
+
+def _op_out(op: TracedOp):
+    return op.node
+
+
+TracedOp.out = property(_op_out)
+
+
+def group(ops: list[TracedOp], types: dict[str, str]) -> Block:
+    """The block tree by module path; a module that runs in two separate places is split."""
+    root = Block("", "")
+    stack = [root]
+    for op in ops:
+        while stack[-1].path and stack[-1].path not in op.parents:
+            stack.pop()
+        for path in op.parents[op.parents.index(stack[-1].path) + 1 if stack[-1].path else 0:]:
+            block = Block(path, types.get(path, ""))
+            stack[-1].items.append(block)
+            stack.append(block)
+        stack[-1].items.append(op)
+    return root
+
+
+def external_inputs(item, inside: set) -> list:
+    """The values an item reads from outside itself, in order, without repeats."""
+    if isinstance(item, Block):
+        own = {id(op.node) for op in item.ops}
+        seen, out = set(), []
+        for op in item.ops:
+            for v in op.inputs:
+                if id(v) not in own and id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+    return list(dict.fromkeys(item.inputs))
+
+
+def relative(path: str, parent: str) -> str:
+    return path[len(parent) + 1:] if parent else path
+
+
+class Emitter:
+    """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
+
+    def __init__(self, input_node):
+        self.input_node = input_node
+        self.refs = 0
+        self.scope_of = {}
+
+    def block(self, block: Block, entry, parent: str) -> dict:
+        layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
+                 "__type__": block.module_type}  # for netc.interop.templates; stripped before writing
+        self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
+        return layer
+
+    def item(self, item, entry, parent: str) -> dict | str:
+        if isinstance(item, Block):
+            return self.block(item, entry, parent)
+        self.scope_of[id(item.node)] = item.scope
+        layer = {}
+        if item.named:
+            layer["name"] = relative(item.scope, parent)
+        layer[item.op] = dict(item.attrs)
+        return layer if item.named or item.attrs else item.op
+
+    def region(self, items: list, entry, parent: str) -> list:
+        """Layers computing `items` from `entry` (their single input from outside)."""
+        layers, cur, i = [], entry, 0
+        readers: dict[int, int] = {}
+        for item in items:
+            for v in external_inputs(item, set()):
+                readers[id(v)] = readers.get(id(v), 0) + 1
+        while i < len(items):
+            ins = external_inputs(items[i], set())
+            if ins == [cur] and readers.get(id(cur), 0) <= 1:
+                layers.append(self.item(items[i], cur, parent))
+                cur, i = _out(items[i]), i + 1
+                continue
+            j = _join(items, i, cur)
+            made = self.fork(items[i:j], items[j], cur, parent) if j is not None else None
+            if made is None:
+                return layers + self.fallback(items[i:], cur, parent)
+            layers.extend(made)
+            cur, i = _out(items[j]), j + 1
+        return layers
+
+    def fork(self, branch_items: list, join, entry, parent: str):
+        """A residual or concat closing the fork at `entry`; None if the join is neither."""
+        if isinstance(join, Block) or join.op not in ("add", "cat"):
+            return None
+        branches = _split(branch_items, join.inputs, entry)
+        if branches is None:
+            return None
+        if join.op == "cat":
+            return [{"concat": [self.region(b, entry, parent) or [{"identity": {}}] for b in branches]}]
+        if len(branches) != 2:
+            return None
+        a, b = branches
+        if not a or (b and (_scaled(b) or (not _scaled(a) and b[0] is branch_items[0]))):
+            a, b = b, a
+        body, shortcut = a, b
+        res = {}
+        if _scaled(body):
+            res["scale"] = body[-1].attrs["factor"]
+            body = body[:-1]
+        res = {"body": self.region(body, entry, parent), **res}
+        if shortcut:
+            sc = self.region(shortcut, entry, parent)
+            res["shortcut"] = sc[0] if len(sc) == 1 else {"seq": sc}
+        return [{"residual": res}]
+
+    def fallback(self, items: list, cur, parent: str) -> list:
+        """Explicit `from:` references where the region is not series-parallel."""
+        layers = []
+        for item in items:
+            ins = external_inputs(item, set())
+            layer = self.item(item, cur, parent)
+            if isinstance(layer, str):
+                layer = {layer: {}}
+            if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
+                self.refs += 1
+                refs = [self._ref(v) for v in ins]
+                layer = {**layer, "from": refs[0] if len(refs) == 1 else refs}
+                if "name" not in layer and not isinstance(item, Block):
+                    layer = {"name": relative(item.scope, parent), **layer}
+            layers.append(layer)
+            cur = _out(item)
+        return layers
+
+    def _ref(self, value) -> str:
+        if value is self.input_node:
+            return "input"
+        return self.scope_of.get(id(value), value.name)
+
+
+def _scaled(items: list) -> bool:
+    return bool(items) and not isinstance(items[-1], Block) and items[-1].op == "scale"
+
+
+def _join(items: list, i: int, entry):
+    """Index of the item that closes the fork at `entry` starting at items[i], or None."""
+    consumers: dict[int, int] = {}
+    for item in items[i:]:
+        for v in external_inputs(item, set()):
+            consumers[id(v)] = consumers.get(id(v), 0) + 1
+    open_from = {id(entry): consumers.get(id(entry), 0)}
+    for j in range(i, len(items)):
+        for v in external_inputs(items[j], set()):
+            if id(v) in open_from:
+                open_from[id(v)] -= 1
+            else:
+                return None  # reads a value from before the fork: not single-entry
+        out = _out(items[j])
+        open_from[id(out)] = consumers.get(id(out), 0)
+        live = {k for k, n in open_from.items() if n > 0}
+        if j > i and live <= {id(out)}:
+            return j
+    return None
+
+
+def _split(items: list, join_inputs: list, entry):
+    """Partition `items` into the items each join input depends on (in the join's order);
+    None unless the branches are disjoint and cover every item."""
+    producer = {id(_out(it)): k for k, it in enumerate(items)}
+    deps: list[set] = []
+    for k, item in enumerate(items):
+        d = {k}
+        for v in external_inputs(item, set()):
+            if id(v) in producer:
+                d |= deps[producer[id(v)]]
+            elif v is not entry:
+                return None
+        deps.append(d)
+    branches, used = [], set()
+    for v in join_inputs:
+        if v is entry:
+            branches.append([])
+            continue
+        if id(v) not in producer:
+            return None
+        members = deps[producer[id(v)]]
+        if members & used:
+            return None
+        used |= members
+        branches.append([items[k] for k in sorted(members)])
+    return branches if len(used) == len(items) else None

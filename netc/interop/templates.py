@@ -1,0 +1,252 @@
+"""Structure recovery above blocks: repeated submodule classes -> templates, runs -> `repeat`.
+
+Instances of one module class are unified bottom-up (a class whose instances contain other
+templated classes after those): values that agree stay literal; scalars that differ become
+template arguments (default: the most common value; arguments that always agree are merged,
+and one that is always an integer multiple of another becomes `$other * n`); a layer that
+only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. A named
+block whose items are instances 0..n-1 of one template becomes `repeat: n` with `args`,
+`first:` and `at:` overrides.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections import Counter
+
+from netc.ops import REGISTRY
+
+TYPE_KEY = "__type__"
+MISSING = object()
+
+
+class _Mismatch(Exception):
+    pass
+
+
+class Unifier:
+    def __init__(self, n: int):
+        self.n = n
+        self.args: dict[str, list] = {}  # name -> value per instance (MISSING where absent)
+
+    def new_arg(self, hint: str, values: list) -> str:
+        base = re.sub(r"\W", "_", hint).strip("_") or "arg"
+        base = base if base[0].isalpha() else "a_" + base
+        name, k = base, 1
+        while name in self.args:
+            k += 1
+            name = f"{base}{k}"
+        self.args[name] = values
+        return name
+
+    def unify(self, xs: list, present: list[int], hint: str):
+        """The template value for the instances' values `xs` (instances `present`)."""
+        first = xs[0]
+        if all(_same(x, first) for x in xs):
+            return copy.deepcopy(first)
+        if all(_scalarish(x) for x in xs):
+            if any(isinstance(x, list) for x in xs):  # a pair attribute: 3 and [1, 7] -> [3, 3] and [1, 7]
+                xs = [[x, x] if isinstance(x, int) and not isinstance(x, bool) else x for x in xs]
+            values = [MISSING] * self.n
+            for i, x in zip(present, xs):
+                values[i] = x
+            return "$" + self.new_arg(hint, values)
+        if all(isinstance(x, dict) for x in xs):
+            if any(x.get("name") != first.get("name") for x in xs):
+                raise _Mismatch
+            keys = list(dict.fromkeys(k for x in xs for k in x))
+            out = {}
+            for key in keys:
+                have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
+                if key in REGISTRY and all(isinstance(v, dict) for _, v in have):
+                    have = [(i, _with_defaults(key, v, have)) for i, v in have]
+                owner = first.get("name", hint)
+                label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
+                value = self.unify([v for _, v in have], [i for i, _ in have], label)
+                if len(have) < len(xs):
+                    if not isinstance(value, dict) or key in ("name",):
+                        raise _Mismatch
+                    flags = [MISSING] * self.n
+                    for i in present:
+                        flags[i] = False
+                    for i, _ in have:
+                        flags[i] = True
+                    value = {"if": "$" + self.new_arg(value.get("name", key), flags), **value}
+                out[key] = value
+            return out
+        if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
+            return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
+        raise _Mismatch
+
+
+def _with_defaults(op: str, attrs: dict, others: list) -> dict:
+    """An op's attributes with the defaults filled in that other instances spell out."""
+    fields = REGISTRY[op].Attrs.model_fields
+    out = dict(attrs)
+    for _, other in others:
+        for k in other:
+            if k not in out and k in fields and not fields[k].is_required():
+                out[k] = fields[k].default
+    return out
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _scalarish(x) -> bool:
+    return not isinstance(x, (dict, list)) or (isinstance(x, list) and all(not isinstance(v, (dict, list)) for v in x))
+
+
+def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
+    """Merge equal arguments and express integer multiples: (kept args, {dropped: expression})."""
+    kept, expr = {}, {}
+    for name, values in args.items():
+        known = [(k, v) for k, v in kept.items()]
+        match = next((k for k, v in known if _agree(v, values)), None)
+        if match:
+            expr[name] = f"${match}"
+            continue
+        factor = next(((k, f) for k, v in known if (f := _multiple(v, values))), None)
+        if factor:
+            expr[name] = f"${factor[0]} * {factor[1]}"
+            continue
+        kept[name] = values
+    return kept, expr
+
+
+def _agree(a: list, b: list) -> bool:
+    pairs = [(x, y) for x, y in zip(a, b) if x is not MISSING and y is not MISSING]
+    return bool(pairs) and all(_same(x, y) for x, y in pairs)
+
+
+def _multiple(a: list, b: list):
+    pairs = [(x, y) for x, y in zip(a, b) if x is not MISSING and y is not MISSING]
+    if not pairs or not all(type(x) is int and type(y) is int and x > 0 for x, y in pairs):
+        return None
+    f = pairs[0][1] // pairs[0][0]
+    return f if f > 1 and all(y == x * f for x, y in pairs) else None
+
+
+def _substitute(value, expr: dict):
+    if isinstance(value, dict):
+        return {k: _substitute(v, expr) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, expr) for v in value]
+    if isinstance(value, str) and value.startswith("$") and value[1:] in expr:
+        return expr[value[1:]]
+    return value
+
+
+def _mode(values: list):
+    real = [v for v in values if v is not MISSING]
+    counts = Counter(repr(v) for v in real)
+    best = counts.most_common(1)[0][0]
+    return next(v for v in real if repr(v) == best)
+
+
+def _instances(layers, found: dict, height: dict) -> int:
+    """Collect typed blocks by class; returns the nesting height of `layers`."""
+    h = 0
+    items = layers if isinstance(layers, list) else [layers]
+    for item in items:
+        if isinstance(item, dict):
+            inner = max([_instances(v, found, height) for k, v in item.items() if isinstance(v, (dict, list))] or [0])
+            if item.get(TYPE_KEY) and "seq" in item:
+                found.setdefault(item[TYPE_KEY], []).append(item)
+                height[item[TYPE_KEY]] = max(height.get(item[TYPE_KEY], 0), inner + 1)
+                inner += 1
+            h = max(h, inner)
+        elif isinstance(item, list):
+            h = max(h, _instances(item, found, height))
+    return h
+
+
+def _template_name(cls: str, taken: set) -> str:
+    base = re.sub(r"\W", "_", cls) or "Block"
+    base = base if base[0].isalpha() else "T" + base
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}{k}"
+    return name
+
+
+def recover(layers: list, root=None) -> tuple[dict, list]:
+    """(templates, layers) with repeated classes templated and runs repeated."""
+    found, height = {}, {}
+    _instances(layers, found, height)
+    templates: dict[str, dict] = {}
+    for cls in sorted(found, key=lambda c: height[c]):
+        group = found[cls]
+        if len(group) < 2 or cls in ("Sequential", "ModuleList", "ModuleDict"):
+            continue
+        u = Unifier(len(group))
+        try:
+            body = u.unify([g["seq"] for g in group], list(range(len(group))), "x")
+        except _Mismatch:
+            continue
+        kept, expr = _simplify(u.args)
+        body = _substitute(body, expr)
+        name = _template_name(cls, set(templates))
+        defaults = {a: _mode(v) for a, v in kept.items()}
+        templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
+        for k, g in enumerate(group):
+            args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
+            own = g["name"]
+            g.clear()
+            g.update({"name": own, "use": name, **({"args": args} if args else {})})
+    strip(layers)
+    _repeats(layers, templates)
+    for t in templates.values():
+        strip(t["body"])
+        _repeats(t["body"], templates)
+    return templates, layers
+
+
+def strip(value):
+    if isinstance(value, dict):
+        value.pop(TYPE_KEY, None)
+        for v in value.values():
+            strip(v)
+    elif isinstance(value, list):
+        for v in value:
+            strip(v)
+
+
+def _repeats(value, templates: dict):
+    """A named seq whose items are `use` of one template named 0..n-1 -> repeat."""
+    if isinstance(value, list):
+        for v in value:
+            _repeats(v, templates)
+        return
+    if not isinstance(value, dict):
+        return
+    for v in value.values():
+        _repeats(v, templates)
+    items = value.get("seq")
+    if not isinstance(items, list) or len(items) < 2 or "name" not in value:
+        return
+    if not all(isinstance(it, dict) and it.get("use") == items[0].get("use") and it.get("name") == str(k)
+               and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
+        return
+    per = [it.get("args", {}) for it in items]
+    keys = list(dict.fromkeys(k for a in per for k in a))
+    defaults = templates[items[0]["use"]].get("args", {})
+    base = {}
+    for key in keys:
+        values = [a.get(key, defaults.get(key)) for a in per[1:]]
+        base[key] = _mode(values)
+    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
+    common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))}
+    if common:
+        out["args"] = common
+    for k, a in enumerate(per):
+        diff = {key: a.get(key, defaults.get(key)) for key in keys
+                if not _same(a.get(key, defaults.get(key)), base[key])}
+        if diff and k == 0:
+            out["first"] = diff
+        elif diff:
+            out.setdefault("at", {})[k] = diff
+    value.clear()
+    value.update(out)

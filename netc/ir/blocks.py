@@ -1,0 +1,276 @@
+"""The IR's scopes as nested blocks, each with the data flow a module needs to compute it.
+
+Consumes a compiled `Network` and its outputs in forward order; produces the scope tree: every
+prefix of an op's scope (`layer1`, `layer1.0`, ...) is a `Scope` whose children are in the spec's
+order, and every block that can run on its own gets a `Plan` — the values entering and leaving it
+and the calls of its forward, in execution order. Backends build one module per scope from it.
+
+Two orders, as in hand-written PyTorch models:
+- registration follows the spec: node ids, the order layers are written (a residual's body and
+  shortcut in the order its mapping lists them), so state_dict keys come in the spec's order;
+- execution follows the data flow the way Python evaluates a forward: each op's inputs in
+  argument order (a residual's body before its shortcut, a concat's branches left to right), and
+  a branch the main output does not need (a side head) right after the value it reads, as
+  torchvision's GoogLeNet and Inception3 run their auxiliary heads.
+
+A block cannot run on its own when the data flow leaves it and comes back (a `from:` takes a
+value out of the block into a layer whose result re-enters it), or when two sibling blocks each
+need the other's result. Its parent then calls its parts itself; the block is only a container
+and `Scope.reason` says why (the torch backend raises that when the block is called).
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a block's forward: the child at `target` (a path from the block) on `inputs`."""
+
+    target: str
+    inputs: tuple[int, ...]  # IR node ids (0 = the network input)
+    outputs: tuple[int, ...]  # the values it returns in training mode
+    eval_outputs: tuple[int, ...]  # ... and in eval mode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The forward of one block: `inputs` and `outputs` are IR node ids; `aux` marks training-only
+    outputs; `names` are the network's output names (the root only)."""
+
+    scope: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    aux: tuple[bool, ...]
+    calls: tuple[Call, ...]
+    names: tuple[str, ...] = ()
+
+    @property
+    def eval_outputs(self) -> tuple[int, ...]:
+        """An eval forward leaves out training-only outputs (unless there is nothing else)."""
+        main = tuple(v for v, a in zip(self.outputs, self.aux) if not a)
+        return main or self.outputs
+
+    @property
+    def has_aux(self) -> bool:
+        return self.eval_outputs != self.outputs
+
+    def schedule(self, training: bool) -> list[tuple[Call, tuple[int, ...]]]:
+        """The calls a forward makes, each with the values it returns: those its outputs need."""
+        wanted = set(self.outputs if training else self.eval_outputs)
+        live = []
+        for call in reversed(self.calls):
+            made = call.outputs if training else call.eval_outputs
+            if wanted.intersection(made):
+                live.append((call, made))
+                wanted.update(call.inputs)
+        return live[::-1]
+
+
+@dataclass(eq=False)
+class Scope:
+    """A module of the hierarchy: one op (`op` is its node id) or a block of them."""
+
+    path: str
+    name: str
+    parent: Scope | None
+    op: int | None = None
+    block: object = None  # the IR's Block record, where the scope is a named block
+    children: list[Scope] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)  # op nodes inside, in spec order
+    plan: Plan | None = None
+    reason: str = ""  # why a block has no plan
+
+    def walk(self):
+        stack = [self]
+        while stack:
+            s = stack.pop()
+            yield s
+            stack.extend(reversed(s.children))
+
+
+def plan_blocks(network, outputs: list[tuple[str, int, bool]]) -> Scope:
+    """The root scope of `network`, every callable block planned; `outputs` as (name, node, aux)
+    in the order the network's forward returns them (main output first)."""
+    return _Planner(network, outputs).run()
+
+
+def run_order(network, outputs) -> dict[int, int]:
+    """Position of every op node in execution order (see the module doc)."""
+    data = network.graph.nodes
+    order: list[int] = []
+    seen = {0}
+    for _, out, _ in outputs:
+        stack = [(out, 0)]
+        while stack:  # post-order depth-first walk, inputs in argument order
+            nid, k = stack.pop()
+            if k == 0 and nid in seen:
+                continue
+            ins = data[nid]["inputs"]
+            if k < len(ins):
+                stack.append((nid, k + 1))
+                if ins[k] not in seen:
+                    stack.append((ins[k], 0))
+            else:
+                seen.add(nid)
+                order.append(nid)
+    main = {nid for nid in order[:order.index(outputs[0][1]) + 1]}
+    key: dict[int, tuple] = {0: (-1, 0, 0)}
+    for k, nid in enumerate(order):
+        if nid in main:
+            key[nid] = (k, 0, 0)
+        else:  # right after the latest value of the main path it depends on
+            key[nid] = (max(key[i][0] for i in data[nid]["inputs"]), 1, k)
+    return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
+
+
+class _Planner:
+    def __init__(self, network, outputs):
+        self.network, self.outputs = network, outputs
+        self.g = network.graph
+        self.data = self.g.nodes
+        self.pos = run_order(network, outputs)
+        self.external = {nid for _, nid, _ in outputs}
+
+    def run(self) -> Scope:
+        root = self.tree()
+        names = tuple(name for name, _, _ in self.outputs)
+        self.plan(root, (0,), tuple(nid for _, nid, _ in self.outputs), names)
+        return root
+
+    def tree(self) -> Scope:
+        root = Scope("", "", None)
+        by_path = {"": root}
+        blocks = self.g.graph.get("blocks", {})
+
+        def scope_at(path: str) -> Scope:
+            if path in by_path:
+                return by_path[path]
+            parent_path, _, name = path.rpartition(".")
+            s = Scope(path, name, scope_at(parent_path), block=blocks.get(path))
+            s.parent.children.append(s)
+            by_path[path] = s
+            return s
+
+        for nid in sorted(nid for nid, _ in self.network.nodes()):  # the spec's order
+            path = self.data[nid]["scope"]
+            parent_path, _, name = path.rpartition(".")
+            leaf = Scope(path, name, scope_at(parent_path), op=nid, nodes=[nid])
+            leaf.parent.children.append(leaf)
+            by_path[path] = leaf
+            s = leaf.parent
+            while s is not None:
+                s.nodes.append(nid)
+                s = s.parent
+        return root
+
+    def interface(self, box: Scope) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The values entering a block (in order of first use) and leaving it (in execution order)."""
+        inside = set(box.nodes)
+        ins: dict[int, None] = {}
+        ordered = sorted(box.nodes, key=self.pos.__getitem__)
+        for nid in ordered:
+            for i in self.data[nid]["inputs"]:
+                if i not in inside:
+                    ins.setdefault(i)
+        outs = tuple(nid for nid in ordered
+                     if nid in self.external or any(s not in inside for s in self.g.successors(nid)))
+        return tuple(ins), outs
+
+    def plan(self, box: Scope, inputs, outputs, names=()) -> None:
+        items = list(box.children)
+        while True:
+            order, stuck = self.schedule(items)
+            if not stuck:
+                break
+            for victim in self.victims(box, items, stuck):
+                i = items.index(victim)
+                items[i:i + 1] = victim.children
+        calls = []
+        for it in (items[k] for k in order):
+            target = it.path[len(box.path) + 1:] if box.path else it.path
+            if it.op is not None:
+                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,)))
+                continue
+            ins, outs = self.interface(it)
+            self.plan(it, ins, outs)
+            calls.append(Call(target, ins, outs, it.plan.eval_outputs))
+        aux = tuple(bool(self.data[v]["aux"]) for v in outputs)
+        box.plan = Plan(box.path, tuple(inputs), tuple(outputs), aux, tuple(calls), names)
+
+    def schedule(self, items: list[Scope]) -> tuple[list[int], set[int]]:
+        """Items in execution order (a topological order, the earliest-running first), and those
+        left over when their dependencies form a cycle."""
+        owner = {nid: k for k, it in enumerate(items) for nid in it.nodes}
+        deps: list[set[int]] = [set() for _ in items]
+        users: list[list[int]] = [[] for _ in items]
+        for k, it in enumerate(items):
+            for nid in it.nodes:
+                for i in self.data[nid]["inputs"]:
+                    j = owner.get(i)
+                    if j is not None and j != k and j not in deps[k]:
+                        deps[k].add(j)
+                        users[j].append(k)
+        first = [min(self.pos[n] for n in it.nodes) for it in items]
+        waiting = [len(d) for d in deps]
+        ready = [(first[k], k) for k in range(len(items)) if not waiting[k]]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, k = heapq.heappop(ready)
+            order.append(k)
+            for u in users[k]:
+                waiting[u] -= 1
+                if not waiting[u]:
+                    heapq.heappush(ready, (first[u], u))
+        return order, set(range(len(items))) - set(order)
+
+    def victims(self, box: Scope, items: list[Scope], stuck: set[int]) -> list[Scope]:
+        """The blocks to open so that the items can be ordered: in each cycle of dependencies,
+        those the data flow leaves and re-enters, else the one written last."""
+        g = nx.DiGraph()
+        owner = {nid: k for k in stuck for nid in items[k].nodes}
+        for k in stuck:
+            g.add_node(k)
+            for nid in items[k].nodes:
+                for i in self.data[nid]["inputs"]:
+                    if owner.get(i, k) != k:
+                        g.add_edge(owner[i], k)
+        out = []
+        region = set(box.nodes) if box.path else None
+        for comp in nx.strongly_connected_components(g):
+            if len(comp) < 2:
+                continue
+            blocks = [items[k] for k in sorted(comp) if items[k].op is None]
+            found = []
+            for b in blocks:
+                via = self.reentry(b, region)
+                if via is not None:
+                    b.reason = (f"the data flow leaves it and comes back through '{self.data[via]['scope']}'")
+                    found.append(b)
+            if not found:
+                last = max(blocks, key=lambda b: b.nodes[0])
+                others = ", ".join(f"'{b.path}'" for b in blocks if b is not last)
+                last.reason = f"it and {others} each need the other's result"
+                found = [last]
+            out.extend(found)
+        return out
+
+    def reentry(self, b: Scope, region: set[int] | None) -> int | None:
+        """A node outside block `b` (within `region`) that takes a value from `b` and gives one back."""
+        inside = set(b.nodes)
+        stack = [s for n in b.nodes for s in self.g.successors(n) if s not in inside]
+        seen: set[int] = set()
+        while stack:
+            v = stack.pop()
+            if v in seen or (region is not None and v not in region):
+                continue
+            seen.add(v)
+            for s in self.g.successors(v):
+                if s in inside:
+                    return v
+                stack.append(s)
+        return None

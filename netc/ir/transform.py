@@ -1,0 +1,188 @@
+"""Transformations of a compiled IR: lesion a residual block, reorder a stage's blocks.
+
+The lesion and reordering experiments of Veit et al. 2016 ("Residual Networks Behave Like
+Ensembles of Relatively Shallow Networks", sections 4.1-4.3) as graph rewrites: each takes a
+shape-checked graph and returns a new one, shape-checked again, or raises a located NetcError.
+Module scopes are kept, so a transformed network's parameters keep their state_dict keys: a
+lesioned model loads the original's state_dict minus the removed body's keys, a reordered one
+loads all of it.
+
+A residual block in the IR is the `add` that expansion names `_add` (netc.spec.expand): its
+inputs are [body, shortcut], in that order.
+"""
+from __future__ import annotations
+
+import re
+
+import networkx as nx
+
+from netc.errors import NetcError, did_you_mean, error
+from netc.ir.graph import set_inputs
+from netc.ir.passes import infer_shapes, topo_order
+
+_RESIDUAL_ADD = re.compile(r"(^|\.)_add\d*$")
+
+
+def is_residual_add(data: dict) -> bool:
+    """The add that joins a residual's body (input 0) and shortcut (input 1)."""
+    return data["op"] == "add" and len(data["inputs"]) == 2 and bool(_RESIDUAL_ADD.search(data["scope"]))
+
+
+def _block(g: nx.DiGraph, scope: str, what: str):
+    blocks = g.graph["blocks"]
+    if scope not in blocks:
+        raise error("transform", f"{what}: the network has no block '{scope}'", None,
+                    did_you_mean(scope, blocks) or "name a block by its module path, e.g. layer3.4")
+    return blocks[scope]
+
+
+def _inside(data: dict, scope: str) -> bool:
+    return scope in data["blocks"]
+
+
+def _reshape_checked(g: nx.DiGraph, what: str, loc, hint: str) -> nx.DiGraph:
+    """Shapes inferred afresh over the transformed graph; a shape error is the transform's, located at the block."""
+    for n in g.nodes:
+        if n:
+            g.nodes[n].pop("shape", None)
+    try:
+        infer_shapes(g, topo_order(g))
+    except NetcError as exc:
+        raise error("transform", f"{what} is not shape-valid: {exc.diagnostics[0].message}", loc, hint) from None
+    return g
+
+
+def _drop_empty_blocks(g: nx.DiGraph) -> None:
+    used = {b for n in g.nodes if n for b in g.nodes[n]["blocks"]}
+    g.graph["blocks"] = {s: b for s, b in g.graph["blocks"].items() if s in used}
+
+
+def residual_of(g: nx.DiGraph, scope: str) -> int:
+    """The residual add of block `scope`: the outermost one inside it, which must be unique."""
+    block = _block(g, scope, f"lesion '{scope}'")
+    adds = [n for n in g.nodes if n and _inside(g.nodes[n], scope) and is_residual_add(g.nodes[n])]
+    if not adds:
+        raise error("transform", f"lesion '{scope}': the block has no residual shortcut, so removing it would cut "
+                                 "every path through the network", block.loc,
+                    "only a residual block's body can be removed (its shortcut carries the signal); "
+                    "a plain network has none")
+    depth = min(g.nodes[n]["scope"].count(".") for n in adds)
+    outer = [n for n in adds if g.nodes[n]["scope"].count(".") == depth]
+    if len(outer) > 1:
+        names = sorted({g.nodes[n]["scope"].rsplit(".", 1)[0] for n in outer})
+        raise error("transform", f"lesion '{scope}': the block holds {len(outer)} residual blocks", block.loc,
+                    f"name one of them: {', '.join(names[:4])}{', …' if len(names) > 4 else ''}")
+    return outer[0]
+
+
+def lesion(g: nx.DiGraph, scope: str) -> tuple[nx.DiGraph, list[str]]:
+    """Remove the body of the residual block `scope` (its shortcut remains); the new graph and
+    the scopes of the removed ops."""
+    add = residual_of(g, scope)
+    block = g.graph["blocks"][scope]
+    body_out, shortcut = g.nodes[add]["inputs"]
+    keep = nx.ancestors(g, shortcut) | {shortcut}
+    body, todo = set(), [body_out]
+    while todo:  # backwards from the body's result to where it leaves the shortcut's past
+        n = todo.pop()
+        if n in body or n in keep:
+            continue
+        body.add(n)
+        todo.extend(g.nodes[n]["inputs"])
+    for n in body:
+        for user in g.successors(n):
+            if user not in body and user != add:
+                raise error("transform", f"lesion '{scope}': '{g.nodes[user]['scope']}' also uses "
+                                         f"'{g.nodes[n]['scope']}' of the block's body", g.nodes[user]["loc"],
+                            "a body whose results are used elsewhere cannot be removed")
+    h = g.copy()
+    for user in list(h.successors(add)):
+        set_inputs(h, user, [shortcut if i == add else i for i in h.nodes[user]["inputs"]])
+    h.graph["outputs"] = [(name, shortcut if nid == add else nid, aux) for name, nid, aux in h.graph["outputs"]]
+    removed = [g.nodes[n]["scope"] for n in sorted(body)]
+    h.remove_nodes_from(body | {add})
+    _drop_empty_blocks(h)
+    return _reshape_checked(h, f"lesion '{scope}'", block.loc, "the shortcut alone must give the block's "
+                            "output shape"), removed
+
+
+def _iterations(g: nx.DiGraph, stage: str, n: int) -> list[tuple[int, int, list[int]]]:
+    """(entry source, exit node, nodes) of each block of a repeat, in order; each block must be a
+    single-entry single-exit piece of the chain."""
+    loc = g.graph["blocks"][stage].loc
+    members: list[list[int]] = [[] for _ in range(n)]
+    for node in g.nodes:
+        if node:
+            for b in g.nodes[node]["blocks"]:
+                if b.startswith(stage + ".") and b.count(".") == stage.count(".") + 1:
+                    i = b[len(stage) + 1:]
+                    if i.isdigit() and int(i) < n:
+                        members[int(i)].append(node)
+    out = []
+    for i, nodes in enumerate(members):
+        inside = set(nodes)
+        sources = {s for v in nodes for s in g.nodes[v]["inputs"] if s not in inside}
+        exits = {v for v in nodes for u in g.successors(v) if u not in inside}
+        exits |= {nid for _, nid, _ in g.graph["outputs"] if nid in inside}
+        if len(sources) != 1 or len(exits) != 1:
+            raise error("transform", f"reorder '{stage}': block {stage}.{i} has {len(sources)} inputs and "
+                                     f"{len(exits)} results used outside it", loc,
+                        "only a chain of single-input, single-output blocks can be reordered")
+        out.append((sources.pop(), exits.pop(), nodes))
+    for i in range(1, n):
+        if out[i][0] != out[i - 1][1]:
+            raise error("transform", f"reorder '{stage}': block {stage}.{i} does not take block {stage}.{i - 1}'s "
+                                     "result", loc, "only a chain of blocks can be reordered")
+    return out
+
+
+def shape_keeping(g: nx.DiGraph, stage: str) -> list[int]:
+    """Indices of the stage's blocks whose output shape equals their input shape."""
+    block = _block(g, stage, f"reorder '{stage}'")
+    its = _iterations(g, stage, block.repeat or 0)
+    return [i for i, (src, exit_, _) in enumerate(its) if g.nodes[src]["shape"] == g.nodes[exit_]["shape"]]
+
+
+def reorder(g: nx.DiGraph, stage: str, order: list[int] | None = None) -> nx.DiGraph:
+    """Run the blocks of repeat `stage` in `order` (position k runs block order[k]); by default
+    the shape-keeping blocks in reverse, the others in place."""
+    block = _block(g, stage, f"reorder '{stage}'")
+    if block.kind != "repeat" or not block.repeat:
+        raise error("transform", f"reorder '{stage}': '{stage}' is a {block.kind}, not a named repeat of blocks",
+                    block.loc, "name a stage such as layer3 (a named 'repeat:')")
+    n = block.repeat
+    its = _iterations(g, stage, n)
+    if order is None:
+        movable = shape_keeping(g, stage)
+        order = list(range(n))
+        if len(movable) < 2:
+            raise error("transform", f"reorder '{stage}': the stage has {len(movable)} block(s) that keep their "
+                                     "input's shape, nothing to reorder", block.loc,
+                        "give an order explicitly: --reorder STAGE=i,j,...")
+        for i, j in zip(movable, reversed(movable)):
+            order[i] = j
+    if sorted(order) != list(range(n)):
+        raise error("transform", f"reorder '{stage}': {order} is not a permutation of the stage's blocks 0…{n - 1}",
+                    block.loc, f"give each of the {n} block indices once")
+    h = g.copy()
+    first_src, last_exit = its[0][0], its[-1][1]
+    new_src = [first_src if k == 0 else its[order[k - 1]][1] for k in range(n)]
+    for k, j in enumerate(order):
+        src, _, nodes = its[j]
+        for v in nodes:
+            if src in g.nodes[v]["inputs"]:
+                set_inputs(h, v, [new_src[k] if s == src else s for s in g.nodes[v]["inputs"]])
+    new_exit = its[order[-1]][1]
+    members = {v for _, _, nodes in its for v in nodes}
+    for user in g.successors(last_exit):
+        if user not in members:
+            set_inputs(h, user, [new_exit if s == last_exit else s for s in h.nodes[user]["inputs"]])
+    h.graph["outputs"] = [(name, new_exit if nid == last_exit else nid, aux) for name, nid, aux in h.graph["outputs"]]
+    what = f"reorder '{stage}' as {order}"
+    _reshape_checked(h, what, block.loc, "a block that changes the shape (a stage's first, downsampling block) "
+                                         "cannot move")
+    for v in members:  # convs infer their input channels: a moved block must keep its parameters' shapes
+        if h.nodes[v]["params"] != g.nodes[v]["params"]:
+            raise error("transform", f"{what} changes the parameters of '{g.nodes[v]['scope']}'", block.loc,
+                        "only blocks of the same input shape can trade places")
+    return h

@@ -1,0 +1,82 @@
+"""The backbone contract: `Network.build(features_only=True, out_indices=...)` and the static
+`feature_info`, against timm's `features_only=True` models and torchvision's
+`create_feature_extractor` at the same nodes (random init, no downloads)."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import netc
+from netc.errors import NetcError
+from tests.conftest import ROOT
+from tests.test_torch_interop import randomise_bn_stats
+
+timm = pytest.importorskip("timm")
+torchvision = pytest.importorskip("torchvision")
+from torchvision.models.feature_extraction import create_feature_extractor  # noqa: E402
+
+# spec -> (timm name, torchvision constructor and kwargs, input size, spec overrides)
+CASES = {
+    "resnet50": ("resnet50", ("resnet50", {}), 64, {}),
+    "inception_v3": ("inception_v3", ("inception_v3", {"aux_logits": False, "init_weights": True}), 75,
+                     {"aux_logits": False}),
+}
+
+
+@pytest.mark.parametrize("spec", sorted(CASES))
+def test_feature_info_equals_timm(spec):
+    timm_name, _, _, _ = CASES[spec]
+    ref = timm.create_model(timm_name, features_only=True, pretrained=False)
+    info = netc.load(spec).feature_info
+    assert info.channels() == ref.feature_info.channels()
+    assert info.reduction() == ref.feature_info.reduction()
+
+
+@pytest.mark.parametrize("spec", sorted(CASES))
+def test_feature_maps_equal_torchvision_extractor(spec):
+    _, (ctor, kwargs), size, overrides = CASES[spec]
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, ctor)(**kwargs).eval()
+    randomise_bn_stats(ref)
+    net = netc.load(spec, overrides, input_shape=(3, size, size))
+    ours = net.build(device="meta", features_only=True).eval()
+    ours.load_state_dict({k: v for k, v in ref.state_dict().items() if k in ours.state_dict()},
+                         strict=True, assign=True)
+    names = ours.feature_info.module_name()
+    extractor = create_feature_extractor(ref, return_nodes=names)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want, got = extractor(x), ours(x)
+    assert len(got) == len(names)
+    for name, f, g in zip(names, ours.feature_info, got):
+        assert g.shape[1:] == f.shape == want[name].shape[1:]
+        assert (g - want[name]).abs().max().item() <= 1e-5, name
+    assert not any(k.startswith("fc") for k in ours.state_dict())  # the classifier is dropped
+
+
+def test_out_indices_by_number_and_name():
+    net = netc.load("resnet50", input_shape=(3, 64, 64))
+    assert net.features([1, -1]).module_name() == ["layer1", "layer4"]
+    assert net.features(["layer2", "layer3.5"]).channels() == [512, 1024]
+    m = net.build(features_only=True, out_indices=(2, "layer4")).eval()
+    with torch.no_grad():
+        maps = m(torch.randn(1, 3, 64, 64))
+    assert [tuple(t.shape) for t in maps] == [(1, 512, 8, 8), (1, 2048, 2, 2)]
+
+
+@pytest.mark.parametrize("bad, words", [([7], "out of range"), (["layer9"], "did you mean"),
+                                        (["layer1.0.conv2"], "not a feature map"), ([1.5], "neither")])
+def test_bad_out_indices_are_clear_errors(bad, words):
+    with pytest.raises(NetcError) as exc:
+        netc.load("resnet50").features(bad)
+    assert words in str(exc.value)
+
+
+def test_feature_info_needs_no_torch():
+    code = ("import sys, netc\n"
+            "print(netc.load('inception_v3').feature_info.channels())\n"
+            "assert 'torch' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[64, 192, 288, 768, 2048]"

@@ -1,0 +1,140 @@
+"""`netc export --onnx` of every bundled spec: onnx.checker, ONNX shape inference against netc's
+shapes, onnxruntime against torch (same weights) at batch 1 and a dynamic batch; scope names
+on nodes and initialisers; hazards located in the spec; bad input without a traceback."""
+import pytest
+
+import netc
+from tests.conftest import ROOT, SPECS
+from tests.conftest import calibrate
+from tests.test_codegen import small_input
+
+onnx = pytest.importorskip("onnx")  # guard for a run without the test extra (CI installs it)
+ort = pytest.importorskip("onnxruntime")
+
+BUNDLED = sorted(p.stem for p in SPECS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_export_every_bundled_spec(name, tmp_path):
+    """Batch norms calibrated on one batch first (as in test_codegen), so eval outputs stay finite
+    through ResNet-1202's 600 blocks and the parity check compares real numbers."""
+    net, shape = small_input(name)  # the sweep checks export, not arithmetic: small inputs
+    net = netc.load(name, input_shape=shape)
+    module = net.build()
+    calibrate(module, shape)
+    out = tmp_path / f"{name}.onnx"
+    verdict = net.export_onnx(out, dynamic_batch=True, module=module)
+    assert set(verdict.max_diff) == {1, 3} and verdict.shapes_checked >= len(list(net.nodes())) // 2
+    model = onnx.load(str(out), load_external_data=False)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # the batch is symbolic
+    names = {n.name for n in model.graph.node}
+    assert any(d["scope"] in names for _, d in net.nodes() if d["op"] == "conv")
+
+
+def test_scope_names_on_nodes_initialisers_and_tensors(tmp_path):
+    import netc
+
+    net = netc.load("resnet18", input_shape=(3, 64, 64))
+    path = tmp_path / "r18.onnx"
+    verdict = net.export_onnx(path)
+    model = onnx.load(str(path))
+    nodes = {n.name: n.op_type for n in model.graph.node}
+    assert nodes["layer1.0.conv1"] == "Conv" and nodes["layer1.0.bn1"] == "BatchNormalization"
+    assert nodes["fc"] == "Gemm"
+    inits = {i.name for i in model.graph.initializer}
+    assert {"layer1.0.conv1.weight", "layer2.0.downsample.1.running_var", "fc.bias"} <= inits
+    values = {v.name for v in model.graph.value_info}
+    assert "layer3.1.bn2" in values
+    assert verdict.shapes_checked >= 40 and set(verdict.max_diff) == {1}
+
+
+def test_weights_are_loaded_strictly(tmp_path, netc_cli):
+    import torch
+
+    import netc
+
+    net = netc.load("resnet20")
+    module = net.build()
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("bias"):  # visible in the output, and keeps it finite
+                p.add_(0.5)
+    weights = tmp_path / "w.pt"
+    torch.save(module.state_dict(), weights)
+    code, stdout, stderr = netc_cli("export", "resnet20", "--onnx", tmp_path / "a.onnx", "--weights", weights)
+    assert code == 0, stderr
+    model = onnx.load(str(tmp_path / "a.onnx"))
+    got = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    for key, value in module.state_dict().items():
+        if key in got:
+            assert (got[key] == value.numpy()).all(), key
+    bad = tmp_path / "bad.pt"
+    torch.save({k: v for k, v in module.state_dict().items() if not k.endswith("running_var")}, bad)
+    code, stdout, stderr = netc_cli("export", "resnet20", "--onnx", tmp_path / "b.onnx", "--weights", bad)
+    assert code == 2 and "error[weights]" in stderr and "missing" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "b.onnx").exists()
+
+
+def test_torch_export_program_round_trips(tmp_path, netc_cli):
+    import torch
+
+    import netc
+
+    path = tmp_path / "r20.pt2"
+    code, stdout, stderr = netc_cli("export", "resnet20", "--torch-export", path, "--dynamic-batch")
+    assert code == 0, stderr
+    program = torch.export.load(str(path))
+    net = netc.load("resnet20")
+    module = net.build().eval()
+    module.load_state_dict(program.state_dict, strict=False)  # buffers live in constants
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), module(x), atol=1e-5)
+
+
+HAZARD_SPEC = """netc: 1
+name: hazards
+input: [3, 30, 30]
+layers:
+  - {conv: {out: 8, k: 3}}
+  - {name: pool, maxpool: {k: 3, s: 2, ceil_mode: true}}
+  - {name: squeeze, adaptive_avgpool: {out: 4}}
+  - flatten
+  - {linear: {out: 2}}
+"""
+
+
+def test_hazards_are_located_and_hinted(tmp_path, netc_cli):
+    spec = tmp_path / "hazards.yaml"
+    spec.write_text(HAZARD_SPEC)
+    code, stdout, stderr = netc_cli("export", spec, "--onnx", tmp_path / "h.onnx")
+    assert code == 0, stderr  # warnings only: both export exactly, and parity is verified
+    assert f"{spec}:6:5: warning[export]: maxpool 'pool': ceil_mode rounds 28×28 up to 14×14 (floor: 13×13)" in stderr
+    assert f"{spec}:7:5: warning[export]: adaptive_avgpool 'squeeze': output 4×4 does not divide its 14×14" in stderr
+    assert stderr.count("hint:") == 2
+
+
+def test_fatal_hazard_stops_before_writing(tmp_path, netc_cli):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(HAZARD_SPEC.replace("adaptive_avgpool", "adaptive_maxpool"))
+    out = tmp_path / "bad.onnx"
+    code, stdout, stderr = netc_cli("export", spec, "--onnx", out)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"{spec}:7:5: error[export]: adaptive_maxpool 'squeeze' cannot be exported to ONNX" in stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    ((), "nothing to do"),
+    (("--onnx", "{tmp}/x.onnx", "--opset", "11"), "opset 11 is older"),
+    (("--onnx", "{tmp}/x.onnx", "--weights", "{tmp}/none.pt"), "no such weights file"),
+])
+def test_bad_export_requests_are_clear(args, words, tmp_path, netc_cli):
+    code, stdout, stderr = netc_cli("export", "lenet5", *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2 and words in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_needs_no_backend_import_in_cli():
+    source = (ROOT / "netc" / "cli" / "export.py").read_text()
+    assert "netc.backends" not in source
