@@ -6,14 +6,13 @@ import importlib.util
 import operator
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from netc.backends.torch.timing import interleaved, paired_ratio  # noqa: E402,F401  (torch-free)
 
 # bundled spec -> (torchvision constructor, its keyword arguments); the specs use torchvision's
 # module names, so state_dicts load with strict=True
@@ -46,28 +45,8 @@ def generated_model(spec: str):
     return getattr(module, spec)()
 
 
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds of each fn per repetition: one call of each per repetition, after `warmup` rounds.
-    The order rotates by one each repetition, so no fn always runs first (or right after another)."""
-    keys = list(fns)
-    times: dict[str, list[float]] = {k: [] for k in keys}
-    for r in range(warmup + reps):
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-            t = time.perf_counter()
-            fns[key]()
-            if r >= warmup:
-                times[key].append(time.perf_counter() - t)
-    return times
-
-
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
-    """Median over repetitions of times[num][r] / times[den][r]: each ratio is taken within one
-    repetition (seconds apart), so slow drifts of the machine's load cancel."""
-    return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
 def load_weights(dst, src) -> bool:

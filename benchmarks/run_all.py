@@ -72,6 +72,11 @@ BENCHMARKS = [
         *(Figure(f"forward {s} b8: {v} / torchvision", rf"{s}\s+{v}\s{{2,}}.*x([\d.]+)", ">= 0.98" if v == "netc" else "")
           for s in ("resnet50", "inception_v3", "googlenet", "vgg16") for v in ("netc", "generated")),
     ]),
+    ("bench_train_memory", [], ["--specs", "resnet50", "--batch", "4"], [
+        *(Figure(f"train memory {s}: predicted / measured peak", rf"{s}\s+predicted .* ratio ([\d.]+)", "0.90-1.10")
+          for s in ("resnet50", "inception_v3", "vgg16", "xception")),
+        Figure("  batch-size solver's answer, measured", r"solver: .*: (fits|DOES NOT fit)", "fits"),
+    ]),
 ]
 
 

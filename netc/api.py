@@ -76,12 +76,14 @@ class Network:
         return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
-              features_only: bool = False, out_indices=None):
+              features_only: bool = False, out_indices=None, compile: bool | str = False):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
-        dropout removed and channels_last memory (`netc.backends.torch.optimize`). Parameters that
+        dropout removed and channels_last memory (`netc.backends.torch.optimize`); with
+        `compile=True` (or a backend name: 'inductor', 'onnxruntime'), that module compiled into a
+        cached package (`netc.backends.torch.compile`). Parameters that
         do not fit in the device's free memory are an `error[limit]` before anything is allocated.
         The steps and what they found: `netc.api.build`.
 
@@ -90,15 +92,15 @@ class Network:
         described by `self.features(out_indices)` and the module's `feature_info`."""
         if features_only:
             return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize)
-        return build(self, device, dtype, init, optimize).module
+        return build(self, device, dtype, init, optimize, compile=compile).module
 
     def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
-              optimize: str | None = None, threads: int | None = None, tick=None):
+              optimize: str | None = None, threads: int | None = None, tick=None, compile: bool | str = False):
         """Images/s and per-batch latencies of the built module's forward in eval mode, after
         `warmup` untimed forwards (`netc.backends.torch.benchmark.Bench`); `tick(phase)` after each."""
         from netc.backends.torch.benchmark import bench
 
-        return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick)
+        return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick, compile)
 
     def lesion(self, scope: str) -> "Network":
         """This network without the body of residual block `scope` (its shortcut remains), as in
@@ -149,6 +151,27 @@ class Network:
 
         with gc_paused():
             return render(build(analyse(self, dtype), depth), fmt)
+
+    def versus(self, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8), reps: int = 10,
+               warmup: int = 2, threads: int | None = None):
+        """Outputs compared, then speed of this network built with `optimize`/`compile` against the
+        reference implementation (torchvision/timm, same weights) under `peer` ('torchvision':
+        eager, 'compile': torch.compile, 'onnxruntime'): (what the peer is, [Versus per batch])."""
+        from netc.backends.torch.benchmark import run_versus
+
+        return run_versus(self, peer, optimize, compile, batches, reps, warmup, threads)
+
+    def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
+        """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`)."""
+        from netc.analysis.train import predict
+
+        return predict(self, batch, optimizer, amp, device)
+
+    def max_batch(self, budget: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
+        """The TrainCost of the largest batch whose predicted peak fits in `budget` bytes, or None."""
+        from netc.analysis.train import max_batch
+
+        return max_batch(self, budget, optimizer, amp, device)
 
     def render(self, fmt: str = "dot", depth: int | None = None, rankdir: str = "TB",
                path: str | os.PathLike | None = None) -> str | bytes:
@@ -245,12 +268,13 @@ class Built:
 
 
 def build(network: Network, device: str = "cpu", dtype: str | None = None, init: bool = True,
-          optimize: str | None = None, confirm: bool = False) -> Built:
+          optimize: str | None = None, confirm: bool = False, compile: bool | str = False) -> Built:
     """The one build pipeline (`Network.build`, `netc build`): with `confirm`, a forward on the
     meta device checks every op's shape against the IR first; then the parameter and buffer
     memory is checked against the device's free memory (`error[limit]`); then the module is
     allocated, initialised by the spec's `init:` scheme (`init=False`: PyTorch's defaults),
-    cast to `dtype` and, with `optimize`, rewritten for inference."""
+    cast to `dtype` and, with `optimize`, rewritten for inference (and with `compile`, compiled:
+    `optimize()`)."""
     from netc.backends.torch.memory import check_memory
     from netc.backends.torch.module import build_meta, build_module, confirm_shapes, resolve_device, resolve_dtype
 
@@ -258,11 +282,22 @@ def build(network: Network, device: str = "cpu", dtype: str | None = None, init:
     confirmed = confirm_shapes(build_meta(network), network) if confirm else None
     need = check_memory(network, dev, dt)
     module = build_module(network, dev, dt, init)
-    if optimize:
-        from netc.backends.torch.optimize import optimize as optimize_module
+    if optimize or compile:
+        from netc.backends.torch.compile import optimize as optimize_module
 
-        module = optimize_module(module, optimize)
+        module = optimize_module(module, optimize, compile, network.input_shape, network.name)
     return Built(module, dev, dt, need, confirmed)
+
+
+def optimize(module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
+             name: str = "model"):
+    """A built module optimised for `level` (`inference`: `netc.backends.torch.optimize`); with
+    `compile=True` (the default backend) or `compile="inductor"|"onnxruntime"` also compiled for
+    inputs of `input_shape` (C, H, W) — see `netc.backends.torch.compile` — into a
+    `CompiledModule` (its `compile_seconds`, `package`)."""
+    from netc.backends.torch.compile import optimize as optimize_module
+
+    return optimize_module(module, level, compile, input_shape, name)
 
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,

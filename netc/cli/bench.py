@@ -18,23 +18,40 @@ from netc.cli.options import spec_options
 @click.option("--amp", is_flag=True, help="autocast: float16 on CUDA, bfloat16 on the CPU")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="benchmark the inference-optimised module (BN folded, channels_last)")
+@click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
+              flag_value="default", default=None,
+              help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
+                   "else inductor with freezing; or name one)")
+@click.option("--vs", type=click.Choice(["torchvision", "compile", "onnxruntime"]), default=None,
+              help="instead: time against the reference implementation (same weights) under that runtime, "
+                   "at batch 1 and --batch; outputs are compared first")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: torch's)")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
-def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json):
+def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, threads, as_json):
     """Measure images/s and per-batch latency percentiles of SPEC's forward in eval mode, after
     warm-up; report achieved FLOP/s from the conv/linear MAC count (FLOPs = 2 x MACs)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from netc.analysis.formats import human
 
+    if vs:
+        if device not in ("auto", "cpu"):
+            raise click.UsageError("--vs compares on the CPU; drop --device")
+        return _versus(network, vs, optimize, compile_, batch, iters, warmup, threads, as_json)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
         tasks = {"warmup": progress.add_task("warm-up", total=warmup),
                  "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
         result = network.bench(device, batch, iters, warmup, amp, optimize, threads,
-                               tick=lambda phase: progress.advance(tasks[phase]))
+                               tick=lambda phase: progress.advance(tasks[phase]), compile=compile_)
 
     dev, where, precision, timing = result.device, result.where, result.precision, result.timing
     p = {q: timing.percentile(q) for q in (50, 90, 99)}
@@ -57,3 +74,19 @@ def bench(network, device, batch, iters, warmup, amp, optimize, threads, as_json
     click.echo(f"  compute     {human(network.macs, 'MACs')}/image -> {flops / scale:,.2f} {unit} achieved "
                "(2 x conv/linear MACs at p50 latency)")
 
+
+
+def _versus(network, peer, optimize, compile_, batch, iters, warmup, threads, as_json):
+    what, results = network.versus(peer, optimize, compile_, tuple(dict.fromkeys((1, batch))), iters,
+                                   warmup, threads)
+    mode = "plain" if not optimize else f"--optimize {optimize}" + (f" --compile {compile_}" if compile_ else "")
+    if as_json:
+        click.echo(json.dumps({"spec": network.name, "netc": mode, "peer": what, "results": [
+            {"batch": r.batch, "netc_ms": r.netc_s * 1e3, "peer_ms": r.peer_s * 1e3, "speedup": r.speedup,
+             "max_abs_diff": r.max_diff} for r in results]}))
+        return
+    click.echo(f"{network.name}: netc ({mode}) vs {what}, same weights, on the CPU; "
+               f"{iters} interleaved forwards each after {warmup} warm-up, medians")
+    for r in results:
+        click.echo(f"  batch {r.batch:<4} netc {r.netc_s * 1e3:9.2f} ms   peer {r.peer_s * 1e3:9.2f} ms   "
+                   f"x{r.speedup:.2f}   (outputs agree: max abs diff {r.max_diff:.2g})")

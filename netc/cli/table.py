@@ -22,15 +22,29 @@ from netc.cli.options import spec_options
 @click.option("--layout", type=click.Choice(["cost", *LAYOUTS]), default="cost", show_default=True,
               help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
                    "chosen from the graph; or name one); several SPECs become columns")
+@click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="with --train: images per step")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
+              help="with --train: sgd is SGD with momentum")
+@click.option("--amp", is_flag=True, help="with --train: autocast (half-precision activations)")
+@click.option("--device", "train_device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="with --train: the device whose kernels are modelled")
+@click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
 @click.argument("more", nargs=-1)
-def table(network, depth, fmt, dtype, output, layout, more):
+def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, budget, more):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
-    if layout != "cost" or more or fmt == "latex":
+    if train or budget:
+        if layout != "cost" or more:
+            raise click.UsageError("--train predicts one SPEC's training step; it takes no --layout or further SPECs")
+        from netc.cli.train_cost import train_report
+
+        text = train_report(network, fmt, batch, optimizer, amp, train_device, budget)
+    elif layout != "cost" or more or fmt == "latex":
         from netc.cli.paper import paper_layout
 
         return paper_layout(network, more, layout, fmt, output)
-    if fmt == "text" and not output and sys.stdout.isatty():
+    elif fmt == "text" and not output and sys.stdout.isatty():
         from rich.console import Console
 
         from netc.analysis.cost import analyse
@@ -39,7 +53,8 @@ def table(network, depth, fmt, dtype, output, layout, more):
 
         print_styled(build(analyse(network, dtype), depth), Console())
         return
-    text = network.table(depth=depth, fmt=fmt, dtype=dtype)
+    else:
+        text = network.table(depth=depth, fmt=fmt, dtype=dtype)
     if output:
         from netc.fsutil import write_atomic
 

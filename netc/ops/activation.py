@@ -5,12 +5,23 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, numel, register
 
 
 class _Activation(Op):
     elementwise = True
     torch_cls: str = ""
+    saves: str = "input"  # what its derivative formula reads: 'input' or 'output'
+    # in place, a formula of the output reads the overwritten tensor ('output'); one that needs
+    # the input has torch save a copy of it before overwriting ('copy': hardtanh_, silu_)
+    saves_inplace: str = "copy"
+
+    def autograd(self, a, shapes, out):
+        if not getattr(a, "inplace", False):
+            return Autograd(inputs=(0,)) if self.saves == "input" else Autograd(output=True)
+        if self.saves_inplace == "output":
+            return Autograd(output=True, alias=True)
+        return Autograd(alias=True, extra=((numel(out), "act"),))
 
     def other_flops(self, a, shapes, out):
         return numel(out)
@@ -23,16 +34,18 @@ class InplaceAttrs(Attrs):
     inplace: bool = False
 
 
-def _activation(name: str, torch_cls: str, summary: str, attrs=NoAttrs):
+def _activation(name: str, torch_cls: str, summary: str, attrs=NoAttrs, saves: str = "input",
+                saves_inplace: str = "copy"):
     cls = type(name.capitalize(), (_Activation,), {
-        "name": name, "torch_cls": torch_cls, "summary": summary, "Attrs": attrs})
+        "name": name, "torch_cls": torch_cls, "summary": summary, "Attrs": attrs, "saves": saves,
+        "saves_inplace": saves_inplace})
     return register(cls)
 
 
-_activation("relu", "torch.nn.ReLU", "rectified linear unit max(0, x)", InplaceAttrs)
+_activation("relu", "torch.nn.ReLU", "rectified linear unit max(0, x)", InplaceAttrs, "output", "output")
 _activation("relu6", "torch.nn.ReLU6", "min(max(0, x), 6)", InplaceAttrs)
-_activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid")
-_activation("tanh", "torch.nn.Tanh", "hyperbolic tangent")
+_activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid", saves="output")
+_activation("tanh", "torch.nn.Tanh", "hyperbolic tangent", saves="output")
 _activation("gelu", "torch.nn.GELU", "Gaussian error linear unit")
 _activation("silu", "torch.nn.SiLU", "x * sigmoid(x) (swish)", InplaceAttrs)
 
@@ -42,7 +55,7 @@ class LeakyAttrs(Attrs):
     inplace: bool = False
 
 
-_activation("leaky_relu", "torch.nn.LeakyReLU", "leaky ReLU (negative_slope)", LeakyAttrs)
+_activation("leaky_relu", "torch.nn.LeakyReLU", "leaky ReLU (negative_slope)", LeakyAttrs, saves_inplace="output")
 
 
 class SoftmaxAttrs(Attrs):
@@ -52,6 +65,7 @@ class SoftmaxAttrs(Attrs):
 
 class _Softmax(_Activation):
     Attrs = SoftmaxAttrs
+    saves = "output"
 
     def infer(self, a, shapes):
         if a.dim >= len(shapes[0]):

@@ -2,8 +2,9 @@
 
 An `Op` subclass names its YAML key, its attribute schema (a strict pydantic model), its
 arity, and then: shape rule, parameter and buffer counts, MACs, window (for receptive
-field), diagram label and the torch module that implements it (as a `ModuleSpec`, which
-both the interpreter and the code generator consume). Adding an op is adding one class.
+field), what autograd keeps for its backward (training memory), diagram label and the torch
+module that implements it (as a `ModuleSpec`, which both the interpreter and the code
+generator consume). Adding an op is adding one class.
 
 Shapes are tuples without the batch dimension: (C, H, W) for feature maps, (F,) for flat
 features. Nothing here imports torch.
@@ -58,6 +59,33 @@ class Window:
     d: tuple[int, int] = (1, 1)
 
 
+@dataclass(frozen=True)
+class Autograd:
+    """What one op costs autograd in training mode, as torch's derivative formulas make it
+    (observed with `torch.autograd.graph.saved_tensors_hooks`, torch 2.x):
+
+    - `inputs`: indices of the inputs it saves for its backward; `output`: it saves its output;
+    - `extra`: further tensors it saves, as (elements, kind) with kind `act` (an activation-sized
+      tensor in the activation dtype, per image), `index` (int64 per image: max-pool indices),
+      `mask` (a dropout mask per image: the activation dtype on the CPU, one byte on CUDA) or
+      `stat` (float32, per batch, not per image: batch-norm mean and inverse std);
+    - `alias`: the output is the input's storage (views, in-place ops) — no new memory;
+    - `grad_alias`: the backward hands its output gradient on to the inputs as is or as views
+      (add, cat, flatten) instead of allocating new gradients.
+
+    Parameters (weights) that an op saves are not listed: they are held anyway."""
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    extra: tuple[tuple[int, str], ...] = ()
+    alias: bool = False
+    grad_alias: bool = False
+
+
+SAVES_INPUT = Autograd(inputs=(0,))
+SAVES_NOTHING = Autograd()
+
+
 class Op:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
@@ -84,6 +112,11 @@ class Op:
     def other_flops(self, a, shapes: list[Shape], out: Shape) -> int:
         """Rough FLOPs of everything that is not a MAC (normalisation, pooling, activation)."""
         return 0
+
+    def autograd(self, a, shapes: list[Shape], out: Shape) -> Autograd:
+        """What the op saves for its backward in training mode (see `Autograd`); by default its
+        input, as conv, linear and average pooling do."""
+        return SAVES_INPUT
 
     def window(self, a) -> Window | None:
         """The op's sliding window, or None for pointwise ops (receptive field unchanged)."""

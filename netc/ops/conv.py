@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from netc.ops.base import (Attrs, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, numel,
+from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, numel,
                            pair, register)
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -157,6 +157,10 @@ class SepConv(Op):
     def macs(self, a, shapes, out):
         c, k = shapes[0][0], pair(a.k)
         return out[1] * out[2] * c * (k[0] * k[1] + a.out)
+
+    def autograd(self, a, shapes, out):
+        # each of its two convs saves its input: the block's input and the depthwise output
+        return Autograd(inputs=(0,), extra=((shapes[0][0] * out[1] * out[2], "act"),))
 
     def window(self, a):
         k, s, _, d = Conv.geometry(self, a)

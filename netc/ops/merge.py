@@ -6,7 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, need_map, numel, register
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, need_map,
+                           numel, register)
+
+# the backward of a sum or concatenation saves nothing and hands its gradient on unchanged
+PASS_GRAD = Autograd(grad_alias=True)
 
 
 @register
@@ -28,6 +32,9 @@ class Add(Op):
 
     def other_flops(self, a, shapes, out):
         return numel(out) * (len(shapes) - 1)
+
+    def autograd(self, a, shapes, out):
+        return PASS_GRAD
 
     def label(self, a):
         return "+"
@@ -53,6 +60,9 @@ class Cat(Op):
                              "every branch must keep the same spatial size; check strides and padding")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
 
+    def autograd(self, a, shapes, out):
+        return PASS_GRAD  # the inputs' gradients are slices of the output's
+
     def label(self, a):
         return "concat"
 
@@ -73,6 +83,9 @@ class Scale(Op):
 
     def other_flops(self, a, shapes, out):
         return numel(out)
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # a constant factor: the backward needs no tensor
 
     def label(self, a):
         return f"×{a.factor:g}"
@@ -105,6 +118,9 @@ class PadChannels(Op):
             raise ShapeError(f"pad_channels cannot split {a.out - c} zero channels evenly on both sides",
                              "use where: after")
         return (a.out, -(-h // a.s), -(-w // a.s))
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # slicing and zero padding need only shapes
 
     def window(self, a):
         return Window((1, 1), (a.s, a.s))  # subsampling by s is a strided 1x1 window

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, Op, ShapeError, fmt_shape, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, ShapeError, fmt_shape, numel, register
 
 PosFloat = Annotated[float, Field(gt=0)]
 
@@ -30,6 +30,10 @@ class BatchNorm(Op):
 
     def other_flops(self, a, shapes, out):
         return 2 * numel(out)
+
+    def autograd(self, a, shapes, out):
+        # its input and the batch mean and inverse std per channel
+        return Autograd(inputs=(0,), extra=((shapes[0][0], "stat"), (shapes[0][0], "stat")))
 
     def module(self, a, shapes):
         kw = {}
@@ -64,6 +68,12 @@ class LRN(Op):
 
     def other_flops(self, a, shapes, out):
         return numel(out) * (a.size + 3)
+
+    def autograd(self, a, shapes, out):
+        # torch composes it of pow, pad, avg_pool3d, mul, add, div: the input, the squared input
+        # padded across channels, and two more input-sized intermediates are saved
+        c = shapes[0][0]
+        return Autograd(inputs=(0,), extra=((numel(out) // c * (c + a.size - 1), "act"), (2 * numel(out), "act")))
 
     def label(self, a):
         return f"lrn {a.size}"

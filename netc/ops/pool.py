@@ -5,8 +5,8 @@ from typing import Annotated, Optional, Union
 
 from pydantic import Field
 
-from netc.ops.base import (Attrs, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, numel, pair,
-                           register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map,
+                           numel, pair, register)
 from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape
 
 
@@ -72,6 +72,9 @@ class MaxPool(_Pool):
     summary = "max pooling: kernel k, stride s (default k), padding p, dilation d, ceil_mode"
     Attrs = MaxPoolAttrs
 
+    def autograd(self, a, shapes, out):
+        return Autograd(inputs=(0,), extra=((numel(out), "index"),))  # input and argmax indices
+
     def module(self, a, shapes):
         kw = self.module_kwargs(a)
         if pair(a.d) != (1, 1):
@@ -114,6 +117,12 @@ class _Adaptive(Op):
         o = pair(getattr(a, "out", 1))
         k = tuple(max(-(-(i + 1) * n // m) - i * n // m for i in range(m)) for n, m in zip(grid, o))
         return Window(k, tuple(max(1, n // m) for n, m in zip(grid, o)))
+
+    def autograd(self, a, shapes, out):
+        if self.kind == "max":
+            return Autograd(inputs=(0,), extra=((numel(out), "index"),))
+        # to 1×1, torch averages with `mean`, whose backward needs only the shape
+        return SAVES_NOTHING if out[1:] == (1, 1) else Autograd(inputs=(0,))
 
     def label(self, a):
         return f"adaptive {self.kind}pool {fmt_pair(pair(a.out))}"

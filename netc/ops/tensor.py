@@ -5,7 +5,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, numel, register
+
+# the output is the input (or a view of it) and so is the gradient: no memory, nothing saved
+VIEW = Autograd(alias=True, grad_alias=True)
 
 
 @register
@@ -15,6 +18,9 @@ class Flatten(Op):
 
     def infer(self, a, shapes):
         return (numel(shapes[0]),)
+
+    def autograd(self, a, shapes, out):
+        return VIEW
 
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.Flatten", (1,), {})
@@ -65,6 +71,12 @@ class Dropout(Op):
     summary = "dropout with drop probability p (training only)"
     Attrs = DropoutAttrs
 
+    def autograd(self, a, shapes, out):
+        if a.p == 0:
+            return VIEW  # torch returns the input itself
+        # the CPU keeps the scaled keep-mask in the activation dtype, CUDA a one-byte mask
+        return Autograd(extra=((numel(out), "mask"),), alias=a.inplace)
+
     def label(self, a):
         return f"dropout {a.p:g}"
 
@@ -78,6 +90,9 @@ class Identity(Op):
     name = "identity"
     summary = "pass the input through unchanged"
     Attrs = NoAttrs
+
+    def autograd(self, a, shapes, out):
+        return VIEW
 
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.Identity", (), {})

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch
 
+from netc.backends.torch.timing import interleaved, paired_ratio
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -91,9 +93,9 @@ class Bench:
 
 def bench(network: Any, device="auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
           optimize: str | None = None, threads: int | None = None,
-          tick: Callable[[str], None] | None = None) -> Bench:
+          tick: Callable[[str], None] | None = None, compile: bool | str = False) -> Bench:
     """Build `network` (a `netc.api.Network`) on `device`, eval mode, and time its forward on a
-    random batch; `threads` sets torch's CPU thread count first."""
+    random batch; `threads` sets torch's CPU thread count first; `compile` as `Network.build`'s."""
     from netc.backends.torch.memory import check_activations
     from netc.backends.torch.module import resolve_device
 
@@ -101,10 +103,111 @@ def bench(network: Any, device="auto", batch: int = 8, iters: int = 20, warmup: 
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     check_activations(network, dev, batch)
-    module = network.build(dev, optimize=optimize).eval()
+    module = network.build(dev, optimize=optimize, compile=compile).eval()
     x = torch.randn(batch, *network.input_shape, device=dev)
     timing = measure(module, x, iters, warmup, amp, tick)
     n = torch.get_num_threads()
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {n} thread{'s' * (n != 1)}"
     precision = ("float16" if dev.type == "cuda" else "bfloat16") + " autocast" if amp else "float32"
     return Bench(network.name, dev, where, precision, optimize, warmup, network.macs, timing)
+
+
+# --- against a peer: `netc bench --vs torchvision|compile|onnxruntime` ------------------------
+
+PEERS = ("torchvision", "compile", "onnxruntime")
+# reference models that need keyword arguments to carry every module the spec has
+_REFERENCE_KWARGS = {"googlenet": {"aux_logits": True, "init_weights": True},
+                     "inception_v3": {"aux_logits": True, "init_weights": True}}
+
+
+def reference_model(network, weights: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The published implementation the spec reproduces (`meta: {torchvision: NAME}` or
+    `{timm: NAME}`), in eval mode with `weights`' state_dict (strict); else a copy of `weights`
+    itself (netc's plain module). Returns the model and what it is."""
+    import warnings
+
+    meta = network.spec.meta
+    model, what = None, "netc's plain module (the spec names no torchvision or timm model)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "torchvision" in meta:
+            import torchvision
+
+            name = meta["torchvision"]
+            model, what = getattr(torchvision.models, name)(**_REFERENCE_KWARGS.get(name, {})), f"torchvision {name}"
+        elif "timm" in meta:
+            import timm
+
+            model, what = timm.create_model(meta["timm"], pretrained=False), f"timm {meta['timm']}"
+    if model is None:  # a plain fx.GraphModule of the eval forward: exporters trace it like any module
+        from netc.backends.torch.optimize import eval_graph_module
+
+        return eval_graph_module(weights), what
+    model.load_state_dict(weights.state_dict(), strict=True)
+    return model.eval(), what
+
+
+def peer_runner(peer: str, reference: torch.nn.Module, example: torch.Tensor) -> Callable:
+    """`reference` under the peer runtime: eager, `torch.compile` (default options) or
+    onnxruntime (exported to ONNX, all graph optimisations, as many threads as torch uses)."""
+    if peer == "torchvision":
+        return reference
+    if peer == "compile":
+        return torch.compile(reference)
+    if peer == "onnxruntime":
+        return onnx_runner(reference, example)
+    raise ValueError(f"unknown peer '{peer}'")
+
+
+def onnx_runner(model: torch.nn.Module, example: torch.Tensor) -> Callable:
+    from netc.backends.torch.compile import onnx_bytes, ort_runner
+
+    return ort_runner(onnx_bytes(model, example))
+
+
+@dataclass(frozen=True)
+class Versus:
+    batch: int
+    netc_s: float  # median seconds per batch
+    peer_s: float
+    speedup: float  # median of paired peer time / netc time (> 1: netc is faster)
+    max_diff: float  # largest absolute difference of the outputs
+
+
+def versus(module, peer: Callable, input_shape, batches=(1, 8), reps: int = 10, warmup: int = 2,
+           atol: float = 1e-3) -> list[Versus]:
+    """Compare outputs on one random batch, then time `module` and `peer` interleaved per batch
+    size; raises AssertionError if the outputs differ by more than `atol` (relative to their scale)."""
+    import statistics
+
+    results = []
+    with torch.inference_mode():
+        for batch in batches:
+            x = torch.randn(batch, *input_shape)
+            ours, theirs = module(x), peer(x)
+            diff = (ours - theirs).abs().max().item()
+            if diff > atol * max(1.0, theirs.abs().max().item()):
+                raise AssertionError(f"outputs differ at batch {batch}: max abs diff {diff:.3g}")
+            times = interleaved({"netc": lambda: module(x), "peer": lambda: peer(x)}, reps, warmup)
+            results.append(Versus(batch, statistics.median(times["netc"]), statistics.median(times["peer"]),
+                                  paired_ratio(times, "peer", "netc"), diff))
+    return results
+
+
+def run_versus(network, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8),
+               reps: int = 10, warmup: int = 2, threads: int | None = None) -> tuple[str, list[Versus]]:
+    """netc's module of `network` (as `Network.build(optimize=, compile=)` makes it) against the
+    reference implementation under `peer`, both with the same random weights on the CPU (with
+    `threads` torch CPU threads, if given)."""
+    if threads:
+        torch.set_num_threads(threads)
+    from netc.backends.torch.compile import optimize as optimize_module
+
+    weights = network.build().eval()
+    reference, what = reference_model(network, weights)
+    ours = weights
+    if optimize or compile:
+        ours = optimize_module(weights, optimize, compile, network.input_shape, network.name)
+    runner = peer_runner(peer, reference, torch.randn(max(batches), *network.input_shape))
+    label = f"{what} under {'eager PyTorch' if peer == 'torchvision' else peer}"
+    return label, versus(ours, runner, network.input_shape, batches, reps, warmup)

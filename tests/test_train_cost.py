@@ -1,0 +1,183 @@
+"""Training cost predicted before a run (netc.analysis.train) against what torch does.
+
+The per-op facts (`Op.autograd`) are checked against the tensors torch's autograd actually saves
+(`saved_tensors_hooks`) for every registered op; the whole-step prediction against the peak the
+CPU allocator reports for a real training step (netc.backends.torch.train_memory) within 10%; the
+FLOP count of conv/linear against torch's FlopCounterMode on a real step."""
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import netc
+from netc.analysis.train import max_batch, parse_bytes, predict
+from netc.backends.torch.module import make_leaf
+from netc.backends.torch.train_memory import measure_training_peak
+from netc.ops import REGISTRY, numel
+from tests.conftest import SPECS, run_without_torch
+
+BATCH = 2
+# op -> [(attrs, input shapes)]: a case per behaviour (in place or not, flat or map, ...)
+CASES = {
+    "conv": [({"out": 4, "k": 3, "p": 1}, [(8, 6, 6)]), ({"out": 8, "k": 3, "groups": 8}, [(8, 6, 6)])],
+    "sepconv": [({"out": 12, "k": 3, "s": 2, "p": 1}, [(8, 6, 6)])],
+    "bn": [({}, [(8, 6, 6)]), ({}, [(8,)])],
+    "lrn": [({"size": 5}, [(8, 6, 6)]), ({"size": 3}, [(4, 5, 5)])],
+    "relu": [({}, [(8, 6, 6)]), ({"inplace": True}, [(8, 6, 6)])],
+    "relu6": [({}, [(8, 6, 6)]), ({"inplace": True}, [(8, 6, 6)])],
+    "silu": [({}, [(8, 6, 6)]), ({"inplace": True}, [(8, 6, 6)])],
+    "leaky_relu": [({}, [(8, 6, 6)]), ({"inplace": True}, [(8, 6, 6)])],
+    "sigmoid": [({}, [(8, 6, 6)])],
+    "tanh": [({}, [(8, 6, 6)])],
+    "gelu": [({}, [(8, 6, 6)])],
+    "softmax": [({}, [(10,)]), ({"dim": 0}, [(8, 6, 6)])],
+    "log_softmax": [({}, [(10,)])],
+    "add": [({}, [(8, 6, 6)] * 2), ({}, [(8, 6, 6)] * 3)],
+    "cat": [({}, [(8, 6, 6), (4, 6, 6)])],
+    "scale": [({"factor": 0.2}, [(8, 6, 6)])],
+    "pad_channels": [({"out": 12, "s": 2}, [(8, 6, 6)])],
+    "maxpool": [({"k": 3, "s": 2, "p": 1}, [(8, 7, 7)])],
+    "avgpool": [({"k": 2}, [(8, 6, 6)])],
+    "adaptive_avgpool": [({"out": 2}, [(8, 6, 6)]), ({"out": 1}, [(8, 6, 6)])],
+    "adaptive_maxpool": [({"out": 2}, [(8, 6, 6)])],
+    "gap": [({}, [(8, 6, 6)])],
+    "flatten": [({}, [(8, 6, 6)])],
+    "linear": [({"out": 4}, [(8,)]), ({"out": 4, "bias": False}, [(8,)])],
+    "dropout": [({"p": 0.5}, [(8, 6, 6)]), ({"p": 0.5, "inplace": True}, [(8, 6, 6)]), ({"p": 0.0}, [(8,)])],
+    "identity": [({}, [(8, 6, 6)])],
+}
+
+
+def test_every_op_has_a_case():
+    assert sorted(CASES) == sorted(REGISTRY)
+
+
+def _observed(op, attrs, shapes):
+    """Bytes of the distinct non-parameter storages autograd saves, and whether the output is
+    the input's storage."""
+    module = make_leaf(op, attrs, shapes).train()
+    xs = [torch.randn(BATCH, *s, requires_grad=True).clone() for s in shapes]  # non-leaf: in-place allowed
+    held = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
+    saved = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in held:
+            saved[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(*xs)
+    return sum(saved.values()), out.untyped_storage().data_ptr() == xs[0].untyped_storage().data_ptr()
+
+
+def _predicted(op, attrs, shapes):
+    o = REGISTRY[op]
+    out = o.infer(attrs, shapes)
+    ag = o.autograd(attrs, shapes, out)
+    per = {"act": 4 * BATCH, "index": 8 * BATCH, "stat": 4, "mask": 4 * BATCH}
+    storages = {("in", k): 4 * BATCH * numel(shapes[k]) for k in ag.inputs}
+    if ag.output:
+        storages[("in", 0) if ag.alias else "out"] = 4 * BATCH * numel(out)
+    return sum(storages.values()) + sum(n * per[kind] for n, kind in ag.extra), ag.alias
+
+
+@pytest.mark.parametrize("op,attrs,shapes", [(op, a, s) for op, cases in CASES.items() for a, s in cases],
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_saved_for_backward_matches_autograd(op, attrs, shapes):
+    a = REGISTRY[op].Attrs.model_validate(attrs)
+    assert _predicted(op, a, shapes) == _observed(op, a, shapes)
+
+
+MIXED = """netc: 1
+name: mixed
+input: [3, 32, 32]
+layers:
+  - {conv: {out: 16, k: 3, p: 1, bias: false}}
+  - bn
+  - {relu: {inplace: true}}
+  - {lrn: {size: 3}}
+  - {maxpool: {k: 3, s: 2, p: 1}}
+  - concat:
+      - {seq: [{conv: {out: 8, k: 1}}, {relu6: {inplace: true}}]}
+      - {seq: [{sepconv: {out: 8, k: 3, p: 1}}, bn, silu]}
+      - {seq: [{avgpool: {k: 3, s: 1, p: 1}}, {conv: {out: 8, k: 1}}, sigmoid]}
+  - residual:
+      body: [{conv: {out: 24, k: 3, p: 1}}, bn, tanh, {scale: {factor: 0.5}}]
+  - {leaky_relu: {inplace: true}}
+  - {adaptive_avgpool: {out: 2}}
+  - flatten
+  - {dropout: {p: 0.3}}
+  - {linear: {out: 32}}
+  - gelu
+  - {linear: {out: 10}}
+"""
+
+
+@pytest.mark.parametrize("spec,batch,optimizer", [
+    ("lenet5", 64, "sgd"), ("resnet20", 8, "adam"), ("mixed", 8, "sgd"), ("mixed", 4, "adamw")])
+def test_peak_within_10_percent_of_measured(spec, batch, optimizer):
+    torch.manual_seed(0)
+    network = netc.loads(MIXED) if spec == "mixed" else netc.load(SPECS / f"{spec}.yaml")
+    measured = measure_training_peak(network.build(), network.input_shape, batch, optimizer)
+    predicted = predict(network, batch, optimizer).peak
+    assert abs(predicted / measured - 1) <= 0.10, (predicted, measured)
+
+
+@pytest.mark.parametrize("spec", ["lenet5", "resnet20", "vgg11"])
+def test_conv_and_linear_flops_match_flop_counter(spec):
+    # not on grouped convs: FlopCounterMode ignores groups in the backward (its
+    # conv_backward_flop says so) and counts a depthwise weight gradient C times over
+    network = netc.load(SPECS / f"{spec}.yaml", input_shape=(1, 32, 32) if spec == "lenet5" else (3, 32, 32))
+    model = network.build().train()
+    x = torch.randn(2, *network.input_shape)
+    with FlopCounterMode(display=False) as counter:
+        model(x).square().mean().backward()
+    assert predict(network, 2).matmul_flops == counter.get_total_flops()
+
+
+def test_budget_solver_answer_fits_when_tried():
+    network = netc.loads(MIXED)
+    budget = 40 * 2**20
+    cost = max_batch(network, budget)
+    assert cost is not None and cost.peak * 1.05 <= budget < predict(network, cost.batch + 1).peak * 1.05
+    measured = measure_training_peak(network.build(), network.input_shape, cost.batch)
+    assert measured <= budget, measured
+    assert cost.batch >= 8  # not a trivial answer
+    assert max_batch(network, 2**19) is None  # not even batch 1 fits in 512 KiB
+
+
+def test_peak_grows_with_batch_and_optimizer_state():
+    network = netc.load(SPECS / "resnet50.yaml")
+    sgd, adam = predict(network, 8), predict(network, 8, "adam")
+    assert adam.optimizer_state == 2 * sgd.optimizer_state == 2 * sgd.params
+    assert predict(network, 16).peak > sgd.peak
+    assert predict(network, 8, amp=True).saved < sgd.saved
+
+
+@pytest.mark.parametrize("text,n", [("24GiB", 24 * 2**30), ("512 MiB", 512 * 2**20), ("1.5g", 1_500_000_000),
+                                    ("1048576", 1048576)])
+def test_parse_bytes(text, n):
+    assert parse_bytes(text) == n
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "-1GiB", "3 parsecs", "0"])
+def test_parse_bytes_rejects(text):
+    with pytest.raises(ValueError):
+        parse_bytes(text)
+
+
+def test_table_train_does_not_import_torch():
+    out = run_without_torch("table", "resnet50", "--train", "--batch", "32", "--optimizer", "adam")
+    assert "peak" in out and "batch 32, Adam" in out
+    out = run_without_torch("table", "resnet50", "--train", "--budget", "24GiB", "--format", "json")
+    assert '"budget": 25769803776' in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget", "24 parsecs"], "--budget: expected a size"),
+    (["--budget", "1MiB"], "does not fit in 1MiB even at batch 1"),
+    (["--train", "--format", "csv"], "--train prints text or json"),
+])
+def test_table_train_bad_options(netc_cli, args, message):
+    code, out, err = netc_cli("table", "resnet50", *args)
+    assert code == 2 and message in err and not out
