@@ -25,10 +25,13 @@ def exported_program(network, module, dynamic_batch: bool):
     """`torch.export.export` of the eval forward; the batch dimension symbolic if asked."""
     import torch
 
-    batch = EXPORT_BATCH if dynamic_batch else 1
-    dims = ({0: torch.export.Dim("batch", min=1, max=2 ** 20)},) if dynamic_batch else None
+    x = example_input(network, EXPORT_BATCH if dynamic_batch else 1, module)
+    dims = None
+    if dynamic_batch:  # keyed by the tensor: a forward written `(*xs)` (train/eval dispatch) too
+        dims = torch.export.ShapesCollection()
+        dims[x] = {0: torch.export.Dim("batch", min=1, max=2 ** 20)}
     try:
-        return torch.export.export(module.eval(), (example_input(network, batch, module),), dynamic_shapes=dims)
+        return torch.export.export(module.eval(), (x,), dynamic_shapes=dims)
     except Exception as exc:  # torch's message names the failing op; keep its first line
         raise error("export", f"torch.export could not trace {network.name}: "
                     f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
