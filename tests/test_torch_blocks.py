@@ -375,3 +375,14 @@ def test_block_holding_an_aux_head_leaves_it_out_in_eval_mode():
         out = m.train()(x)
         assert out._fields == ("out", "aux") and torch.equal(out.aux, aux) and len(calls) == 2
         assert torch.equal(m.eval()(x), out.out) and len(calls) == 2
+
+
+def test_two_output_names_on_one_value():
+    """`output:` on a layer and on the block that ends with it name one value twice (found by the
+    backend fuzz): the forward returns it under both names, in the spec's order."""
+    net = tiny("  - {name: a, output: o2, seq: [{bn: {}, output: o1}]}\n  - gap\n  - flatten\n"
+               "  - {name: fc, linear: {out: 3}}\n")
+    assert [name for name, _, _ in net.outputs] == ["out", "o1", "o2"]
+    m = net.build().train()
+    out = m(torch.randn(2, 4, 8, 8))
+    assert out._fields == ("out", "o1", "o2") and out.o1 is out.o2

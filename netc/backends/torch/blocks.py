@@ -62,9 +62,10 @@ def graph_of(plan: Plan, training: bool) -> fx.Graph:
     values = [env[v] for v in outs]
     if len(values) == 1:
         g.output(values[0])
-    elif plan.names:  # the network: a namedtuple of its outputs
-        by_value = dict(zip(plan.outputs, plan.names))
-        g.output(g.call_function(outputs_type(tuple(by_value[v] for v in outs)), tuple(values)))
+    elif plan.names:  # the network: a namedtuple of its outputs (two names may share a value)
+        keep = [k for k, a in enumerate(plan.aux) if training or not a] if outs != plan.outputs else None
+        names = plan.names if keep is None else tuple(plan.names[k] for k in keep)
+        g.output(g.call_function(outputs_type(names), tuple(values)))
     else:
         g.output(tuple(values))
     g.lint()
