@@ -18,7 +18,6 @@ CASES = {
     "side_name_as_output": (HEAD + "layers:\n  - {side: [relu], name: _a}\n  - relu\n", "name", 5),
     "layer_named_training": (HEAD + "layers:\n  - {name: training, relu: {}}\n", "name", 5),
     "layer_named__modules": (HEAD + "layers:\n  - {name: blk, seq: [{name: _modules, relu: {}}]}\n", "name", 5),
-    "layer_named_self": (HEAD + "layers:\n  - {name: self, relu: {}}\n", "name", 5),
     "layer_named_mangled": (HEAD + "layers:\n  - {name: blk, seq: [{name: __w, conv: {out: 4, k: 1}}]}\n",
                             "name", 5),
     "input_beyond_torch_storage": ("netc: 1\nname: t\ninput: [3, 2147483648, 2147483648]\n"

@@ -44,7 +44,7 @@ def test_frontend_imports_no_torch():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-@pytest.mark.parametrize("name", ["training", "_modules", "_parameters", "_buffers", "meta", "self",
+@pytest.mark.parametrize("name", ["training", "_modules", "_parameters", "_buffers", "meta",
                                   "_netc_program", "forward", "to", "graph", "code", "__w", "__init__"])
 def test_names_torch_owns_are_refused_where_written(name):
     text = HEAD + f"layers:\n  - {{name: block, seq: [{{name: {name}, conv: {{out: 4, k: 3}}}}]}}\n"
@@ -69,7 +69,7 @@ def test_outputs_and_iterations_that_crashed_later(text, message):
 
 # names close to the rule's edges: whatever `check` accepts, build and codegen accept too and
 # agree on (state_dict keys, outputs), and the built module survives deepcopy and pickling
-EDGE_NAMES = ["_x", "x__", "_add", "_add1", "0", "out", "Training", "to_", "forward_", "self_", "modules_",
+EDGE_NAMES = ["self", "_x", "x__", "_add", "_add1", "0", "out", "Training", "to_", "forward_", "self_", "modules_",
               "print", "len", "torch", "nn", "x", "_"]
 
 

@@ -24,7 +24,8 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 RESERVED_NAMES = {"input"}  # `from: input` means the network input
 
 # attributes of nn.Module / nn.Sequential / fx.GraphModule / netc's NetcModule (classes and
-# instances), without dunders (refused by their prefix), plus `self`, the forward's receiver
+# instances), without dunders (refused by their prefix). `self` is allowed: the generated forwards
+# name their children so that a child called `self` cannot shadow the receiver.
 TORCH_OWNED = frozenset("""
     T_destination _apply _backward_hooks _backward_pre_hooks _boxed_call _buffers _call_impl
     _code _compiled_call_impl _create_node_hooks _deepcopy_hooks _deepcopy_init
@@ -52,7 +53,6 @@ TORCH_OWNED = frozenset("""
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule shape_env share_memory state_dict to to_empty to_folder train
     training type xpu zero_grad
-    self
 """.split())
 
 
