@@ -33,6 +33,7 @@ from netc.backends.torch.program import Program, output_order, outputs_type, pro
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
+from netc.spec.names import check_module_name
 
 
 class NetcModule(Block):
@@ -77,10 +78,6 @@ def make_leaf(op: str, attrs, in_shapes) -> nn.Module:
     return module_class(spec.cls)(*spec.args, **spec.kwargs)
 
 
-# attributes of a block module (an fx GraphModule) that a child's name would shadow
-_RESERVED = set(dir(NetcModule)) | set(vars(nn.Module())) | {"meta", "_graph", "_code", "_tracer_cls",
-                                                              "_tracer_extras", "_netc_plan", "_netc_program"}
-
 
 def check_names(network) -> None:
     """Every scope segment must be usable as a submodule name (not shadowing a module's own)."""
@@ -89,9 +86,11 @@ def check_names(network) -> None:
         parts = data["scope"].split(".")
         for depth, part in enumerate(parts):
             prefix = ".".join(parts[: depth + 1])
-            if part in _RESERVED or not part:
-                raise error("name", f"'{prefix}' cannot be a module name: '{part}' is an attribute of torch's "
-                            "nn.Module or fx.GraphModule", data["loc"], "rename the layer (name: …)", data["via"])
+            try:
+                check_module_name(part)  # the one rule for names (netc.spec.names), asked again here
+            except ValueError as exc:  # a scope the frontend made without asking: a bug, said plainly
+                raise error("name", f"'{prefix}' cannot be a module name: {exc}", data["loc"],
+                            "rename the layer (name: …)", data["via"]) from None
             if depth < len(parts) - 1 and prefix in leaves:
                 raise error("name", f"'{prefix}' is both an op and a block containing '{data['scope']}'",
                             data["loc"], "rename one of them", data["via"])
