@@ -21,6 +21,7 @@ from netc.backends.codegen.forward import forward
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_identifier
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.ir.blocks import run_order
 from netc.errors import error
 from netc.ops import REGISTRY
 
@@ -52,6 +53,7 @@ class Drafter:
         self.index = index
         self.data = network.graph.nodes
         self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
+        self.pos = run_order(network, outputs)  # the interpreter's execution order of the ops
         self.runtime_used: set[str] = set()
         self.uses_ordered = False
         self.stop = None  # the use whose names the class being drafted is written in
@@ -267,7 +269,7 @@ class Drafter:
                               self.data[it]["op"], prefix=self.data[it]["op"])
             attr_of[key] = shared[fkey] = f"self.{name}"
             init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
-        lines, tail = forward(self.data, box, attr_of, self.outputs)
+        lines, tail = forward(self.data, box, attr_of, self.outputs, self.pos)
         return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
 
     def condition_cands(self, box: Box, key) -> list[str]:
