@@ -82,6 +82,7 @@ def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
         data["params"] = op.params(a, shapes)
         data["buffers"] = op.buffers(a, shapes)
         data["macs"] = op.macs(a, shapes, out)
+        data["owned"] = op.owned(a, shapes)
     errors.raise_if_any()
 
 
