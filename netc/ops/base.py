@@ -198,13 +198,13 @@ def broadcast(op: str, shapes: list[Shape]) -> Shape:
     rank = max(len(s) for s in shapes)
     out = []
     for axis in range(-rank, 0):
-        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
-        if len(sizes) > 1:
-            raise ShapeError(f"{op} inputs do not broadcast: {' and '.join(fmt_shape(s) for s in shapes)} "
-                             f"disagree in axis {rank + axis} ({' vs '.join(map(str, sorted(sizes)))})",
+        sizes = [s[axis] for s in shapes if len(s) >= -axis]
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            raise ShapeError(f"{op} inputs do not broadcast: axis {rank + axis} has sizes {', '.join(map(str, sizes))}",
                              "shapes broadcast right-aligned, each axis equal or 1 (a C×1×1 gate on a C×H×W "
                              "map); check the channel counts")
-        out.append(sizes.pop() if sizes else 1)
+        out.append(big.pop() if big else 1)
     return tuple(out)
 
 

@@ -102,8 +102,8 @@ class LayerNorm(Op):
 
     def infer(self, a, shapes):
         if a.over == "channels" and len(shapes[0]) != 3:
-            raise ShapeError(f"layernorm over channels needs a C×H×W feature map, got a {len(shapes[0])}-d input "
-                             f"{fmt_shape(shapes[0])}", "use over: last to normalise the last axis (nn.LayerNorm)")
+            raise ShapeError(f"layernorm over channels needs a C×H×W feature map, got a {len(shapes[0])}-d input",
+                             "use over: last to normalise the last axis (nn.LayerNorm)")
         return shapes[0]
 
     def normalised(self, a, shapes) -> int:
