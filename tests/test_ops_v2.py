@@ -271,3 +271,68 @@ def test_layer_scale_shapes_and_copies(tmp_path):
     for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         assert list(other.state_dict()) == ["ls", "v"]
         assert_close(other(x), want, 1e-9)
+
+
+# every new op, in blocks the code generator writes as classes and as nn.Sequential
+EVERY_NEW_OP = """\
+templates:
+  Unit:
+    args: {c: int, p: 0.0}
+    body:
+      - {name: inp, identity: {}}
+      - {name: left, chunk: {parts: 2, index: 0}}
+      - name: branch
+        from: inp
+        seq: [{chunk: {parts: 2, index: 1}}, {conv: {out: $c // 2, k: 1}}, {groupnorm: {groups: 2}}, hardswish]
+      - {name: joined, from: [left, branch], cat: {}}
+      - {name: shuffle, channel_shuffle: {groups: 2}}
+      - {name: avgpool, gap: {}}
+      - {name: fc, conv: {out: $c, k: 1}}
+      - {name: gate, hardsigmoid: {}}
+      - {name: scaled, from: [gate, shuffle], mul: {}}
+      - {name: "7", layer_scale: {init: 0.5}}
+      - {name: layer_scale, layer_scale: {init: $p + 0.1, shape: [1, 1, 1]}}
+      - {name: drop, stochastic_depth: {p: $p}}
+      - {name: bias, from: [drop, avgpool], add: {broadcast: true}}
+layers:
+  - {name: stem, conv: {out: 8, k: 3, p: 1}}
+  - {name: units, seq: [{use: Unit, name: a, args: {c: 8}}, {use: Unit, name: b, args: {c: 8, p: 0.2}}]}
+  - {name: norm, layernorm: {}}
+  - {name: head, seq: [{permute: {dims: [1, 2, 0]}}, {layernorm: {over: last}}, {linear: {out: 12}},
+                       {permute: {dims: [2, 0, 1]}}, {reshape: {shape: [12, -1]}}, {flatten: {start: 0}}]}
+  - {name: fc, linear: {out: 5}}
+"""
+
+
+def test_codegen_equals_the_interpreter_for_every_new_op(tmp_path):
+    """The generated module holds the same parameters under the same names (the layer scales
+    on their blocks) and computes the same outputs, in eval and in training (same seed)."""
+    from tests.conftest import import_source, pair
+
+    net = load(tmp_path, "".join(EVERY_NEW_OP.partition("layers:\n")[2]), "[4, 6, 6]",
+               EVERY_NEW_OP.partition("layers:\n")[0], name="every_new")
+    ops = {d["op"] for _, d in net.nodes()}
+    assert {"mul", "chunk", "channel_shuffle", "groupnorm", "hardswish", "hardsigmoid", "layer_scale",
+            "stochastic_depth", "layernorm", "permute", "reshape", "flatten", "linear", "add"} <= ops
+    ref, gen = pair(net, tmp_path)
+    assert list(gen.state_dict()) == list(ref.state_dict())
+    assert "units.a.7" in ref.state_dict() and "units.b.layer_scale" in ref.state_dict()
+    x = x_of(4, 6, 6)
+    with torch.no_grad():
+        assert_close(gen.eval()(x), ref.eval()(x), 1e-6)
+        torch.manual_seed(5)
+        a = ref.train()(x)
+        torch.manual_seed(5)
+        assert_close(gen.train()(x), a, 1e-6)
+    source = net.codegen()
+    for text in ("out = out_2 * out", "= x.chunk(2, 1)[0]", "x = x.chunk(2, 1)[1]", "nn.GroupNorm(2, c // 2)",
+                 'self.register_parameter("7", nn.Parameter(torch.full((c, 1, 1), 0.5)))',
+                 "self.layer_scale = nn.Parameter(torch.full((1, 1, 1), p + 0.1))", "out = self.layer_scale * out",
+                 'out = getattr(self, "7") * out', 'StochasticDepth(p, "row")', "out = out + out_1",
+                 "Permute((0, 2, 3, 1))", "Reshape((12, -1))"):
+        assert text in source, text
+    fresh = import_source(source, tmp_path)
+    from tests.conftest import factory
+
+    built_fresh = factory(fresh)()
+    assert torch.equal(built_fresh.units.a.get_parameter("7"), torch.full((8, 1, 1), 0.5))
