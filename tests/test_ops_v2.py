@@ -336,3 +336,35 @@ def test_codegen_equals_the_interpreter_for_every_new_op(tmp_path):
 
     built_fresh = factory(fresh)()
     assert torch.equal(built_fresh.units.a.get_parameter("7"), torch.full((8, 1, 1), 0.5))
+
+
+def every_new_op(tmp_path):
+    head, _, layers = EVERY_NEW_OP.partition("layers:\n")
+    return load(tmp_path, layers, "[4, 6, 6]", head, name="every_new")
+
+
+def test_torch_export_keeps_the_layer_scales(tmp_path, netc_cli):
+    net = every_new_op(tmp_path)
+    (tmp_path / "every_new.yaml").rename(tmp_path / "spec.yaml")
+    path = tmp_path / "every.pt2"
+    code, _, stderr = netc_cli("export", tmp_path / "spec.yaml", "--torch-export", path, "--dynamic-batch")
+    assert code == 0, stderr
+    program = torch.export.load(str(path))
+    assert {"units.a.7", "units.b.layer_scale"} <= set(program.state_dict)
+    module = built(net).eval()
+    module.load_state_dict(program.state_dict, strict=True)
+    x = x_of(4, 6, 6)
+    with torch.no_grad():
+        assert_close(program.module()(x), module(x), 1e-5)
+
+
+def test_onnx_export_of_every_new_op(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    net = every_new_op(tmp_path)
+    module = built(net)
+    path = tmp_path / "every.onnx"
+    verdict = net.export_onnx(path, dynamic_batch=True, module=module)
+    assert set(verdict.max_diff) == {1, 3}
+    inits = {i.name for i in onnx.load(str(path)).graph.initializer}
+    assert {"units.a.7", "units.b.layer_scale"} <= inits
