@@ -366,5 +366,18 @@ def test_onnx_export_of_every_new_op(tmp_path):
     path = tmp_path / "every.onnx"
     verdict = net.export_onnx(path, dynamic_batch=True, module=module)
     assert set(verdict.max_diff) == {1, 3}
-    inits = {i.name for i in onnx.load(str(path)).graph.initializer}
-    assert {"units.a.7", "units.b.layer_scale"} <= inits
+    model = onnx.load(str(path))
+    assert {"units.a.7", "units.b.layer_scale"} <= {i.name for i in model.graph.initializer}
+    nodes = {n.name: n.op_type for n in model.graph.node}
+    assert nodes["units.b.layer_scale"] == nodes["units.a.scaled"] == "Mul" and nodes["head.0"] == "Transpose"
+
+
+def test_readme_lists_every_op():
+    from netc.ops import REGISTRY
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("**Ops.**"):text.index("## Editor support")]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    listed = {name.strip(" `") for row in rows for part in row.split("/") for name in part.split(",")}
+    assert listed == set(REGISTRY)

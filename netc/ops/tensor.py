@@ -54,7 +54,7 @@ class LinearAttrs(Attrs):
 @register
 class Linear(Op):
     name = "linear"
-    summary = "fully connected layer to out features (bias)"
+    summary = "fully connected layer over the last axis to out features (bias): a flat vector, or each position of an H×W×C map"
     Attrs = LinearAttrs
 
     # over the last axis of any tensor, as nn.Linear: a flat vector (a classifier), or the channels
