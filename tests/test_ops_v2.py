@@ -381,3 +381,24 @@ def test_readme_lists_every_op():
     rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     listed = {name.strip(" `") for row in rows for part in row.split("/") for name in part.split(",")}
     assert listed == set(REGISTRY)
+
+
+def test_check_table_render_cover_the_new_ops_without_torch(tmp_path):
+    """Costs of broadcasts and norms in `netc table`, labels in `netc render`, all static."""
+    from tests.conftest import run_without_torch
+
+    every_new_op(tmp_path)
+    spec = str(tmp_path / "every_new.yaml")
+    import csv
+
+    table = run_without_torch("table", spec, "--format", "csv")
+    rows = {r["scope"]: r for r in csv.DictReader(table.splitlines()[:-1])}
+    assert (rows["units.a.7"]["label"], rows["units.a.7"]["params"]) == ("layer scale 0.5", "8")
+    assert rows["units.a.scaled"]["other_flops"] == rows["units.a.bias"]["other_flops"] == str(8 * 6 * 6)
+    assert rows["head.2"]["macs"] == str(6 * 6 * 8 * 12)  # linear over the channels of each position
+    assert rows["units.a.branch.2"]["params"] == "8"
+    run_without_torch("render", spec, "--dot", "-o", str(tmp_path / "every.dot"))
+    dot = (tmp_path / "every.dot").read_text(encoding="utf-8")
+    for label in ("<<B>×</B>>", "chunk 1/2", "shuffle 2", "permute 1,2,0", "layernorm 2d", "groupnorm 2",
+                  "stochastic depth 0.2", "reshape 12×-1", "hardswish"):
+        assert label in dot, label
