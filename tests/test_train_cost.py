@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import netc
 from netc.analysis.train import max_batch, parse_bytes, predict
-from netc.backends.torch.module import make_leaf, module_class
+from netc.backends.torch.module import make_leaf, resolve
 from netc.backends.torch.train_memory import measure_training_peak
 from netc.ops import REGISTRY, numel
 from tests.conftest import SPECS, run_without_torch
@@ -65,7 +65,7 @@ def test_every_op_has_a_case():
 class ParamOp(torch.nn.Module):
     def __init__(self, param, fn):
         super().__init__()
-        self.param, self.fn = param, module_class(fn)
+        self.param, self.fn = param, resolve(fn)
 
     def forward(self, x):
         return self.fn(self.param, x)

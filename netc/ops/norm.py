@@ -89,6 +89,11 @@ class LayerNormAttrs(Attrs):
     affine: bool = True
 
 
+def _norm_kwargs(a, affine: str) -> dict:
+    """eps and the affine switch (torch's keyword `affine`), written only where not torch's default."""
+    return {**({"eps": a.eps} if a.eps != 1e-5 else {}), **({affine: False} if not a.affine else {})}
+
+
 def _norm_autograd(shapes, groups: int) -> Autograd:
     """Layer and group norm save their input and a mean and inverse std per normalised group."""
     return Autograd(inputs=(0,), extra=((groups, "act"), (groups, "act")))
@@ -122,13 +127,8 @@ class LayerNorm(Op):
         return "layernorm" if a.over == "last" else "layernorm 2d"
 
     def module(self, a, shapes):
-        kw = {}
-        if a.eps != 1e-5:
-            kw["eps"] = a.eps
-        if not a.affine:
-            kw["elementwise_affine"] = False
         cls = "netc.backends.torch.runtime.LayerNorm2d" if a.over == "channels" else "torch.nn.LayerNorm"
-        return ModuleSpec(cls, (self.normalised(a, shapes),), kw)
+        return ModuleSpec(cls, (self.normalised(a, shapes),), _norm_kwargs(a, "elementwise_affine"))
 
 
 class GroupNormAttrs(Attrs):
@@ -163,9 +163,4 @@ class GroupNorm(Op):
         return f"groupnorm {a.groups}"
 
     def module(self, a, shapes):
-        kw = {}
-        if a.eps != 1e-5:
-            kw["eps"] = a.eps
-        if not a.affine:
-            kw["affine"] = False
-        return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), kw)
+        return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), _norm_kwargs(a, "affine"))

@@ -23,13 +23,12 @@ The switch is one `self.training` test per call. Pickling stores the modules and
 from __future__ import annotations
 
 import copy
-import importlib
 
 import torch
 from torch import fx, nn
 
 from netc.backends.torch.blocks import Block, assemble
-from netc.backends.torch.program import Program, output_order, outputs_type, program_of  # noqa: F401
+from netc.backends.torch.program import Program, output_order, outputs_type, program_of, resolve  # noqa: F401
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
@@ -66,12 +65,6 @@ def _class_name(name: str) -> str:
     return name if name.isidentifier() else "Network"
 
 
-def module_class(path: str) -> type:
-    """The class at a dotted path from a ModuleSpec (`torch.nn.Conv2d`, `netc.backends.torch.runtime.Add`)."""
-    mod, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
-
-
 def make_leaf(op: str, attrs, in_shapes) -> nn.Module | nn.Parameter:
     """Construct one op's module from its `module()` facet (the only construction path), or the
     parameter an op owns on its block (its `owned()` facet; filled by `initialise`)."""
@@ -79,7 +72,7 @@ def make_leaf(op: str, attrs, in_shapes) -> nn.Module | nn.Parameter:
     if owned is not None:
         return nn.Parameter(torch.empty(owned.shape))
     spec = REGISTRY[op].module(attrs, in_shapes)
-    return module_class(spec.cls)(*spec.args, **spec.kwargs)
+    return resolve(spec.cls)(*spec.args, **spec.kwargs)
 
 
 # attributes of a block module (an fx GraphModule) that a child's name would shadow

@@ -60,6 +60,13 @@ class Program:
         return g
 
 
+def resolve(path: str):
+    """The object at a dotted path: a module class of a `ModuleSpec` (`torch.nn.Conv2d`,
+    `netc.backends.torch.runtime.Add`) or the function of an `OwnedParam` (`operator.mul`)."""
+    mod, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
 def call_op(g: fx.Graph, target: str, args: tuple, apply: str = "", name: str | None = None) -> fx.Node:
     """One op in an fx graph: a call of the module at `target`, or, for an op that owns a parameter
     on its block (`netc.ops.base.OwnedParam`), `apply(param, *args)` with the parameter at `target`.
@@ -67,9 +74,7 @@ def call_op(g: fx.Graph, target: str, args: tuple, apply: str = "", name: str | 
     if not apply:
         node = g.create_node("call_module", target, args, name=name)
     else:
-        mod, _, attr = apply.rpartition(".")
-        fn = getattr(importlib.import_module(mod), attr)
-        node = g.call_function(fn, (g.get_attr(target), *args), name=name)
+        node = g.call_function(resolve(apply), (g.get_attr(target), *args), name=name)
     node.meta["netc_target"] = target
     return node
 
