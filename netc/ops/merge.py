@@ -29,13 +29,14 @@ class Add(Op):
         if a.broadcast:
             return broadcast("add", shapes)
         first = shapes[0]
-        for other in shapes[1:]:
-            if other != first:
-                raise ShapeError(
-                    "add inputs disagree in shape",
-                    "a residual needs the body and shortcut to give the same shape; "
-                    "use a projection shortcut (1x1 conv with the body's stride and channels), "
-                    "or add: {broadcast: true} where broadcasting is meant")
+        if any(other != first for other in shapes[1:]):
+            try:
+                broadcast("add", shapes)
+            except ShapeError:
+                raise ShapeError("add inputs disagree in shape",
+                                 "a residual needs the body and shortcut to give the same shape; use a projection "
+                                 "shortcut (1x1 conv with the body's stride and channels)") from None
+            raise ShapeError("add inputs disagree in shape", "write add: {broadcast: true} to let them broadcast")
         return first
 
     def other_flops(self, a, shapes, out):
