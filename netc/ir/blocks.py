@@ -34,6 +34,8 @@ class Call:
     inputs: tuple[int, ...]  # IR node ids (0 = the network input)
     outputs: tuple[int, ...]  # the values it returns in training mode
     eval_outputs: tuple[int, ...]  # ... and in eval mode
+    # an op owning a parameter at `target` (`OwnedParam`): the call is `apply(param, *inputs)`
+    apply: str = ""
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,9 @@ class _Planner:
         for it in (items[k] for k in order):
             target = it.path[len(box.path) + 1:] if box.path else it.path
             if it.op is not None:
-                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,)))
+                owned = self.data[it.op].get("owned")
+                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,),
+                                  owned.fn if owned else ""))
                 continue
             ins, outs = self.interface(it)
             self.plan(it, ins, outs)

@@ -14,6 +14,9 @@ from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.ir.blocks import schedule
 
+# how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
+OWNED_OPERATORS = {"operator.mul": "*"}
+
 
 @dataclass
 class Line:
@@ -55,8 +58,14 @@ def forward(data, box: Box, attr_of: dict, outputs, pos: dict[int, int]) -> tupl
         args = [live[v] for v in ins]
         if kind == "op":
             op = data[it]["op"]
-            if op == "add":
-                expr = " + ".join(args)
+            if op in ("add", "mul"):
+                expr = (" + " if op == "add" else " * ").join(args)
+            elif op == "chunk":
+                a = data[it]["attrs"]
+                dim = a.dim % len(data[ins[0]]["shape"]) + 1
+                expr = f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
+            elif data[it].get("owned") is not None:  # a parameter of this module (layer scale)
+                expr = f"{attr_of[('op', local_name(data, it, box))]} {OWNED_OPERATORS[data[it]['owned'].fn]} {args[0]}"
             elif op == "cat":
                 expr = f"torch.cat([{', '.join(args)}], 1)"
             elif op == "scale":

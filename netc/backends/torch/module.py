@@ -23,13 +23,12 @@ The switch is one `self.training` test per call. Pickling stores the modules and
 from __future__ import annotations
 
 import copy
-import importlib
 
 import torch
 from torch import fx, nn
 
 from netc.backends.torch.blocks import Block, assemble
-from netc.backends.torch.program import Program, output_order, outputs_type, program_of  # noqa: F401
+from netc.backends.torch.program import Program, output_order, outputs_type, program_of, resolve  # noqa: F401
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
@@ -53,9 +52,10 @@ class NetcModule(Block):
     def _netc_init_args(self) -> tuple:
         return (self._netc_plan, self._netc_program, type(self).__name__)
 
-    def leaves(self) -> dict[str, nn.Module]:
-        """The op modules by scope, in the IR's order."""
-        return {s.scope: self.get_submodule(s.scope) for s in self._netc_program.steps}
+    def leaves(self) -> dict[str, nn.Module | nn.Parameter]:
+        """The op modules by scope, in the IR's order (the parameter, for an op owning one on its block)."""
+        return {s.scope: self.get_parameter(s.scope) if s.apply else self.get_submodule(s.scope)
+                for s in self._netc_program.steps}
 
     def _netc_flat(self) -> fx.GraphModule:
         """The whole training forward as one graph over the leaves (the hierarchy inlined)."""
@@ -66,16 +66,14 @@ def _class_name(name: str) -> str:
     return name if name.isidentifier() else "Network"
 
 
-def module_class(path: str) -> type:
-    """The class at a dotted path from a ModuleSpec (`torch.nn.Conv2d`, `netc.backends.torch.runtime.Add`)."""
-    mod, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
-
-
-def make_leaf(op: str, attrs, in_shapes) -> nn.Module:
-    """Construct one op's module from its `module()` facet (the only construction path)."""
+def make_leaf(op: str, attrs, in_shapes) -> nn.Module | nn.Parameter:
+    """Construct one op's module from its `module()` facet (the only construction path), or the
+    parameter an op owns on its block (its `owned()` facet; filled by `initialise`)."""
+    owned = REGISTRY[op].owned(attrs, in_shapes)
+    if owned is not None:
+        return nn.Parameter(torch.empty(owned.shape))
     spec = REGISTRY[op].module(attrs, in_shapes)
-    return module_class(spec.cls)(*spec.args, **spec.kwargs)
+    return resolve(spec.cls)(*spec.args, **spec.kwargs)
 
 
 
@@ -191,9 +189,10 @@ def torch_shapes(module: NetcModule, input_shape, batch: int = 2) -> dict[str, t
     shapes: dict[str, tuple[int, ...]] = {}
 
     class Recorder(fx.Interpreter):
-        def call_module(self, target, args, kwargs):
-            out = super().call_module(target, args, kwargs)
-            shapes[target] = tuple(out.shape[1:])
+        def run_node(self, n):
+            out = super().run_node(n)
+            if "netc_target" in n.meta:  # an op (a module call, or an owned parameter applied)
+                shapes[n.meta["netc_target"]] = tuple(out.shape[1:])
             return out
 
     meta = module if _device_of(module).type == "meta" else copy.deepcopy(module).to("meta")
