@@ -209,3 +209,17 @@ def test_check_table_render_cover_the_new_ops_without_torch(tmp_path):
     for label in ("<<B>×</B>>", "chunk 1/2", "shuffle 2", "permute 1,2,0", "layernorm 2d", "groupnorm 2",
                   "stochastic depth 0.2", "reshape 12×-1", "hardswish"):
         assert label in dot, label
+
+
+def test_import_maps_the_new_modules(tmp_path):
+    """`netc import` of a model built of torch's and torchvision's modules for the new ops gives a
+    spec that loads its state_dict strictly and computes its outputs."""
+    from netc.api import import_spec, loads
+    from tests.conftest import ROOT
+
+    text, verdict = import_spec(f"{ROOT / 'tests' / 'fixtures' / 'interop' / 'v2_ops.py'}:Mixed", {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    ops = [d["op"] for _, d in loads(text).nodes()]
+    assert ops[1:11] == ["groupnorm", "hardswish", "channel_shuffle", "layernorm", "permute", "layernorm", "linear",
+                         "hardsigmoid", "permute", "stochastic_depth"]
+    assert "layernorm: {eps: 1e-06}" in text and "layernorm: {over: last}" in text
