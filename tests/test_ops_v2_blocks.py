@@ -149,6 +149,10 @@ def test_codegen_equals_the_interpreter_for_every_new_op(tmp_path):
                  'out = getattr(self, "7") * out', 'StochasticDepth(p, "row")', "out = out + out_1",
                  "Permute((0, 2, 3, 1))", "Reshape((12, -1))"):
         assert text in source, text
+    scripted = torch.jit.script(gen)  # TorchScript compiles the inlined runtime modules too
+    with torch.no_grad():
+        torch.manual_seed(5)
+        assert_close(scripted.train()(x), a, 1e-6)
     fresh = import_source(source, tmp_path)
     from tests.conftest import factory
 
