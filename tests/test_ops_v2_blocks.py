@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import netc
 from tests.test_ops_v2 import assert_close, built, load, macs_of, x_of
 
 CNBLOCK = """\
@@ -227,3 +228,20 @@ def test_import_maps_the_new_modules(tmp_path):
     assert ops[1:11] == ["groupnorm", "hardswish", "channel_shuffle", "layernorm", "permute", "layernorm", "linear",
                          "hardsigmoid", "permute", "stochastic_depth"]
     assert "layernorm: {eps: 1e-06}" in text and "layernorm: {over: last}" in text
+
+
+def test_convnext_tiny_of_the_new_ops_is_torchvisions():
+    """A whole ConvNeXt-T from these ops: torchvision's parameter count, GFLOPS (`_ops`, MACs as
+    DESIGN.md counts them: the pointwise linears at H·W·in·out) and state_dict keys in order."""
+    from torchvision.models import ConvNeXt_Tiny_Weights
+
+    from tests.conftest import ROOT, reference_model
+
+    net = netc.load(ROOT / "tests" / "fixtures" / "v2" / "convnext_tiny.yaml")
+    meta = ConvNeXt_Tiny_Weights.IMAGENET1K_V1.meta
+    assert net.params == meta["num_params"]
+    assert round(net.macs / 1e9, 3) == meta["_ops"]
+    ref = reference_model("convnext_tiny", device="meta")
+    built_meta = net.build(device="meta")
+    assert [(k, tuple(v.shape)) for k, v in built_meta.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
