@@ -163,7 +163,7 @@ def test_independent_errors_are_reported_together(netc_cli, tmp_path):
 
 def test_independent_shape_errors_are_reported_together():
     body = ("layers:\n  - concat:\n      - {conv: {out: 4, k: 3, groups: 3}}\n      - {conv: {out: 4, k: 99}}\n"
-            "      - {linear: {out: 3}}\n")
+            "      - {channel_shuffle: {groups: 2}}\n")
     assert errors(body) == [("shape", 6), ("shape", 7), ("shape", 8)]
 
 

@@ -199,3 +199,42 @@ def test_readme_lists_every_op():
     rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     listed = {name.strip(" `") for row in rows for part in row.split("/") for name in part.split(",")}
     assert listed == set(REGISTRY)
+
+
+SHUFFLE_UNIT = """\
+  - {name: x1, chunk: {parts: 2, index: 0}}
+  - {name: x2, from: input, chunk: {parts: 2, index: 1}}
+  - name: branch2
+    from: x2
+    seq:
+      - {conv: {out: 8, k: 1, bias: false}}
+      - bn
+      - {relu: {inplace: true}}
+      - {conv: {out: 8, k: 3, p: 1, groups: 8, bias: false}}
+      - bn
+      - {conv: {out: 8, k: 1, bias: false}}
+      - bn
+      - {relu: {inplace: true}}
+  - {name: out, from: [x1, branch2], cat: {}}
+  - {name: shuffle, channel_shuffle: {groups: 2}}
+"""
+
+
+def test_shufflenet_unit_loads_torchvision_strictly(tmp_path):
+    """ShuffleNet V2's stride-1 unit: both halves of the channel split addressed by `from:`,
+    the branch's state_dict as torchvision's; outputs equal in eval and training."""
+    from torchvision.models.shufflenetv2 import InvertedResidual
+
+    net = load(tmp_path, SHUFFLE_UNIT, "[16, 7, 7]")
+    ref = InvertedResidual(16, 16, 1)
+    m = built(net)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_()
+    m.load_state_dict(ref.state_dict(), strict=True)
+    assert list(m.state_dict()) == list(ref.state_dict())
+    assert net.params == sum(p.numel() for p in ref.parameters()) and net.macs == macs_of(ref.eval(), x_of(16, 7, 7)[:1])
+    x = x_of(16, 7, 7)
+    for train in (False, True):
+        m.train(train), ref.train(train)
+        assert_close(m(x), ref(x), 1e-5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import netc
 from tests.test_ops_v2 import assert_close, built, load, macs_of, x_of
 
 CNBLOCK = """\
@@ -149,6 +150,10 @@ def test_codegen_equals_the_interpreter_for_every_new_op(tmp_path):
                  'out = getattr(self, "7") * out', 'StochasticDepth(p, "row")', "out = out + out_1",
                  "Permute((0, 2, 3, 1))", "Reshape((12, -1))"):
         assert text in source, text
+    scripted = torch.jit.script(gen)  # TorchScript compiles the inlined runtime modules too
+    with torch.no_grad():
+        torch.manual_seed(5)
+        assert_close(scripted.train()(x), a, 1e-6)
     fresh = import_source(source, tmp_path)
     from tests.conftest import factory
 
@@ -209,3 +214,34 @@ def test_check_table_render_cover_the_new_ops_without_torch(tmp_path):
     for label in ("<<B>×</B>>", "chunk 1/2", "shuffle 2", "permute 1,2,0", "layernorm 2d", "groupnorm 2",
                   "stochastic depth 0.2", "reshape 12×-1", "hardswish"):
         assert label in dot, label
+
+
+def test_import_maps_the_new_modules(tmp_path):
+    """`netc import` of a model built of torch's and torchvision's modules for the new ops gives a
+    spec that loads its state_dict strictly and computes its outputs."""
+    from netc.api import import_spec, loads
+    from tests.conftest import ROOT
+
+    text, verdict = import_spec(f"{ROOT / 'tests' / 'fixtures' / 'interop' / 'v2_ops.py'}:Mixed", {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    ops = [d["op"] for _, d in loads(text).nodes()]
+    assert ops[1:11] == ["groupnorm", "hardswish", "channel_shuffle", "layernorm", "permute", "layernorm", "linear",
+                         "hardsigmoid", "permute", "stochastic_depth"]
+    assert "layernorm: {eps: 1e-06}" in text and "layernorm: {over: last}" in text
+
+
+def test_convnext_tiny_of_the_new_ops_is_torchvisions():
+    """A whole ConvNeXt-T from these ops: torchvision's parameter count, GFLOPS (`_ops`, MACs as
+    DESIGN.md counts them: the pointwise linears at H·W·in·out) and state_dict keys in order."""
+    from torchvision.models import ConvNeXt_Tiny_Weights
+
+    from tests.conftest import ROOT, reference_model
+
+    net = netc.load(ROOT / "tests" / "fixtures" / "v2" / "convnext_tiny.yaml")
+    meta = ConvNeXt_Tiny_Weights.IMAGENET1K_V1.meta
+    assert net.params == meta["num_params"]
+    assert round(net.macs / 1e9, 3) == meta["_ops"]
+    ref = reference_model("convnext_tiny", device="meta")
+    built_meta = net.build(device="meta")
+    assert [(k, tuple(v.shape)) for k, v in built_meta.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]

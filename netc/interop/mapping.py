@@ -70,9 +70,24 @@ def linear(m: nn.Linear):
 
 
 def flatten(m: nn.Flatten):
-    if m.start_dim != 1 or m.end_dim != -1:
-        raise Unmappable(f"flatten from dim {m.start_dim} to {m.end_dim} (netc flattens C×H×W)")
-    return "flatten", {}
+    if m.start_dim < 1 or m.end_dim == 0:
+        raise Unmappable(f"flatten from dim {m.start_dim} to {m.end_dim} (the batch axis is kept)")
+    return "flatten", _drop({"start": m.start_dim - 1, "end": m.end_dim - 1 if m.end_dim > 0 else m.end_dim},
+                            {"start": 0, "end": -1})
+
+
+def layernorm(m: nn.LayerNorm, over: str):
+    if len(m.normalized_shape) != 1:
+        raise Unmappable(f"layer norm over {len(m.normalized_shape)} axes (netc normalises one)")
+    a = {"eps": float(m.eps), "affine": m.elementwise_affine and m.bias is not None}
+    if m.elementwise_affine and m.bias is None:
+        raise Unmappable("layer norm with a weight but no bias")
+    return "layernorm", _drop({"over": over, **a}, {"over": "channels", "eps": 1e-5, "affine": True})
+
+
+def groupnorm(m: nn.GroupNorm):
+    return "groupnorm", _drop({"groups": m.num_groups, "eps": float(m.eps), "affine": m.affine},
+                              {"eps": 1e-5, "affine": True})
 
 
 def _inplace(op):
@@ -100,6 +115,30 @@ MODULES = {
                                                  {"negative_slope": 0.01, "inplace": False})),
     nn.LocalResponseNorm: lambda m: ("lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta),
                                              "k": float(m.k)}),
+    nn.Hardswish: _inplace("hardswish"),
+    nn.Hardsigmoid: _inplace("hardsigmoid"),
+    nn.LayerNorm: lambda m: layernorm(m, "last"),
+    nn.GroupNorm: groupnorm,
+    nn.ChannelShuffle: lambda m: ("channel_shuffle", {"groups": m.groups}),
+}
+
+# modules of torchvision (and netc's runtime), known by name and behaviour: importing torchvision
+# here would make it a dependency of `netc import` for every source
+def _permute(m):
+    dims = list(m.dims)
+    if dims[0] != 0:
+        raise Unmappable(f"permute {dims} moves the batch axis")
+    return "permute", {"dims": [d - 1 for d in dims[1:]]}
+
+
+def _stochastic_depth(m):
+    return "stochastic_depth", _drop({"p": float(m.p), "mode": m.mode}, {"mode": "row"})
+
+
+BY_NAME = {
+    ("LayerNorm2d", nn.LayerNorm): lambda m: layernorm(m, "channels"),
+    ("Permute", nn.Module): _permute,
+    ("StochasticDepth", nn.Module): _stochastic_depth,
 }
 
 
@@ -111,10 +150,17 @@ def _known_base(m: nn.Module):
     return next((cls for cls in type(m).__mro__ if cls in MODULES), None)
 
 
+def _by_name(m: nn.Module):
+    return next((fn for (name, base), fn in BY_NAME.items() if type(m).__name__ == name and isinstance(m, base)), None)
+
+
 def map_module(m: nn.Module):
     """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
 
     A subclass with its own forward maps only where its extra work is known (`trailing_ops`)."""
+    named = _by_name(m)
+    if named is not None:
+        return named(m)
     cls = _known_base(m)
     if cls is not None:
         if type(m).forward is not cls.forward and not _norm_act(m):
@@ -155,7 +201,7 @@ def is_leaf(m: nn.Module) -> bool:
     """Traced as one call: a module netc maps, or one owning weights itself (reported as unmappable
     by its class rather than by the functions inside it)."""
     own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
-    return _known_base(m) is not None or is_separable(m) or own
+    return _known_base(m) is not None or _by_name(m) is not None or is_separable(m) or own
 
 
 ADD = {operator.add, operator.iadd, torch.add}

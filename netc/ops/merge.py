@@ -142,7 +142,6 @@ class LayerScale(Op):
     name = "layer_scale"
     summary = "learnable scale owned by the enclosing block (init, shape; default C×1×1 on maps, C on vectors)"
     Attrs = LayerScaleAttrs
-    elementwise = True
 
     def shape(self, a, shapes):
         x = shapes[0]

@@ -10,9 +10,10 @@ init:                              # or a preset plus rules; later rules win
 ```
 
 A rule matches ops by registry name (`op`) and/or module path (`scope`, a glob); it fills every
-parameter of the op's module whose name ends in `weight` and/or `bias`. A parameter that no
-rule fills keeps PyTorch's default for its module (`reset_parameters`), as constructing the
-module directly would; batch-norm running statistics are always reset. The presets are
+parameter of the op's module whose name ends in `weight` and/or `bias`. A parameter an op keeps
+on its block (`layer_scale`) starts at the op's own `init:` and no rule changes it. A parameter
+that no rule fills keeps PyTorch's default for its module (`reset_parameters`), as constructing
+the module directly would; batch-norm running statistics are always reset. The presets are
 torchvision's `__init__` loops. The models here are pydantic and torch-free (the spec model
 and `netc schema` use them); `netc.backends.torch.init` applies a scheme to a module.
 """
@@ -23,7 +24,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from netc.ops import REGISTRY
+from netc.ops import REGISTRY, Op
 
 
 class _Model(BaseModel):
@@ -117,6 +118,9 @@ class InitRule(_Model):
             if name not in REGISTRY:
                 hint = did_you_mean(name, REGISTRY)
                 raise ValueError(f"unknown op '{name}'" + (f"; {hint}" if hint else ""))
+            if type(REGISTRY[name]).owned is not Op.owned:  # a parameter on its block, with its own init
+                raise ValueError(f"'{name}' starts at its own 'init:' value, which init rules do not change; "
+                                 f"set it on the {name} layer")
         return v
 
     def matches(self, op: str, scope: str) -> bool:

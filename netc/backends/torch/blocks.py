@@ -94,9 +94,6 @@ class Block(fx.GraphModule):
         self._parameters.clear()
         self._parameters.update(holder._parameters)
 
-    def _netc_children(self) -> dict[str, nn.Module | nn.Parameter]:
-        return {**self._parameters, **self._modules}
-
     def recompile(self):
         code = super().recompile()  # forward from self.graph: the training forward
         plan = self.__dict__.get("_netc_plan")
@@ -132,19 +129,25 @@ class Block(fx.GraphModule):
         base, args = _base_class(self), self._netc_init_args()
 
         def init(res, fake_mod, _graph):
-            base.__init__(res, {**fake_mod._parameters, **fake_mod._modules}, *args)
+            base.__init__(res, _children(fake_mod), *args)
             res.training = fake_mod.__dict__["training"]
 
         return init
 
     def __copy__(self):
-        res = _base_class(self)(self._netc_children(), *self._netc_init_args())
+        res = _base_class(self)(_children(self), *self._netc_init_args())
         res.meta = getattr(self, "meta", {})
         res.train(self.training)
         return res
 
     def __reduce__(self):
-        return (_rebuild, (_base_class(self), self._netc_children(), self._netc_init_args(), self.training))
+        return (_rebuild, (_base_class(self), _children(self), self._netc_init_args(), self.training))
+
+
+def _children(module: nn.Module) -> dict[str, nn.Module | nn.Parameter]:
+    """A block's children: its submodules and the parameters ops own on it (not a method, so that
+    no layer name can shadow it)."""
+    return {**module._parameters, **module._modules}
 
 
 def _holder(children: dict[str, nn.Module | nn.Parameter], into: nn.Module | None = None) -> nn.Module:
