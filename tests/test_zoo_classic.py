@@ -9,15 +9,20 @@ import pytest
 import torch
 
 import netc
-from tests.conftest import reference_model
+from tests.conftest import SPECS, randomise, reference_model
 
 torchvision = pytest.importorskip("torchvision")
 
-# bundled spec -> input side for the output comparison (the smallest whose last stage still has
-# more than one value per channel, so training-mode batch norm is well defined at batch 2)
+# bundled spec -> (input side for the output comparison: the smallest whose last stage still has
+# more than one value per channel, so training-mode batch norm is well defined at batch 2;
+# overrides and torchvision keyword arguments that turn stochastic depth off for training mode)
 BUNDLED = {
-    "resnext50_32x4d": 64, "resnext101_32x8d": 64, "resnext101_64x4d": 64,
-    "wide_resnet50_2": 64, "wide_resnet101_2": 64,
+    "resnext50_32x4d": (64, {}, {}),
+    "resnext101_32x8d": (64, {}, {}),
+    "resnext101_64x4d": (64, {}, {}),
+    "wide_resnet50_2": (64, {}, {}),
+    "wide_resnet101_2": (64, {}, {}),
+    "densenet121": (64, {}, {}),
 }
 
 # every torchvision variant -> (spec, --set overrides) that builds it
@@ -27,25 +32,16 @@ VARIANTS = {
     "resnext101_64x4d": ("resnext101_64x4d", {}),
     "wide_resnet50_2": ("wide_resnet50_2", {}),
     "wide_resnet101_2": ("wide_resnet101_2", {}),
+    "densenet121": ("densenet121", {}),
+    "densenet161": ("densenet121", {"growth": 48, "blocks": [6, 12, 36, 24], "init_features": 96}),
+    "densenet169": ("densenet121", {"blocks": [6, 12, 32, 32]}),
+    "densenet201": ("densenet121", {"blocks": [6, 12, 48, 32]}),
 }
 
 
 def published_gmacs(name: str) -> float:
     """torchvision's GMACs at the weights' 224 input (every weight enum of a model gives the same)."""
     return next(iter(torchvision.models.get_model_weights(name))).meta["_ops"]
-
-
-def randomise_norms(model, seed=1):
-    """Random affine parameters and running statistics, so no norm is the identity."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm)):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
@@ -62,11 +58,11 @@ def test_state_dict_params_and_macs(name):
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_same_outputs_in_eval_and_training(name):
-    size = BUNDLED[name]
-    net = netc.load(name, input_shape=(3, size, size))
+    size, overrides, kwargs = BUNDLED[name]
+    net = netc.load(name, overrides, input_shape=(3, size, size))
     torch.manual_seed(0)
-    ref = reference_model(net.spec.meta["torchvision"])
-    randomise_norms(ref)
+    ref = reference_model(net.spec.meta["torchvision"], **kwargs)
+    randomise(ref)  # every weight and statistic, layer scales included (1e-6 would hide a block)
     ours = net.build(device="meta")
     ours.load_state_dict(ref.state_dict(), strict=True, assign=True)  # shares the reference's tensors
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -81,11 +77,35 @@ def test_same_outputs_in_eval_and_training(name):
         assert (got - want).abs().max().item() <= 1e-5, f"training={training}"
 
 
+@pytest.mark.parametrize("name, drop", [("densenet121", {"drop_rate": 0.2})])
+def test_same_random_drops_as_torchvision(name, drop):
+    """Training mode with stochastic depth / dropout on: from the same seed, the same rows and
+    units are dropped as in torchvision (the same random draws in the same order)."""
+    net = netc.load(name, drop, input_shape=(3, 64, 64))
+    torch.manual_seed(0)
+    ref = reference_model(net.spec.meta["torchvision"], **drop).train()
+    randomise(ref)
+    ours = net.build(device="meta").train()
+    ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        want = ref(x)
+        torch.manual_seed(1)
+        got = ours(x)
+        torch.manual_seed(2)
+        other = ref(x)
+    assert (other - want).abs().max().item() > 1e-3  # the drops do change the output
+    assert (got - want).abs().max().item() <= 1e-5
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_torchvision_variant_has_its_params(variant):
+def test_every_torchvision_variant_has_its_params_and_macs(variant):
     spec, overrides = VARIANTS[variant]
     ref = reference_model(variant, device="meta")
-    assert netc.load(spec, overrides).params == sum(p.numel() for p in ref.parameters())
+    net = netc.load(spec, overrides)
+    assert net.params == sum(p.numel() for p in ref.parameters())
+    assert round(net.macs / 1e9, 3) == published_gmacs(variant)
 
 
 def test_resnext_set_gives_the_other_widths():
@@ -93,3 +113,12 @@ def test_resnext_set_gives_the_other_widths():
     wide = netc.load("resnext50_32x4d", {"groups": 1, "width_per_group": 128})
     assert wide.params == netc.load("wide_resnet50_2").params == 68_883_240
     assert round(wide.macs / 1e9, 3) == published_gmacs("wide_resnet50_2")
+
+
+def test_densenet_fits_in_45_lines():
+    """Issue 13: DenseNet-121 in at most 45 spec lines, its templates included."""
+    lines = sum(len((SPECS / f).read_text(encoding="utf-8").splitlines())
+                for f in ("densenet121.yaml", "lib/densenet.yaml"))
+    assert lines <= 45
+    net = netc.load("densenet121")
+    assert "features.denseblock4.denselayer16.conv2" in {d["scope"] for _, d in net.nodes()}
