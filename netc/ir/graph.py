@@ -8,6 +8,7 @@ Node data:
   loc     source location of the YAML node it came from; via: instantiation chain
   aux     True inside an auxiliary (training-only) side branch
   blocks  enclosing named blocks, outermost first (scopes, keys of graph['blocks'])
+  template_input  inside a template: the node feeding its instance (`$in_c`, `from: input`)
 Filled by the shape pass: shape, params, buffers, macs.
 
 Graph data: name, file, input (shape), outputs [(name, node id, aux)], blocks {scope: Block},

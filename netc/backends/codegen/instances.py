@@ -18,6 +18,7 @@ from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, 
                                            evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
                                            pick, same, spec_exprs, substitute)
 from netc.backends.codegen.forward import forward
+from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_identifier
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.errors import error
@@ -64,6 +65,15 @@ class Drafter:
         module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
         return f"nn.{cls}" if module == "torch.nn" else cls
 
+    def lifted(self, d: dict, exprs: list[str], cexprs: dict) -> list[str]:
+        """An op's spec expressions in the names of the class being drafted (`SpecIndex.lift`), with
+        `$in_c` of an inlined template instance written as its input's channel expression."""
+        cands = self.index.lift(exprs, d["via"], self.stop)
+        tin = cexprs.get(d.get("template_input"))
+        if tin is None or tin == IN:
+            return cands
+        return [substitute(c, {IN: tin}) if IN in names_in(c) else c for c in cands]
+
     def op_ctor(self, nid, cexprs: dict) -> Frag:
         """The op's constructor call from its `module()` facet, one hole per value.
 
@@ -97,7 +107,7 @@ class Drafter:
                     if inputs and inputs[0] in cexprs:
                         cands.append(cexprs[inputs[0]])
                 else:
-                    cands.extend(self.index.lift(spec_exprs({src: raw.get(src)}), d["via"], self.stop))
+                    cands.extend(self.lifted(d, spec_exprs({src: raw.get(src)}), cexprs))
             return cands
 
         kwargs = dict(ms.kwargs)
@@ -159,18 +169,10 @@ class Drafter:
             else:
                 parts.append((it.local, self.box_ctor(it, cexprs, env)))
         if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
-            runs: list[list] = []
-            for _, f in parts:
-                if runs and runs[-1][0].key() == f.key():
-                    runs[-1][1] += 1
-                else:
-                    runs.append([f, 1])
-            items = [f if n == 1 else Frag(f"*[{f.text} for _ in range({n})]", f.holes) for f, n in runs]
-            return call_frag("nn.Sequential", items)
+            return call_frag("nn.Sequential", [children(parts, env, named=False)])
         self.uses_ordered = True
-        pairs = [Frag(f"({name!r}, {f.text})", f.holes) for name, f in parts]
-        inner = join_frags(pairs)
-        return Frag(f"nn.Sequential(OrderedDict([{inner.text}]))", inner.holes)
+        pairs = children(parts, env, named=True)
+        return Frag(f"nn.Sequential(OrderedDict({pairs.text}))", pairs.holes)
 
     def flow(self, box: Box, cexprs: dict, env: dict) -> None:
         """Channel expressions (spec space, one instance) of every value a box produces."""
@@ -201,7 +203,7 @@ class Drafter:
         value = self.channels(nid)
         node = self.index.by_loc.get(d["loc"])
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        cands = self.index.lift(spec_exprs(raw), d["via"], self.stop) if isinstance(raw, dict) else []
+        cands = self.lifted(d, spec_exprs(raw), cexprs) if isinstance(raw, dict) else []
         ins = [cexprs.get(i) for i in d["inputs"]]
         flat = None
         if ins and ins[0] is not None:

@@ -159,16 +159,17 @@ def build_meta(network) -> NetcModule:
     return NetcModule(assemble(root, leaves), root.plan, program_of(network, outputs))
 
 
-def build_module(network, device="cpu", dtype=None, init: bool = True) -> NetcModule:
+def build_module(network, device="cpu", dtype=None, init: bool = True, meta: NetcModule | None = None) -> NetcModule:
     """Build `network` (a `netc.api.Network`) as a torch module on `device` with `dtype`.
 
     `device="meta"` allocates nothing. Otherwise parameters are allocated on the device and
     initialised by the spec's `init:` scheme (`netc.spec.init`); `init=False` gives each
-    module PyTorch's own default initialisation instead.
+    module PyTorch's own default initialisation instead. `meta`: the network's module from
+    `build_meta`, when the caller has one already (it is materialised in place).
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    module = build_meta(network)
+    module = meta if meta is not None else build_meta(network)
     if dev.type != "meta":
         from netc.backends.torch.init import initialise
 
