@@ -200,8 +200,9 @@ def _positions(ms) -> dict:
     return {**{i: norm(v) for i, v in enumerate(ms.args)}, **{k: norm(v) for k, v in ms.kwargs.items()}}
 
 
-def influences(op, attrs, shapes, ms) -> dict:
-    """Constructor position -> the attributes (and IN, the input channels) it depends on.
+def influences(op, attrs, shapes, ms, axis: int = 0) -> dict:
+    """Constructor position -> the attributes (and IN, the input channels: the input's axis
+    `axis`, which a permute may have moved from 0) it depends on.
 
     A keyword the facet leaves out here because its value is torch's default (`groups=1`) but
     writes once an attribute changes is a position too: its value then comes from a spec
@@ -210,7 +211,8 @@ def influences(op, attrs, shapes, ms) -> dict:
     out: dict = {}
     probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
     if shapes and shapes[0]:
-        probes.append((IN, {}, [(shapes[0][0] + 1, *shapes[0][1:]), *shapes[1:]]))
+        grown = tuple(n + (k == axis) for k, n in enumerate(shapes[0]))
+        probes.append((IN, {}, [grown, *shapes[1:]]))
     for src, update, sh in probes:
         try:
             changed = _positions(op.module(attrs.model_copy(update=update), sh))

@@ -21,6 +21,7 @@ from netc.backends.codegen.forward import forward
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_identifier
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.ir.blocks import run_order
 from netc.errors import error
 from netc.ops import REGISTRY
 
@@ -52,7 +53,10 @@ class Drafter:
         self.index = index
         self.data = network.graph.nodes
         self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
+        self.pos = run_order(network, outputs)  # the interpreter's execution order of the ops
         self.runtime_used: set[str] = set()
+        # the axis of each value that holds its channels, when a permute moved them from 0 (H×W×C)
+        self.axis: dict[int, int] = {}
         self.uses_ordered = False
         self.stop = None  # the use whose names the class being drafted is written in
 
@@ -62,6 +66,8 @@ class Drafter:
     def callee_of(self, nid) -> str:
         """How generated code names the module class of an op: `nn.Conv2d`, `SeparableConv2d`."""
         d = self.data[nid]
+        if d.get("owned") is not None:
+            return "nn.Parameter"
         module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
         return f"nn.{cls}" if module == "torch.nn" else cls
 
@@ -82,6 +88,8 @@ class Drafter:
         expression for exactly that attribute is the candidate (no per-op tables here).
         """
         d = self.data[nid]
+        if d.get("owned") is not None:
+            return self.param_ctor(nid, cexprs)
         op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
         ms = op.module(d["attrs"], shapes)
         module, _, cls = ms.cls.rpartition(".")
@@ -97,7 +105,7 @@ class Drafter:
         node = self.index.by_loc.get(d["loc"])
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
         raw = raw if isinstance(raw, dict) else {}
-        sources = influences(op, d["attrs"], shapes, ms)
+        sources = influences(op, d["attrs"], shapes, ms, self.axis.get(d["inputs"][0], 0) if d["inputs"] else 0)
         inputs = d["inputs"]
 
         def cands_of(pos):
@@ -127,6 +135,22 @@ class Drafter:
             else:
                 args.append(hole(v, cands, kwarg=pos, default=defaults.get(pos, NOTHING)))
         return call_frag(callee, args)
+
+    def param_ctor(self, nid, cexprs: dict) -> Frag:
+        """The parameter an op owns on its module (`OwnedParam`, layer scale), at its init value:
+        `nn.Parameter(torch.full((dim, 1, 1), layer_scale))`, channels and init fitted as holes."""
+        d = self.data[nid]
+        owned, src = d["owned"], d["inputs"][0]
+        node = self.index.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        raw = raw if isinstance(raw, dict) else {}
+        shape = [Frag(repr(n)) for n in owned.shape]
+        if raw.get("shape") is None and src in cexprs:  # the default: the input's channels first
+            shape[0] = hole(owned.shape[0], [cexprs[src]])
+        dims = join_frags(shape + ([Frag("")] if len(shape) == 1 else []))
+        init = hole(owned.init, self.index.lift(spec_exprs({"init": raw.get("init")}), d["via"], self.stop))
+        full = call_frag("torch.full", [Frag(f"({dims.text})", dims.holes), init])
+        return call_frag("nn.Parameter", [full])
 
     def scale_hole(self, nid) -> Frag | None:
         """A residual's scale when the spec writes it as an expression (`scale: $scale`)."""
@@ -178,6 +202,7 @@ class Drafter:
         """Channel expressions (spec space, one instance) of every value a box produces."""
         for kind, it in box.items:
             if kind == "op":
+                self.axis[it] = self.channel_axis(it)
                 cexprs[it] = self.op_cexpr(it, cexprs, env)
             elif it.instance is None:
                 self.flow(it, cexprs, env)
@@ -195,8 +220,16 @@ class Drafter:
                     cexprs[out] = text if ok else literal(value)
 
     def channels(self, nid):
-        shape = self.data[nid]["shape"]
-        return shape[0]
+        return self.data[nid]["shape"][self.axis.get(nid, 0)]
+
+    def channel_axis(self, nid) -> int:
+        """The axis of an op's output that holds the channels: 0, or where a permute put them."""
+        d = self.data[nid]
+        src = d["inputs"][0]
+        axis = self.axis.get(src, 0)
+        if d["op"] == "permute":
+            return d["attrs"].dims.index(axis)
+        return axis if len(self.data[src]["shape"]) == len(d["shape"]) else 0
 
     def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
         d = self.data[nid]
@@ -209,7 +242,10 @@ class Drafter:
         if ins and ins[0] is not None:
             cands.append(ins[0])
             shape_in = self.data[d["inputs"][0]]["shape"]
-            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1:
+            if d["op"] == "chunk":  # a part of the channels (ShuffleNet's `oup // 2`)
+                cands.append(f"({ins[0]}) // {d['attrs'].parts}")
+            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1 and \
+                    self.axis.get(d["inputs"][0], 0) == 0:
                 flat = f"({ins[0]}) * {shape_in[1]} * {shape_in[2]}"  # C * H * W, as written by hand
                 cands.append(flat)
         if len(ins) > 1 and all(c is not None for c in ins):
@@ -257,7 +293,8 @@ class Drafter:
                     init.append((key, f"self.{local} = {draft.add(frag)}"))
                 else:
                     attr_of[key] = f"getattr(self, {local!r})"
-                    init.append((key, f"self.add_module({local!r}, {draft.add(frag)})"))
+                    register = "register_parameter" if kind == "op" and self.data[it].get("owned") else "add_module"
+                    init.append((key, f"self.{register}({local!r}, {draft.add(frag)})"))
                 continue
             fkey = frag.key()
             if fkey in shared:
@@ -267,7 +304,7 @@ class Drafter:
                               self.data[it]["op"], prefix=self.data[it]["op"])
             attr_of[key] = shared[fkey] = f"self.{name}"
             init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
-        lines, tail = forward(self.data, box, attr_of, self.outputs)
+        lines, tail = forward(self.data, box, attr_of, self.outputs, self.pos)
         return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
 
     def condition_cands(self, box: Box, key) -> list[str]:
