@@ -150,7 +150,7 @@ def test_catalogue_is_complete():
               "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N,
               # issue 13
               "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
-              "densenet121"}
+              "densenet121", "shufflenet_v2_x1_0", "convnext_tiny"}
     missing = wanted - set(NAMES)
     assert not missing, f"missing specs: {sorted(missing)}"
 
