@@ -19,9 +19,9 @@ BUNDLED = ["resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resn
 # spec -> (input side for the output comparison: the smallest whose last stage still has more than
 # one value per channel, so training-mode batch norm is well defined at batch 2; overrides and
 # torchvision keyword arguments that turn stochastic depth off). resnext101_64x4d and
-# wide_resnet101_2 are left to the checks above (keys, strict load, params, MACs): their template
-# and arguments are those of resnext101_32x8d and wide_resnet50_2, and their forwards would double
-# this file's time.
+# wide_resnet101_2 get the static checks only (keys, strict load, params, MACs): their template and
+# arguments are those of resnext101_32x8d and wide_resnet50_2, and their forwards would double this
+# file's time.
 OUTPUTS = {
     "resnext50_32x4d": (64, {}, {}),
     "resnext101_32x8d": (64, {}, {}),
@@ -139,3 +139,12 @@ def test_densenet_fits_in_45_lines():
     assert lines <= 45
     net = netc.load("densenet121")
     assert "features.denseblock4.denselayer16.conv2" in {d["scope"] for _, d in net.nodes()}
+
+
+def test_variants_from_the_command_line(netc_cli):
+    """The variants as the specs' descriptions give them: --set on the bundled spec."""
+    code, out, _ = netc_cli("check", "-q", "shufflenet_v2_x1_0", "--set", "channels=[24, 48, 96, 192, 1024]")
+    assert code == 0 and "1,366,792" in out  # shufflenet_v2_x0_5
+    code, out, _ = netc_cli("check", "-q", "densenet121", "--set", "growth=48", "--set", "blocks=[6, 12, 36, 24]",
+                            "--set", "init_features=96")
+    assert code == 0 and "28,681,000" in out  # densenet161
