@@ -11,20 +11,34 @@ from torch import nn
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5)"""
+    """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5). ResNeXt (Xie et al. 2016) makes the 3x3 a grouped conv of `groups` x `base_width` channels per 64 planes; Wide ResNet (Zagoruyko & Komodakis 2016) widens it (base_width 128)."""
 
-    def __init__(self, in_channels, planes, stride=1, down=False, v1=False):
+    def __init__(
+        self, in_channels, planes, stride=1, down=False, v1=False, groups=1, base_width=64
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(
-            in_channels, planes, kernel_size=1, stride=stride if v1 else 1, bias=False
+            in_channels,
+            planes * base_width // 64 * groups,
+            kernel_size=1,
+            stride=stride if v1 else 1,
+            bias=False,
         )
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = nn.BatchNorm2d(planes * base_width // 64 * groups)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(
-            planes, planes, kernel_size=3, stride=1 if v1 else stride, padding=1, bias=False
+            planes * base_width // 64 * groups,
+            planes * base_width // 64 * groups,
+            kernel_size=3,
+            stride=1 if v1 else stride,
+            padding=1,
+            groups=groups,
+            bias=False,
         )
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes * base_width // 64 * groups)
+        self.conv3 = nn.Conv2d(
+            planes * base_width // 64 * groups, planes * 4, kernel_size=1, bias=False
+        )
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.downsample = None
         if "B" == "C" or ("B" == "B" and down):
