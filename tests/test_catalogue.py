@@ -147,7 +147,8 @@ def test_catalogue_is_complete():
               "googlenet", "googlenet_v1", "inception_v3", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg16_fcn",
               "inception_v2", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "xception",
               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "resnet101_v1",
-              "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N}
+              "resnet152_v1", "resnet34_a", "resnet34_b", "resnet34_c", "plain34", *CIFAR_N,
+              "efficientnet_b0", "efficientnet_v2_s", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf"}
     missing = wanted - set(NAMES)
     assert not missing, f"missing specs: {sorted(missing)}"
 
