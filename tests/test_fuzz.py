@@ -98,14 +98,22 @@ def decorate(draw, node, names):
     if draw(st.integers(0, 3)) == 0:
         node["name"] = draw(st.sampled_from(NAMES))
         names.append(node["name"])
+    elif draw(st.integers(0, 8)) == 0:  # a computed name, which may collide or be malformed
+        node["name"] = draw(st.sampled_from(["n{$i}", "n{$i // 2}", "x{$c}", "{$i + 1}", "b{$i}_{$n}", "y{'a'}",
+                                             "z{$i", "w{$i / 2}", "v{}"]))
     if draw(st.integers(0, 5)) == 0:
         node["repeat"] = draw(st.one_of(st.integers(0, 3), st.just("$n")))
         if draw(st.booleans()):
             node["first"] = {"c": draw(st.integers(1, 4))}
         if draw(st.booleans()):
             node["at"] = {draw(st.integers(0, 3)): {"c": 2}}
+        if "name" in node and draw(st.integers(0, 3)) == 0:
+            node["start"] = draw(st.sampled_from([0, 1, 5, "$n", -1]))
     if draw(st.integers(0, 6)) == 0:
-        node["if"] = draw(st.sampled_from([True, False, "$n > 1", "$c == 3"]))
+        node["if"] = draw(st.sampled_from([True, False, "$n > 1", "$c == 3", "$in_c > 2", "$d[0] == 1"]))
+        if draw(st.booleans()):
+            node["else"] = draw(st.sampled_from(["relu", ["sigmoid", "tanh"], {"conv": {"out": "$c", "k": 1}},
+                                                 {"name": "alt", "identity": {}}]))
     if names and draw(st.integers(0, 6)) == 0:
         refs = draw(st.lists(st.sampled_from(names + ["input"]), min_size=1, max_size=2))
         node["from"] = refs[0] if len(refs) == 1 else refs
@@ -151,12 +159,17 @@ def spec_text(draw):
     doc = {
         "netc": 1, "name": "fuzz", "description": draw(DESCRIPTIONS),
         "input": [draw(small), draw(st.integers(1, 12)), draw(st.integers(1, 12))],
-        "params": {"c": draw(st.integers(1, 4)), "n": draw(st.integers(0, 3))},
-        "templates": {"Block": {"args": {"c": "int", "s": 1},
+        "params": {"c": draw(st.integers(1, 4)), "n": draw(st.integers(0, 3)), "d": [1, 2]},
+        "templates": {"Block": {"args": {"c": "int", "s": 1}, "module": draw(st.booleans()),
                                 "body": draw(st.sampled_from([
                                     [{"name": "conv", "conv": {"out": "$c", "k": 3, "s": "$s", "p": 1}}, "relu"],
                                     {"residual": {"body": [{"conv": {"out": "$c", "k": 1}}], "then": "relu"}},
                                     {"concat": [{"conv": {"out": "$c", "k": 1}}, {"maxpool": {"k": 3, "s": 1, "p": 1}}]},
+                                    [{"name": "conv", "conv": {"out": "$in_c * 2", "k": 1}},
+                                     {"cat": {}, "from": ["input", "conv"]}],
+                                    {"if": "$in_c == $c", "residual": {"body": [{"conv": {"out": "$c", "k": 1}}]},
+                                     "else": {"conv": {"out": "$c", "k": "$in_h"}}},
+                                    [{"name": "pool", "avgpool": {"k": "$in_w"}}, {"linear": {"out": "$d[-1]"}}],
                                 ]))}},
         "layers": [draw(node(0, names)) for _ in range(draw(st.integers(1, 5)))],
     }
@@ -202,7 +215,8 @@ BUNDLED = sorted(SPECS.glob("*.yaml"))
 TOKENS = [": ", "- ", "{", "}", "[", "]", ",", "$c", "$", "&a ", "*a", "!!python/object:os.system ", "\t", "0", "-1",
           "1e999", ".nan", "relu", "conv", "name: a", "\n", "'", '"', "from: input", "repeat: 3", "use: X", "#",
           "---\n", "<<: *a", "?", "%YAML 1.1\n", "\x00", "\u00e9", "\u0440", "999999999999999999999999", "if: false",
-          "  ", "\n  - ", "output: o", "side: relu", "aux: true", "first: {s: 2}", "at: {9: {}}"]
+          "  ", "\n  - ", "output: o", "side: relu", "aux: true", "first: {s: 2}", "at: {9: {}}", "else: relu",
+          "module: true", "$in_c", "$in_h", "{$i}", "start: 2", "$d[0]", "sum($d)"]
 
 
 @st.composite

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from netc.errors import Collector, error
+from netc.errors import Collector, NetcError, error
 from netc.ir.graph import output_ids
 from netc.ops import REGISTRY, ShapeError, fmt_shape
 from netc.ops.base import numel
@@ -33,13 +33,9 @@ def check_structure(g: nx.DiGraph) -> None:
     for nid, data in g.nodes(data=True):
         if nid == 0:
             continue
-        op = REGISTRY[data["op"]]
-        n = len(data["inputs"])
-        if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
-            want = f"{op.min_inputs}" if op.max_inputs == op.min_inputs else f"at least {op.min_inputs}"
-            errors.add(error("arity", f"'{data['op']}' takes {want} input{'s' if op.min_inputs > 1 else ''}, got {n}",
-                             data["loc"], "join several tensors with add or cat" if op.max_inputs == 1 else
-                             "name its inputs with from: [a, b]", data["via"]))
+        bad = arity_error(data)
+        if bad is not None:
+            errors.add(bad)
         if not data["aux"]:
             for src in data["inputs"]:
                 if g.nodes[src]["aux"]:
@@ -54,35 +50,55 @@ def check_structure(g: nx.DiGraph) -> None:
     errors.raise_if_any()
 
 
+def arity_error(data: dict) -> NetcError | None:
+    """The error of a node given more or fewer inputs than its op takes, or None."""
+    op = REGISTRY[data["op"]]
+    n = len(data["inputs"])
+    if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
+        want = f"{op.min_inputs}" if op.max_inputs == op.min_inputs else f"at least {op.min_inputs}"
+        return error("arity", f"'{data['op']}' takes {want} input{'s' if op.min_inputs > 1 else ''}, got {n}",
+                     data["loc"], "join several tensors with add or cat" if op.max_inputs == 1 else
+                     "name its inputs with from: [a, b]", data["via"])
+    return None
+
+
 def infer_shapes(g: nx.DiGraph, order: list[int]) -> None:
     """Shape, parameters, buffers and MACs of every node; independent shape errors reported together."""
     errors = Collector()
     for nid in order:
-        data = g.nodes[nid]
         if nid == 0:
             continue
-        shapes = [g.nodes[i].get("shape") for i in data["inputs"]]
-        if any(s is None for s in shapes):  # upstream failed: do not cascade
-            data["shape"] = None
-            continue
-        op, a = REGISTRY[data["op"]], data["attrs"]
         try:
-            out = op.infer(a, shapes)
-        except ShapeError as exc:
-            if len(shapes) == 1:
-                given = f"input {fmt_shape(shapes[0])}"
-            else:  # name the branches, as the user wrote them
-                given = "inputs " + ", ".join(f"'{g.nodes[i]['scope']}' {fmt_shape(s)}"
-                                              for i, s in zip(data["inputs"], shapes))
-            errors.add(error("shape", f"'{data['scope']}' ({data['op']}): {exc.message} ({given})", data["loc"],
-                             exc.hint, data["via"]))
-            data["shape"] = None
-            continue
-        data["shape"] = out
-        data["params"] = op.params(a, shapes)
-        data["buffers"] = op.buffers(a, shapes)
-        data["macs"] = op.macs(a, shapes, out)
+            infer_node(g, nid)
+        except NetcError as exc:
+            errors.add(exc)
     errors.raise_if_any()
+
+
+def infer_node(g: nx.DiGraph, nid: int) -> None:
+    """Shape, parameters, buffers and MACs of one node whose inputs have theirs; a located error if
+    its op refuses them (its shape is then None, and nodes after it are skipped, not reported)."""
+    data = g.nodes[nid]
+    shapes = [g.nodes[i].get("shape") for i in data["inputs"]]
+    if any(s is None for s in shapes):  # upstream failed: do not cascade
+        data["shape"] = None
+        return
+    op, a = REGISTRY[data["op"]], data["attrs"]
+    try:
+        out = op.infer(a, shapes)
+    except ShapeError as exc:
+        if len(shapes) == 1:
+            given = f"input {fmt_shape(shapes[0])}"
+        else:  # name the branches, as the user wrote them
+            given = "inputs " + ", ".join(f"'{g.nodes[i]['scope']}' {fmt_shape(s)}"
+                                          for i, s in zip(data["inputs"], shapes))
+        data["shape"] = None
+        raise error("shape", f"'{data['scope']}' ({data['op']}): {exc.message} ({given})", data["loc"],
+                    exc.hint, data["via"]) from None
+    data["shape"] = out
+    data["params"] = op.params(a, shapes)
+    data["buffers"] = op.buffers(a, shapes)
+    data["macs"] = op.macs(a, shapes, out)
 
 
 def _input_loc(g: nx.DiGraph):

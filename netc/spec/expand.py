@@ -21,8 +21,10 @@ from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
 from netc.spec.names import BadName, check_output_name
-from netc.spec.refs import Pending, resolve_refs
-from netc.spec.repeat import at_keys, iterations, repeat_count
+from netc.spec.input_shape import InputShape, shape_of
+from netc.spec.name_pattern import is_pattern, resolve_name
+from netc.spec.refs import Pending, lookup, resolve_refs
+from netc.spec.repeat import at_keys, iterations, repeat_count, repeat_start
 from netc.spec.scope import Ctx, Frame, evaluate, name_loc, node_loc
 from netc.spec.template_args import TYPE_NAMES, bind_args
 from netc.spec.yamlload import key_loc, value_loc
@@ -51,6 +53,7 @@ class Expander:
         self.errors = Collector()
         self.names: dict[str, int] = {"input": 0}  # scope path -> node id giving its result
         self.pending: list[Pending] = []  # from: refs to resolve
+        self.ref_names: dict[int, tuple[str, str]] = {}  # placeholder -> (name, scope prefix)
         self.output_names: set[str] = set()
 
     # --- IR construction -------------------------------------------------------------------
@@ -93,7 +96,7 @@ class Expander:
                 self.keep_going(exc)
         return cur
 
-    def expand(self, node: Node, ctx: Ctx, cur: int) -> int:
+    def expand(self, node: Node, ctx: Ctx, cur: int, inherited_name: str | None = None) -> int:
         loc = node_loc(node)
         spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
@@ -101,34 +104,41 @@ class Expander:
         raw = node._raw
         if node.lint is not None and node.lint.ignore:
             ctx = ctx.but(lint_ignore=ctx.lint_ignore | frozenset(node.lint.ignore))
+        name = node.name if node.name is not None else inherited_name
         if node.if_ is not None:
             cond = evaluate(node.if_, ctx, value_loc(raw, "if", loc))
             if not cond:
-                return cur
+                return cur if node.else_ is None else self.expand(node.else_, ctx, cur, name)
         if node.repeat is not None:
-            return self.expand_repeat(node, ctx, cur)
-        return self.expand_one(node, ctx, cur, node.name)
+            return self.expand_repeat(node, ctx, cur, name)
+        return self.expand_one(node, ctx, cur, name)
 
-    def expand_repeat(self, node: Node, ctx: Ctx, cur: int) -> int:
+    def expand_repeat(self, node: Node, ctx: Ctx, cur: int, name: str | None) -> int:
         raw, loc = node._raw, node_loc(node)
         n = repeat_count(node, ctx, self.limits.max_nodes)
         at = at_keys(node, ctx, n)
-        if node.name is not None:
-            scope = ctx.frame.path(node.name)
-            ctx.frame.place(node.name, name_loc(raw, loc))
+        # a plain name opens a scope whose iterations are numbered (layer1.0, layer1.1, …); a name
+        # pattern names each iteration in the enclosing scope (denselayer1, denselayer2, …)
+        scoped = name is not None and not is_pattern(name)
+        outer, start = ctx, 0
+        if scoped:
+            scope = ctx.frame.path(name)
+            ctx.frame.place(name, name_loc(raw, loc))
             self.g.graph["blocks"][scope] = Block(scope, "repeat", node.use, loc, n)
             outer = ctx.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
-        else:
-            outer = ctx
+            start = repeat_start(node, ctx)
         for i, overrides, env in iterations(node, ctx, n, at):
-            # a named repeat names its iterations by index: layer1.0, layer1.1, …
-            cur = self.expand_one(node, outer.but(env=env), cur, str(i) if node.name is not None else None, overrides)
-        if node.name is not None:
+            cur = self.expand_one(node, outer.but(env=env), cur, str(start + i) if scoped else name, overrides)
+        if scoped:
             self.publish(outer.frame.prefix, cur)
         return cur
 
     def expand_one(self, node: Node, ctx: Ctx, cur: int, name: str | None, arg_overrides=None) -> int:
         raw, loc, kind = node._raw, node_loc(node), node.kind
+        if is_pattern(name):
+            name = resolve_name(name, ctx.env, name_loc(raw, loc), ctx.via)
+        elif name is None and kind == "use" and getattr(self.templates.get(node.use), "module", False):
+            name = str(ctx.frame.counter)  # a module template's unnamed instance takes the next position
         inputs = self.sources(node, ctx, cur)
         if kind in REGISTRY:
             out = self.expand_op(node, kind, ctx, inputs, name)
@@ -160,11 +170,19 @@ class Expander:
             raise error("ref", "'from' names no inputs", value_loc(raw, "from", loc), via=ctx.via)
         out = []
         for i, ref in enumerate(refs):
+            if ref == "input" and ctx.template_input is not None:  # inside a template: the instance's input
+                out.append(ctx.template_input)
+                continue
             rloc = value_loc(raw["from"], i, None) if isinstance(node.from_, list) else value_loc(raw, "from", loc)
             ph = self.add("_ref", None, ref, [], rloc, ctx)
             self.pending.append((ph, ref, ctx.frame.prefix, rloc, ctx.via))
+            self.ref_names[ph] = (ref, ctx.frame.prefix)
             out.append(ph)
         return out
+
+    def placeholder_target(self, ph: int) -> int | None:
+        """The node a `from:` placeholder names so far (for a template's input shape)."""
+        return lookup(self.names, *self.ref_names[ph])
 
     def expand_op(self, node: Node, op: str, ctx: Ctx, inputs: list[int], name: str | None) -> int:
         raw, loc = node._raw, node_loc(node)
@@ -248,11 +266,14 @@ class Expander:
             chain = " → ".join(ctx.stack[ctx.stack.index(name):] + (name,))
             raise error("template", f"template recursion: {chain}", value_loc(raw, "use", loc),
                         "a template cannot instantiate itself, directly or through others", via=ctx.via)
-        args = bind_args(node, template, ctx, overrides, self.globals)
+        in_loc = value_loc(raw, "from", loc) if "from" in raw else loc
+        in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via))
+        args = bind_args(node, template, ctx, overrides, ChainMap(in_shape, self.globals))
         block = self.g.graph["blocks"].get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
             self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
-        inner = ctx.but(env=ChainMap(args, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,))
+        inner = ctx.but(env=ChainMap(args, in_shape, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,),
+                        template_input=cur)
         return self.expand(template.body, inner, cur)
 
     def add_output(self, name: str, nid: int, loc, ctx: Ctx, aux: bool = False) -> None:

@@ -43,6 +43,11 @@ FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "int": int, "float": float, "round": round,
     "ceil": math.ceil, "floor": math.floor, "make_divisible": _make_divisible,
 }
+# functions of one list (stage depths: `sum($depths[:2])`)
+LIST_FUNCTIONS = {"sum": sum, "len": len}
+
+# variables a template defines for its body; named in the error when used elsewhere
+TEMPLATE_INPUT_VARS = ("in_c", "in_h", "in_w")
 
 
 def variables(value: Any) -> set[str]:
@@ -52,6 +57,15 @@ def variables(value: Any) -> set[str]:
 
 def is_expr(value: Any) -> bool:
     return isinstance(value, str) and _VAR.search(value) is not None
+
+
+class Unavailable(Exception):
+    """Raised by a variable that exists but has no value here (`$in_h` of a flat input); the
+    evaluator reports it at the expression's location."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
 
 
 class _Eval:
@@ -88,9 +102,17 @@ class _Eval:
 
     def visit_Name(self, node):
         if node.id in self.env:
-            return self.env[node.id]
+            try:
+                return self.env[node.id]
+            except Unavailable as exc:
+                raise error("undefined-var", f"in expression '{self.text}': {exc.message}", self.loc,
+                            exc.hint) from None
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
+        if node.id in TEMPLATE_INPUT_VARS:
+            raise error("undefined-var", f"'${node.id}' is the shape of a template's input; it is only defined "
+                                         "inside a template", self.loc,
+                        "pass the value as a template argument, or write the number")
         raise error("undefined-var", f"undefined variable '${node.id}'", self.loc,
                     did_you_mean(node.id, self.env) or f"defined here: {listing(self.env)}")
 
@@ -158,15 +180,38 @@ class _Eval:
             left = right
         return True
 
+    def visit_Subscript(self, node):
+        seq = self(node.value)
+        if not isinstance(seq, list):
+            raise self.fail(f"only lists can be indexed, got {clip(seq)}")
+        if isinstance(node.slice, ast.Slice):
+            bounds = [None if b is None else self(b) for b in (node.slice.lower, node.slice.upper, node.slice.step)]
+            if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds):
+                raise self.fail("slice bounds must be integers")
+            if bounds[2] == 0:
+                raise self.fail("slice step cannot be zero")
+            out = seq[slice(*bounds)]
+            spend(len(out), self.loc)
+            return out
+        index = self(node.slice)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise self.fail(f"a list index must be an integer, got {clip(index)}")
+        if not -len(seq) <= index < len(seq):
+            raise self.fail(f"index {index} is out of range for a list of {len(seq)}")
+        return seq[index]
+
     def visit_IfExp(self, node):
         return self(node.body) if self(node.test) else self(node.orelse)
 
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+        known = node.func.id in FUNCTIONS or node.func.id in LIST_FUNCTIONS if isinstance(node.func, ast.Name) else False
+        if not known or node.keywords:
             name = node.func.id if isinstance(node.func, ast.Name) else "this"
             raise self.fail(f"calling '{name}' is not allowed",
-                            "allowed functions: " + ", ".join(sorted(FUNCTIONS)))
+                            "allowed functions: " + ", ".join(sorted({**FUNCTIONS, **LIST_FUNCTIONS})))
         args = [self(a) for a in node.args]
+        if node.func.id in LIST_FUNCTIONS:
+            return self.call_list(node.func.id, args)
         if not all(isinstance(a, (int, float)) for a in args):
             raise self.fail(f"{node.func.id}() needs numbers")
         try:
@@ -175,6 +220,15 @@ class _Eval:
             raise self.fail(f"{node.func.id}() divides by zero") from None
         except (TypeError, ValueError, OverflowError) as exc:
             raise self.fail(str(exc)) from None
+
+    def call_list(self, name: str, args: list):
+        if len(args) != 1 or not isinstance(args[0], list):
+            raise self.fail(f"{name}() takes one list")
+        items = args[0]
+        spend(len(items), self.loc)
+        if name == "sum" and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
+            raise self.fail("sum() needs a list of numbers")
+        return self.check_number(LIST_FUNCTIONS[name](items))
 
 
 @functools.lru_cache(maxsize=4096)

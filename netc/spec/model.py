@@ -15,7 +15,8 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstrain
                       field_validator, model_validator)
 
 from netc.spec.init import InitSpec, Preset
-from netc.spec.names import BadName, check_identifier, check_module_name, check_output_name
+from netc.spec.names import BadName, check_identifier, check_output_name
+from netc.spec.name_pattern import check_name_pattern, is_pattern
 from netc.errors import clip
 from netc.ops import REGISTRY
 from netc.spec.yamlload import LocDict, value_loc
@@ -128,9 +129,13 @@ class NodeBase(StrictModel):
     name: Optional[str] = Field(None, description="module name of this node (its scope); default: its position")
     repeat: Optional[Union[Annotated[int, Field(ge=0)], Expr]] = Field(
         None, description="instantiate this node n times in sequence, named name.0 … name.n-1; $i is the index")
+    start: Optional[Union[Annotated[int, Field(ge=0)], Expr]] = Field(
+        None, description="with a named repeat: the first iteration's name (default 0); $i still counts from 0")
     first: Optional[dict[str, Any]] = Field(None, description="overrides (args / variables) for iteration 0")
     at: Optional[dict[int, dict[str, Any]]] = Field(None, description="overrides for the given iterations")
     if_: Optional[Union[bool, Expr]] = Field(None, alias="if", description="include this node only when true")
+    else_: Optional["Node"] = Field(None, alias="else", description="with if: the node to use instead when the "
+                                                                    "condition is false (it takes this node's name)")
     from_: Optional[Union[str, list[str]]] = Field(
         None, alias="from", description="input(s) by name instead of the previous node ('input' is the network input)")
     output: Optional[str] = Field(None, description="publish this node's result as a named output")
@@ -146,12 +151,12 @@ class NodeBase(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data):
-        return _normalise_fields(data, single=("side",), lists=("seq", "concat"))
+        return _normalise_fields(data, single=("side", "else"), lists=("seq", "concat"))
 
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        return check_module_name(v)
+        return check_name_pattern(v)
 
     @field_validator("output")
     @classmethod
@@ -184,6 +189,10 @@ class NodeBase(StrictModel):
             raise ValueError("'args' goes with 'use'")
         if (self.first or self.at) and self.repeat is None:
             raise ValueError("'first' and 'at' go with 'repeat'")
+        if self.start is not None and (self.repeat is None or self.name is None or is_pattern(self.name)):
+            raise ValueError("'start' numbers the iterations of a named repeat; it goes with 'repeat' and a plain 'name'")
+        if self.else_ is not None and self.if_ is None:
+            raise ValueError("'else' goes with 'if'")
         if self.aux and self.side is None:
             raise ValueError("'aux' marks a side branch; use it with 'side'")
         return self
@@ -213,6 +222,8 @@ class Template(StrictModel):
         description="argument name -> type name (int, float, bool, str, list: required) or default value")
     body: Node
     description: str = ""
+    module: bool = Field(False, description="every instance is a module of its own: an unnamed one takes the next "
+                                            "position in its parent instead of being transparent")
 
     @model_validator(mode="before")
     @classmethod

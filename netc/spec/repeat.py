@@ -29,6 +29,18 @@ def repeat_count(node: Node, ctx: Ctx, max_nodes: int) -> int:
     return n
 
 
+def repeat_start(node: Node, ctx: Ctx) -> int:
+    """The name of a named repeat's first iteration (`start:`, default 0)."""
+    if node.start is None:
+        return 0
+    raw, loc = node._raw, node_loc(node)
+    start = evaluate(node.start, ctx, value_loc(raw, "start", loc))
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= 2**31:
+        raise error("schema", f"start must be a non-negative integer, got {clip(start)}", value_loc(raw, "start", loc),
+                    via=ctx.via)
+    return start
+
+
 def at_keys(node: Node, ctx: Ctx, n: int) -> dict[int, object]:
     """The iterations `at:` addresses, each mapped to its key as the YAML writes it (for locations)."""
     raw, loc = node._raw, node_loc(node)

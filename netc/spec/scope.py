@@ -69,6 +69,7 @@ class Ctx:
     aux: bool = False
     blocks: tuple[str, ...] = ()
     lint_ignore: frozenset = frozenset()  # lint rules a `lint: {ignore}` of this node or a parent silences
+    template_input: int | None = None  # the node feeding the template instance being expanded ('from: input')
 
     def but(self, **kw) -> "Ctx":
         return Ctx(**{**self.__dict__, **kw})

@@ -20,6 +20,7 @@ from netc.errors import NetcError
 from netc.spec.expr import _Eval
 
 IN = "__netc_in"  # the input channel count of a class, in spec-name space
+IN_C = re.compile(r"\$in_c\b")
 PY_FUNCS = {"min": "min", "max": "max", "abs": "abs", "int": "int", "float": "float", "round": "round",
             "ceil": "math.ceil", "floor": "math.floor"}
 OMIT = "\x01"
@@ -52,7 +53,8 @@ def literal(v) -> str:
 @lru_cache(maxsize=4096)
 def parse(text: str):
     try:
-        tree = ast.parse(text.replace("$", ""), mode="eval")
+        # a template's `$in_c` is the input channel count of its class, like every other channel input
+        tree = ast.parse(IN_C.sub(IN, text).replace("$", ""), mode="eval")
     except (SyntaxError, ValueError, RecursionError):
         return None
     return tree
