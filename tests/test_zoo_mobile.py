@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import netc
+from netc.spec.yamlload import load_yaml
+from tests.conftest import SPECS as SPEC_DIR
 from tests.conftest import randomise, reference_model
 from tests.test_catalogue import ref_macs
 
@@ -22,10 +24,12 @@ FAMILIES = ("efficientnet_", "mobilenet_v3_", "regnet_")
 
 
 def _variants():
-    """(spec, torchvision name, --set overrides, input shape or None) for every size the specs give."""
+    """(spec, torchvision name, --set overrides, input shape or None) for every size the specs give
+    (read from the YAML: a spec that does not compile fails its tests, not the collection)."""
     out = []
     for spec in SPECS:
-        meta = netc.load(spec).spec.meta
+        path = SPEC_DIR / f"{spec}.yaml"
+        meta = load_yaml(path.read_text(encoding="utf-8"), str(path))["meta"]
         out.append((spec, meta["torchvision"], {}, None))
         for name, v in meta.get("variants", {}).items():
             out.append((spec, name, v["set"], tuple(v["input"]) if "input" in v else None))
@@ -111,7 +115,7 @@ def test_stochastic_depth_follows_torchvision():
                 and ref.get_submodule(n.rsplit(".", 1)[0]).use_res_connect}
         net = netc.load(spec)
         got = {d["scope"]: d["attrs"].p for _, d in net.nodes() if d["op"] == "stochastic_depth"}
-        assert len(got) > 10 and got == want  # the same float arithmetic: equal, not close
+        assert len(got) >= 9 and got == want  # the same float arithmetic: equal, not close
 
 
 def test_variants_follow_from_the_cli(netc_cli):
@@ -120,5 +124,5 @@ def test_variants_follow_from_the_cli(netc_cli):
     assert code == 0 and "9,109,994" in out and "1,087,529,456" in out  # torchvision's efficientnet_b2
     code, out, _ = netc_cli("check", "-q", "regnet_y_400mf", "--set", "depths=[1, 2, 7, 12]",
                             "--set", "widths=[32, 64, 160, 400]", "--set", "group_widths=[16, 16, 16, 16]",
-                            "--set", "se=0")
+                            "--set", "se=false")
     assert code == 0 and "5,495,976" in out  # torchvision's regnet_x_400mf
