@@ -127,25 +127,26 @@ class Googlenet(nn.Module):
         x = self.inception3b(x)
         x = self.maxpool3(x)
         x = self.inception4a(x)
-        inception4b = self.inception4b(x)
-        inception4b = self.inception4c(inception4b)
-        inception4b = self.inception4d(inception4b)
-        inception4e = self.inception4e(inception4b)
-        inception4e = self.maxpool4(inception4e)
-        inception4e = self.inception5a(inception4e)
-        inception4e = self.inception5b(inception4e)
         aux1: Optional[Tensor] = None
-        aux2: Optional[Tensor] = None
         if self.training:
             aux1 = self.aux1(x)
-            aux2 = self.aux2(inception4b)
-        inception4e = self.avgpool(inception4e)
-        inception4e = self.flatten(inception4e)
-        inception4e = self.dropout(inception4e)
-        inception4e = self.fc(inception4e)
+        x = self.inception4b(x)
+        x = self.inception4c(x)
+        x = self.inception4d(x)
+        aux2: Optional[Tensor] = None
+        if self.training:
+            aux2 = self.aux2(x)
+        x = self.inception4e(x)
+        x = self.maxpool4(x)
+        x = self.inception5a(x)
+        x = self.inception5b(x)
+        x = self.avgpool(x)
+        x = self.flatten(x)
+        x = self.dropout(x)
+        x = self.fc(x)
         if torch.jit.is_scripting() or self.training:
-            return Outputs(inception4e, aux2, aux1)
-        return inception4e
+            return Outputs(x, aux2, aux1)
+        return x
 
 
 def googlenet(num_classes=1000, dropout=0.2, dropout_aux=0.7) -> Googlenet:

@@ -57,10 +57,10 @@ class Block(nn.Module):
         )
 
     def forward(self, x):
-        out = self.skip(x)
-        out = self.skipbn(out)
-        x = self.rep(x)
-        out = x + out
+        rep = self.rep(x)
+        x = self.skip(x)
+        x = self.skipbn(x)
+        out = rep + x
         return out
 
 
@@ -82,10 +82,10 @@ class Block2(nn.Module):
         )
 
     def forward(self, x):
-        out = self.skip(x)
-        out = self.skipbn(out)
-        x = self.rep(x)
-        out = x + out
+        rep = self.rep(x)
+        x = self.skip(x)
+        x = self.skipbn(x)
+        out = rep + x
         return out
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import networkx as nx
 
 from netc.errors import error
-from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
+from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
-from netc.spec.expand import Limits, expand
-from netc.spec.load import bind_variables, check_text_size, collect_templates, parse_spec, read_text
+from netc.spec.compile import compile_graph
+from netc.spec.expand import Limits
+from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
 from netc.spec.model import Spec
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
@@ -279,9 +280,10 @@ def build(network: Network, device: str = "cpu", dtype: str | None = None, init:
     from netc.backends.torch.module import build_meta, build_module, confirm_shapes, resolve_device, resolve_dtype
 
     dev, dt = resolve_device(device), resolve_dtype(dtype)
-    confirmed = confirm_shapes(build_meta(network), network) if confirm else None
+    meta = build_meta(network) if confirm else None
+    confirmed = confirm_shapes(meta, network) if confirm else None
     need = check_memory(network, dev, dt)
-    module = build_module(network, dev, dt, init)
+    module = build_module(network, dev, dt, init, meta)
     if optimize or compile:
         from netc.backends.torch.compile import optimize as optimize_module
 
@@ -344,12 +346,7 @@ def _compile_within_budget(text, file, overrides, limits, input_shape) -> Networ
         spec = spec.model_copy(update={"input": list(input_shape)})
         spec._raw = spec._raw  # model_copy keeps private attrs
     env = bind_variables(spec, file, overrides or {})
-    templates = collect_templates(spec, file, limits.max_file_bytes)
-    g = expand(spec, file, templates, env, limits)
-    check_structure(g)
-    order = topo_order(g)
-    infer_shapes(g, order)
-    check_limits(g, limits.max_param_bytes)
+    g, order = compile_graph(spec, file, env, limits)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)
 
 

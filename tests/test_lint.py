@@ -60,6 +60,8 @@ CASES = {
     "NL505": ([3, 8, 8], ["{adaptive_avgpool: {out: 3}}  #!"], ["{adaptive_avgpool: {out: 4}}"]),
     "NL506": ([3, 8, 8], ["{maxpool: {k: 3, s: 2, ceil_mode: true}}  #!"],
               ["{maxpool: {k: 3, s: 2, ceil_mode: false}}"]),
+    "NL507": ([3, 8, 8], ["{conv: {out: 8, k: 3, p: 1}}", "{linear: {out: 10}}  #!"],
+              ["{conv: {out: 8, k: 3, p: 1}}", "{permute: {dims: [1, 2, 0]}}", "{linear: {out: 10}}"]),
 }
 
 

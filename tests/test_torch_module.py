@@ -314,8 +314,24 @@ EVERY_OP = """\
   - {name: mix, from: [pools, pools], cat: {}}
   - {name: sum, from: [mix, mix], add: {}}
   - {scale: {factor: 2.0}}
+  - {groupnorm: {groups: 4}}
+  - {layernorm: {}}
+  - {channel_shuffle: {groups: 2}}
+  - {name: part, chunk: {parts: 2, index: 1}}
+  - {name: gate, seq: [gap, hardsigmoid]}
+  - {name: se, from: [part, gate], mul: {}}
+  - {hardswish: {}}
+  - {name: ls, layer_scale: {init: 0.5}}
+  - {name: sd, stochastic_depth: {p: 0.2}}
+  - {name: bsum, from: [sd, gate], add: {broadcast: true}}
+  - {permute: {dims: [1, 2, 0]}}
+  - {layernorm: {over: last}}
+  - {linear: {out: 8}}
+  - {reshape: {shape: [16, 8]}}
+  - {permute: {dims: [1, 0]}}
+  - {reshape: {shape: [8, 4, 4]}}
   - gap
-  - flatten
+  - {flatten: {start: 0, end: 2}}
   - {dropout: {p: 0.1}}
   - {linear: {out: 3}}
   - {log_softmax: {dim: 0}}

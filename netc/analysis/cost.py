@@ -117,7 +117,8 @@ def analyse(network, dtype: str = "float32") -> CostReport:
             (rh2, rw2), (jh2, jw2), _ = state[i]
             rh, rw, jh, jw = max(rh, rh2), max(rw, rw2), max(jh, jh2), max(jw, jw2)
         op, a = REGISTRY[d["op"]], d["attrs"]
-        w = op.rf_window(a, grid)
+        in_shapes = [node[i]["shape"] for i in ins]
+        w = op.rf_window(a, grid, in_shapes)
         if w is not None:
             rh += w.d[0] * (w.k[0] - 1) * jh
             rw += w.d[1] * (w.k[1] - 1) * jw
@@ -126,7 +127,7 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         out = d["shape"]
         grid = _grid(out, grid)
         state[nid] = ((rh, rw), (jh, jw), grid)
-        cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, [node[i]["shape"] for i in ins], out),
+        cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, in_shapes, out),
                     numel(out) * size)
         rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, (rh, rw), (jh, jw), d["aux"],
                              d["blocks"]))

@@ -43,7 +43,7 @@ def main_nodes(network) -> list[dict]:
 
 def hwc(shape) -> str:
     """A shape as the papers write it: 112×112×64 (a vector: 1×1×n)."""
-    c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
+    c, h, w = (*shape, 1, 1)[:3]  # a vector (or a C×L tensor) has a 1×1 (1×L) grid
     return f"{h}×{w}×{c}"
 
 
@@ -54,7 +54,7 @@ def patch(d: dict) -> str:
 
 
 def kernel(d: dict) -> str:
-    k = pair(d["attrs"].k)
+    k = pair(getattr(d["attrs"], "k", 1))  # a linear layer inside a block is a 1×1 (ConvNeXt's pointwise layers)
     return f"{k[0]}×{k[1]}"
 
 
@@ -271,7 +271,7 @@ def flops(n: int) -> str:
 
 
 def _size(shape) -> str:
-    return "1×1" if len(shape) == 1 else f"{shape[1]}×{shape[2]}"
+    return f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "1×1"
 
 
 def stages_table(networks: list) -> PaperTable:

@@ -34,6 +34,8 @@ class Call:
     inputs: tuple[int, ...]  # IR node ids (0 = the network input)
     outputs: tuple[int, ...]  # the values it returns in training mode
     eval_outputs: tuple[int, ...]  # ... and in eval mode
+    # an op owning a parameter at `target` (`OwnedParam`): the call is `apply(param, *inputs)`
+    apply: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,35 @@ def run_order(network, outputs) -> dict[int, int]:
     return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
 
 
+def schedule(items: list[list[int]], data, pos: dict[int, int]) -> tuple[list[int], set[int]]:
+    """Items (each a list of op nodes) in execution order: a topological order, the one whose
+    first node runs earliest (`pos`, from `run_order`) first; and those left over when their
+    dependencies form a cycle."""
+    owner = {nid: k for k, nodes in enumerate(items) for nid in nodes}
+    deps: list[set[int]] = [set() for _ in items]
+    users: list[list[int]] = [[] for _ in items]
+    for k, nodes in enumerate(items):
+        for nid in nodes:
+            for i in data[nid]["inputs"]:
+                j = owner.get(i)
+                if j is not None and j != k and j not in deps[k]:
+                    deps[k].add(j)
+                    users[j].append(k)
+    first = [min(pos[n] for n in nodes) for nodes in items]
+    waiting = [len(d) for d in deps]
+    ready = [(first[k], k) for k in range(len(items)) if not waiting[k]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(k)
+        for u in users[k]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(ready, (first[u], u))
+    return order, set(range(len(items))) - set(order)
+
+
 class _Planner:
     def __init__(self, network, outputs):
         self.network, self.outputs = network, outputs
@@ -193,7 +224,9 @@ class _Planner:
         for it in (items[k] for k in order):
             target = it.path[len(box.path) + 1:] if box.path else it.path
             if it.op is not None:
-                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,)))
+                owned = self.data[it.op].get("owned")
+                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,),
+                                  owned.fn if owned else ""))
                 continue
             ins, outs = self.interface(it)
             self.plan(it, ins, outs)
@@ -202,31 +235,7 @@ class _Planner:
         box.plan = Plan(box.path, tuple(inputs), tuple(outputs), aux, tuple(calls), names)
 
     def schedule(self, items: list[Scope]) -> tuple[list[int], set[int]]:
-        """Items in execution order (a topological order, the earliest-running first), and those
-        left over when their dependencies form a cycle."""
-        owner = {nid: k for k, it in enumerate(items) for nid in it.nodes}
-        deps: list[set[int]] = [set() for _ in items]
-        users: list[list[int]] = [[] for _ in items]
-        for k, it in enumerate(items):
-            for nid in it.nodes:
-                for i in self.data[nid]["inputs"]:
-                    j = owner.get(i)
-                    if j is not None and j != k and j not in deps[k]:
-                        deps[k].add(j)
-                        users[j].append(k)
-        first = [min(self.pos[n] for n in it.nodes) for it in items]
-        waiting = [len(d) for d in deps]
-        ready = [(first[k], k) for k in range(len(items)) if not waiting[k]]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            _, k = heapq.heappop(ready)
-            order.append(k)
-            for u in users[k]:
-                waiting[u] -= 1
-                if not waiting[u]:
-                    heapq.heappush(ready, (first[u], u))
-        return order, set(range(len(items))) - set(order)
+        return schedule([it.nodes for it in items], self.data, self.pos)
 
     def victims(self, box: Scope, items: list[Scope], stuck: set[int]) -> list[Scope]:
         """The blocks to open so that the items can be ordered: in each cycle of dependencies,

@@ -8,7 +8,9 @@ Node data:
   loc     source location of the YAML node it came from; via: instantiation chain
   aux     True inside an auxiliary (training-only) side branch
   blocks  enclosing named blocks, outermost first (scopes, keys of graph['blocks'])
-Filled by the shape pass: shape, params, buffers, macs.
+  template_input  inside a template: the node feeding its instance (`$in_c`, `from: input`)
+Filled by the shape pass: shape, params, buffers, macs, owned (the `OwnedParam` of an op that keeps
+a parameter on its enclosing block instead of a module, else None).
 
 Graph data: name, file, input (shape), outputs [(name, node id, aux)], blocks {scope: Block},
 spec (the validated Spec), env (resolved params and vars).

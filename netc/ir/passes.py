@@ -99,6 +99,7 @@ def infer_node(g: nx.DiGraph, nid: int) -> None:
     data["params"] = op.params(a, shapes)
     data["buffers"] = op.buffers(a, shapes)
     data["macs"] = op.macs(a, shapes, out)
+    data["owned"] = op.owned(a, shapes)
 
 
 def _input_loc(g: nx.DiGraph):

@@ -48,6 +48,8 @@ _activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid", saves="output")
 _activation("tanh", "torch.nn.Tanh", "hyperbolic tangent", saves="output")
 _activation("gelu", "torch.nn.GELU", "Gaussian error linear unit")
 _activation("silu", "torch.nn.SiLU", "x * sigmoid(x) (swish)", InplaceAttrs)
+_activation("hardswish", "torch.nn.Hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", InplaceAttrs)
+_activation("hardsigmoid", "torch.nn.Hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gate)", InplaceAttrs)
 
 
 class LeakyAttrs(Attrs):

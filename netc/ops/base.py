@@ -82,6 +82,18 @@ class Autograd:
     grad_alias: bool = False
 
 
+@dataclass(frozen=True)
+class OwnedParam:
+    """A learnable tensor that an op keeps on its ENCLOSING block under the op's own name, with no
+    module of its own (torchvision ConvNeXt's `layer_scale`: state_dict key `features.1.0.layer_scale`).
+    Its forward is `fn(param, x)`; `fn` is a dotted path (`operator.mul`); it starts at `init`
+    (init schemes leave it alone)."""
+
+    shape: Shape
+    init: float
+    fn: str
+
+
 SAVES_INPUT = Autograd(inputs=(0,))
 SAVES_NOTHING = Autograd()
 
@@ -122,13 +134,17 @@ class Op:
         """The op's sliding window, or None for pointwise ops (receptive field unchanged)."""
         return None
 
-    def rf_window(self, a, grid: tuple[int, int]) -> Window | None:
-        """The window for receptive-field arithmetic on an input whose spatial grid is `grid`
-        (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
+    def rf_window(self, a, grid: tuple[int, int], shapes: list[Shape] = ()) -> Window | None:
+        """The window for receptive-field arithmetic on inputs of `shapes` whose spatial grid is
+        `grid` (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
         return self.window(a)
 
     def label(self, a) -> str:
         return self.name
+
+    def owned(self, a, shapes: list[Shape]) -> OwnedParam | None:
+        """The parameter the op owns on its enclosing block instead of a module (see `OwnedParam`)."""
+        return None
 
     def module(self, a, shapes: list[Shape]) -> ModuleSpec:
         raise NotImplementedError(self.name)
@@ -175,3 +191,26 @@ def need_map(op: str, shapes: list[Shape]) -> Shape:
         raise ShapeError(f"{op} expects a C×H×W feature map, got a flat vector of {fmt_shape(s)}",
                          f"{op} must come before 'flatten'")
     return s
+
+
+def broadcast(op: str, shapes: list[Shape]) -> Shape:
+    """The numpy broadcast of batchless shapes (right-aligned; each axis equal or 1), or a shape error."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-rank, 0):
+        sizes = [s[axis] for s in shapes if len(s) >= -axis]
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            raise ShapeError(f"{op} inputs do not broadcast: axis {rank + axis} has sizes {', '.join(map(str, sizes))}",
+                             "shapes broadcast right-aligned, each axis equal or 1 (a C×1×1 gate on a C×H×W "
+                             "map); check the channel counts")
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def axis_index(op: str, axis: int, rank: int, what: str = "axis") -> int:
+    """A batchless axis (negative from the end) as 0..rank-1, or a shape error."""
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{op} {what} {axis} does not exist in a {rank}-d input",
+                         "axes are batchless: 0 is the channel (or feature) axis")
+    return axis % rank

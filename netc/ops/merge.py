@@ -1,46 +1,81 @@
-"""Joining and shortcut ops: add (residual sum), cat (channel concat), constant scale and
-zero channel padding (ResNet option-A shortcut)."""
+"""Joining and shortcut ops: add (residual sum), mul (broadcast product: squeeze-and-excitation),
+cat (channel concat), constant and learned scale (layer scale) and zero channel padding (ResNet
+option-A shortcut)."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, need_map,
-                           numel, register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, OwnedParam, ShapeError, Window,
+                           broadcast, fmt_shape, need_map, numel, register)
 
 # the backward of a sum or concatenation saves nothing and hands its gradient on unchanged
 PASS_GRAD = Autograd(grad_alias=True)
 
 
+class AddAttrs(Attrs):
+    broadcast: bool = False  # let shapes broadcast (right-aligned, numpy rules) instead of being equal
+
+
 @register
 class Add(Op):
     name = "add"
-    summary = "elementwise sum of two or more tensors of the same shape (residual merge)"
-    Attrs = NoAttrs
+    summary = "elementwise sum of two or more tensors of the same shape (residual merge); broadcast: true lets shapes broadcast"
+    Attrs = AddAttrs
     min_inputs, max_inputs = 2, None
 
     def infer(self, a, shapes):
+        if a.broadcast:
+            return broadcast("add", shapes)
         first = shapes[0]
-        for other in shapes[1:]:
-            if other != first:
-                raise ShapeError(
-                    "add inputs disagree in shape",
-                    "a residual needs the body and shortcut to give the same shape; "
-                    "use a projection shortcut (1x1 conv with the body's stride and channels)")
+        if any(other != first for other in shapes[1:]):
+            try:
+                broadcast("add", shapes)
+            except ShapeError:
+                raise ShapeError("add inputs disagree in shape",
+                                 "a residual needs the body and shortcut to give the same shape; use a projection "
+                                 "shortcut (1x1 conv with the body's stride and channels)") from None
+            raise ShapeError("add inputs disagree in shape", "write add: {broadcast: true} to let them broadcast")
         return first
 
     def other_flops(self, a, shapes, out):
         return numel(out) * (len(shapes) - 1)
 
     def autograd(self, a, shapes, out):
-        return PASS_GRAD
+        # a broadcast input's gradient is a reduced sum: new memory, not a view of the output's
+        return PASS_GRAD if all(s == out for s in shapes) else SAVES_NOTHING
 
     def label(self, a):
         return "+"
 
     def module(self, a, shapes):
         return ModuleSpec("netc.backends.torch.runtime.Add", (), {})
+
+
+@register
+class Mul(Op):
+    name = "mul"
+    summary = "elementwise product of two or more tensors, shapes broadcast (a C×1×1 gate times a C×H×W map)"
+    Attrs = NoAttrs
+    min_inputs, max_inputs = 2, None
+
+    def infer(self, a, shapes):
+        return broadcast("mul", shapes)
+
+    def other_flops(self, a, shapes, out):
+        return numel(out) * (len(shapes) - 1)
+
+    def autograd(self, a, shapes, out):
+        # each factor's gradient needs the others; a chain of n products keeps its partial products
+        extra = tuple((numel(out), "act") for _ in range(len(shapes) - 2))
+        return Autograd(inputs=tuple(range(len(shapes))), extra=extra)
+
+    def label(self, a):
+        return "×"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Mul", (), {})
 
 
 @register
@@ -92,6 +127,46 @@ class Scale(Op):
 
     def module(self, a, shapes):
         return ModuleSpec("netc.backends.torch.runtime.Scale", (a.factor,), {})
+
+
+class LayerScaleAttrs(Attrs):
+    init: float = 1e-6
+    shape: Optional[Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=3)]] = None
+
+
+@register
+class LayerScale(Op):
+    """A learnable per-channel scale (CaiT, ConvNeXt) kept on the enclosing block under this
+    node's name, as torchvision's CNBlock keeps `layer_scale`: output = param * x."""
+
+    name = "layer_scale"
+    summary = "learnable scale owned by the enclosing block (init, shape; default C×1×1 on maps, C on vectors)"
+    Attrs = LayerScaleAttrs
+    elementwise = True
+
+    def shape(self, a, shapes):
+        x = shapes[0]
+        return tuple(a.shape) if a.shape is not None else (x[0],) + (1,) * (len(x) - 1)
+
+    def infer(self, a, shapes):
+        x, p = shapes[0], self.shape(a, shapes)
+        if len(p) > len(x) or any(n not in (1, m) for n, m in zip(reversed(p), reversed(x))):
+            raise ShapeError(f"layer_scale shape {fmt_shape(p)} does not broadcast onto its input",
+                             "each axis of the shape must equal the input's (right-aligned) or be 1; "
+                             "leave shape out for one scale per channel")
+        return x
+
+    def params(self, a, shapes):
+        return numel(self.shape(a, shapes))
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def label(self, a):
+        return f"layer scale {a.init:g}"
+
+    def owned(self, a, shapes):
+        return OwnedParam(self.shape(a, shapes), a.init, "operator.mul")
 
 
 class PadChannelsAttrs(Attrs):

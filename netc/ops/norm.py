@@ -1,7 +1,8 @@
-"""Normalisation: batch norm and local response normalisation (AlexNet, GoogLeNet v1)."""
+"""Normalisation: batch norm, layer norm (ConvNeXt), group norm and local response normalisation
+(AlexNet, GoogLeNet v1)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -80,3 +81,86 @@ class LRN(Op):
 
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.LocalResponseNorm", (a.size,), {"alpha": a.alpha, "beta": a.beta, "k": a.k})
+
+
+class LayerNormAttrs(Attrs):
+    over: Literal["channels", "last"] = "channels"
+    eps: PosFloat = 1e-5
+    affine: bool = True
+
+
+def _norm_kwargs(a, affine: str) -> dict:
+    """eps and the affine switch (torch's keyword `affine`), written only where not torch's default."""
+    return {**({"eps": a.eps} if a.eps != 1e-5 else {}), **({affine: False} if not a.affine else {})}
+
+
+def _norm_autograd(shapes, groups: int) -> Autograd:
+    """Layer and group norm save their input and a mean and inverse std per normalised group."""
+    return Autograd(inputs=(0,), extra=((groups, "act"), (groups, "act")))
+
+
+@register
+class LayerNorm(Op):
+    name = "layernorm"
+    summary = "layer normalisation over the channels of a C×H×W map (torchvision's LayerNorm2d) or over the last axis (over: last)"
+    Attrs = LayerNormAttrs
+
+    def infer(self, a, shapes):
+        if a.over == "channels" and len(shapes[0]) != 3:
+            raise ShapeError(f"layernorm over channels needs a C×H×W feature map, got a {len(shapes[0])}-d input",
+                             "use over: last to normalise the last axis (nn.LayerNorm)")
+        return shapes[0]
+
+    def normalised(self, a, shapes) -> int:
+        return shapes[0][0] if a.over == "channels" else shapes[0][-1]
+
+    def params(self, a, shapes):
+        return 2 * self.normalised(a, shapes) if a.affine else 0
+
+    def other_flops(self, a, shapes, out):
+        return 5 * numel(out)  # mean, variance, subtract, divide, affine
+
+    def autograd(self, a, shapes, out):
+        return _norm_autograd(shapes, numel(out) // self.normalised(a, shapes))
+
+    def label(self, a):
+        return "layernorm" if a.over == "last" else "layernorm 2d"
+
+    def module(self, a, shapes):
+        cls = "netc.backends.torch.runtime.LayerNorm2d" if a.over == "channels" else "torch.nn.LayerNorm"
+        return ModuleSpec(cls, (self.normalised(a, shapes),), _norm_kwargs(a, "elementwise_affine"))
+
+
+class GroupNormAttrs(Attrs):
+    groups: Annotated[int, Field(gt=0)]
+    eps: PosFloat = 1e-5
+    affine: bool = True
+
+
+@register
+class GroupNorm(Op):
+    name = "groupnorm"
+    summary = "group normalisation: channels in groups, each normalised over its channels and positions"
+    Attrs = GroupNormAttrs
+
+    def infer(self, a, shapes):
+        c = shapes[0][0]
+        if c % a.groups:
+            raise ShapeError(f"groupnorm groups={a.groups} does not divide the {c} channels",
+                             "the channel count must be a multiple of groups")
+        return shapes[0]
+
+    def params(self, a, shapes):
+        return 2 * shapes[0][0] if a.affine else 0
+
+    def other_flops(self, a, shapes, out):
+        return 5 * numel(out)
+
+    def autograd(self, a, shapes, out):
+        return _norm_autograd(shapes, a.groups)
+
+    def label(self, a):
+        return f"groupnorm {a.groups}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), _norm_kwargs(a, "affine"))

@@ -111,7 +111,7 @@ class _Adaptive(Op):
     def other_flops(self, a, shapes, out):
         return numel(shapes[0])
 
-    def rf_window(self, a, grid):
+    def rf_window(self, a, grid, shapes=()):
         # torch's adaptive windows are [floor(i*n/o), ceil((i+1)*n/o)): the widest one sets the
         # receptive field; the stride is n/o, rounded down when o does not divide n
         o = pair(getattr(a, "out", 1))

@@ -1,29 +1,49 @@
-"""Linear layers and shape plumbing: flatten, linear, dropout, identity."""
+"""Linear layers and shape plumbing: flatten, linear, dropout, stochastic depth, identity."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, fmt_shape, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, axis_index, numel, register
 
 # the output is the input (or a view of it) and so is the gradient: no memory, nothing saved
 VIEW = Autograd(alias=True, grad_alias=True)
 
 
+class FlattenAttrs(Attrs):
+    start: int = 0  # batchless axes, negative from the end
+    end: int = -1
+
+
 @register
 class Flatten(Op):
     name = "flatten"
-    summary = "flatten C×H×W to a vector of C·H·W features"
+    summary = "flatten axes start..end (batchless; default all: C×H×W to C·H·W features)"
+    Attrs = FlattenAttrs
+
+    def axes(self, a, shape) -> tuple[int, int]:
+        start, end = (axis_index("flatten", x, len(shape), w) for x, w in ((a.start, "start"), (a.end, "end")))
+        if start > end:
+            raise ShapeError(f"flatten start {a.start} comes after end {a.end}", "start must not follow end")
+        return start, end
 
     def infer(self, a, shapes):
-        return (numel(shapes[0]),)
+        x = shapes[0]
+        start, end = self.axes(a, x)
+        return x[:start] + (numel(x[start:end + 1]),) + x[end + 1:]
 
     def autograd(self, a, shapes, out):
         return VIEW
 
+    def label(self, a):
+        return "flatten" if (a.start, a.end) == (0, -1) else f"flatten {a.start}..{a.end}"
+
     def module(self, a, shapes):
-        return ModuleSpec("torch.nn.Flatten", (1,), {})
+        if (a.start, a.end) == (0, -1):
+            return ModuleSpec("torch.nn.Flatten", (1,), {})
+        start, end = self.axes(a, shapes[0])
+        return ModuleSpec("torch.nn.Flatten", (start + 1, end + 1), {})
 
 
 class LinearAttrs(Attrs):
@@ -34,22 +54,23 @@ class LinearAttrs(Attrs):
 @register
 class Linear(Op):
     name = "linear"
-    summary = "fully connected layer to out features (bias)"
+    summary = "fully connected layer over the last axis to out features (bias): a flat vector, or each position of an H×W×C map"
     Attrs = LinearAttrs
 
+    # over the last axis of any tensor, as nn.Linear: a flat vector (a classifier), or the channels
+    # of a map permuted to H×W×C (ConvNeXt's pointwise layers)
     def infer(self, a, shapes):
-        if len(shapes[0]) != 1:
-            raise ShapeError(f"linear expects a flat vector, got a {fmt_shape(shapes[0])} feature map",
-                             "add 'flatten' before it (and usually a global pool)")
-        return (a.out,)
+        return shapes[0][:-1] + (a.out,)
 
     def params(self, a, shapes):
-        return a.out * shapes[0][0] + (a.out if a.bias else 0)
+        return a.out * shapes[0][-1] + (a.out if a.bias else 0)
 
     def macs(self, a, shapes, out):
-        return a.out * shapes[0][0]
+        return numel(out) * shapes[0][-1]
 
-    def rf_window(self, a, grid):
+    def rf_window(self, a, grid, shapes=()):
+        if shapes and len(shapes[0]) > 1:
+            return None  # over the channels of each position: the receptive field is unchanged
         return Window(grid, grid)  # every output sees the whole flattened feature map
 
     def label(self, a):
@@ -57,7 +78,7 @@ class Linear(Op):
 
     def module(self, a, shapes):
         kw = {} if a.bias else {"bias": False}
-        return ModuleSpec("torch.nn.Linear", (shapes[0][0], a.out), kw)
+        return ModuleSpec("torch.nn.Linear", (shapes[0][-1], a.out), kw)
 
 
 class DropoutAttrs(Attrs):
@@ -83,6 +104,36 @@ class Dropout(Op):
     def module(self, a, shapes):
         kw = {"inplace": True} if a.inplace else {}
         return ModuleSpec("torch.nn.Dropout", (a.p,), kw)
+
+
+class StochasticDepthAttrs(Attrs):
+    p: Annotated[float, Field(ge=0, lt=1)]
+    mode: Literal["row", "batch"] = "row"
+
+
+@register
+class StochasticDepth(Op):
+    """torchvision's `StochasticDepth` (Huang et al. 2016): in training, zero the whole input of
+    a sample ('row') or of the batch ('batch') with probability p and scale the rest by 1/(1-p)."""
+
+    name = "stochastic_depth"
+    summary = "drop a residual branch per sample (mode: row) or per batch with probability p (training only)"
+    Attrs = StochasticDepthAttrs
+
+    def other_flops(self, a, shapes, out):
+        return numel(out) if a.p else 0
+
+    def autograd(self, a, shapes, out):
+        if a.p == 0:
+            return VIEW  # the input itself
+        # the product with the per-sample (or per-batch) noise saves the noise
+        return Autograd(extra=((1, "act" if a.mode == "row" else "stat"),))
+
+    def label(self, a):
+        return f"stochastic depth {a.p:g}" + (" batch" if a.mode == "batch" else "")
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.StochasticDepth", (a.p, a.mode), {})
 
 
 @register

@@ -64,6 +64,8 @@ class Expander:
         nid = add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
         if ctx.lint_ignore:
             self.g.nodes[nid]["lint_ignore"] = ctx.lint_ignore
+        if ctx.template_input is not None:  # what `$in_c` and `from: input` meant here (for codegen)
+            self.g.nodes[nid]["template_input"] = ctx.template_input
         return nid
 
     def keep_going(self, exc: NetcError) -> None:

@@ -30,7 +30,7 @@ def _model_at(path: tuple):
     if isinstance(last, int):
         parent = next((p for p in reversed(path) if isinstance(p, str)), None)
         return {"layers": Node, "seq": Node, "concat": Node, "imports": Import}.get(parent, model)
-    if last in ("body", "shortcut", "then", "side"):
+    if last in ("body", "shortcut", "then", "side", "else"):
         return Node
     if last == "residual":
         return Residual

@@ -53,6 +53,9 @@ def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], e
             set_inputs(g, consumer, inputs)
     outputs = g.graph["outputs"]
     outputs[:] = [(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
+    for _, data in g.nodes(data=True):
+        if data.get("template_input") in resolved:
+            data["template_input"] = resolved[data["template_input"]]
     g.remove_nodes_from(target)
     return resolved.get(out, out)
 

@@ -95,3 +95,21 @@ def ceil_mode(ctx):
         yield Hit(nid, f"ceil_mode gives {fmt_shape(d['shape'])}; floor mode (the default elsewhere) gives "
                        f"{fmt_shape((d['shape'][0], *floor))}",
                   "pad explicitly (p) so both modes agree, or state the mode when porting")
+
+
+@rule("NL507", "linear over the width of a feature map", "common defect (nn.Linear acts on the last axis)", "warning")
+def linear_over_width(ctx):
+    """A linear layer on a C×H×W map that no permute, reshape or flatten has reordered: like
+    nn.Linear it acts on the last axis, so it mixes the W columns of each channel and row, never
+    the channels. Almost always a classifier missing its flatten (and global pool), or a pointwise
+    layer missing its permute to H×W×C (ConvNeXt)."""
+    reordered = {0: len(ctx.node[0]["shape"]) != 3}
+    for nid in ctx.order:
+        d = ctx.node[nid]
+        src = d["inputs"][0]
+        reordered[nid] = d["op"] in ("permute", "reshape", "flatten") or len(d["shape"]) != 3 or reordered[src]
+        if d["op"] == "linear" and not reordered[src]:
+            c, h, w = ctx.node[src]["shape"]
+            yield Hit(nid, f"linear over the last axis of a {fmt_shape((c, h, w))} map mixes its {w} columns, "
+                           "not its channels", "add 'gap' and 'flatten' before a classifier, or "
+                           "permute: {dims: [1, 2, 0]} to act on the channels")

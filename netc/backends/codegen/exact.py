@@ -100,16 +100,12 @@ def _strings(raw) -> list[str]:
 
 def recompile(network, overrides: dict):
     """`network`'s spec compiled again with params changed (as `--set` would)."""
-    from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
-    from netc.spec.expand import Limits, expand
-    from netc.spec.load import bind_variables, collect_templates
+    from netc.spec.compile import compile_graph
+    from netc.spec.expand import Limits
+    from netc.spec.load import bind_variables
 
-    spec, file, limits = network.spec, network.file, Limits()
+    spec, file = network.spec, network.file
     params = {k: network.env[k] for k in spec.params}
     env = bind_variables(spec, file, {**params, **overrides})
-    g = expand(spec, file, collect_templates(spec, file, limits.max_file_bytes), env, limits)
-    check_structure(g)
-    order = topo_order(g)
-    infer_shapes(g, order)
-    check_limits(g, limits.max_param_bytes)
+    g, order = compile_graph(spec, file, env, Limits())
     return dataclasses.replace(network, graph=g, env=env, order=order)

@@ -130,7 +130,52 @@ def substitute(text: str, args: dict[str, str]) -> str:
                 return parse(args[node.id]).body
             return node
 
-    return ast.unparse(Sub().visit(ast.parse(ast.unparse(tree), mode="eval")))
+    return collect_terms(ast.unparse(Sub().visit(ast.parse(ast.unparse(tree), mode="eval"))))
+
+
+def collect_terms(text: str) -> str:
+    """A sum with a term written several times, with its copies counted: a chain of channel
+    counts `c + g + g + g` reads `c + 3 * g` (DenseNet). Anything else is returned unchanged."""
+    tree = parse(text)
+    if tree is None:
+        return text
+    terms: list[tuple[int, ast.expr]] = []
+
+    def flatten(node, sign):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            flatten(node.left, sign)
+            flatten(node.right, sign if isinstance(node.op, ast.Add) else -sign)
+        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and isinstance(node.left, ast.Constant)
+              and type(node.left.value) is int):
+            terms.append((sign * node.left.value, node.right))
+        else:
+            terms.append((sign, node))
+
+    flatten(tree.body, 1)
+    counts: dict[str, list] = {}
+    for coef, node in terms:
+        key = "1" if isinstance(node, ast.Constant) else ast.dump(node)
+        if key == "1":
+            coef, node = coef * node.value, ast.Constant(1)
+        entry = counts.setdefault(key, [0, node, 0])
+        entry[0] += coef
+        entry[2] += 1
+    if len(counts) == len(terms) or not all(type(getattr(n, "value", 0)) is int for _, n in terms
+                                            if isinstance(n, ast.Constant)):
+        return text
+    out = []
+    for coef, node, _ in counts.values():
+        if coef == 0:
+            continue
+        body = ast.unparse(node)
+        if isinstance(node, ast.BinOp) and abs(coef) != 1:
+            body = f"({body})"
+        word = str(abs(coef)) if body == "1" else body if abs(coef) == 1 else f"{abs(coef)} * {body}"
+        out.append(("- " if coef < 0 else "+ ") + word)
+    if not out:
+        return "0"
+    joined = " ".join(out)
+    return joined[2:] if joined.startswith("+ ") else "-" + joined[2:]
 
 
 def py_expr(text: str, mapping: dict[str, str]) -> str:
@@ -155,8 +200,9 @@ def _positions(ms) -> dict:
     return {**{i: norm(v) for i, v in enumerate(ms.args)}, **{k: norm(v) for k, v in ms.kwargs.items()}}
 
 
-def influences(op, attrs, shapes, ms) -> dict:
-    """Constructor position -> the attributes (and IN, the input channels) it depends on.
+def influences(op, attrs, shapes, ms, axis: int = 0) -> dict:
+    """Constructor position -> the attributes (and IN, the input channels: the input's axis
+    `axis`, which a permute may have moved from 0) it depends on.
 
     A keyword the facet leaves out here because its value is torch's default (`groups=1`) but
     writes once an attribute changes is a position too: its value then comes from a spec
@@ -165,7 +211,8 @@ def influences(op, attrs, shapes, ms) -> dict:
     out: dict = {}
     probes = [(f, {f: pv}, shapes) for f in type(attrs).model_fields for pv in _perturb(getattr(attrs, f))]
     if shapes and shapes[0]:
-        probes.append((IN, {}, [(shapes[0][0] + 1, *shapes[0][1:]), *shapes[1:]]))
+        grown = tuple(n + (k == axis) for k, n in enumerate(shapes[0]))
+        probes.append((IN, {}, [grown, *shapes[1:]]))
     for src, update, sh in probes:
         try:
             changed = _positions(op.module(attrs.model_copy(update=update), sh))

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.ir.blocks import schedule
+
+# how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
+OWNED_OPERATORS = {"operator.mul": "*"}
 
 
 @dataclass
@@ -26,8 +30,11 @@ class Line:
     declare: tuple = ()
 
 
-def forward(data, box: Box, attr_of: dict, outputs) -> tuple[list[Line], list[str]]:
-    """The forward lines of a box (each calls one item, in execution order) and its return."""
+def forward(data, box: Box, attr_of: dict, outputs, pos: dict[int, int]) -> tuple[list[Line], list[str]]:
+    """The forward lines of a box (each calls one item, in the interpreter's execution order:
+    `pos`, from `netc.ir.blocks.run_order`) and its return."""
+    order, stuck = schedule([[it] if kind == "op" else it.nodes for kind, it in box.items], data, pos)
+    items = box.items if stuck else [box.items[k] for k in order]
     names = Names(RESERVED)
     live: dict[int, str] = {}
     if box.parent is None:
@@ -36,23 +43,29 @@ def forward(data, box: Box, attr_of: dict, outputs) -> tuple[list[Line], list[st
         for i, nid in enumerate(box.inputs):
             live[nid] = names.take("x" if i == 0 else f"x{i}")
     uses: dict[int, list[int]] = {}
-    for idx, (kind, it) in enumerate(box.items):
+    for idx, (kind, it) in enumerate(items):
         ins = data[it]["inputs"] if kind == "op" else it.inputs
         for v in ins:
             uses.setdefault(v, []).append(idx)
-    end = len(box.items)
+    end = len(items)
     results = result_values(box, outputs)
     for v in results:
         uses.setdefault(v, []).append(end)
     lines: list[Line] = []
-    for idx, (kind, it) in enumerate(box.items):
+    for idx, (kind, it) in enumerate(items):
         ins = data[it]["inputs"] if kind == "op" else it.inputs
         outs = [it] if kind == "op" else it.outputs
         args = [live[v] for v in ins]
         if kind == "op":
             op = data[it]["op"]
-            if op == "add":
-                expr = " + ".join(args)
+            if op in ("add", "mul"):
+                expr = (" + " if op == "add" else " * ").join(args)
+            elif op == "chunk":
+                a = data[it]["attrs"]
+                dim = a.dim % len(data[ins[0]]["shape"]) + 1
+                expr = f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
+            elif data[it].get("owned") is not None:  # a parameter of this module (layer scale)
+                expr = f"{attr_of[('op', local_name(data, it, box))]} {OWNED_OPERATORS[data[it]['owned'].fn]} {args[0]}"
             elif op == "cat":
                 expr = f"torch.cat([{', '.join(args)}], 1)"
             elif op == "scale":

@@ -18,8 +18,10 @@ from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, 
                                            evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
                                            pick, same, spec_exprs, substitute)
 from netc.backends.codegen.forward import forward
+from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_identifier
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.ir.blocks import run_order
 from netc.errors import error
 from netc.ops import REGISTRY
 
@@ -51,7 +53,10 @@ class Drafter:
         self.index = index
         self.data = network.graph.nodes
         self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
+        self.pos = run_order(network, outputs)  # the interpreter's execution order of the ops
         self.runtime_used: set[str] = set()
+        # the axis of each value that holds its channels, when a permute moved them from 0 (H×W×C)
+        self.axis: dict[int, int] = {}
         self.uses_ordered = False
         self.stop = None  # the use whose names the class being drafted is written in
 
@@ -61,8 +66,19 @@ class Drafter:
     def callee_of(self, nid) -> str:
         """How generated code names the module class of an op: `nn.Conv2d`, `SeparableConv2d`."""
         d = self.data[nid]
+        if d.get("owned") is not None:
+            return "nn.Parameter"
         module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
         return f"nn.{cls}" if module == "torch.nn" else cls
+
+    def lifted(self, d: dict, exprs: list[str], cexprs: dict) -> list[str]:
+        """An op's spec expressions in the names of the class being drafted (`SpecIndex.lift`), with
+        `$in_c` of an inlined template instance written as its input's channel expression."""
+        cands = self.index.lift(exprs, d["via"], self.stop)
+        tin = cexprs.get(d.get("template_input"))
+        if tin is None or tin == IN:
+            return cands
+        return [substitute(c, {IN: tin}) if IN in names_in(c) else c for c in cands]
 
     def op_ctor(self, nid, cexprs: dict) -> Frag:
         """The op's constructor call from its `module()` facet, one hole per value.
@@ -72,6 +88,8 @@ class Drafter:
         expression for exactly that attribute is the candidate (no per-op tables here).
         """
         d = self.data[nid]
+        if d.get("owned") is not None:
+            return self.param_ctor(nid, cexprs)
         op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
         ms = op.module(d["attrs"], shapes)
         module, _, cls = ms.cls.rpartition(".")
@@ -87,7 +105,7 @@ class Drafter:
         node = self.index.by_loc.get(d["loc"])
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
         raw = raw if isinstance(raw, dict) else {}
-        sources = influences(op, d["attrs"], shapes, ms)
+        sources = influences(op, d["attrs"], shapes, ms, self.axis.get(d["inputs"][0], 0) if d["inputs"] else 0)
         inputs = d["inputs"]
 
         def cands_of(pos):
@@ -97,7 +115,7 @@ class Drafter:
                     if inputs and inputs[0] in cexprs:
                         cands.append(cexprs[inputs[0]])
                 else:
-                    cands.extend(self.index.lift(spec_exprs({src: raw.get(src)}), d["via"], self.stop))
+                    cands.extend(self.lifted(d, spec_exprs({src: raw.get(src)}), cexprs))
             return cands
 
         kwargs = dict(ms.kwargs)
@@ -117,6 +135,22 @@ class Drafter:
             else:
                 args.append(hole(v, cands, kwarg=pos, default=defaults.get(pos, NOTHING)))
         return call_frag(callee, args)
+
+    def param_ctor(self, nid, cexprs: dict) -> Frag:
+        """The parameter an op owns on its module (`OwnedParam`, layer scale), at its init value:
+        `nn.Parameter(torch.full((dim, 1, 1), layer_scale))`, channels and init fitted as holes."""
+        d = self.data[nid]
+        owned, src = d["owned"], d["inputs"][0]
+        node = self.index.by_loc.get(d["loc"])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        raw = raw if isinstance(raw, dict) else {}
+        shape = [Frag(repr(n)) for n in owned.shape]
+        if raw.get("shape") is None and src in cexprs:  # the default: the input's channels first
+            shape[0] = hole(owned.shape[0], [cexprs[src]])
+        dims = join_frags(shape + ([Frag("")] if len(shape) == 1 else []))
+        init = hole(owned.init, self.index.lift(spec_exprs({"init": raw.get("init")}), d["via"], self.stop))
+        full = call_frag("torch.full", [Frag(f"({dims.text})", dims.holes), init])
+        return call_frag("nn.Parameter", [full])
 
     def scale_hole(self, nid) -> Frag | None:
         """A residual's scale when the spec writes it as an expression (`scale: $scale`)."""
@@ -159,23 +193,16 @@ class Drafter:
             else:
                 parts.append((it.local, self.box_ctor(it, cexprs, env)))
         if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
-            runs: list[list] = []
-            for _, f in parts:
-                if runs and runs[-1][0].key() == f.key():
-                    runs[-1][1] += 1
-                else:
-                    runs.append([f, 1])
-            items = [f if n == 1 else Frag(f"*[{f.text} for _ in range({n})]", f.holes) for f, n in runs]
-            return call_frag("nn.Sequential", items)
+            return call_frag("nn.Sequential", [children(parts, env, named=False)])
         self.uses_ordered = True
-        pairs = [Frag(f"({name!r}, {f.text})", f.holes) for name, f in parts]
-        inner = join_frags(pairs)
-        return Frag(f"nn.Sequential(OrderedDict([{inner.text}]))", inner.holes)
+        pairs = children(parts, env, named=True)
+        return Frag(f"nn.Sequential(OrderedDict({pairs.text}))", pairs.holes)
 
     def flow(self, box: Box, cexprs: dict, env: dict) -> None:
         """Channel expressions (spec space, one instance) of every value a box produces."""
         for kind, it in box.items:
             if kind == "op":
+                self.axis[it] = self.channel_axis(it)
                 cexprs[it] = self.op_cexpr(it, cexprs, env)
             elif it.instance is None:
                 self.flow(it, cexprs, env)
@@ -193,21 +220,32 @@ class Drafter:
                     cexprs[out] = text if ok else literal(value)
 
     def channels(self, nid):
-        shape = self.data[nid]["shape"]
-        return shape[0]
+        return self.data[nid]["shape"][self.axis.get(nid, 0)]
+
+    def channel_axis(self, nid) -> int:
+        """The axis of an op's output that holds the channels: 0, or where a permute put them."""
+        d = self.data[nid]
+        src = d["inputs"][0]
+        axis = self.axis.get(src, 0)
+        if d["op"] == "permute":
+            return d["attrs"].dims.index(axis)
+        return axis if len(self.data[src]["shape"]) == len(d["shape"]) else 0
 
     def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
         d = self.data[nid]
         value = self.channels(nid)
         node = self.index.by_loc.get(d["loc"])
         raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        cands = self.index.lift(spec_exprs(raw), d["via"], self.stop) if isinstance(raw, dict) else []
+        cands = self.lifted(d, spec_exprs(raw), cexprs) if isinstance(raw, dict) else []
         ins = [cexprs.get(i) for i in d["inputs"]]
         flat = None
         if ins and ins[0] is not None:
             cands.append(ins[0])
             shape_in = self.data[d["inputs"][0]]["shape"]
-            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1:
+            if d["op"] == "chunk":  # a part of the channels (ShuffleNet's `oup // 2`)
+                cands.append(f"({ins[0]}) // {d['attrs'].parts}")
+            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1 and \
+                    self.axis.get(d["inputs"][0], 0) == 0:
                 flat = f"({ins[0]}) * {shape_in[1]} * {shape_in[2]}"  # C * H * W, as written by hand
                 cands.append(flat)
         if len(ins) > 1 and all(c is not None for c in ins):
@@ -255,7 +293,8 @@ class Drafter:
                     init.append((key, f"self.{local} = {draft.add(frag)}"))
                 else:
                     attr_of[key] = f"getattr(self, {local!r})"
-                    init.append((key, f"self.add_module({local!r}, {draft.add(frag)})"))
+                    register = "register_parameter" if kind == "op" and self.data[it].get("owned") else "add_module"
+                    init.append((key, f"self.{register}({local!r}, {draft.add(frag)})"))
                 continue
             fkey = frag.key()
             if fkey in shared:
@@ -265,7 +304,7 @@ class Drafter:
                               self.data[it]["op"], prefix=self.data[it]["op"])
             attr_of[key] = shared[fkey] = f"self.{name}"
             init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
-        lines, tail = forward(self.data, box, attr_of, self.outputs)
+        lines, tail = forward(self.data, box, attr_of, self.outputs, self.pos)
         return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
 
     def condition_cands(self, box: Box, key) -> list[str]:

@@ -14,7 +14,8 @@ import re
 
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
-RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d")
+RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d", "LayerNorm2d", "Permute", "Reshape",
+           "StochasticDepth")
 # names every generated namespace must leave alone
 RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
             "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",

@@ -13,7 +13,8 @@ from typing import Any
 
 from netc.errors import error
 
-INLINE_OPS = {"add", "cat", "scale"}  # parameter-free joins written as expressions, not modules
+# parameter-free joins and views written as expressions, not modules
+INLINE_OPS = {"add", "cat", "scale", "mul", "chunk"}
 
 
 @dataclass(eq=False)
@@ -155,7 +156,8 @@ class _Tree:
         prev = [box.inputs[0]]
         for kind, it in box.items:
             if kind == "op":
-                if self.data[it]["op"] in INLINE_OPS or self.data[it]["inputs"] != prev:
+                # a parameter an op owns (layer scale) is the block's own: no nn.Sequential holds it
+                if self.data[it]["op"] in INLINE_OPS or self.data[it].get("owned") or self.data[it]["inputs"] != prev:
                     return False
                 prev = [it]
             else:

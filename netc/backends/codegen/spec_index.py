@@ -45,8 +45,9 @@ class SpecIndex:
         for key in ("seq", "concat"):
             for child in getattr(node, key, None) or []:
                 self._index(child)
-        if getattr(node, "side", None) is not None:
-            self._index(node.side)
+        for key in ("side", "else_"):
+            if getattr(node, key, None) is not None:
+                self._index(getattr(node, key))
         res = getattr(node, "residual", None)
         if res is not None:
             for child in (res.body, res.shortcut, res.then):

@@ -111,6 +111,17 @@ MAPPINGS: dict[str, Mapping] = {
     "leaky_relu": Mapping("LeakyRelu"),
     "softmax": Mapping("Softmax"),
     "log_softmax": Mapping("LogSoftmax"),
+    "hardswish": Mapping("HardSwish"),
+    "hardsigmoid": Mapping("HardSigmoid"),
+    "mul": Mapping("Mul"),
+    "layer_scale": Mapping("Mul (by an initializer)"),
+    "layernorm": Mapping("LayerNormalization (opset 17)"),
+    "groupnorm": Mapping("GroupNormalization (opset 18), or InstanceNormalization + Mul + Add"),
+    "permute": Mapping("Transpose"),
+    "reshape": Mapping("Reshape"),
+    "chunk": Mapping("Slice"),
+    "channel_shuffle": Mapping("Reshape + Transpose + Reshape"),
+    "stochastic_depth": Mapping("(removed: eval mode)"),
 }
 
 NO_MAPPING = Hazard("has no ONNX mapping in netc", "add an entry to netc.backends.onnx.hazards.MAPPINGS "

@@ -26,6 +26,16 @@ def node_scopes(node) -> list[str]:
     return [s for s in scopes[:-1] if s and not s.startswith("_")]
 
 
+def _scopes(node, leaf_scopes: set[str], initializers) -> list[str]:
+    """A node's module paths; for the op that applies a parameter an op owns on its block (layer
+    scale: a Mul by the initializer named after the op's scope), that op's scope."""
+    scopes = node_scopes(node)
+    if any(s in leaf_scopes for s in scopes):
+        return scopes
+    owned = [v.name for v in node.inputs if v is not None and v.name in leaf_scopes and v.name in initializers]
+    return scopes + owned[:1]
+
+
 def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_names: list[str]) -> dict[str, str]:
     """Rename `model` (an onnx_ir Model) in place; returns {scope: value name} of the renamed op outputs."""
     graph = model.graph
@@ -38,8 +48,9 @@ def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_name
         taken.add(name)
     op_scope = {}
     counts: dict[str, int] = {}
+    scopes_of = {id(node): _scopes(node, leaf_scopes, graph.initializers) for node in graph}
     for node in graph:
-        scopes = node_scopes(node)
+        scopes = scopes_of[id(node)]
         leaf = next((s for s in scopes if s in leaf_scopes), None)
         op_scope[id(node)] = leaf
         if scopes:
@@ -47,7 +58,7 @@ def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_name
             counts[base] = counts.get(base, 0) + 1
     used: dict[str, int] = {}
     for node in graph:
-        scopes = node_scopes(node)
+        scopes = scopes_of[id(node)]
         if not scopes:
             continue
         base = scopes[-1]

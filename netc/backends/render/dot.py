@@ -21,10 +21,11 @@ FILL = {
     "conv": "#cfe2f3", "sepconv": "#cfe2f3", "linear": "#d9d2e9",
     "maxpool": "#d9ead3", "avgpool": "#d9ead3", "gap": "#d9ead3", "adaptive_avgpool": "#d9ead3",
     "adaptive_maxpool": "#d9ead3",
-    "bn": "#eeeeee", "lrn": "#eeeeee",
+    "bn": "#eeeeee", "lrn": "#eeeeee", "layernorm": "#eeeeee", "groupnorm": "#eeeeee",
     "relu": "#fff2cc", "relu6": "#fff2cc", "sigmoid": "#fff2cc", "tanh": "#fff2cc", "gelu": "#fff2cc",
     "silu": "#fff2cc", "leaky_relu": "#fff2cc", "softmax": "#fff2cc", "log_softmax": "#fff2cc",
-    "scale": "#fce5cd", "pad_channels": "#fce5cd",
+    "hardswish": "#fff2cc", "hardsigmoid": "#fff2cc",
+    "scale": "#fce5cd", "pad_channels": "#fce5cd", "layer_scale": "#fce5cd",
 }
 CLUSTER_FILL = ("#f7f9fc", "#eef2f8", "#e6ecf5", "#dde5f1")
 
@@ -55,9 +56,12 @@ def tooltip(text: str) -> str:
     return quoted(str(text).replace("\\", "\uff3c"))
 
 
+JOINS = {"add": "+", "mul": "×"}  # elementwise joins drawn as a small circle with their sign
+
+
 def box_label(box: Box) -> str:
-    if box.kind == "add":
-        return "<<B>+</B>>"
+    if box.kind in JOINS:
+        return f"<<B>{JOINS[box.kind]}</B>>"
     title, sub = box.title, box.name
     if box.kind == "block":
         title, sub = box.name, box.title
@@ -70,7 +74,7 @@ def box_label(box: Box) -> str:
 def box_attrs(box: Box) -> dict[str, str]:
     style = ["filled"]
     a = {"id": quoted(box.id), "label": box_label(box), "tooltip": tooltip(box.scope)}
-    if box.kind == "add":
+    if box.kind in JOINS:
         a.update(shape="circle", fillcolor='"#f4cccc"', width="0.3", fixedsize="true", penwidth="1.5")
     elif box.kind == "cat":
         a.update(shape="invtrapezium", fillcolor='"#b6d7a8"', penwidth="1.5")

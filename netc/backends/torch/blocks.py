@@ -21,7 +21,7 @@ import operator
 from torch import fx, nn
 from torch.fx.graph_module import _forward_from_src
 
-from netc.backends.torch.program import outputs_type
+from netc.backends.torch.program import call_op, outputs_type
 from netc.ir.blocks import Plan, Scope
 
 
@@ -51,8 +51,7 @@ def graph_of(plan: Plan, training: bool) -> fx.Graph:
     names = ["x"] if len(plan.inputs) == 1 else [f"x{k}" for k in range(len(plan.inputs))]
     env = {v: g.placeholder(n) for v, n in zip(plan.inputs, names)}
     for call, made in plan.schedule(training):
-        result = g.create_node("call_module", call.target, tuple(env[i] for i in call.inputs),
-                               name=_value_name(call.target))
+        result = call_op(g, call.target, tuple(env[i] for i in call.inputs), call.apply, _value_name(call.target))
         if len(made) == 1:
             env[made[0]] = result
         else:
@@ -83,16 +82,20 @@ class Block(fx.GraphModule):
 
     _netc_base = True
 
-    def __init__(self, children: dict[str, nn.Module], plan: Plan, class_name: str = "Block"):
+    def __init__(self, children: dict[str, nn.Module | nn.Parameter], plan: Plan, class_name: str = "Block"):
         object.__setattr__(self, "_netc_plan", plan)  # recompile() needs it during __init__
-        holder = nn.Module()
-        for name, child in children.items():
-            holder.add_module(name, child)
+        holder = _holder(children)
         super().__init__(holder, graph_of(plan, training=True), class_name)
         # GraphModule registers what its graph calls, in call order; keep the spec's order and
-        # every child (an aux head is not called by an eval graph, a Parts container never)
+        # every child (an aux head is not called by an eval graph, a Parts container never);
+        # a parameter an op owns on this block (layer scale) is the block's own
         self._modules.clear()
-        self._modules.update(children)
+        self._modules.update(holder._modules)
+        self._parameters.clear()
+        self._parameters.update(holder._parameters)
+
+    def _netc_children(self) -> dict[str, nn.Module | nn.Parameter]:
+        return {**self._parameters, **self._modules}
 
     def recompile(self):
         code = super().recompile()  # forward from self.graph: the training forward
@@ -129,19 +132,30 @@ class Block(fx.GraphModule):
         base, args = _base_class(self), self._netc_init_args()
 
         def init(res, fake_mod, _graph):
-            base.__init__(res, dict(fake_mod._modules), *args)
+            base.__init__(res, {**fake_mod._parameters, **fake_mod._modules}, *args)
             res.training = fake_mod.__dict__["training"]
 
         return init
 
     def __copy__(self):
-        res = _base_class(self)(dict(self._modules), *self._netc_init_args())
+        res = _base_class(self)(self._netc_children(), *self._netc_init_args())
         res.meta = getattr(self, "meta", {})
         res.train(self.training)
         return res
 
     def __reduce__(self):
-        return (_rebuild, (_base_class(self), dict(self._modules), self._netc_init_args(), self.training))
+        return (_rebuild, (_base_class(self), self._netc_children(), self._netc_init_args(), self.training))
+
+
+def _holder(children: dict[str, nn.Module | nn.Parameter], into: nn.Module | None = None) -> nn.Module:
+    """A module owning `children`: submodules, and the parameters ops own on the block."""
+    holder = nn.Module() if into is None else into
+    for name, child in children.items():
+        if isinstance(child, nn.Parameter):
+            holder.register_parameter(name, child)
+        else:
+            holder.add_module(name, child)
+    return holder
 
 
 def _base_class(module: Block) -> type:
@@ -164,16 +178,14 @@ def class_name(scope: Scope) -> str:
     return name if name and name.isidentifier() else "Block"
 
 
-def assemble(scope: Scope, leaves: dict[int, nn.Module]) -> nn.Module | dict[str, nn.Module]:
-    """The module of `scope` from the op modules by node id; the root's children as a dict."""
+def assemble(scope: Scope, leaves: dict[int, nn.Module | nn.Parameter]) -> nn.Module | dict[str, nn.Module]:
+    """The module of `scope` from the op modules (or owned parameters) by node id; the root's
+    children as a dict."""
     if scope.op is not None:
         return leaves[scope.op]
     children = {c.name: assemble(c, leaves) for c in scope.children}
     if scope.parent is None:
         return children
     if scope.plan is None:
-        parts = Parts(scope.path, scope.reason)
-        for name, child in children.items():
-            parts.add_module(name, child)
-        return parts
+        return _holder(children, Parts(scope.path, scope.reason))
     return Block(children, scope.plan, class_name(scope))

@@ -23,16 +23,16 @@ The switch is one `self.training` test per call. Pickling stores the modules and
 from __future__ import annotations
 
 import copy
-import importlib
 
 import torch
 from torch import fx, nn
 
 from netc.backends.torch.blocks import Block, assemble
-from netc.backends.torch.program import Program, output_order, outputs_type, program_of  # noqa: F401
+from netc.backends.torch.program import Program, output_order, outputs_type, program_of, resolve  # noqa: F401
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
+from netc.spec.names import check_module_name
 
 
 class NetcModule(Block):
@@ -52,9 +52,10 @@ class NetcModule(Block):
     def _netc_init_args(self) -> tuple:
         return (self._netc_plan, self._netc_program, type(self).__name__)
 
-    def leaves(self) -> dict[str, nn.Module]:
-        """The op modules by scope, in the IR's order."""
-        return {s.scope: self.get_submodule(s.scope) for s in self._netc_program.steps}
+    def leaves(self) -> dict[str, nn.Module | nn.Parameter]:
+        """The op modules by scope, in the IR's order (the parameter, for an op owning one on its block)."""
+        return {s.scope: self.get_parameter(s.scope) if s.apply else self.get_submodule(s.scope)
+                for s in self._netc_program.steps}
 
     def _netc_flat(self) -> fx.GraphModule:
         """The whole training forward as one graph over the leaves (the hierarchy inlined)."""
@@ -65,21 +66,15 @@ def _class_name(name: str) -> str:
     return name if name.isidentifier() else "Network"
 
 
-def module_class(path: str) -> type:
-    """The class at a dotted path from a ModuleSpec (`torch.nn.Conv2d`, `netc.backends.torch.runtime.Add`)."""
-    mod, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
-
-
-def make_leaf(op: str, attrs, in_shapes) -> nn.Module:
-    """Construct one op's module from its `module()` facet (the only construction path)."""
+def make_leaf(op: str, attrs, in_shapes) -> nn.Module | nn.Parameter:
+    """Construct one op's module from its `module()` facet (the only construction path), or the
+    parameter an op owns on its block (its `owned()` facet; filled by `initialise`)."""
+    owned = REGISTRY[op].owned(attrs, in_shapes)
+    if owned is not None:
+        return nn.Parameter(torch.empty(owned.shape))
     spec = REGISTRY[op].module(attrs, in_shapes)
-    return module_class(spec.cls)(*spec.args, **spec.kwargs)
+    return resolve(spec.cls)(*spec.args, **spec.kwargs)
 
-
-# attributes of a block module (an fx GraphModule) that a child's name would shadow
-_RESERVED = set(dir(NetcModule)) | set(vars(nn.Module())) | {"meta", "_graph", "_code", "_tracer_cls",
-                                                              "_tracer_extras", "_netc_plan", "_netc_program"}
 
 
 def check_names(network) -> None:
@@ -89,9 +84,11 @@ def check_names(network) -> None:
         parts = data["scope"].split(".")
         for depth, part in enumerate(parts):
             prefix = ".".join(parts[: depth + 1])
-            if part in _RESERVED or not part:
-                raise error("name", f"'{prefix}' cannot be a module name: '{part}' is an attribute of torch's "
-                            "nn.Module or fx.GraphModule", data["loc"], "rename the layer (name: …)", data["via"])
+            try:
+                check_module_name(part)  # the one rule for names (netc.spec.names), asked again here
+            except ValueError as exc:  # a scope the frontend made without asking: a bug, said plainly
+                raise error("name", f"'{prefix}' cannot be a module name: {exc}", data["loc"],
+                            "rename the layer (name: …)", data["via"]) from None
             if depth < len(parts) - 1 and prefix in leaves:
                 raise error("name", f"'{prefix}' is both an op and a block containing '{data['scope']}'",
                             data["loc"], "rename one of them", data["via"])
@@ -159,16 +156,17 @@ def build_meta(network) -> NetcModule:
     return NetcModule(assemble(root, leaves), root.plan, program_of(network, outputs))
 
 
-def build_module(network, device="cpu", dtype=None, init: bool = True) -> NetcModule:
+def build_module(network, device="cpu", dtype=None, init: bool = True, meta: NetcModule | None = None) -> NetcModule:
     """Build `network` (a `netc.api.Network`) as a torch module on `device` with `dtype`.
 
     `device="meta"` allocates nothing. Otherwise parameters are allocated on the device and
     initialised by the spec's `init:` scheme (`netc.spec.init`); `init=False` gives each
-    module PyTorch's own default initialisation instead.
+    module PyTorch's own default initialisation instead. `meta`: the network's module from
+    `build_meta`, when the caller has one already (it is materialised in place).
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    module = build_meta(network)
+    module = meta if meta is not None else build_meta(network)
     if dev.type != "meta":
         from netc.backends.torch.init import initialise
 
@@ -191,9 +189,10 @@ def torch_shapes(module: NetcModule, input_shape, batch: int = 2) -> dict[str, t
     shapes: dict[str, tuple[int, ...]] = {}
 
     class Recorder(fx.Interpreter):
-        def call_module(self, target, args, kwargs):
-            out = super().call_module(target, args, kwargs)
-            shapes[target] = tuple(out.shape[1:])
+        def run_node(self, n):
+            out = super().run_node(n)
+            if "netc_target" in n.meta:  # an op (a module call, or an owned parameter applied)
+                shapes[n.meta["netc_target"]] = tuple(out.shape[1:])
             return out
 
     meta = module if _device_of(module).type == "meta" else copy.deepcopy(module).to("meta")

@@ -37,11 +37,11 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from netc.errors import error
-from netc.backends.torch.runtime import Add, Concat, SeparableConv2d
+from netc.backends.torch.runtime import Add, Concat, SeparableConv2d, StochasticDepth
 
 LEVELS = ("inference",)
 INPLACE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardtanh, nn.LeakyReLU, nn.ELU)
-EVAL_IDENTITIES = (nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout, nn.Identity)
+EVAL_IDENTITIES = (nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout, nn.Identity, StochasticDepth)
 # modules whose output is always a fresh tensor (never their input or a view of it), so an
 # activation may overwrite it when nothing else reads it
 FRESH_OUTPUT = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, Add, Concat, SeparableConv2d)

@@ -7,6 +7,7 @@ full scopes (`layer1.0.conv1`), so the hierarchy is inlined.
 """
 from __future__ import annotations
 
+import importlib
 import keyword
 from collections import namedtuple
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class Step:
 
     scope: str
     inputs: tuple[int, ...]
+    apply: str = ""  # an op owning the parameter at `scope`: `apply(param, *inputs)` (see `call_op`)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class Program:
         g = fx.Graph()
         values: list = [g.placeholder("x")]
         for k, step in enumerate(self.steps, 1):
-            values.append(g.call_module(step.scope, tuple(values[i] for i in step.inputs)) if k in live else None)
+            values.append(call_op(g, step.scope, tuple(values[i] for i in step.inputs), step.apply)
+                          if k in live else None)
         results = [values[v] for _, v, _ in outs]
         if len(results) == 1:
             g.output(results[0])
@@ -55,6 +58,25 @@ class Program:
             g.output(g.call_function(outputs_type(tuple(n for n, _, _ in outs)), tuple(results)))
         g.lint()
         return g
+
+
+def resolve(path: str):
+    """The object at a dotted path: a module class of a `ModuleSpec` (`torch.nn.Conv2d`,
+    `netc.backends.torch.runtime.Add`) or the function of an `OwnedParam` (`operator.mul`)."""
+    mod, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def call_op(g: fx.Graph, target: str, args: tuple, apply: str = "", name: str | None = None) -> fx.Node:
+    """One op in an fx graph: a call of the module at `target`, or, for an op that owns a parameter
+    on its block (`netc.ops.base.OwnedParam`), `apply(param, *args)` with the parameter at `target`.
+    The node's meta records the op's scope-relative target either way."""
+    if not apply:
+        node = g.create_node("call_module", target, args, name=name)
+    else:
+        node = g.call_function(resolve(apply), (g.get_attr(target), *args), name=name)
+    node.meta["netc_target"] = target
+    return node
 
 
 def _live_values(steps: tuple[Step, ...], wanted: list[int]) -> set[int]:
@@ -125,7 +147,8 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
     steps = []
     for nid, data in network.nodes():
         slot[nid] = len(steps) + 1
-        steps.append(Step(data["scope"], tuple(slot[i] for i in data["inputs"])))
+        owned = data.get("owned")
+        steps.append(Step(data["scope"], tuple(slot[i] for i in data["inputs"]), owned.fn if owned else ""))
     outputs = tuple((name, slot[nid], aux) for name, nid, aux in outputs or output_order(network))
     return Program(network.name, tuple(steps), outputs)
 

@@ -63,3 +63,85 @@ class SeparableConv2d(nn.Module):
 
     def forward(self, x):
         return self.pointwise(self.conv1(x))
+
+
+class Mul(nn.Module):
+    def forward(self, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (torchvision's convention: permute to NHWC and back)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Permute(nn.Module):
+    """Reorder the axes (batch included), as torchvision.ops.misc.Permute."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+
+    def extra_repr(self):
+        return f"dims={self.dims}"
+
+
+class Reshape(nn.Module):
+    """Reshape each sample to `shape` (the batch axis is kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self):
+        return f"shape={self.shape}"
+
+
+class Chunk(nn.Module):
+    """Part `index` of the input split into `parts` equal chunks along `dim`."""
+
+    def __init__(self, parts: int, index: int, dim: int = 1):
+        super().__init__()
+        self.parts, self.index, self.dim = parts, index, dim
+
+    def forward(self, x):
+        return x.chunk(self.parts, self.dim)[self.index]
+
+    def extra_repr(self):
+        return f"parts={self.parts}, index={self.index}, dim={self.dim}"
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: in training, drop the input per sample ('row') or for the
+    whole batch ('batch') with probability p and scale survivors by 1 / (1 - p); the same
+    Bernoulli draw (and random stream) as torchvision's."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"

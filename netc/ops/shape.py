@@ -1,0 +1,146 @@
+"""Tensor plumbing without parameters: permute, reshape, chunk (one part of a channel split) and
+channel shuffle (ShuffleNet). Axes are batchless: 0 is the channel (or feature) axis."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, axis_index, fmt_shape,
+                           numel, register)
+
+PosInt = Annotated[int, Field(gt=0)]
+VIEW = Autograd(alias=True, grad_alias=True)
+
+
+class PermuteAttrs(Attrs):
+    dims: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=8)]
+
+    @model_validator(mode="after")
+    def _permutation(self):
+        if sorted(self.dims) != list(range(len(self.dims))):
+            raise ValueError(f"dims {self.dims} are not a permutation of 0..{len(self.dims) - 1} "
+                             "(batchless axes: [1, 2, 0] turns C×H×W into H×W×C)")
+        return self
+
+
+@register
+class Permute(Op):
+    name = "permute"
+    summary = "reorder the (batchless) axes: dims [1, 2, 0] turns C×H×W into H×W×C (torchvision's Permute([0, 2, 3, 1]))"
+    Attrs = PermuteAttrs
+
+    def infer(self, a, shapes):
+        x = shapes[0]
+        if len(a.dims) != len(x):
+            raise ShapeError(f"permute dims {a.dims} reorder {len(a.dims)} axes, the input has {len(x)}",
+                             "give one entry per batchless axis")
+        return tuple(x[d] for d in a.dims)
+
+    def autograd(self, a, shapes, out):
+        return VIEW
+
+    def label(self, a):
+        return "permute " + ",".join(map(str, a.dims))
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Permute", ([0] + [d + 1 for d in a.dims],), {})
+
+
+class ReshapeAttrs(Attrs):
+    shape: Annotated[list[Annotated[int, Field(ge=-1)]], Field(min_length=1, max_length=8)]
+
+    @model_validator(mode="after")
+    def _one_free(self):
+        if self.shape.count(-1) > 1 or 0 in self.shape:
+            raise ValueError(f"shape {self.shape} may hold one -1 (inferred) and no 0")
+        return self
+
+
+@register
+class Reshape(Op):
+    name = "reshape"
+    summary = "reshape to a (batchless) shape, one -1 inferred; the element count must agree"
+    Attrs = ReshapeAttrs
+
+    def infer(self, a, shapes):
+        n, known = numel(shapes[0]), numel([d for d in a.shape if d != -1])
+        if (n % known if -1 in a.shape else n != known):
+            raise ShapeError(f"reshape to {fmt_shape(tuple(a.shape))} cannot hold the input's {n} elements",
+                             "the product of the shape must equal the input's element count")
+        return tuple(n // known if d == -1 else d for d in a.shape)
+
+    def autograd(self, a, shapes, out):
+        return VIEW
+
+    def label(self, a):
+        return "reshape " + fmt_shape(tuple(a.shape))
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Reshape", (tuple(a.shape),), {})
+
+
+class ChunkAttrs(Attrs):
+    parts: Annotated[int, Field(ge=2)]
+    index: Annotated[int, Field(ge=0)]
+    dim: int = 0
+
+    @model_validator(mode="after")
+    def _index(self):
+        if self.index >= self.parts:
+            raise ValueError(f"index {self.index} is not one of the {self.parts} parts (0..{self.parts - 1})")
+        return self
+
+
+@register
+class Chunk(Op):
+    name = "chunk"
+    summary = "one part (index) of the input split into equal parts along dim (0 = channels): x.chunk(parts, dim + 1)[index]"
+    Attrs = ChunkAttrs
+
+    def infer(self, a, shapes):
+        x = shapes[0]
+        axis = axis_index("chunk", a.dim, len(x), "dim")
+        if x[axis] % a.parts:
+            raise ShapeError(f"chunk cannot split the {x[axis]} entries of axis {axis} into {a.parts} equal parts",
+                             "the split axis must be a multiple of parts (ShuffleNet splits an even channel count)")
+        return x[:axis] + (x[axis] // a.parts,) + x[axis + 1:]
+
+    def autograd(self, a, shapes, out):
+        return Autograd(alias=True)  # a view; its backward builds a full-size gradient
+
+    def label(self, a):
+        return f"chunk {a.index + 1}/{a.parts}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Chunk", (a.parts, a.index, axis_index("chunk", a.dim, len(shapes[0])) + 1), {})
+
+
+class ShuffleAttrs(Attrs):
+    groups: PosInt
+
+
+@register
+class ChannelShuffle(Op):
+    name = "channel_shuffle"
+    summary = "interleave the channels of groups (ShuffleNet): C = groups × n, channel g·n + i moves to i·groups + g"
+    Attrs = ShuffleAttrs
+
+    def infer(self, a, shapes):
+        x = shapes[0]
+        if len(x) < 2:
+            raise ShapeError(f"channel_shuffle needs channels and a spatial grid, got a flat vector of {fmt_shape(x)}",
+                             "channel_shuffle must come before 'flatten'")
+        if x[0] % a.groups:
+            raise ShapeError(f"channel_shuffle groups={a.groups} does not divide the {x[0]} channels",
+                             "the channel count must be a multiple of groups")
+        return x
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # a copy in a new order; its backward needs only the order
+
+    def label(self, a):
+        return f"shuffle {a.groups}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("torch.nn.ChannelShuffle", (a.groups,), {})
