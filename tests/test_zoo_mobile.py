@@ -8,6 +8,8 @@ norm statistics it updates too) at a small input; its MACs are torchvision's pub
 has follows from a spec's `meta.variants` (`--set` values and input): params, state_dict keys and
 shapes, and MACs, on the meta device.
 """
+from functools import partial
+
 import pytest
 import torch
 
@@ -43,9 +45,14 @@ NO_DROP = {"efficientnet": ({"dropout": 0.0, "stochastic_depth_prob": 0.0}, {"dr
            "mobilenet": ({"dropout": 0.0}, {"dropout": 0}),
            "regnet": ({}, {})}
 
-# the bundled specs, and variants whose blocks differ from theirs (B5: batch norm eps 1e-3 and
-# momentum 0.01; RegNetX: no squeeze-excitation), at 64x64
-SAME_OUTPUTS = SPECS + ["efficientnet_b5", "regnet_x_400mf"]
+# case -> (torchvision model, its extra arguments, the spec's extra --set values): the bundled specs,
+# RegNetX (no squeeze-excitation), and B0 with the batch norm of B5-B7 (eps 1e-3, momentum 0.01:
+# the running statistics after the training forward check the momentum)
+SAME_OUTPUTS = {name: (name, {}, {}) for name in SPECS} | {
+    "regnet_x_400mf": ("regnet_x_400mf", {}, {}),
+    "efficientnet_b0_bn_b5": ("efficientnet_b0", {"norm_layer": partial(torch.nn.BatchNorm2d, eps=1e-3, momentum=0.01)},
+                              {"eps": 0.001, "momentum": 0.01}),
+}
 
 
 def _variant(name):
@@ -81,16 +88,17 @@ def test_variant_matches_torchvision(spec, name, overrides, input_shape):
     ours.load_state_dict(ref.state_dict(), strict=True, assign=True)  # raises on any size mismatch
 
 
-@pytest.mark.parametrize("name", SAME_OUTPUTS)
-def test_same_outputs_as_torchvision(name):
+@pytest.mark.parametrize("case", SAME_OUTPUTS)
+def test_same_outputs_as_torchvision(case):
     """Eval, then training mode on the same weights: equal outputs, and in training mode equal
     batch norm running statistics afterwards (eps and momentum as torchvision's)."""
+    name, ref_kwargs, extra = SAME_OUTPUTS[case]
     spec, _, overrides, _ = _variant(name)
-    ref_kwargs, no_drop = NO_DROP[name.split("_")[0]]
+    ref_no_drop, no_drop = NO_DROP[name.split("_")[0]]
     torch.manual_seed(0)
-    ref = reference_model(name, **ref_kwargs)
+    ref = reference_model(name, **ref_kwargs, **ref_no_drop)
     randomise(ref)
-    net = netc.load(spec, {**overrides, **no_drop}, input_shape=(3, 64, 64))
+    net = netc.load(spec, {**overrides, **extra, **no_drop}, input_shape=(3, 64, 64))
     ours = net.build(device="meta")
     ours.load_state_dict({k: v.clone() for k, v in ref.state_dict().items()}, strict=True, assign=True)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
