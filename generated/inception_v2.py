@@ -24,33 +24,6 @@ class ConvBN(nn.Module):
         return x
 
 
-class Inception(nn.Module):
-    """1x1, 1x1 -> 3x3, 1x1 -> 3x3 -> 3x3 and pool -> 1x1 projection, concatenated"""
-
-    def __init__(self, in_channels, c1, r3, c3, rd, cd, cp):
-        super().__init__()
-        self.b1x1 = ConvBN(in_channels, c1)
-        self.b3x3_reduce = ConvBN(in_channels, r3)
-        self.b3x3 = ConvBN(r3, c3, k=3, p=1)
-        self.double_3x3_reduce = ConvBN(in_channels, rd)
-        self.double_3x3_1 = ConvBN(rd, cd, k=3, p=1)
-        self.double_3x3_2 = ConvBN(cd, cd, k=3, p=1)
-        self.pool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True)
-        self.pool_proj = ConvBN(in_channels, cp)
-
-    def forward(self, x):
-        b1x1 = self.b1x1(x)
-        b3x3_reduce = self.b3x3_reduce(x)
-        b3x3_reduce = self.b3x3(b3x3_reduce)
-        double_3x3_reduce = self.double_3x3_reduce(x)
-        double_3x3_reduce = self.double_3x3_1(double_3x3_reduce)
-        double_3x3_reduce = self.double_3x3_2(double_3x3_reduce)
-        x = self.pool(x)
-        x = self.pool_proj(x)
-        out = torch.cat([b1x1, b3x3_reduce, double_3x3_reduce, x], 1)
-        return out
-
-
 class Reduction(nn.Module):
     """stride-2 3x3 and double 3x3 paths beside a 3x3/2 max pool"""
 
@@ -74,10 +47,10 @@ class Reduction(nn.Module):
         return out
 
 
-class Inception2(nn.Module):
+class Inception(nn.Module):
     """1x1, 1x1 -> 3x3, 1x1 -> 3x3 -> 3x3 and pool -> 1x1 projection, concatenated"""
 
-    def __init__(self, in_channels, c1, r3, c3, rd, cd, cp):
+    def __init__(self, in_channels, c1, r3, c3, rd, cd, cp, pool="avg"):
         super().__init__()
         self.b1x1 = ConvBN(in_channels, c1)
         self.b3x3_reduce = ConvBN(in_channels, r3)
@@ -85,7 +58,10 @@ class Inception2(nn.Module):
         self.double_3x3_reduce = ConvBN(in_channels, rd)
         self.double_3x3_1 = ConvBN(rd, cd, k=3, p=1)
         self.double_3x3_2 = ConvBN(cd, cd, k=3, p=1)
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True)
+        if pool == "avg":
+            self.pool = nn.AvgPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True)
+        else:
+            self.pool = nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True)
         self.pool_proj = ConvBN(in_channels, cp)
 
     def forward(self, x):
@@ -118,7 +94,7 @@ class InceptionV2(nn.Module):
         self.inception_4d = Inception(608, 96, 128, 192, 160, 192, 128)
         self.inception_4e = Reduction(608, 128, 192, 192, 256)
         self.inception_5a = Inception(1056, 352, 192, 320, 160, 224, 128)
-        self.inception_5b = Inception2(1024, 352, 192, 320, 192, 224, 128)
+        self.inception_5b = Inception(1024, 352, 192, 320, 192, 224, 128, pool="max")
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.last_linear = nn.Linear(1024, num_classes)

@@ -65,3 +65,44 @@ def test_loop_factory_arguments_change_the_model_as_set_does(tmp_path):
             got = factory(mod)(growth=growth, init=init)
         assert sum(p.numel() for p in got.parameters()) == want.params
         assert list(got.state_dict()) == list(want.build(device="meta").state_dict())
+
+
+CHOICES = """
+netc: 1
+name: choices
+input: [3, 16, 16]
+params: {width: 8}
+templates:
+  Block:
+    module: true
+    args: {out: int, hs: false, se: false}
+    body:
+      - {name: conv, conv: {out: $out, k: 3, p: 1, bias: false}}
+      - {name: bn, bn: {}}
+      - {if: $hs, name: act, hardswish: {}, else: relu}
+      - {if: $se, name: se, conv: {out: $out, k: 1}}
+layers:
+  - name: features
+    seq:
+      - {conv: {out: $width, k: 3, p: 1}}
+      - {use: Block, args: {out: $width}}
+      - {use: Block, args: {out: $width * 2, hs: true}}
+      - {use: Block, args: {out: $width * 2, hs: true, se: true}}
+      - {use: Block, args: {out: $width * 2, se: true}}
+"""
+
+
+def test_if_else_variants_share_one_class(tmp_path):
+    """Instances that differ by an `if:`/`else:` choice and an optional module are one class,
+    each variant built under the spec's condition, as torchvision writes such blocks."""
+    net = netc.loads(CHOICES, str(tmp_path / "choices.yaml"))
+    source = net.codegen()
+    assert source.count("class Block") == 1
+    flat = " ".join(source.split())
+    assert "if hs: self.act = nn.Hardswish() else: self.act = nn.ReLU()" in flat
+    assert "self.se = None if se: self.se = nn.Conv2d(out, out, kernel_size=1)" in flat
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (gen.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
+    assert [type(m.act).__name__ for m in gen.features[1:]] == ["ReLU", "Hardswish", "Hardswish", "ReLU"]

@@ -54,7 +54,9 @@ def maybe(d: dict, draw, keys):
 def op_node(draw):
     op = draw(st.sampled_from(["conv", "conv", "sepconv", "bn", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu",
                                "leaky_relu", "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
-                               "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat"]))
+                               "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
+                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "channel_shuffle",
+                               "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),
                  "s": draw(pair(1, 3)), "p": draw(st.one_of(pair(0, 2), st.sampled_from(["same", "valid"]))),
@@ -79,6 +81,26 @@ def op_node(draw):
         attrs = {"out": draw(st.integers(1, 16)), "s": draw(st.integers(1, 2))}
     elif op == "softmax":
         attrs = {"dim": 0}
+    elif op == "add":
+        attrs = maybe({"broadcast": draw(st.booleans())}, draw, {"broadcast"})
+    elif op == "layernorm":
+        attrs = maybe({"over": draw(st.sampled_from(["channels", "last"])), "eps": 1e-6}, draw, {"over", "eps"})
+    elif op == "groupnorm":
+        attrs = {"groups": draw(st.integers(1, 4))}
+    elif op == "permute":
+        attrs = {"dims": draw(st.sampled_from([[1, 2, 0], [2, 0, 1], [0], [1, 0], [0, 1, 2, 3], [0, 0, 1]]))}
+    elif op == "reshape":
+        attrs = {"shape": draw(st.sampled_from([[-1], [2, -1], [-1, 1, 1], [4, 4], [-1, -1], [0]]))}
+    elif op == "chunk":
+        attrs = {"parts": draw(st.integers(1, 3)), "index": draw(st.integers(0, 3)), "dim": draw(st.integers(-1, 3))}
+    elif op == "channel_shuffle":
+        attrs = {"groups": draw(st.integers(1, 4))}
+    elif op == "stochastic_depth":
+        attrs = maybe({"p": draw(st.sampled_from([0.0, 0.2, 1.0])), "mode": draw(st.sampled_from(["row", "batch", "x"]))},
+                      draw, {"mode"})
+    elif op == "layer_scale":
+        attrs = maybe({"init": draw(st.sampled_from([1e-6, 1.0])),
+                       "shape": draw(st.sampled_from([[4, 1, 1], [1], [2, 2], [3, 1, 1, 1]]))}, draw, {"init", "shape"})
     else:
         attrs = {}
     if not attrs and draw(st.booleans()):

@@ -308,7 +308,8 @@ class Drafter:
         return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
 
     def condition_cands(self, box: Box, key) -> list[str]:
-        """The spec's `if:` of an optional module, in the class's names."""
+        """The spec's `if:` of a module written under one (`not (…)` of its if-node's for an `else:`),
+        in the class's names."""
         kind, local = key
         if kind == "op":
             nid = next(n for n in box.ops if local_name(self.data, n, box) == local)
@@ -320,9 +321,14 @@ class Drafter:
             if loc in via:
                 via = via[via.index(loc) + 1:]
         node = self.index.by_loc.get(loc)
-        cond = getattr(node, "if_", None)
+        cond, negate = getattr(node, "if_", None), False
+        if cond is None and loc in self.index.else_of:  # an `else:` holds where its if-node's condition fails
+            cond, negate = self.index.else_of[loc].if_, True
+        if isinstance(cond, bool):
+            cond = repr(cond)
         if not isinstance(cond, str) or parse(cond) is None:
             return []
         self.stop = self.index.class_loc(box)
-        return self.index.lift([ast.unparse(parse(cond))], via, self.stop)
+        text = ast.unparse(parse(cond))
+        return self.index.lift([f"not ({text})" if negate else text], via, self.stop)
 

@@ -32,6 +32,7 @@ class SpecIndex:
         except NetcError:
             self.templates = dict(spec.templates)
         self.by_loc = {}
+        self.else_of = {}  # an `else:` node's location -> the node whose `if:` it completes
         for node in [*spec.layers, *(t.body for t in self.templates.values())]:
             self._index(node)
         self.globals = self._globals()
@@ -45,9 +46,11 @@ class SpecIndex:
         for key in ("seq", "concat"):
             for child in getattr(node, key, None) or []:
                 self._index(child)
-        for key in ("side", "else_"):
-            if getattr(node, key, None) is not None:
-                self._index(getattr(node, key))
+        if getattr(node, "side", None) is not None:
+            self._index(node.side)
+        if getattr(node, "else_", None) is not None:
+            self.else_of[getattr(node.else_._raw, "loc", None)] = node
+            self._index(node.else_)
         res = getattr(node, "residual", None)
         if res is not None:
             for child in (res.body, res.shortcut, res.then):
