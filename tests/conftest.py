@@ -82,7 +82,30 @@ def _build_reference(name, source, device, kwargs):
             raise ValueError(f"unknown reference source {source!r}")
         import torchvision
 
-        return getattr(torchvision.models, name)(**kwargs)
+        with _regnet_stages_on_cpu():
+            return getattr(torchvision.models, name)(**kwargs)
+
+
+@contextlib.contextmanager
+def _regnet_stages_on_cpu():
+    """torchvision computes RegNet's stage widths from (w0, wa, wm) with tensor ops
+    (BlockParams.from_init_params), which cannot be read back on the meta device: compute them on
+    the CPU; the modules are still built on the current device."""
+    from torchvision.models import regnet
+
+    original = regnet.BlockParams.__dict__["from_init_params"]
+
+    def on_cpu(cls, *args, **kwargs):
+        import torch
+
+        with torch.device("cpu"):
+            return original.__func__(cls, *args, **kwargs)
+
+    regnet.BlockParams.from_init_params = classmethod(on_cpu)
+    try:
+        yield
+    finally:
+        regnet.BlockParams.from_init_params = original
 
 
 # --- interpreter vs generated code --------------------------------------------------------------

@@ -84,7 +84,7 @@ def test_unmappable_module_is_reported_with_its_path():
 
 @pytest.mark.parametrize("source, words", [
     ("torchvision:resnet5", "did you mean 'resnet50'"),
-    ("torchvision:regnet_x_400mf", "module name 'block1-0' of torchvision:regnet_x_400mf cannot be a netc name"),
+    (f"{FIXTURE}:Unnameable", "module name 'größe' of"),
     ("nosuch:thing", "unknown source kind"),
     ("missing.py:Net", "no such file"),
     (f"{FIXTURE}:Nope", "defines no 'Nope'"),
@@ -92,6 +92,12 @@ def test_unmappable_module_is_reported_with_its_path():
 def test_bad_sources_are_clear_errors(source, words, netc_cli):
     code, stdout, stderr = netc_cli("import", source, "--check-only")
     assert code == 2 and words in stderr and "Traceback" not in stderr
+
+
+def test_hyphenated_module_names_import():
+    """torchvision's RegNet names its blocks `block1-0`: a netc name may hold '-' (not first)."""
+    text, verdict = import_spec("torchvision:regnet_x_400mf", {}, (3, 32, 32))
+    assert "block1-0" in text and verdict.same_order and verdict.max_diff <= 1e-5
 
 
 def test_cli_writes_atomically_and_check_only_writes_nothing(tmp_path, netc_cli):

@@ -70,7 +70,7 @@ def test_outputs_and_iterations_that_crashed_later(text, message):
 # names close to the rule's edges: whatever `check` accepts, build and codegen accept too and
 # agree on (state_dict keys, outputs), and the built module survives deepcopy and pickling
 EDGE_NAMES = ["self", "_x", "x__", "_add", "_add1", "0", "out", "Training", "to_", "forward_", "self_", "modules_",
-              "print", "len", "torch", "nn", "x", "_"]
+              "print", "len", "torch", "nn", "x", "_", "block1-0", "a-", "0-1"]
 
 
 @pytest.mark.parametrize("name", EDGE_NAMES)
@@ -81,7 +81,7 @@ def test_accepted_names_build_and_generate_alike(name, tmp_path):
 
     text = HEAD + (f"layers:\n  - {{name: '{name}', seq: [{{name: '{name}', conv: {{out: 4, k: 3}}}}, relu]}}\n"
                    f"  - {{residual: {{body: {{name: b{name}, conv: {{out: 4, k: 1}}}}}}}}\n"
-                   f"  - {{side: [flatten, {{linear: {{out: 2}}}}], output: o{name.strip('_') or 'x'}}}\n")
+                   f"  - {{side: [flatten, {{linear: {{out: 2}}}}], output: o{name.strip('_').replace('-', '_') or 'x'}}}\n")
     net = loads(text, "edge.yaml")
     ref, gen = pair(net, tmp_path)
     assert sorted(ref.state_dict()) == sorted(gen.state_dict())  # (their order is issue 12's §2)
@@ -91,3 +91,12 @@ def test_accepted_names_build_and_generate_alike(name, tmp_path):
         torch.testing.assert_close(a, b)
     clone = pickle.loads(pickle.dumps(ref))
     assert list(copy.deepcopy(ref).state_dict()) == list(clone.state_dict()) == list(ref.state_dict())
+
+
+@pytest.mark.parametrize("name", ["-x", "a.b", "a b", "größe", "x" * 65])
+def test_malformed_names_are_refused_where_written(name):
+    with pytest.raises(NetcError) as info:
+        loads(HEAD + f"layers:\n  - {{name: '{name}', conv: {{out: 4, k: 3}}}}\n", "n.yaml")
+    [d] = info.value.diagnostics
+    assert (d.code, d.loc.line) == ("schema", 5), d.format()
+    assert "letters, digits" in d.message

@@ -216,7 +216,7 @@ def _ops(graph: fx.Graph, module, where: str):
     bad = sorted({part for op in ops for part in op.scope.split(".") if op.named and not MODULE_NAME.fullmatch(part)})
     for part in bad[:10]:
         problems.append(Diagnostic("import", f"module name '{part}' of {where} cannot be a netc name (ASCII "
-                                   "letters, digits and '_'), so the spec could not reproduce its state_dict keys",
+                                   "letters, digits, '_' and '-'), so the spec could not reproduce its state_dict keys",
                                    None, "rename the submodule in the source (or load its state_dict with "
                                    "renamed keys)"))
     if problems:

@@ -14,7 +14,7 @@ from netc.spec.names import BadName, check_module_name
 
 MAX_PATTERN_LEN = 200
 _PART = re.compile(r"\{([^{}]*)\}")
-_LITERAL = re.compile(r"[A-Za-z0-9_]*")
+_LITERAL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def is_pattern(name: str | None) -> bool:
@@ -32,8 +32,8 @@ def check_name_pattern(value: str | None) -> str | None:
     if any(not e.strip() for e in exprs):
         raise ValueError(f"name pattern {clip(repr(value))} has an empty '{{}}'")
     if not all(_LITERAL.fullmatch(part) for part in literals):
-        raise ValueError(f"name pattern {clip(repr(value))}: outside '{{…}}' a name has only ASCII letters, digits "
-                         "and '_' (braces must pair, and cannot nest)")
+        raise ValueError(f"name pattern {clip(repr(value))}: outside '{{…}}' a name has only ASCII letters, digits, "
+                         "'_' and '-' (braces must pair, and cannot nest)")
     return value
 
 

@@ -19,7 +19,9 @@ import re
 
 from netc.errors import clip
 
-MODULE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+# a layer name may hold "-" (torchvision's RegNet names its blocks block1-0), though not first: it reaches
+# command lines (--lesion, out_indices); generated code registers such names with add_module
+MODULE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 RESERVED_NAMES = {"input"}  # `from: input` means the network input
 
@@ -66,7 +68,8 @@ def _plain(value: str, what: str, pattern: re.Pattern) -> str:
         if pattern is IDENTIFIER:
             raise ValueError(f"{what} {clip(repr(value))} must be an identifier: an ASCII letter or '_', then "
                              "letters, digits or '_' (at most 64)")
-        raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits or '_'")
+        raise ValueError(f"{what} {clip(repr(value))} must be 1 to 64 ASCII letters, digits, '_' or '-' "
+                         "(not first)")
     if value in RESERVED_NAMES:
         raise ValueError(f"{what} {clip(repr(value))} is reserved ('from: input' means the network input)")
     if keyword.iskeyword(value):

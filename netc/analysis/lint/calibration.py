@@ -39,6 +39,13 @@ VERDICTS = {
                              "marginally better than B, not worth the parameters); silenced in the spec.",
     ("NL302", "resnet*_v1"): "real, by design: ResNet v1 strides the first 1×1 conv of a downsampling bottleneck, "
                              "as the paper; resnet50/101/152 (v1.5) move it to the 3×3. Silenced in the spec.",
+    ("NL302", "regnet*"): "real, by design: torchvision's RegNet (pycls's ResBottleneckBlock) strides the 1×1 "
+                          "projection shortcut of each stage's first block; the spec loads its weights. Silenced in "
+                          "the spec.",
+    ("NL401", "regnet*"): "real, by design: RegNet groups its 3×3 convs by a fixed group width (8 channels at "
+                          "400MF), a parameter of the design space Radosavovic et al. 2020 search; it spends memory "
+                          "access where ShuffleNet V2's G2 would not. The spec loads torchvision's weights; "
+                          "silenced in the spec.",
     ("NL501", "vgg*_bn"): "real, by design: torchvision's vgg*_bn keep the conv bias before each batch norm, and the "
                           "spec loads their weights; silenced in the spec.",
     ("NL501", "inception_v2"): "real, by design: the Caffe-derived BN-Inception port has a bias in every conv before "
