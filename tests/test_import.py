@@ -27,6 +27,12 @@ CASES = {
     "torchvision:mobilenet_v2": ({}, 64),
     "torchvision:mnasnet0_5": ({}, 64),
     "torchvision:densenet121": ({}, 64),
+    "torchvision:efficientnet_b0": ({}, 32),
+    "torchvision:efficientnet_v2_s": ({}, 32),
+    "torchvision:mobilenet_v3_large": ({}, 32),
+    "torchvision:mobilenet_v3_small": ({}, 32),
+    "torchvision:shufflenet_v2_x0_5": ({}, 32),
+    "torchvision:convnext_tiny": ({}, 32),
     "timm:resnet50": ({}, 64),
     "timm:inception_v4": ({}, 75),
     "timm:inception_resnet_v2": ({}, 75),
@@ -76,10 +82,33 @@ def test_data_dependent_if_is_located_and_explained():
     assert "data-dependent" in text and "hint:" in text
 
 
-def test_unmappable_module_is_reported_with_its_path():
+@pytest.mark.parametrize("model, words", [
+    ("Unmappable", ["'norm' of", "InstanceNorm2d has no netc op"]),
+    ("BatchPermute", ["'(root)' of", "permute [1, 0, 2, 3] (it moves the batch axis) has no netc op"]),
+    ("SharedScale", ["'gamma' of", "reads a parameter or buffer directly"]),
+])
+def test_unmappable_module_is_reported_with_its_path(model, words):
     with pytest.raises(NetcError) as exc:
-        import_spec(f"{FIXTURE}:Unmappable", {}, (3, 16, 16))
-    assert "'norm'" in str(exc.value) and "GroupNorm" in str(exc.value)
+        import_spec(f"{FIXTURE}:{model}", {}, (3, 16, 16))
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_modern_blocks_are_recovered():
+    """ConvNeXt's CNBlock (layer scale on its block, permutes, layer norms) and MobileNetV3's
+    squeeze-excitation (the gate times the block's input) become templates; ShuffleNetV2's
+    channel shuffle and channel split are netc ops, not reshapes."""
+    text, _ = import_spec("torchvision:convnext_tiny", {}, (3, 32, 32))
+    spec = loads(text).spec
+    assert "CNBlock" in spec.templates and text.count("use: CNBlock") == 4
+    assert "{name: layer_scale, layer_scale: {init: 1e-06}}" in text
+    assert "permute: {dims: [1, 2, 0]}" in text and "layernorm: {over: last, eps: 1e-06}" in text
+    text, _ = import_spec("torchvision:mobilenet_v3_small", {}, (3, 32, 32))
+    assert "SqueezeExcitation" in loads(text).spec.templates
+    assert "mul: {}" in text and "hardsigmoid" in text and "hardswish" in text
+    text, _ = import_spec("torchvision:shufflenet_v2_x0_5", {}, (3, 32, 32))
+    assert "channel_shuffle: {groups: 2}" in text and "chunk: {parts: 2, index: 1}" in text
+    assert "view" not in text and "transpose" not in text
 
 
 @pytest.mark.parametrize("source, words", [
@@ -120,8 +149,10 @@ def test_round_trip_of_generated_code(name):
     assert verdict.max_diff <= 1e-5
     imported, original = loads(text), netc.load(name, input_shape=shape)
     assert imported.params == original.params
-    assert [d["shape"] for _, d in imported.nodes() if d["params"]] == \
-        [d["shape"] for _, d in original.nodes() if d["params"]]
+    # by scope: a generated forward runs timm Xception's body before its shortcut (data-flow
+    # order), so the imported spec writes them in that order
+    assert {d["scope"]: d["shape"] for _, d in imported.nodes() if d["params"]} == \
+        {d["scope"]: d["shape"] for _, d in original.nodes() if d["params"]}
     a = set(imported.build(device="meta").state_dict())
     b = set(original.build(device="meta").state_dict())
     assert a == b

@@ -49,7 +49,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         params["num_classes"] = src.num_classes
     types = {path: type(m).__name__ for path, m in src.module.named_modules()}
     root = structure.group(ops, types)
-    emitter = structure.Emitter(placeholder)
+    emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents})
     layers = emitter.region(root.items, placeholder, "")
     spec = {"netc": 1, "name": name or _spec_name(source_text),
             "description": f"imported from {source_text} by netc import"}
@@ -76,7 +76,7 @@ def _check_coverage(module, ops, where: str) -> None:
     unused = []
     for key, _ in [*module.named_parameters(), *module.named_buffers()]:
         path = key.rpartition(".")[0]
-        if not any(path == s or path.startswith(s + ".") for s in scopes):
+        if not any(key == s or path == s or path.startswith(s + ".") for s in scopes):
             top = path.split(".")[0]
             if top not in unused:
                 unused.append(top)

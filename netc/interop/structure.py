@@ -74,15 +74,21 @@ def relative(path: str, parent: str) -> str:
     return path[len(parent) + 1:] if parent else path
 
 
+INPUT_KEY = "__input__"  # positions of a layer's `from:` that read its block's input
+
+
 class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
-    def __init__(self, input_node):
+    def __init__(self, input_node, names: set = frozenset()):
         self.input_node = input_node
         self.refs = 0
         self.scope_of = {}
+        self.names = names  # every scope path the spec will publish (for relative `from:` references)
+        self.entry_of = {}  # block path -> the value entering it
 
     def block(self, block: Block, entry, parent: str) -> dict:
+        self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
                  "__type__": block.module_type}  # for netc.interop.templates; stripped before writing
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
@@ -154,18 +160,34 @@ class Emitter:
                 layer = {layer: {}}
             if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
                 self.refs += 1
-                refs = [self._ref(v) for v in ins]
+                refs = [self._ref(v, parent) for v in ins]
                 layer = {**layer, "from": refs[0] if len(refs) == 1 else refs}
+                entry = [k for k, v in enumerate(ins) if parent and v is self.entry_of.get(parent)]
+                if entry:  # the block's input: `from: input` if the block becomes a template
+                    layer[INPUT_KEY] = entry
                 if "name" not in layer and not isinstance(item, Block):
                     layer = {"name": relative(item.scope, parent), **layer}
             layers.append(layer)
             cur = _out(item)
         return layers
 
-    def _ref(self, value) -> str:
+    def _ref(self, value, parent: str) -> str:
+        """The shortest name that `from:` inside `parent` resolves to `value` (innermost scope first,
+        as netc.spec.refs.lookup), so that instances of one class refer alike."""
         if value is self.input_node:
             return "input"
-        return self.scope_of.get(id(value), value.name)
+        full = self.scope_of.get(id(value))
+        if full is None:
+            return value.name
+        scopes = parent.split(".") if parent else []
+        for k in range(len(scopes), -1, -1):
+            base = ".".join(scopes[:k])
+            if k and not full.startswith(base + "."):
+                continue
+            ref = full[len(base) + 1:] if k else full
+            if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
+                return ref
+        return full
 
 
 def _scaled(items: list) -> bool:

@@ -14,6 +14,7 @@ import copy
 import re
 from collections import Counter
 
+from netc.interop.structure import INPUT_KEY
 from netc.ops import REGISTRY
 
 TYPE_KEY = "__type__"
@@ -60,6 +61,8 @@ class Unifier:
                 have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
                 if key in REGISTRY and all(isinstance(v, dict) for _, v in have):
                     have = [(i, _with_defaults(key, v, have)) for i, v in have]
+                if key == "from" and any(not _same(v, have[0][1]) for _, v in have):
+                    raise _Mismatch  # references that differ are not expressible as an argument
                 owner = first.get("name", hint)
                 label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
                 value = self.unify([v for _, v in have], [i for i, _ in have], label)
@@ -183,7 +186,7 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
             continue
         u = Unifier(len(group))
         try:
-            body = u.unify([g["seq"] for g in group], list(range(len(group))), "x")
+            body = u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), "x")
         except _Mismatch:
             continue
         kept, expr = _simplify(u.args)
@@ -204,9 +207,27 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     return templates, layers
 
 
+def _reads_input(value):
+    """A block's layers with references to the block's input written `from: input` (a template's
+    input), down to but not into nested blocks."""
+    if isinstance(value, list):
+        for v in value:
+            _reads_input(v)
+    elif isinstance(value, dict) and TYPE_KEY not in value:
+        positions = value.pop(INPUT_KEY, ())
+        if positions:
+            refs = value["from"] if isinstance(value["from"], list) else [value["from"]]
+            refs = ["input" if k in positions else r for k, r in enumerate(refs)]
+            value["from"] = refs if len(refs) > 1 else refs[0]
+        for v in value.values():
+            _reads_input(v)
+    return value
+
+
 def strip(value):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
+        value.pop(INPUT_KEY, None)
         for v in value.values():
             strip(v)
     elif isinstance(value, list):
