@@ -114,6 +114,7 @@ def test_modern_blocks_are_recovered():
 @pytest.mark.parametrize("source, words", [
     ("torchvision:resnet5", "did you mean 'resnet50'"),
     ("torchvision:regnet_x_400mf", "module name 'block1-0' of torchvision:regnet_x_400mf cannot be a netc name"),
+    ("torchvision:regnet_y_400mf", "module name 'block1-0' of torchvision:regnet_y_400mf cannot be a netc name"),
     ("nosuch:thing", "unknown source kind"),
     ("missing.py:Net", "no such file"),
     (f"{FIXTURE}:Nope", "defines no 'Nope'"),
@@ -121,6 +122,7 @@ def test_modern_blocks_are_recovered():
 def test_bad_sources_are_clear_errors(source, words, netc_cli):
     code, stdout, stderr = netc_cli("import", source, "--check-only")
     assert code == 2 and words in stderr and "Traceback" not in stderr
+    assert "has no netc op" not in stderr  # regnet: every op maps; only the names ('-') stop it
 
 
 def test_cli_writes_atomically_and_check_only_writes_nothing(tmp_path, netc_cli):
@@ -134,11 +136,11 @@ def test_cli_writes_atomically_and_check_only_writes_nothing(tmp_path, netc_cli)
     assert code == 0 and "verified" in stdout and not again.exists()
 
 
-# netc's own generated code back to a spec: one file per family. Not here: googlenet and
-# inception_v3 (training-only aux heads: `side:` is not recovered yet) and the option-A CIFAR
-# ResNets (their inlined PadChannels slices tensors) — both end in precise import errors.
+# netc's own generated code back to a spec: one file per family (googlenet with its aux heads as
+# `side:`). Not here: inception_v3 (its aux head needs 299x299, covered from torchvision above) and
+# the option-A CIFAR ResNets (their inlined PadChannels slices tensors), a precise import error.
 ROUND_TRIP = ["alexnet_grouped", "inception_resnet_v2", "inception_v4", "lenet5", "resnet50", "vgg11_lrn",
-              "xception", "plain34", "inception_v2", "resnet34_c"]
+              "xception", "plain34", "inception_v2", "resnet34_c", "googlenet"]
 
 
 @pytest.mark.parametrize("name", ROUND_TRIP)
@@ -158,7 +160,23 @@ def test_round_trip_of_generated_code(name):
     assert a == b
 
 
-def test_aux_heads_are_an_explained_error():
+@pytest.mark.parametrize("source, size", [("torchvision:googlenet", 64), ("torchvision:inception_v3", 299)])
+def test_aux_heads_are_recovered_as_side_heads(source, size):
+    """Training-only aux classifiers become `side:` layers with their outputs named as the
+    source's namedtuple; verify() also compares the training forward's outputs one by one
+    (inception_v3's aux head needs its 17x17 map: 299 is the smallest input)."""
+    text, verdict = import_spec(source, {"aux_logits": True, "init_weights": True}, (3, size, size))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    spec = loads(text).spec
+    heads = {"torchvision:googlenet": ["logits", "aux_logits2", "aux_logits1"],
+             "torchvision:inception_v3": ["logits", "aux_logits"]}[source]
+    assert list(spec.outputs) == heads
+    assert text.count("side:") == len(heads) - 1 and text.count("aux: true") == len(heads) - 1
+    assert "out: 1000" not in text and "$num_classes" in text  # the aux classifiers' too
+
+
+def test_weights_no_forward_runs_are_an_explained_error():
     with pytest.raises(NetcError) as exc:
-        import_spec(f"{ROOT}/generated/googlenet.py:googlenet", {}, (3, 64, 64))
-    assert "aux" in str(exc.value).lower() or "state_dict" in str(exc.value)
+        import_spec(f"{FIXTURE}:Unused", {}, (3, 16, 16))
+    assert "'extra' of" not in str(exc.value) and "extra of" in str(exc.value)
+    assert "never runs them" in str(exc.value)

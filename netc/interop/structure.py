@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from netc.interop.trace import TracedOp
 
+TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+
 
 @dataclass
 class Block:
@@ -80,8 +82,10 @@ INPUT_KEY = "__input__"  # positions of a layer's `from:` that read its block's 
 class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
-    def __init__(self, input_node, names: set = frozenset()):
+    def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None):
         self.input_node = input_node
+        self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
+        self.order = order or {}  # module path -> its registration index in the source
         self.refs = 0
         self.scope_of = {}
         self.names = names  # every scope path the spec will publish (for relative `from:` references)
@@ -90,7 +94,7 @@ class Emitter:
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
-                 "__type__": block.module_type}  # for netc.interop.templates; stripped before writing
+                 TYPE_KEY: block.module_type}
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
         return layer
 
@@ -105,7 +109,25 @@ class Emitter:
         return layer if item.named or item.attrs else item.op
 
     def region(self, items: list, entry, parent: str) -> list:
-        """Layers computing `items` from `entry` (their single input from outside)."""
+        """Layers computing `items` from `entry` (their single input from outside), side heads
+        among them (`netc.interop.sides`) written as `side:` layers."""
+        heads = [it for it in items if self.heads and isinstance(it, Block) and id(it.out) in self.heads.by_node]
+        if not heads:
+            return self._region(items, entry, parent)
+        from netc.interop.sides import place
+
+        layers = self._region([it for it in items if not any(it is h for h in heads)], entry, parent)
+        sides = []
+        for head in heads:
+            (value,) = external_inputs(head, set()) or [None]
+            seq = self.block(head, value, parent)
+            source = self._ref(value, parent)
+            sides.append((seq["name"], source, {"name": seq["name"], "from": source,
+                                                "side": {"seq": seq["seq"], TYPE_KEY: seq[TYPE_KEY]},
+                                                "output": self.heads.by_node[id(head.out)], "aux": True}))
+        return place(layers, sides, self.order, parent)
+
+    def _region(self, items: list, entry, parent: str) -> list:
         layers, cur, i = [], entry, 0
         readers: dict[int, int] = {}
         for item in items:

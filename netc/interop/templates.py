@@ -14,10 +14,9 @@ import copy
 import re
 from collections import Counter
 
-from netc.interop.structure import INPUT_KEY
+from netc.interop.structure import INPUT_KEY, TYPE_KEY
 from netc.ops import REGISTRY
 
-TYPE_KEY = "__type__"
 MISSING = object()
 
 
@@ -196,9 +195,9 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
         templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
         for k, g in enumerate(group):
             args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
-            own = g["name"]
+            own = g.get("name")  # a side head's seq has none (its layer has)
             g.clear()
-            g.update({"name": own, "use": name, **({"args": args} if args else {})})
+            g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {})})
     strip(layers)
     _repeats(layers, templates)
     for t in templates.values():

@@ -67,8 +67,9 @@ def _wrapped_op(f):
     return mapping.WRAPPED.get(name)
 
 
-def trace(module, where: str) -> tuple[list[TracedOp], fx.Node, fx.Node]:
-    """The ops of `module`'s forward, the fx node it returns and its input placeholder."""
+def trace(module, where: str, several: bool = False) -> tuple[list[TracedOp], fx.Node, fx.Node]:
+    """The ops of `module`'s forward, the fx node it returns (with `several`, a tuple of nodes
+    may be returned: a training forward's outputs) and its input placeholder."""
     tracer = _Tracer()
     try:
         graph = tracer.trace(module)
@@ -77,7 +78,12 @@ def trace(module, where: str) -> tuple[list[TracedOp], fx.Node, fx.Node]:
     inputs = [n for n in graph.nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         raise error("import", f"the forward of {where} takes {len(inputs)} inputs; netc networks take one image batch")
-    return (*_ops(graph, module, where), inputs[0])
+    ops, returned = _ops(graph, module, where)
+    if not isinstance(returned, fx.Node) and not (several and isinstance(returned, tuple) and len(returned) > 1
+                                                  and all(isinstance(r, fx.Node) for r in returned)):
+        raise error("import", f"the forward of {where} returns {type(returned).__name__}, not one tensor", None,
+                    "netc imports single-output forwards (put the model in eval mode)")
+    return ops, returned, inputs[0]
 
 
 def _located(exc, module, where) -> NetcError:
@@ -142,8 +148,8 @@ def _function_op(node, chunks: dict):
     if f is operator.getitem and args[0] in chunks:
         source, parts, dim = chunks[args[0]]
         return "chunk", {"parts": parts, "index": int(args[1]), **({"dim": dim} if dim else {})}, [source]
-    if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node):
-        return None
+    if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node) or _is_tuple_class(f):
+        return None  # a namedtuple of outputs is unpacked at the output
     if f in mapping.CHUNK:
         chunks[node] = (args[0], *_chunk_args(args, kw))
         return None
@@ -170,8 +176,9 @@ def _function_op(node, chunks: dict):
         return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
     if f in mapping.FLATTEN:
         return (*mapping.flatten_axes(*_flatten_range(args, kw)), tensors[:1])
-    if f is F.adaptive_avg_pool2d and (args[1:] or [kw.get("output_size")])[0] in (1, (1, 1)):
-        return "gap", {}, tensors[:1]
+    if f in ADAPTIVE:
+        cls, op = ADAPTIVE[f]
+        return (*mapping.adaptive(cls((args[1:] or [kw.get("output_size")])[0]), op), tensors[:1])
     pool = POOLS.get(getattr(f, "__name__", ""))
     if pool is not None:
         cls, names = pool
@@ -181,6 +188,14 @@ def _function_op(node, chunks: dict):
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
     name = getattr(f, "__name__", str(f))
     raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
+
+
+ADAPTIVE = {F.adaptive_avg_pool2d: (torch.nn.AdaptiveAvgPool2d, "adaptive_avgpool"),
+            F.adaptive_max_pool2d: (torch.nn.AdaptiveMaxPool2d, "adaptive_maxpool")}
+
+
+def _is_tuple_class(f) -> bool:
+    return isinstance(f, type) and issubclass(f, tuple)
 
 
 # functional pooling: the module with the same arguments (positional order of torch.nn.functional)
@@ -251,7 +266,14 @@ def _ops(graph: fx.Graph, module, where: str):
         if node.op == "placeholder":
             continue
         if node.op == "output":
-            returned = alias.get(node.args[0], node.args[0])
+            returned = node.args[0]
+            if isinstance(returned, fx.Node) and _is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
+                returned = returned.target(*returned.args, **returned.kwargs)
+            if isinstance(returned, tuple):  # a training forward's outputs (a namedtuple keeps its fields)
+                values = [alias.get(r, r) for r in returned]
+                returned = type(returned)(*values) if hasattr(returned, "_fields") else tuple(values)
+            else:
+                returned = alias.get(returned, returned)
             continue
         if node.op == "get_attr":
             continue  # read by a layer scale (below), or reported after the loop
@@ -319,7 +341,4 @@ def _ops(graph: fx.Graph, module, where: str):
                                    "renamed keys)"))
     if problems:
         raise NetcError(list({d.format(): d for d in problems}.values()))  # one per module and reason
-    if not isinstance(returned, fx.Node):
-        raise error("import", f"the forward of {where} returns {type(returned).__name__}, not one tensor", None,
-                    "netc imports single-output forwards (put the model in eval mode)")
     return ops, returned
