@@ -94,6 +94,17 @@ def test_unmappable_module_is_reported_with_its_path(model, words):
         assert w in str(exc.value)
 
 
+def test_functional_forms_map_to_v2_ops():
+    """Torch functions and methods (not modules) of the v2 ops; a root-level parameter times a
+    tensor is a layer scale with its own (C,) shape."""
+    text, verdict = import_spec(f"{FIXTURE}:Functional", {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    for words in ("groupnorm: {groups: 2}", "permute: {dims: [1, 2, 0]}", "layernorm: {over: last, eps: 1e-06}",
+                  "{name: gamma, layer_scale: {init: 0.5, shape: [8]}}", "chunk: {parts: 2, index: 1}",
+                  "hardswish", "hardsigmoid", "silu"):
+        assert words in text
+
+
 def test_modern_blocks_are_recovered():
     """ConvNeXt's CNBlock (layer scale on its block, permutes, layer norms) and MobileNetV3's
     squeeze-excitation (the gate times the block's input) become templates; ShuffleNetV2's

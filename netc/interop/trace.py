@@ -229,7 +229,7 @@ def _layer_scale(node, module):
     if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or (a.op == "get_attr") == (b.op == "get_attr"):
         return None
     param, x = (a, b) if a.op == "get_attr" else (b, a)
-    if len(param.users) != 1 or "." not in param.target:
+    if len(param.users) != 1:
         return None
     try:
         value = module.get_parameter(param.target)
