@@ -277,7 +277,8 @@ def _ops(graph: fx.Graph, module, where: str):
             continue
         if node.op == "get_attr":
             continue  # read by a layer scale (below), or reported after the loop
-        node.args = tuple(alias.get(a, a) if isinstance(a, fx.Node) else a for a in node.args)
+        node.args = fx.node.map_arg(node.args, lambda a: alias.get(a, a))  # past `.contiguous()`
+        node.kwargs = fx.node.map_arg(node.kwargs, lambda a: alias.get(a, a))
         scale = _layer_scale(node, module)
         if scale is not None:
             (attrs, x), param = scale, node.args[0] if node.args[0].op == "get_attr" else node.args[1]
