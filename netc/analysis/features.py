@@ -43,11 +43,13 @@ class FeatureInfo(list):
 
 
 def _strides(network) -> dict[int, int | None]:
-    """Total stride of every node's output (None once the map was globally pooled or flattened)."""
+    """Total stride of every node's output (None once the map was globally pooled or flattened).
+    A join with a pooled input keeps the stride of its maps (a squeeze-excitation gate times the
+    map it gates is still that map)."""
     stride = {0: 1}
     for nid, d in network.nodes():
-        ins = [stride[i] for i in d["inputs"]]
-        if any(s is None for s in ins) or len(d["shape"]) != 3 or d["op"] in GLOBAL_OPS:
+        ins = [stride[i] for i in d["inputs"] if stride[i] is not None]
+        if not ins or len(d["shape"]) != 3 or d["op"] in GLOBAL_OPS:
             stride[nid] = None
             continue
         w = REGISTRY[d["op"]].window(d["attrs"])
@@ -88,9 +90,22 @@ def feature_points(network) -> list[Feature]:
 
 
 def default_features(network) -> list[Feature]:
-    """The last trunk feature map of each reduction."""
-    points = feature_points(network)
-    return [f for k, f in enumerate(points) if k + 1 == len(points) or points[k + 1].reduction != f.reduction]
+    """For each reduction, the last trunk map that is the output of one of the outermost blocks
+    there (a stage, as timm's features: DenseNet's `denseblock1`, not the transition's conv that
+    follows it at the same stride; EfficientNet's `features.1`, not the expansion of the next
+    stage's first block), else the last trunk op of that reduction (a stem's `relu`)."""
+    runs: list[list[Feature]] = []
+    for f in feature_points(network):
+        if runs and runs[-1][0].reduction == f.reduction:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    chosen = []
+    for run in runs:
+        blocks = [f for f in run if f.name != f.scope]
+        depth = min((f.name.count(".") for f in blocks), default=0)
+        chosen.append(([f for f in blocks if f.name.count(".") == depth] or run)[-1])
+    return chosen
 
 
 def feature_info(network, out_indices=None) -> FeatureInfo:

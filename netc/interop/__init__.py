@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netc.errors import NetcError, error
+
 
 @dataclass
 class Imported:
@@ -37,26 +39,42 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     src = load_source(source_text, kwargs)
     ops, returned, placeholder = trace(src.module, source_text)
     if ops[-1].node is not returned:
-        from netc.errors import error
-
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
                     None, "netc imports forwards whose result is the last op computed")
-    _check_coverage(src.module, ops, source_text)
+    heads = None
+    try:
+        _check_coverage(src.module, ops, source_text)
+    except NetcError as skipped:
+        from netc.interop.sides import training_trace
+
+        traced = training_trace(src.module, source_text)
+        if traced is None:
+            raise skipped from None
+        ops, returned, heads, placeholder = traced
+        _check_coverage(src.module, ops, source_text)
     params = {}
-    last = ops[-1]
-    if src.num_classes and last.op == "linear" and last.attrs.get("out") == src.num_classes:
-        last.attrs["out"] = "$num_classes"
-        params["num_classes"] = src.num_classes
+    heads_out = [op for op in ops if heads is not None and id(op.node) in heads.by_node]
+    for last in [ops[-1], *heads_out]:  # the classifiers of the main path and of the side heads
+        if src.num_classes and last.op == "linear" and last.attrs.get("out") == src.num_classes:
+            last.attrs["out"] = "$num_classes"
+            params["num_classes"] = src.num_classes
     types = {path: type(m).__name__ for path, m in src.module.named_modules()}
     root = structure.group(ops, types)
-    emitter = structure.Emitter(placeholder)
+    order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
+    emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
+                                heads, order)
     layers = emitter.region(root.items, placeholder, "")
+    if heads is not None:
+        last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}
+        layers[-1] = {**last, "output": heads.main}
     spec = {"netc": 1, "name": name or _spec_name(source_text),
             "description": f"imported from {source_text} by netc import"}
     shape = tuple(input_shape or default_input(src.module))
     spec["input"] = list(shape)
     if params:
         spec["params"] = params
+    if heads is not None:
+        spec["outputs"] = heads.names
     from netc.interop.templates import recover, strip
 
     if templates:
@@ -70,13 +88,11 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
 
 def _check_coverage(module, ops, where: str) -> None:
     """Every parameter must belong to a traced op; else name the modules the forward never ran."""
-    from netc.errors import error
-
     scopes = {op.scope for op in ops if op.named}
     unused = []
     for key, _ in [*module.named_parameters(), *module.named_buffers()]:
         path = key.rpartition(".")[0]
-        if not any(path == s or path.startswith(s + ".") for s in scopes):
+        if not any(key == s or path == s or path.startswith(s + ".") for s in scopes):
             top = path.split(".")[0]
             if top not in unused:
                 unused.append(top)

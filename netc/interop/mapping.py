@@ -69,24 +69,32 @@ def linear(m: nn.Linear):
     return "linear", _drop({"out": m.out_features, "bias": m.bias is not None}, {"bias": True})
 
 
-def flatten(m: nn.Flatten):
-    if m.start_dim < 1 or m.end_dim == 0:
-        raise Unmappable(f"flatten from dim {m.start_dim} to {m.end_dim} (the batch axis is kept)")
-    return "flatten", _drop({"start": m.start_dim - 1, "end": m.end_dim - 1 if m.end_dim > 0 else m.end_dim},
+def flatten_axes(start: int, end: int):
+    """torch's flatten(start_dim, end_dim) of a batch as netc's batchless `flatten`."""
+    if start == 0 or end == 0:
+        raise Unmappable(f"flatten from dim {start} to {end} (it merges the batch axis)")
+    return "flatten", _drop({"start": start - 1 if start > 0 else start, "end": end - 1 if end > 0 else end},
                             {"start": 0, "end": -1})
+
+
+def permute_dims(dims) -> dict:
+    dims = [int(d) for d in dims]
+    if not dims or dims[0] != 0:
+        raise Unmappable(f"permute {dims} (it moves the batch axis)")
+    return {"dims": [d - 1 for d in dims[1:]]}
 
 
 def layernorm(m: nn.LayerNorm, over: str):
     if len(m.normalized_shape) != 1:
-        raise Unmappable(f"layer norm over {len(m.normalized_shape)} axes (netc normalises one)")
-    a = {"eps": float(m.eps), "affine": m.elementwise_affine and m.bias is not None}
+        raise Unmappable(f"layer norm over {len(m.normalized_shape)} axes (netc normalises one: channels or last)")
     if m.elementwise_affine and m.bias is None:
         raise Unmappable("layer norm with a weight but no bias")
-    return "layernorm", _drop({"over": over, **a}, {"over": "channels", "eps": 1e-5, "affine": True})
+    return "layernorm", _drop({"over": over, "eps": float(m.eps), "affine": bool(m.elementwise_affine)},
+                              {"over": "channels", "eps": 1e-5, "affine": True})
 
 
 def groupnorm(m: nn.GroupNorm):
-    return "groupnorm", _drop({"groups": m.num_groups, "eps": float(m.eps), "affine": m.affine},
+    return "groupnorm", _drop({"groups": m.num_groups, "eps": float(m.eps), "affine": bool(m.affine)},
                               {"eps": 1e-5, "affine": True})
 
 
@@ -102,12 +110,17 @@ MODULES = {
     nn.AdaptiveAvgPool2d: lambda m: adaptive(m, "adaptive_avgpool"),
     nn.AdaptiveMaxPool2d: lambda m: adaptive(m, "adaptive_maxpool"),
     nn.Linear: linear,
-    nn.Flatten: flatten,
+    nn.Flatten: lambda m: flatten_axes(m.start_dim, m.end_dim),
+    nn.LayerNorm: lambda m: layernorm(m, "last"),
+    nn.GroupNorm: groupnorm,
+    nn.ChannelShuffle: lambda m: ("channel_shuffle", {"groups": m.groups}),
     nn.Dropout: lambda m: ("dropout", _drop({"p": float(m.p), "inplace": m.inplace}, {"p": 0.5, "inplace": False})),
     nn.Identity: lambda m: ("identity", {}),
     nn.ReLU: _inplace("relu"),
     nn.ReLU6: _inplace("relu6"),
     nn.SiLU: _inplace("silu"),
+    nn.Hardswish: _inplace("hardswish"),
+    nn.Hardsigmoid: _inplace("hardsigmoid"),
     nn.Sigmoid: lambda m: ("sigmoid", {}),
     nn.Tanh: lambda m: ("tanh", {}),
     nn.GELU: lambda m: ("gelu", {}) if m.approximate == "none" else _raise("tanh-approximated GELU"),
@@ -115,31 +128,22 @@ MODULES = {
                                                  {"negative_slope": 0.01, "inplace": False})),
     nn.LocalResponseNorm: lambda m: ("lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta),
                                              "k": float(m.k)}),
-    nn.Hardswish: _inplace("hardswish"),
-    nn.Hardsigmoid: _inplace("hardsigmoid"),
-    nn.LayerNorm: lambda m: layernorm(m, "last"),
-    nn.GroupNorm: groupnorm,
-    nn.ChannelShuffle: lambda m: ("channel_shuffle", {"groups": m.groups}),
 }
 
-# modules of torchvision (and netc's runtime), known by name and behaviour: importing torchvision
-# here would make it a dependency of `netc import` for every source
-def _permute(m):
-    dims = list(m.dims)
-    if dims[0] != 0:
-        raise Unmappable(f"permute {dims} moves the batch axis")
-    return "permute", {"dims": [d - 1 for d in dims[1:]]}
 
-
-def _stochastic_depth(m):
-    return "stochastic_depth", _drop({"p": float(m.p), "mode": m.mode}, {"mode": "row"})
-
-
-BY_NAME = {
-    ("LayerNorm2d", nn.LayerNorm): lambda m: layernorm(m, "channels"),
-    ("Permute", nn.Module): _permute,
-    ("StochasticDepth", nn.Module): _stochastic_depth,
+# modules of other libraries, by qualified class name (so netc needs not import them)
+NAMED = {
+    "torchvision.ops.stochastic_depth.StochasticDepth":
+        lambda m: ("stochastic_depth", _drop({"p": float(m.p), "mode": m.mode}, {"mode": "row"})),
+    "torchvision.ops.misc.Permute": lambda m: ("permute", permute_dims(m.dims)),
+    # LayerNorm2d: nn.LayerNorm over the channels of an N×C×H×W map (permute, norm, permute back)
+    "torchvision.models.convnext.LayerNorm2d": lambda m: layernorm(m, "channels"),
+    "timm.layers.norm.LayerNorm2d": lambda m: layernorm(m, "channels"),
 }
+
+
+def _qualname(m) -> str:
+    return f"{type(m).__module__}.{type(m).__qualname__}"
 
 
 def _raise(why):
@@ -150,15 +154,11 @@ def _known_base(m: nn.Module):
     return next((cls for cls in type(m).__mro__ if cls in MODULES), None)
 
 
-def _by_name(m: nn.Module):
-    return next((fn for (name, base), fn in BY_NAME.items() if type(m).__name__ == name and isinstance(m, base)), None)
-
-
 def map_module(m: nn.Module):
     """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
 
     A subclass with its own forward maps only where its extra work is known (`trailing_ops`)."""
-    named = _by_name(m)
+    named = NAMED.get(_qualname(m))
     if named is not None:
         return named(m)
     cls = _known_base(m)
@@ -198,15 +198,27 @@ def is_separable(m: nn.Module) -> bool:
 
 
 def is_leaf(m: nn.Module) -> bool:
-    """Traced as one call: a module netc maps, or one owning weights itself (reported as unmappable
-    by its class rather than by the functions inside it)."""
+    """Traced as one call: a module netc maps, or a childless one owning weights itself (reported as
+    unmappable by its class rather than by the functions inside it). A block with children and a
+    parameter of its own (ConvNeXt's CNBlock and its `layer_scale`) is traced through: the parameter
+    becomes the op that reads it."""
     own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
-    return _known_base(m) is not None or _by_name(m) is not None or is_separable(m) or own
+    childless = next(m.children(), None) is None
+    return _known_base(m) is not None or _qualname(m) in NAMED or is_separable(m) or (own and childless)
 
 
 ADD = {operator.add, operator.iadd, torch.add}
 MUL = {operator.mul, operator.imul, torch.mul}
 RELU = {F.relu, torch.relu}
+# parameter-free functions with a netc op of the same meaning (an `inplace` keyword kept)
+ACTIVATIONS = {F.relu6: "relu6", F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.silu: "silu",
+               torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh"}
+PERMUTE = {torch.permute}
+CHUNK = {torch.chunk}
+# helper functions the tracer keeps whole (torch.fx autowrap), by qualified name: args -> (op, attrs)
+WRAPPED = {
+    "torchvision.models.shufflenetv2.channel_shuffle": lambda x, groups: ("channel_shuffle", {"groups": int(groups)}),
+}
 CAT = {torch.cat, torch.concat}
 FLATTEN = {torch.flatten}
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from netc.interop.trace import TracedOp
 
+TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+
 
 @dataclass
 class Block:
@@ -74,17 +76,25 @@ def relative(path: str, parent: str) -> str:
     return path[len(parent) + 1:] if parent else path
 
 
+INPUT_KEY = "__input__"  # positions of a layer's `from:` that read its block's input
+
+
 class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
-    def __init__(self, input_node):
+    def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None):
         self.input_node = input_node
+        self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
+        self.order = order or {}  # module path -> its registration index in the source
         self.refs = 0
         self.scope_of = {}
+        self.names = names  # every scope path the spec will publish (for relative `from:` references)
+        self.entry_of = {}  # block path -> the value entering it
 
     def block(self, block: Block, entry, parent: str) -> dict:
+        self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
-                 "__type__": block.module_type}  # for netc.interop.templates; stripped before writing
+                 TYPE_KEY: block.module_type}
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
         return layer
 
@@ -99,7 +109,25 @@ class Emitter:
         return layer if item.named or item.attrs else item.op
 
     def region(self, items: list, entry, parent: str) -> list:
-        """Layers computing `items` from `entry` (their single input from outside)."""
+        """Layers computing `items` from `entry` (their single input from outside), side heads
+        among them (`netc.interop.sides`) written as `side:` layers."""
+        heads = [it for it in items if self.heads and isinstance(it, Block) and id(it.out) in self.heads.by_node]
+        if not heads:
+            return self._region(items, entry, parent)
+        from netc.interop.sides import place
+
+        layers = self._region([it for it in items if not any(it is h for h in heads)], entry, parent)
+        sides = []
+        for head in heads:
+            (value,) = external_inputs(head, set()) or [None]
+            seq = self.block(head, value, parent)
+            source = self._ref(value, parent)
+            sides.append((seq["name"], source, {"name": seq["name"], "from": source,
+                                                "side": {"seq": seq["seq"], TYPE_KEY: seq[TYPE_KEY]},
+                                                "output": self.heads.by_node[id(head.out)], "aux": True}))
+        return place(layers, sides, self.order, parent)
+
+    def _region(self, items: list, entry, parent: str) -> list:
         layers, cur, i = [], entry, 0
         readers: dict[int, int] = {}
         for item in items:
@@ -154,18 +182,34 @@ class Emitter:
                 layer = {layer: {}}
             if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
                 self.refs += 1
-                refs = [self._ref(v) for v in ins]
+                refs = [self._ref(v, parent) for v in ins]
                 layer = {**layer, "from": refs[0] if len(refs) == 1 else refs}
+                entry = [k for k, v in enumerate(ins) if parent and v is self.entry_of.get(parent)]
+                if entry:  # the block's input: `from: input` if the block becomes a template
+                    layer[INPUT_KEY] = entry
                 if "name" not in layer and not isinstance(item, Block):
                     layer = {"name": relative(item.scope, parent), **layer}
             layers.append(layer)
             cur = _out(item)
         return layers
 
-    def _ref(self, value) -> str:
+    def _ref(self, value, parent: str) -> str:
+        """The shortest name that `from:` inside `parent` resolves to `value` (innermost scope first,
+        as netc.spec.refs.lookup), so that instances of one class refer alike."""
         if value is self.input_node:
             return "input"
-        return self.scope_of.get(id(value), value.name)
+        full = self.scope_of.get(id(value))
+        if full is None:
+            return value.name
+        scopes = parent.split(".") if parent else []
+        for k in range(len(scopes), -1, -1):
+            base = ".".join(scopes[:k])
+            if k and not full.startswith(base + "."):
+                continue
+            ref = full[len(base) + 1:] if k else full
+            if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
+                return ref
+        return full
 
 
 def _scaled(items: list) -> bool:

@@ -14,9 +14,9 @@ import copy
 import re
 from collections import Counter
 
+from netc.interop.structure import INPUT_KEY, TYPE_KEY
 from netc.ops import REGISTRY
 
-TYPE_KEY = "__type__"
 MISSING = object()
 
 
@@ -60,6 +60,8 @@ class Unifier:
                 have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
                 if key in REGISTRY and all(isinstance(v, dict) for _, v in have):
                     have = [(i, _with_defaults(key, v, have)) for i, v in have]
+                if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
+                    raise _Mismatch  # references or templates that differ are not expressible as arguments
                 owner = first.get("name", hint)
                 label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
                 value = self.unify([v for _, v in have], [i for i, _ in have], label)
@@ -178,24 +180,10 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     _instances(layers, found, height)
     templates: dict[str, dict] = {}
     for cls in sorted(found, key=lambda c: height[c]):
-        group = found[cls]
-        if len(group) < 2 or cls in ("Sequential", "ModuleList", "ModuleDict"):
+        if cls in ("Sequential", "ModuleList", "ModuleDict"):
             continue
-        u = Unifier(len(group))
-        try:
-            body = u.unify([g["seq"] for g in group], list(range(len(group))), "x")
-        except _Mismatch:
-            continue
-        kept, expr = _simplify(u.args)
-        body = _substitute(body, expr)
-        name = _template_name(cls, set(templates))
-        defaults = {a: _mode(v) for a, v in kept.items()}
-        templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
-        for k, g in enumerate(group):
-            args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
-            own = g["name"]
-            g.clear()
-            g.update({"name": own, "use": name, **({"args": args} if args else {})})
+        for group in _variants(found[cls]):
+            _template(cls, group, templates)
     strip(layers)
     _repeats(layers, templates)
     for t in templates.values():
@@ -204,9 +192,77 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     return templates, layers
 
 
+def _reads_input(value):
+    """A block's layers with references to the block's input written `from: input` (a template's
+    input), down to but not into nested blocks."""
+    if isinstance(value, list):
+        for v in value:
+            _reads_input(v)
+    elif isinstance(value, dict) and TYPE_KEY not in value:
+        positions = value.pop(INPUT_KEY, ())
+        if positions:
+            refs = value["from"] if isinstance(value["from"], list) else [value["from"]]
+            refs = ["input" if k in positions else r for k, r in enumerate(refs)]
+            value["from"] = refs if len(refs) > 1 else refs[0]
+        for v in value.values():
+            _reads_input(v)
+    return value
+
+
+def _unified(group: list):
+    """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
+    u = Unifier(len(group))
+    return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), "x")
+
+
+def _variants(group: list) -> list[list]:
+    """The instances of one class as groups to template: all of them where they unify, else one
+    group per layout (MobileNet's InvertedResidual with and without its expansion conv, which
+    shifts the positional names of the layers after it)."""
+    try:
+        _unified(group)
+        return [group]
+    except _Mismatch:
+        pass
+    by_layout: dict[str, list] = {}
+    for g in group:
+        by_layout.setdefault(repr(_layout(g["seq"])), []).append(g)
+    return list(by_layout.values())
+
+
+def _layout(value):
+    """A value's structure: keys, names and list lengths, without the scalars that may differ."""
+    if isinstance(value, dict):
+        return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items() if k != TYPE_KEY)
+    if isinstance(value, list):
+        return tuple(_layout(v) for v in value)
+    return None
+
+
+def _template(cls: str, group: list, templates: dict) -> None:
+    """`group` (instances of `cls`) as uses of a new template, where they unify."""
+    if len(group) < 2:
+        return
+    try:
+        u, body = _unified(group)
+    except _Mismatch:
+        return
+    kept, expr = _simplify(u.args)
+    body = _substitute(body, expr)
+    name = _template_name(cls, set(templates))
+    defaults = {a: _mode(v) for a, v in kept.items()}
+    templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
+    for k, g in enumerate(group):
+        args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
+        own = g.get("name")  # a side head's seq has none (its layer has)
+        g.clear()
+        g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {})})
+
+
 def strip(value):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
+        value.pop(INPUT_KEY, None)
         for v in value.values():
             strip(v)
     elif isinstance(value, list):

@@ -22,13 +22,14 @@ class Verdict:
 
 
 def verify(network, module, input_shape) -> Verdict:
-    """`network` (a compiled netc.api.Network) against the source `module`."""
+    """`network` (a compiled netc.api.Network) against the source `module`: in eval mode, and with
+    several outputs (side heads) also the training forward's outputs, one by one."""
     import torch
 
     ours = network.build(device="meta").eval()
     want_state = module.state_dict()
     try:
-        ours.load_state_dict(want_state, strict=True, assign=True)
+        ours.load_state_dict({k: v.clone() for k, v in want_state.items()}, strict=True, assign=True)
     except RuntimeError as exc:
         raise error("import", f"the imported spec does not load the source's state_dict: "
                     f"{str(exc).splitlines()[0]} {' '.join(str(exc).split())[:400]}") from None
@@ -38,10 +39,34 @@ def verify(network, module, input_shape) -> Verdict:
     module.eval()
     with torch.no_grad():
         want, got = module(x), ours(x)
+    diff = _compare(got, want, "output")
+    if len(network.spec.outputs or ()) < 2:
+        return Verdict(network.params, diff, same_order)
+    module.train()
+    ours.train()
+    try:  # training-only side heads: the same draws of dropout in the same order
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            want = module(x)
+            torch.manual_seed(0)
+            got = ours(x)
+    finally:
+        module.eval()
+    if isinstance(want, tuple):
+        if not isinstance(got, tuple) or len(got) != len(want):
+            raise error("import", f"the imported spec's training forward returns {len(got)} outputs, "
+                        f"the source's {len(want)}")
+        names = getattr(want, "_fields", None) or [f"training output {k}" for k in range(len(want))]
+        diff = max([diff] + [_compare(g, w, n) for g, w, n in zip(got, want, names)])
+    return Verdict(network.params, diff, same_order)
+
+
+def _compare(got, want, what: str) -> float:
     if got.shape != want.shape:
-        raise error("import", f"the imported spec gives shape {tuple(got.shape)}, the source {tuple(want.shape)}")
+        raise error("import", f"the imported spec's {what} has shape {tuple(got.shape)}, the source's "
+                    f"{tuple(want.shape)}")
     diff = (got - want).abs().max().item()
     scale = min(1.0, want.abs().max().item())  # absolute for outputs of size >= 1, relative for smaller ones
     if not diff <= TOLERANCE * scale:
-        raise error("import", f"the imported spec's output differs from the source's by {diff:.2e}")
-    return Verdict(network.params, diff, same_order)
+        raise error("import", f"the imported spec's {what} differs from the source's by {diff:.2e}")
+    return diff
