@@ -138,6 +138,19 @@ def test_bad_sources_are_clear_errors(source, words, netc_cli):
     assert "has no netc op" not in stderr  # regnet: every op maps; only the names ('-') stop it
 
 
+@pytest.mark.parametrize("source, words", [
+    ("torchvision:vit_b_16", "'encoder.layers.encoder_layer_0.self_attention' of torchvision:vit_b_16: "
+                             "torch.nn.modules.activation.MultiheadAttention has no netc op"),
+    ("torchvision:swin_t", "'features.1.0.attn' of torchvision:swin_t: function "
+                           "torchvision.models.swin_transformer.shifted_window_attention has no netc op"),
+])
+def test_attention_is_outside_the_language(source, words, netc_cli):
+    """torchvision's transformer families (ViT, Swin; MaxViT alike) need attention, which a CNN spec
+    cannot say: the import names each attention layer, not an assert inside its forward."""
+    code, _, stderr = netc_cli("import", source, "--check-only")
+    assert code == 2 and words in stderr and "Traceback" not in stderr
+
+
 def test_hyphenated_module_names_import():
     """torchvision's RegNet names its blocks `block1-0`: a netc name may hold '-' (not first)."""
     text, verdict = import_spec("torchvision:regnet_x_400mf", {}, (3, 32, 32))

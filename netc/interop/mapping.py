@@ -171,7 +171,7 @@ def map_module(m: nn.Module):
                                  "s": _pair(m.conv1.stride), "p": _pair(m.conv1.padding),
                                  "d": _pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
                                 {"s": 1, "p": 0, "d": 1, "bias": False})
-    raise Unmappable(f"no netc op for {type(m).__module__}.{type(m).__name__}")
+    raise Unmappable(f"{type(m).__module__}.{type(m).__name__}")
 
 
 def _norm_act(m: nn.Module) -> bool:
@@ -198,13 +198,21 @@ def is_separable(m: nn.Module) -> bool:
 
 
 def is_leaf(m: nn.Module) -> bool:
-    """Traced as one call: a module netc maps, or a childless one owning weights itself (reported as
-    unmappable by its class rather than by the functions inside it). A block with children and a
+    """Traced as one call: a module netc maps, a layer of torch.nn, or a childless one owning weights
+    itself (reported as unmappable by its class rather than by the functions inside it). A block with children and a
     parameter of its own (ConvNeXt's CNBlock and its `layer_scale`) is traced through: the parameter
     becomes the op that reads it."""
     own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
     childless = next(m.children(), None) is None
-    return _known_base(m) is not None or _qualname(m) in NAMED or is_separable(m) or (own and childless)
+    return (_known_base(m) is not None or _qualname(m) in NAMED or is_separable(m) or (own and childless)
+            or _torch_layer(m))
+
+
+def _torch_layer(m: nn.Module) -> bool:
+    """A layer of torch.nn itself (not a container): one call, named by its class when netc has no op
+    for it (MultiheadAttention is reported as such, not by the shape asserts inside its forward)."""
+    return type(m).__module__.startswith("torch.nn.modules.") and not isinstance(
+        m, (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict))
 
 
 ADD = {operator.add, operator.iadd, torch.add}
