@@ -39,6 +39,8 @@ class Lenet5(nn.Module):
         return x
 
 
-def lenet5(num_classes=10) -> Lenet5:
+def lenet5(
+    num_classes=10,
+) -> Lenet5:
     """Build lenet5; keyword arguments are the spec's parameters."""
     return Lenet5(num_classes=num_classes)

@@ -10,6 +10,72 @@ import torch
 from torch import nn
 
 
+def feature_graph(model: nn.Module, names) -> torch.fx.GraphModule:
+    """`model`'s eval forward cut at the outputs of its submodules `names` (each called once by
+    the forward), returning their maps as a list; what no map needs (a classifier) is dropped."""
+    wanted, calls = set(names), {}
+
+    class Cut(torch.fx.Tracer):
+        def call_module(
+            self, m, forward, args, kwargs
+        ):  # the value a module returns, nested or leaf
+            out = super().call_module(m, forward, args, kwargs)
+            name = self.path_of_module(m)
+            if name in wanted:
+                calls.setdefault(name, []).append(
+                    out.node if isinstance(out, torch.fx.Proxy) else None
+                )
+            return out
+
+    was_training = model.training
+    graph = Cut().trace(model.eval())  # the eval forward: auxiliary heads are no part of a backbone
+    model.train(was_training)
+    bad = [n for n in names if len(calls.get(n, ())) != 1 or calls[n][0] is None]
+    if bad:
+        raise ValueError(
+            f"a feature map is the tensor a module returns, called once by the forward: not {bad}"
+        )
+    graph.erase_node(next(n for n in graph.nodes if n.op == "output"))
+    graph.output([calls[n][0] for n in names])
+    cut = torch.fx.GraphModule(model, graph, f"{type(model).__name__}Features")
+    cut.graph.eliminate_dead_code()
+    cut.delete_all_unused_submodules()
+    cut.recompile()
+    return cut.train(was_training)
+
+
+class FeatureInfo(list):
+    """timm's `feature_info`: one dict per feature map (module, num_chs, reduction)."""
+
+    def channels(self, idx=None):
+        return self[idx]["num_chs"] if idx is not None else [f["num_chs"] for f in self]
+
+    def reduction(self, idx=None):
+        return self[idx]["reduction"] if idx is not None else [f["reduction"] for f in self]
+
+    def module_name(self, idx=None):
+        return self[idx]["module"] if idx is not None else [f["module"] for f in self]
+
+    def get_dicts(self):
+        return list(self)
+
+
+def backbone(
+    model: nn.Module, points, out_indices=None, input_shape=(3, 224, 224)
+) -> torch.fx.GraphModule:
+    """timm's `features_only` contract for a generated model: the maps of `points` ((module,
+    reduction) pairs) that `out_indices` selects (default all; negative from the end) as a list,
+    with `feature_info`; the channels are measured by a forward of meta tensors (no compute)."""
+    chosen = [points[i] for i in (range(len(points)) if out_indices is None else out_indices)]
+    cut = feature_graph(model, [m for m, _ in chosen])
+    meta = {k: torch.empty_like(v, device="meta") for k, v in cut.state_dict().items()}
+    maps = torch.func.functional_call(cut, meta, (torch.zeros(1, *input_shape, device="meta"),))
+    cut.feature_info = FeatureInfo(
+        {"module": m, "num_chs": y.shape[1], "reduction": r} for (m, r), y in zip(chosen, maps)
+    )
+    return cut
+
+
 class Classifier(nn.Module):
     """the three fully connected layers with ReLU and dropout"""
 
@@ -95,6 +161,22 @@ class Vgg19(nn.Module):
         return x
 
 
-def vgg19(num_classes=1000, dropout=0.5) -> Vgg19:
-    """Build vgg19; keyword arguments are the spec's parameters."""
-    return Vgg19(num_classes=num_classes, dropout=dropout)
+# timm's features_only contract: the trunk's feature maps, one per stride change (module, reduction)
+FEATURES = [
+    ("features.3", 1),
+    ("features.8", 2),
+    ("features.17", 4),
+    ("features.26", 8),
+    ("features.35", 16),
+    ("features", 32),
+]
+
+
+def vgg19(num_classes=1000, dropout=0.5, features_only=False, out_indices=None) -> Vgg19:
+    """Build vgg19; keyword arguments are the spec's parameters.
+
+    features_only=True returns the backbone (timm's contract): its forward gives the list of the
+    maps FEATURES[i] for i in out_indices (default all), described by its `feature_info`.
+    """
+    model = Vgg19(num_classes=num_classes, dropout=dropout)
+    return backbone(model, FEATURES, out_indices, (3, 224, 224)) if features_only else model

@@ -235,7 +235,7 @@ class Network:
         from netc.backends.torch.features import feature_module
 
         info = self.features(out_indices)
-        return feature_module(self.build(**build_args), self, info)
+        return feature_module(self.build(**build_args), info)
 
 
 def render_formats() -> tuple[str, ...]:

@@ -59,6 +59,28 @@ def test_generated_equals_interpreter(name, tmp_path):
     for u, v in zip(a, b):
         assert torch.isfinite(u).all()
         assert (u - v).abs().max().item() <= 1e-6
+    _same_backbone(net, ref, gen, x)
+
+
+def _same_backbone(net, ref, gen, x):
+    """The generated factory's features_only (where the file offers it) returns the interpreter's
+    feature maps, with its channels and reductions."""
+    import torch
+
+    from netc.backends.torch.features import feature_module
+
+    mod = type(gen).forward.__globals__  # the generated file's namespace
+    if "FEATURES" not in mod:
+        return
+    info = net.feature_info
+    assert [(f.name, f.reduction) for f in info] == [tuple(p) for p in mod["FEATURES"]]
+    ours = mod["backbone"](gen, mod["FEATURES"], None, tuple(x.shape[1:]))
+    assert ours.feature_info.channels() == info.channels() and ours.feature_info.reduction() == info.reduction()
+    with torch.no_grad():
+        want, got = feature_module(ref, info)(x), ours(x)
+    assert len(got) == len(want) == len(info)
+    for u, v in zip(want, got):
+        assert (u - v).abs().max().item() <= 1e-6
 
 
 @pytest.mark.parametrize("name", ["googlenet", "inception_v3"])

@@ -126,3 +126,19 @@ def test_modern_feature_info_equals_timm_and_maps_equal_extractor(name):
     ref = getattr(torchvision.models, name)().eval()
     randomise_bn_stats(ref)
     assert_maps_equal_extractor(net, ref, 64)
+
+
+def test_generated_factory_offers_the_backbone(tmp_path):
+    """The generated resnet50's features_only at another width: the channels the spec compiled
+    with that width reports, the maps at out_indices, and the default points' names."""
+    from tests.conftest import import_source
+
+    net = netc.load(ROOT / "specs" / "resnet50.yaml", {"width": 32})
+    mod = import_source(net.codegen(), tmp_path)
+    backbone = mod.resnet50(width=32, features_only=True, out_indices=(1, -1)).eval()
+    info = net.features([1, -1])
+    assert backbone.feature_info.channels() == info.channels() == [128, 1024]
+    assert backbone.feature_info.reduction() == info.reduction() == [4, 32]
+    assert backbone.feature_info.module_name() == ["layer1", "layer4"]
+    maps = backbone(torch.randn(1, 3, 64, 64))
+    assert [tuple(m.shape) for m in maps] == [(1, 128, 16, 16), (1, 1024, 2, 2)]

@@ -15,11 +15,14 @@ import re
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d", "LayerNorm2d", "Permute", "Reshape",
-           "StochasticDepth")
+           "StochasticDepth", "feature_graph", "FeatureInfo", "backbone")
+# the factory's own keyword arguments and the module-level table they read
+FACTORY_NAMES = {"features_only", "out_indices", "FEATURES"}
 # names every generated namespace must leave alone
-RESERVED = {"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
-            "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
-            "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"} | set(RUNTIME) | set(dir(builtins))
+RESERVED = ({"self", "torch", "nn", "math", "Tensor", "Optional", "NamedTuple", "OrderedDict", "super",
+             "range", "getattr", "min", "max", "abs", "int", "float", "round", "print", "len", "list",
+             "tuple", "dict", "str", "bool", "type", "object", "None", "True", "False"}
+            | set(RUNTIME) | FACTORY_NAMES | set(dir(builtins)))
 
 
 def is_identifier(name: str) -> bool:

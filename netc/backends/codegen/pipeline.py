@@ -8,6 +8,7 @@ compares across compiles.
 from __future__ import annotations
 
 from netc.backends.codegen.classes import ClassBuilder
+from netc.backends.codegen.features import backbone_points
 from netc.backends.codegen.instances import Drafter
 from netc.backends.codegen.scopes import scope_tree
 from netc.backends.codegen.source import format_source, render_module
@@ -29,8 +30,12 @@ class Generator:
         self.outputs = output_order(self.net)
         self.drafter = Drafter(self.net, self.index, self.outputs)
         self.classes = ClassBuilder(self.net, self.index, self.drafter)
-        self.classes.finish_classes(scope_tree(self.net))
+        root = scope_tree(self.net)
+        self.classes.finish_classes(root)
         self.factory = self.classes.module_names.take(self.net.name, prefix="build")
+        self.features = backbone_points(self.net, root)
+        if self.features:
+            self.drafter.runtime_used |= {"feature_graph", "FeatureInfo", "backbone"}
         return self
 
     @property

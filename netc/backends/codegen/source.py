@@ -59,6 +59,7 @@ def render_module(gen, hidden: bool = False) -> str:
         eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
         model=model.name, factory=factory, factory_params=params,
         fixed=", ".join(p if hidden else f"{p}={norm(v)!r}" for p, v in classes.fixed),
+        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)),
         outputs=[(f, aux) for f, (_, _, aux) in zip(fields, outputs)])
     return text
 

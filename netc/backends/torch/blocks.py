@@ -77,6 +77,15 @@ def _value_name(target: str) -> str:
     return "self_" if name == "self" else name
 
 
+def _dispatch(graph: fx.Graph):
+    """A forward taking the graph's inputs by name (so torch.fx can trace it, which `*xs` does
+    not allow), running the training or the eval graph."""
+    args = ", ".join(n.name for n in graph.nodes if n.op == "placeholder")
+    src = (f"def forward(self, {args}):\n    if self.training:\n        return self._forward_train({args})\n"
+           f"    return self._forward_eval({args})\n")
+    return _forward_from_src(src, {}, {})
+
+
 class Block(fx.GraphModule):
     """One block of the spec as a module (see the module doc)."""
 
@@ -102,7 +111,7 @@ class Block(fx.GraphModule):
             cls._forward_train = cls.forward
             ev = graph_of(plan, training=False).python_code(root_module="self")
             cls._forward_eval = _forward_from_src(ev.src, ev.globals, {})
-            cls.forward = Block._forward_dispatch
+            cls.forward = _dispatch(self.graph)
         return code
 
     def __getitem__(self, index: int | str) -> nn.Module:
@@ -113,11 +122,6 @@ class Block(fx.GraphModule):
 
     def __len__(self) -> int:
         return len(self._modules)
-
-    def _forward_dispatch(self, *xs):
-        if self.training:
-            return self._forward_train(*xs)
-        return self._forward_eval(*xs)
 
     def _netc_init_args(self) -> tuple:
         """What __init__ takes besides the children (NetcModule adds its flat program)."""
