@@ -102,7 +102,9 @@ def backbone(
 class ConvBNAct(nn.Module):
     """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
 
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
+    def __init__(
+        self, in_channels, out, k=3, s=1, groups=1, d=1, act="relu", eps=1e-05, momentum=0.1
+    ):
         super().__init__()
         self.add_module(
             "0",
@@ -118,12 +120,15 @@ class ConvBNAct(nn.Module):
             ),
         )
         self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-        self.silu = nn.SiLU(inplace=True)
+        self.silu = None
+        if act == "silu":
+            self.silu = nn.SiLU(inplace=True)
 
     def forward(self, x):
         x = getattr(self, "0")(x)
         x = getattr(self, "1")(x)
-        x = self.silu(x)
+        if self.silu is not None:
+            x = self.silu(x)
         return x
 
 
@@ -148,91 +153,43 @@ class SqueezeExcitation(nn.Module):
         return out
 
 
-class ConvBNAct2(nn.Module):
-    """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
-
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module(
-            "0",
-            nn.Conv2d(
-                in_channels,
-                out,
-                kernel_size=k,
-                stride=s,
-                padding=(k - 1) // 2 * d,
-                dilation=d,
-                groups=groups,
-                bias=False,
-            ),
-        )
-        self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        x = getattr(self, "1")(x)
-        return x
-
-
 class MBConv(nn.Module):
     """EfficientNet's mobile inverted bottleneck (Tan & Le 2019) as torchvision's MBConv - 1x1 expand (unless the ratio keeps the width), kxk depthwise, SE squeezing to in / 4, 1x1 project; where the shape is kept, an identity shortcut around stochastic depth with drop rate sd"""
 
-    def __init__(self, in_channels, k, out, s=1, eps=1e-05, momentum=0.1):
+    def __init__(self, in_channels, k, out, arg0, arg1, arg2, s=1, sd=0.0, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, 32, k=k, s=s, groups=32, eps=eps, momentum=momentum),
-            SqueezeExcitation(32, max(1, in_channels // 4)),
-            ConvBNAct2(32, out, k=1, s=s, eps=eps, momentum=momentum),
+        self.use_res_connect = s == 1 and in_channels == out
+        layers = []
+        if arg0:
+            layers.append(ConvBNAct(in_channels, arg1, k=1, act="silu", eps=eps, momentum=momentum))
+        layers.append(
+            ConvBNAct(arg2, arg2, k=k, s=s, groups=arg2, act="silu", eps=eps, momentum=momentum)
         )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class MBConv2(nn.Module):
-    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019) as torchvision's MBConv - 1x1 expand (unless the ratio keeps the width), kxk depthwise, SE squeezing to in / 4, 1x1 project; where the shape is kept, an identity shortcut around stochastic depth with drop rate sd"""
-
-    def __init__(self, in_channels, k, out, arg0, s=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=1, eps=eps, momentum=momentum),
-            ConvBNAct(arg0, arg0, k=k, s=s, groups=arg0, eps=eps, momentum=momentum),
-            SqueezeExcitation(arg0, max(1, in_channels // 4)),
-            ConvBNAct2(arg0, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class MBConv3(nn.Module):
-    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019) as torchvision's MBConv - 1x1 expand (unless the ratio keeps the width), kxk depthwise, SE squeezing to in / 4, 1x1 project; where the shape is kept, an identity shortcut around stochastic depth with drop rate sd"""
-
-    def __init__(self, in_channels, k, out, arg0, s=1, sd=0.0, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct(arg0, arg0, k=k, s=s, groups=arg0, eps=eps, momentum=momentum),
-            SqueezeExcitation(arg0, max(1, in_channels // 4)),
-            ConvBNAct2(arg0, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-        self.stochastic_depth = StochasticDepth(sd, "row")
+        layers.append(SqueezeExcitation(arg2, max(1, in_channels // 4)))
+        layers.append(ConvBNAct(arg2, out, k=1, act="none", eps=eps, momentum=momentum))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = None
+        if s == 1 and in_channels == out:
+            self.stochastic_depth = StochasticDepth(sd, "row")
 
     def forward(self, x):
         block = self.block(x)
-        block = self.stochastic_depth(block)
-        out = block + x
-        return out
+        if self.stochastic_depth is not None:
+            block = self.stochastic_depth(block)
+        if self.use_res_connect:
+            block = block + x
+        return block
 
 
 class EfficientNetStage(nn.Module):
     """one row of EfficientNet's Table 1 / EfficientNetV2's Table 4 - n blocks (Fused-MBConv if fused), the first strides; stochastic depth grows linearly over the network's blocks, sd * (before + i) / total"""
 
-    def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
+    def __init__(self, in_channels, k, s, out, arg0, arg1, arg2, arg3, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv(in_channels, k, out, s=s, eps=eps, momentum=momentum))
+        self.add_module(
+            "0",
+            MBConv(in_channels, k, out, arg0, arg1, arg2, s=s, sd=arg3, eps=eps, momentum=momentum),
+        )
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -242,10 +199,15 @@ class EfficientNetStage(nn.Module):
 class EfficientNetStage2(nn.Module):
     """one row of EfficientNet's Table 1 / EfficientNetV2's Table 4 - n blocks (Fused-MBConv if fused), the first strides; stochastic depth grows linearly over the network's blocks, sd * (before + i) / total"""
 
-    def __init__(self, in_channels, k, s, out, arg0, arg1, arg2, eps=1e-05, momentum=0.1):
+    def __init__(self, in_channels, k, s, out, arg0, arg1, arg2, arg3, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv2(in_channels, k, out, arg0, s=s, eps=eps, momentum=momentum))
-        self.add_module("1", MBConv3(out, k, out, arg1, sd=arg2, eps=eps, momentum=momentum))
+        self.add_module(
+            "0",
+            MBConv(in_channels, k, out, True, arg0, arg0, s=s, sd=arg1, eps=eps, momentum=momentum),
+        )
+        self.add_module(
+            "1", MBConv(out, k, out, True, arg2, arg2, sd=arg3, eps=eps, momentum=momentum)
+        )
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -256,11 +218,20 @@ class EfficientNetStage2(nn.Module):
 class EfficientNetStage3(nn.Module):
     """one row of EfficientNet's Table 1 / EfficientNetV2's Table 4 - n blocks (Fused-MBConv if fused), the first strides; stochastic depth grows linearly over the network's blocks, sd * (before + i) / total"""
 
-    def __init__(self, in_channels, k, s, out, arg0, arg1, arg2, arg3, eps=1e-05, momentum=0.1):
+    def __init__(
+        self, in_channels, k, s, out, arg0, arg1, arg2, arg3, arg4, eps=1e-05, momentum=0.1
+    ):
         super().__init__()
-        self.add_module("0", MBConv2(in_channels, k, out, arg0, s=s, eps=eps, momentum=momentum))
-        self.add_module("1", MBConv3(out, k, out, arg1, sd=arg2, eps=eps, momentum=momentum))
-        self.add_module("2", MBConv3(out, k, out, arg1, sd=arg3, eps=eps, momentum=momentum))
+        self.add_module(
+            "0",
+            MBConv(in_channels, k, out, True, arg0, arg0, s=s, sd=arg1, eps=eps, momentum=momentum),
+        )
+        self.add_module(
+            "1", MBConv(out, k, out, True, arg2, arg2, sd=arg3, eps=eps, momentum=momentum)
+        )
+        self.add_module(
+            "2", MBConv(out, k, out, True, arg2, arg2, sd=arg4, eps=eps, momentum=momentum)
+        )
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -274,13 +245,24 @@ class EfficientNetStage4(nn.Module):
 
     def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv2(in_channels, k, out, 672, s=s, eps=eps, momentum=momentum))
         self.add_module(
-            "1", MBConv3(out, k, out, 1152, sd=0.15000000000000002, eps=eps, momentum=momentum)
+            "0",
+            MBConv(in_channels, k, out, True, 672, 672, s=s, sd=0.1375, eps=eps, momentum=momentum),
         )
-        self.add_module("2", MBConv3(out, k, out, 1152, sd=0.1625, eps=eps, momentum=momentum))
         self.add_module(
-            "3", MBConv3(out, k, out, 1152, sd=0.17500000000000002, eps=eps, momentum=momentum)
+            "1",
+            MBConv(
+                out, k, out, True, 1152, 1152, sd=0.15000000000000002, eps=eps, momentum=momentum
+            ),
+        )
+        self.add_module(
+            "2", MBConv(out, k, out, True, 1152, 1152, sd=0.1625, eps=eps, momentum=momentum)
+        )
+        self.add_module(
+            "3",
+            MBConv(
+                out, k, out, True, 1152, 1152, sd=0.17500000000000002, eps=eps, momentum=momentum
+            ),
         )
 
     def forward(self, x):
@@ -291,42 +273,35 @@ class EfficientNetStage4(nn.Module):
         return x
 
 
-class EfficientNetStage5(nn.Module):
-    """one row of EfficientNet's Table 1 / EfficientNetV2's Table 4 - n blocks (Fused-MBConv if fused), the first strides; stochastic depth grows linearly over the network's blocks, sd * (before + i) / total"""
-
-    def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module("0", MBConv2(in_channels, k, out, 1152, s=s, eps=eps, momentum=momentum))
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        return x
-
-
 class EfficientnetB0(nn.Module):
     def __init__(self, num_classes=1000, dropout=0.2, eps=1e-05, momentum=0.1):
         super().__init__()
         self.features = nn.Sequential(
-            ConvBNAct(3, 32, s=2, eps=eps, momentum=momentum),
-            EfficientNetStage(32, 3, 1, 16, eps=eps, momentum=momentum),
-            EfficientNetStage2(16, 3, 2, 24, 96, 144, 0.025, eps=eps, momentum=momentum),
-            EfficientNetStage2(24, 5, 2, 40, 144, 240, 0.05, eps=eps, momentum=momentum),
+            ConvBNAct(3, 32, s=2, act="silu", eps=eps, momentum=momentum),
+            EfficientNetStage(32, 3, 1, 16, False, None, 32, 0.0, eps=eps, momentum=momentum),
+            EfficientNetStage2(16, 3, 2, 24, 96, 0.0125, 144, 0.025, eps=eps, momentum=momentum),
+            EfficientNetStage2(
+                24, 5, 2, 40, 144, 0.037500000000000006, 240, 0.05, eps=eps, momentum=momentum
+            ),
             EfficientNetStage3(
                 40,
                 3,
                 2,
                 80,
                 240,
+                0.0625,
                 480,
                 0.07500000000000001,
                 0.08750000000000001,
                 eps=eps,
                 momentum=momentum,
             ),
-            EfficientNetStage3(80, 5, 1, 112, 480, 672, 0.1125, 0.125, eps=eps, momentum=momentum),
+            EfficientNetStage3(
+                80, 5, 1, 112, 480, 0.1, 672, 0.1125, 0.125, eps=eps, momentum=momentum
+            ),
             EfficientNetStage4(112, 5, 2, 192, eps=eps, momentum=momentum),
-            EfficientNetStage5(192, 3, 1, 320, eps=eps, momentum=momentum),
-            ConvBNAct(320, 1280, k=1, eps=eps, momentum=momentum),
+            EfficientNetStage(192, 3, 1, 320, True, 1152, 1152, 0.1875, eps=eps, momentum=momentum),
+            ConvBNAct(320, 1280, k=1, act="silu", eps=eps, momentum=momentum),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)

@@ -102,7 +102,9 @@ def backbone(
 class ConvBNAct(nn.Module):
     """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
 
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
+    def __init__(
+        self, in_channels, out, k=3, s=1, groups=1, d=1, act="relu", eps=1e-05, momentum=0.1
+    ):
         super().__init__()
         self.add_module(
             "0",
@@ -118,38 +120,15 @@ class ConvBNAct(nn.Module):
             ),
         )
         self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-        self.silu = nn.SiLU(inplace=True)
+        self.silu = None
+        if act == "silu":
+            self.silu = nn.SiLU(inplace=True)
 
     def forward(self, x):
         x = getattr(self, "0")(x)
         x = getattr(self, "1")(x)
-        x = self.silu(x)
-        return x
-
-
-class ConvBNAct2(nn.Module):
-    """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
-
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module(
-            "0",
-            nn.Conv2d(
-                in_channels,
-                out,
-                kernel_size=k,
-                stride=s,
-                padding=(k - 1) // 2 * d,
-                dilation=d,
-                groups=groups,
-                bias=False,
-            ),
-        )
-        self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        x = getattr(self, "1")(x)
+        if self.silu is not None:
+            x = self.silu(x)
         return x
 
 
@@ -177,88 +156,56 @@ class SqueezeExcitation(nn.Module):
 class FusedMBConv(nn.Module):
     """EfficientNetV2's Fused-MBConv (Tan & Le 2021, Fig. 2) as torchvision's FusedMBConv - a kxk conv expands and a 1x1 projects, or at ratio 1 one kxk conv maps to out; shortcut as MBConv"""
 
-    def __init__(self, in_channels, k, out, s=1, sd=0.0, eps=1e-05, momentum=0.1):
+    def __init__(self, in_channels, k, out, arg0, arg1, s=1, sd=0.0, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, out, k=k, s=s, eps=eps, momentum=momentum)
-        )
-        self.stochastic_depth = StochasticDepth(sd, "row")
+        self.use_res_connect = s == 1 and in_channels == out
+        layers = []
+        if arg0:
+            layers.append(
+                ConvBNAct(in_channels, arg1, k=k, s=s, act="silu", eps=eps, momentum=momentum)
+            )
+            layers.append(ConvBNAct(arg1, out, k=1, act="none", eps=eps, momentum=momentum))
+        else:
+            layers.append(
+                ConvBNAct(in_channels, out, k=k, s=s, act="silu", eps=eps, momentum=momentum)
+            )
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = None
+        if s == 1 and in_channels == out:
+            self.stochastic_depth = StochasticDepth(sd, "row")
 
     def forward(self, x):
         block = self.block(x)
-        block = self.stochastic_depth(block)
-        out = block + x
-        return out
-
-
-class FusedMBConv2(nn.Module):
-    """EfficientNetV2's Fused-MBConv (Tan & Le 2021, Fig. 2) as torchvision's FusedMBConv - a kxk conv expands and a 1x1 projects, or at ratio 1 one kxk conv maps to out; shortcut as MBConv"""
-
-    def __init__(self, in_channels, k, out, arg0, s=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=k, s=s, eps=eps, momentum=momentum),
-            ConvBNAct2(arg0, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class FusedMBConv3(nn.Module):
-    """EfficientNetV2's Fused-MBConv (Tan & Le 2021, Fig. 2) as torchvision's FusedMBConv - a kxk conv expands and a 1x1 projects, or at ratio 1 one kxk conv maps to out; shortcut as MBConv"""
-
-    def __init__(self, in_channels, k, out, arg0, s=1, sd=0.0, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=k, s=s, eps=eps, momentum=momentum),
-            ConvBNAct2(arg0, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-        self.stochastic_depth = StochasticDepth(sd, "row")
-
-    def forward(self, x):
-        block = self.block(x)
-        block = self.stochastic_depth(block)
-        out = block + x
-        return out
+        if self.stochastic_depth is not None:
+            block = self.stochastic_depth(block)
+        if self.use_res_connect:
+            block = block + x
+        return block
 
 
 class MBConv(nn.Module):
     """EfficientNet's mobile inverted bottleneck (Tan & Le 2019) as torchvision's MBConv - 1x1 expand (unless the ratio keeps the width), kxk depthwise, SE squeezing to in / 4, 1x1 project; where the shape is kept, an identity shortcut around stochastic depth with drop rate sd"""
 
-    def __init__(self, in_channels, k, out, arg0, s=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=1, eps=eps, momentum=momentum),
-            ConvBNAct(arg0, arg0, k=k, s=s, groups=arg0, eps=eps, momentum=momentum),
-            SqueezeExcitation(arg0, max(1, in_channels // 4)),
-            ConvBNAct2(arg0, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class MBConv2(nn.Module):
-    """EfficientNet's mobile inverted bottleneck (Tan & Le 2019) as torchvision's MBConv - 1x1 expand (unless the ratio keeps the width), kxk depthwise, SE squeezing to in / 4, 1x1 project; where the shape is kept, an identity shortcut around stochastic depth with drop rate sd"""
-
     def __init__(self, in_channels, k, out, arg0, s=1, sd=0.0, eps=1e-05, momentum=0.1):
         super().__init__()
+        self.use_res_connect = s == 1 and in_channels == out
         self.block = nn.Sequential(
-            ConvBNAct(in_channels, arg0, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct(arg0, arg0, k=k, s=s, groups=arg0, eps=eps, momentum=momentum),
+            ConvBNAct(in_channels, arg0, k=1, act="silu", eps=eps, momentum=momentum),
+            ConvBNAct(arg0, arg0, k=k, s=s, groups=arg0, act="silu", eps=eps, momentum=momentum),
             SqueezeExcitation(arg0, max(1, in_channels // 4)),
-            ConvBNAct2(arg0, out, k=1, s=s, eps=eps, momentum=momentum),
+            ConvBNAct(arg0, out, k=1, act="none", eps=eps, momentum=momentum),
         )
-        self.stochastic_depth = StochasticDepth(sd, "row")
+        self.stochastic_depth = None
+        if s == 1 and in_channels == out:
+            self.stochastic_depth = StochasticDepth(sd, "row")
 
     def forward(self, x):
         block = self.block(x)
-        block = self.stochastic_depth(block)
-        out = block + x
-        return out
+        if self.stochastic_depth is not None:
+            block = self.stochastic_depth(block)
+        if self.use_res_connect:
+            block = block + x
+        return block
 
 
 class EfficientNetStage(nn.Module):
@@ -266,8 +213,12 @@ class EfficientNetStage(nn.Module):
 
     def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", FusedMBConv(in_channels, k, out, s=s, eps=eps, momentum=momentum))
-        self.add_module("1", FusedMBConv(out, k, out, s=s, sd=0.005, eps=eps, momentum=momentum))
+        self.add_module(
+            "0", FusedMBConv(in_channels, k, out, False, None, s=s, eps=eps, momentum=momentum)
+        )
+        self.add_module(
+            "1", FusedMBConv(out, k, out, False, None, s=s, sd=0.005, eps=eps, momentum=momentum)
+        )
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -279,15 +230,22 @@ class EfficientNetStage2(nn.Module):
     """one row of EfficientNet's Table 1 / EfficientNetV2's Table 4 - n blocks (Fused-MBConv if fused), the first strides; stochastic depth grows linearly over the network's blocks, sd * (before + i) / total"""
 
     def __init__(
-        self, in_channels, k, s, out, arg0, arg1, arg2, arg3, arg4, eps=1e-05, momentum=0.1
+        self, in_channels, k, s, out, arg0, arg1, arg2, arg3, arg4, arg5, eps=1e-05, momentum=0.1
     ):
         super().__init__()
         self.add_module(
-            "0", FusedMBConv2(in_channels, k, out, arg0, s=s, eps=eps, momentum=momentum)
+            "0",
+            FusedMBConv(in_channels, k, out, True, arg0, s=s, sd=arg1, eps=eps, momentum=momentum),
         )
-        self.add_module("1", FusedMBConv3(out, k, out, arg1, sd=arg2, eps=eps, momentum=momentum))
-        self.add_module("2", FusedMBConv3(out, k, out, arg1, sd=arg3, eps=eps, momentum=momentum))
-        self.add_module("3", FusedMBConv3(out, k, out, arg1, sd=arg4, eps=eps, momentum=momentum))
+        self.add_module(
+            "1", FusedMBConv(out, k, out, True, arg2, sd=arg3, eps=eps, momentum=momentum)
+        )
+        self.add_module(
+            "2", FusedMBConv(out, k, out, True, arg2, sd=arg4, eps=eps, momentum=momentum)
+        )
+        self.add_module(
+            "3", FusedMBConv(out, k, out, True, arg2, sd=arg5, eps=eps, momentum=momentum)
+        )
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -302,16 +260,18 @@ class EfficientNetStage3(nn.Module):
 
     def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv(in_channels, k, out, 256, s=s, eps=eps, momentum=momentum))
         self.add_module(
-            "1", MBConv2(out, k, out, 512, sd=0.05500000000000001, eps=eps, momentum=momentum)
+            "0", MBConv(in_channels, k, out, 256, s=s, sd=0.05, eps=eps, momentum=momentum)
         )
         self.add_module(
-            "2", MBConv2(out, k, out, 512, sd=0.06000000000000001, eps=eps, momentum=momentum)
+            "1", MBConv(out, k, out, 512, sd=0.05500000000000001, eps=eps, momentum=momentum)
         )
-        self.add_module("3", MBConv2(out, k, out, 512, sd=0.065, eps=eps, momentum=momentum))
-        self.add_module("4", MBConv2(out, k, out, 512, sd=0.07, eps=eps, momentum=momentum))
-        self.add_module("5", MBConv2(out, k, out, 512, sd=0.075, eps=eps, momentum=momentum))
+        self.add_module(
+            "2", MBConv(out, k, out, 512, sd=0.06000000000000001, eps=eps, momentum=momentum)
+        )
+        self.add_module("3", MBConv(out, k, out, 512, sd=0.065, eps=eps, momentum=momentum))
+        self.add_module("4", MBConv(out, k, out, 512, sd=0.07, eps=eps, momentum=momentum))
+        self.add_module("5", MBConv(out, k, out, 512, sd=0.075, eps=eps, momentum=momentum))
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -328,22 +288,24 @@ class EfficientNetStage4(nn.Module):
 
     def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv(in_channels, k, out, 768, s=s, eps=eps, momentum=momentum))
-        self.add_module("1", MBConv2(out, k, out, 960, s=s, sd=0.085, eps=eps, momentum=momentum))
-        self.add_module("2", MBConv2(out, k, out, 960, s=s, sd=0.09, eps=eps, momentum=momentum))
-        self.add_module("3", MBConv2(out, k, out, 960, s=s, sd=0.095, eps=eps, momentum=momentum))
-        self.add_module("4", MBConv2(out, k, out, 960, s=s, sd=0.1, eps=eps, momentum=momentum))
         self.add_module(
-            "5", MBConv2(out, k, out, 960, s=s, sd=0.10500000000000001, eps=eps, momentum=momentum)
+            "0", MBConv(in_channels, k, out, 768, s=s, sd=0.08, eps=eps, momentum=momentum)
+        )
+        self.add_module("1", MBConv(out, k, out, 960, s=s, sd=0.085, eps=eps, momentum=momentum))
+        self.add_module("2", MBConv(out, k, out, 960, s=s, sd=0.09, eps=eps, momentum=momentum))
+        self.add_module("3", MBConv(out, k, out, 960, s=s, sd=0.095, eps=eps, momentum=momentum))
+        self.add_module("4", MBConv(out, k, out, 960, s=s, sd=0.1, eps=eps, momentum=momentum))
+        self.add_module(
+            "5", MBConv(out, k, out, 960, s=s, sd=0.10500000000000001, eps=eps, momentum=momentum)
         )
         self.add_module(
-            "6", MBConv2(out, k, out, 960, s=s, sd=0.11000000000000001, eps=eps, momentum=momentum)
+            "6", MBConv(out, k, out, 960, s=s, sd=0.11000000000000001, eps=eps, momentum=momentum)
         )
         self.add_module(
-            "7", MBConv2(out, k, out, 960, s=s, sd=0.11500000000000002, eps=eps, momentum=momentum)
+            "7", MBConv(out, k, out, 960, s=s, sd=0.11500000000000002, eps=eps, momentum=momentum)
         )
         self.add_module(
-            "8", MBConv2(out, k, out, 960, s=s, sd=0.12000000000000002, eps=eps, momentum=momentum)
+            "8", MBConv(out, k, out, 960, s=s, sd=0.12000000000000002, eps=eps, momentum=momentum)
         )
 
     def forward(self, x):
@@ -364,23 +326,25 @@ class EfficientNetStage5(nn.Module):
 
     def __init__(self, in_channels, k, s, out, eps=1e-05, momentum=0.1):
         super().__init__()
-        self.add_module("0", MBConv(in_channels, k, out, 960, s=s, eps=eps, momentum=momentum))
-        self.add_module("1", MBConv2(out, k, out, 1536, sd=0.13, eps=eps, momentum=momentum))
-        self.add_module("2", MBConv2(out, k, out, 1536, sd=0.135, eps=eps, momentum=momentum))
-        self.add_module("3", MBConv2(out, k, out, 1536, sd=0.14, eps=eps, momentum=momentum))
         self.add_module(
-            "4", MBConv2(out, k, out, 1536, sd=0.14500000000000002, eps=eps, momentum=momentum)
+            "0", MBConv(in_channels, k, out, 960, s=s, sd=0.125, eps=eps, momentum=momentum)
         )
-        self.add_module("5", MBConv2(out, k, out, 1536, sd=0.15, eps=eps, momentum=momentum))
-        self.add_module("6", MBConv2(out, k, out, 1536, sd=0.155, eps=eps, momentum=momentum))
-        self.add_module("7", MBConv2(out, k, out, 1536, sd=0.16, eps=eps, momentum=momentum))
-        self.add_module("8", MBConv2(out, k, out, 1536, sd=0.165, eps=eps, momentum=momentum))
-        self.add_module("9", MBConv2(out, k, out, 1536, sd=0.17, eps=eps, momentum=momentum))
-        self.add_module("10", MBConv2(out, k, out, 1536, sd=0.175, eps=eps, momentum=momentum))
-        self.add_module("11", MBConv2(out, k, out, 1536, sd=0.18, eps=eps, momentum=momentum))
-        self.add_module("12", MBConv2(out, k, out, 1536, sd=0.185, eps=eps, momentum=momentum))
-        self.add_module("13", MBConv2(out, k, out, 1536, sd=0.19, eps=eps, momentum=momentum))
-        self.add_module("14", MBConv2(out, k, out, 1536, sd=0.195, eps=eps, momentum=momentum))
+        self.add_module("1", MBConv(out, k, out, 1536, sd=0.13, eps=eps, momentum=momentum))
+        self.add_module("2", MBConv(out, k, out, 1536, sd=0.135, eps=eps, momentum=momentum))
+        self.add_module("3", MBConv(out, k, out, 1536, sd=0.14, eps=eps, momentum=momentum))
+        self.add_module(
+            "4", MBConv(out, k, out, 1536, sd=0.14500000000000002, eps=eps, momentum=momentum)
+        )
+        self.add_module("5", MBConv(out, k, out, 1536, sd=0.15, eps=eps, momentum=momentum))
+        self.add_module("6", MBConv(out, k, out, 1536, sd=0.155, eps=eps, momentum=momentum))
+        self.add_module("7", MBConv(out, k, out, 1536, sd=0.16, eps=eps, momentum=momentum))
+        self.add_module("8", MBConv(out, k, out, 1536, sd=0.165, eps=eps, momentum=momentum))
+        self.add_module("9", MBConv(out, k, out, 1536, sd=0.17, eps=eps, momentum=momentum))
+        self.add_module("10", MBConv(out, k, out, 1536, sd=0.175, eps=eps, momentum=momentum))
+        self.add_module("11", MBConv(out, k, out, 1536, sd=0.18, eps=eps, momentum=momentum))
+        self.add_module("12", MBConv(out, k, out, 1536, sd=0.185, eps=eps, momentum=momentum))
+        self.add_module("13", MBConv(out, k, out, 1536, sd=0.19, eps=eps, momentum=momentum))
+        self.add_module("14", MBConv(out, k, out, 1536, sd=0.195, eps=eps, momentum=momentum))
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -406,14 +370,18 @@ class EfficientnetV2S(nn.Module):
         super().__init__()
         stem = 24
         self.features = nn.Sequential(
-            ConvBNAct(3, stem, s=2, eps=0.001),
+            ConvBNAct(3, stem, s=2, act="silu", eps=0.001),
             EfficientNetStage(stem, 3, 1, 24, eps=0.001),
-            EfficientNetStage2(24, 3, 2, 48, 96, 192, 0.015000000000000003, 0.02, 0.025, eps=0.001),
-            EfficientNetStage2(48, 3, 2, 64, 192, 256, 0.035, 0.04, 0.045, eps=0.001),
+            EfficientNetStage2(
+                24, 3, 2, 48, 96, 0.01, 192, 0.015000000000000003, 0.02, 0.025, eps=0.001
+            ),
+            EfficientNetStage2(
+                48, 3, 2, 64, 192, 0.030000000000000006, 256, 0.035, 0.04, 0.045, eps=0.001
+            ),
             EfficientNetStage3(64, 3, 2, 128, eps=0.001),
             EfficientNetStage4(128, 3, 1, 160, eps=0.001),
             EfficientNetStage5(160, 3, 2, 256, eps=0.001),
-            ConvBNAct(256, 1280, k=1, eps=0.001),
+            ConvBNAct(256, 1280, k=1, act="silu", eps=0.001),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)

@@ -90,29 +90,6 @@ class ConvBN(nn.Module):
         return x
 
 
-class Reduction(nn.Module):
-    """stride-2 3x3 and double 3x3 paths beside a 3x3/2 max pool"""
-
-    def __init__(self, in_channels, r3, c3, rd, cd):
-        super().__init__()
-        self.b3x3_reduce = ConvBN(in_channels, r3)
-        self.b3x3 = ConvBN(r3, c3, k=3, s=2, p=1)
-        self.double_3x3_reduce = ConvBN(in_channels, rd)
-        self.double_3x3_1 = ConvBN(rd, cd, k=3, p=1)
-        self.double_3x3_2 = ConvBN(cd, cd, k=3, s=2, p=1)
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
-
-    def forward(self, x):
-        b3x3_reduce = self.b3x3_reduce(x)
-        b3x3_reduce = self.b3x3(b3x3_reduce)
-        double_3x3_reduce = self.double_3x3_reduce(x)
-        double_3x3_reduce = self.double_3x3_1(double_3x3_reduce)
-        double_3x3_reduce = self.double_3x3_2(double_3x3_reduce)
-        x = self.pool(x)
-        out = torch.cat([b3x3_reduce, double_3x3_reduce, x], 1)
-        return out
-
-
 class Inception(nn.Module):
     """1x1, 1x1 -> 3x3, 1x1 -> 3x3 -> 3x3 and pool -> 1x1 projection, concatenated"""
 
@@ -140,6 +117,29 @@ class Inception(nn.Module):
         x = self.pool(x)
         x = self.pool_proj(x)
         out = torch.cat([b1x1, b3x3_reduce, double_3x3_reduce, x], 1)
+        return out
+
+
+class Reduction(nn.Module):
+    """stride-2 3x3 and double 3x3 paths beside a 3x3/2 max pool"""
+
+    def __init__(self, in_channels, r3, c3, rd, cd):
+        super().__init__()
+        self.b3x3_reduce = ConvBN(in_channels, r3)
+        self.b3x3 = ConvBN(r3, c3, k=3, s=2, p=1)
+        self.double_3x3_reduce = ConvBN(in_channels, rd)
+        self.double_3x3_1 = ConvBN(rd, cd, k=3, p=1)
+        self.double_3x3_2 = ConvBN(cd, cd, k=3, s=2, p=1)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+
+    def forward(self, x):
+        b3x3_reduce = self.b3x3_reduce(x)
+        b3x3_reduce = self.b3x3(b3x3_reduce)
+        double_3x3_reduce = self.double_3x3_reduce(x)
+        double_3x3_reduce = self.double_3x3_1(double_3x3_reduce)
+        double_3x3_reduce = self.double_3x3_2(double_3x3_reduce)
+        x = self.pool(x)
+        out = torch.cat([b3x3_reduce, double_3x3_reduce, x], 1)
         return out
 
 

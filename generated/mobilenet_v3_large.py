@@ -79,7 +79,9 @@ def backbone(
 class ConvBNAct(nn.Module):
     """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
 
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
+    def __init__(
+        self, in_channels, out, k=3, s=1, groups=1, d=1, act="relu", eps=1e-05, momentum=0.1
+    ):
         super().__init__()
         self.add_module(
             "0",
@@ -95,66 +97,20 @@ class ConvBNAct(nn.Module):
             ),
         )
         self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-        self.hardswish = nn.Hardswish(inplace=True)
+        self.relu = None
+        if act == "relu":
+            self.relu = nn.ReLU(inplace=True)
+        self.hardswish = None
+        if act == "hardswish":
+            self.hardswish = nn.Hardswish(inplace=True)
 
     def forward(self, x):
         x = getattr(self, "0")(x)
         x = getattr(self, "1")(x)
-        x = self.hardswish(x)
-        return x
-
-
-class ConvBNAct2(nn.Module):
-    """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
-
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module(
-            "0",
-            nn.Conv2d(
-                in_channels,
-                out,
-                kernel_size=k,
-                stride=s,
-                padding=(k - 1) // 2 * d,
-                dilation=d,
-                groups=groups,
-                bias=False,
-            ),
-        )
-        self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        x = getattr(self, "1")(x)
-        x = self.relu(x)
-        return x
-
-
-class ConvBNAct3(nn.Module):
-    """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
-
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module(
-            "0",
-            nn.Conv2d(
-                in_channels,
-                out,
-                kernel_size=k,
-                stride=s,
-                padding=(k - 1) // 2 * d,
-                dilation=d,
-                groups=groups,
-                bias=False,
-            ),
-        )
-        self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        x = getattr(self, "1")(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        if self.hardswish is not None:
+            x = self.hardswish(x)
         return x
 
 
@@ -182,174 +138,47 @@ class SqueezeExcitation(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
 
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
+    def __init__(self, in_channels, k, exp, out, se, act, s, arg0, eps=0.001, momentum=0.01):
         super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct2(in_channels, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            ConvBNAct3(exp, out, k=1, s=s, eps=eps, momentum=momentum),
+        self.use_res_connect = s == 1 and in_channels == out
+        layers = []
+        if exp != in_channels:
+            layers.append(ConvBNAct(in_channels, exp, k=1, act=act, eps=eps, momentum=momentum))
+        layers.append(
+            ConvBNAct(exp, exp, k=k, s=s, groups=exp, act=act, eps=eps, momentum=momentum)
         )
+        if se:
+            layers.append(SqueezeExcitation(exp, arg0))
+        layers.append(ConvBNAct(exp, out, k=1, act="none", eps=eps, momentum=momentum))
+        self.block = nn.Sequential(*layers)
 
     def forward(self, x):
         block = self.block(x)
-        out = block + x
-        return out
-
-
-class InvertedResidual2(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct2(in_channels, exp, k=1, eps=eps, momentum=momentum),
-            ConvBNAct2(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            ConvBNAct3(exp, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class InvertedResidual3(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct2(in_channels, exp, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct2(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            ConvBNAct3(exp, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        block = self.block(x)
-        out = block + x
-        return out
-
-
-class InvertedResidual4(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct2(in_channels, exp, k=1, eps=eps, momentum=momentum),
-            ConvBNAct2(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            SqueezeExcitation(exp, 24),
-            ConvBNAct3(exp, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class InvertedResidual5(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct2(in_channels, exp, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct2(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            SqueezeExcitation(exp, 32),
-            ConvBNAct3(exp, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        block = self.block(x)
-        out = block + x
-        return out
-
-
-class InvertedResidual6(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, exp, k=1, eps=eps, momentum=momentum),
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            ConvBNAct3(exp, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class InvertedResidual7(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, exp, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            ConvBNAct3(exp, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        block = self.block(x)
-        out = block + x
-        return out
-
-
-class InvertedResidual8(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, arg0, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, exp, k=1, eps=eps, momentum=momentum),
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            SqueezeExcitation(exp, arg0),
-            ConvBNAct3(exp, out, k=1, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        x = self.block(x)
-        return x
-
-
-class InvertedResidual9(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
-
-    def __init__(self, in_channels, k, exp, out, s, arg0, eps=0.001, momentum=0.01):
-        super().__init__()
-        self.block = nn.Sequential(
-            ConvBNAct(in_channels, exp, k=1, s=s, eps=eps, momentum=momentum),
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, eps=eps, momentum=momentum),
-            SqueezeExcitation(exp, arg0),
-            ConvBNAct3(exp, out, k=1, s=s, eps=eps, momentum=momentum),
-        )
-
-    def forward(self, x):
-        block = self.block(x)
-        out = block + x
-        return out
+        if self.use_res_connect:
+            block = block + x
+        return block
 
 
 class MobilenetV3Large(nn.Module):
     def __init__(self, num_classes=1000, dropout=0.2):
         super().__init__()
         self.features = nn.Sequential(
-            ConvBNAct(3, 16, s=2, eps=0.001, momentum=0.01),
-            InvertedResidual(16, 3, 16, 16, 1),
-            InvertedResidual2(16, 3, 64, 24, 2),
-            InvertedResidual3(24, 3, 72, 24, 1),
-            InvertedResidual4(24, 5, 72, 40, 2),
-            *[InvertedResidual5(40, 5, 120, 40, 1) for _ in range(2)],
-            InvertedResidual6(40, 3, 240, 80, 2),
-            InvertedResidual7(80, 3, 200, 80, 1),
-            InvertedResidual7(80, 3, 184, 80, 1),
-            InvertedResidual7(80, 3, 184, 80, 1),
-            InvertedResidual8(80, 3, 480, 112, 1, 120),
-            InvertedResidual9(112, 3, 672, 112, 1, 168),
-            InvertedResidual8(112, 5, 672, 160, 2, 168),
-            *[InvertedResidual9(160, 5, 960, 160, 1, 240) for _ in range(2)],
-            ConvBNAct(160, 960, k=1, eps=0.001, momentum=0.01),
+            ConvBNAct(3, 16, s=2, act="hardswish", eps=0.001, momentum=0.01),
+            InvertedResidual(16, 3, 16, 16, False, "relu", 1, None),
+            InvertedResidual(16, 3, 64, 24, False, "relu", 2, None),
+            InvertedResidual(24, 3, 72, 24, False, "relu", 1, None),
+            InvertedResidual(24, 5, 72, 40, True, "relu", 2, 24),
+            InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
+            InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
+            InvertedResidual(40, 3, 240, 80, False, "hardswish", 2, None),
+            InvertedResidual(80, 3, 200, 80, False, "hardswish", 1, None),
+            *[InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None) for _ in range(2)],
+            InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120),
+            InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168),
+            InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168),
+            InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240),
+            InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240),
+            ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)

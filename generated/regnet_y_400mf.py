@@ -81,7 +81,9 @@ def backbone(
 class ConvBNAct(nn.Module):
     """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
 
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
+    def __init__(
+        self, in_channels, out, k=3, s=1, groups=1, d=1, act="relu", eps=1e-05, momentum=0.1
+    ):
         super().__init__()
         self.add_module(
             "0",
@@ -97,38 +99,15 @@ class ConvBNAct(nn.Module):
             ),
         )
         self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = None
+        if act == "relu":
+            self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = getattr(self, "0")(x)
         x = getattr(self, "1")(x)
-        x = self.relu(x)
-        return x
-
-
-class ConvBNAct2(nn.Module):
-    """torchvision's Conv2dNormActivation - conv (padding (k - 1) // 2 * d, no bias), batch norm, then act (relu, silu, hardswish or none)"""
-
-    def __init__(self, in_channels, out, k=3, s=1, groups=1, d=1, eps=1e-05, momentum=0.1):
-        super().__init__()
-        self.add_module(
-            "0",
-            nn.Conv2d(
-                in_channels,
-                out,
-                kernel_size=k,
-                stride=s,
-                padding=(k - 1) // 2 * d,
-                dilation=d,
-                groups=groups,
-                bias=False,
-            ),
-        )
-        self.add_module("1", nn.BatchNorm2d(out, eps=eps, momentum=momentum))
-
-    def forward(self, x):
-        x = getattr(self, "0")(x)
-        x = getattr(self, "1")(x)
+        if self.relu is not None:
+            x = self.relu(x)
         return x
 
 
@@ -158,7 +137,7 @@ class ResBottleneckBlock(nn.Module):
 
     def __init__(self, in_channels, out, group_width, s=1, se_ratio=0.25, bottleneck=1.0):
         super().__init__()
-        self.proj = ConvBNAct2(in_channels, out, k=1, s=s)
+        self.proj = ConvBNAct(in_channels, out, k=1, s=s, act="none")
         self.f = nn.Sequential(
             OrderedDict(
                 [
@@ -178,7 +157,7 @@ class ResBottleneckBlock(nn.Module):
                             int(round(out * bottleneck)), int(round(se_ratio * in_channels))
                         ),
                     ),
-                    ("c", ConvBNAct2(int(round(out * bottleneck)), out, k=1)),
+                    ("c", ConvBNAct(int(round(out * bottleneck)), out, k=1, act="none")),
                 ]
             )
         )
@@ -200,7 +179,7 @@ class ResBottleneckBlock2(nn.Module):
         self.f = nn.Sequential(
             OrderedDict(
                 [
-                    ("a", ConvBNAct(in_channels, int(round(out * bottleneck)), k=1, s=s)),
+                    ("a", ConvBNAct(in_channels, int(round(out * bottleneck)), k=1)),
                     (
                         "b",
                         ConvBNAct(
@@ -216,7 +195,7 @@ class ResBottleneckBlock2(nn.Module):
                             int(round(out * bottleneck)), int(round(se_ratio * in_channels))
                         ),
                     ),
-                    ("c", ConvBNAct2(int(round(out * bottleneck)), out, k=1, s=s)),
+                    ("c", ConvBNAct(int(round(out * bottleneck)), out, k=1, act="none")),
                 ]
             )
         )

@@ -138,9 +138,9 @@ class InvertedResidual(nn.Module):
 class InvertedResidual2(nn.Module):
     """the ShuffleNet V2 unit: stride 1 splits the channels in two halves and transforms one (Fig. 3c); stride 2 transforms the input twice, downsampling (Fig. 3d); the halves are joined and shuffled"""
 
-    def __init__(self, in_channels, out, stride=1):
+    def __init__(self, in_channels, out):
         super().__init__()
-        self.branch2 = Branch(in_channels // 2, out // 2, stride=stride)
+        self.branch2 = Branch(in_channels // 2, out // 2)
         self.channel_shuffle = nn.ChannelShuffle(2)
 
     def forward(self, x):

@@ -113,12 +113,12 @@ def test_forward_lines_reuse_variables_and_join_inline():
     _, drafter = drafter_for(net)
     b = box(scope_tree(net), "layer2.0")
     member = drafter.draft(b)
-    lines, tail = forward(net.graph.nodes, b, member.attr_of, drafter.outputs)
+    lines, tail = forward(net.graph.nodes, b, member.attr_of, drafter.outputs, drafter.pos)
     texts = [ln.text for ln in lines]
     assert texts[0] == "out = self.conv1(x)" and "out = out + x" in texts and tail == ["return out"]
     down = next(ln for ln in lines if ln.key == ("box", "downsample"))
     assert down.text == "x = self.downsample(x)" and down.passthrough
-    body = render_forward(lines, tail, {("box", "downsample"): "self.downsample"})
+    body = render_forward(lines, tail, {("box", "downsample"): "self.downsample is not None"})
     assert "if self.downsample is not None:\n    x = self.downsample(x)" in body
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from netc.backends.codegen.fitting import (HOLE, IN, NOTHING, OMIT, evaluate, fit_holes, literal, names_in, norm,
                                            parse, py_expr, same)
 from netc.backends.codegen.forward import render_forward
-from netc.backends.codegen.merge import merge
+from netc.backends.codegen.merge import LOCAL, merge
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import Box
 from netc.backends.codegen.source import env_tpl, init_loop
@@ -44,6 +44,7 @@ class Instance:
     cls: ClassDef
     args: dict[str, Any]  # spec-space param -> value in this instance
     cands: dict[str, list[str]]  # spec-space param -> candidate expressions in the parent's space
+    written: set[str] = field(default_factory=set)  # the params the use writes (args, first, at)
 
 
 class ClassBuilder:
@@ -88,10 +89,9 @@ class ClassBuilder:
             for keys in by_template.values():
                 if len(keys) > 1:
                     merged = merge([groups[k] for k in keys], self.drafter.condition_cands)
-                    if merged is not None:
-                        for k in keys:
-                            del groups[k]
-                        groups[merged[0]] = merged[1]
+                    if merged is not None:  # in the place of the first instance's class
+                        groups = {merged[0] if k == keys[0] else k: merged[1] if k == keys[0] else v
+                                  for k, v in groups.items() if k == keys[0] or k not in keys}
             for key, members in groups.items():
                 self.make_class(key, members)
 
@@ -135,6 +135,8 @@ class ClassBuilder:
         for p, _ in [*params, *var_lines]:
             mapping[p] = pnames.take("in_channels" if p == IN else p)
         var_lines = [f"{mapping[v]} = {py_expr(text, mapping)}" for v, text in var_lines]
+        if LOCAL in init:  # the list a merged nn.Sequential is built in
+            init = init.replace(LOCAL, pnames.take("layers"))
         for nm in used:
             if nm not in mapping:  # a var that cannot be written: never chosen (see _globals)
                 raise error("codegen", f"internal: unbound name '{nm}'")
@@ -213,16 +215,17 @@ class ClassBuilder:
             args = {p: m.env.get(p) for p, _ in params if p not in extra_map}
             for pname, values in extra:
                 args[pname] = values[idx]
-            cands = {}
+            cands, written = {}, set()
             if b.block is not None and b.block.kind == "use":
                 use = self.index.by_loc.get(b.block.loc)
                 raw = getattr(use, "_raw", None) or {}
                 for src in (raw.get("args"), raw.get("first"), *((raw.get("at") or {}).values())):
                     if isinstance(src, dict):
+                        written.update(src)
                         for k, v in src.items():
                             if isinstance(v, str) and "$" in v and parse(v) is not None:
                                 cands.setdefault(k, []).append(ast.unparse(parse(v)))
-            b.instance = Instance(cls, args, cands)
+            b.instance = Instance(cls, args, cands, written)
 
     def class_doc(self, template, box) -> str:
         if template is None:

@@ -4,11 +4,12 @@ Consumes a box of the scope tree and the attribute each of its items is reached 
 one `Line` per item (`out = self.conv1(x)`, joins inline: `a + b`, `torch.cat([...], 1)`),
 variables reused when they die, training-only aux lines marked, and the return statement
 (a NamedTuple for several outputs, as the interpreter returns them). `render_forward` joins
-the lines, aux lines under `if self.training:` and optional modules under a None test.
+the lines, aux lines under `if self.training:` and optional items under their test.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
@@ -30,59 +31,96 @@ class Line:
     declare: tuple = ()
 
 
+@dataclass
+class Step:
+    """One forward statement before its variables are named: the item it calls (`key`), the
+    values it reads and writes, its expression given the names of what it reads, the name its
+    result prefers, whether it runs in training only, and whether it is a module applied to one
+    value (so it may write its result back into its input's variable)."""
+
+    key: tuple
+    ins: list
+    outs: list
+    expr: Callable[[list[str]], str]
+    pref: str
+    aux: bool
+    module: bool
+    op: str = ""  # the op of an op's step
+
+
+def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
+    """The forward steps of a box, one per item, in the interpreter's execution order (`pos`,
+    from `netc.ir.blocks.run_order`)."""
+    order, stuck = schedule([[it] if kind == "op" else it.nodes for kind, it in box.items], data, pos)
+    items = box.items if stuck else [box.items[k] for k in order]
+    out = []
+    for kind, it in items:
+        if kind == "op":
+            key = ("op", local_name(data, it, box))
+            out.append(Step(key, list(data[it]["inputs"]), [it], _op_expr(data, it, attr_of.get(key)), "out",
+                            data[it]["aux"] and not box.aux, data[it]["op"] not in INLINE_OPS, data[it]["op"]))
+        else:
+            attr = attr_of[("box", it.local)]
+            out.append(Step(("box", it.local), list(it.inputs), list(it.outputs),
+                            lambda args, attr=attr: f"{attr}({', '.join(args)})", it.local, it.aux and not box.aux,
+                            True))
+    return out
+
+
+def _op_expr(data, nid, attr):
+    d = data[nid]
+    op = d["op"]
+    if op in ("add", "mul"):
+        return lambda args: (" + " if op == "add" else " * ").join(args)
+    if op == "chunk":
+        a = d["attrs"]
+        dim = a.dim % len(data[d["inputs"][0]]["shape"]) + 1
+        return lambda args: f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
+    if d.get("owned") is not None:  # a parameter of this module (layer scale)
+        return lambda args: f"{attr} {OWNED_OPERATORS[d['owned'].fn]} {args[0]}"
+    if op == "cat":
+        return lambda args: f"torch.cat([{', '.join(args)}], 1)"
+    if op == "scale":
+        factor = attr or repr(d["attrs"].factor)
+        return lambda args: f"{args[0]} * {factor}"
+    return lambda args: f"{attr}({', '.join(args)})"
+
+
 def forward(data, box: Box, attr_of: dict, outputs, pos: dict[int, int]) -> tuple[list[Line], list[str]]:
     """The forward lines of a box (each calls one item, in the interpreter's execution order:
     `pos`, from `netc.ir.blocks.run_order`) and its return."""
-    order, stuck = schedule([[it] if kind == "op" else it.nodes for kind, it in box.items], data, pos)
-    items = box.items if stuck else [box.items[k] for k in order]
+    inputs = [0] if box.parent is None else box.inputs
+    lines, live = write(steps(data, box, attr_of, pos), inputs, result_values(box, outputs))
+    return lines, returns(box, live, result_values(box, outputs), outputs)
+
+
+def write(steps: list[Step], inputs: list, results: list, inplace=frozenset()) -> tuple[list[Line], dict]:
+    """Lines of steps, their variables named: an input is `x`, `x1`, …, a value reuses the
+    variable of one it replaces where that one dies, a step in `inplace` writes its result back
+    into its first input's variable (the caller makes sure that holds the value nothing else
+    reads). Returns the lines and the variable of each value live at the end."""
     names = Names(RESERVED)
-    live: dict[int, str] = {}
-    if box.parent is None:
-        live[0] = names.take("x")
-    else:
-        for i, nid in enumerate(box.inputs):
-            live[nid] = names.take("x" if i == 0 else f"x{i}")
-    uses: dict[int, list[int]] = {}
-    for idx, (kind, it) in enumerate(items):
-        ins = data[it]["inputs"] if kind == "op" else it.inputs
-        for v in ins:
+    live: dict = {}
+    for i, v in enumerate(inputs):
+        live[v] = names.take("x" if i == 0 else f"x{i}")
+    uses: dict = {}
+    for idx, s in enumerate(steps):
+        for v in s.ins:
             uses.setdefault(v, []).append(idx)
-    end = len(items)
-    results = result_values(box, outputs)
+    end = len(steps)
     for v in results:
         uses.setdefault(v, []).append(end)
     lines: list[Line] = []
-    for idx, (kind, it) in enumerate(items):
-        ins = data[it]["inputs"] if kind == "op" else it.inputs
-        outs = [it] if kind == "op" else it.outputs
-        args = [live[v] for v in ins]
-        if kind == "op":
-            op = data[it]["op"]
-            if op in ("add", "mul"):
-                expr = (" + " if op == "add" else " * ").join(args)
-            elif op == "chunk":
-                a = data[it]["attrs"]
-                dim = a.dim % len(data[ins[0]]["shape"]) + 1
-                expr = f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
-            elif data[it].get("owned") is not None:  # a parameter of this module (layer scale)
-                expr = f"{attr_of[('op', local_name(data, it, box))]} {OWNED_OPERATORS[data[it]['owned'].fn]} {args[0]}"
-            elif op == "cat":
-                expr = f"torch.cat([{', '.join(args)}], 1)"
-            elif op == "scale":
-                factor = attr_of.get(("op", local_name(data, it, box))) or repr(data[it]["attrs"].factor)
-                expr = f"{args[0]} * {factor}"
-            else:
-                expr = f"{attr_of[('op', local_name(data, it, box))]}({', '.join(args)})"
-            pref = "out"
-        else:
-            expr = f"{attr_of[('box', it.local)]}({', '.join(args)})"
-            pref = it.local
+    for idx, s in enumerate(steps):
+        ins, outs, aux = s.ins, s.outs, s.aux
+        expr = s.expr([live[v] for v in ins])
         dead = [v for v in dict.fromkeys(ins) if max(uses[v]) == idx]
-        aux = (data[it]["aux"] if kind == "op" else it.aux) and not box.aux
         # a training-only line never hands its names on: its outputs are declared `= None`
         # before the `if self.training:` block, which must not clobber a value read inside it
         # (a head written after the trunk reads an earlier value through `from:`)
         reuse = live[ins[0]] if len(outs) == 1 and len(ins) == 1 and dead == ins and not aux else None
+        if s.key in inplace:
+            reuse = live[ins[0]]
         for v in dead:
             if live[v] != reuse and not aux:
                 names.used.discard(live[v])
@@ -91,8 +129,8 @@ def forward(data, box: Box, attr_of: dict, outputs, pos: dict[int, int]) -> tupl
             if reuse is not None:
                 outnames.append(reuse)
             else:
-                outnames.append(names.take("out" if not pref or pref[0].isdigit() or pref.startswith("_")
-                                           else pref))
+                pref = s.pref
+                outnames.append(names.take("out" if not pref or pref[0].isdigit() or pref.startswith("_") else pref))
         for v in dead:
             del live[v]
         declare = []
@@ -100,16 +138,16 @@ def forward(data, box: Box, attr_of: dict, outputs, pos: dict[int, int]) -> tupl
             live[o] = n
             if aux and any(u > idx for u in uses.get(o, [])):
                 declare.append(n)
-        key = ("op", local_name(data, it, box)) if kind == "op" else ("box", it.local)
-        lines.append(Line(key, f"{', '.join(outnames)} = {expr}", reuse is not None and kind == "box" or (
-            reuse is not None and data[it]["op"] not in INLINE_OPS), aux, tuple(declare)))
-    return lines, returns(box, live, results, outputs)
+        lines.append(Line(s.key, f"{', '.join(outnames)} = {expr}", reuse is not None and s.module, aux,
+                          tuple(declare)))
+    return lines, live
 
 
-def render_forward(lines: list[Line], tail: list[str], optional: dict) -> str:
-    """Forward body: aux lines under `if self.training:`, optional modules under a None test."""
+def render_forward(lines: list[Line], tail: list[str], guards: dict) -> str:
+    """Forward body: aux lines under `if self.training:`, a line in `guards` under its test
+    (`self.downsample is not None`, `self.use_res_connect`), consecutive lines under one `if`."""
     body: list[str] = []
-    in_aux = False
+    in_aux, guard = False, None
     for i, ln in enumerate(lines):
         if ln.aux and not in_aux:
             for later in lines[i:]:
@@ -117,11 +155,16 @@ def render_forward(lines: list[Line], tail: list[str], optional: dict) -> str:
                     break
                 body.extend(f"{n}: Optional[Tensor] = None" for n in later.declare)
             body.append("if self.training:")
+        if ln.aux != in_aux:
+            guard = None
         in_aux = ln.aux
         pad = "    " if ln.aux else ""
-        if ln.key in optional:
-            body.append(f"{pad}if {optional[ln.key]} is not None:")
+        test = guards.get(ln.key)
+        if test is not None:
+            if test != guard:
+                body.append(f"{pad}if {test}:")
             pad += "    "
+        guard = test
         body.append(pad + ln.text)
     return "\n".join(body + tail)
 

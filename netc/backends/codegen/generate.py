@@ -25,13 +25,19 @@ translation would re-implement the expander and could drift from it. Instead:
    instance (evaluated with each instance's bound template arguments, recorded on its IR
    Block), so the code is exact by construction; a hole no candidate explains becomes an
    explicit constructor argument.
-3. Instances of one template whose code differs only by modules applied in place under an
-   `if:` (`x = self.downsample(x)`) share one class: the module is built under the spec's
-   own condition (`if project:`, checked on every instance) and called under
-   `if self.downsample is not None:`, as torchvision writes it. Fallback, by design: other
-   structural differences (a repeat count that is an argument, an `if:` that renumbers the
-   positional names after it) give one class per distinct structure (`Block`, `Block2`, …);
-   a value no expression explains becomes an explicit argument (`arg0`). Blocks that are
+3. Instances of one template whose code differs only by items the spec writes under `if:`
+   share one class (`merge.py`), written as torchvision writes such blocks: an optional module
+   is built under the spec's own condition (`if project:`, `if act == "relu":`, checked on every
+   instance) and called under `if self.downsample is not None:`; optional children of an inline
+   `nn.Sequential` are appended to a list under their conditions (`layers.append(...)`,
+   `nn.Sequential(*layers)`), so positional names shift as the interpreter's do; an optional
+   parameter-free join (a residual add) runs under a flag set from its condition
+   (`self.use_res_connect = s == 1 and in_channels == out`). A condition Python cannot compute
+   (`make_divisible`) becomes a boolean argument. Fallback, by design: other structural
+   differences (a repeat count that is an argument, an item under no `if:`) give one class per
+   distinct structure (`Block`, `Block2`, …); a value no expression explains becomes an explicit
+   argument (`arg0`). An argument a template use leaves out is its declared default, never a name
+   of the parent's that happens to have that value. Blocks that are
    not named (transparent `use`/`seq`) are inlined into their parent, as the interpreter's
    state_dict keys require; expressions written inside such inlined templates are rewritten
    through their `args:` into the enclosing class's names (`$out` -> `pool`).

@@ -12,18 +12,19 @@ a chain is an inline `nn.Sequential`, runs of identical items `*[... for _ in ra
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, class_defaults, class_parameters,
                                            evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
                                            pick, same, spec_exprs, substitute)
-from netc.backends.codegen.forward import forward
+from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_identifier
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
-from netc.ir.blocks import run_order
 from netc.errors import error
+from netc.ir.blocks import run_order
 from netc.ops import REGISTRY
+from netc.spec.template_args import TYPE_NAMES
 
 
 @dataclass
@@ -39,6 +40,10 @@ class Member:
     lines: list
     tail: list
     attr_of: dict
+    steps: list = field(default_factory=list)  # the forward before naming (`forward.Step`)
+    values: tuple = ((), ())  # the node ids of its inputs and results
+    seqs: dict = field(default_factory=dict)  # key of an inline nn.Sequential -> (named, [(ident, name, Frag)])
+    where: dict = field(default_factory=dict)  # key (or (key, ident) of a Sequential's child) -> (loc, via)
 
     @property
     def env(self):
@@ -59,6 +64,7 @@ class Drafter:
         self.axis: dict[int, int] = {}
         self.uses_ordered = False
         self.stop = None  # the use whose names the class being drafted is written in
+        self.parts: dict = {}  # id of an inline Sequential's box -> (named, [((loc, via), name, Frag)])
 
     def shapes_in(self, nid):
         return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
@@ -181,8 +187,15 @@ class Drafter:
         via = self.data[min(box.nodes)]["via"]
         if box.block.loc in via:
             via = via[via.index(box.block.loc) + 1:]
-        cands = self.index.lift(box.instance.cands.get(spec_name, []), via, self.stop)
-        return cands + [spec_name] if spec_name in env else cands
+        inst = box.instance
+        decl = getattr(self.index.templates.get(inst.cls.template or ""), "args", {}).get(spec_name, NOTHING)
+        if spec_name not in inst.written and decl is not NOTHING and not (isinstance(decl, str) and (
+                decl in TYPE_NAMES or "$" in decl)) and isinstance(decl, (bool, int, float, str, list)):
+            # the use leaves it at the template's default: that is what the spec says it is (a name of
+            # the parent's that merely has the same value here is not)
+            return [literal(norm(decl) if not isinstance(decl, list) else decl)]
+        cands = self.index.lift(inst.cands.get(spec_name, []), via, self.stop)
+        return cands + [spec_name] if spec_name in env and spec_name not in inst.written else cands
 
     def sequential(self, box: Box, cexprs: dict, env: dict) -> Frag:
         self.flow(box, cexprs, env)
@@ -192,7 +205,10 @@ class Drafter:
                 parts.append((local_name(self.data, it, box), self.op_ctor(it, cexprs)))
             else:
                 parts.append((it.local, self.box_ctor(it, cexprs, env)))
-        if [name for name, _ in parts] == [str(i) for i in range(len(parts))]:
+        positional = [name for name, _ in parts] == [str(i) for i in range(len(parts))]
+        self.parts[id(box)] = (not positional, [(self.where_of(kind, it), name, frag)
+                                                for (kind, it), (name, frag) in zip(box.items, parts)])
+        if positional:
             return call_frag("nn.Sequential", [children(parts, env, named=False)])
         self.uses_ordered = True
         pairs = children(parts, env, named=True)
@@ -268,10 +284,12 @@ class Drafter:
         attr_of: dict = {}
         init = []
         shared: dict[tuple, str] = {}
+        where: dict = {}
+        seqs: dict = {}
         # names that must be kept (they own state or are identifiers already) go first
         for kind, it in box.items:
             local = local_name(self.data, it, box) if kind == "op" else it.local
-            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            where[(kind, local)] = self.where_of(kind, it)
             if is_identifier(local) and local not in RESERVED and local != "training" and not local.startswith("_"):
                 attrs.reserve(local)
         for kind, it in box.items:
@@ -285,6 +303,8 @@ class Drafter:
             local = local_name(self.data, it, box) if kind == "op" else it.local
             frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
             key = (kind, local)
+            if kind == "box" and it.instance is None:
+                seqs[key] = self.parts[id(it)]
             stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
             named = is_identifier(local) and local not in RESERVED and local != "training"
             if stateful or (named and not local.startswith("_")):
@@ -303,32 +323,46 @@ class Drafter:
             name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
                               self.data[it]["op"], prefix=self.data[it]["op"])
             attr_of[key] = shared[fkey] = f"self.{name}"
+            where[("shared", name)] = where[key]
             init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
-        lines, tail = forward(self.data, box, attr_of, self.outputs, self.pos)
-        return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of)
+        st = steps(self.data, box, attr_of, self.pos)
+        inputs, results = [0] if box.parent is None else box.inputs, result_values(box, self.outputs)
+        lines, live = write(st, inputs, results)
+        tail = returns(box, live, results, self.outputs)
+        return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of, st, (inputs, results), seqs, where)
 
-    def condition_cands(self, box: Box, key) -> list[str]:
-        """The spec's `if:` of a module written under one (`not (…)` of its if-node's for an `else:`),
-        in the class's names."""
-        kind, local = key
+    def where_of(self, kind: str, it) -> tuple:
+        """The spec node an item comes from and the uses it came through (inside its own use)."""
         if kind == "op":
-            nid = next(n for n in box.ops if local_name(self.data, n, box) == local)
-            loc, via = self.data[nid]["loc"], self.data[nid]["via"]
-        else:
-            child = next(c for c in box.children if c.local == local)
-            loc = child.block.loc
-            via = self.data[min(child.nodes)]["via"]
-            if loc in via:
-                via = via[via.index(loc) + 1:]
-        node = self.index.by_loc.get(loc)
-        cond, negate = getattr(node, "if_", None), False
-        if cond is None and loc in self.index.else_of:  # an `else:` holds where its if-node's condition fails
-            cond, negate = self.index.else_of[loc].if_, True
-        if isinstance(cond, bool):
-            cond = repr(cond)
-        if not isinstance(cond, str) or parse(cond) is None:
-            return []
-        self.stop = self.index.class_loc(box)
-        text = ast.unparse(parse(cond))
-        return self.index.lift([f"not ({text})" if negate else text], via, self.stop)
+            return self.data[it]["loc"], self.data[it]["via"]
+        via = self.data[min(it.nodes)]["via"]
+        if it.block.loc in via:
+            via = via[via.index(it.block.loc) + 1:]
+        return it.block.loc, via
 
+    def condition_cands(self, box: Box, where: tuple) -> list[str] | None:
+        """The spec's `if:` of an item written under one, in the class's names: its own and those of
+        the unnamed nodes it is written in (`not (…)` of an if-node's for its `else:`); None where
+        no `if:` decides it, or it comes from a repeat (whose count decides too)."""
+        loc, via = where
+        node, conds = self.index.by_loc.get(loc), []
+        if getattr(node, "repeat", None) is not None:
+            return None
+        while node is not None:
+            cond, negate = getattr(node, "if_", None), False
+            if cond is None and loc in self.index.else_of:  # an `else:` holds where its if-node's fails
+                cond, negate = self.index.else_of[loc].if_, True
+            if cond is not None:
+                text = ast.unparse(parse(repr(cond) if isinstance(cond, bool) else cond)) \
+                    if isinstance(cond, bool) or (isinstance(cond, str) and parse(cond) is not None) else None
+                if text is None:
+                    return []
+                conds.append(f"not ({text})" if negate else f"({text})")
+            node = self.index.parent_of.get(loc)
+            loc = getattr(getattr(node, "_raw", None), "loc", None)
+            if getattr(node, "name", None) is not None or getattr(node, "repeat", None) is not None:
+                break  # a named node is the box the item's class or Sequential is written in
+        if not conds:
+            return None
+        self.stop = self.index.class_loc(box)
+        return self.index.lift([ast.unparse(parse(" and ".join(conds)))], via, self.stop)

@@ -33,29 +33,32 @@ class SpecIndex:
             self.templates = dict(spec.templates)
         self.by_loc = {}
         self.else_of = {}  # an `else:` node's location -> the node whose `if:` it completes
+        self.parent_of = {}  # a node's location -> the node it is written in (seq, concat, residual, side)
         for node in [*spec.layers, *(t.body for t in self.templates.values())]:
             self._index(node)
         self.globals = self._globals()
         self.tainted |= set(fixed)  # params the caller found inexact as factory arguments
 
-    def _index(self, node):
+    def _index(self, node, parent=None):
         raw = getattr(node, "_raw", None)
         loc = getattr(raw, "loc", None)
         if loc is not None:
             self.by_loc.setdefault(loc, node)
+            if parent is not None:
+                self.parent_of.setdefault(loc, parent)
         for key in ("seq", "concat"):
             for child in getattr(node, key, None) or []:
-                self._index(child)
+                self._index(child, node)
         if getattr(node, "side", None) is not None:
-            self._index(node.side)
+            self._index(node.side, node)
         if getattr(node, "else_", None) is not None:
             self.else_of[getattr(node.else_._raw, "loc", None)] = node
-            self._index(node.else_)
+            self._index(node.else_, parent)
         res = getattr(node, "residual", None)
         if res is not None:
             for child in (res.body, res.shortcut, res.then):
                 if child is not None:
-                    self._index(child)
+                    self._index(child, node)
 
     def _globals(self) -> dict:
         """Params and the vars that can be written as Python (not make_divisible)."""
