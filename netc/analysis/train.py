@@ -19,8 +19,10 @@ of the step over tensors, one per IR node output (a view or in-place op shares i
 - optimizer step: parameters, gradients and state, plus the step's temporaries (Adam's
   `sqrt(v) / c + eps` per parameter on the CPU; all parameters at once with CUDA's foreach
   kernels).
-The peak is the largest total at any of these points, with the workspace of oneDNN's CPU
-convolutions on channel counts that are no multiple of 16 (`_onednn_padding`). Not modelled:
+The peak is the largest total at any of these points, with the copies oneDNN's CPU convolutions
+make into and out of their blocked layouts (`_onednn_workspace`: measured on AVX-512, where
+only channel counts that are no multiple of 16 cost one, and on AVX2, where every call
+reorders; the CPU's flags in /proc/cpuinfo choose). Not modelled:
 other workspace that kernels allocate and free inside one call, allocator rounding, and (with
 `amp`) everything autocast does beyond halving activations and caching half copies of
 conv/linear weights — `amp` is an estimate.
