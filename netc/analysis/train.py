@@ -19,8 +19,10 @@ of the step over tensors, one per IR node output (a view or in-place op shares i
 - optimizer step: parameters, gradients and state, plus the step's temporaries (Adam's
   `sqrt(v) / c + eps` per parameter on the CPU; all parameters at once with CUDA's foreach
   kernels).
-The peak is the largest total at any of these points, with the workspace of oneDNN's CPU
-convolutions on channel counts that are no multiple of 16 (`_onednn_padding`). Not modelled:
+The peak is the largest total at any of these points, with the copies oneDNN's CPU convolutions
+make into and out of their blocked layouts (`_onednn_workspace`: measured on AVX-512, where
+only channel counts that are no multiple of 16 cost one, and on AVX2, where every call
+reorders; the CPU's flags in /proc/cpuinfo choose). Not modelled:
 other workspace that kernels allocate and free inside one call, allocator rounding, and (with
 `amp`) everything autocast does beyond halving activations and caching half copies of
 conv/linear weights — `amp` is an estimate.
@@ -40,6 +42,7 @@ import re
 from dataclasses import dataclass
 
 from netc.ops import REGISTRY, numel
+from netc.ops.base import pair
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # optimizer -> (state tensors per parameter, FLOPs per parameter per step)
@@ -177,7 +180,8 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
                 refs[s] += 1
         saved[nid], new_at[nid], grad_alias[nid] = keep, created, ag.grad_alias
         if device == "cpu" and d["op"] in ("conv", "sepconv"):
-            work[nid] = _onednn_padding(in_shapes[0], d["shape"], act * batch, needs_grad[ins[0]])
+            work[nid] = _onednn_workspace(d["op"], d["attrs"], in_shapes[0], d["shape"], act * batch,
+                                          needs_grad[ins[0]], 4 * d["params"])
     for nid in outputs:
         refs[stor[nid]] += 1  # held until the loss has read it
 
@@ -240,20 +244,68 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
                      batch * flops[1], opt_flops * params, batch * flops[2])
 
 
-def _onednn_padding(x: tuple, y: tuple, nbytes: int, input_grad: bool) -> tuple[int, int]:
-    """oneDNN's CPU convolutions work in a layout of 16-channel blocks (AVX-512; 8 without): with
-    a channel count that is no multiple of the block, the forward writes a padded copy of the
-    output first and the backward pads the output gradient and the input gradient likewise."""
-    block = _channel_block()
+def _onednn_workspace(op: str, a, x: tuple, y: tuple, nbytes: int, input_grad: bool,
+                      wbytes: int) -> tuple[int, int]:
+    """What oneDNN's CPU convolutions allocate beyond their output (forward) and beyond the input
+    and weight gradients (backward), as extra bytes at those points of the replay."""
+    if _channel_block() == 16:
+        # AVX-512 (measured there): 16-channel blocks; with a channel count that is no multiple
+        # of 16 the forward writes a padded copy of the output first, and the backward pads the
+        # output gradient and the input gradient likewise
+        def padded(shape):
+            return 0 if shape[0] % 16 == 0 else -(-shape[0] // 16) * 16 * numel(shape[1:]) * nbytes
 
-    def padded(shape):
-        return 0 if shape[0] % block == 0 else -(-shape[0] // block) * block * numel(shape[1:]) * nbytes
+        return padded(y), padded(y) + (padded(x) if input_grad else 0)
+    k1, strided = pair(a.k) == (1, 1), pair(a.s) != (1, 1)
+    if op == "conv":
+        return _avx2_conv(x, y, a.groups, k1, strided, nbytes, input_grad, wbytes)
+    # sepconv: a depthwise k x k conv to `mid` (saved, so live at the replay's points), then a
+    # pointwise 1 x 1 one; the output does not exist yet in the first's forward, and in the
+    # first's backward the output gradient is gone and mid's gradient has replaced mid
+    mid = (x[0], *y[1:])
+    dw = _avx2_conv(x, mid, x[0], k1, strided, nbytes, input_grad, wbytes)
+    pw = _avx2_conv(mid, y, 1, True, False, nbytes, True, wbytes)
+    Y, X = nbytes * numel(y), nbytes * numel(x) if input_grad else 0
+    return max(dw[0] - Y, pw[0]), max(dw[1] - Y, pw[1] + nbytes * numel(mid) - X)
 
-    return padded(y), padded(y) + (padded(x) if input_grad else 0)
+
+def _avx2_conv(x: tuple, y: tuple, groups: int, k1: bool, strided: bool, nbytes: int,
+               input_grad: bool, wbytes: int) -> tuple[int, int]:
+    """oneDNN without AVX-512 (measured with torch 2.x on an AVX2 CPU, NCHW tensors): the kernels
+    work in 8-channel blocks (a channel count that is no multiple of 8 is padded up) for plain
+    and depthwise convs and for grouped ones with a multiple of 8 channels per group; torch
+    hands them NCHW tensors and gets NCHW back, so each call reorders:
+    - forward: the input into blocks (not for fewer than 8 input channels and a kernel over
+      1x1: the first-layer kernel reads NCHW), the weights, a blocked output, then the NCHW
+      output copied from it;
+    - backward data: the output gradient and a blocked input gradient, copied to NCHW; strided
+      (not grouped): an NCHW input gradient, and its copy goes through a temporary;
+    - backward weights: the output gradient again and the input (not for exactly 3 input
+      channels and a kernel over 1x1), while the input gradient is held.
+    Other grouped convs run on plain layouts: a copy of the output (forward), of the input
+    gradient (backward). The kernels' scratchpads (a few % of the batch) are left out."""
+    X, Y = nbytes * numel(x), nbytes * numel(y)
+    if not (groups == 1 or groups == x[0] == y[0] or (x[0] // groups % 8 == 0 and y[0] // groups % 8 == 0)):
+        return Y, X if input_grad else 0
+
+    def blocked(shape):
+        return -(-shape[0] // 8) * 8 * numel(shape[1:]) * nbytes
+
+    xb, yb = blocked(x), blocked(y)
+    x_fwd = 0 if groups == 1 and x[0] < 8 and not k1 else xb
+    x_bwd = 0 if groups == 1 and x[0] == 3 and not k1 else xb
+    forward = max(x_fwd + yb + wbytes - Y, yb)  # the blocked input and output, then the output and its copy
+    backward = yb + x_bwd  # the weight gradient's phase; the data phase before it:
+    if input_grad and groups == 1 and strided:  # the weights' copy is gone by then
+        backward = max(backward, 2 * X - wbytes)
+    elif input_grad:
+        backward = max(backward, yb + xb - X, xb)
+    return forward, backward
 
 
 @functools.cache
 def _channel_block() -> int:
+    """oneDNN's channel block on this CPU: 16 with AVX-512, else 8."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             return 16 if "avx512f" in f.read(1 << 16) else 8
