@@ -10,6 +10,7 @@ import pytest
 
 import netc
 from netc.backends.codegen import generate, output_name
+from netc.backends.codegen.names import RUNTIME
 from tests.conftest import ROOT, SPECS, factory, import_source, pair, shapes
 
 GENERATED = ROOT / "generated"
@@ -185,11 +186,11 @@ def test_deterministic():
 def test_one_class_per_template_and_loops():
     src = (GENERATED / "resnet50.py").read_text(encoding="utf-8")
     tree = ast.parse(src)
-    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name not in RUNTIME]
     assert classes == ["Bottleneck", "Resnet50"]  # one class; the projection is optional in it
     assert "if self.downsample is not None:" in src and "if project:" in src
     assert "for _ in range(5)" in src  # layer3's 5 identical blocks
-    assert "def resnet50(num_classes=1000, width=64)" in src
+    assert "def resnet50(num_classes=1000, width=64, features_only=False, out_indices=None)" in src
     assert "25,557,032 parameters" in src and "specs/resnet50.yaml" in src
 
 

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import netc
+from netc.backends.codegen.names import FACTORY_NAMES
 from netc.backends.codegen import generate
 from netc.errors import NetcError
 from tests.conftest import ROOT, SPECS
@@ -57,7 +58,8 @@ def factory_of(path: Path):
     exec(compile(source, f"<generated {path.name}>", "exec"), namespace)
     name = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)][-1]
     make = namespace[name]
-    return make, {p: v.default for p, v in inspect.signature(make).parameters.items()}
+    return make, {p: v.default for p, v in inspect.signature(make).parameters.items()
+                  if p not in FACTORY_NAMES}  # the spec's params, not the backbone switch
 
 
 def values(default):

@@ -1,6 +1,8 @@
 """`netc export --onnx` of every bundled spec: onnx.checker, ONNX shape inference against netc's
 shapes, onnxruntime against torch (same weights) at batch 1 and a dynamic batch; scope names
 on nodes and initialisers; hazards located in the spec; bad input without a traceback."""
+import math
+
 import pytest
 import torch
 
@@ -15,12 +17,25 @@ ort = pytest.importorskip("onnxruntime")
 BUNDLED = sorted(p.stem for p in SPECS.glob("*.yaml"))
 
 
+def export_input(name):
+    """A small input (test_codegen's) doubled until every batch norm normalises at least 2x2
+    positions per channel: on 1x1 maps a random-init network's calibrated statistics are so
+    ill-conditioned (EfficientNetV2-S at 32x32) that float32 reorderings differ at 1e-3 of the output."""
+    net, shape = small_input(name)
+    while shape != net.input_shape:
+        small = netc.load(name, input_shape=shape)
+        if all(math.prod(d["shape"][1:]) >= 4 for _, d in small.nodes() if d["op"] == "bn"):
+            break
+        shape = (shape[0], *(min(2 * s, full) for s, full in zip(shape[1:], net.input_shape[1:])))
+    return shape
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_export_every_bundled_spec(name, tmp_path):
     """Batch norms calibrated on one batch first (as in test_codegen), so eval outputs stay finite
     through ResNet-1202's 600 blocks and the parity check compares real numbers."""
-    net, shape = small_input(name)  # the sweep checks export, not arithmetic: small inputs
-    net = netc.load(name, input_shape=shape)
+    net = netc.load(name, input_shape=export_input(name))  # the sweep checks export, not arithmetic
+    shape = net.input_shape
     torch.manual_seed(0)  # random weights, the same every run: parity is checked on fixed numbers
     module = net.build()
     calibrate(module, shape)
