@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from netc.analysis.features import default_features
-from netc.backends.codegen.names import RESERVED, is_identifier
+from netc.backends.codegen.names import is_attribute
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 
 
@@ -29,7 +29,7 @@ def backbone_points(network, root: Box) -> list[tuple[str, int]] | None:
         nid = by_scope[name]
         d, box = data[nid], owner[nid]
         local = local_name(data, nid, box)
-        named = is_identifier(local) and not local.startswith("_") and local not in RESERVED | {"training"}
+        named = is_attribute(local) and not local.startswith("_")
         return uses[name] == 1 and d["op"] not in INLINE_OPS and (box.chain or d["params"] or d["buffers"] or named)
 
     if not points or not all(own_module(f.name) for f in points):

@@ -19,7 +19,7 @@ from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, 
                                            pick, same, spec_exprs, substitute)
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
-from netc.backends.codegen.names import RESERVED, Names, is_identifier
+from netc.backends.codegen.names import RESERVED, Names, is_attribute
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.errors import error
 from netc.ir.blocks import run_order
@@ -290,7 +290,7 @@ class Drafter:
         for kind, it in box.items:
             local = local_name(self.data, it, box) if kind == "op" else it.local
             where[(kind, local)] = self.where_of(kind, it)
-            if is_identifier(local) and local not in RESERVED and local != "training" and not local.startswith("_"):
+            if is_attribute(local) and not local.startswith("_"):
                 attrs.reserve(local)
         for kind, it in box.items:
             if kind == "op" and self.data[it]["op"] in INLINE_OPS:
@@ -306,9 +306,9 @@ class Drafter:
             if kind == "box" and it.instance is None:
                 seqs[key] = self.parts[id(it)]
             stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
-            named = is_identifier(local) and local not in RESERVED and local != "training"
+            named = is_attribute(local)
             if stateful or (named and not local.startswith("_")):
-                if is_identifier(local) and local not in RESERVED and local != "training":
+                if named:
                     attr_of[key] = f"self.{local}"
                     init.append((key, f"self.{local} = {draft.add(frag)}"))
                 else:

@@ -31,6 +31,11 @@ def is_identifier(name: str) -> bool:
             and not keyword.issoftkeyword(name))
 
 
+def is_attribute(name: str) -> bool:
+    """True where a layer's name can be written `self.<name>` in a generated class."""
+    return is_identifier(name) and name not in RESERVED and name != "training"
+
+
 def sanitize(name: str, prefix: str = "v") -> str:
     """A valid identifier that resembles `name` (not yet unique)."""
     text = _BAD.sub("_", str(name)).strip("_") or prefix
