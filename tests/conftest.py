@@ -15,6 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
+# pytest -n N runs N workers: each gets its share of the cores for torch's (and onnxruntime's, see
+# verify.py) intra-op threads. Oversubscribed OpenMP threads spin at every barrier: with 2 workers of
+# 2 threads on 2 cores, test_torch_train's step over every spec took 210 s; with 1 thread each, 93 s.
+# Set before torch is imported (it reads OMP_NUM_THREADS once); subprocesses inherit it.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
 # `netc build` also writes generated/<name>.py; in tests (often with --set) that would rewrite the
 # committed files, so builds write into a scratch directory instead
 os.environ.setdefault("NETC_CODEGEN_DIR", tempfile.mkdtemp(prefix="netc-generated-"))
