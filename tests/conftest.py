@@ -175,8 +175,18 @@ def calibrate(module, input_shape):
     module.eval()
 
 
-def pair(network, tmp_path, input_shape=None):
-    """(interpreter module, generated module) holding the same weights."""
+def committed_source(network) -> str:
+    """generated/<file> of a bundled spec compiled at its defaults, as committed. It is what
+    generate() writes for that network (test_codegen::test_committed_file_is_current), so the tests
+    of the generated code's behaviour read it rather than generate every bundled spec again."""
+    from netc.backends.codegen import output_name
+
+    return (ROOT / "generated" / output_name(network)).read_text(encoding="utf-8")
+
+
+def pair(network, tmp_path, input_shape=None, source=None):
+    """(interpreter module, generated module) holding the same weights; the generated module
+    from `source`, by default generated from `network`."""
     import torch
 
     from netc.backends.torch.module import build_module
@@ -185,7 +195,7 @@ def pair(network, tmp_path, input_shape=None):
     ref.to_empty(device="cpu")
     randomise(ref)
     calibrate(ref, input_shape or network.input_shape)
-    mod = import_source(network.codegen(), tmp_path)
+    mod = import_source(network.codegen() if source is None else source, tmp_path)
     with torch.device("meta"):
         gen = factory(mod)()
     assert shapes(gen) == shapes(ref)

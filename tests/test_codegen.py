@@ -11,7 +11,7 @@ import pytest
 import netc
 from netc.backends.codegen import generate, output_name
 from netc.backends.codegen.names import RUNTIME
-from tests.conftest import ROOT, SPECS, factory, import_source, pair, shapes
+from tests.conftest import ROOT, SPECS, committed_source, factory, import_source, pair, shapes
 
 GENERATED = ROOT / "generated"
 SPEC_NAMES = sorted(p.stem for p in SPECS.glob("*.yaml"))
@@ -45,13 +45,13 @@ def test_generated_equals_interpreter(name, tmp_path):
     if name in KEYS_ONLY:
         from netc.backends.torch.module import build_module
 
-        mod = import_source(generate(net), tmp_path)
+        mod = import_source(committed_source(net), tmp_path)
         with torch.device("meta"):
             gen = factory(mod)()
         ref = build_module(net, device="meta")
         assert shapes(gen) == shapes(ref)
         return
-    ref, gen = pair(net, tmp_path, shape)
+    ref, gen = pair(net, tmp_path, shape, source=committed_source(net))
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         a, b = ref.eval()(x), gen.eval()(x)
@@ -92,7 +92,7 @@ def test_training_outputs_with_aux_heads(name, tmp_path):
     if not (SPECS / f"{name}.yaml").exists():
         pytest.skip(f"{name}.yaml not bundled")
     net, shape = small_input(name)
-    ref, gen = pair(net, tmp_path, shape)
+    ref, gen = pair(net, tmp_path, shape, source=committed_source(net))
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(2))
     torch.manual_seed(3)
     a = ref.train()(x)
@@ -253,7 +253,7 @@ def test_torchscript(name, tmp_path):
     if not (SPECS / f"{name}.yaml").exists():
         pytest.skip(f"{name}.yaml not bundled")
     net, shape = small_input(name)
-    ref, gen = pair(net, tmp_path, shape)
+    ref, gen = pair(net, tmp_path, shape, source=committed_source(net))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scripted = torch.jit.script(gen.eval())

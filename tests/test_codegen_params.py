@@ -29,7 +29,7 @@ import netc
 from netc.backends.codegen.names import FACTORY_NAMES
 from netc.backends.codegen import generate
 from netc.errors import NetcError
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, committed_source
 
 try:  # the codegen test helpers are moving to conftest (issue 12, section 5)
     from tests.conftest import randomise
@@ -53,7 +53,8 @@ FORWARD_MAX_MACS = 20_000_000  # a real forward only where it is cheap (the fixt
 @lru_cache(maxsize=None)
 def factory_of(path: Path):
     """The factory generated from the spec at its defaults, and its keyword defaults."""
-    source = generate(netc.load(path))
+    net = netc.load(path)
+    source = committed_source(net) if path.parent == SPECS else generate(net)
     namespace: dict = {"__name__": f"gen_{path.stem}"}
     exec(compile(source, f"<generated {path.name}>", "exec"), namespace)
     name = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)][-1]
