@@ -31,7 +31,7 @@ RESERVED_NAMES = {"input"}  # `from: input` means the network input
 TORCH_OWNED = frozenset("""
     T_destination _apply _backward_hooks _backward_pre_hooks _boxed_call _buffers _call_impl
     _code _compiled_call_impl _create_node_hooks _deepcopy_hooks _deepcopy_init
-    _erase_node_hooks _forward_dispatch _forward_eval _forward_hooks
+    _erase_node_hooks _forward_eval _forward_hooks
     _forward_hooks_always_called _forward_hooks_with_kwargs _forward_pre_hooks
     _forward_pre_hooks_with_kwargs _forward_train _get_backward_hooks _get_backward_pre_hooks
     _get_item_by_idx _get_name _graph _is_full_backward_hook _lineno_map _load_from_state_dict
