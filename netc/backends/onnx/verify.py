@@ -28,20 +28,27 @@ class Verdict:
                 f"onnxruntime matches torch (max |diff| {diffs})")
 
 
-def check(model) -> None:
+def check(data: bytes) -> None:
+    """onnx.checker on the serialized model; its shape-inference half (`full_check`) is
+    `inferred_shapes`' strict pass, which runs once for both."""
     import onnx
 
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(data)
     except Exception as exc:
         raise error("export", f"onnx.checker rejects the exported model: {exc}") from None
 
 
-def inferred_shapes(model) -> dict[str, list]:
-    """ONNX shape inference: {value name: dims (int, or the name of a symbolic dim)}."""
+def inferred_shapes(data: bytes) -> dict[str, list]:
+    """ONNX shape inference, strict and type-checked as the checker's full check runs it:
+    {value name: dims (int, or the name of a symbolic dim)}."""
     import onnx
 
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    try:
+        model = onnx.shape_inference.infer_shapes(data, check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise error("export", "ONNX shape inference (the checker's full check) rejects the exported "
+                    f"model: {exc}") from None
     out = {}
     for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]:
         dims = v.type.tensor_type.shape.dim
@@ -49,9 +56,9 @@ def inferred_shapes(model) -> dict[str, list]:
     return out
 
 
-def compare_shapes(network, named: dict[str, str], model, dynamic_batch: bool) -> int:
+def compare_shapes(network, named: dict[str, str], data: bytes, dynamic_batch: bool) -> int:
     """Every scope-named tensor's ONNX shape equals netc's (batch: 1, or symbolic); their count."""
-    shapes = inferred_shapes(model)
+    shapes = inferred_shapes(data)
     by_scope = {d["scope"]: d["shape"] for _, d in network.nodes()}
     bad, n = [], 0
     for scope, value in named.items():
@@ -103,10 +110,6 @@ def compare_outputs(network, module, data: bytes, dynamic_batch: bool) -> dict[i
 
 
 def verify(network, module, data: bytes, named: dict[str, str], dynamic_batch: bool) -> Verdict:
-    import onnx
-
-    model = onnx.load_from_string(data)  # one parsed copy for the checker and shape inference
-    check(model)
-    n = compare_shapes(network, named, model, dynamic_batch)
-    del model
+    check(data)
+    n = compare_shapes(network, named, data, dynamic_batch)
     return Verdict(n, compare_outputs(network, module, data, dynamic_batch))
