@@ -1,6 +1,6 @@
 """Bounded work: specs whose cost no node count shows still stop within the hostile bounds
 (1 GiB of address space, 30 s), with error[limit] where the work was asked for; and every pass
-is linear: doubling the size of names, outputs, imports, variables or errors doubles the CPU time.
+is linear: 4x the names, outputs, variables or errors (2x the imports) costs at most ~4x (2x) the CPU time.
 """
 from __future__ import annotations
 
@@ -123,10 +123,13 @@ def imports(n, tmp_path):  # n library files, each imported by the spec and by t
         "]\nlayers: [{use: T0}]\n"
 
 
-@pytest.mark.parametrize("construct, n", [(names, 4000), (outputs, 3000), (variables, 4000), (errors, 1500)])
-def test_doubling_the_input_doubles_the_time(construct, n):
-    small, large = cpu(construct(n)), cpu(construct(2 * n))
-    assert large / small < 2.8, (small, large)
+@pytest.mark.parametrize("construct, n", [(names, 4000), (outputs, 1500), (variables, 4000), (errors, 1500)])
+def test_time_grows_linearly_with_the_input(construct, n):
+    """Four times the input costs at most ~4x the CPU time; a quadratic pass would cost 16x. The
+    bound 8x leaves a factor 2 for a shared machine's noise: a doubling, bounded at 2.8x, once
+    measured 4.6x here (0.14 s -> 0.64 s) under a full test run, and 1.65-2.36x when quiet."""
+    small, large = cpu(construct(n)), cpu(construct(4 * n))
+    assert large / small < 8, (small, large)
 
 
 def test_doubling_imports_doubles_the_time(tmp_path):
