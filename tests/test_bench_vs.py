@@ -29,6 +29,7 @@ def test_vs_onnxruntime(netc_cli):
     assert all(r["max_abs_diff"] <= 1e-4 for r in report["results"])
 
 
+@pytest.mark.heavy
 def test_vs_compile(netc_cli, tmp_path, monkeypatch):
     # torch.compile of the reference (one batch size: one compile); netc's side compiled too
     pytest.importorskip("onnxruntime", reason="netc's --compile default backend")

@@ -259,6 +259,7 @@ def _fsdp_worker(rank: int, world: int, port: int, result_dir: str):
         dist.destroy_process_group()
 
 
+@pytest.mark.heavy
 def test_fsdp2_shards_each_stage_and_trains_like_the_unsharded_model(tmp_path):
     import torch.multiprocessing as mp
 

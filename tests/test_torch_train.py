@@ -93,6 +93,7 @@ def _ddp_worker(rank: int, world: int, port: int, result_dir: str):
         dist.destroy_process_group()
 
 
+@pytest.mark.heavy
 def test_distributed_data_parallel_replicas_stay_equal(tmp_path):
     import torch.multiprocessing as mp
 
