@@ -55,7 +55,7 @@ def op_node(draw):
     op = draw(st.sampled_from(["conv", "conv", "sepconv", "bn", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu",
                                "leaky_relu", "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
-                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "channel_shuffle",
+                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "slice", "channel_shuffle",
                                "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),
@@ -93,6 +93,9 @@ def op_node(draw):
         attrs = {"shape": draw(st.sampled_from([[-1], [2, -1], [-1, 1, 1], [4, 4], [-1, -1], [0]]))}
     elif op == "chunk":
         attrs = {"parts": draw(st.integers(1, 3)), "index": draw(st.integers(0, 3)), "dim": draw(st.integers(-1, 3))}
+    elif op == "slice":
+        attrs = maybe({"start": draw(st.integers(-4, 4)), "end": draw(st.integers(-4, 6)), "dim": draw(st.integers(-1, 3))},
+                      draw, {"start", "end", "dim"})
     elif op == "channel_shuffle":
         attrs = {"groups": draw(st.integers(1, 4))}
     elif op == "stochastic_depth":

@@ -128,6 +128,52 @@ def test_chunk_parts_are_addressable(tmp_path):
     assert net.graph.nodes[net.outputs[0][1]]["shape"] == (8, 6, 2)
 
 
+SLICES = ("  - {name: a, slice: {end: 3}}\n"
+          "  - {name: b, from: input, slice: {start: 3}}\n"
+          "  - {name: c, from: input, slice: {start: -2, end: -1, dim: 2}}\n"
+          "  - {name: d, from: [b, a], cat: {}}\n"
+          "  - {name: w, slice: {start: 1, end: 5, dim: -1}}\n"
+          "  - {name: e, from: [w, c], mul: {}}\n")
+
+
+def test_slice_takes_unequal_parts(tmp_path):
+    """CSPNet's / DPN's split into unequal channel parts, negative indices from the end, any axis:
+    the interpreter against torch's own indexing of the same tensor."""
+    net = load(tmp_path, SLICES)
+    x = x_of(8, 6, 6)
+    expected = torch.cat([x[:, 3:], x[:, :3]], 1)[:, :, :, 1:5] * x[:, :, :, -2:-1]
+    assert_close(built(net)(x), expected, 0)
+    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (8, 6, 4)
+
+
+def test_slice_in_generated_code_and_onnx(tmp_path):
+    """The generated forward indexes as the interpreter does; the ONNX export runs in onnxruntime
+    with the same numbers."""
+    from tests.conftest import pair
+
+    net = load(tmp_path, SLICES + "  - {conv: {out: 4, k: 3, p: 1}}\n")
+    ref, gen = pair(net, tmp_path)
+    x = x_of(8, 6, 6)
+    assert_close(gen.eval()(x), ref.eval()(x), 0)
+    assert "[:, 3:8]" in net.codegen()
+    verdict = net.export_onnx(tmp_path / "slices.onnx", module=ref)
+    assert max(verdict.max_diff.values()) <= 1e-5
+
+
+@pytest.mark.parametrize("attrs, words", [
+    ("{start: 2, end: 9}", "slice end 9 is outside axis 0 of 8 entries"),
+    ("{start: -9}", "slice start -9 is outside axis 0 of 8 entries"),
+    ("{start: 5, end: 5}", "slice 5:5 of axis 0 (8 entries) is empty"),
+    ("{start: 2, dim: 3}", "slice dim 3 does not exist in a 3-d input"),
+    ("{stop: 2}", "stop"),
+])
+def test_slice_errors(tmp_path, attrs, words):
+    with pytest.raises(netc.NetcError) as e:
+        load(tmp_path, f"  - {{name: part, slice: {attrs}}}\n")
+    assert words in str(e.value)
+    assert "probe.yaml:5:" in str(e.value)  # the layer's line
+
+
 def test_reshape_and_partial_flatten(tmp_path):
     net = load(tmp_path, "  - {flatten: {start: 1}}\n  - {reshape: {shape: [2, -1, 9]}}\n"
                          "  - {flatten: {start: 0, end: 1}}\n")

@@ -318,8 +318,9 @@ EVERY_OP = """\
   - {layernorm: {}}
   - {channel_shuffle: {groups: 2}}
   - {name: part, chunk: {parts: 2, index: 1}}
+  - {name: narrow, slice: {start: 1, end: -1}}
   - {name: gate, seq: [gap, hardsigmoid]}
-  - {name: se, from: [part, gate], mul: {}}
+  - {name: se, from: [narrow, gate], mul: {}}
   - {hardswish: {}}
   - {name: ls, layer_scale: {init: 0.5}}
   - {name: sd, stochastic_depth: {p: 0.2}}

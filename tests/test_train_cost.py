@@ -52,6 +52,7 @@ CASES = {
     "permute": [({"dims": [1, 2, 0]}, [(8, 6, 6)])],
     "reshape": [({"shape": [8, 36]}, [(8, 6, 6)])],
     "chunk": [({"parts": 2, "index": 1}, [(8, 6, 6)])],
+    "slice": [({"start": 2, "end": 5}, [(8, 6, 6)]), ({"start": -3, "dim": 2}, [(8, 6, 6)])],
     "channel_shuffle": [({"groups": 2}, [(8, 6, 6)])],
     "stochastic_depth": [({"p": 0.5}, [(8, 6, 6)]), ({"p": 0.5, "mode": "batch"}, [(8, 6, 6)]), ({"p": 0.0}, [(8,)])],
     "layer_scale": [({}, [(8, 6, 6)])],

@@ -1,5 +1,5 @@
-"""Tensor plumbing without parameters: permute, reshape, chunk (one part of a channel split) and
-channel shuffle (ShuffleNet). Axes are batchless: 0 is the channel (or feature) axis."""
+"""Tensor plumbing without parameters: permute, reshape, chunk (one part of an equal split), slice
+(a range of one axis: an unequal channel split) and channel shuffle (ShuffleNet). Axes are batchless: 0 is the channel (or feature) axis."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -114,6 +114,52 @@ class Chunk(Op):
 
     def module(self, a, shapes):
         return ModuleSpec("netc.backends.torch.runtime.Chunk", (a.parts, a.index, axis_index("chunk", a.dim, len(shapes[0])) + 1), {})
+
+
+class SliceAttrs(Attrs):
+    start: int = 0
+    end: int | None = None
+    dim: int = 0
+
+
+def slice_bounds(a: SliceAttrs, shape) -> tuple[int, int, int]:
+    """(axis, start, end) of a slice on a batchless shape, non-negative, or a shape error: Python's
+    negative indices count from the end, but an index past either end is a mistake, not clamped."""
+    axis = axis_index("slice", a.dim, len(shape), "dim")
+    n = shape[axis]
+    for what, v in (("start", a.start), ("end", a.end)):
+        if v is not None and not -n <= v <= n:
+            raise ShapeError(f"slice {what} {v} is outside axis {axis} of {n} entries",
+                             f"indices run from -{n} to {n} (negative counts from the end)")
+    start = a.start % n if a.start < 0 else a.start
+    end = n if a.end is None else a.end % n if a.end < 0 else a.end
+    if end <= start:
+        raise ShapeError(f"slice {a.start}:{'' if a.end is None else a.end} of axis {axis} ({n} entries) is empty",
+                         "end must come after start")
+    return axis, start, end
+
+
+@register
+class Slice(Op):
+    name = "slice"
+    summary = ("entries start..end (end exclusive; negative from the end; none: to the end) of one axis, "
+               "dim 0 = channels: x[:, start:end] - an unequal channel split (CSPNet, DPN, Res2Net, GhostNet)")
+    Attrs = SliceAttrs
+
+    def infer(self, a, shapes):
+        x = shapes[0]
+        axis, start, end = slice_bounds(a, x)
+        return x[:axis] + (end - start,) + x[axis + 1:]
+
+    def autograd(self, a, shapes, out):
+        return Autograd(alias=True)  # a view; its backward builds a full-size gradient
+
+    def label(self, a):
+        return f"slice {a.start}:{'' if a.end is None else a.end}" + (f" of axis {a.dim}" if a.dim else "")
+
+    def module(self, a, shapes):
+        axis, start, end = slice_bounds(a, shapes[0])
+        return ModuleSpec("netc.backends.torch.runtime.Slice", (start, end, axis + 1), {})
 
 
 class ShuffleAttrs(Attrs):

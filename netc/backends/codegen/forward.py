@@ -14,6 +14,7 @@ from collections.abc import Callable
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.ir.blocks import schedule
+from netc.ops.shape import slice_bounds
 
 # how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
 OWNED_OPERATORS = {"operator.mul": "*"}
@@ -76,6 +77,9 @@ def _op_expr(data, nid, attr):
         a = d["attrs"]
         dim = a.dim % len(data[d["inputs"][0]]["shape"]) + 1
         return lambda args: f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
+    if op == "slice":
+        axis, start, end = slice_bounds(d["attrs"], data[d["inputs"][0]]["shape"])
+        return lambda args: f"{args[0]}[{':, ' * (axis + 1)}{start}:{end}]"
     if d.get("owned") is not None:  # a parameter of this module (layer scale)
         return lambda args: f"{attr} {OWNED_OPERATORS[d['owned'].fn]} {args[0]}"
     if op == "cat":

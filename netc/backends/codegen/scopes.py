@@ -14,7 +14,7 @@ from typing import Any
 from netc.errors import error
 
 # parameter-free joins and views written as expressions, not modules
-INLINE_OPS = {"add", "cat", "scale", "mul", "chunk"}
+INLINE_OPS = {"add", "cat", "scale", "mul", "chunk", "slice"}
 
 
 @dataclass(eq=False)

@@ -120,6 +120,7 @@ MAPPINGS: dict[str, Mapping] = {
     "permute": Mapping("Transpose"),
     "reshape": Mapping("Reshape"),
     "chunk": Mapping("Slice"),
+    "slice": Mapping("Slice"),
     "channel_shuffle": Mapping("Reshape + Transpose + Reshape"),
     "stochastic_depth": Mapping("(removed: eval mode)"),
 }

@@ -124,6 +124,20 @@ class Chunk(nn.Module):
         return f"parts={self.parts}, index={self.index}, dim={self.dim}"
 
 
+class Slice(nn.Module):
+    """Entries start..end (exclusive) of axis `dim`: a view, x[:, start:end] for dim 1."""
+
+    def __init__(self, start: int, end: int, dim: int = 1):
+        super().__init__()
+        self.start, self.end, self.dim = start, end, dim
+
+    def forward(self, x):
+        return x.narrow(self.dim, self.start, self.end - self.start)
+
+    def extra_repr(self):
+        return f"start={self.start}, end={self.end}, dim={self.dim}"
+
+
 class StochasticDepth(nn.Module):
     """torchvision.ops.StochasticDepth: in training, drop the input per sample ('row') or for the
     whole batch ('batch') with probability p and scale survivors by 1 / (1 - p); the same
