@@ -37,6 +37,13 @@ CASES = {
     "timm:inception_v4": ({}, 75),
     "timm:inception_resnet_v2": ({}, 75),
     "timm:legacy_xception": ({}, 75),
+    # ResNet-D's shortcut pool (identity, then average pool), MixNet's unequal channel splits in a
+    # ModuleDict, ReXNet's channel slices, DLA's unused projection, CSPNet's split halves
+    "timm:resnet26d": ({}, 64),
+    "timm:mixnet_s": ({}, 32),
+    "timm:rexnet_100": ({}, 32),
+    "timm:dla34": ({}, 64),
+    "timm:cspresnet50": ({}, 64),
 }
 
 
@@ -103,6 +110,47 @@ def test_functional_forms_map_to_v2_ops():
                   "{name: gamma, layer_scale: {init: 0.5, shape: [8]}}", "chunk: {parts: 2, index: 1}",
                   "hardswish", "hardsigmoid", "silu"):
         assert words in text
+
+
+def test_channel_plumbing_imports():
+    """Unequal splits, slices, narrow, tensor methods (.sigmoid(), .mul(), .add(), .relu()), a
+    result nothing reads, and a layer that is an identity in one instance of a class and a pool in
+    the others (`if:`/`else:` in the template); instances whose argument is at its default."""
+    text, verdict = import_spec(f"{FIXTURE}:Splits", {}, (3, 16, 16))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    spec = loads(text).spec
+    assert {"Down", "Gate", "SplitBlock"} <= set(spec.templates)
+    for words in ("slice: {end: 12}", "slice: {start: 12, end: 16}", "slice: {start: 1, end: 14}",
+                  "slice: {start: -2}", "if: $identity", "else: {avgpool: {k: 2, ceil_mode: true",
+                  "sigmoid", "mul: {}"):
+        assert words in text
+    assert "project" not in text
+
+
+def test_module_lists_run_in_a_loop_nest():
+    text, verdict = import_spec(f"{FIXTURE}:Looped", {}, (3, 16, 16))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    assert "name: layers" in text and "name: acts" in text and "layers." not in text
+    with pytest.raises(NetcError) as exc:
+        import_spec(f"{FIXTURE}:Looped", {"interleave": True}, (3, 16, 16))
+    assert "the modules of 'layers', 'acts' in" in str(exc.value) and "run apart" in str(exc.value)
+
+
+@pytest.mark.parametrize("body, words", [
+    ("x[:, ::2]", "tensor indexing other than one range of one axis"),
+    ("x[:, :4, :4]", "tensor indexing other than one range of one axis"),
+    ("x.narrow(1, 0, x.shape[1] // 2)", "narrow with an argument computed from the tensor"),
+    ("torch.split(x, x.shape[1] // 2, 1)[0]", "split with an argument computed from the tensor"),
+    ("x.split(4, 0)[0]", "split along the batch axis"),
+])
+def test_plumbing_outside_the_language_is_reported(tmp_path, body, words):
+    source = tmp_path / "plumb.py"
+    source.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+                      "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 1)\n\n"
+                      f"    def forward(self, x):\n        x = self.conv(x)\n        return {body}\n")
+    with pytest.raises(NetcError) as exc:
+        import_spec(f"{source}:Net", {}, (3, 8, 8))
+    assert words in str(exc.value) and "has no netc op" in str(exc.value)
 
 
 def test_modern_blocks_are_recovered():

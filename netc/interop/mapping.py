@@ -223,6 +223,12 @@ ACTIVATIONS = {F.relu6: "relu6", F.hardswish: "hardswish", F.hardsigmoid: "hards
                torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh"}
 PERMUTE = {torch.permute}
 CHUNK = {torch.chunk}
+SPLIT = {torch.split, torch.functional.split}
+NARROW = {torch.narrow}
+# tensor methods: x.sigmoid() is torch.sigmoid(x); x.add(y) / x.mul_(y) map as x + y / x * y
+METHOD_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid",
+                      "tanh": "tanh", "tanh_": "tanh"}
+BINARY_METHODS = {"add": operator.add, "add_": operator.iadd, "mul": operator.mul, "mul_": operator.imul}
 # helper functions the tracer keeps whole (torch.fx autowrap), by qualified name: args -> (op, attrs)
 WRAPPED = {
     "torchvision.models.shufflenetv2.channel_shuffle": lambda x, groups: ("channel_shuffle", {"groups": int(groups)}),

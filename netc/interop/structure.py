@@ -58,6 +58,32 @@ def group(ops: list[TracedOp], types: dict[str, str]) -> Block:
     return root
 
 
+def nest(ops: list[TracedOp], modules: set[str]) -> None:
+    """Containers the forward never calls (a ModuleList iterated in a loop) join each op's parents,
+    so that `layers.0` nests in a block `layers`, as its state_dict key does."""
+    for op in ops:
+        path = op.scope if op.named else (op.parents[-1] if op.parents else "")
+        parts = path.split(".") if path else []
+        chain = [p for p in (".".join(parts[:k]) for k in range(1, len(parts) + (0 if op.named else 1)))
+                 if p in modules]
+        if set(op.parents) <= set(chain):
+            op.parents = tuple(chain)
+
+
+def split_blocks(root: Block) -> list[str]:
+    """Module paths whose ops run in more than one place between other layers (a block opened twice)."""
+    seen, twice = set(), []
+    queue = [root]
+    for block in queue:
+        for item in block.items:
+            if isinstance(item, Block):
+                if item.path in seen and item.path not in twice:
+                    twice.append(item.path)
+                seen.add(item.path)
+                queue.append(item)
+    return twice
+
+
 def external_inputs(item, inside: set) -> list:
     """The values an item reads from outside itself, in order, without repeats."""
     if isinstance(item, Block):
@@ -90,6 +116,9 @@ class Emitter:
         self.scope_of = {}
         self.names = names  # every scope path the spec will publish (for relative `from:` references)
         self.entry_of = {}  # block path -> the value entering it
+        # blocks with children named 0, 1, ... (ModuleList, ModuleDict): an unnamed layer's default
+        # name is its position, which may be one of theirs, so such blocks name every layer
+        self.numbered = {n.rpartition(".")[0] for n in names if n.rpartition(".")[2].isdigit()}
 
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
@@ -103,10 +132,11 @@ class Emitter:
             return self.block(item, entry, parent)
         self.scope_of[id(item.node)] = item.scope
         layer = {}
-        if item.named:
+        named = item.named or parent in self.numbered
+        if named:
             layer["name"] = relative(item.scope, parent)
         layer[item.op] = dict(item.attrs)
-        return layer if item.named or item.attrs else item.op
+        return layer if named or item.attrs else item.op
 
     def region(self, items: list, entry, parent: str) -> list:
         """Layers computing `items` from `entry` (their single input from outside), side heads
@@ -175,11 +205,15 @@ class Emitter:
     def fallback(self, items: list, cur, parent: str) -> list:
         """Explicit `from:` references where the region is not series-parallel."""
         layers = []
+        prev = [cur] + [_out(it) for it in items[:-1]]
+        referenced = {id(v) for it, p in zip(items, prev) if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
             layer = self.item(item, cur, parent)
             if isinstance(layer, str):
                 layer = {layer: {}}
+            if "name" not in layer and id(_out(item)) in referenced:  # a function's result read by `from:`
+                layer = {"name": relative(item.scope, parent), **layer}
             if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
                 self.refs += 1
                 refs = [self._ref(v, parent) for v in ins]

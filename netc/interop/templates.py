@@ -25,8 +25,9 @@ class _Mismatch(Exception):
 
 
 class Unifier:
-    def __init__(self, n: int):
+    def __init__(self, n: int, templates: dict):
         self.n = n
+        self.templates = templates  # made so far (inner classes first): their argument defaults
         self.args: dict[str, list] = {}  # name -> value per instance (MISSING where absent)
 
     def new_arg(self, hint: str, values: list) -> str:
@@ -54,6 +55,10 @@ class Unifier:
         if all(isinstance(x, dict) for x in xs):
             if any(x.get("name") != first.get("name") for x in xs):
                 raise _Mismatch
+            xs = [self.spelled_out(x) for x in xs]
+            kinds = [[k for k in x if k in REGISTRY] for x in xs]
+            if any(k != kinds[0] for k in kinds):
+                return self.alternatives(xs, present, kinds, hint)
             keys = list(dict.fromkeys(k for x in xs for k in x))
             out = {}
             for key in keys:
@@ -80,6 +85,42 @@ class Unifier:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
         raise _Mismatch
 
+    def spelled_out(self, x: dict) -> dict:
+        """A use of a template with every argument given: an instance leaves out those at their
+        default, which another instance may set."""
+        defaults = self.templates.get(x.get("use"), {}).get("args") if isinstance(x.get("use"), str) else None
+        return {**x, "args": {**defaults, **x.get("args", {})}} if defaults else x
+
+    def alternatives(self, xs: list[dict], present: list[int], kinds: list[list[str]], hint: str) -> dict:
+        """One layer that is a different op in different instances (timm's ResNet-D shortcut: an
+        identity in one block, an average pool in the others) as `if: $<op>, <op>: {...}, else:
+        {<other op>: {...}}`, nested for more than two ops."""
+        if any(len(k) != 1 for k in kinds) or any(set(x) - {"name", "from", kinds[0][0], k[0]}
+                                                  for x, k in zip(xs, kinds)):
+            raise _Mismatch
+        ops = [k[0] for k in kinds]
+        order = list(dict.fromkeys(ops))
+        have_from = [x["from"] for x in xs if "from" in x]
+        if have_from and (len(have_from) < len(xs) or any(not _same(f, have_from[0]) for f in have_from)):
+            raise _Mismatch
+        where = {"from": copy.deepcopy(have_from[0])} if have_from else {}
+        node = None
+        for op in reversed(order):
+            mine = [(i, x[op]) for i, x, o in zip(present, xs, ops) if o == op]
+            if all(isinstance(v, dict) for _, v in mine):
+                mine = [(i, _with_defaults(op, v, mine)) for i, v in mine]
+            attrs = self.unify([v for _, v in mine], [i for i, _ in mine], xs[0].get("name", hint))
+            if node is None:
+                node = {**where, op: attrs}
+                continue
+            later = set(order[order.index(op) + 1:])
+            flags = [MISSING] * self.n
+            for i, o in zip(present, ops):
+                if o == op or o in later:
+                    flags[i] = o == op
+            node = {**where, "if": "$" + self.new_arg(op, flags), op: attrs, "else": node}
+        return {**({"name": xs[0]["name"]} if "name" in xs[0] else {}), **node}
+
 
 def _with_defaults(op: str, attrs: dict, others: list) -> dict:
     """An op's attributes with the defaults filled in that other instances spell out."""
@@ -87,8 +128,8 @@ def _with_defaults(op: str, attrs: dict, others: list) -> dict:
     out = dict(attrs)
     for _, other in others:
         for k in other:
-            if k not in out and k in fields and not fields[k].is_required():
-                out[k] = fields[k].default
+            if k not in out and k in fields and not fields[k].is_required() and fields[k].default is not None:
+                out[k] = fields[k].default  # a None default is derived (a pool's stride is its kernel)
     return out
 
 
@@ -108,13 +149,28 @@ def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
         match = next((k for k, v in known if _agree(v, values)), None)
         if match:
             expr[name] = f"${match}"
+            _fill(kept[match], values, 1)
             continue
         factor = next(((k, f) for k, v in known if (f := _multiple(v, values))), None)
         if factor:
             expr[name] = f"${factor[0]} * {factor[1]}"
+            _fill(kept[factor[0]], values, factor[1])
             continue
         kept[name] = values
     return kept, expr
+
+
+def _fill(kept: list, merged: list, factor: int) -> None:
+    """Where an instance lacks the kept argument's layer but has the merged one's, the kept
+    argument carries the value there: otherwise the merged `$kept * factor` would read the
+    kept argument's default in that instance."""
+    for i, (k, m) in enumerate(zip(kept, merged)):
+        if k is MISSING and m is not MISSING:
+            kept[i] = m // factor if factor != 1 else m
+
+
+def _divides(values: list, factor: int) -> bool:
+    return all(v is MISSING or type(v) is int and v % factor == 0 for v in values)
 
 
 def _agree(a: list, b: list) -> bool:
@@ -127,7 +183,7 @@ def _multiple(a: list, b: list):
     if not pairs or not all(type(x) is int and type(y) is int and x > 0 for x, y in pairs):
         return None
     f = pairs[0][1] // pairs[0][0]
-    return f if f > 1 and all(y == x * f for x, y in pairs) else None
+    return f if f > 1 and all(y == x * f for x, y in pairs) and _divides(b, f) else None
 
 
 def _substitute(value, expr: dict):
@@ -182,7 +238,7 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     for cls in sorted(found, key=lambda c: height[c]):
         if cls in ("Sequential", "ModuleList", "ModuleDict"):
             continue
-        for group in _variants(found[cls]):
+        for group in _variants(found[cls], templates):
             _template(cls, group, templates)
     strip(layers)
     _repeats(layers, templates)
@@ -209,31 +265,32 @@ def _reads_input(value):
     return value
 
 
-def _unified(group: list):
+def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
-    u = Unifier(len(group))
+    u = Unifier(len(group), templates)
     return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), "x")
 
 
-def _variants(group: list) -> list[list]:
+def _variants(group: list, templates: dict) -> list[list]:
     """The instances of one class as groups to template: all of them where they unify, else one
     group per layout (MobileNet's InvertedResidual with and without its expansion conv, which
     shifts the positional names of the layers after it)."""
     try:
-        _unified(group)
+        _unified(group, templates)
         return [group]
     except _Mismatch:
         pass
     by_layout: dict[str, list] = {}
     for g in group:
-        by_layout.setdefault(repr(_layout(g["seq"])), []).append(g)
+        by_layout.setdefault(repr(_layout(_reads_input(copy.deepcopy(g["seq"])))), []).append(g)
     return list(by_layout.values())
 
 
 def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
-        return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items() if k != TYPE_KEY)
+        return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items()
+                     if k not in (TYPE_KEY, "args"))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
@@ -244,7 +301,7 @@ def _template(cls: str, group: list, templates: dict) -> None:
     if len(group) < 2:
         return
     try:
-        u, body = _unified(group)
+        u, body = _unified(group, templates)
     except _Mismatch:
         return
     kept, expr = _simplify(u.args)

@@ -1,7 +1,7 @@
 """nn.Module -> a list of netc ops in execution order, by torch.fx symbolic tracing.
 
 Every module netc has an op for is a leaf of the trace; functions between them (`out += x`,
-`torch.cat`, `torch.flatten`, `x * 0.17`, `F.relu`) map to netc ops too. An op's `scope` is
+`torch.cat`, `torch.flatten`, `x * 0.17`, `F.relu`) map to netc ops too (`calls.py`). An op's `scope` is
 its module path (functions get a generated name inside their module), so the spec built from
 these ops has the source's state_dict keys. What cannot be mapped is reported with its
 module path and the reason; a forward that branches on tensor values is located in the
@@ -9,16 +9,13 @@ source file.
 """
 from __future__ import annotations
 
-import operator
 import traceback
 from dataclasses import dataclass, field
 
-import torch
-import torch.nn.functional as F
 from torch import fx
 
 from netc.errors import Diagnostic, Loc, NetcError, error
-from netc.interop import mapping
+from netc.interop import calls, mapping
 from netc.interop.mapping import Unmappable
 from netc.spec.names import MODULE_NAME
 
@@ -62,11 +59,6 @@ def _wrapped():
             yield fn
 
 
-def _wrapped_op(f):
-    name = f"{getattr(f, '__module__', '')}.{getattr(f, '__name__', '')}"
-    return mapping.WRAPPED.get(name)
-
-
 def trace(module, where: str, several: bool = False) -> tuple[list[TracedOp], fx.Node, fx.Node]:
     """The ops of `module`'s forward, the fx node it returns (with `several`, a tuple of nodes
     may be returned: a training forward's outputs) and its input placeholder."""
@@ -75,6 +67,7 @@ def trace(module, where: str, several: bool = False) -> tuple[list[TracedOp], fx
         graph = tracer.trace(module)
     except Exception as exc:
         raise _located(exc, module, where) from None
+    _drop_unused(graph, dict(module.named_modules()))
     inputs = [n for n in graph.nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         raise error("import", f"the forward of {where} takes {len(inputs)} inputs; netc networks take one image batch")
@@ -84,6 +77,24 @@ def trace(module, where: str, several: bool = False) -> tuple[list[TracedOp], fx
         raise error("import", f"the forward of {where} returns {type(returned).__name__}, not one tensor", None,
                     "netc imports single-output forwards (put the model in eval mode)")
     return ops, returned, inputs[0]
+
+
+def _drop_unused(graph: fx.Graph, modules: dict) -> None:
+    """Remove computations whose result nothing uses (timm's DLA projects a shortcut that the tree
+    below ignores), unless they may write into their input. One reverse pass: a node's inputs come
+    before it, so they are visited after its removal."""
+    for node in reversed(list(graph.nodes)):
+        if node.op in ("placeholder", "output", "get_attr") or node.users or _may_write(node, modules):
+            continue
+        graph.erase_node(node)
+
+
+def _may_write(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return bool(getattr(modules[node.target], "inplace", False))
+    if node.op == "call_method":
+        return node.target.endswith("_") and not node.target.endswith("__")
+    return bool(node.kwargs.get("inplace")) or getattr(node.target, "__name__", "").startswith("__i")
 
 
 def _located(exc, module, where) -> NetcError:
@@ -110,115 +121,9 @@ def _located(exc, module, where) -> NetcError:
     return error("import", f"cannot import {where}: {why}", None, hint)
 
 
-def _const(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _parents(node) -> tuple:
     stack = node.meta.get("nn_module_stack") or {}
     return tuple(path for path, _ in stack.values() if path)
-
-
-def _function_op(node, chunks: dict):
-    """(op, attrs, tensor inputs) of a call_function/call_method node; None to skip it; an fx
-    node for a call that returns its input unchanged (`.contiguous()`). `chunks` collects the
-    `chunk` calls whose parts (`getitem`) become netc `chunk` ops."""
-    f, args, kw = node.target, node.args, node.kwargs
-    tensors = [a for a in args if isinstance(a, fx.Node)]
-    if node.op == "call_method":
-        if f in ("size", "dim"):
-            return None
-        if f == "contiguous":
-            return args[0]
-        if f == "flatten" and not _flattens(f, args, kw):
-            return (*mapping.flatten_axes(*_flatten_range(args, kw)), [args[0]])
-        if f in ("view", "reshape", "flatten") and _flattens(f, args, kw):
-            return "flatten", {}, [args[0]]
-        if f in ("relu", "relu_"):
-            return "relu", {}, [args[0]]
-        if f == "permute":
-            dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-            return "permute", mapping.permute_dims(kw.get("dims", dims)), [args[0]]
-        if f == "chunk":
-            chunks[node] = (args[0], *_chunk_args(args, kw))
-            return None
-        if f == "mean" and _means_spatial(args, kw):
-            return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
-        raise Unmappable(f"tensor method .{f}()")
-    if f is operator.getitem and args[0] in chunks:
-        source, parts, dim = chunks[args[0]]
-        return "chunk", {"parts": parts, "index": int(args[1]), **({"dim": dim} if dim else {})}, [source]
-    if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node) or _is_tuple_class(f):
-        return None  # a namedtuple of outputs is unpacked at the output
-    if f in mapping.CHUNK:
-        chunks[node] = (args[0], *_chunk_args(args, kw))
-        return None
-    wrapped = _wrapped_op(f)
-    if wrapped is not None:
-        return (*wrapped(*args, **kw), tensors[:1])
-    if f in mapping.ADD and len(tensors) == 2 and len(args) == 2:
-        return "add", {}, tensors
-    if f in mapping.MUL and len(tensors) == 1 and any(_const(a) for a in args):
-        return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
-    if f in mapping.MUL and len(tensors) == 2 and len(args) == 2:
-        return "mul", {}, tensors
-    if f in mapping.RELU:
-        return "relu", {"inplace": True} if kw.get("inplace") else {}, tensors[:1]
-    if f in mapping.ACTIVATIONS:
-        return mapping.ACTIVATIONS[f], {"inplace": True} if kw.get("inplace") else {}, tensors[:1]
-    if f in mapping.PERMUTE:
-        return "permute", mapping.permute_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
-    if f in mapping.CAT:
-        dim = kw.get("dim", args[1] if len(args) > 1 else 0)
-        if dim != 1:
-            raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
-        inputs = list(args[0])
-        return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
-    if f in mapping.FLATTEN:
-        return (*mapping.flatten_axes(*_flatten_range(args, kw)), tensors[:1])
-    if f in ADAPTIVE:
-        cls, op = ADAPTIVE[f]
-        return (*mapping.adaptive(cls((args[1:] or [kw.get("output_size")])[0]), op), tensors[:1])
-    pool = POOLS.get(getattr(f, "__name__", ""))
-    if pool is not None:
-        cls, names = pool
-        bound = dict(zip(names, args[1:]), **kw)
-        return (*mapping.map_module(cls(**bound)), tensors[:1])
-    if f is F.dropout:
-        return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
-    name = getattr(f, "__name__", str(f))
-    raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
-
-
-ADAPTIVE = {F.adaptive_avg_pool2d: (torch.nn.AdaptiveAvgPool2d, "adaptive_avgpool"),
-            F.adaptive_max_pool2d: (torch.nn.AdaptiveMaxPool2d, "adaptive_maxpool")}
-
-
-def _is_tuple_class(f) -> bool:
-    return isinstance(f, type) and issubclass(f, tuple)
-
-
-# functional pooling: the module with the same arguments (positional order of torch.nn.functional)
-POOLS = {
-    "avg_pool2d": (torch.nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                                        "divisor_override")),
-    "_max_pool2d": (torch.nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
-    "max_pool2d": (torch.nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
-}
-
-
-def _flatten_range(args, kw) -> tuple[int, int]:
-    rest = list(args[1:])
-    return (rest[0] if rest else kw.get("start_dim", 0)), (rest[1] if len(rest) > 1 else kw.get("end_dim", -1))
-
-
-def _chunk_args(args, kw) -> tuple[int, int]:
-    """(parts, batchless dim) of `x.chunk(parts, dim)` / `torch.chunk(x, parts, dim)`."""
-    parts = int(args[1] if len(args) > 1 else kw["chunks"])
-    dim = int(args[2] if len(args) > 2 else kw.get("dim", 0))
-    if dim == 0:
-        raise Unmappable("chunk along the batch axis")
-    return parts, dim - 1 if dim > 0 else dim
 
 
 def _layer_scale(node, module):
@@ -244,20 +149,6 @@ def _layer_scale(node, module):
     return attrs, x
 
 
-def _flattens(f, args, kw) -> bool:
-    rest = list(args[1:])
-    if f == "flatten":
-        return (rest or [kw.get("start_dim", 0)])[0] == 1
-    if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
-        rest = list(rest[0])
-    return len(rest) == 2 and rest[1] == -1 and isinstance(rest[0], fx.Node)  # x.view(x.size(0), -1)
-
-
-def _means_spatial(args, kw) -> bool:
-    dims = kw.get("dim", args[1] if len(args) > 1 else None)
-    return tuple(dims or ()) in ((2, 3), (-2, -1), [2, 3])
-
-
 def _ops(graph: fx.Graph, module, where: str):
     modules = dict(module.named_modules())
     ops, problems, counter, returned, called, taken = [], [], {}, None, set(), set()
@@ -267,7 +158,7 @@ def _ops(graph: fx.Graph, module, where: str):
             continue
         if node.op == "output":
             returned = node.args[0]
-            if isinstance(returned, fx.Node) and _is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
+            if isinstance(returned, fx.Node) and calls.is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
                 returned = returned.target(*returned.args, **returned.kwargs)
             if isinstance(returned, tuple):  # a training forward's outputs (a namedtuple keeps its fields)
                 values = [alias.get(r, r) for r in returned]
@@ -301,7 +192,7 @@ def _ops(graph: fx.Graph, module, where: str):
                     raise Unmappable("a module with weights called twice (shared weights)")
                 found = (parts, None, inputs)  # what follows the weights (or a reused parameter-free module)
             else:
-                found = _function_op(node, chunks)
+                found = calls.function_op(node, chunks)
         except Unmappable as why:
             path = node.target if node.op == "call_module" else (".".join(_parents(node)[-1:]) or "(root)")
             problems.append(Diagnostic("import", f"'{path}' of {where}: {why} has no netc op", None,
