@@ -127,6 +127,19 @@ def test_channel_plumbing_imports():
     assert "project" not in text
 
 
+def test_subclass_maps_where_it_computes_as_its_base():
+    """timm's Linear (nn.Linear's arithmetic in its own forward) maps as linear; a conv whose forward
+    pads as TensorFlow's 'same' (asymmetric on even maps) is refused, though the odd map it is
+    imported at could not tell it apart."""
+    text, verdict = import_spec(f"{FIXTURE}:Subclassed", {}, (3, 15, 15))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    assert "{name: fc, linear: {out: $num_classes}}" in text
+    with pytest.raises(NetcError) as exc:
+        import_spec(f"{FIXTURE}:Subclassed", {"tf_same": True}, (3, 15, 15))
+    assert "'conv' of" in str(exc.value) and "TFSameConv (a Conv2d with its own forward that computes something " \
+        "else)" in str(exc.value)
+
+
 def test_module_lists_run_in_a_loop_nest():
     text, verdict = import_spec(f"{FIXTURE}:Looped", {}, (3, 16, 16))
     assert verdict.max_diff <= 1e-5 and verdict.same_order

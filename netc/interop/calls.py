@@ -69,6 +69,9 @@ def function_op(node, chunks: dict):
         return (*wrapped(*args, **kw), tensors[:1])
     if f in mapping.ADD and len(tensors) == 2 and len(args) == 2 and not kw:
         return "add", {}, tensors
+    if f in mapping.ADD and len(tensors) == 1 and len(args) == 2 and not kw and any(
+            _const(a) and a == 0 for a in args):
+        return tensors[0]  # a sum started at 0 (MobileOne's branches): the tensor itself
     if f in mapping.MUL and len(tensors) == 1 and any(_const(a) for a in args):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
     if f in mapping.MUL and len(tensors) == 2 and len(args) == 2 and not kw:

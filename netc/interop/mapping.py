@@ -157,14 +157,16 @@ def _known_base(m: nn.Module):
 def map_module(m: nn.Module):
     """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
 
-    A subclass with its own forward maps only where its extra work is known (`trailing_ops`)."""
+    A subclass with its own forward maps where its extra work is known (`trailing_ops`) or where
+    it computes what its base class computes (`behaves_as`)."""
     named = NAMED.get(_qualname(m))
     if named is not None:
         return named(m)
     cls = _known_base(m)
     if cls is not None:
-        if type(m).forward is not cls.forward and not _norm_act(m):
-            raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward)")
+        if type(m).forward is not cls.forward and not _norm_act(m) and not behaves_as(m, cls):
+            raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward that computes "
+                             "something else)")
         return MODULES[cls](m)
     if is_separable(m):
         return "sepconv", _drop({"out": m.pointwise.out_channels, "k": _pair(m.conv1.kernel_size),
@@ -172,6 +174,46 @@ def map_module(m: nn.Module):
                                  "d": _pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
                                 {"s": 1, "p": 0, "d": 1, "bias": False})
     raise Unmappable(f"{type(m).__module__}.{type(m).__name__}")
+
+
+def _probes(m: nn.Module) -> list[tuple]:
+    """Input shapes that tell a subclass from its base: for a conv, an odd and an even map (padding
+    that depends on the input size, as TF 'same', differs at one of them)."""
+    if isinstance(m, nn.Linear):
+        return [(2, m.in_features), (2, 3, m.in_features)]
+    if isinstance(m, nn.Conv2d):
+        reach = max((k - 1) * d + 1 for k, d in zip(m.kernel_size, m.dilation)) + max(m.stride)
+        return [(2, m.in_channels, reach + 4, reach + 5), (2, m.in_channels, reach + 5, reach + 4)]
+    if isinstance(m, nn.BatchNorm2d):
+        return [(2, m.num_features, 5, 5)]
+    if isinstance(m, nn.GroupNorm):
+        return [(2, m.num_channels, 5, 5)]
+    if isinstance(m, nn.LayerNorm):
+        return [(2, 3, *m.normalized_shape)]
+    return []
+
+
+def behaves_as(m: nn.Module, cls: type) -> bool:
+    """Whether a subclass's own forward (timm's Linear, written for TorchScript) gives its base
+    class's outputs, in eval mode, on random inputs of the shapes `_probes` picks."""
+    probes = _probes(m)
+    if not probes:
+        return False
+    training = m.training
+    gen = torch.Generator().manual_seed(0)
+    try:
+        m.eval()
+        with torch.no_grad():
+            for shape in probes:
+                x = torch.randn(*shape, generator=gen)
+                mine, base = m(x), cls.forward(m, x)
+                if not (isinstance(mine, torch.Tensor) and mine.shape == base.shape and torch.allclose(mine, base)):
+                    return False
+    except Exception:  # noqa: BLE001 - a forward that fails on a probe is not its base's
+        return False
+    finally:
+        m.train(training)
+    return True
 
 
 def _norm_act(m: nn.Module) -> bool:
