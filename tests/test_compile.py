@@ -81,3 +81,31 @@ def test_compile_usage_errors(call, message):
     network = netc.load(SPECS / "lenet5.yaml")
     with pytest.raises(NetcError, match=message):
         call(network, network.build())
+
+
+SEVERAL_OUTPUTS = """netc: 1
+name: several
+input: [3, 16, 16]
+layers:
+  - {name: stem, conv: {out: 8, k: 3, p: 1}}
+  - {name: left, slice: {end: 3}, output: left}
+  - {name: pooled, from: stem, gap: {}, output: pooled}
+  - flatten
+  - {linear: {out: 4}}
+"""
+
+
+def test_several_outputs_come_back_as_the_eager_namedtuple(tmp_path):
+    """A spec with named outputs: the compiled module returns the eager module's namedtuple, each
+    output equal (onnxruntime: the fast backend to compile; inductor shares the output handling)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is an optional backend")
+    torch.manual_seed(0)
+    network = netc.loads(SEVERAL_OUTPUTS, "several.yaml")
+    eager = network.build().eval()
+    module = compile_inference(eager, network.input_shape, tmp_path, "several", "onnxruntime")
+    x = torch.randn(3, *network.input_shape)
+    with torch.inference_mode():
+        want, got = eager(x), module(x)
+    assert type(got) is type(want) and got._fields == want._fields == ("out", "left", "pooled")
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and (a - b).abs().max().item() <= 1e-4

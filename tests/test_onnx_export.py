@@ -140,6 +140,30 @@ def test_torch_export_program_round_trips(tmp_path, netc_cli):
         assert torch.allclose(program.module()(x), module(x), atol=1e-5)
 
 
+def test_several_outputs_are_exported_named_and_compared(tmp_path):
+    """Every output a forward returns leaves the ONNX graph under its spec name and is compared
+    with onnxruntime; the torch.export program returns them as a plain tuple in that order."""
+    import torch
+
+    import netc
+    from tests.test_compile import SEVERAL_OUTPUTS
+
+    net = netc.loads(SEVERAL_OUTPUTS, "several.yaml")
+    torch.manual_seed(0)
+    module = net.build().eval()
+    verdict = net.export_onnx(tmp_path / "several.onnx", dynamic_batch=True, module=module)
+    assert set(verdict.max_diff) == {1, 3}
+    model = onnx.load(str(tmp_path / "several.onnx"))
+    assert [o.name for o in model.graph.output] == ["out", "left", "pooled"]
+    net.export_program(tmp_path / "several.pt2", dynamic_batch=True, module=module)
+    program = torch.export.load(str(tmp_path / "several.pt2"))
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        got, want = program.module()(x), module(x)
+    assert type(got) is tuple and len(got) == 3
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, want))
+
+
 HAZARD_SPEC = """netc: 1
 name: hazards
 input: [3, 30, 30]

@@ -67,8 +67,8 @@ def onnx_model(network, module, opset: int, dynamic_batch: bool):
     leaves = {d["scope"] for _, d in network.nodes()}
     from netc.backends.torch.module import output_order
 
-    main_output = [name for name, _, aux in output_order(network) if not aux][:1]
-    named = apply_scope_names(model, leaves, "input", main_output)
+    outputs = [name for name, _, aux in output_order(network) if not aux]  # what the eval forward returns
+    named = apply_scope_names(model, leaves, "input", outputs)
     model.graph.name = network.name
     model.producer_name = "netc"
     return model, named
@@ -88,9 +88,14 @@ def program_bytes(network, module, dynamic_batch: bool) -> bytes:
     """A saved `torch.export.ExportedProgram` (`torch.export.load` reads it back)."""
     import torch
 
+    from netc.backends.torch.program import plain_tuple_outputs
+
+    program = exported_program(network, module, dynamic_batch)
+    plain_tuple_outputs(program)
     buf = io.BytesIO()
-    torch.export.save(exported_program(network, module, dynamic_batch), buf)
+    torch.export.save(program, buf)
     return buf.getvalue()
+
 
 
 def load_weights(module, path) -> None:

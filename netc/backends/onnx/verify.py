@@ -74,8 +74,8 @@ def compare_shapes(network, named: dict[str, str], data: bytes, dynamic_batch: b
 
 
 def compare_outputs(network, module, data: bytes, dynamic_batch: bool) -> dict[int, float]:
-    """Max |onnxruntime - torch| of the main output for each batch; an error above TOLERANCE."""
-    import numpy as np
+    """Max |onnxruntime - torch| over the eval outputs (a spec's named outputs are several) for
+    each batch; an error above TOLERANCE."""
     import onnxruntime as ort
     import torch
 
@@ -90,23 +90,32 @@ def compare_outputs(network, module, data: bytes, dynamic_batch: bool) -> dict[i
     for batch in (1, DYNAMIC_BATCH) if dynamic_batch else (1,):
         x = example_input(network, batch, module)
         with torch.no_grad():
-            want = module.eval()(x).float().numpy()
-        if not np.isfinite(want).all():
-            raise error("export", f"torch's own output is not finite at batch {batch}, so parity cannot be "
-                        "checked", None, "export with trained weights (--weights) or calibrated batch norms")
-        got = session.run(None, {name: x.numpy()})[0]
-        if got.shape != want.shape:
-            raise error("export", f"onnxruntime gives shape {got.shape} at batch {batch}, torch {want.shape}")
-        diff = float(np.max(np.abs(got - want))) if want.size else 0.0
-        # absolute 1e-4 plus 1e-3 of the output's scale (torch.onnx's own verification uses rtol 1e-3):
-        # float32 sums reordered across many layers differ in the last bits of large random-weight logits
-        scale = float(np.max(np.abs(want))) if want.size else 0.0
-        bound = TOLERANCE + RTOL * scale
-        if not diff <= bound:
-            raise error("export", f"onnxruntime's output differs from torch's by {diff:.2e} at batch {batch} "
-                        f"(tolerance {TOLERANCE:g} + {RTOL:g} x max |output| = {bound:.2e})")
-        result[batch] = diff
+            out = module.eval()(x)
+        wants = [t.float().numpy() for t in (out if isinstance(out, tuple) else (out,))]
+        gots = session.run(None, {name: x.numpy()})
+        result[batch] = max(_parity(got, want, batch, out_name)
+                            for got, want, out_name in zip(gots, wants, [o.name for o in session.get_outputs()]))
     return result
+
+
+def _parity(got, want, batch: int, out_name: str) -> float:
+    import numpy as np
+
+    if not np.isfinite(want).all():
+        raise error("export", f"torch's own output '{out_name}' is not finite at batch {batch}, so parity cannot "
+                    "be checked", None, "export with trained weights (--weights) or calibrated batch norms")
+    if got.shape != want.shape:
+        raise error("export", f"onnxruntime gives output '{out_name}' shape {got.shape} at batch {batch}, "
+                    f"torch {want.shape}")
+    diff = float(np.max(np.abs(got - want))) if want.size else 0.0
+    # absolute 1e-4 plus 1e-3 of the output's scale (torch.onnx's own verification uses rtol 1e-3):
+    # float32 sums reordered across many layers differ in the last bits of large random-weight logits
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    bound = TOLERANCE + RTOL * scale
+    if not diff <= bound:
+        raise error("export", f"onnxruntime's output '{out_name}' differs from torch's by {diff:.2e} at batch "
+                    f"{batch} (tolerance {TOLERANCE:g} + {RTOL:g} x max |output| = {bound:.2e})")
+    return diff
 
 
 def verify(network, module, data: bytes, named: dict[str, str], dynamic_batch: bool) -> Verdict:

@@ -162,7 +162,8 @@ def peer_runner(peer: str, reference: torch.nn.Module, example: torch.Tensor) ->
 def onnx_runner(model: torch.nn.Module, example: torch.Tensor) -> Callable:
     from netc.backends.torch.compile import onnx_bytes, ort_runner
 
-    return ort_runner(onnx_bytes(model, example))
+    run = ort_runner(onnx_bytes(model, example))
+    return lambda x: run(x)[0]  # a reference classifier's one output
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from netc.backends.torch.program import plain_tuple_outputs, returned_type
 from netc.errors import error
 
 MAX_BATCH = 4096  # the exported program's batch dimension ranges over 1..MAX_BATCH
@@ -50,13 +51,17 @@ class CompiledModule(nn.Module):
     """An AOTInductor package behind a module's call; eval-only, inputs NCHW of the build's shape."""
 
     def __init__(self, runner, package: Path, input_shape: tuple[int, ...], seconds: float, cached: bool,
-                 backend: str):
+                 backend: str, outputs: type | None = None):
         super().__init__()
         self.runner, self.package, self.input_shape = runner, package, tuple(input_shape)
         self.compile_seconds, self.from_cache, self.backend = seconds, cached, backend
+        self.outputs = outputs  # the namedtuple of a spec's several outputs, as the eager module returns
 
     def forward(self, x):
-        return self.runner(x)
+        out = self.runner(x)
+        if isinstance(out, (list, tuple)):
+            return self.outputs(*out) if self.outputs is not None else out[0]
+        return out
 
     def extra_repr(self) -> str:
         return f"backend={self.backend}, package={self.package}, input_shape={self.input_shape}"
@@ -128,7 +133,8 @@ def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike |
             package.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(package, onnx_bytes(gm, torch.randn(2, *input_shape)))
         runner = ort_runner(str(package))
-    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend)
+    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend,
+                          returned_type(gm))
 
 
 class _Call(nn.Module):
@@ -158,7 +164,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
 
 def ort_runner(model: bytes | str):
     """An onnxruntime CPU session (every graph optimisation, torch's thread count) as a callable
-    from a torch tensor to a torch tensor."""
+    from a torch tensor to the list of the model's outputs."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -170,7 +176,7 @@ def ort_runner(model: bytes | str):
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(x):
-        return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+        return [torch.from_numpy(out) for out in session.run(None, {"x": x.contiguous().numpy()})]
 
     return run
 
@@ -181,6 +187,7 @@ def _compile_package(gm: torch.fx.GraphModule, input_shape, package: Path) -> No
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with torch.no_grad():
         program = torch.export.export(gm, (example,), dynamic_shapes={"x": {0: batch}})
+    plain_tuple_outputs(program)
     package.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=package.parent)
     os.close(fd)

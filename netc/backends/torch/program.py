@@ -153,3 +153,22 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
     return Program(network.name, tuple(steps), outputs)
 
 
+
+
+def returned_type(gm) -> type | None:
+    """The namedtuple type a netc module's forward returns its several outputs in, else None."""
+    out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    target = getattr(out, "target", None)
+    return target if isinstance(target, type) and issubclass(target, tuple) else None
+
+
+def plain_tuple_outputs(program) -> None:
+    """A spec's several outputs leave an ExportedProgram as a plain tuple, in the forward's order:
+    torch.export.save (and AOTInductor's package) cannot serialize netc's namedtuple of them, and a
+    process loading the file would have to register that type first; a tuple needs nothing."""
+    import torch.utils._pytree as pytree
+
+    signature = program.module_call_graph[0].signature
+    spec = signature.out_spec
+    if spec.num_leaves > 1 and spec.type is not tuple:
+        signature.out_spec = pytree.tree_flatten(tuple(range(spec.num_leaves)))[1]
