@@ -80,7 +80,7 @@ def variants(spec: str, batches=BATCHES):
                 "netc --compile onnxruntime": lambda x=x: via_ort(x),
                 "torch.compile": lambda x=x: eager_default(x),
                 "torch.compile freezing+CL": lambda x=x_cl: frozen_model(x),
-                "onnxruntime": lambda x=x: ort(x),
+                "onnxruntime": lambda x=x: ort(x)[0],  # the classifier's one output
             }
             ref = reference(x)
             for name, fn in fns[batch].items():

@@ -29,6 +29,19 @@ def test_vs_onnxruntime(netc_cli):
     assert all(r["max_abs_diff"] <= 1e-4 for r in report["results"])
 
 
+def test_vs_onnxruntime_compares_every_output(netc_cli, tmp_path, monkeypatch):
+    """A spec with named outputs: all of them are compared, netc's module compiled or not."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is an optional peer of netc bench --vs")
+    monkeypatch.setenv("NETC_CACHE_DIR", str(tmp_path))
+    from tests.test_compile import SEVERAL_OUTPUTS
+
+    spec = tmp_path / "several.yaml"
+    spec.write_text(SEVERAL_OUTPUTS, encoding="utf-8")
+    for extra in ((), ("--optimize", "inference", "--compile")):
+        report = _run(netc_cli, str(spec), "--vs", "onnxruntime", "--batch", "2", *extra)
+        assert all(r["max_abs_diff"] <= 1e-4 for r in report["results"])
+
+
 @pytest.mark.heavy
 def test_vs_compile(netc_cli, tmp_path, monkeypatch):
     # torch.compile of the reference (one batch size: one compile); netc's side compiled too

@@ -162,8 +162,7 @@ def peer_runner(peer: str, reference: torch.nn.Module, example: torch.Tensor) ->
 def onnx_runner(model: torch.nn.Module, example: torch.Tensor) -> Callable:
     from netc.backends.torch.compile import onnx_bytes, ort_runner
 
-    run = ort_runner(onnx_bytes(model, example))
-    return lambda x: run(x)[0]  # a reference classifier's one output
+    return ort_runner(onnx_bytes(model, example))
 
 
 @dataclass(frozen=True)
@@ -185,14 +184,22 @@ def versus(module, peer: Callable, input_shape, batches=(1, 8), reps: int = 10, 
     with torch.inference_mode():
         for batch in batches:
             x = torch.randn(batch, *input_shape)
-            ours, theirs = module(x), peer(x)
-            diff = (ours - theirs).abs().max().item()
-            if diff > atol * max(1.0, theirs.abs().max().item()):
+            ours, theirs = _outputs(module(x)), _outputs(peer(x))
+            if len(ours) != len(theirs):
+                raise AssertionError(f"{len(ours)} outputs against the peer's {len(theirs)}")
+            diff = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
+            if diff > atol * max(1.0, *(b.abs().max().item() for b in theirs)):
                 raise AssertionError(f"outputs differ at batch {batch}: max abs diff {diff:.3g}")
             times = interleaved({"netc": lambda: module(x), "peer": lambda: peer(x)}, reps, warmup)
             results.append(Versus(batch, statistics.median(times["netc"]), statistics.median(times["peer"]),
                                   paired_ratio(times, "peer", "netc"), diff))
     return results
+
+
+def _outputs(value) -> list:
+    """A forward's result as a list of tensors: one, or a spec's several (a namedtuple, or the
+    list onnxruntime returns)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def run_versus(network, peer: str, optimize: str | None = None, compile: bool = False, batches=(1, 8),
