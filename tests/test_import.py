@@ -149,20 +149,40 @@ def test_module_lists_run_in_a_loop_nest():
     assert "the modules of 'layers', 'acts' in" in str(exc.value) and "run apart" in str(exc.value)
 
 
+def _one_conv_then(tmp_path, body: str) -> str:
+    """A file source: a 1x1 conv, then `body` of its result `x` as the forward's return."""
+    source = tmp_path / "plumb.py"
+    source.write_text("import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+                      "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                      "        self.conv = nn.Conv2d(3, 8, 1)\n\n"
+                      f"    def forward(self, x):\n        x = self.conv(x)\n        return {body}\n")
+    return f"{source}:Net"
+
+
 @pytest.mark.parametrize("body, words", [
+    ("F.gelu(x)", "  - gelu\n"),
+    ("F.leaky_relu(x, 0.2)", "leaky_relu: {negative_slope: 0.2}"),
+    ("F.relu6(x, True)", "relu6: {inplace: true}"),
+    ("x.narrow(1, 2, 4)", "slice: {start: 2, end: 6}"),
+])
+def test_functional_calls_with_arguments(tmp_path, body, words):
+    text, verdict = import_spec(_one_conv_then(tmp_path, body), {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-6 and words in text
+
+
+@pytest.mark.parametrize("body, words", [
+    ("F.gelu(x, approximate='tanh')", "tanh-approximated GELU"),
+    ("x.mean(1)", "tensor method .mean()"),
+    ("F.softplus(x)", "softplus has no netc op"),
     ("x[:, ::2]", "tensor indexing other than one range of one axis"),
     ("x[:, :4, :4]", "tensor indexing other than one range of one axis"),
     ("x.narrow(1, 0, x.shape[1] // 2)", "narrow with an argument computed from the tensor"),
     ("torch.split(x, x.shape[1] // 2, 1)[0]", "split with an argument computed from the tensor"),
     ("x.split(4, 0)[0]", "split along the batch axis"),
 ])
-def test_plumbing_outside_the_language_is_reported(tmp_path, body, words):
-    source = tmp_path / "plumb.py"
-    source.write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
-                      "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 1)\n\n"
-                      f"    def forward(self, x):\n        x = self.conv(x)\n        return {body}\n")
+def test_calls_outside_the_language_are_reported(tmp_path, body, words):
     with pytest.raises(NetcError) as exc:
-        import_spec(f"{source}:Net", {}, (3, 8, 8))
+        import_spec(_one_conv_then(tmp_path, body), {}, (3, 8, 8))
     assert words in str(exc.value) and "has no netc op" in str(exc.value)
 
 

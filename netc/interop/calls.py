@@ -76,10 +76,20 @@ def function_op(node, chunks: dict):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
     if f in mapping.MUL and len(tensors) == 2 and len(args) == 2 and not kw:
         return "mul", {}, tensors
-    if f in mapping.RELU:
-        return "relu", {"inplace": True} if kw.get("inplace") else {}, tensors[:1]
-    if f in mapping.ACTIVATIONS:
-        return mapping.ACTIVATIONS[f], {"inplace": True} if kw.get("inplace") else {}, tensors[:1]
+    if f in mapping.RELU or f in mapping.ACTIVATIONS:
+        bound = dict(zip(("inplace",), args[1:]), **kw)
+        if set(bound) - {"inplace"}:
+            raise Unmappable(f"{getattr(f, '__name__', f)} with {', '.join(sorted(set(bound) - {'inplace'}))}")
+        return ("relu" if f in mapping.RELU else mapping.ACTIVATIONS[f]), \
+            {"inplace": True} if bound.get("inplace") else {}, tensors[:1]
+    if f is F.gelu:
+        if dict(zip(("approximate",), args[1:]), **kw).get("approximate", "none") != "none":
+            raise Unmappable("tanh-approximated GELU")
+        return "gelu", {}, tensors[:1]
+    if f is F.leaky_relu:
+        bound = dict(zip(("negative_slope", "inplace"), args[1:]), **kw)
+        return "leaky_relu", {**({"negative_slope": float(bound["negative_slope"])} if "negative_slope" in bound
+                                 else {}), **({"inplace": True} if bound.get("inplace") else {})}, tensors[:1]
     if f in mapping.PERMUTE:
         return "permute", mapping.permute_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
     if f in mapping.CAT:
@@ -208,4 +218,4 @@ def _flattens(f, args, kw) -> bool:
 
 def _means_spatial(args, kw) -> bool:
     dims = kw.get("dim", args[1] if len(args) > 1 else None)
-    return tuple(dims or ()) in ((2, 3), (-2, -1), [2, 3])
+    return isinstance(dims, (tuple, list)) and tuple(dims) in ((2, 3), (-2, -1))

@@ -192,7 +192,11 @@ def _ops(graph: fx.Graph, module, where: str):
                     raise Unmappable("a module with weights called twice (shared weights)")
                 found = (parts, None, inputs)  # what follows the weights (or a reused parameter-free module)
             else:
-                found = calls.function_op(node, chunks)
+                try:
+                    found = calls.function_op(node, chunks)
+                except (TypeError, ValueError, KeyError, IndexError) as exc:  # arguments of a form no mapper reads
+                    raise Unmappable(f"{getattr(node.target, '__name__', node.target)} called with arguments "
+                                     f"netc does not read ({type(exc).__name__}: {exc})") from None
         except Unmappable as why:
             path = node.target if node.op == "call_module" else (".".join(_parents(node)[-1:]) or "(root)")
             problems.append(Diagnostic("import", f"'{path}' of {where}: {why} has no netc op", None,
