@@ -231,6 +231,16 @@ def test_peak_grows_with_batch_and_optimizer_state():
     assert predict(network, 8, amp=True).saved < sgd.saved
 
 
+def test_peak_names_the_op_of_a_positional_layer():
+    """A layer named by its position (a Sequential's `features.14`) is reported with its op; a
+    named one (`layer4.0`) by its name alone."""
+    peak = predict(netc.load(SPECS / "vgg16.yaml", input_shape=(3, 64, 64)), 2).peak_at
+    scope = peak.removeprefix("backward of ").split(" (")[0]
+    assert peak.startswith("backward of features.") and scope.rpartition(".")[2].isdigit()
+    assert peak.endswith(")") and peak.split(" (")[1][:-1] in REGISTRY
+    assert "(" not in predict(netc.load(SPECS / "resnet50.yaml"), 8).peak_at
+
+
 @pytest.mark.parametrize("text,n", [("24GiB", 24 * 2**30), ("512 MiB", 512 * 2**20), ("1.5g", 1_500_000_000),
                                     ("1048576", 1048576)])
 def test_parse_bytes(text, n):

@@ -223,7 +223,7 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
             else:
                 news.append(mem.new(act * batch * numel(shapes[i])))
         param_grads += 4 * node[nid]["params"]
-        mem.mark(f"backward of {node[nid]['scope']}", param_grads + work.get(nid, (0, 0))[1])
+        mem.mark(f"backward of {_layer(node[nid])}", param_grads + work.get(nid, (0, 0))[1])
         mem.drop(g)
         for s in saved[nid]:
             mem.drop(s)
@@ -387,3 +387,10 @@ def as_dict(cost: TrainCost) -> dict:
     from dataclasses import asdict
 
     return {**asdict(cost), "flops": cost.flops, "resident": cost.resident}
+
+
+def _layer(data) -> str:
+    """A layer for a reader: its scope, with its op where the scope is only a position (DenseNet's
+    functional relu after norm5 is layer `1`)."""
+    scope = data["scope"]
+    return f"{scope} ({data['op']})" if scope.rpartition(".")[2].isdigit() else scope
