@@ -164,6 +164,10 @@ def _one_conv_then(tmp_path, body: str) -> str:
     ("F.leaky_relu(x, 0.2)", "leaky_relu: {negative_slope: 0.2}"),
     ("F.relu6(x, True)", "relu6: {inplace: true}"),
     ("x.narrow(1, 2, 4)", "slice: {start: 2, end: 6}"),
+    ("F.interpolate(x, scale_factor=2, mode='bilinear')", "upsample: {scale: 2, mode: bilinear}"),
+    ("F.interpolate(x, (12, 10))", "upsample: {size: [12, 10]}"),
+    ("F.interpolate(x, scale_factor=(2.0, 3.0), mode='bilinear', align_corners=True)",
+     "upsample: {scale: [2, 3], mode: bilinear, align_corners: true}"),
 ])
 def test_functional_calls_with_arguments(tmp_path, body, words):
     text, verdict = import_spec(_one_conv_then(tmp_path, body), {}, (3, 8, 8))
@@ -173,6 +177,9 @@ def test_functional_calls_with_arguments(tmp_path, body, words):
 @pytest.mark.parametrize("body, words", [
     ("F.gelu(x, approximate='tanh')", "tanh-approximated GELU"),
     ("x.mean(1)", "tensor method .mean()"),
+    ("F.interpolate(x, scale_factor=1.5)", "interpolation by scale 1.5"),
+    ("F.interpolate(x, size=x.shape[-2:])", "interpolation to a size computed from a tensor"),
+    ("F.interpolate(x, scale_factor=2, mode='bicubic')", "bicubic interpolation"),
     ("F.softplus(x)", "softplus has no netc op"),
     ("x[:, ::2]", "tensor indexing other than one range of one axis"),
     ("x[:, :4, :4]", "tensor indexing other than one range of one axis"),

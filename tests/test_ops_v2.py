@@ -174,6 +174,71 @@ def test_slice_errors(tmp_path, attrs, words):
     assert "probe.yaml:5:" in str(e.value)  # the layer's line
 
 
+UPSAMPLES = ("  - {name: down, conv: {out: 8, k: 3, s: 2, p: 1}}\n"
+             "  - {name: near, upsample: {scale: [2, 3]}}\n"
+             "  - {name: lin, from: down, upsample: {scale: [2, 3], mode: bilinear}}\n"
+             "  - {name: sq, from: down, upsample: {scale: 2}, output: sq}\n"
+             "  - {name: corners, from: down, upsample: {size: [7, 9], mode: bilinear, align_corners: true}}\n"
+             "  - {name: back, from: corners, upsample: {size: [7, 18]}, output: back}\n"
+             "  - {name: mix, from: [near, lin], add: {}}\n"
+             "  - {name: conv, conv: {out: 4, k: 3, p: 1}}\n")
+
+
+def test_upsample_against_torch(tmp_path):
+    """nn.Upsample / F.interpolate semantics (nearest, bilinear, align_corners, to a size) on the
+    same weights; the table's jump and a feature map's stride divide by an integer factor."""
+    from netc.analysis.cost import analyse
+
+    net = load(tmp_path, UPSAMPLES, "[3, 6, 6]")
+    m = built(net)
+    x = x_of(3, 6, 6)
+    with torch.no_grad():
+        d = m.down(x)
+        near = nn.Upsample(scale_factor=(2, 3))(d)
+        lin = nn.functional.interpolate(d, scale_factor=(2, 3), mode="bilinear", align_corners=False)
+        corners = nn.functional.interpolate(d, size=(7, 9), mode="bilinear", align_corners=True)
+        out = m(x)
+    assert_close(out.out, m.conv(near + lin), 1e-6)
+    assert_close(out.sq, nn.functional.interpolate(d, scale_factor=2), 0)
+    assert_close(out.back, nn.functional.interpolate(corners, size=(7, 18)), 1e-6)
+    jump = {r.scope: r.jump for r in analyse(net).rows}
+    assert jump["down"] == (2, 2) and jump["sq"] == (1, 1) and jump["near"] == (1, 2)
+    assert jump["corners"] == (2, 2)  # 3 -> 7 is no integer factor: the jump is kept (an upper bound)
+    assert jump["back"] == (2, 1)
+    fpn = load(tmp_path, "  - {name: c2, conv: {out: 8, k: 3, s: 2, p: 1}}\n  - {name: c4, conv: {out: 8, k: 3, s: 2, p: 1}}\n"
+                         "  - {name: up, upsample: {scale: 2}}\n  - {name: p2, conv: {out: 8, k: 1}}\n", "[3, 16, 16]")
+    assert fpn.features(["c2", "c4", "up", "p2"]).reduction() == [2, 4, 2, 2]
+
+
+def test_upsample_in_generated_code_and_onnx(tmp_path):
+    from tests.conftest import pair
+
+    net = load(tmp_path, UPSAMPLES, "[3, 6, 6]")
+    ref, gen = pair(net, tmp_path)
+    x = x_of(3, 6, 6)
+    for a, b in zip(gen.eval()(x), ref.eval()(x)):
+        assert_close(a, b, 0)
+    code = net.codegen()
+    assert 'nn.Upsample(scale_factor=(2, 3), mode="bilinear", align_corners=False)' in code
+    assert "nn.Upsample(size=(7, 18))" in code
+    verdict = net.export_onnx(tmp_path / "up.onnx", module=ref, dynamic_batch=True)
+    assert max(verdict.max_diff.values()) <= 1e-5
+
+
+@pytest.mark.parametrize("attrs, words", [
+    ("{scale: 2, size: 12}", "give either scale (an integer factor) or size"),
+    ("{}", "give either scale (an integer factor) or size"),
+    ("{scale: 2, align_corners: true}", "align_corners goes with mode: bilinear"),
+    ("{scale: 2, mode: bicubic}", "bicubic"),
+    ("{size: [4, 12]}", "upsample to 4×12 would shrink the 6×6 input"),
+    ("{scale: 0}", "scale"),
+])
+def test_upsample_errors(tmp_path, attrs, words):
+    with pytest.raises(netc.NetcError) as e:
+        load(tmp_path, f"  - {{name: up, upsample: {attrs}}}\n")
+    assert words in str(e.value) and "probe.yaml:5:" in str(e.value)
+
+
 def test_reshape_and_partial_flatten(tmp_path):
     net = load(tmp_path, "  - {flatten: {start: 1}}\n  - {reshape: {shape: [2, -1, 9]}}\n"
                          "  - {flatten: {start: 0, end: 1}}\n")

@@ -308,7 +308,10 @@ EVERY_OP = """\
   - {residual: {body: [{conv: {out: 16, k: 3, p: 1}}, sigmoid], shortcut: {pad_channels: {out: 16}}, scale: 0.5,
                 then: tanh}}
   - {softmax: {dim: 0}}
+  - {upsample: {scale: 2, mode: bilinear}}
   - {maxpool: {k: 2}}
+  - {maxpool: {k: 2}}
+  - {upsample: {size: [4, 4]}}
   - {avgpool: {k: 3, s: 1, p: 1, count_include_pad: false}}
   - {name: pools, concat: [{adaptive_avgpool: {out: 4}}, {adaptive_maxpool: {out: [4, 4]}}, identity]}
   - {name: mix, from: [pools, pools], cat: {}}

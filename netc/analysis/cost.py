@@ -95,6 +95,13 @@ def subtotal(rows: Iterable[NodeCost]) -> Cost:
     return total
 
 
+def finer(jump: int, factor: int) -> int:
+    """The jump (or stride) after upsampling by `factor`; kept where it is not a multiple (an
+    upsample before enough striding, whose sub-pixel jump the integer table cannot show: the
+    receptive fields after it are then upper bounds)."""
+    return jump // factor if jump % factor == 0 else jump
+
+
 def _grid(shape: Shape, carried: tuple[int, int]) -> tuple[int, int]:
     return (shape[1], shape[2]) if len(shape) == 3 else carried
 
@@ -124,6 +131,8 @@ def analyse(network, dtype: str = "float32") -> CostReport:
             rw += w.d[1] * (w.k[1] - 1) * jw
             jh, jw = jh * w.s[0], jw * w.s[1]
             grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1]))  # what a flat output still carries
+        zh, zw = op.upsampling(a, in_shapes)
+        jh, jw = finer(jh, zh), finer(jw, zw)
         out = d["shape"]
         grid = _grid(out, grid)
         state[nid] = ((rh, rw), (jh, jw), grid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netc.analysis.cost import finer
 from netc.errors import did_you_mean, error
 from netc.ops import REGISTRY
 
@@ -52,8 +53,10 @@ def _strides(network) -> dict[int, int | None]:
         if not ins or len(d["shape"]) != 3 or d["op"] in GLOBAL_OPS:
             stride[nid] = None
             continue
-        w = REGISTRY[d["op"]].window(d["attrs"])
-        stride[nid] = max(ins) * (max(w.s) if w else 1)
+        op = REGISTRY[d["op"]]
+        w = op.window(d["attrs"])
+        stride[nid] = finer(max(ins) * (max(w.s) if w else 1),
+                            max(op.upsampling(d["attrs"], [network.graph.nodes[i]["shape"] for i in d["inputs"]])))
     return stride
 
 

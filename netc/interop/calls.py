@@ -108,6 +108,9 @@ def function_op(node, chunks: dict):
         cls, names = pool
         bound = dict(zip(names, args[1:]), **kw)
         return (*mapping.map_module(cls(**bound)), tensors[:1])
+    if f is F.interpolate:
+        return (*mapping.upsample(**dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)),
+                tensors[:1])
     if f is F.dropout:
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
     name = getattr(f, "__name__", str(f))

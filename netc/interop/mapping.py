@@ -102,7 +102,28 @@ def _inplace(op):
     return lambda m: (op, {"inplace": True} if getattr(m, "inplace", False) else {})
 
 
+def upsample(size=None, scale_factor=None, mode="nearest", align_corners=None, antialias=False, **_):
+    """(op, attrs) of nn.Upsample / F.interpolate with a fixed integer scale or size."""
+    if mode not in ("nearest", "bilinear") or antialias:
+        raise Unmappable(f"{'antialiased ' if antialias else ''}{mode} interpolation (netc upsamples nearest or "
+                         "bilinear)")
+    if size is not None:
+        if not all(isinstance(v, int) for v in (size if isinstance(size, (tuple, list)) else [size])):
+            raise Unmappable("interpolation to a size computed from a tensor")
+        a = {"size": _pair(size)}
+    else:
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor]
+        if not all(isinstance(v, (int, float)) and float(v).is_integer() and v >= 1 for v in factors):
+            raise Unmappable(f"interpolation by scale {scale_factor} (netc upsamples by integer factors)")
+        a = {"scale": _pair(tuple(int(v) for v in factors) * (2 if len(factors) == 1 else 1))}
+    a["mode"] = mode
+    if mode == "bilinear" and align_corners:
+        a["align_corners"] = True
+    return "upsample", _drop(a, {"mode": "nearest"})
+
+
 MODULES = {
+    nn.Upsample: lambda m: upsample(m.size, m.scale_factor, m.mode, m.align_corners),
     nn.Conv2d: conv,
     nn.BatchNorm2d: bn,
     nn.MaxPool2d: lambda m: _pool(m, "maxpool"),

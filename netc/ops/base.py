@@ -139,6 +139,11 @@ class Op:
         `grid` (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
         return self.window(a)
 
+    def upsampling(self, a, shapes: list[Shape]) -> tuple[int, int]:
+        """How many output pixels one input pixel becomes along H and W (1, 1 but for upsample):
+        the jump and the feature stride divide by it."""
+        return (1, 1)
+
     def label(self, a) -> str:
         return self.name
 

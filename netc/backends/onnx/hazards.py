@@ -121,6 +121,7 @@ MAPPINGS: dict[str, Mapping] = {
     "reshape": Mapping("Reshape"),
     "chunk": Mapping("Slice"),
     "slice": Mapping("Slice"),
+    "upsample": Mapping("Resize"),
     "channel_shuffle": Mapping("Reshape + Transpose + Reshape"),
     "stochastic_depth": Mapping("(removed: eval mode)"),
 }
