@@ -147,6 +147,20 @@ def test_side_head_written_after_the_trunk_reads_its_from_value(tmp_path):
         assert (out - ref.eval()(x)).abs().max().item() <= 1e-6
 
 
+def test_every_op_generates_the_interpreters_module(tmp_path):
+    """The spec that uses every op of the registry (test_torch_module's): generated code has the
+    interpreter's parameters and outputs, so a new op joins the code generator too."""
+    import torch
+
+    from tests.test_torch_module import EVERY_OP
+
+    net = netc.loads(f"netc: 1\nname: every\ninput: [4, 8, 8]\nlayers:\n{EVERY_OP}", "every.yaml")
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(gen.eval()(x), ref.eval()(x))
+
+
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_committed_file_is_current(name):
     """generated/<name>.py is what netc generates now (regenerate: make generated)."""

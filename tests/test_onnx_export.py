@@ -140,6 +140,20 @@ def test_torch_export_program_round_trips(tmp_path, netc_cli):
         assert torch.allclose(program.module()(x), module(x), atol=1e-5)
 
 
+def test_every_op_exports(tmp_path):
+    """The spec that uses every op of the registry (test_torch_module's) exports with a dynamic
+    batch and matches onnxruntime: the sweep over bundled specs covers only the ops they use."""
+    import torch
+
+    import netc
+    from tests.test_torch_module import EVERY_OP
+
+    net = netc.loads(f"netc: 1\nname: every\ninput: [4, 8, 8]\nlayers:\n{EVERY_OP}", "every.yaml")
+    torch.manual_seed(0)
+    verdict = net.export_onnx(tmp_path / "every.onnx", dynamic_batch=True, module=net.build().eval())
+    assert set(verdict.max_diff) == {1, 3} and verdict.shapes_checked >= len(list(net.nodes())) // 2
+
+
 def test_several_outputs_are_exported_named_and_compared(tmp_path):
     """Every output a forward returns leaves the ONNX graph under its spec name and is compared
     with onnxruntime; the torch.export program returns them as a plain tuple in that order."""
