@@ -133,6 +133,7 @@ def test_fixtures_exercise_groups_widths_depths_and_switches():
     assert {"base", "k"} <= args["depths"] and "depth" not in args["depths"]  # a repeat count: fixed
     assert {"bias", "affine", "width", "dropout"} <= args["switches"]
     assert not {"mix", "project_all"} & args["switches"]  # they add or drop modules: fixed
+    assert {"c", "keep"} <= args["splits"]  # slice bounds are kept on the module, not written as literals
     doc = inspect.getdoc(factory_of(PARAMS / "depths.yaml")[0])
     assert "Fixed when this file was generated: depth=2, depth2=1." in doc
 

@@ -155,7 +155,7 @@ def test_slice_in_generated_code_and_onnx(tmp_path):
     ref, gen = pair(net, tmp_path)
     x = x_of(8, 6, 6)
     assert_close(gen.eval()(x), ref.eval()(x), 0)
-    assert "[:, 3:8]" in net.codegen()
+    assert "[:, 3:]" in net.codegen() and "[:, :, :, 1:5]" in net.codegen()
     verdict = net.export_onnx(tmp_path / "slices.onnx", module=ref)
     assert max(verdict.max_diff.values()) <= 1e-5
 
