@@ -44,6 +44,7 @@ CASES = {
     "timm:rexnet_100": ({}, 32),
     "timm:dla34": ({}, 64),
     "timm:cspresnet50": ({}, 64),
+    "timm:efficientnet_b3_g8_gn": ({}, 32),  # GroupNormAct: group norm with its drop and act children
 }
 
 

@@ -238,8 +238,8 @@ def behaves_as(m: nn.Module, cls: type) -> bool:
 
 
 def _norm_act(m: nn.Module) -> bool:
-    """timm's BatchNormAct2d: batch norm, then its own `drop` and `act` children."""
-    return isinstance(m, nn.BatchNorm2d) and [n for n, _ in m.named_children()] == ["drop", "act"]
+    """timm's BatchNormAct2d / GroupNormAct: the norm, then its own `drop` and `act` children."""
+    return isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and [n for n, _ in m.named_children()] == ["drop", "act"]
 
 
 def trailing_ops(m: nn.Module) -> list:
