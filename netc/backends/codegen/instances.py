@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, class_defaults, class_parameters,
                                            evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
                                            pick, same, spec_exprs, substitute)
+from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_attribute
@@ -166,17 +167,15 @@ class Drafter:
         return hole(d["attrs"].factor, cands) if cands else None
 
     def slice_holes(self, nid) -> Frag | None:
-        """`slice(start, end)` of a slice whose spec bounds are expressions (`end: $c // 2`), kept
-        on the module so the factory's arguments reach it; None where both are literals."""
         d = self.data[nid]
+        return slices.kept_bounds(d["attrs"], slices.bound_exprs(
+            self.raw_attrs(d), lambda exprs: self.index.lift(exprs, d["via"], self.stop)))
+
+    def raw_attrs(self, d: dict) -> dict:
+        """The op's attributes as the spec writes them (expressions included)."""
         node = self.index.by_loc.get(d["loc"])
-        raw = node._raw.get("slice") if node is not None and hasattr(node._raw, "get") else None
-        raw = raw if isinstance(raw, dict) else {}
-        bounds = [(d["attrs"].start, self.index.lift(spec_exprs({"v": raw.get("start")}), d["via"], self.stop)),
-                  (d["attrs"].end, self.index.lift(spec_exprs({"v": raw.get("end")}), d["via"], self.stop))]
-        if not any(cands for _, cands in bounds):
-            return None
-        return call_frag("slice", [hole(value, cands) for value, cands in bounds])
+        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
+        return raw if isinstance(raw, dict) else {}
 
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
         if box.instance is None:  # an inline nn.Sequential
@@ -260,35 +259,15 @@ class Drafter:
             return d["attrs"].dims.index(axis)
         return axis if len(self.data[src]["shape"]) == len(d["shape"]) else 0
 
-    def slice_width(self, d: dict, raw: dict, total: str, cexprs: dict) -> str:
-        """end - start of a channel slice in the class's names (`c - c // 2` for CSPNet's second
-        half, not the `c // 2` its start shares with the first half's width at the default)."""
-        a = d["attrs"]
-        exprs = {k: self.lifted(d, spec_exprs({k: raw.get(k)}), cexprs) for k in ("start", "end")}
-        end_from_end = a.end is None or a.end < 0
-        if not exprs["start"] and not exprs["end"] and (a.start < 0) == end_from_end:
-            return repr((0 if a.end is None else a.end) - a.start)  # both from one end: a constant width
-
-        def bound(key: str, value) -> str:
-            text = exprs[key][0] if exprs[key] else repr(value)
-            return f"({total}) + ({text})" if value < 0 else text  # negative: from the end
-
-        if a.end is None and a.start < 0:  # the last -start entries
-            tree = parse(exprs["start"][0])
-            return ast.unparse(tree.body.operand) if isinstance(tree.body, ast.UnaryOp) and isinstance(
-                tree.body.op, ast.USub) else f"-({exprs['start'][0]})"
-        end = total if a.end is None else bound("end", a.end)
-        return f"({end}) - ({bound('start', a.start)})"
-
     def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
         d = self.data[nid]
         value = self.channels(nid)
-        node = self.index.by_loc.get(d["loc"])
-        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        cands = self.lifted(d, spec_exprs(raw), cexprs) if isinstance(raw, dict) else []
+        raw = self.raw_attrs(d)
+        cands = self.lifted(d, spec_exprs(raw), cexprs) if raw else []
         ins = [cexprs.get(i) for i in d["inputs"]]
         if d["op"] == "slice" and ins[0] is not None and self.axis.get(d["inputs"][0], 0) == d["attrs"].dim % 3:
-            cands.insert(0, self.slice_width(d, raw if isinstance(raw, dict) else {}, ins[0], cexprs))
+            exprs = slices.bound_exprs(raw, lambda e: self.lifted(d, e, cexprs))
+            cands.insert(0, slices.width(d["attrs"], exprs, ins[0]))
         flat = None
         if ins and ins[0] is not None:
             cands.append(ins[0])
