@@ -161,10 +161,7 @@ def _narrow_or_split(node, f: str, args, kw, chunks: dict):
                  **kw)
     if f == "split" and "split_size" in bound:
         bound["split_size_or_sections"] = bound.pop("split_size")
-    dim = _static(bound.get("dim", 0), f)
-    if dim == 0:
-        raise Unmappable(f"{f} along the batch axis")
-    dim = dim - 1 if dim > 0 else dim
+    dim = _batchless(_static(bound.get("dim", 0), f), f)
     if f == "narrow":
         start, length = _static(bound["start"], "narrow"), _static(bound["length"], "narrow")
         return "slice", {**({"start": start} if start else {}), "end": start + length,
@@ -204,10 +201,14 @@ def _indexed(x, index):
 def _chunk_args(args, kw) -> tuple[int, int]:
     """(parts, batchless dim) of `x.chunk(parts, dim)` / `torch.chunk(x, parts, dim)`."""
     parts = int(args[1] if len(args) > 1 else kw["chunks"])
-    dim = int(args[2] if len(args) > 2 else kw.get("dim", 0))
+    return parts, _batchless(int(args[2] if len(args) > 2 else kw.get("dim", 0)), "chunk")
+
+
+def _batchless(dim: int, f: str) -> int:
+    """A torch dim as netc's batchless axis (0 = channels; negative ones count from the end alike)."""
     if dim == 0:
-        raise Unmappable("chunk along the batch axis")
-    return parts, dim - 1 if dim > 0 else dim
+        raise Unmappable(f"{f} along the batch axis")
+    return dim - 1 if dim > 0 else dim
 
 
 def _flattens(f, args, kw) -> bool:
