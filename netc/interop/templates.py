@@ -63,8 +63,8 @@ class Unifier:
             out = {}
             for key in keys:
                 have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
-                if key in REGISTRY and all(isinstance(v, dict) for _, v in have):
-                    have = [(i, _with_defaults(key, v, have)) for i, v in have]
+                if key in REGISTRY:
+                    have = _with_defaults(key, have)
                 if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
                     raise _Mismatch  # references or templates that differ are not expressible as arguments
                 owner = first.get("name", hint)
@@ -107,8 +107,7 @@ class Unifier:
         node = None
         for op in reversed(order):
             mine = [(i, x[op]) for i, x, o in zip(present, xs, ops) if o == op]
-            if all(isinstance(v, dict) for _, v in mine):
-                mine = [(i, _with_defaults(op, v, mine)) for i, v in mine]
+            mine = _with_defaults(op, mine)
             attrs = self.unify([v for _, v in mine], [i for i, _ in mine], xs[0].get("name", hint))
             if node is None:
                 node = {**where, op: attrs}
@@ -122,15 +121,16 @@ class Unifier:
         return {**({"name": xs[0]["name"]} if "name" in xs[0] else {}), **node}
 
 
-def _with_defaults(op: str, attrs: dict, others: list) -> dict:
-    """An op's attributes with the defaults filled in that other instances spell out."""
+def _with_defaults(op: str, have: list[tuple]) -> list[tuple]:
+    """(instance, attributes) of one op with the defaults filled in that other instances spell out
+    (unchanged unless every instance writes a mapping)."""
+    if not all(isinstance(attrs, dict) for _, attrs in have):
+        return have
     fields = REGISTRY[op].Attrs.model_fields
-    out = dict(attrs)
-    for _, other in others:
-        for k in other:
-            if k not in out and k in fields and not fields[k].is_required() and fields[k].default is not None:
-                out[k] = fields[k].default  # a None default is derived (a pool's stride is its kernel)
-    return out
+    spelled = dict.fromkeys(k for _, attrs in have for k in attrs)  # in the order written, as the YAML is
+    defaults = {k: fields[k].default for k in spelled if k in fields and not fields[k].is_required()
+                and fields[k].default is not None}  # a None default is derived (a pool's stride is its kernel)
+    return [(i, {**attrs, **{k: v for k, v in defaults.items() if k not in attrs}}) for i, attrs in have]
 
 
 def _same(a, b) -> bool:
