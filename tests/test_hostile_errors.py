@@ -50,4 +50,33 @@ def test_bench_refuses_activations_that_cannot_fit(tmp_path, netc_cli):
     path = spec(tmp_path, "netc: 1\nname: t\ninput: [3, 100000, 100000]\nlayers: [{conv: {out: 4, k: 3}}]\n")
     status, out, err = netc_cli("bench", path, "--device", "cpu")
     assert status == 2, (out, err)
-    assert err.startswith("error[limit]: a forward of batch 8 needs at least") and "--batch" in err
+    m = DIAG.search(err)
+    assert m and (m["code"], int(m["line"])) == ("limit", 4), err
+    assert "a forward of batch 8 needs at least" in err and "--batch" in err
+
+
+# a 1 KB spec whose forward needs terabytes: 3x8x8 upsampled 10^5 times is 4x800000x800000
+HUGE_UPSAMPLE = HEAD.replace("[3, 32, 32]", "[3, 8, 8]") + "layers:\n  - upsample: {scale: 100000}\n  - conv: {out: 4, k: 1}\n"
+
+
+@pytest.mark.parametrize("command", [["export", "--onnx", "OUT"], ["export", "--torch-export", "OUT"],
+                                     ["build", "--device", "cpu", "--optimize", "inference", "--compile",
+                                      "--codegen-dir", ""]])
+def test_every_real_forward_refuses_activations_that_cannot_fit(command, tmp_path, netc_cli):
+    """Export and compile run the module on an example batch; each checks the memory that batch
+    needs first and points at the op whose output is the largest, writing nothing."""
+    out = tmp_path / "model.out"
+    status, _, err = netc_cli(*[out if a == "OUT" else a for a in command[:1]], spec(tmp_path, HUGE_UPSAMPLE),
+                              *[out if a == "OUT" else a for a in command[1:]])
+    assert status == 2, err
+    m = DIAG.search(err)
+    assert m and (m["code"], int(m["line"])) == ("limit", 6), err
+    assert "the output of '1' (conv): 4×800000×800000" in err and "--input" in err and "--batch" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "hostile.yaml"]
+
+
+def test_import_checks_the_verification_forward_fits(tmp_path, netc_cli):
+    from tests.test_import import FIXTURE
+
+    status, _, err = netc_cli("import", f"{FIXTURE}:Small", "--input", "3x100000x100000", "--check-only")
+    assert status == 2 and "error[limit]: a forward of batch 2 needs at least" in err, err

@@ -26,6 +26,8 @@ def verify(network, module, input_shape) -> Verdict:
     several outputs (side heads) also the training forward's outputs, one by one."""
     import torch
 
+    from netc.backends.torch.memory import check_activations
+
     ours = network.build(device="meta").eval()
     want_state = module.state_dict()
     try:
@@ -34,6 +36,7 @@ def verify(network, module, input_shape) -> Verdict:
         raise error("import", f"the imported spec does not load the source's state_dict: "
                     f"{str(exc).splitlines()[0]} {' '.join(str(exc).split())[:400]}") from None
     same_order = list(ours.state_dict()) == list(want_state)
+    check_activations(network, torch.device("cpu"), 2, "use a smaller --input")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, *input_shape, generator=gen)
     module.eval()

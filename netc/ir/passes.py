@@ -102,7 +102,7 @@ def infer_node(g: nx.DiGraph, nid: int) -> None:
     data["owned"] = op.owned(a, shapes)
 
 
-def _input_loc(g: nx.DiGraph):
+def input_loc(g: nx.DiGraph):
     """Where the spec writes its input shape (the raw mapping keeps value locations)."""
     raw = getattr(g.graph.get("spec"), "_raw", None)
     return getattr(raw, "value_locs", {}).get("input") or g.nodes[0]["loc"]
@@ -115,7 +115,7 @@ def check_limits(g: nx.DiGraph, max_param_bytes: int) -> None:
     for nid, data in g.nodes(data=True):
         # a tensor too large to exist at all: a batch of one in float64 must fit torch's storage size
         if "shape" in data and numel(data["shape"]) * 8 > MAX_TENSOR_BYTES:
-            what, loc = "the network input", _input_loc(g)
+            what, loc = "the network input", input_loc(g)
             if nid != 0:
                 what, loc = f"the output of '{data['scope']}'", data.get("loc")
             raise error("limit", f"{what} ({fmt_shape(data['shape'])}) has {numel(data['shape']):,} elements per "

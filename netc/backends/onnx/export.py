@@ -15,6 +15,9 @@ EXPORT_BATCH = 2  # torch.export specialises a size-1 dimension; a batch of 2 ke
 def example_input(network, batch: int, module):
     import torch
 
+    from netc.backends.torch.memory import check_activations
+
+    check_activations(network, torch.device("cpu"), batch, "use a smaller --input")
     p = next(module.parameters(), None)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *network.input_shape, generator=gen)
