@@ -55,7 +55,7 @@ def op_node(draw):
     op = draw(st.sampled_from(["conv", "conv", "sepconv", "bn", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu",
                                "leaky_relu", "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
-                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "slice", "upsample", "channel_shuffle",
+                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "channel_shuffle",
                                "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),
@@ -96,6 +96,11 @@ def op_node(draw):
     elif op == "slice":
         attrs = maybe({"start": draw(st.integers(-4, 4)), "end": draw(st.integers(-4, 6)), "dim": draw(st.integers(-1, 3))},
                       draw, {"start", "end", "dim"})
+    elif op == "conv_transpose":
+        attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"))), "k": draw(pair(1, 4)),
+                 **maybe({"s": draw(pair(1, 3)), "p": draw(pair(0, 2)), "output_padding": draw(pair(0, 2)),
+                          "d": draw(pair(1, 2)), "groups": draw(st.integers(1, 3)), "bias": draw(st.booleans())},
+                         draw, {"s", "p", "output_padding", "d", "groups", "bias"})}
     elif op == "upsample":
         attrs = {draw(st.sampled_from(["scale", "size"])): draw(pair(1, 12)),
                  **maybe({"mode": draw(st.sampled_from(["nearest", "bilinear", "bicubic"])),

@@ -33,6 +33,13 @@ def assert_close(a, b, tol=1e-6):
     assert (a - b).abs().max().item() <= tol
 
 
+def assert_refused(tmp_path, layers: str, words: str) -> None:
+    """`layers` (first at line 5 of the probe spec) are refused with `words`, located there."""
+    with pytest.raises(netc.NetcError) as e:
+        load(tmp_path, layers)
+    assert words in str(e.value) and "probe.yaml:5:" in str(e.value)
+
+
 def macs_of(module, x) -> int:
     """conv and linear MACs of a reference module, as torch's flop counter counts them (FLOPs / 2)."""
     with FlopCounterMode(display=False) as counter:
@@ -168,10 +175,7 @@ def test_slice_in_generated_code_and_onnx(tmp_path):
     ("{stop: 2}", "stop"),
 ])
 def test_slice_errors(tmp_path, attrs, words):
-    with pytest.raises(netc.NetcError) as e:
-        load(tmp_path, f"  - {{name: part, slice: {attrs}}}\n")
-    assert words in str(e.value)
-    assert "probe.yaml:5:" in str(e.value)  # the layer's line
+    assert_refused(tmp_path, f"  - {{name: part, slice: {attrs}}}\n", words)
 
 
 UPSAMPLES = ("  - {name: down, conv: {out: 8, k: 3, s: 2, p: 1}}\n"
@@ -234,9 +238,7 @@ def test_upsample_in_generated_code_and_onnx(tmp_path):
     ("{scale: 0}", "scale"),
 ])
 def test_upsample_errors(tmp_path, attrs, words):
-    with pytest.raises(netc.NetcError) as e:
-        load(tmp_path, f"  - {{name: up, upsample: {attrs}}}\n")
-    assert words in str(e.value) and "probe.yaml:5:" in str(e.value)
+    assert_refused(tmp_path, f"  - {{name: up, upsample: {attrs}}}\n", words)
 
 
 def test_reshape_and_partial_flatten(tmp_path):

@@ -19,6 +19,8 @@ BATCH = 2
 # op -> [(attrs, input shapes)]: a case per behaviour (in place or not, flat or map, ...)
 CASES = {
     "conv": [({"out": 4, "k": 3, "p": 1}, [(8, 6, 6)]), ({"out": 8, "k": 3, "groups": 8}, [(8, 6, 6)])],
+    "conv_transpose": [({"out": 4, "k": 3, "s": 2, "p": 1, "output_padding": 1}, [(8, 6, 6)]),
+                       ({"out": 8, "k": 2, "s": 2, "groups": 4, "bias": False}, [(8, 6, 6)])],
     "sepconv": [({"out": 12, "k": 3, "s": 2, "p": 1}, [(8, 6, 6)])],
     "bn": [({}, [(8, 6, 6)]), ({}, [(8,)])],
     "lrn": [({"size": 5}, [(8, 6, 6)]), ({"size": 3}, [(4, 5, 5)])],

@@ -7,7 +7,8 @@ Conventions (also stated in every table header):
 - Activation memory is a node's output elements × the dtype size (float32 by default); in-place
   ops and buffer reuse are not modelled, so the sum is an upper bound of what a forward pass holds.
 - Receptive field and jump (effective stride) are per axis (H, W), in input pixels, computed with
-  r_out = r_in + (d·(k−1)) · j_in and j_out = j_in · s through every windowed op. A node with
+  r_out = r_in + (d·(k−1)) · j_in and j_out = j_in · s through every windowed op; an upsampling
+  op (upsample, a transposed conv) first divides the jump by its factor. A node with
   several inputs (add, cat) takes the largest receptive field and jump of its inputs. Global and
   adaptive pooling and linear layers are windows over their whole input grid (for linear, the
   grid that was flattened), so their output covers the whole input. The values are theoretical:
@@ -125,14 +126,14 @@ def analyse(network, dtype: str = "float32") -> CostReport:
             rh, rw, jh, jw = max(rh, rh2), max(rw, rw2), max(jh, jh2), max(jw, jw2)
         op, a = REGISTRY[d["op"]], d["attrs"]
         in_shapes = [node[i]["shape"] for i in ins]
+        zh, zw = op.upsampling(a, in_shapes)  # first: a transposed conv's window runs on the finer grid
+        jh, jw = finer(jh, zh), finer(jw, zw)
         w = op.rf_window(a, grid, in_shapes)
         if w is not None:
             rh += w.d[0] * (w.k[0] - 1) * jh
             rw += w.d[1] * (w.k[1] - 1) * jw
             jh, jw = jh * w.s[0], jw * w.s[1]
             grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1]))  # what a flat output still carries
-        zh, zw = op.upsampling(a, in_shapes)
-        jh, jw = finer(jh, zh), finer(jw, zw)
         out = d["shape"]
         grid = _grid(out, grid)
         state[nid] = ((rh, rw), (jh, jw), grid)

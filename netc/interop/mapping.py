@@ -33,6 +33,15 @@ def conv(m: nn.Conv2d):
     return "conv", _drop(a, {"s": 1, "p": 0, "d": 1, "groups": 1, "bias": True})
 
 
+def conv_transpose(m: nn.ConvTranspose2d):
+    if m.padding_mode != "zeros":
+        raise Unmappable(f"padding_mode '{m.padding_mode}' (netc pads with zeros)")
+    a = {"out": m.out_channels, "k": _pair(m.kernel_size), "s": _pair(m.stride), "p": _pair(m.padding),
+         "output_padding": _pair(m.output_padding), "d": _pair(m.dilation), "groups": m.groups,
+         "bias": m.bias is not None}
+    return "conv_transpose", _drop(a, {"s": 1, "p": 0, "output_padding": 0, "d": 1, "groups": 1, "bias": True})
+
+
 def bn(m: nn.BatchNorm2d):
     if not m.track_running_stats:
         raise Unmappable("batch norm without running statistics")
@@ -125,6 +134,7 @@ def upsample(size=None, scale_factor=None, mode="nearest", align_corners=None, a
 MODULES = {
     nn.Upsample: lambda m: upsample(m.size, m.scale_factor, m.mode, m.align_corners),
     nn.Conv2d: conv,
+    nn.ConvTranspose2d: conv_transpose,
     nn.BatchNorm2d: bn,
     nn.MaxPool2d: lambda m: _pool(m, "maxpool"),
     nn.AvgPool2d: lambda m: _pool(m, "avgpool"),

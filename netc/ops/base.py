@@ -140,8 +140,8 @@ class Op:
         return self.window(a)
 
     def upsampling(self, a, shapes: list[Shape]) -> tuple[int, int]:
-        """How many output pixels one input pixel becomes along H and W (1, 1 but for upsample):
-        the jump and the feature stride divide by it."""
+        """How many output pixels one input pixel becomes along H and W (1, 1 but for upsample and
+        the transposed conv): the jump and the feature stride divide by it, before the op's window."""
         return (1, 1)
 
     def label(self, a) -> str:

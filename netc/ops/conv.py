@@ -1,4 +1,5 @@
-"""Convolutions: conv (square, asymmetric, strided, dilated, grouped) and depthwise-separable."""
+"""Convolutions: conv (square, asymmetric, strided, dilated, grouped), depthwise-separable, and the
+transposed conv of decoders."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
@@ -65,6 +66,13 @@ class ConvAttrs(Attrs):
     bias: bool = True
 
 
+def _check_groups(groups: int, c_in: int, c_out: int) -> None:
+    for what, n in (("input", c_in), ("output", c_out)):
+        if n % groups:
+            raise ShapeError(f"groups={groups} does not divide the {n} {what} channels",
+                             "groups must divide both input and output channels")
+
+
 def _padding_for_torch(a):
     return a.p if isinstance(a.p, str) else pair(a.p)
 
@@ -81,12 +89,7 @@ class Conv(Op):
 
     def infer(self, a, shapes):
         c, h, w = need_map("conv", shapes)
-        if c % a.groups:
-            raise ShapeError(f"groups={a.groups} does not divide the {c} input channels",
-                             "groups must divide both input and output channels")
-        if a.out % a.groups:
-            raise ShapeError(f"groups={a.groups} does not divide the {a.out} output channels",
-                             "groups must divide both input and output channels")
+        _check_groups(a.groups, c, a.out)
         k, s, p, d = self.geometry(a)
         return (a.out, *sliding_shape("conv", (h, w), k, s, p, d))
 
@@ -103,26 +106,37 @@ class Conv(Op):
         return Window(k, s, d)
 
     def label(self, a):
-        k, s, d = pair(a.k), pair(a.s), pair(a.d)
-        text = f"conv {k[0]}x{k[1]}"
-        if s != (1, 1):
-            text += f"/{fmt_pair(s)}"
-        text += f", {a.out}"
-        if a.groups > 1:
-            text += f", g{a.groups}"
-        if d != (1, 1):
-            text += f", d{fmt_pair(d)}"
-        return text
+        return _label(self.name, a)
 
     def module(self, a, shapes):
         kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": _padding_for_torch(a)}
-        if pair(a.d) != (1, 1):
-            kw["dilation"] = pair(a.d)
-        if a.groups != 1:
-            kw["groups"] = a.groups
-        if not a.bias:
-            kw["bias"] = False
-        return ModuleSpec("torch.nn.Conv2d", (shapes[0][0], a.out), kw)
+        return ModuleSpec("torch.nn.Conv2d", (shapes[0][0], a.out), {**kw, **_unusual(a)})
+
+
+def _label(kind: str, a) -> str:
+    """`conv 3x3/2, 64, g32, d2`: kernel, stride, out channels, groups and dilation where not 1."""
+    k, s, d = pair(a.k), pair(a.s), pair(a.d)
+    text = f"{kind} {k[0]}x{k[1]}"
+    if s != (1, 1):
+        text += f"/{fmt_pair(s)}"
+    text += f", {a.out}"
+    if a.groups > 1:
+        text += f", g{a.groups}"
+    if d != (1, 1):
+        text += f", d{fmt_pair(d)}"
+    return text
+
+
+def _unusual(a) -> dict:
+    """The torch keywords of a conv's dilation, groups and bias where they are not the default."""
+    kw = {}
+    if pair(a.d) != (1, 1):
+        kw["dilation"] = pair(a.d)
+    if a.groups != 1:
+        kw["groups"] = a.groups
+    if not a.bias:
+        kw["bias"] = False
+    return kw
 
 
 class SepConvAttrs(Attrs):
@@ -175,3 +189,60 @@ class SepConv(Op):
         kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": _padding_for_torch(a),
               "dilation": pair(a.d), "bias": a.bias}
         return ModuleSpec("netc.backends.torch.runtime.SeparableConv2d", (shapes[0][0], a.out), kw)
+
+
+class ConvTransposeAttrs(ConvAttrs):
+    p: NonNegPair = 0  # numbers only: torch's transposed conv has no 'same' or 'valid'
+    output_padding: NonNegPair = 0
+
+
+@register
+class ConvTranspose(Op):
+    """The transposed conv (`nn.ConvTranspose2d`, Caffe's Deconvolution): the gradient of a conv
+    with respect to its input, the learned upsampling of FCN, U-Net and DCGAN decoders. Its weight
+    is in × out/groups × k × k; each input pixel spreads into a k×k patch of the output at stride s.
+
+    Receptive field: it is a stride-1 conv (kernel k, dilation d) over the input upsampled s-fold by
+    inserting zeros, so the jump divides by s first (`upsampling`) and the window then has stride 1."""
+
+    name = "conv_transpose"
+    summary = ("transposed 2-D conv (learned upsampling): out channels, kernel k, stride s, padding p, "
+               "output_padding, dilation d, groups, bias")
+    Attrs = ConvTransposeAttrs
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        _check_groups(a.groups, c, a.out)
+        k, s, p, op, d = pair(a.k), pair(a.s), pair(a.p), pair(a.output_padding), pair(a.d)
+        if any(op[i] >= max(s[i], d[i]) for i in range(2)):
+            raise ShapeError(f"output_padding {fmt_pair(op)} must be smaller than the stride {fmt_pair(s)} "
+                             f"or the dilation {fmt_pair(d)}", "output_padding only picks among the sizes a stride allows")
+        out = tuple((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate((h, w)))
+        if min(out) <= 0:
+            raise ShapeError(f"padding {fmt_pair(p)} crops the {h}×{w} input's {(h - 1) * s[0] + d[0] * (k[0] - 1) + 1}"
+                             f"×{(w - 1) * s[1] + d[1] * (k[1] - 1) + 1} output to nothing", "use a smaller padding")
+        return (a.out, *out)
+
+    def params(self, a, shapes):
+        k = pair(a.k)
+        return shapes[0][0] * (a.out // a.groups) * k[0] * k[1] + (a.out if a.bias else 0)
+
+    def macs(self, a, shapes, out):
+        # every input element meets out/groups x k x k weights (torch.utils.flop_counter counts alike)
+        k = pair(a.k)
+        return numel(shapes[0]) * (a.out // a.groups) * k[0] * k[1]
+
+    def window(self, a):
+        return Window(pair(a.k), (1, 1), pair(a.d))
+
+    def upsampling(self, a, shapes):
+        return pair(a.s)
+
+    def label(self, a):
+        return _label(self.name, a)
+
+    def module(self, a, shapes):
+        kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": pair(a.p)}
+        if pair(a.output_padding) != (0, 0):
+            kw["output_padding"] = pair(a.output_padding)
+        return ModuleSpec("torch.nn.ConvTranspose2d", (shapes[0][0], a.out), {**kw, **_unusual(a)})

@@ -87,6 +87,7 @@ class Mapping:
 MAPPINGS: dict[str, Mapping] = {
     "conv": Mapping("Conv"),
     "sepconv": Mapping("Conv (depthwise) + Conv (pointwise)"),
+    "conv_transpose": Mapping("ConvTranspose"),
     "bn": Mapping("BatchNormalization"),
     "lrn": Mapping("LRN"),
     "maxpool": Mapping("MaxPool", _ceil_pool),

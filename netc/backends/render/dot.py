@@ -18,7 +18,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # fill colour by op family, so a reader sees convs, pools and merges at a glance
 FILL = {
-    "conv": "#cfe2f3", "sepconv": "#cfe2f3", "linear": "#d9d2e9",
+    "conv": "#cfe2f3", "sepconv": "#cfe2f3", "conv_transpose": "#cfe2f3", "linear": "#d9d2e9",
     "maxpool": "#d9ead3", "avgpool": "#d9ead3", "gap": "#d9ead3", "adaptive_avgpool": "#d9ead3",
     "adaptive_maxpool": "#d9ead3",
     "bn": "#eeeeee", "lrn": "#eeeeee", "layernorm": "#eeeeee", "groupnorm": "#eeeeee",
