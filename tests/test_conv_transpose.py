@@ -92,13 +92,10 @@ def test_conv_transpose_in_generated_code_and_onnx(tmp_path):
 
 
 def test_import_maps_conv_transpose(tmp_path):
-    from netc.api import import_spec
+    from tests.test_import import import_sequential
 
-    source = tmp_path / "deconv.py"
-    source.write_text("import torch.nn as nn\n\n\nclass Up(nn.Sequential):\n    def __init__(self):\n"
-                      "        super().__init__(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),\n"
-                      "                         nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1,"
-                      " bias=False))\n", encoding="utf-8")
-    text, verdict = import_spec(f"{source}:Up", {}, (3, 8, 8))
+    text, verdict = import_sequential(tmp_path, "nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), "
+                                      "nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1, bias=False)",
+                                      (3, 8, 8))
     assert "conv_transpose: {out: 4, k: 3, s: 2, p: 1, output_padding: 1, bias: false}" in text
     assert verdict.same_order and verdict.max_diff <= 1e-5

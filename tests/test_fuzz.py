@@ -53,7 +53,8 @@ def maybe(d: dict, draw, keys):
 @st.composite
 def op_node(draw):
     op = draw(st.sampled_from(["conv", "conv", "sepconv", "bn", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu",
-                               "leaky_relu", "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
+                               "leaky_relu", "mish", "selu", "elu", "celu", "softplus", "hardtanh", "prelu",
+                               "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
                                "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "channel_shuffle",
                                "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
@@ -105,6 +106,15 @@ def op_node(draw):
         attrs = {draw(st.sampled_from(["scale", "size"])): draw(pair(1, 12)),
                  **maybe({"mode": draw(st.sampled_from(["nearest", "bilinear", "bicubic"])),
                           "align_corners": draw(st.booleans())}, draw, {"mode", "align_corners"})}
+    elif op in ("elu", "celu"):
+        attrs = maybe({"alpha": draw(st.sampled_from([0.5, 1.0, 0.0])), "inplace": draw(st.booleans())}, draw,
+                      {"alpha", "inplace"})
+    elif op == "hardtanh":
+        attrs = maybe({"min_val": draw(st.sampled_from([-1.0, 0.0, 2.0])), "max_val": draw(st.sampled_from([1.0, 6.0]))},
+                      draw, {"min_val", "max_val"})
+    elif op == "prelu":
+        attrs = maybe({"per_channel": draw(st.booleans()), "init": draw(st.sampled_from([0.25, 0.1]))}, draw,
+                      {"per_channel", "init"})
     elif op == "channel_shuffle":
         attrs = {"groups": draw(st.integers(1, 4))}
     elif op == "stochastic_depth":

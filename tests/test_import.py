@@ -150,6 +150,14 @@ def test_module_lists_run_in_a_loop_nest():
     assert "the modules of 'layers', 'acts' in" in str(exc.value) and "run apart" in str(exc.value)
 
 
+def import_sequential(tmp_path, modules: str, input_shape):
+    """import_spec of an nn.Sequential of `modules`, Python source: "nn.Conv2d(3, 8, 1), nn.ReLU()"."""
+    source = tmp_path / "seq.py"
+    source.write_text("import torch.nn as nn\n\n\nclass Seq(nn.Sequential):\n    def __init__(self):\n"
+                      f"        super().__init__({modules})\n", encoding="utf-8")
+    return import_spec(f"{source}:Seq", {}, input_shape)
+
+
 def _one_conv_then(tmp_path, body: str) -> str:
     """A file source: a 1x1 conv, then `body` of its result `x` as the forward's return."""
     source = tmp_path / "plumb.py"
@@ -164,6 +172,11 @@ def _one_conv_then(tmp_path, body: str) -> str:
     ("F.gelu(x)", "  - gelu\n"),
     ("F.leaky_relu(x, 0.2)", "leaky_relu: {negative_slope: 0.2}"),
     ("F.relu6(x, True)", "relu6: {inplace: true}"),
+    ("F.gelu(x, approximate='tanh')", "gelu: {approximate: tanh}"),
+    ("F.softplus(x, 2.0, threshold=5)", "softplus: {beta: 2.0, threshold: 5.0}"),
+    ("F.elu(F.mish(x), alpha=0.5)", "elu: {alpha: 0.5}"),
+    ("F.hardtanh(F.selu(x), -2.0, 2.0)", "hardtanh: {min_val: -2.0, max_val: 2.0}"),
+    ("F.celu(x, 2.0, True)", "celu: {alpha: 2.0, inplace: true}"),
     ("x.narrow(1, 2, 4)", "slice: {start: 2, end: 6}"),
     ("F.interpolate(x, scale_factor=2, mode='bilinear')", "upsample: {scale: 2, mode: bilinear}"),
     ("F.interpolate(x, (12, 10))", "upsample: {size: [12, 10]}"),
@@ -176,12 +189,13 @@ def test_functional_calls_with_arguments(tmp_path, body, words):
 
 
 @pytest.mark.parametrize("body, words", [
-    ("F.gelu(x, approximate='tanh')", "tanh-approximated GELU"),
+    ("F.hardtanh(x, 2.0, -2.0)", "hardtanh(x, "),
+    ("F.leaky_relu(x, x.mean())", "leaky_relu(x, "),
     ("x.mean(1)", "tensor method .mean()"),
     ("F.interpolate(x, scale_factor=1.5)", "interpolation by scale 1.5"),
     ("F.interpolate(x, size=x.shape[-2:])", "interpolation to a size computed from a tensor"),
     ("F.interpolate(x, scale_factor=2, mode='bicubic')", "bicubic interpolation"),
-    ("F.softplus(x)", "softplus has no netc op"),
+    ("F.softsign(x)", "softsign has no netc op"),
     ("x[:, ::2]", "tensor indexing other than one range of one axis"),
     ("x[:, :4, :4]", "tensor indexing other than one range of one axis"),
     ("x.narrow(1, 0, x.shape[1] // 2)", "narrow with an argument computed from the tensor"),

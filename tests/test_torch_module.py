@@ -304,6 +304,15 @@ EVERY_OP = """\
   - relu6
   - {leaky_relu: {negative_slope: 0.2}}
   - gelu
+  - {gelu: {approximate: tanh}}
+  - mish
+  - selu
+  - {elu: {alpha: 0.5}}
+  - {celu: {alpha: 2.0}}
+  - {softplus: {beta: 2.0, threshold: 5.0}}
+  - {hardtanh: {min_val: -3.0, max_val: 3.0}}
+  - prelu
+  - {prelu: {per_channel: true, init: 0.1}}
   - silu
   - {residual: {body: [{conv: {out: 16, k: 3, p: 1}}, sigmoid], shortcut: {pad_channels: {out: 16}}, scale: 0.5,
                 then: tanh}}

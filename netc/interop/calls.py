@@ -76,20 +76,8 @@ def function_op(node, chunks: dict):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
     if f in mapping.MUL and len(tensors) == 2 and len(args) == 2 and not kw:
         return "mul", {}, tensors
-    if f in mapping.RELU or f in mapping.ACTIVATIONS:
-        bound = dict(zip(("inplace",), args[1:]), **kw)
-        if set(bound) - {"inplace"}:
-            raise Unmappable(f"{getattr(f, '__name__', f)} with {', '.join(sorted(set(bound) - {'inplace'}))}")
-        return ("relu" if f in mapping.RELU else mapping.ACTIVATIONS[f]), \
-            {"inplace": True} if bound.get("inplace") else {}, tensors[:1]
-    if f is F.gelu:
-        if dict(zip(("approximate",), args[1:]), **kw).get("approximate", "none") != "none":
-            raise Unmappable("tanh-approximated GELU")
-        return "gelu", {}, tensors[:1]
-    if f is F.leaky_relu:
-        bound = dict(zip(("negative_slope", "inplace"), args[1:]), **kw)
-        return "leaky_relu", {**({"negative_slope": float(bound["negative_slope"])} if "negative_slope" in bound
-                                 else {}), **({"inplace": True} if bound.get("inplace") else {})}, tensors[:1]
+    if f in mapping.ACTIVATIONS:
+        return (*_as_module(f, mapping.ACTIVATIONS[f], args[1:], kw), tensors[:1])
     if f in mapping.PERMUTE:
         return "permute", mapping.permute_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
     if f in mapping.CAT:
@@ -119,6 +107,15 @@ def function_op(node, chunks: dict):
 
 ADAPTIVE = {F.adaptive_avg_pool2d: (torch.nn.AdaptiveAvgPool2d, "adaptive_avgpool"),
             F.adaptive_max_pool2d: (torch.nn.AdaptiveMaxPool2d, "adaptive_maxpool")}
+
+
+def _as_module(f, cls, args, kw):
+    """(op, attrs) of functional `f` called with `args`/`kw`, as its module class `cls` built with them."""
+    try:
+        return mapping.map_module(cls(*args, **kw))
+    except Exception:  # an argument the module refuses or does not take, or one computed from a tensor
+        shown = [*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())]
+        raise Unmappable(f"{getattr(f, '__name__', f)}({', '.join(['x', *shown])[:200]})") from None
 
 
 def is_tuple_class(f) -> bool:

@@ -154,7 +154,17 @@ MODULES = {
     nn.Hardsigmoid: _inplace("hardsigmoid"),
     nn.Sigmoid: lambda m: ("sigmoid", {}),
     nn.Tanh: lambda m: ("tanh", {}),
-    nn.GELU: lambda m: ("gelu", {}) if m.approximate == "none" else _raise("tanh-approximated GELU"),
+    nn.GELU: lambda m: ("gelu", _drop({"approximate": m.approximate}, {"approximate": "none"})),
+    nn.Mish: _inplace("mish"),
+    nn.SELU: _inplace("selu"),
+    nn.ELU: lambda m: ("elu", _drop({"alpha": float(m.alpha), "inplace": m.inplace}, {"alpha": 1.0, "inplace": False})),
+    nn.CELU: lambda m: ("celu", _drop({"alpha": float(m.alpha), "inplace": m.inplace}, {"alpha": 1.0, "inplace": False})),
+    nn.Softplus: lambda m: ("softplus", _drop({"beta": float(m.beta), "threshold": float(m.threshold)},
+                                              {"beta": 1.0, "threshold": 20.0})),
+    nn.Hardtanh: lambda m: ("hardtanh", _drop({"min_val": float(m.min_val), "max_val": float(m.max_val),
+                                               "inplace": m.inplace}, {"min_val": -1.0, "max_val": 1.0, "inplace": False})),
+    nn.PReLU: lambda m: ("prelu", _drop({"per_channel": m.num_parameters > 1, "init": float(m.init)},
+                                        {"per_channel": False, "init": 0.25})),
     nn.LeakyReLU: lambda m: ("leaky_relu", _drop({"negative_slope": float(m.negative_slope), "inplace": m.inplace},
                                                  {"negative_slope": 0.01, "inplace": False})),
     nn.LocalResponseNorm: lambda m: ("lrn", {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta),
@@ -290,10 +300,12 @@ def _torch_layer(m: nn.Module) -> bool:
 
 ADD = {operator.add, operator.iadd, torch.add}
 MUL = {operator.mul, operator.imul, torch.mul}
-RELU = {F.relu, torch.relu}
-# parameter-free functions with a netc op of the same meaning (an `inplace` keyword kept)
-ACTIVATIONS = {F.relu6: "relu6", F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.silu: "silu",
-               torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh"}
+# functional activations: torch.nn.functional.f(x, *args) computes what the module class
+# constructed with the same *args computes (torch keeps their argument orders alike)
+ACTIVATIONS = {F.relu: nn.ReLU, torch.relu: nn.ReLU, F.relu6: nn.ReLU6, F.hardswish: nn.Hardswish,
+               F.hardsigmoid: nn.Hardsigmoid, F.silu: nn.SiLU, torch.sigmoid: nn.Sigmoid, F.sigmoid: nn.Sigmoid,
+               torch.tanh: nn.Tanh, F.tanh: nn.Tanh, F.gelu: nn.GELU, F.leaky_relu: nn.LeakyReLU, F.elu: nn.ELU,
+               F.celu: nn.CELU, F.selu: nn.SELU, F.mish: nn.Mish, F.softplus: nn.Softplus, F.hardtanh: nn.Hardtanh}
 PERMUTE = {torch.permute}
 CHUNK = {torch.chunk}
 SPLIT = {torch.split, torch.functional.split}

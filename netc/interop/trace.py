@@ -200,9 +200,10 @@ def _ops(graph: fx.Graph, module, where: str):
         except Unmappable as why:
             path = node.target if node.op == "call_module" else (".".join(_parents(node)[-1:]) or "(root)")
             problems.append(Diagnostic("import", f"'{path}' of {where}: {why} has no netc op", None,
-                                       "netc maps conv, norms (batch, layer, group), pooling, linear, "
-                                       "activations, add, mul, cat, scale, layer scale, permute, flatten, chunk, "
-                                       "channel shuffle, dropout, stochastic depth and identity"))
+                                       "netc maps conv (and transposed), norms (batch, layer, group), pooling, "
+                                       "upsampling, linear, activations, add, mul, cat, scale, layer scale, "
+                                       "permute, flatten, chunk, slice, channel shuffle, dropout, stochastic depth "
+                                       "and identity"))
             continue
         if found is None:
             continue

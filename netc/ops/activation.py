@@ -1,9 +1,9 @@
 """Elementwise activations and softmax."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, numel, register
 
@@ -46,7 +46,13 @@ _activation("relu", "torch.nn.ReLU", "rectified linear unit max(0, x)", InplaceA
 _activation("relu6", "torch.nn.ReLU6", "min(max(0, x), 6)", InplaceAttrs)
 _activation("sigmoid", "torch.nn.Sigmoid", "logistic sigmoid", saves="output")
 _activation("tanh", "torch.nn.Tanh", "hyperbolic tangent", saves="output")
-_activation("gelu", "torch.nn.GELU", "Gaussian error linear unit")
+
+
+class GeluAttrs(Attrs):
+    approximate: Literal["none", "tanh"] = "none"
+
+
+_activation("gelu", "torch.nn.GELU", "Gaussian error linear unit (approximate: tanh for the tanh formula)", GeluAttrs)
 _activation("silu", "torch.nn.SiLU", "x * sigmoid(x) (swish)", InplaceAttrs)
 _activation("hardswish", "torch.nn.Hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", InplaceAttrs)
 _activation("hardsigmoid", "torch.nn.Hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gate)", InplaceAttrs)
@@ -58,6 +64,68 @@ class LeakyAttrs(Attrs):
 
 
 _activation("leaky_relu", "torch.nn.LeakyReLU", "leaky ReLU (negative_slope)", LeakyAttrs, saves_inplace="output")
+_activation("mish", "torch.nn.Mish", "x * tanh(softplus(x)) (Misra 2019; CSPDarknet, YOLOv4)", InplaceAttrs)
+_activation("selu", "torch.nn.SELU", "scaled ELU with the self-normalising constants (Klambauer et al. 2017)",
+            InplaceAttrs, "output", "output")
+
+
+class EluAttrs(Attrs):
+    alpha: Annotated[float, Field(gt=0)] = 1.0
+    inplace: bool = False
+
+
+_activation("elu", "torch.nn.ELU", "exponential linear unit: alpha * (exp(x) - 1) below 0 (Clevert et al. 2015)",
+            EluAttrs, "output", "output")
+_activation("celu", "torch.nn.CELU", "continuously differentiable ELU: alpha * (exp(x / alpha) - 1) below 0",
+            EluAttrs, "output", "output")
+
+
+class SoftplusAttrs(Attrs):
+    beta: Annotated[float, Field(gt=0)] = 1.0
+    threshold: float = 20.0
+
+
+_activation("softplus", "torch.nn.Softplus", "log(1 + exp(beta * x)) / beta, linear above threshold", SoftplusAttrs)
+
+
+class HardtanhAttrs(Attrs):
+    min_val: float = -1.0
+    max_val: float = 1.0
+    inplace: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_val >= self.max_val:
+            raise ValueError(f"min_val ({self.min_val}) must be below max_val ({self.max_val})")
+        return self
+
+
+_activation("hardtanh", "torch.nn.Hardtanh", "x clamped to [min_val, max_val]", HardtanhAttrs)
+
+
+class PReluAttrs(Attrs):
+    per_channel: bool = False
+    init: float = 0.25
+
+
+@register
+class PRelu(_Activation):
+    """Parametric ReLU (He et al. 2015): a learned slope below 0, one for all channels or one per
+    channel (`nn.PReLU(num_parameters)`, whose slopes apply along the channel axis)."""
+
+    name = "prelu"
+    summary = "parametric ReLU: a learned negative slope (per_channel: one per channel), starting at init"
+    Attrs = PReluAttrs
+
+    def params(self, a, shapes):
+        return shapes[0][0] if a.per_channel else 1
+
+    def autograd(self, a, shapes, out):
+        return Autograd(inputs=(0,))
+
+    def module(self, a, shapes):
+        return ModuleSpec("torch.nn.PReLU", (shapes[0][0],) if a.per_channel else (),
+                          {} if a.init == 0.25 else {"init": a.init})
 
 
 class SoftmaxAttrs(Attrs):

@@ -40,7 +40,8 @@ from netc.errors import error
 from netc.backends.torch.runtime import Add, Concat, SeparableConv2d, StochasticDepth
 
 LEVELS = ("inference",)
-INPLACE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardtanh, nn.LeakyReLU, nn.ELU)
+INPLACE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.CELU,
+                       nn.SELU, nn.Mish)
 EVAL_IDENTITIES = (nn.Dropout, nn.Dropout2d, nn.Dropout1d, nn.AlphaDropout, nn.Identity, StochasticDepth)
 # modules whose output is always a fresh tensor (never their input or a view of it), so an
 # activation may overwrite it when nothing else reads it
