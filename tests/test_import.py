@@ -315,3 +315,19 @@ def test_weights_no_forward_runs_are_an_explained_error():
         import_spec(f"{FIXTURE}:Unused", {}, (3, 16, 16))
     assert "'extra' of" not in str(exc.value) and "extra of" in str(exc.value)
     assert "never runs them" in str(exc.value)
+
+
+@pytest.mark.parametrize("source, words", [
+    ("torchvision:resnet18", "building torchvision:resnet18(width=3) failed: TypeError"),
+    ("timm:resnet18", "building timm:resnet18(width=3) failed: TypeError"),
+])
+def test_a_source_that_cannot_be_built_is_an_import_error(source, words, netc_cli):
+    code, _, stderr = netc_cli("import", source, "width=3", "--check-only")
+    assert code == 2 and words in stderr and "Traceback" not in stderr and "internal error" not in stderr
+
+
+def test_a_subclassed_activation_maps_where_it_computes_the_same():
+    """timm's PReLU subclasses nn.PReLU with its own forward (an `inplace` it ignores): probed on
+    random maps, it computes nn.PReLU's output, so it maps as prelu."""
+    text, verdict = import_spec("timm:resnet18", {"act_layer": "prelu"}, (3, 32, 32))
+    assert "prelu" in text and verdict.max_diff <= 1e-6

@@ -44,13 +44,13 @@ def load_source(text: str, kwargs: dict | None = None) -> Source:
         if name not in names:
             raise error("usage", f"torchvision has no classification model '{name}'", None,
                         did_you_mean(name, names))
-        module = torchvision.models.get_model(name, weights=None, **kwargs)
+        module = _construct(text, torchvision.models.get_model, name, weights=None, **kwargs)
     elif kind == "timm":
         import timm
 
         if not timm.is_model(name):
             raise error("usage", f"timm has no model '{name}'", None, did_you_mean(name, timm.list_models()))
-        module = timm.create_model(name, pretrained=False, **kwargs)
+        module = _construct(text, timm.create_model, name, pretrained=False, **kwargs)
     elif kind.endswith(".py"):
         module = _from_file(Path(kind), name, kwargs)
     else:
@@ -74,13 +74,19 @@ def _from_file(path: Path, attr: str, kwargs: dict):
     if factory is None:
         raise error("usage", f"{path} defines no '{attr}'", None,
                     did_you_mean(attr, [n for n in vars(mod) if not n.startswith("_")]))
-    try:
-        module = factory(**kwargs)
-    except Exception as exc:
-        raise error("import", f"{path}:{attr}(**{kwargs}) failed: {type(exc).__name__}: {exc}") from None
+    module = _construct(f"{path}:{attr}", factory, **kwargs)
     if not isinstance(module, nn.Module):
         raise error("import", f"{path}:{attr} returned a {type(module).__name__}, not an nn.Module")
     return module
+
+
+def _construct(source: str, factory, *args, **kwargs):
+    """The source's factory called with the user's arguments; what it raises is an import error."""
+    try:
+        return factory(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the source's own code, whatever it raises
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("weights", "pretrained"))
+        raise error("import", f"building {source}({given}) failed: {type(exc).__name__}: {exc}"[:1000]) from None
 
 
 def _num_classes(module) -> int | None:
