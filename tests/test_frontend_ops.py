@@ -13,7 +13,8 @@ ATTRS = {"conv": {"out": 2, "k": 1}, "sepconv": {"out": 2, "k": 1}, "lrn": {"siz
          "scale": {"factor": 2.0}, "pad_channels": {"out": 6}, "permute": {"dims": [1, 0]},
          "reshape": {"shape": [-1, 2]}, "chunk": {"parts": 2, "index": 1}, "channel_shuffle": {"groups": 2},
          "groupnorm": {"groups": 2}, "stochastic_depth": {"p": 0.5}, "upsample": {"scale": [2, 3]},
-         "conv_transpose": {"out": 2, "k": 1}, "hardtanh": {"min_val": -2.0}}
+         "conv_transpose": {"out": 2, "k": 1}, "hardtanh": {"min_val": -2.0},
+         "pixel_shuffle": {"factor": 2}, "pixel_unshuffle": {"factor": 2}}
 SINGLE_INPUT = sorted(name for name, op in REGISTRY.items() if op.max_inputs == 1)
 
 

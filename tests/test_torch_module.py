@@ -320,6 +320,8 @@ EVERY_OP = """\
   - {upsample: {scale: 2, mode: bilinear}}
   - {conv_transpose: {out: 16, k: 3, s: 2, p: 1, output_padding: 1, groups: 2}}
   - {conv: {out: 16, k: 2, s: 2}}
+  - {pixel_shuffle: {factor: 2}}
+  - {pixel_unshuffle: {factor: 2}}
   - {maxpool: {k: 2}}
   - {maxpool: {k: 2}}
   - {upsample: {size: [4, 4]}}

@@ -64,6 +64,8 @@ CASES = {
     "slice": [({"start": 2, "end": 5}, [(8, 6, 6)]), ({"start": -3, "dim": 2}, [(8, 6, 6)])],
     "upsample": [({"scale": 2}, [(8, 6, 6)]), ({"size": [9, 12], "mode": "bilinear"}, [(8, 6, 6)]),
                  ({"scale": [1, 3], "mode": "bilinear", "align_corners": True}, [(8, 6, 6)])],
+    "pixel_shuffle": [({"factor": 2}, [(8, 6, 6)])],
+    "pixel_unshuffle": [({"factor": 3}, [(8, 6, 6)])],
     "channel_shuffle": [({"groups": 2}, [(8, 6, 6)])],
     "stochastic_depth": [({"p": 0.5}, [(8, 6, 6)]), ({"p": 0.5, "mode": "batch"}, [(8, 6, 6)]), ({"p": 0.0}, [(8,)])],
     "layer_scale": [({}, [(8, 6, 6)])],

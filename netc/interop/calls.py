@@ -76,8 +76,8 @@ def function_op(node, chunks: dict):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
     if f in mapping.MUL and len(tensors) == 2 and len(args) == 2 and not kw:
         return "mul", {}, tensors
-    if f in mapping.ACTIVATIONS:
-        return (*_as_module(f, mapping.ACTIVATIONS[f], args[1:], kw), tensors[:1])
+    if f in mapping.FUNCTIONAL_MODULES:
+        return (*_as_module(f, mapping.FUNCTIONAL_MODULES[f], args[1:], kw), tensors[:1])
     if f in mapping.PERMUTE:
         return "permute", mapping.permute_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
     if f in mapping.CAT:

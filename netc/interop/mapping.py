@@ -145,6 +145,8 @@ MODULES = {
     nn.LayerNorm: lambda m: layernorm(m, "last"),
     nn.GroupNorm: groupnorm,
     nn.ChannelShuffle: lambda m: ("channel_shuffle", {"groups": m.groups}),
+    nn.PixelShuffle: lambda m: ("pixel_shuffle", {"factor": m.upscale_factor}),
+    nn.PixelUnshuffle: lambda m: ("pixel_unshuffle", {"factor": m.downscale_factor}),
     nn.Dropout: lambda m: ("dropout", _drop({"p": float(m.p), "inplace": m.inplace}, {"p": 0.5, "inplace": False})),
     nn.Identity: lambda m: ("identity", {}),
     nn.ReLU: _inplace("relu"),
@@ -233,7 +235,7 @@ def _probes(m: nn.Module) -> list[tuple]:
         return [(2, 3, *m.normalized_shape)]
     if isinstance(m, nn.PReLU):
         return [(2, m.num_parameters, 5, 5)]
-    if isinstance(m, tuple(ACTIVATIONS.values())):
+    if isinstance(m, tuple(FUNCTIONAL_MODULES.values())):
         return [(2, 3, 5, 5)]
     return []
 
@@ -304,12 +306,15 @@ def _torch_layer(m: nn.Module) -> bool:
 
 ADD = {operator.add, operator.iadd, torch.add}
 MUL = {operator.mul, operator.imul, torch.mul}
-# functional activations: torch.nn.functional.f(x, *args) computes what the module class
-# constructed with the same *args computes (torch keeps their argument orders alike)
-ACTIVATIONS = {F.relu: nn.ReLU, torch.relu: nn.ReLU, F.relu6: nn.ReLU6, F.hardswish: nn.Hardswish,
-               F.hardsigmoid: nn.Hardsigmoid, F.silu: nn.SiLU, torch.sigmoid: nn.Sigmoid, F.sigmoid: nn.Sigmoid,
-               torch.tanh: nn.Tanh, F.tanh: nn.Tanh, F.gelu: nn.GELU, F.leaky_relu: nn.LeakyReLU, F.elu: nn.ELU,
-               F.celu: nn.CELU, F.selu: nn.SELU, F.mish: nn.Mish, F.softplus: nn.Softplus, F.hardtanh: nn.Hardtanh}
+# parameter-free functions: torch.nn.functional.f(x, *args) computes what the module class built
+# with the same *args computes (torch keeps their argument orders alike)
+FUNCTIONAL_MODULES = {
+    F.relu: nn.ReLU, torch.relu: nn.ReLU, F.relu6: nn.ReLU6, F.hardswish: nn.Hardswish, F.hardsigmoid: nn.Hardsigmoid,
+    F.silu: nn.SiLU, torch.sigmoid: nn.Sigmoid, F.sigmoid: nn.Sigmoid, torch.tanh: nn.Tanh, F.tanh: nn.Tanh,
+    F.gelu: nn.GELU, F.leaky_relu: nn.LeakyReLU, F.elu: nn.ELU, F.celu: nn.CELU, F.selu: nn.SELU, F.mish: nn.Mish,
+    F.softplus: nn.Softplus, F.hardtanh: nn.Hardtanh, F.pixel_shuffle: nn.PixelShuffle,
+    F.pixel_unshuffle: nn.PixelUnshuffle,
+}
 PERMUTE = {torch.permute}
 CHUNK = {torch.chunk}
 SPLIT = {torch.split, torch.functional.split}

@@ -1,12 +1,14 @@
-"""Resampling a map to a finer grid: upsample (nearest or bilinear), the decoder step of FCN,
-U-Net, FPN and HRNet (torch's nn.Upsample / F.interpolate)."""
+"""Resampling a map to another grid: upsample (nearest or bilinear), the decoder step of FCN,
+U-Net, FPN and HRNet (torch's nn.Upsample / F.interpolate), and the pixel shuffles that trade
+channels for resolution (ESPCN's sub-pixel convolution) and back (space-to-depth stems)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, fmt_pair, need_map, pair, register
+from netc.ops.base import (SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, pair,
+                           register)
 
 PosInt = Annotated[int, Field(gt=0)]
 PairOf = Union[PosInt, Annotated[list[PosInt], Field(min_length=2, max_length=2)]]
@@ -70,3 +72,66 @@ class Upsample(Op):
 def _torch_pair(v):
     h, w = pair(v)
     return h if h == w else (h, w)
+
+
+class FactorAttrs(Attrs):
+    factor: PosInt
+
+
+@register
+class PixelShuffle(Op):
+    """C·r²×H×W -> C×rH×rW (`nn.PixelShuffle(r)`, Shi et al. 2016's sub-pixel convolution): each
+    group of r² channels becomes an r×r block of pixels."""
+
+    name = "pixel_shuffle"
+    summary = "rearrange C*r^2 x H x W into C x rH x rW (factor r): ESPCN's sub-pixel upsampling"
+    Attrs = FactorAttrs
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        r2 = a.factor * a.factor
+        if c % r2:
+            raise ShapeError(f"pixel_shuffle by {a.factor} needs channels divisible by {r2}, got {c}",
+                             f"give the conv before it a multiple of {r2} output channels")
+        return (c // r2, h * a.factor, w * a.factor)
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # its backward is the inverse rearrangement
+
+    def upsampling(self, a, shapes):
+        return (a.factor, a.factor)
+
+    def label(self, a):
+        return f"pixel_shuffle x{a.factor}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("torch.nn.PixelShuffle", (a.factor,))
+
+
+@register
+class PixelUnshuffle(Op):
+    """C×H×W -> C·r²×H/r×W/r (`nn.PixelUnshuffle(r)`, space-to-depth): each r×r block of pixels
+    becomes r² channels; for the receptive field, an r×r window at stride r."""
+
+    name = "pixel_unshuffle"
+    summary = "rearrange C x H x W into C*r^2 x H/r x W/r (factor r): space-to-depth"
+    Attrs = FactorAttrs
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        if h % a.factor or w % a.factor:
+            raise ShapeError(f"pixel_unshuffle by {a.factor} needs a height and width divisible by it, got {h}×{w}",
+                             "pad or resize the map first")
+        return (c * a.factor * a.factor, h // a.factor, w // a.factor)
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING
+
+    def window(self, a):
+        return Window((a.factor, a.factor), (a.factor, a.factor))
+
+    def label(self, a):
+        return f"pixel_unshuffle /{a.factor}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("torch.nn.PixelUnshuffle", (a.factor,))

@@ -130,6 +130,8 @@ MAPPINGS: dict[str, Mapping] = {
     "chunk": Mapping("Slice"),
     "slice": Mapping("Slice"),
     "upsample": Mapping("Resize"),
+    "pixel_shuffle": Mapping("DepthToSpace (CRD)"),
+    "pixel_unshuffle": Mapping("Reshape + Transpose + Reshape"),
     "channel_shuffle": Mapping("Reshape + Transpose + Reshape"),
     "stochastic_depth": Mapping("(removed: eval mode)"),
 }

@@ -1,6 +1,7 @@
-"""conv_transpose against nn.ConvTranspose2d built here from the same attributes: outputs on the
-same weights, parameter counts, MACs as torch's flop counter counts them, the receptive-field
-table, generated code, ONNX and import."""
+"""The learned and rearranging upsamplers: conv_transpose against nn.ConvTranspose2d built here
+from the same attributes (outputs on the same weights, parameter counts, MACs as torch's flop
+counter counts them), pixel_shuffle / pixel_unshuffle against torch's; the receptive-field table,
+generated code, ONNX and import."""
 from __future__ import annotations
 
 import pytest
@@ -99,3 +100,56 @@ def test_import_maps_conv_transpose(tmp_path):
                                       (3, 8, 8))
     assert "conv_transpose: {out: 4, k: 3, s: 2, p: 1, output_padding: 1, bias: false}" in text
     assert verdict.same_order and verdict.max_diff <= 1e-5
+
+
+def test_pixel_shuffles_are_torch(tmp_path):
+    """ESPCN's sub-pixel step and a space-to-depth stem: outputs, shapes, and the table's jump
+    (a shuffle by r divides it by r; an unshuffle is an r x r window at stride r)."""
+    from netc.analysis.cost import analyse
+
+    net = load(tmp_path, "  - {name: down, conv: {out: 8, k: 3, s: 2, p: 1}}\n"
+                         "  - {name: up, pixel_shuffle: {factor: 2}}\n"
+                         "  - {name: s2d, pixel_unshuffle: {factor: 3}, output: s2d}\n"
+                         "  - {name: tail, from: up, pixel_unshuffle: {factor: 2}}\n", "[3, 12, 6]")
+    m = built(net)
+    x = x_of(3, 12, 6)
+    with torch.no_grad():
+        up = nn.PixelShuffle(2)(m.down(x))
+        out = m(x)
+    assert_close(out.s2d, nn.functional.pixel_unshuffle(up, 3), 0)
+    assert_close(out.out, nn.PixelUnshuffle(2)(up), 0)
+    rows = {r.scope: r for r in analyse(net).rows}
+    assert rows["up"].shape == (2, 12, 6) and rows["s2d"].shape == (18, 4, 2)
+    assert (rows["down"].jump, rows["up"].jump, rows["s2d"].jump, rows["tail"].jump) == ((2, 2), (1, 1), (3, 3), (2, 2))
+    assert rows["s2d"].rf == (3 + 2, 3 + 2) and rows["up"].rf == (3, 3)
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("{pixel_shuffle: {factor: 3}}", "pixel_shuffle by 3 needs channels divisible by 9, got 8"),
+    ("{pixel_unshuffle: {factor: 4}}", "pixel_unshuffle by 4 needs a height and width divisible by it, got 6×6"),
+    ("{pixel_shuffle: {factor: 0}}", "factor"),
+    ("pixel_shuffle", "factor"),
+])
+def test_pixel_shuffle_errors(tmp_path, layer, words):
+    assert_refused(tmp_path, f"  - {layer}\n", words)
+
+
+def test_pixel_shuffles_in_generated_code_onnx_and_import(tmp_path):
+    from tests.conftest import pair
+    from tests.test_import import import_sequential
+
+    path = tmp_path / "espcn.yaml"
+    path.write_text("netc: 1\nname: espcn\ninput: [3, 8, 8]\nparams: {r: 2}\nlayers:\n"
+                    "  - {pixel_unshuffle: {factor: 2}}\n  - {conv: {out: 3 * $r * $r * 4, k: 3, p: 1}}\n"
+                    "  - {pixel_shuffle: {factor: $r * 2}}\n", encoding="utf-8")
+    net = netc.load(path)
+    ref, gen = pair(net, tmp_path)
+    x = x_of(3, 8, 8)
+    with torch.no_grad():
+        assert_close(gen.eval()(x), ref.eval()(x), 0)
+    assert "nn.PixelShuffle(r * 2)" in net.codegen()
+    verdict = net.export_onnx(tmp_path / "espcn.onnx", module=ref, dynamic_batch=True)
+    assert max(verdict.max_diff.values()) <= 1e-5
+    text, verdict = import_sequential(tmp_path, "nn.PixelUnshuffle(2), nn.Conv2d(12, 12, 1), nn.PixelShuffle(2)",
+                                      (3, 8, 8))
+    assert "pixel_unshuffle: {factor: 2}" in text and "pixel_shuffle: {factor: 2}" in text and verdict.max_diff <= 1e-6
