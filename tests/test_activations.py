@@ -1,5 +1,6 @@
 """The activations of the timm era (Mish, SELU, ELU, CELU, softplus, hardtanh, PReLU, tanh-GELU)
-against torch.nn.functional computed here, their errors, and their import from nn modules."""
+against torch.nn.functional computed here, their errors, and their import from nn modules (with
+instance norm's)."""
 from __future__ import annotations
 
 import pytest
@@ -54,3 +55,12 @@ def test_activation_modules_import(tmp_path):
                   "max_val: 2.0}", "gelu: {approximate: tanh}", "softplus: {beta: 2.0}", "selu", "celu", "prelu: {}"):
         assert words in text, (words, text)
     assert verdict.same_order and verdict.max_diff <= 1e-6
+
+
+def test_instance_norm_imports(tmp_path):
+    from tests.test_import import import_sequential
+
+    text, verdict = import_sequential(tmp_path, "nn.Conv2d(3, 8, 1), nn.InstanceNorm2d(8, affine=True), nn.ReLU(), "
+                                      "nn.InstanceNorm2d(8, track_running_stats=True, eps=1e-3)", (3, 8, 8))
+    assert "instancenorm: {affine: true}" in text and "instancenorm: {eps: 0.001, track_running_stats: true}" in text
+    assert verdict.same_order and verdict.max_diff <= 1e-5

@@ -56,7 +56,7 @@ def op_node(draw):
                                "leaky_relu", "mish", "selu", "elu", "celu", "softplus", "hardtanh", "prelu",
                                "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
-                               "mul", "layernorm", "groupnorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
+                               "mul", "layernorm", "groupnorm", "instancenorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
                                "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),

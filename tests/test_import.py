@@ -91,7 +91,7 @@ def test_data_dependent_if_is_located_and_explained():
 
 
 @pytest.mark.parametrize("model, words", [
-    ("Unmappable", ["'norm' of", "InstanceNorm2d has no netc op"]),
+    ("Unmappable", ["'norm' of", "LPPool2d has no netc op"]),
     ("BatchPermute", ["'(root)' of", "permute [1, 0, 2, 3] (it moves the batch axis) has no netc op"]),
     ("SharedScale", ["'gamma' of", "reads a parameter or buffer directly"]),
 ])

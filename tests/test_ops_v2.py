@@ -91,6 +91,33 @@ def test_groupnorm_is_nn_groupnorm(tmp_path):
     assert_close(m(x), ref(x), 1e-5)
 
 
+@pytest.mark.parametrize("attrs, params, buffers", [("{}", 0, 0), ("{affine: true}", 16, 0),
+                                                    ("{affine: true, track_running_stats: true, momentum: 0.5}", 16, 17)])
+def test_instancenorm_is_functional_instance_norm(tmp_path, attrs, params, buffers):
+    """Each image's channels over their own positions, in training and (with running statistics)
+    in eval; weights and statistics counted as nn.InstanceNorm2d holds them."""
+    net = load(tmp_path, f"  - {{name: inorm, instancenorm: {attrs}}}\n")
+    m = built(net)
+    with torch.no_grad():
+        for t in m.inorm.parameters():
+            t.normal_()
+    assert (net.params, sum(b.numel() for b in m.buffers())) == (params, buffers)
+    x = x_of(8, 6, 6)
+    w, b = (m.inorm.weight, m.inorm.bias) if params else (None, None)
+    mean, var = (torch.zeros(8), torch.ones(8)) if buffers else (None, None)
+    with torch.no_grad():
+        want = nn.functional.instance_norm(x, mean, var, w, b, use_input_stats=True, momentum=0.5)
+        assert_close(m.train()(x), want, 1e-5)
+        if buffers:  # eval normalises by the running statistics both updated alike
+            assert_close(m.eval()(x), nn.functional.instance_norm(x, mean, var, w, b, use_input_stats=False), 1e-5)
+
+
+def test_instancenorm_refuses_a_single_position(tmp_path):
+    with pytest.raises(netc.NetcError) as e:
+        load(tmp_path, "  - gap\n  - instancenorm\n")
+    assert "probe.yaml:6:5: error[shape]" in str(e.value) and "instancenorm of a 1×1 map" in str(e.value)
+
+
 @pytest.mark.parametrize("mode", ["row", "batch"])
 def test_stochastic_depth_draws_as_torchvision(tmp_path, mode):
     from torchvision.ops import StochasticDepth

@@ -331,6 +331,7 @@ EVERY_OP = """\
   - {name: sum, from: [mix, mix], add: {}}
   - {scale: {factor: 2.0}}
   - {groupnorm: {groups: 4}}
+  - {instancenorm: {affine: true, track_running_stats: true, eps: 1.0e-3}}
   - {layernorm: {}}
   - {channel_shuffle: {groups: 2}}
   - {name: part, chunk: {parts: 2, index: 1}}

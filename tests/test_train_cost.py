@@ -57,6 +57,7 @@ CASES = {
     "hardsigmoid": [({}, [(8, 6, 6)]), ({"inplace": True}, [(8, 6, 6)])],
     "mul": [({}, [(8, 6, 6), (8, 1, 1)]), ({}, [(8, 6, 6)] * 3)],
     "layernorm": [({}, [(8, 6, 6)]), ({"over": "last"}, [(6, 6, 8)]), ({"over": "last"}, [(8,)])],
+    "instancenorm": [({}, [(8, 6, 6)]), ({"affine": True, "track_running_stats": True}, [(8, 6, 6)])],
     "groupnorm": [({"groups": 4}, [(8, 6, 6)])],
     "permute": [({"dims": [1, 2, 0]}, [(8, 6, 6)])],
     "reshape": [({"shape": [8, 36]}, [(8, 6, 6)])],

@@ -1,12 +1,12 @@
-"""Normalisation: batch norm, layer norm (ConvNeXt), group norm and local response normalisation
-(AlexNet, GoogLeNet v1)."""
+"""Normalisation: batch norm, layer norm (ConvNeXt), group norm, instance norm (style transfer,
+GAN generators) and local response normalisation (AlexNet, GoogLeNet v1)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, ShapeError, fmt_shape, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, ShapeError, fmt_shape, need_map, numel, register
 
 PosFloat = Annotated[float, Field(gt=0)]
 
@@ -164,3 +164,48 @@ class GroupNorm(Op):
 
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), _norm_kwargs(a, "affine"))
+
+
+class InstanceNormAttrs(Attrs):
+    eps: PosFloat = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+@register
+class InstanceNorm(Op):
+    """`nn.InstanceNorm2d` (Ulyanov et al. 2016): each channel of each image normalised over its
+    own positions; torch's defaults (no affine, no running statistics) unless asked."""
+
+    name = "instancenorm"
+    summary = "instance normalisation: each channel of each image over its positions (affine, track_running_stats)"
+    Attrs = InstanceNormAttrs
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        if h * w == 1:  # torch refuses it in training too
+            raise ShapeError("instancenorm of a 1×1 map sets every value to 0",
+                             "normalise before the map is pooled to one position")
+        return shapes[0]
+
+    def params(self, a, shapes):
+        return 2 * shapes[0][0] if a.affine else 0
+
+    def buffers(self, a, shapes):
+        return 2 * shapes[0][0] + 1 if a.track_running_stats else 0
+
+    def other_flops(self, a, shapes, out):
+        return 5 * numel(out)
+
+    def autograd(self, a, shapes, out):
+        # torch runs it as a batch norm over N*C channels: besides the input and a mean and inverse
+        # std per image and channel, it saves the weight and the running statistics repeated N times
+        c = shapes[0][0]
+        return Autograd(inputs=(0,), extra=((c, "act"),) * (2 + a.affine + 2 * a.track_running_stats))
+
+    def module(self, a, shapes):
+        kw = {**({"eps": a.eps} if a.eps != 1e-5 else {}), **({"momentum": a.momentum} if a.momentum != 0.1 else {}),
+              **({"affine": True} if a.affine else {}),
+              **({"track_running_stats": True} if a.track_running_stats else {})}
+        return ModuleSpec("torch.nn.InstanceNorm2d", (shapes[0][0],), kw)

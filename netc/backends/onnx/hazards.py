@@ -123,6 +123,7 @@ MAPPINGS: dict[str, Mapping] = {
     "hardsigmoid": Mapping("HardSigmoid"),
     "mul": Mapping("Mul"),
     "layer_scale": Mapping("Mul (by an initializer)"),
+    "instancenorm": Mapping("InstanceNormalization"),
     "layernorm": Mapping("LayerNormalization (opset 17)"),
     "groupnorm": Mapping("GroupNormalization (opset 18), or InstanceNormalization + Mul + Add"),
     "permute": Mapping("Transpose"),

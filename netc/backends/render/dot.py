@@ -21,7 +21,7 @@ FILL = {
     "conv": "#cfe2f3", "sepconv": "#cfe2f3", "conv_transpose": "#cfe2f3", "linear": "#d9d2e9",
     "maxpool": "#d9ead3", "avgpool": "#d9ead3", "gap": "#d9ead3", "adaptive_avgpool": "#d9ead3",
     "adaptive_maxpool": "#d9ead3",
-    "bn": "#eeeeee", "lrn": "#eeeeee", "layernorm": "#eeeeee", "groupnorm": "#eeeeee",
+    "bn": "#eeeeee", "lrn": "#eeeeee", "layernorm": "#eeeeee", "groupnorm": "#eeeeee", "instancenorm": "#eeeeee",
     "relu": "#fff2cc", "relu6": "#fff2cc", "sigmoid": "#fff2cc", "tanh": "#fff2cc", "gelu": "#fff2cc",
     "silu": "#fff2cc", "leaky_relu": "#fff2cc", "softmax": "#fff2cc", "log_softmax": "#fff2cc",
     "hardswish": "#fff2cc", "hardsigmoid": "#fff2cc", "mish": "#fff2cc", "selu": "#fff2cc", "elu": "#fff2cc",
