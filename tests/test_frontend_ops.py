@@ -14,7 +14,8 @@ ATTRS = {"conv": {"out": 2, "k": 1}, "sepconv": {"out": 2, "k": 1}, "lrn": {"siz
          "reshape": {"shape": [-1, 2]}, "chunk": {"parts": 2, "index": 1}, "channel_shuffle": {"groups": 2},
          "groupnorm": {"groups": 2}, "stochastic_depth": {"p": 0.5}, "upsample": {"scale": [2, 3]},
          "conv_transpose": {"out": 2, "k": 1}, "hardtanh": {"min_val": -2.0},
-         "pixel_shuffle": {"factor": 2}, "pixel_unshuffle": {"factor": 2}}
+         "pixel_shuffle": {"factor": 2}, "pixel_unshuffle": {"factor": 2},
+         "pad": {"p": [1, 2, 3, 4], "mode": "reflect"}}
 SINGLE_INPUT = sorted(name for name, op in REGISTRY.items() if op.max_inputs == 1)
 
 

@@ -56,7 +56,7 @@ def op_node(draw):
                                "leaky_relu", "mish", "selu", "elu", "celu", "softplus", "hardtanh", "prelu",
                                "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
-                               "mul", "layernorm", "groupnorm", "instancenorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
+                               "mul", "layernorm", "groupnorm", "instancenorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "pixel_shuffle", "pixel_unshuffle", "pad", "channel_shuffle",
                                "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),
@@ -115,6 +115,10 @@ def op_node(draw):
     elif op == "prelu":
         attrs = maybe({"per_channel": draw(st.booleans()), "init": draw(st.sampled_from([0.25, 0.1]))}, draw,
                       {"per_channel", "init"})
+    elif op == "pad":
+        attrs = {"p": draw(st.one_of(st.integers(0, 7), pair(0, 7), st.lists(st.integers(-1, 7), min_size=4, max_size=4))),
+                 **maybe({"mode": draw(st.sampled_from(["constant", "reflect", "replicate", "circular", "edge"])),
+                          "value": draw(st.sampled_from([0.0, 1.5]))}, draw, {"mode", "value"})}
     elif op in ("pixel_shuffle", "pixel_unshuffle"):
         attrs = maybe({"factor": draw(st.integers(0, 3))}, draw, {"factor"})
     elif op == "channel_shuffle":

@@ -177,6 +177,8 @@ def _one_conv_then(tmp_path, body: str) -> str:
     ("F.elu(F.mish(x), alpha=0.5)", "elu: {alpha: 0.5}"),
     ("F.hardtanh(F.selu(x), -2.0, 2.0)", "hardtanh: {min_val: -2.0, max_val: 2.0}"),
     ("F.celu(x, 2.0, True)", "celu: {alpha: 2.0, inplace: true}"),
+    ("F.pad(x, (1, 1, 2, 2), mode='reflect')", "pad: {p: [2, 1], mode: reflect}"),
+    ("F.pad(x, (0, 1), value=2.0)", "pad: {p: [0, 1, 0, 0], value: 2.0}"),
     ("x.narrow(1, 2, 4)", "slice: {start: 2, end: 6}"),
     ("F.interpolate(x, scale_factor=2, mode='bilinear')", "upsample: {scale: 2, mode: bilinear}"),
     ("F.interpolate(x, (12, 10))", "upsample: {size: [12, 10]}"),
@@ -191,6 +193,8 @@ def test_functional_calls_with_arguments(tmp_path, body, words):
 @pytest.mark.parametrize("body, words", [
     ("F.hardtanh(x, 2.0, -2.0)", "hardtanh(x, "),
     ("F.leaky_relu(x, x.mean())", "leaky_relu(x, "),
+    ("F.pad(x, (1, 1, 1, 1, 1, 1))", "padding (1, 1, 1, 1, 1, 1)"),
+    ("F.pad(x, (-1, 0, 0, 0))", "padding (-1, 0, 0, 0)"),
     ("x.mean(1)", "tensor method .mean()"),
     ("F.interpolate(x, scale_factor=1.5)", "interpolation by scale 1.5"),
     ("F.interpolate(x, size=x.shape[-2:])", "interpolation to a size computed from a tensor"),

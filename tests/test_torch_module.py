@@ -322,6 +322,10 @@ EVERY_OP = """\
   - {conv: {out: 16, k: 2, s: 2}}
   - {pixel_shuffle: {factor: 2}}
   - {pixel_unshuffle: {factor: 2}}
+  - {pad: {p: [1, 0, 2, 1], mode: reflect}}
+  - {pad: {p: [1, 2], mode: replicate}}
+  - {pad: {p: 1, value: 0.5}}
+  - {conv: {out: 16, k: [6, 5]}}
   - {maxpool: {k: 2}}
   - {maxpool: {k: 2}}
   - {upsample: {size: [4, 4]}}

@@ -96,6 +96,8 @@ def function_op(node, chunks: dict):
         cls, names = pool
         bound = dict(zip(names, args[1:]), **kw)
         return (*mapping.map_module(cls(**bound)), tensors[:1])
+    if f is F.pad:
+        return (*mapping.padding(**dict(zip(("pad", "mode", "value"), args[1:]), **kw)), tensors[:1])
     if f is F.interpolate:
         return (*mapping.upsample(**dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)),
                 tensors[:1])

@@ -131,6 +131,20 @@ def upsample(size=None, scale_factor=None, mode="nearest", align_corners=None, a
     return "upsample", _drop(a, {"mode": "nearest"})
 
 
+def padding(pad, mode="constant", value=None, **_):
+    """(op, attrs) of a padding module or F.pad over the last two axes with fixed widths."""
+    widths = list(pad) if isinstance(pad, (tuple, list)) else [pad] * 4
+    if len(widths) == 2:  # F.pad's (left, right): the last axis only
+        widths += [0, 0]
+    if len(widths) != 4 or not all(isinstance(v, int) and v >= 0 for v in widths):
+        raise Unmappable(f"padding {tuple(widths)} (netc pads the height and width by fixed non-negative widths)")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise Unmappable(f"{mode} padding")
+    left, right, top, bottom = widths
+    p = left if len(set(widths)) == 1 else [top, left] if (left, top) == (right, bottom) else widths
+    return "pad", _drop({"p": p, "mode": mode, "value": float(value or 0.0)}, {"mode": "constant", "value": 0.0})
+
+
 MODULES = {
     nn.Upsample: lambda m: upsample(m.size, m.scale_factor, m.mode, m.align_corners),
     nn.Conv2d: conv,
@@ -149,6 +163,11 @@ MODULES = {
                                                         {"eps": 1e-5, "momentum": 0.1, "affine": False,
                                                          "track_running_stats": False})),
     nn.ChannelShuffle: lambda m: ("channel_shuffle", {"groups": m.groups}),
+    nn.ZeroPad2d: lambda m: padding(m.padding),
+    nn.ConstantPad2d: lambda m: padding(m.padding, "constant", m.value),
+    nn.ReflectionPad2d: lambda m: padding(m.padding, "reflect"),
+    nn.ReplicationPad2d: lambda m: padding(m.padding, "replicate"),
+    nn.CircularPad2d: lambda m: padding(m.padding, "circular"),
     nn.PixelShuffle: lambda m: ("pixel_shuffle", {"factor": m.upscale_factor}),
     nn.PixelUnshuffle: lambda m: ("pixel_unshuffle", {"factor": m.downscale_factor}),
     nn.Dropout: lambda m: ("dropout", _drop({"p": float(m.p), "inplace": m.inplace}, {"p": 0.5, "inplace": False})),

@@ -103,6 +103,7 @@ MAPPINGS: dict[str, Mapping] = {
     "cat": Mapping("Concat"),
     "scale": Mapping("Mul"),
     "pad_channels": Mapping("Slice + Pad"),
+    "pad": Mapping("Pad"),
     "relu": Mapping("Relu"),
     "relu6": Mapping("Clip"),
     "sigmoid": Mapping("Sigmoid"),

@@ -26,7 +26,7 @@ FILL = {
     "silu": "#fff2cc", "leaky_relu": "#fff2cc", "softmax": "#fff2cc", "log_softmax": "#fff2cc",
     "hardswish": "#fff2cc", "hardsigmoid": "#fff2cc", "mish": "#fff2cc", "selu": "#fff2cc", "elu": "#fff2cc",
     "celu": "#fff2cc", "softplus": "#fff2cc", "hardtanh": "#fff2cc", "prelu": "#fff2cc",
-    "scale": "#fce5cd", "pad_channels": "#fce5cd", "layer_scale": "#fce5cd",
+    "scale": "#fce5cd", "pad_channels": "#fce5cd", "pad": "#fce5cd", "layer_scale": "#fce5cd",
 }
 CLUSTER_FILL = ("#f7f9fc", "#eef2f8", "#e6ecf5", "#dde5f1")
 

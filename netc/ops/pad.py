@@ -1,0 +1,72 @@
+"""Spatial padding as an op of its own: zeros or a constant, or the border continued by reflection,
+replication or wrapping around (style-transfer and image-to-image generators pad by reflection
+before their convs, which then pad nothing)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from netc.ops.base import SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, need_map, register
+
+NonNegInt = Annotated[int, Field(ge=0)]
+Sides = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)],
+              Annotated[list[NonNegInt], Field(min_length=4, max_length=4)]]
+MODULES = {"reflect": "torch.nn.ReflectionPad2d", "replicate": "torch.nn.ReplicationPad2d",
+           "circular": "torch.nn.CircularPad2d"}
+
+
+class PadAttrs(Attrs):
+    p: Sides
+    mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
+    value: float = 0.0
+
+    @model_validator(mode="after")
+    def _value_is_constant(self):
+        if self.value != 0.0 and self.mode != "constant":
+            raise ValueError("value goes with mode: constant")
+        return self
+
+
+def sides(p) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom), torch's order: `p` is one width, [h, w] as a conv's, or the four."""
+    if isinstance(p, int):
+        return (p, p, p, p)
+    if len(p) == 2:
+        return (p[1], p[1], p[0], p[0])
+    return tuple(p)
+
+
+@register
+class Pad(Op):
+    name = "pad"
+    summary = ("pad a map: p (one width, [h, w], or [left, right, top, bottom]); mode constant (value), "
+               "reflect, replicate or circular")
+    Attrs = PadAttrs
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        left, right, top, bottom = sides(a.p)
+        # reflection mirrors inside the map, without its edge; wrapping takes at most the whole map
+        reach = {"reflect": (h - 1, w - 1), "circular": (h, w)}.get(a.mode)
+        if reach is not None and (max(top, bottom) > reach[0] or max(left, right) > reach[1]):
+            raise ShapeError(f"{a.mode} padding of {max(top, bottom)}×{max(left, right)} reaches past the {h}×{w} map",
+                             f"{a.mode} padding takes at most {reach[0]}×{reach[1]} here")
+        return (c, h + top + bottom, w + left + right)
+
+    def autograd(self, a, shapes, out):
+        # torch's reflection and replication backward kernels take the input (for its shape);
+        # constant and circular padding are composed of ops that need only the widths
+        return SAVES_INPUT if a.mode in ("reflect", "replicate") else SAVES_NOTHING
+
+    def label(self, a):
+        return f"pad {a.mode} {','.join(map(str, sides(a.p)))}"
+
+    def module(self, a, shapes):
+        s = sides(a.p)
+        p = s[0] if len(set(s)) == 1 else s
+        if a.mode != "constant":
+            return ModuleSpec(MODULES[a.mode], (p,))
+        if a.value == 0.0:
+            return ModuleSpec("torch.nn.ZeroPad2d", (p,))
+        return ModuleSpec("torch.nn.ConstantPad2d", (p, a.value))
