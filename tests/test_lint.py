@@ -61,6 +61,8 @@ CASES = {
               ["{maxpool: {k: 3, s: 2, ceil_mode: false}}"]),
     "NL507": ([3, 8, 8], ["{conv: {out: 8, k: 3, p: 1}}", "{linear: {out: 10}}  #!"],
               ["{conv: {out: 8, k: 3, p: 1}}", "{permute: {dims: [1, 2, 0]}}", "{linear: {out: 10}}"]),
+    "NL508": ([3, 8, 8], ["{conv_transpose: {out: 8, k: 3, s: 2, p: 1, output_padding: 1}}  #!"],
+              ["{conv_transpose: {out: 8, k: 4, s: 2, p: 1}}"]),
 }
 
 

@@ -113,3 +113,24 @@ def linear_over_width(ctx):
             yield Hit(nid, f"linear over the last axis of a {fmt_shape((c, h, w))} map mixes its {w} columns, "
                            "not its channels", "add 'gap' and 'flatten' before a classifier, or "
                            "permute: {dims: [1, 2, 0]} to act on the channels")
+
+
+@rule("NL508", "transposed conv whose kernel overlaps unevenly",
+      "Odena, Dumoulin & Olah 2016, Deconvolution and Checkerboard Artifacts (Distill)", "warning")
+def uneven_overlap(ctx):
+    """A strided transposed conv whose kernel taps do not fall evenly on the output grid: output
+    pixels of one stride phase sum more kernel taps than their neighbours', which draws a
+    checkerboard that training must learn to cancel (with k = 3, s = 2: 2 taps, then 1). The taps
+    of phase r are those t < k with t·d ≡ r (mod s)."""
+    for nid, d in ctx.ops("conv_transpose"):
+        a = d["attrs"]
+        k, s, dil = pair(a.k), pair(a.s), pair(a.d)
+        taps = [sorted({sum(1 for t in range(k[i]) if t * dil[i] % s[i] == r) for r in range(s[i])}) for i in range(2)]
+        if all(len(t) == 1 for t in taps):
+            continue
+        axis = next(i for i in range(2) if len(taps[i]) > 1)
+        fix = (f"a kernel that is a multiple of the stride ({s[axis] * -(-k[axis] // s[axis])} on that axis)"
+               if dil[axis] == 1 else "a dilation that shares no factor with the stride")
+        yield Hit(nid, f"a {k[0]}x{k[1]} kernel at stride {s[0]}x{s[1]}{f', dilation {dil[0]}x{dil[1]}' if dil != (1, 1) else ''} "
+                       f"gives output pixels {' or '.join(map(str, taps[axis]))} kernel taps by their position: a "
+                       "checkerboard pattern", f"use {fix}, or upsample then conv")
