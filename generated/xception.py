@@ -163,13 +163,13 @@ class Block3(nn.Module):
         self.rep = nn.Sequential(
             nn.ReLU(),
             SeparableConv2d(in_channels, 728, kernel_size=3, padding=1),
-            nn.BatchNorm2d(in_channels),
+            nn.BatchNorm2d(728),
             nn.ReLU(),
-            SeparableConv2d(in_channels, 728, kernel_size=3, padding=1),
-            nn.BatchNorm2d(in_channels),
+            SeparableConv2d(728, 728, kernel_size=3, padding=1),
+            nn.BatchNorm2d(728),
             nn.ReLU(),
-            SeparableConv2d(in_channels, 728, kernel_size=3, padding=1),
-            nn.BatchNorm2d(in_channels),
+            SeparableConv2d(728, 728, kernel_size=3, padding=1),
+            nn.BatchNorm2d(728),
         )
 
     def forward(self, x):

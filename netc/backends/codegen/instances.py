@@ -14,9 +14,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, class_defaults, class_parameters,
-                                           evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
-                                           pick, same, spec_exprs, substitute)
+from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, channel_sources, class_defaults,
+                                           class_parameters, evaluate, hole, influences, join_frags, literal,
+                                           names_in, norm, parse, pick, same, spec_exprs, substitute)
 from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
@@ -263,13 +263,18 @@ class Drafter:
         d = self.data[nid]
         value = self.channels(nid)
         raw = self.raw_attrs(d)
-        cands = self.lifted(d, spec_exprs(raw), cexprs) if raw else []
+        # only what the channel count depends on: a pad's `p: $pad` equal to it is no expression of it
+        sources = channel_sources(REGISTRY[d["op"]], d["attrs"], self.shapes_in(nid),
+                                  self.axis.get(d["inputs"][0], 0) if d["inputs"] else 0, self.axis.get(nid, 0))
+        feeds = sources is None or IN in sources
+        own = {k: v for k, v in raw.items() if sources is None or k in sources} if raw else {}
+        cands = self.lifted(d, spec_exprs(own), cexprs) if own else []
         ins = [cexprs.get(i) for i in d["inputs"]]
         if d["op"] == "slice" and ins[0] is not None and self.axis.get(d["inputs"][0], 0) == d["attrs"].dim % 3:
             exprs = slices.bound_exprs(raw, lambda e: self.lifted(d, e, cexprs))
             cands.insert(0, slices.width(d["attrs"], exprs, ins[0]))
         flat = None
-        if ins and ins[0] is not None:
+        if ins and ins[0] is not None and feeds:
             cands.append(ins[0])
             shape_in = self.data[d["inputs"][0]]["shape"]
             if d["op"] == "chunk":  # a part of the channels (ShuffleNet's `oup // 2`)
@@ -282,7 +287,7 @@ class Drafter:
             cands.append(" + ".join(f"({c})" for c in ins))
         c = pick(cands, value, env)
         # arithmetic on constants alone is folded (768, not 384 + 96 + 288), but C * H * W is kept
-        keep = c is not None and (names_in(c) or c == flat or ins and c == ins[0])
+        keep = c is not None and (names_in(c) or c == flat or ins and c == ins[0] and feeds)
         return ast.unparse(parse(c)) if keep else literal(value)
 
     def draft(self, box: Box) -> Member:
