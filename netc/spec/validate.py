@@ -137,8 +137,9 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
             if close and close[0] in ops:
                 return Diagnostic("unknown-op", f"unknown op '{shown}'", loc, hint, tuple(via))
             if not close:
+                # not the whole list: it grows with every op, and a message should stay short
                 return Diagnostic("unknown-op", f"unknown op or key '{shown}'", loc,
-                                  "ops: " + ", ".join(sorted(ops)), tuple(via))
+                                  f"'netc schema' lists the {len(ops)} ops and the keys a layer may have", tuple(via))
         return Diagnostic("schema", f"unknown key '{shown}'{what}", loc, hint, tuple(via))
     if kind == "missing":
         field = err["loc"][-1]
