@@ -14,9 +14,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, channel_sources, class_defaults,
-                                           class_parameters, evaluate, hole, influences, join_frags, literal,
-                                           names_in, norm, parse, pick, same, spec_exprs, substitute)
+from netc.backends.codegen.channels import channel_sources
+from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, class_defaults, class_parameters,
+                                           evaluate, hole, influences, join_frags, literal, names_in, norm, parse,
+                                           pick, same, spec_exprs, substitute)
 from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
