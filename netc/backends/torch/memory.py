@@ -42,14 +42,15 @@ def check_memory(network, device: torch.device, dtype: torch.dtype) -> int:
     return need
 
 
-def check_activations(network, device: torch.device, batch: int, hint: str = "use a smaller --batch or --input") -> None:
+def check_activations(network, device: torch.device, batch: int,
+                      hint: str = "use a smaller --batch or --input") -> None:
     """Refuse a forward whose tensors cannot fit, before allocating any: it holds at least the
     batch's input and the largest op's output (float32) besides the parameters. Every command
     that runs a real forward (bench, export, compile, import's verification) asks this first;
     the error points at the op whose output is the largest, or at the input."""
     from netc.ir.passes import input_loc
     from netc.ops.base import fmt_shape, numel
-    
+
     params = sum(d["params"] + d["buffers"] for _, d in network.nodes()) * 4
     largest = max(network.nodes(), key=lambda n: numel(n[1]["shape"]), default=(0, network.graph.nodes[0]))[1]
     inputs = numel(network.input_shape)
@@ -59,7 +60,8 @@ def check_activations(network, device: torch.device, batch: int, hint: str = "us
         return
     what, shape, loc, via = "the input", network.input_shape, input_loc(network.graph), ()
     if numel(largest["shape"]) > inputs:
-        what, shape, loc, via = f"the output of '{largest['scope']}' ({largest['op']})", largest["shape"], largest["loc"], largest["via"]
+        what, shape = f"the output of '{largest['scope']}' ({largest['op']})", largest["shape"]
+        loc, via = largest["loc"], largest["via"]
     raise error("limit", f"a forward of batch {batch} needs at least {need / 2**30:,.1f} GiB on {device} (parameters, "
                          f"input and the largest activation, {what}: {fmt_shape(shape)} per sample), "
                          f"but only {free / 2**30:,.1f} GiB is available", loc, hint, via)
