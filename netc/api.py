@@ -286,9 +286,10 @@ def build(network: Network, device: str = "cpu", dtype: str | None = None, init:
     module = build_module(network, dev, dt, init, meta)
     if optimize or compile:
         from netc.backends.torch.compile import optimize as optimize_module
-        from netc.backends.torch.memory import check_activations
 
         if compile:  # compiling runs the module on an example batch of 2
+            from netc.backends.torch.memory import check_activations
+
             check_activations(network, dev, 2, "use a smaller --input")
 
         module = optimize_module(module, optimize, compile, network.input_shape, network.name)

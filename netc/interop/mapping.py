@@ -24,22 +24,23 @@ def _drop(attrs: dict, defaults: dict) -> dict:
     return {k: v for k, v in attrs.items() if k not in defaults or defaults[k] != v}
 
 
-def conv(m: nn.Conv2d):
+CONV_DEFAULTS = {"s": 1, "p": 0, "output_padding": 0, "d": 1, "groups": 1, "bias": True}
+
+
+def _conv_attrs(m, p, **after_p) -> dict:
+    """A conv's or transposed conv's attributes, in the order a spec writes them, defaults dropped."""
     if m.padding_mode != "zeros":
         raise Unmappable(f"padding_mode '{m.padding_mode}' (netc pads with zeros)")
-    p = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    a = {"out": m.out_channels, "k": _pair(m.kernel_size), "s": _pair(m.stride), "p": p,
-         "d": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None}
-    return "conv", _drop(a, {"s": 1, "p": 0, "d": 1, "groups": 1, "bias": True})
+    return _drop({"out": m.out_channels, "k": _pair(m.kernel_size), "s": _pair(m.stride), "p": p, **after_p,
+                  "d": _pair(m.dilation), "groups": m.groups, "bias": m.bias is not None}, CONV_DEFAULTS)
+
+
+def conv(m: nn.Conv2d):
+    return "conv", _conv_attrs(m, m.padding if isinstance(m.padding, str) else _pair(m.padding))
 
 
 def conv_transpose(m: nn.ConvTranspose2d):
-    if m.padding_mode != "zeros":
-        raise Unmappable(f"padding_mode '{m.padding_mode}' (netc pads with zeros)")
-    a = {"out": m.out_channels, "k": _pair(m.kernel_size), "s": _pair(m.stride), "p": _pair(m.padding),
-         "output_padding": _pair(m.output_padding), "d": _pair(m.dilation), "groups": m.groups,
-         "bias": m.bias is not None}
-    return "conv_transpose", _drop(a, {"s": 1, "p": 0, "output_padding": 0, "d": 1, "groups": 1, "bias": True})
+    return "conv_transpose", _conv_attrs(m, _pair(m.padding), output_padding=_pair(m.output_padding))
 
 
 def bn(m: nn.BatchNorm2d):
@@ -109,6 +110,11 @@ def groupnorm(m: nn.GroupNorm):
 
 def _inplace(op):
     return lambda m: (op, {"inplace": True} if getattr(m, "inplace", False) else {})
+
+
+def _alpha(op):
+    """ELU and CELU: an alpha (default 1) and an in-place switch."""
+    return lambda m: (op, _drop({"alpha": float(m.alpha), "inplace": m.inplace}, {"alpha": 1.0, "inplace": False}))
 
 
 def upsample(size=None, scale_factor=None, mode="nearest", align_corners=None, antialias=False, **_):
@@ -182,8 +188,8 @@ MODULES = {
     nn.GELU: lambda m: ("gelu", _drop({"approximate": m.approximate}, {"approximate": "none"})),
     nn.Mish: _inplace("mish"),
     nn.SELU: _inplace("selu"),
-    nn.ELU: lambda m: ("elu", _drop({"alpha": float(m.alpha), "inplace": m.inplace}, {"alpha": 1.0, "inplace": False})),
-    nn.CELU: lambda m: ("celu", _drop({"alpha": float(m.alpha), "inplace": m.inplace}, {"alpha": 1.0, "inplace": False})),
+    nn.ELU: _alpha("elu"),
+    nn.CELU: _alpha("celu"),
     nn.Softplus: lambda m: ("softplus", _drop({"beta": float(m.beta), "threshold": float(m.threshold)},
                                               {"beta": 1.0, "threshold": 20.0})),
     nn.Hardtanh: lambda m: ("hardtanh", _drop({"min_val": float(m.min_val), "max_val": float(m.max_val),

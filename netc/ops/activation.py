@@ -120,9 +120,6 @@ class PRelu(_Activation):
     def params(self, a, shapes):
         return shapes[0][0] if a.per_channel else 1
 
-    def autograd(self, a, shapes, out):
-        return Autograd(inputs=(0,))
-
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.PReLU", (shapes[0][0],) if a.per_channel else (),
                           {} if a.init == 0.25 else {"init": a.init})

@@ -223,9 +223,7 @@ class ConvTranspose(Op):
                              f"×{(w - 1) * s[1] + d[1] * (k[1] - 1) + 1} output to nothing", "use a smaller padding")
         return (a.out, *out)
 
-    def params(self, a, shapes):
-        k = pair(a.k)
-        return shapes[0][0] * (a.out // a.groups) * k[0] * k[1] + (a.out if a.bias else 0)
+    params = Conv.params  # in × out/groups × k × k weights (stored in × out/groups here) and the bias
 
     def macs(self, a, shapes, out):
         # every input element meets out/groups x k x k weights (torch.utils.flop_counter counts alike)

@@ -26,8 +26,8 @@ def channel_sources(op, attrs, shapes, axis: int = 0, out_axis: int = 0) -> set 
         base = channels(attrs, shapes)
     except Exception:  # noqa: BLE001 - a shape rule's own refusal
         return None
-    probes = [(f, {f: grown(getattr(attrs, f), k)}, shapes) for f in type(attrs).model_fields for k in (1, 2, 3)
-              if grown(getattr(attrs, f), k) is not None]
+    probes = [(f, {f: v}, shapes) for f in type(attrs).model_fields for k in (1, 2, 3)
+              if (v := grown(getattr(attrs, f), k)) is not None]
     if shapes and shapes[0]:
         probes += [(IN, {}, [tuple(n * k if i == axis else n for i, n in enumerate(shapes[0])), *shapes[1:]])
                    for k in (2, 3)]
