@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 
+from netc.analysis.onednn import ISAS as CPU_ISAS  # noqa: F401  (the CPU ISAs train_cost models)
 from netc.errors import error
 from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
@@ -162,17 +163,20 @@ class Network:
 
         return run_versus(self, peer, optimize, compile, batches, reps, warmup, threads)
 
-    def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
-        """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`)."""
+    def train_cost(self, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu",
+                   isa: str | None = None):
+        """Predicted peak memory and FLOPs of one training step (`netc.analysis.train.TrainCost`);
+        on the CPU with the kernels of `isa` ('avx2', 'avx512', 'amx'; None: this CPU's)."""
         from netc.analysis.train import predict
 
-        return predict(self, batch, optimizer, amp, device)
+        return predict(self, batch, optimizer, amp, device, isa)
 
-    def max_batch(self, budget: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu"):
+    def max_batch(self, budget: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu",
+                  isa: str | None = None):
         """The TrainCost of the largest batch whose predicted peak fits in `budget` bytes, or None."""
         from netc.analysis.train import max_batch
 
-        return max_batch(self, budget, optimizer, amp, device)
+        return max_batch(self, budget, optimizer, amp, device, isa)
 
     def render(self, fmt: str = "dot", depth: int | None = None, rankdir: str = "TB",
                path: str | os.PathLike | None = None) -> str | bytes:

@@ -20,9 +20,8 @@ of the step over tensors, one per IR node output (a view or in-place op shares i
   `sqrt(v) / c + eps` per parameter on the CPU; all parameters at once with CUDA's foreach
   kernels).
 The peak is the largest total at any of these points, with the copies oneDNN's CPU convolutions
-make into and out of their blocked layouts (`_onednn_workspace`: measured on AVX-512, where
-only channel counts that are no multiple of 16 cost one, and on AVX2, where every call
-reorders; the CPU's flags in /proc/cpuinfo choose). Not modelled:
+make into and out of their blocked layouts, which depend on the CPU's instruction set
+(`netc.analysis.onednn`: a rule per ISA, measured; this CPU's unless one is named). Not modelled:
 other workspace that kernels allocate and free inside one call, allocator rounding, and (with
 `amp`) everything autocast does beyond halving activations and caching half copies of
 conv/linear weights — `amp` is an estimate.
@@ -37,12 +36,11 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
+from netc.analysis import onednn
 from netc.ops import REGISTRY, numel
-from netc.ops.base import pair
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # optimizer -> (state tensors per parameter, FLOPs per parameter per step)
@@ -64,6 +62,7 @@ class TrainCost:
     optimizer: str
     amp: bool
     device: str
+    isa: str | None  # the CPU ISA whose convolution kernels were modelled (netc.analysis.onednn)
     params: int
     buffers: int
     grads: int
@@ -112,205 +111,196 @@ class _Memory:
             self.peak, self.peak_at = self.live + extra, where
 
 
-def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu") -> TrainCost:
-    """The training cost of `network` (a `netc.api.Network`) at `batch` images per step."""
+def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu",
+            isa: str | None = None) -> TrainCost:
+    """The training cost of `network` (a `netc.api.Network`) at `batch` images per step, on
+    `device`; on the CPU with the convolution kernels of `isa` (one of `onednn.ISAS`; None: this
+    CPU's, `onednn.detect_isa`)."""
     if batch < 1:
         raise ValueError("batch must be >= 1")
     if optimizer not in _OPTIMIZER:
         raise ValueError(f"unknown optimizer '{optimizer}'; one of {', '.join(OPTIMIZERS)}")
-    act = 2 if amp else 4
-    kind_bytes = {"act": act * batch, "index": 8 * batch, "stat": 4,
-                  "mask": batch if device.startswith("cuda") else act * batch}
-    node = dict(network.graph.nodes(data=True))
-    order = [nid for nid, _ in network.nodes()]
-    shapes = {nid: node[nid]["shape"] for nid in [0, *order]}
-    params = sum(node[n]["params"] for n in order)
-    buffers = sum(node[n]["buffers"] for n in order)
+    isa = resolve_isa(device, isa)
+    step = _Step(network, batch, optimizer, amp, device, isa)
+    plan = _plan(step)
+    mem = _Memory(step.resident)
+    saved_bytes, grads = _forward(step, plan, mem)
+    param_grads = _backward(step, plan, mem, grads)
+    _optimizer_step(step, mem, param_grads)
+    fwd, bwd, matmul = plan.flops
     n_state, opt_flops = _OPTIMIZER[optimizer]
-    outputs = [nid for _, nid, _ in network.outputs]
-    x_bytes = 4 * batch * numel(shapes[0]) + sum(8 * batch * numel(shapes[n][1:]) for n in outputs)
-    resident = 4 * (params + buffers + n_state * params) + x_bytes
+    return TrainCost(network.name, batch, optimizer, amp, device, isa, 4 * step.params, 4 * step.buffers,
+                     4 * step.params, 4 * n_state * step.params, step.x_bytes, saved_bytes, mem.peak, mem.peak_at,
+                     batch * fwd, batch * bwd, opt_flops * step.params, batch * matmul)
 
-    # pass 1: storages, who reads and who saves them, the autograd facts of each node
-    stor: dict[int, int] = {0: 0}
-    sizes = [act * batch * numel(shapes[0]) if amp else 0]  # under autocast the first conv saves a half copy
-    refs = [0]
-    saved: dict[int, list[int]] = {}
-    new_at: dict[int, list[int]] = {}
-    grad_alias: dict[int, bool] = {}
-    work: dict[int, tuple[int, int]] = {}  # node -> kernel workspace in its forward, its backward
-    needs_grad = {0: False}
-    flops = [0, 0, 0]
-    for nid in order:
-        d = node[nid]
+
+def resolve_isa(device: str, isa: str | None) -> str | None:
+    """The CPU ISA whose kernels are modelled: None off the CPU, else `isa` or this CPU's."""
+    if not device.startswith("cpu"):
+        return None
+    if isa is None:
+        return onednn.detect_isa()
+    if isa not in onednn.ISAS:
+        raise ValueError(f"unknown CPU ISA '{isa}'; one of {', '.join(onednn.ISAS)}")
+    return isa
+
+
+class _Step:
+    """The facts of the network and step the replay reads: nodes in execution order, shapes,
+    sizes per kind of saved tensor, what stays resident."""
+
+    def __init__(self, network, batch: int, optimizer: str, amp: bool, device: str, isa: str | None):
+        self.batch, self.optimizer, self.amp, self.device, self.isa = batch, optimizer, amp, device, isa
+        self.act = 2 if amp else 4  # bytes per activation element
+        self.kind_bytes = {"act": self.act * batch, "index": 8 * batch, "stat": 4,
+                           "mask": batch if device.startswith("cuda") else self.act * batch}
+        self.node = dict(network.graph.nodes(data=True))
+        self.order = [nid for nid, _ in network.nodes()]
+        self.shapes = {nid: self.node[nid]["shape"] for nid in [0, *self.order]}
+        self.params = sum(self.node[n]["params"] for n in self.order)
+        self.buffers = sum(self.node[n]["buffers"] for n in self.order)
+        self.outputs = [nid for _, nid, _ in network.outputs]
+        self.x_bytes = 4 * batch * numel(self.shapes[0]) + sum(8 * batch * numel(self.shapes[n][1:])
+                                                               for n in self.outputs)
+        n_state = _OPTIMIZER[optimizer][0]
+        self.resident = 4 * (self.params + self.buffers + n_state * self.params) + self.x_bytes
+
+    def bytes_of(self, nid: int) -> int:
+        """Bytes of node `nid`'s output (or gradient) at this batch."""
+        return self.act * self.batch * numel(self.shapes[nid])
+
+
+@dataclass
+class _Plan:
+    """Pass 1: a storage per tensor, who reads and who saves it, each node's autograd facts."""
+
+    stor: dict[int, int]  # node -> the storage of its output
+    sizes: list[int]
+    refs: list[int]
+    saved: dict[int, list[int]]  # node -> storages it saves for its backward
+    new_at: dict[int, list[int]]  # node -> storages its forward creates
+    grad_alias: dict[int, bool]  # node -> it hands its output's gradient on to its inputs
+    needs_grad: dict[int, bool]
+    work: dict[int, tuple[int, int]]  # node -> kernel workspace in its forward, its backward
+    flops: list[int]  # per image: forward, backward, conv/linear share of both
+
+    def new(self, nbytes: int) -> int:
+        self.sizes.append(nbytes)
+        self.refs.append(0)
+        return len(self.sizes) - 1
+
+
+def _plan(step: _Step) -> _Plan:
+    # under autocast the first conv saves a half copy of the input
+    first = step.bytes_of(0) if step.amp else 0
+    plan = _Plan({0: 0}, [first], [0], {}, {}, {}, {0: False}, {}, [0, 0, 0])
+    for nid in step.order:
+        d = step.node[nid]
         op, ins = REGISTRY[d["op"]], d["inputs"]
-        in_shapes = [shapes[i] for i in ins]
+        in_shapes = [step.shapes[i] for i in ins]
         ag = op.autograd(d["attrs"], in_shapes, d["shape"])
-        needs_grad[nid] = d["params"] > 0 or any(needs_grad[i] for i in ins)
-        other = op.other_flops(d["attrs"], in_shapes, d["shape"])
-        backward = 2 * d["macs"] * (1 + any(needs_grad[i] for i in ins)) if needs_grad[nid] else 0
-        flops[0] += 2 * d["macs"] + other
-        flops[1] += backward + (other if needs_grad[nid] else 0)
-        flops[2] += 2 * d["macs"] + backward
+        needs = plan.needs_grad[nid] = d["params"] > 0 or any(plan.needs_grad[i] for i in ins)
+        _count_flops(plan.flops, op.other_flops(d["attrs"], in_shapes, d["shape"]), d["macs"], needs,
+                     any(plan.needs_grad[i] for i in ins))
         created = []
         if ag.alias:
-            stor[nid] = stor[ins[0]]
+            plan.stor[nid] = plan.stor[ins[0]]
         else:
-            stor[nid] = len(sizes)
-            sizes.append(act * batch * numel(d["shape"]))
-            refs.append(0)
-            created.append(stor[nid])
-        for s in {stor[i] for i in ins}:
-            refs[s] += 1
+            plan.stor[nid] = plan.new(step.bytes_of(nid))
+            created.append(plan.stor[nid])
+        for s in {plan.stor[i] for i in ins}:
+            plan.refs[s] += 1
         keep = []
-        if needs_grad[nid]:
-            keep = [stor[ins[k]] for k in ag.inputs] + ([stor[nid]] if ag.output else [])
-            for elems, kind in ag.extra:
-                keep.append(len(sizes))
-                sizes.append(elems * kind_bytes[kind])
-                refs.append(0)
-                created.append(keep[-1])
-            if amp and d["macs"]:
-                keep.append(len(sizes))  # autocast's half copy of the weights, held for the backward
-                sizes.append(2 * d["params"])
-                refs.append(0)
+        if needs:
+            keep = [plan.stor[ins[k]] for k in ag.inputs] + ([plan.stor[nid]] if ag.output else [])
+            extra = [elems * step.kind_bytes[kind] for elems, kind in ag.extra]
+            if step.amp and d["macs"]:
+                extra.append(2 * d["params"])  # autocast's half copy of the weights, held for the backward
+            for nbytes in extra:
+                keep.append(plan.new(nbytes))
                 created.append(keep[-1])
             keep = list(dict.fromkeys(keep))
             for s in keep:
-                refs[s] += 1
-        saved[nid], new_at[nid], grad_alias[nid] = keep, created, ag.grad_alias
-        if device == "cpu" and d["op"] in ("conv", "sepconv"):
-            work[nid] = _onednn_workspace(d["op"], d["attrs"], in_shapes[0], d["shape"], act * batch,
-                                          needs_grad[ins[0]], 4 * d["params"])
-    for nid in outputs:
-        refs[stor[nid]] += 1  # held until the loss has read it
+                plan.refs[s] += 1
+        plan.saved[nid], plan.new_at[nid], plan.grad_alias[nid] = keep, created, ag.grad_alias
+        if step.isa and d["op"] in ("conv", "sepconv"):
+            plan.work[nid] = onednn.conv_workspace(step.isa, d["op"], d["attrs"], in_shapes[0], d["shape"],
+                                                   step.act * step.batch, plan.needs_grad[ins[0]], 4 * d["params"])
+    for nid in step.outputs:
+        plan.refs[plan.stor[nid]] += 1  # held until the loss has read it
+    return plan
 
-    # pass 2: the forward
-    mem = _Memory(resident)
-    mem.size, mem.refs = sizes, refs
+
+def _count_flops(flops: list[int], other: int, macs: int, needs_grad: bool, input_grad: bool) -> None:
+    backward = 2 * macs * (1 + input_grad) if needs_grad else 0
+    flops[0] += 2 * macs + other
+    flops[1] += backward + (other if needs_grad else 0)
+    flops[2] += 2 * macs + backward
+
+
+def _forward(step: _Step, plan: _Plan, mem: _Memory) -> tuple[int, dict[int, int]]:
+    """Replays the forward and the loss into `mem`; returns the bytes saved for the backward and
+    the storage of each output's gradient."""
+    mem.size, mem.refs = sizes, refs = plan.sizes, plan.refs
     mem.live += sizes[0]
     refs[0] += 1  # the input batch is never freed
-    for nid in order:
-        for s in new_at[nid]:
+    for nid in step.order:
+        for s in plan.new_at[nid]:
             mem.live += sizes[s]
-        mem.mark("forward", work.get(nid, (0, 0))[0])
-        for s in {stor[i] for i in node[nid]["inputs"]}:
+        mem.mark("forward", plan.work.get(nid, (0, 0))[0])
+        for s in {plan.stor[i] for i in step.node[nid]["inputs"]}:
             mem.drop(s)
-        if stor[nid] in new_at[nid] and refs[stor[nid]] == 0:
-            mem.live -= sizes[stor[nid]]  # read by nothing (cannot happen in a checked graph)
-    saved_bytes = mem.live - resident
+        if plan.stor[nid] in plan.new_at[nid] and refs[plan.stor[nid]] == 0:
+            mem.live -= sizes[plan.stor[nid]]  # read by nothing (cannot happen in a checked graph)
+    saved_bytes = mem.live - step.resident
     # the loss: log-softmax of each output, kept for its backward, then the outputs' gradients
-    loss = [mem.new(4 * batch * numel(shapes[n])) for n in outputs]
+    loss = [mem.new(4 * step.batch * numel(step.shapes[n])) for n in step.outputs]
     mem.mark("forward")
-    for nid in outputs:
-        mem.drop(stor[nid])
-    grad = {nid: mem.new(act * batch * numel(shapes[nid])) for nid in outputs}
+    for nid in step.outputs:
+        mem.drop(plan.stor[nid])
+    grads = {nid: mem.new(step.bytes_of(nid)) for nid in step.outputs}
     for s in loss:
         mem.drop(s)
+    return saved_bytes, grads
 
-    # pass 3: the backward
+
+def _backward(step: _Step, plan: _Plan, mem: _Memory, grad: dict[int, int]) -> int:
+    """Replays the backward in reverse execution order from the outputs' gradients `grad`;
+    returns the parameters' gradient bytes."""
     param_grads = 0
-    for nid in reversed(order):
+    for nid in reversed(step.order):
         g = grad.pop(nid, None)
-        if g is None or not needs_grad[nid]:
+        if g is None or not plan.needs_grad[nid]:
             continue
-        ins = [i for i in dict.fromkeys(node[nid]["inputs"]) if needs_grad[i]]
+        ins = [i for i in dict.fromkeys(step.node[nid]["inputs"]) if plan.needs_grad[i]]
         news = []
         for i in ins:
-            if grad_alias[nid]:
+            if plan.grad_alias[nid]:
                 mem.refs[g] += 1
                 news.append(g)
             else:
-                news.append(mem.new(act * batch * numel(shapes[i])))
-        param_grads += 4 * node[nid]["params"]
-        mem.mark(f"backward of {_layer(node[nid])}", param_grads + work.get(nid, (0, 0))[1])
+                news.append(mem.new(step.bytes_of(i)))
+        param_grads += 4 * step.node[nid]["params"]
+        mem.mark(f"backward of {_layer(step.node[nid])}", param_grads + plan.work.get(nid, (0, 0))[1])
         mem.drop(g)
-        for s in saved[nid]:
+        for s in plan.saved[nid]:
             mem.drop(s)
         for i, s in zip(ins, news):
             _accumulate(mem, grad, i, s)
     for s in grad.values():
         mem.drop(s)
+    return param_grads
 
-    # the optimizer step
-    largest = max((node[n]["params"] for n in order), default=0)
+
+def _optimizer_step(step: _Step, mem: _Memory, param_grads: int) -> None:
+    """Parameters, gradients and state, plus the step's temporaries (Adam's `sqrt(v) / c + eps`
+    per parameter on the CPU; all parameters at once with CUDA's foreach kernels)."""
+    largest = max((step.node[n]["params"] for n in step.order), default=0)
     temp = 0
-    if optimizer != "sgd":
-        temp = 4 * params if device.startswith("cuda") else 2 * 4 * largest
-    mem.live = resident + param_grads
+    if step.optimizer != "sgd":
+        temp = 4 * step.params if step.device.startswith("cuda") else 2 * 4 * largest
+    mem.live = step.resident + param_grads
     mem.mark("optimizer step", temp)
-    return TrainCost(network.name, batch, optimizer, amp, device, 4 * params, 4 * buffers, 4 * params,
-                     4 * n_state * params, x_bytes, saved_bytes, mem.peak, mem.peak_at, batch * flops[0],
-                     batch * flops[1], opt_flops * params, batch * flops[2])
-
-
-def _onednn_workspace(op: str, a, x: tuple, y: tuple, nbytes: int, input_grad: bool,
-                      wbytes: int) -> tuple[int, int]:
-    """What oneDNN's CPU convolutions allocate beyond their output (forward) and beyond the input
-    and weight gradients (backward), as extra bytes at those points of the replay."""
-    if _channel_block() == 16:
-        # AVX-512 (measured there): 16-channel blocks; with a channel count that is no multiple
-        # of 16 the forward writes a padded copy of the output first, and the backward pads the
-        # output gradient and the input gradient likewise
-        def padded(shape):
-            return 0 if shape[0] % 16 == 0 else -(-shape[0] // 16) * 16 * numel(shape[1:]) * nbytes
-
-        return padded(y), padded(y) + (padded(x) if input_grad else 0)
-    k1, strided = pair(a.k) == (1, 1), pair(a.s) != (1, 1)
-    if op == "conv":
-        return _avx2_conv(x, y, a.groups, k1, strided, nbytes, input_grad, wbytes)
-    # sepconv: a depthwise k x k conv to `mid` (saved, so live at the replay's points), then a
-    # pointwise 1 x 1 one; the output does not exist yet in the first's forward, and in the
-    # first's backward the output gradient is gone and mid's gradient has replaced mid
-    mid = (x[0], *y[1:])
-    dw = _avx2_conv(x, mid, x[0], k1, strided, nbytes, input_grad, wbytes)
-    pw = _avx2_conv(mid, y, 1, True, False, nbytes, True, wbytes)
-    Y, X = nbytes * numel(y), nbytes * numel(x) if input_grad else 0
-    return max(dw[0] - Y, pw[0]), max(dw[1] - Y, pw[1] + nbytes * numel(mid) - X)
-
-
-def _avx2_conv(x: tuple, y: tuple, groups: int, k1: bool, strided: bool, nbytes: int,
-               input_grad: bool, wbytes: int) -> tuple[int, int]:
-    """oneDNN without AVX-512 (measured with torch 2.x on an AVX2 CPU, NCHW tensors): the kernels
-    work in 8-channel blocks (a channel count that is no multiple of 8 is padded up) for plain
-    and depthwise convs and for grouped ones with a multiple of 8 channels per group; torch
-    hands them NCHW tensors and gets NCHW back, so each call reorders:
-    - forward: the input into blocks (not for fewer than 8 input channels and a kernel over
-      1x1: the first-layer kernel reads NCHW), the weights, a blocked output, then the NCHW
-      output copied from it;
-    - backward data: the output gradient and a blocked input gradient, copied to NCHW; strided
-      (not grouped): an NCHW input gradient, and its copy goes through a temporary;
-    - backward weights: the output gradient again and the input (not for exactly 3 input
-      channels and a kernel over 1x1), while the input gradient is held.
-    Other grouped convs run on plain layouts: a copy of the output (forward), of the input
-    gradient (backward). The kernels' scratchpads (a few % of the batch) are left out."""
-    X, Y = nbytes * numel(x), nbytes * numel(y)
-    if not (groups == 1 or groups == x[0] == y[0] or (x[0] // groups % 8 == 0 and y[0] // groups % 8 == 0)):
-        return Y, X if input_grad else 0
-
-    def blocked(shape):
-        return -(-shape[0] // 8) * 8 * numel(shape[1:]) * nbytes
-
-    xb, yb = blocked(x), blocked(y)
-    x_fwd = 0 if groups == 1 and x[0] < 8 and not k1 else xb
-    x_bwd = 0 if groups == 1 and x[0] == 3 and not k1 else xb
-    forward = max(x_fwd + yb + wbytes - Y, yb)  # the blocked input and output, then the output and its copy
-    backward = yb + x_bwd  # the weight gradient's phase; the data phase before it:
-    if input_grad and groups == 1 and strided:  # the weights' copy is gone by then
-        backward = max(backward, 2 * X - wbytes)
-    elif input_grad:
-        backward = max(backward, yb + xb - X, xb)
-    return forward, backward
-
-
-@functools.cache
-def _channel_block() -> int:
-    """oneDNN's channel block on this CPU: 16 with AVX-512, else 8."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return 16 if "avx512f" in f.read(1 << 16) else 8
-    except OSError:
-        return 16
 
 
 def _accumulate(mem: _Memory, grad: dict[int, int], nid: int, s: int) -> None:
@@ -330,12 +320,14 @@ def _accumulate(mem: _Memory, grad: dict[int, int], nid: int, s: int) -> None:
 
 
 def max_batch(network, budget: int, optimizer: str = "sgd", amp: bool = False, device: str = "cpu",
-              headroom: float = HEADROOM) -> TrainCost | None:
+              isa: str | None = None, headroom: float = HEADROOM) -> TrainCost | None:
     """The cost at the largest batch whose predicted peak, plus `headroom` of it for what the
     model leaves out, fits in `budget` bytes; None if not even batch 1 fits. The peak never
     falls as the batch grows, so a bisection finds it."""
+    isa = resolve_isa(device, isa)  # detected once
+
     def fits(b):
-        return predict(network, b, optimizer, amp, device).peak * (1 + headroom) <= budget
+        return predict(network, b, optimizer, amp, device, isa).peak * (1 + headroom) <= budget
 
     if not fits(1):
         return None
@@ -346,7 +338,7 @@ def max_batch(network, budget: int, optimizer: str = "sgd", amp: bool = False, d
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return predict(network, lo, optimizer, amp, device)
+    return predict(network, lo, optimizer, amp, device, isa)
 
 
 def parse_bytes(text: str) -> int:
@@ -370,9 +362,12 @@ def describe(cost: TrainCost, budget: int | None = None) -> str:
 
     opt = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}[cost.optimizer]
     precision = ("float16" if cost.device.startswith("cuda") else "bfloat16") + " autocast" if cost.amp else "float32"
-    lines = [f"{cost.name}: one training step, batch {cost.batch}, {opt}, {precision}, on {cost.device}"]
+    lines = [f"{cost.name}: one training step, batch {cost.batch}, {opt}, {precision}, on {cost.device}"
+             + (f" with {cost.isa} kernels" if cost.isa else "")]
     if budget is not None:
         lines[0] += f" (the largest batch whose peak fits in {size(budget)})"
+    if cost.isa and not onednn.RULES[cost.isa].measured:
+        lines.append(f"  note: the {cost.isa} rule is the AVX-512 one, not measured on such a CPU")
     rows = [("parameters", cost.params), ("buffers", cost.buffers), ("gradients", cost.grads),
             ("optimizer state", cost.optimizer_state), ("input batch", cost.input),
             ("saved activations", cost.saved)]

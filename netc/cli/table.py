@@ -8,6 +8,7 @@ import click
 from netc.analysis.cost import DTYPE_BYTES
 from netc.analysis.formats import FORMATS
 from netc.analysis.paper import LAYOUTS
+from netc.api import CPU_ISAS
 from netc.cli.options import spec_options
 
 
@@ -29,17 +30,22 @@ from netc.cli.options import spec_options
 @click.option("--amp", is_flag=True, help="with --train: autocast (half-precision activations)")
 @click.option("--device", "train_device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="with --train: the device whose kernels are modelled")
+@click.option("--isa", type=click.Choice(CPU_ISAS), default=None,
+              help="with --train on the CPU: the instruction set whose oneDNN kernels are modelled "
+                   "[default: this CPU's]")
 @click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
 @click.argument("more", nargs=-1)
-def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, budget, more):
+def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, isa, budget, more):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals."""
     if train or budget:
         if layout != "cost" or more:
             raise click.UsageError("--train predicts one SPEC's training step; it takes no --layout or further SPECs")
+        if isa and train_device != "cpu":
+            raise click.UsageError("--isa names a CPU's instruction set; it takes no --device cuda")
         from netc.cli.train_cost import train_report
 
-        text = train_report(network, fmt, batch, optimizer, amp, train_device, budget)
+        text = train_report(network, fmt, batch, optimizer, amp, train_device, isa, budget)
     elif layout != "cost" or more or fmt == "latex":
         from netc.cli.paper import paper_layout
 
