@@ -345,3 +345,20 @@ def test_backends_agree_on_generated_specs(text):
     assert len(a) == len(b)
     for u, v in zip(a, b):
         assert u.shape == v.shape and torch.allclose(u, v, atol=1e-5, rtol=1e-5, equal_nan=True)
+
+
+@PROFILE
+@given(spec_text())
+def test_receptive_fields_match_the_nan_oracle_on_generated_specs(text):
+    """Every exact receptive field netc prints, at every node of a random spec, equals what the
+    built module's outputs depend on (tests/test_receptive_field.py's oracle)."""
+    from tests.test_receptive_field import check_fields
+
+    net = compile_or_error(text, "fuzz.yaml")
+    if net is None:
+        return
+    try:
+        net.build(device="meta")
+    except NetcError:
+        return
+    check_fields(net)

@@ -21,7 +21,7 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from netc.ops import REGISTRY, Shape, numel
@@ -55,10 +55,17 @@ class NodeCost:
     label: str
     shape: Shape
     cost: Cost
-    rf: tuple[int, int]
-    jump: tuple[int, int]
+    fields: tuple[Field, Field]  # the receptive field along H and W
     aux: bool
     blocks: tuple[str, ...]
+
+    @property
+    def rf(self) -> tuple[int, int]:
+        return self.fields[0].size, self.fields[1].size
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return self.fields[0].jump, self.fields[1].jump
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,69 @@ def _grid(shape: Shape, carried: tuple[int, int]) -> tuple[int, int]:
     return (shape[1], shape[2]) if len(shape) == 3 else carried
 
 
+@dataclass(frozen=True)
+class Field:
+    """Where one node's output positions look in the input, along one axis (Araujo, Norris & Sim
+    2019, "Computing Receptive Fields of Convolutional Neural Networks", Distill): output position
+    i depends on input pixels i*jump - start .. i*jump - start + size - 1, or on all of them
+    (`whole`: through a global pool, a linear, a gate computed from one). `exact` is False
+    downstream of an op whose dependence is no such interval (upsampling, reflected padding):
+    the numbers are then estimates."""
+
+    size: int = 1
+    jump: int = 1
+    start: int = 0
+    whole: bool = False
+    exact: bool = True
+
+    def through(self, w_k: int, w_s: int, w_d: int, w_p: int) -> Field:
+        """After a window of kernel `w_k`, stride `w_s`, dilation `w_d`, `w_p` padding before it."""
+        return replace(self, size=self.size + w_d * (w_k - 1) * self.jump, jump=self.jump * w_s,
+                       start=self.start + w_p * self.jump)
+
+
+def merge(fields: list[Field], spans: list[bool]) -> Field:
+    """The field of an op over several inputs (add, mul, cat): the union of what its inputs see.
+    An input that does not span the output grid (a 1x1 gate broadcast over a map) sees the whole
+    input for every position; the inputs that span it share one jump where the graph is sound."""
+    spatial = [f for f, spanning in zip(fields, spans) if spanning] or fields
+    start = max(f.start for f in spatial)
+    end = max(f.size - f.start for f in spatial)  # the last pixel, relative to i*jump
+    broadcast = [f for f, spanning in zip(fields, spans) if not spanning]
+    return Field(size=start + end, jump=max(f.jump for f in spatial), start=start,
+                 whole=any(f.whole for f in fields),
+                 exact=all(f.exact and (f.whole or f in spatial) for f in fields) and len({f.jump for f in spatial}) == 1
+                 and all(f.whole for f in broadcast))
+
+
+def covers(f: Field, n: int, extent: int) -> bool:
+    """Whether `n` positions of field `f` together see every one of `extent` input pixels."""
+    return f.whole or (f.size >= f.jump and (n - 1) * f.jump - f.start + f.size >= extent)
+
+
+def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, extent) -> tuple[Field, Field]:
+    """The (H, W) fields of an op's output from its inputs' (`ins`: per input, (H, W)); `extent`
+    is the network input's H and W."""
+    spans = [_grid(s, grid) == out_grid or len(s) != 3 for s in in_shapes]
+    axes = []
+    for axis in range(2):
+        f = merge([i[axis] for i in ins], spans) if len(ins) > 1 else ins[0][axis]
+        if not op.rf_exact(a):
+            f = replace(f, exact=False)
+        axes.append(f)
+    zoom = op.upsampling(a, in_shapes)  # first: a transposed conv's window runs on the finer grid
+    axes = [replace(f, jump=finer(f.jump, z), exact=False) if z != 1 else f for f, z in zip(axes, zoom)]
+    if op.mixes_positions(a, in_shapes):  # statistics over the map: every position sees what it sees
+        axes = [replace(f, whole=True) if covers(f, grid[i], extent[i]) else replace(f, exact=False)
+                for i, f in enumerate(axes)]
+    w = op.rf_window(a, grid, in_shapes)
+    if w is not None:  # a window over a whole axis of the map sees all of the input that map sees
+        axes = [replace(f.through(w.k[i], w.s[i], w.d[i], w.p[i]),
+                        whole=w.k[i] >= grid[i] and covers(f, grid[i], extent[i]) or f.whole)
+                for i, f in enumerate(axes)]
+    return axes[0], axes[1]
+
+
 def analyse(network, dtype: str = "float32") -> CostReport:
     """Per-node costs of a compiled `netc.api.Network` (shapes already inferred), batch 1."""
     if dtype not in DTYPE_BYTES:
@@ -115,32 +185,24 @@ def analyse(network, dtype: str = "float32") -> CostReport:
     g = network.graph
     node = dict(g.nodes(data=True))  # plain dict lookups: networkx's node view is slower
     inp = node[0]["shape"]
-    # receptive field, jump and spatial grid per node; flat tensors carry the grid they came from
-    state = {0: ((1, 1), (1, 1), _grid(inp, (1, 1)))}
+    # fields and spatial grid per node; flat tensors carry the grid they came from
+    extent = _grid(inp, (1, 1))
+    state = {0: ((Field(), Field()), extent)}
     rows = []
     for nid, d in network.nodes():
         ins = d["inputs"]
-        (rh, rw), (jh, jw), grid = state[ins[0]]
-        for i in ins[1:]:  # several inputs: the widest receptive field and jump
-            (rh2, rw2), (jh2, jw2), _ = state[i]
-            rh, rw, jh, jw = max(rh, rh2), max(rw, rw2), max(jh, jh2), max(jw, jw2)
+        grid = state[ins[0]][1]
         op, a = REGISTRY[d["op"]], d["attrs"]
         in_shapes = [node[i]["shape"] for i in ins]
-        zh, zw = op.upsampling(a, in_shapes)  # first: a transposed conv's window runs on the finer grid
-        jh, jw = finer(jh, zh), finer(jw, zw)
         w = op.rf_window(a, grid, in_shapes)
-        if w is not None:
-            rh += w.d[0] * (w.k[0] - 1) * jh
-            rw += w.d[1] * (w.k[1] - 1) * jw
-            jh, jw = jh * w.s[0], jw * w.s[1]
-            grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1]))  # what a flat output still carries
+        out_grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1])) if w is not None else grid
         out = d["shape"]
-        grid = _grid(out, grid)
-        state[nid] = ((rh, rw), (jh, jw), grid)
+        out_grid = _grid(out, out_grid)  # what a flat output still carries
+        fields = _fields(op, a, [state[i][0] for i in ins], in_shapes, grid, out_grid, extent)
+        state[nid] = (fields, out_grid)
         cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, in_shapes, out),
                     numel(out) * size)
-        rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, (rh, rw), (jh, jw), d["aux"],
-                             d["blocks"]))
+        rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, fields, d["aux"], d["blocks"]))
     total, aux = subtotal(rows), subtotal(r for r in rows if r.aux)
     outputs = [(name, node[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
     return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)

@@ -37,7 +37,11 @@ class Side:
     label: str
     cost: Cost
     shape: tuple
-    rf: tuple[int, int]
+    fields: tuple  # its output's receptive field along H and W (netc.analysis.cost.Field)
+
+    @property
+    def rf(self) -> tuple[int, int]:
+        return self.fields[0].size, self.fields[1].size
 
 
 @dataclass
@@ -83,7 +87,7 @@ def block_of(row: NodeCost, report: CostReport, depth: int | None) -> str:
 def _side(report: CostReport, scope: str, rows: list[NodeCost]) -> Side:
     last = next((r for r in reversed(rows) if not r.aux), rows[-1])
     b = report.blocks.get(scope)
-    return Side(b.label if b else "", subtotal(rows), last.shape, last.rf)
+    return Side(b.label if b else "", subtotal(rows), last.shape, last.fields)
 
 
 def diff(a_net, b_net, depth: int | None = None, dtype: str = "float32") -> Diff:

@@ -5,7 +5,7 @@ import json
 
 from netc.analysis.cost import Cost
 from netc.analysis.diff import BlockChange, Diff, LayerChange
-from netc.analysis.formats import human
+from netc.analysis.formats import human, rf_text
 from netc.ops import fmt_shape
 
 FORMATS = ("text", "md", "json")
@@ -18,10 +18,6 @@ def signed(n: int, what: str = "", base: int = 1000) -> str:
         return "0"
     text = f"{abs(n):,}" if what == "params" else human(abs(n), "B" if base == 1024 else "", base)
     return ("+" if n > 0 else "-") + text
-
-
-def _pair(v) -> str:
-    return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
 
 
 def _arrow(a, b, fmt=str) -> str:
@@ -49,7 +45,7 @@ def headline(d: Diff) -> list[str]:
 def _block_facts(b: BlockChange) -> str:
     deltas = "   ".join(f"{name} {signed(b.delta(attr), name, base)}" for attr, name, base in QUANTITIES)
     shape = _arrow(b.a.shape if b.a else None, b.b.shape if b.b else None, fmt_shape)
-    rf = _arrow(b.a.rf if b.a else None, b.b.rf if b.b else None, _pair)
+    rf = _arrow(b.a.fields if b.a else None, b.b.fields if b.b else None, rf_text)
     return f"{deltas}   out {shape}   RF {rf}"
 
 
@@ -87,7 +83,7 @@ def to_markdown(d: Diff) -> str:
         layers = "<br>".join(_md(f"{MARK[c.status]} {_layer_text(c)}") for c in b.layers)
         cells = [MARK[b.status], f"`{_md(b.scope)}`"] + [signed(b.delta(a), n, base) for a, n, base in QUANTITIES]
         cells += [_md(_arrow(b.a.shape if b.a else None, b.b.shape if b.b else None, fmt_shape)),
-                  _arrow(b.a.rf if b.a else None, b.b.rf if b.b else None, _pair), layers]
+                  _arrow(b.a.fields if b.a else None, b.b.fields if b.b else None, rf_text), layers]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

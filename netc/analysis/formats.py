@@ -46,6 +46,14 @@ def _pair(v: tuple[int, int]) -> str:
     return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
 
 
+def rf_text(fields) -> str:
+    """A receptive field for a reader: 'global' where it covers the whole input, '~' before an
+    estimate (downstream of upsampling or reflected padding)."""
+    cells = tuple("global" if f.whole else str(f.size) for f in fields)
+    text = cells[0] if cells[0] == cells[1] else f"{cells[0]}x{cells[1]}"
+    return text if all(f.exact for f in fields) else f"~{text}"
+
+
 def _count(n: int) -> str:
     return f"{n:,}" if n else "-"
 
@@ -60,7 +68,7 @@ def row_cells(row: Row, indent: str) -> list[str]:
     label = row.label or row.op
     if row.aux:
         label += " [aux]"
-    return _cells(indent * row.level + row.scope, label, fmt_shape(row.shape), row.cost, _pair(row.rf),
+    return _cells(indent * row.level + row.scope, label, fmt_shape(row.shape), row.cost, rf_text(row.fields),
                   _pair(row.jump))
 
 
@@ -142,7 +150,8 @@ def to_csv(table: Table) -> str:
     for row in table.rows:
         c = row.cost
         w.writerow([row.kind, row.scope, row.level, row.op, row.label, "x".join(map(str, row.shape)), c.params,
-                    c.buffers, c.macs, c.other_flops, c.activation_bytes, *row.rf, *row.jump, int(row.aux)])
+                    c.buffers, c.macs, c.other_flops, c.activation_bytes,
+                    *("global" if f.whole else f.size for f in row.fields), *row.jump, int(row.aux)])
     r = table.report
     for kind, c, aux in (("total", r.total, 0), ("aux", r.aux, 1)):
         w.writerow([kind, "", "", "", "", "", c.params, c.buffers, c.macs, c.other_flops, c.activation_bytes,
@@ -171,6 +180,7 @@ def to_dict(table: Table) -> dict:
         "outputs": [{"name": n, "shape": list(s), "aux": a} for n, s, a in r.outputs],
         "rows": [{"kind": row.kind, "scope": row.scope, "level": row.level, "op": row.op, "label": row.label,
                   "shape": list(row.shape), **_cost_json(row.cost), "rf": list(row.rf), "jump": list(row.jump),
+                  "rf_global": [f.whole for f in row.fields], "rf_exact": all(f.exact for f in row.fields),
                   "aux": row.aux} for row in table.rows],
         "total": _cost_json(r.total),
         "aux": _cost_json(r.aux),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netc.analysis.cost import Cost, CostReport, NodeCost, subtotal
+from netc.analysis.cost import Cost, CostReport, Field, NodeCost, subtotal
 from netc.ops import Shape
 
 
@@ -23,9 +23,16 @@ class Row:
     label: str  # diagram text of a layer (`conv 3x3/2, 64`) or the block's template and repeat
     shape: Shape
     cost: Cost
-    rf: tuple[int, int]
-    jump: tuple[int, int]
+    fields: tuple[Field, Field]  # the receptive field along H and W
     aux: bool
+
+    @property
+    def rf(self) -> tuple[int, int]:
+        return self.fields[0].size, self.fields[1].size
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return self.fields[0].jump, self.fields[1].jump
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ def _tree(rows: list[NodeCost], depth: int | None) -> _Group:
 
 
 def _layer(r: NodeCost, level: int) -> Row:
-    return Row("layer", r.scope, level, r.op, r.label, r.shape, r.cost, r.rf, r.jump, r.aux)
+    return Row("layer", r.scope, level, r.op, r.label, r.shape, r.cost, r.fields, r.aux)
 
 
 def _block(group: _Group, report: CostReport, level: int) -> Row:
@@ -69,7 +76,7 @@ def _block(group: _Group, report: CostReport, level: int) -> Row:
     last = next((m for m in reversed(members) if not m.aux), members[-1])
     b = report.blocks.get(group.scope)
     kind, label = (b.kind, b.label) if b else ("block", "")
-    return Row("block", group.scope, level, kind, label, last.shape, subtotal(members), last.rf, last.jump,
+    return Row("block", group.scope, level, kind, label, last.shape, subtotal(members), last.fields,
                all(m.aux for m in members))
 
 

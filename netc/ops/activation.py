@@ -134,6 +134,9 @@ class _Softmax(_Activation):
     Attrs = SoftmaxAttrs
     saves = "output"
 
+    def mixes_positions(self, a, shapes):
+        return a.dim > 0 and len(shapes[0]) == 3  # over H or W of a map
+
     def infer(self, a, shapes):
         if a.dim >= len(shapes[0]):
             raise ShapeError(f"{self.name} dim {a.dim} does not exist in a {len(shapes[0])}-d input",

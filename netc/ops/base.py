@@ -52,11 +52,13 @@ class ModuleSpec:
 
 @dataclass(frozen=True)
 class Window:
-    """A sliding window for receptive-field arithmetic (per axis: kernel, stride, dilation)."""
+    """A sliding window for receptive-field arithmetic (per axis: kernel, stride, dilation, and
+    the padding before the first input pixel, which shifts where each window starts)."""
 
     k: tuple[int, int]
     s: tuple[int, int]
     d: tuple[int, int] = (1, 1)
+    p: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,17 @@ class Op:
         """The window for receptive-field arithmetic on inputs of `shapes` whose spatial grid is
         `grid` (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
         return self.window(a)
+
+    def mixes_positions(self, a, shapes: list[Shape]) -> bool:
+        """Whether each output depends on every position of its input map without a window
+        (statistics over H and W: group and instance norm; a softmax over H or W)."""
+        return False
+
+    def rf_exact(self, a) -> bool:
+        """Whether each output position depends on one interval of input positions per axis, as the
+        receptive-field arithmetic assumes (not where a pad reflects or wraps, or a crop or
+        reshape moves positions; upsampling ops are inexact too, see `upsampling`)."""
+        return True
 
     def upsampling(self, a, shapes: list[Shape]) -> tuple[int, int]:
         """How many output pixels one input pixel becomes along H and W (1, 1 but for upsample and

@@ -102,8 +102,8 @@ class Conv(Op):
         return numel(out) * (shapes[0][0] // a.groups) * k[0] * k[1]
 
     def window(self, a):
-        k, s, _, d = self.geometry(a)
-        return Window(k, s, d)
+        k, s, p, d = self.geometry(a)
+        return Window(k, s, d, p)
 
     def label(self, a):
         return _label(self.name, a)
@@ -177,8 +177,8 @@ class SepConv(Op):
         return Autograd(inputs=(0,), extra=((shapes[0][0] * out[1] * out[2], "act"),))
 
     def window(self, a):
-        k, s, _, d = Conv.geometry(self, a)
-        return Window(k, s, d)
+        k, s, p, d = Conv.geometry(self, a)
+        return Window(k, s, d, p)
 
     def label(self, a):
         k, s = pair(a.k), pair(a.s)

@@ -143,6 +143,9 @@ class GroupNorm(Op):
     summary = "group normalisation: channels in groups, each normalised over its channels and positions"
     Attrs = GroupNormAttrs
 
+    def mixes_positions(self, a, shapes):
+        return True  # each output is normalised by statistics over every position
+
     def infer(self, a, shapes):
         c = shapes[0][0]
         if c % a.groups:
@@ -181,6 +184,9 @@ class InstanceNorm(Op):
     name = "instancenorm"
     summary = "instance normalisation: each channel of each image over its positions (affine, track_running_stats)"
     Attrs = InstanceNormAttrs
+
+    def mixes_positions(self, a, shapes):
+        return True  # each output is normalised by statistics over every position
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)

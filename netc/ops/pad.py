@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, need_map, register
+from netc.ops.base import (SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Window, need_map,
+                           register)
 
 NonNegInt = Annotated[int, Field(ge=0)]
 Sides = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)],
@@ -58,6 +59,13 @@ class Pad(Op):
         # torch's reflection and replication backward kernels take the input (for its shape);
         # constant and circular padding are composed of ops that need only the widths
         return SAVES_INPUT if a.mode in ("reflect", "replicate") else SAVES_NOTHING
+
+    def window(self, a):
+        left, _, top, _ = sides(a.p)
+        return Window((1, 1), (1, 1), (1, 1), (top, left))  # moves every window's start
+
+    def rf_exact(self, a):
+        return a.mode == "constant"  # reflected, replicated and wrapped pixels come from elsewhere
 
     def label(self, a):
         return f"pad {a.mode} {','.join(map(str, sides(a.p)))}"

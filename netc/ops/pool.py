@@ -48,8 +48,8 @@ class _Pool(Op):
         return numel(out) * k[0] * k[1]
 
     def window(self, a):
-        k, s, _, d = self.geometry(a)
-        return Window(k, s, d)
+        k, s, p, d = self.geometry(a)
+        return Window(k, s, d, p)
 
     def label(self, a):
         k, s, _, _ = self.geometry(a)

@@ -30,6 +30,11 @@ class Permute(Op):
     summary = "reorder the (batchless) axes: dims [1, 2, 0] turns C×H×W into H×W×C (torchvision's Permute([0, 2, 3, 1]))"
     Attrs = PermuteAttrs
 
+    def rf_exact(self, a):
+        # moving the channels around H×W and back (ConvNeXt) keeps each position; other orders
+        # put H or W where a later op mixes them
+        return a.dims in ([0, 1, 2], [1, 2, 0], [2, 0, 1])
+
     def infer(self, a, shapes):
         x = shapes[0]
         if len(a.dims) != len(x):
@@ -62,6 +67,9 @@ class Reshape(Op):
     name = "reshape"
     summary = "reshape to a (batchless) shape, one -1 inferred; the element count must agree"
     Attrs = ReshapeAttrs
+
+    def rf_exact(self, a):
+        return False  # positions may move between axes
 
     def infer(self, a, shapes):
         n, known = numel(shapes[0]), numel([d for d in a.shape if d != -1])
@@ -145,6 +153,9 @@ class Slice(Op):
     summary = ("entries start..end (end exclusive; negative from the end; none: to the end) of one axis, "
                "dim 0 = channels: x[:, start:end] - an unequal channel split (CSPNet, DPN, Res2Net, GhostNet)")
     Attrs = SliceAttrs
+
+    def rf_exact(self, a):
+        return a.dim in (0, -3)  # a channel range; a crop of H or W moves the positions
 
     def infer(self, a, shapes):
         x = shapes[0]
