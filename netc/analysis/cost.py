@@ -170,11 +170,18 @@ def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, ext
         axes = [replace(f, whole=True) if covers(f, grid[i], extent[i]) else replace(f, exact=False)
                 for i, f in enumerate(axes)]
     w = op.rf_window(a, grid, in_shapes)
-    if w is not None:  # a window over a whole axis of the map sees all of the input that map sees
+    if w is not None:  # a window that sees its whole map sees all of the input that map sees
         axes = [replace(f.through(w.k[i], w.s[i], w.d[i], w.p[i]),
-                        whole=w.k[i] >= grid[i] and covers(f, grid[i], extent[i]) or f.whole)
+                        whole=_sees_map(w, i, grid[i], out_grid[i]) and covers(f, grid[i], extent[i]) or f.whole)
                 for i, f in enumerate(axes)]
     return axes[0], axes[1]
+
+
+def _sees_map(w, axis: int, n: int, out: int) -> bool:
+    """Whether every one of `out` windows along `axis` spans all `n` positions of its map (a
+    global pool, a linear over a flattened map; not a padded window that merely is as wide)."""
+    k, s, d, p = w.k[axis], w.s[axis], w.d[axis], w.p[axis]
+    return (d == 1 or n == 1) and (out - 1) * s - p <= 0 and d * (k - 1) - p >= n - 1
 
 
 def analyse(network, dtype: str = "float32") -> CostReport:

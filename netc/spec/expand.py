@@ -27,7 +27,7 @@ from netc.spec.refs import Pending, lookup, resolve_refs
 from netc.spec.repeat import at_keys, iterations, repeat_count, repeat_start
 from netc.spec.scope import Ctx, Frame, evaluate, name_loc, node_loc
 from netc.spec.template_args import TYPE_NAMES, bind_args
-from netc.spec.yamlload import key_loc, value_loc
+from netc.spec.yamlload import LocDict, key_loc, value_loc
 from netc.spec.validate import attrs_error
 
 __all__ = ["TYPE_NAMES", "Ctx", "Expander", "Frame", "Limits", "expand"]
@@ -52,6 +52,7 @@ class Expander:
         self.g = new_graph(spec.name, file, tuple(spec.input))
         self.errors = Collector()
         self.names: dict[str, int] = {"input": 0}  # scope path -> node id giving its result
+        self.disabled: dict[str, Loc | None] = {}  # scope path of a name its false `if:` removed -> the if
         self.pending: list[Pending] = []  # from: refs to resolve
         self.ref_names: dict[int, tuple[str, str]] = {}  # placeholder -> (name, scope prefix)
         self.output_names: set[str] = set()
@@ -110,10 +111,25 @@ class Expander:
         if node.if_ is not None:
             cond = evaluate(node.if_, ctx, value_loc(raw, "if", loc))
             if not cond:
-                return cur if node.else_ is None else self.expand(node.else_, ctx, cur, name)
+                return self.expand_else(node, ctx, cur, name)
         if node.repeat is not None:
             return self.expand_repeat(node, ctx, cur, name)
         return self.expand_one(node, ctx, cur, name)
+
+    def expand_else(self, node: Node, ctx: Ctx, cur: int, name: str | None) -> int:
+        """A node whose `if:` is false: its `else:` node, which reads the node's `from:` unless it
+        says its own, or nothing - and then its name is remembered as disabled, so that a
+        reference to it is an error rather than a silent match in an enclosing scope."""
+        raw, loc = node._raw, node_loc(node)
+        if node.else_ is None:
+            if name is not None and not is_pattern(name):
+                self.disabled.setdefault(ctx.frame.path(name), value_loc(raw, "if", loc))
+            return cur
+        alternative = node.else_
+        if node.from_ is not None and alternative.from_ is None:
+            alternative = alternative.model_copy(update={"from_": node.from_})
+            alternative._raw = _with_from(alternative._raw, raw)
+        return self.expand(alternative, ctx, cur, name)
 
     def expand_repeat(self, node: Node, ctx: Ctx, cur: int, name: str | None) -> int:
         raw, loc = node._raw, node_loc(node)
@@ -290,6 +306,15 @@ class Expander:
         self.g.graph["outputs"].append((name, nid, aux or ctx.aux))
 
 
+def _with_from(raw, parent):
+    """An `else:` node's mapping given its parent's `from:`, with the parent's locations for it."""
+    out = LocDict(raw, loc=getattr(raw, "loc", None))
+    out.key_locs = {**getattr(raw, "key_locs", {}), "from": key_loc(parent, "from")}
+    out.value_locs = {**getattr(raw, "value_locs", {}), "from": value_loc(parent, "from")}
+    out["from"] = parent["from"]
+    return out
+
+
 def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
            limits: Limits) -> nx.DiGraph:
     """Build the IR of a validated spec; raises NetcError with every problem found."""
@@ -297,7 +322,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     root = Ctx(frame=Frame(""), env=env)
     with work_budget(limits.max_work):
         out = ex.expand_list(spec.layers, root, 0)
-        out = resolve_refs(ex.g, ex.pending, ex.names, ex.errors, out)
+        out = resolve_refs(ex.g, ex.pending, ex.names, ex.errors, out, ex.disabled)
     ex.errors.raise_if_any()
     layers_loc = key_loc(spec._raw, "layers", getattr(spec._raw, "loc", None))
     if ex.g.number_of_nodes() == 1:

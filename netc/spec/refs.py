@@ -15,14 +15,23 @@ from netc.ir.graph import set_inputs
 Pending = tuple[int, str, str, Loc | None, tuple]  # placeholder, name, scope prefix, location, via
 
 
-def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int) -> int:
+def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int,
+                 disabled: dict[str, Loc | None] | None = None) -> int:
     """Replace each `from:` placeholder by the node it names; return `out` resolved likewise.
+    A name whose innermost match is one a false `if:` removed (`disabled`) is an error, never the
+    same name in an enclosing scope.
 
     A placeholder can itself be the result of a name (a block whose layers were all skipped
     by `if:` or `repeat: 0` yields its input), so references are followed to a real node.
     """
     target: dict[int, int] = {}
     for ph, ref, prefix, loc, via in pending:
+        where = _innermost(ref, prefix, names, disabled or {})
+        if where is not None and where[0] not in names:
+            at = where[1]
+            errors.add(error("ref", f"'from' refers to '{ref}', which its 'if:'{f' at {at}' if at else ''} removed",
+                             loc, "give it an 'else:', or refer to it under the same condition", via=via))
+            continue
         found = lookup(names, ref, prefix)
         if found is None:
             errors.add(error("ref", f"'from' refers to '{ref}', which is not defined", loc,
@@ -62,9 +71,17 @@ def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], e
 
 def lookup(names: dict[str, int], ref: str, prefix: str) -> int | None:
     """The node `ref` names seen from scope `prefix`: the innermost enclosing scope that has it."""
+    where = _innermost(ref, prefix, names)
+    return None if where is None else where[1]
+
+
+def _innermost(ref: str, prefix: str, *tables: dict):
+    """(path, value) of `ref` in the innermost scope enclosing `prefix` where one of `tables`
+    has it (the first table wins within a scope), or None."""
     parts = prefix.split(".") if prefix else []
     for n in range(len(parts), -1, -1):
         path = ".".join(parts[:n] + [ref])
-        if path in names:
-            return names[path]
+        for table in tables:
+            if path in table:
+                return path, table[path]
     return None
