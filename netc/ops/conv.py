@@ -231,7 +231,9 @@ class ConvTranspose(Op):
         return numel(shapes[0]) * (a.out // a.groups) * k[0] * k[1]
 
     def window(self, a):
-        return Window(pair(a.k), (1, 1), pair(a.d))
+        # a stride-1 conv over the zero-stuffed grid, padded d*(k-1) - p before its first pixel
+        k, d, p = pair(a.k), pair(a.d), pair(a.p)
+        return Window(k, (1, 1), d, tuple(d[i] * (k[i] - 1) - p[i] for i in range(2)))
 
     def upsampling(self, a, shapes):
         return pair(a.s)
