@@ -369,6 +369,20 @@ def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int
     return report(a, b, diff(a, b, block_depth), depth, rankdir)
 
 
+def verify(spec: str | os.PathLike, source: str, kwargs: dict | None = None, overrides: dict | None = None,
+           input_shape: tuple[int, ...] | None = None, strict_order: bool = False):
+    """`netc verify`: the spec against `source` (`torchvision:NAME`, `timm:NAME`,
+    `path/to/file.py:Factory` with `kwargs`, or a state_dict file) - a `netc.interop.verify.Report`."""
+    from netc.interop.source import load_source
+    from netc.interop.verify import verify as check, verify_state_dict
+
+    network = load(spec, overrides, input_shape=input_shape)
+    if source.endswith((".pt", ".pth")) and ":" not in Path(source).name:
+        return verify_state_dict(network, source, strict_order)
+    module = load_source(source, kwargs).module
+    return check(lambda shape: load(spec, overrides, input_shape=shape), module, network.input_shape, strict_order)
+
+
 def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
                 name: str | None = None, check: bool = True):
     """An existing nn.Module as a netc spec (`netc.interop`): returns (spec text, Verdict or None).
@@ -380,6 +394,10 @@ def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int,
     from netc.interop.verify import verify
 
     imported = import_model(source, kwargs, input_shape, name)
-    verdict = (verify(loads(imported.text, f"<import {source}>"), imported.source.module, imported.input_shape)
-               if check else None)
-    return imported.text, verdict
+    if not check:
+        return imported.text, None
+    report = verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
+                    imported.source.module, imported.input_shape)
+    if not report.verified:
+        raise error("import", f"the imported spec {report.summary()}")
+    return imported.text, report

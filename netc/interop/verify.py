@@ -1,75 +1,241 @@
-"""Verify an imported spec: it compiles, loads the source's state_dict with strict=True (keys
-in the source's order) and computes the source's output on a random batch (eval mode)."""
+"""Check a spec against a source model, as `netc verify` and `netc import` do.
+
+The checks: the spec's module loads the source's state_dict with strict=True (key order
+reported, an error with `strict_order`); parameter counts (the IR's, the built module's, the
+source's); MACs (the IR's against `torch.utils.flop_counter.FlopCounterMode` on the source:
+conv and linear, half its count); and outputs in eval and in training mode (the same random
+stream for both) at the spec's input size and a second one. Before comparing, **every**
+parameter and buffer of the source is drawn at random: a branch whose last BN weight starts at
+zero (timm's zero_init_last), a layer scale of 1e-6 or fresh BN statistics would otherwise hide
+whatever is inside it. When outputs differ, forward hooks name the first module (in the source's
+execution order) whose output differs.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from netc.errors import error
+from netc.errors import NetcError, error
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # relative to the output's largest magnitude (at least 1)
 
 
 @dataclass
-class Verdict:
+class Report:
+    """What `verify` found: `problems` empty means verified."""
+
     params: int
-    max_diff: float
-    same_order: bool
+    max_diff: float = 0.0
+    same_order: bool = True
+    sizes: list[tuple[int, ...]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    # input sizes the source runs at and the spec refuses to compile for: exact where it compiles
+    refused_sizes: list[str] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems
 
     def summary(self) -> str:
+        if not self.verified:
+            return "differs: " + "; ".join(self.problems + self.refused_sizes)
         order = "in the same order" if self.same_order else "(keys in a different order)"
-        return (f"verified: compiles, loads the source's state_dict strictly {order}, "
-                f"{self.params:,} parameters, outputs agree (max |diff| {self.max_diff:.1e})")
+        sizes = ", ".join("x".join(map(str, s)) for s in self.sizes)
+        text = (f"verified: loads the source's state_dict strictly {order}, {self.params:,} parameters, "
+                f"MACs agree, outputs agree in eval and training mode at {sizes} with every parameter and "
+                f"buffer randomised (max |diff| {self.max_diff:.1e})")
+        return text + "".join(f"; but {r}" for r in self.refused_sizes)
 
 
-def verify(network, module, input_shape) -> Verdict:
-    """`network` (a compiled netc.api.Network) against the source `module`: in eval mode, and with
-    several outputs (side heads) also the training forward's outputs, one by one."""
+def randomise(module, seed: int = 0) -> None:
+    """Draws every floating parameter and buffer of `module` at random, scaled to keep activations
+    near unit size: weights ~ N(0, 1/fan_in), biases and running means ~ N(0, 0.1), scales (BN
+    weight, layer scale, PReLU) and running variances ~ U(0.5, 1.5)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in [*module.named_parameters(), *module.named_buffers()]:
+            if not t.is_floating_point():
+                continue
+            leaf = name.rpartition(".")[2]
+            if t.dim() >= 2:
+                value = torch.randn(t.shape, generator=gen) / max(1, t[0].numel()) ** 0.5
+            elif leaf.endswith("bias") or leaf == "running_mean":
+                value = 0.1 * torch.randn(t.shape, generator=gen)
+            else:
+                value = 0.5 + torch.rand(t.shape, generator=gen)
+            t.copy_(value.to(t.dtype))
+
+
+def verify(compile_at, module, input_shape: tuple[int, ...], strict_order: bool = False) -> Report:
+    """The spec (`compile_at(shape)` -> a netc.api.Network compiled for that input shape, or a
+    NetcError where the spec refuses it) against the source `module`, which is randomised."""
     import torch
 
     from netc.backends.torch.memory import check_activations
 
-    ours = network.build(device="meta").eval()
-    want_state = module.state_dict()
+    network = compile_at(tuple(input_shape))
+    randomise(module)
+    state = module.state_dict()
     try:
-        ours.load_state_dict({k: v.clone() for k, v in want_state.items()}, strict=True, assign=True)
+        ours = _load(network, state)
+    except NetcError as exc:
+        return Report(network.params, problems=[exc.diagnostics[0].message])
+    report = Report(network.params, same_order=list(ours.state_dict()) == list(state))
+    if not report.same_order and strict_order:
+        report.problems.append("the spec's state_dict keys come in another order than the source's")
+    source_params = sum(p.numel() for p in module.parameters())
+    built = sum(p.numel() for p in ours.parameters())
+    if not network.params == built == source_params:
+        report.problems.append(f"parameters: the spec counts {network.params:,}, its module holds {built:,}, "
+                               f"the source {source_params:,}")
+    macs = _source_macs(module, input_shape)
+    if macs != network.macs:
+        report.problems.append(f"MACs: the spec counts {network.macs:,}, FlopCounterMode on the source {macs:,}")
+    for shape in (tuple(input_shape), second_size(input_shape)):
+        if shape == tuple(input_shape):
+            net, model = network, ours
+        elif not _accepts(module, shape):
+            continue  # a size the source does not take either
+        else:
+            try:
+                net = compile_at(shape)
+                model = _load(net, state)
+            except NetcError as exc:
+                report.refused_sizes.append(f"at {'x'.join(map(str, shape))} the source runs and the spec does "
+                                            f"not ({exc.diagnostics[0].message})")
+                continue
+        check_activations(net, torch.device("cpu"), 2, "use a smaller --input")
+        report.sizes.append(shape)
+        for train in (False, True):
+            _compare_outputs(report, model, module, shape, train)
+    return report
+
+
+def verify_state_dict(network, path: str, strict_order: bool = False) -> Report:
+    """The spec against a saved state_dict: it loads strictly (keys, shapes), in order, and holds
+    as many parameters; there is no model to compare outputs with."""
+    from netc.backends.torch.weights import read_state_dict
+
+    state = read_state_dict(path)
+    try:
+        ours = _load(network, state)
+    except NetcError as exc:
+        return Report(network.params, problems=[exc.diagnostics[0].message])
+    report = Report(network.params, same_order=list(ours.state_dict()) == list(state))
+    if not report.same_order and strict_order:
+        report.problems.append("the spec's state_dict keys come in another order than the file's")
+    return report
+
+
+def second_size(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A second input size: a quarter larger on H and W, rounded up to a multiple of 8."""
+    c, *hw = input_shape
+    return (c, *(-(-(n + max(8, n // 4)) // 8) * 8 for n in hw))
+
+
+def _load(network, state):
+    ours = network.build(device="meta")
+    try:
+        ours.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
     except RuntimeError as exc:
-        raise error("import", f"the imported spec does not load the source's state_dict: "
-                    f"{str(exc).splitlines()[0]} {' '.join(str(exc).split())[:400]}") from None
-    same_order = list(ours.state_dict()) == list(want_state)
-    check_activations(network, torch.device("cpu"), 2, "use a smaller --input")
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, *input_shape, generator=gen)
+        raise error("verify", f"the spec does not load the source's state_dict: {' '.join(str(exc).split())[:400]}",
+                    None, "the spec's module paths or shapes differ from the source's (see 'netc table')") from None
+    return ours
+
+
+def _source_macs(module, input_shape) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     module.eval()
-    with torch.no_grad():
-        want, got = module(x), ours(x)
-    diff = _compare(got, want, "output")
-    if len(network.spec.outputs or ()) < 2:
-        return Verdict(network.params, diff, same_order)
-    module.train()
-    ours.train()
-    try:  # training-only side heads: the same draws of dropout in the same order
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            want = module(x)
-            torch.manual_seed(0)
-            got = ours(x)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(torch.zeros(1, *input_shape))
+    return counter.get_total_flops() // 2
+
+
+def _accepts(module, shape) -> bool:
+    import torch
+
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *shape))
+    except Exception:  # noqa: BLE001 - any failure means the source does not take this size
+        return False
+    return True
+
+
+def _outputs(out) -> list:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _run(model, x, train: bool):
+    import torch
+
+    model.train(train)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _outputs(model(x))
+
+
+def _compare_outputs(report: Report, ours, theirs, shape, train: bool) -> None:
+    import torch
+
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+    try:
+        want, got = _run(theirs, x, train), _run(ours, x, train)
     finally:
-        module.eval()
-    if isinstance(want, tuple):
-        if not isinstance(got, tuple) or len(got) != len(want):
-            raise error("import", f"the imported spec's training forward returns {len(got)} outputs, "
-                        f"the source's {len(want)}")
-        names = getattr(want, "_fields", None) or [f"training output {k}" for k in range(len(want))]
-        diff = max([diff] + [_compare(g, w, n) for g, w, n in zip(got, want, names)])
-    return Verdict(network.params, diff, same_order)
+        theirs.eval()
+        ours.eval()
+    mode = "training" if train else "eval"
+    where = "x".join(map(str, shape))
+    if len(got) != len(want):
+        report.problems.append(f"{mode} mode at {where}: the spec returns {len(got)} outputs, the source {len(want)}")
+        return
+    for k, (g, w) in enumerate(zip(got, want)):
+        if g.shape != w.shape:
+            report.problems.append(f"{mode} mode at {where}: output {k} has shape {tuple(g.shape)[1:]}, "
+                                   f"the source's {tuple(w.shape)[1:]}")
+            return
+        diff = (g - w).abs().max().item()
+        report.max_diff = max(report.max_diff, diff)
+        if not diff <= TOLERANCE * max(1.0, w.abs().max().item()):
+            first = None if report.problems else first_difference(ours, theirs, x, train)  # named once
+            report.problems.append(f"{mode} mode at {where}: output {k} differs by {diff:.2e}"
+                                   + (f"; the first module whose output differs is '{first}'" if first else ""))
+            return
 
 
-def _compare(got, want, what: str) -> float:
-    if got.shape != want.shape:
-        raise error("import", f"the imported spec's {what} has shape {tuple(got.shape)}, the source's "
-                    f"{tuple(want.shape)}")
-    diff = (got - want).abs().max().item()
-    scale = min(1.0, want.abs().max().item())  # absolute for outputs of size >= 1, relative for smaller ones
-    if not diff <= TOLERANCE * scale:
-        raise error("import", f"the imported spec's {what} differs from the source's by {diff:.2e}")
-    return diff
+def first_difference(ours, theirs, x, train: bool) -> str | None:
+    """The first module of `theirs`, in execution order, whose output differs from the module of
+    the same path in `ours` (both in the given mode, with the same random stream)."""
+    import torch
+
+    both = set(dict(ours.named_modules())) & set(dict(theirs.named_modules()))
+    seen: dict[str, list] = {"ours": [], "theirs": []}
+    hooks = []
+    for side, model in (("ours", ours), ("theirs", theirs)):
+        for name, m in model.named_modules():
+            if name and name in both:
+                hooks.append(m.register_forward_hook(  # a copy: a later in-place op would change it
+                    lambda _m, _i, out, name=name, side=side: seen[side].append(
+                        (name, out.clone() if isinstance(out, torch.Tensor) else out))))
+    try:
+        _run(theirs, x, train)
+        _run(ours, x, train)
+    finally:
+        for h in hooks:
+            h.remove()
+        theirs.eval()
+        ours.eval()
+    got = {}
+    for name, out in seen["ours"]:
+        got.setdefault(name, out)
+    for name, want in seen["theirs"]:
+        g = got.get(name)
+        if not isinstance(want, torch.Tensor) or not isinstance(g, torch.Tensor):
+            continue
+        if g.shape != want.shape or (g - want).abs().max().item() > TOLERANCE * max(1.0, want.abs().max().item()):
+            return name
+    return None

@@ -103,19 +103,9 @@ def program_bytes(network, module, dynamic_batch: bool) -> bytes:
 
 def load_weights(module, path) -> None:
     """Load a state_dict file (torch.save, weights only) strictly into `module`."""
-    import torch
+    from netc.backends.torch.weights import read_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise error("io", f"no such weights file: '{path}'") from None
-    except Exception as exc:
-        raise error("io", f"cannot read weights '{path}': {type(exc).__name__}: {exc}", None,
-                    "expected a state_dict saved with torch.save (netc build --save)") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise error("io", f"'{path}' holds a {type(state).__name__}, not a state_dict")
+    state = read_state_dict(path)
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
