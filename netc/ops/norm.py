@@ -118,8 +118,8 @@ def _norm_autograd(shapes, groups: int) -> Autograd:
 class LayerNorm(Op):
     name = "layernorm"
     summary = "layer normalisation over the channels of a C×H×W map (torchvision's LayerNorm2d) or over the last axis (over: last)"
-    reference = ("`channels`: over the C of a C×H×W map (torchvision's `LayerNorm2d`); `last`: `nn.LayerNorm` over the "
-                 "last axis")
+    reference = ("`channels`: over the C of a C×H×W map (torchvision's `LayerNorm2d`); `last`: `nn.LayerNorm` "
+                 "over the last axis")
     Attrs = LayerNormAttrs
     onnx = "LayerNormalization (opset 17)"
     fill = "#eeeeee"

@@ -49,7 +49,8 @@ def mapped_padding(pad, mode="constant", value=None, **_):
         raise Unmappable(f"{mode} padding")
     left, right, top, bottom = widths
     p = left if len(set(widths)) == 1 else [top, left] if (left, top) == (right, bottom) else widths
-    return "pad", drop_defaults({"p": p, "mode": mode, "value": float(value or 0.0)}, {"mode": "constant", "value": 0.0})
+    return "pad", drop_defaults({"p": p, "mode": mode, "value": float(value or 0.0)},
+                                {"mode": "constant", "value": 0.0})
 
 
 @register
