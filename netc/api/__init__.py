@@ -22,7 +22,7 @@ from netc.spec.expand import Limits
 from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
 from netc.spec.model import Spec
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parent.parent.parent / "specs"
 
 
 def resolve_spec_path(name: str | os.PathLike) -> Path:
