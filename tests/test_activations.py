@@ -11,6 +11,7 @@ from tests.test_ops_v2 import assert_close, assert_refused, built, load, x_of
 
 CASES = [
     ("mish", lambda x: F.mish(x)),
+    ("softsign", lambda x: F.softsign(x)),
     ("selu", lambda x: F.selu(x)),
     ("{elu: {alpha: 0.5}}", lambda x: F.elu(x, 0.5)),
     ("{celu: {alpha: 2.0}}", lambda x: F.celu(x, 2.0)),
@@ -50,9 +51,10 @@ def test_activation_modules_import(tmp_path):
 
     text, verdict = import_sequential(tmp_path, "nn.Conv2d(3, 8, 1), nn.PReLU(8, init=0.1), nn.ELU(0.5), nn.Mish(), "
                                       "nn.Hardtanh(-2.0, 2.0), nn.GELU('tanh'), nn.Softplus(2.0), nn.SELU(), "
-                                      "nn.CELU(), nn.PReLU()", (3, 8, 8))
+                                      "nn.CELU(), nn.PReLU(), nn.Softsign()", (3, 8, 8))
     for words in ("prelu: {per_channel: true, init: 0.1}", "elu: {alpha: 0.5}", "mish", "hardtanh: {min_val: -2.0, "
-                  "max_val: 2.0}", "gelu: {approximate: tanh}", "softplus: {beta: 2.0}", "selu", "celu", "prelu: {}"):
+                  "max_val: 2.0}", "gelu: {approximate: tanh}", "softplus: {beta: 2.0}", "selu", "celu", "prelu: {}",
+                  "softsign"):
         assert words in text, (words, text)
     assert verdict.same_order and verdict.max_diff <= 1e-6
 

@@ -57,7 +57,7 @@ def op_node(draw):
                                "identity", "maxpool", "avgpool", "gap", "adaptive_avgpool", "flatten",
                                "linear", "dropout", "lrn", "softmax", "scale", "pad_channels", "add", "cat",
                                "mul", "layernorm", "groupnorm", "instancenorm", "permute", "reshape", "chunk", "slice", "upsample", "conv_transpose", "pixel_shuffle", "pixel_unshuffle", "pad", "channel_shuffle",
-                               "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale"]))
+                               "stochastic_depth", "hardswish", "hardsigmoid", "layer_scale", "softsign"]))
     if op in ("conv", "sepconv"):
         attrs = {"out": draw(st.one_of(st.integers(1, 8), st.just("$c"), st.just("$c * 2"))), "k": draw(pair(1, 4)),
                  "s": draw(pair(1, 3)), "p": draw(st.one_of(pair(0, 2), st.sampled_from(["same", "valid"]))),

@@ -70,6 +70,33 @@ def test_the_command_line_imports_no_backend():
     assert not {k: v for k, v in bad.items() if v}
 
 
+# what netc/cli may import of netc: the API (`netc.api` and its `reports` of analyses, choices and
+# files), its own modules, and the error types every layer raises and the CLI reports
+CLI_MAY_IMPORT = ("netc.api", "netc.cli", "netc.errors")
+
+
+def cli_reaches_around_the_api(modules=None) -> dict[str, list[str]]:
+    """The netc modules each module of netc/cli imports that are not the API, the CLI or the errors."""
+    found = {}
+    for name in modules or [m for m in MODULES if m == "netc.cli" or m.startswith("netc.cli.")]:
+        bad = sorted(m for m in imports(name) if m == "netc" or not any(
+            m == allowed or m.startswith(allowed + ".") for allowed in CLI_MAY_IMPORT))
+        if bad:
+            found[name] = bad
+    return found
+
+
+def test_the_command_line_is_a_thin_face_on_the_api(tmp_path, monkeypatch):
+    """`netc/cli/` reaches analyses, spec parsing and files only through `netc.api`: no import of
+    `netc.analysis`, `netc.spec`, `netc.ops`, `netc.fsutil` or a backend. The check finds a planted one."""
+    assert not cli_reaches_around_the_api()
+    planted = PACKAGE / "cli" / "check.py"
+    monkeypatch.setitem(MODULES, "netc.cli.planted", tmp_path / "planted.py")
+    (tmp_path / "planted.py").write_text(planted.read_text(encoding="utf-8") +
+                                         "\n\ndef f():\n    from netc.analysis.formats import human\n")
+    assert cli_reaches_around_the_api(["netc.cli.planted"]) == {"netc.cli.planted": ["netc.analysis.formats"]}
+
+
 def test_no_file_under_netc_is_longer_than_the_limit():
     long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
             if (n := p.read_text(encoding="utf-8").count("\n")) > MAX_LINES}

@@ -314,6 +314,7 @@ EVERY_OP = """\
   - prelu
   - {prelu: {per_channel: true, init: 0.1}}
   - silu
+  - softsign
   - {residual: {body: [{conv: {out: 16, k: 3, p: 1}}, sigmoid], shortcut: {pad_channels: {out: 16}}, scale: 0.5,
                 then: tanh}}
   - {softmax: {dim: 0}}

@@ -41,6 +41,7 @@ CASES = {
     "elu": [({}, [(8, 6, 6)]), ({"alpha": 0.5, "inplace": True}, [(8, 6, 6)])],
     "celu": [({}, [(8, 6, 6)]), ({"alpha": 0.5, "inplace": True}, [(8, 6, 6)])],
     "softplus": [({}, [(8, 6, 6)]), ({"beta": 2.0, "threshold": 5.0}, [(8,)])],
+    "softsign": [({}, [(8, 6, 6)]), ({}, [(8,)])],
     "hardtanh": [({}, [(8, 6, 6)]), ({"min_val": -2.0, "max_val": 2.0, "inplace": True}, [(8, 6, 6)])],
     "prelu": [({}, [(8, 6, 6)]), ({"per_channel": True, "init": 0.1}, [(8, 6, 6)]), ({"per_channel": True}, [(8,)])],
     "softmax": [({}, [(10,)]), ({"dim": 0}, [(8, 6, 6)])],

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from netc.errors import NetcError  # noqa: E402
 from netc.ir.graph import set_inputs  # noqa: E402
 from netc.ops import REGISTRY  # noqa: E402
-from netc.ops.activation import _Activation  # noqa: E402
+from netc.ops.activation import Activation  # noqa: E402
 
 # the bundled specs with a torchvision reference, at a small size that every one of them takes
 SPECS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1_0", "googlenet",
@@ -42,7 +42,7 @@ def _attrs(node, **changes):
 
 
 def _is_activation(d) -> bool:
-    return isinstance(REGISTRY[d["op"]], _Activation) and len(d["inputs"]) == 1
+    return isinstance(REGISTRY[d["op"]], Activation) and len(d["inputs"]) == 1
 
 
 def _dilatable(d) -> bool:

@@ -58,7 +58,7 @@ class LazyGroup(click.Group):
         except OSError as exc:
             if exc.filename is None or os.environ.get("NETC_DEBUG"):
                 raise
-            from netc.fsutil import io_error
+            from netc.api.reports import io_error
 
             report(io_error(exc.filename, exc))  # a path the user gave that cannot be written
             ctx.exit(2)

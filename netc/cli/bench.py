@@ -39,7 +39,7 @@ def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, th
         TimeRemainingColumn,
     )
 
-    from netc.analysis.formats import human
+    from netc.api.reports import human
 
     if vs:
         if device not in ("auto", "cpu"):

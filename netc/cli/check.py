@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import click
 
-from netc.analysis.formats import human
+from netc.api.reports import fmt_shape, human
 from netc.cli.options import spec_options
-from netc.ops import fmt_shape
 
 
 @click.command()

@@ -23,8 +23,8 @@ def _write(network, out_dir, quiet: bool) -> None:
 def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]:
     """Generate every bundled spec into `out_dir`; every spec compiles before anything is written."""
     from netc.api import SPECS_DIR, load
+    from netc.api.reports import write_atomic
     from netc.errors import Collector, NetcError
-    from netc.fsutil import write_atomic
 
     errors, sources = Collector(), {}
     for spec in sorted(SPECS_DIR.glob("*.yaml")):

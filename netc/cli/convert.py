@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from netc.cli.options import parse_shape
+from netc.cli.options import compile_options
+from netc.cli.output import to_stdout, write_output
 
 
 @click.command("convert-weights")
@@ -11,23 +12,20 @@ from netc.cli.options import parse_shape
 @click.argument("dst")
 @click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False),
               help="a state_dict of SRC saved with torch.save (e.g. torchvision's vgg16 weights)")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="where to write DST's state_dict")
-@click.option("--set", "overrides", multiple=True, metavar="K=V", help="override a parameter of both specs")
-@click.option("--input", "input_shape", metavar="CxHxW", help="DST's input shape (weights do not depend on it)")
-def convert_weights(src, dst, weights, output, overrides, input_shape):
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="where to write DST's state_dict ('-': stdout)")
+@compile_options
+def convert_weights(src, dst, weights, output, compile_spec):
     """Convert a state_dict of SRC into one of DST: layers matched by DST's `mapping:`, equal
     module paths, then position; FC weights become conv weights over their input's window (and back)."""
     import io
 
     import torch
 
-    from netc.api import load
     from netc.errors import error
-    from netc.fsutil import write_atomic
-    from netc.spec.load import parse_overrides
 
-    sets = parse_overrides(list(overrides))
-    source, target = load(src, sets), load(dst, sets, input_shape=parse_shape(input_shape))
+    # --input is DST's: the weights do not depend on it
+    source, target = compile_spec(src, shaped=False), compile_spec(dst)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file, or one holding more than tensors
@@ -39,5 +37,6 @@ def convert_weights(src, dst, weights, output, overrides, input_shape):
     converted = target.weights_from(source, state)
     buf = io.BytesIO()
     torch.save(converted, buf)
-    write_atomic(output, buf.getvalue())
-    click.echo(f"wrote {output}: {len(converted)} tensors of {target.name} from {source.name}")
+    write_output(output, buf.getvalue())
+    if not to_stdout(output):
+        click.echo(f"wrote {output}: {len(converted)} tensors of {target.name} from {source.name}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import parse_shape
+from netc.cli.output import to_stdout, write_output
 
 
 @click.command(name="import")
 @click.argument("source")
 @click.argument("kwargs", nargs=-1, metavar="[KEY=VALUE]...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the spec here (default: stdout)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the spec here (default or '-': stdout)")
 @click.option("--input", "input_shape", metavar="CxHxW", help="input shape to trace and verify at")
 @click.option("--name", help="the spec's name (default: from SOURCE)")
 @click.option("--check-only", is_flag=True, help="verify the import, write nothing")
@@ -20,17 +21,14 @@ def import_(source, kwargs, output, input_shape, name, check_only, no_verify):
     repeated submodules as templates and repeats; verified by compiling it, loading the
     source's state_dict strictly and comparing outputs."""
     from netc.api import import_spec
-    from netc.fsutil import write_atomic
-    from netc.interop.source import parse_kwargs
+    from netc.api.reports import parse_kwargs
 
     text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
                                 check=check_only or not no_verify)
     if verdict is not None:
-        click.echo(f"{source}: {verdict.summary()}", err=bool(not check_only and not output))
+        click.echo(f"{source}: {verdict.summary()}", err=not check_only and to_stdout(output))
     if check_only:
         return
-    if output:
-        write_atomic(output, text)
+    write_output(output, text)
+    if not to_stdout(output):
         click.echo(f"wrote {output} ({text.count(chr(10))} lines)")
-    else:
-        click.echo(text, nl=False)

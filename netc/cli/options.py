@@ -1,11 +1,11 @@
-"""Options shared by the commands that compile a spec."""
+"""The options of every command that compiles a spec: --set, --input and the limits on compiling."""
 from __future__ import annotations
 
 import functools
 
 import click
 
-from netc.spec.expand import Limits
+from netc.api.reports import Limits, parse_overrides
 
 
 def parse_shape(text: str | None):
@@ -20,12 +20,14 @@ def parse_shape(text: str | None):
     return dims
 
 
-def spec_options(fn):
-    """SPEC argument plus --set, --input and the limits; passes `network_args` to the command."""
+def compile_options(fn):
+    """--set, --input and the limits; passes `compile_spec`, which compiles a spec (a file or a bundled
+    name) under them: `compile_spec(name, more=("k=v",), shaped=False)` adds overrides for that spec
+    alone and leaves --input out (a spec whose weights only are read); `shape=` compiles it at
+    another input shape than --input's."""
 
-    @click.argument("spec")
-    @click.option("--set", "overrides", multiple=True, metavar="K=V", help="override a spec parameter")
-    @click.option("--input", "input_shape", metavar="CxHxW", help="input shape, e.g. 3x320x320")
+    @click.option("--set", "overrides", multiple=True, metavar="K=V", help="override a spec parameter (every SPEC)")
+    @click.option("--input", "input_shape", metavar="CxHxW", help="input shape, e.g. 3x320x320 (every SPEC)")
     @click.option("--max-nodes", type=click.IntRange(1), default=Limits.max_nodes, show_default=True,
                   help="limit on expanded nodes")
     @click.option("--max-depth", type=click.IntRange(1), default=Limits.max_depth, show_default=True,
@@ -37,15 +39,28 @@ def spec_options(fn):
     @click.option("--max-work", type=click.IntRange(1), default=Limits.max_work, show_default=True,
                   help="limit on the work of compiling (about a microsecond a unit): repeats, expressions, values")
     @functools.wraps(fn)
-    def wrapper(spec, overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work,
-                **kwargs):
+    def wrapper(overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work, **kwargs):
         from netc.api import load
-        from netc.spec.load import parse_overrides
 
-        network = load(spec, parse_overrides(list(overrides)),
-                       Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes,
-                              max_file_bytes=max_file_bytes, max_work=max_work),
-                       parse_shape(input_shape))
-        return fn(network, **kwargs)
+        values, shape = parse_overrides(list(overrides)), parse_shape(input_shape)
+        limits = Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes,
+                        max_file_bytes=max_file_bytes, max_work=max_work)
+
+        def compile_spec(name: str, more=(), shaped: bool = True, shape: tuple | None = shape):
+            return load(name, {**values, **parse_overrides(list(more))}, limits, shape if shaped else None)
+
+        return fn(compile_spec=compile_spec, **kwargs)
+
+    return wrapper
+
+
+def spec_options(fn):
+    """The SPEC argument and `compile_options`; passes the compiled `network` to the command."""
+
+    @click.argument("spec")
+    @compile_options
+    @functools.wraps(fn)
+    def wrapper(spec, compile_spec, **kwargs):
+        return fn(compile_spec(spec), **kwargs)
 
     return wrapper

@@ -3,8 +3,6 @@
 Also the parsing of `netc build --lesion/--reorder`, which transform the compiled network."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from netc.cli.options import spec_options
@@ -29,13 +27,9 @@ def parse_range(text: str | None):
 def paths(network, between, fmt):
     """Count SPEC's input-output paths exactly and show their lengths in residual blocks and in
     weighted layers: range, mean, central 95% interval, histogram."""
-    from netc.analysis.paths import as_json, count_paths, report
+    from netc.api.reports import paths_text
 
-    result = count_paths(network)
-    if fmt == "json":
-        click.echo(json.dumps(as_json(result), indent=1))
-    else:
-        click.echo(report(result, parse_range(between)), nl=False)
+    click.echo(paths_text(network, parse_range(between), fmt), nl=False)
 
 
 def transformed(network, lesions, reorders):

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import write_output
 
 
 def default_path(name: str, fmt: str) -> Path:
@@ -40,18 +40,8 @@ def pick_format(fmt: str | None, output: str | None) -> str:
               help="top-to-bottom or left-to-right")
 def render(network, fmt, output, depth, rankdir):
     """Draw SPEC: blocks as clusters, tensor shapes on edges; the format follows the flag or -o's suffix."""
-    from netc.fsutil import write_atomic
-
     fmt = pick_format(fmt, output)
     data = network.render(fmt, depth, rankdir.upper())
     if output is None and fmt != "dot":
         output = str(default_path(network.name, fmt))
-    if output is None or output == "-":
-        if isinstance(data, bytes):
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            click.echo(data, nl=False)
-        return
-    write_atomic(output, data)
-    click.echo(f"wrote {output}", err=True)
+    write_output(output, data, announce=True)

@@ -5,22 +5,21 @@ import sys
 
 import click
 
-from netc.analysis.cost import DTYPE_BYTES
-from netc.analysis.formats import FORMATS
-from netc.analysis.paper import LAYOUTS
 from netc.api import CPU_ISAS
+from netc.api.reports import dtypes, paper_layouts, table_formats
 from netc.cli.options import spec_options
+from netc.cli.output import write_output
 
 
 @click.command()
 @spec_options
 @click.option("--depth", type=click.IntRange(0), default=None,
               help="collapse blocks nested deeper than N into one subtotal row (1: one row per top-level block)")
-@click.option("--format", "fmt", type=click.Choice([*FORMATS, "latex"]), default="text", show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32", show_default=True,
+@click.option("--format", "fmt", type=click.Choice([*table_formats(), "latex"]), default="text", show_default=True)
+@click.option("--dtype", type=click.Choice(dtypes()), default="float32", show_default=True,
               help="element type for activation memory")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
-@click.option("--layout", type=click.Choice(["cost", *LAYOUTS]), default="cost", show_default=True,
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout ('-': stdout)")
+@click.option("--layout", type=click.Choice(["cost", *paper_layouts()]), default="cost", show_default=True,
               help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
                    "chosen from the graph; or name one); several SPECs become columns")
 @click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
@@ -43,27 +42,17 @@ def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, a
             raise click.UsageError("--train predicts one SPEC's training step; it takes no --layout or further SPECs")
         if isa and train_device != "cpu":
             raise click.UsageError("--isa names a CPU's instruction set; it takes no --device cuda")
-        from netc.cli.train_cost import train_report
+        from netc.api.reports import train_text
 
-        text = train_report(network, fmt, batch, optimizer, amp, train_device, isa, budget)
+        text = train_text(network, fmt, batch, optimizer, amp, train_device, isa, budget)
     elif layout != "cost" or more or fmt == "latex":
         from netc.cli.paper import paper_layout
 
         return paper_layout(network, more, layout, fmt, output)
     elif fmt == "text" and not output and sys.stdout.isatty():
-        from rich.console import Console
+        from netc.api.reports import print_table
 
-        from netc.analysis.cost import analyse
-        from netc.analysis.formats import print_styled
-        from netc.analysis.table import build
-
-        print_styled(build(analyse(network, dtype), depth), Console())
-        return
+        return print_table(network, depth, dtype)
     else:
         text = network.table(depth=depth, fmt=fmt, dtype=dtype)
-    if output:
-        from netc.fsutil import write_atomic
-
-        write_atomic(output, text)
-    else:
-        click.echo(text, nl=False)
+    write_output(output, text)

@@ -12,6 +12,10 @@ from torch import fx
 
 from netc.interop import mapping
 from netc.interop.mapping import Unmappable
+from netc.ops.pad import mapped_padding
+from netc.ops.resample import mapped_interpolation
+from netc.ops.shape import batchless_dims
+from netc.ops.tensor import flatten_axes
 
 
 def _wrapped_op(f):
@@ -35,7 +39,7 @@ def function_op(node, chunks: dict):
         if f == "contiguous":
             return args[0]
         if f == "flatten" and not _flattens(f, args, kw):
-            return (*mapping.flatten_axes(*_flatten_range(args, kw)), [args[0]])
+            return (*flatten_axes(*_flatten_range(args, kw)), [args[0]])
         if f in ("view", "reshape", "flatten") and _flattens(f, args, kw):
             return "flatten", {}, [args[0]]
         if f in mapping.METHOD_ACTIVATIONS:
@@ -44,15 +48,15 @@ def function_op(node, chunks: dict):
             return _narrow_or_split(node, f, args, kw, chunks)
         if f == "permute":
             dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-            return "permute", mapping.permute_dims(kw.get("dims", dims)), [args[0]]
+            return "permute", batchless_dims(kw.get("dims", dims)), [args[0]]
         if f == "chunk":
             chunks[node] = (args[0], *_chunk_args(args, kw))
             return None
         if f == "mean" and _means_spatial(args, kw):
             return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
-        if f not in mapping.BINARY_METHODS:
+        if f not in BINARY_METHODS:
             raise Unmappable(f"tensor method .{f}()")
-        f = mapping.BINARY_METHODS[f]
+        f = BINARY_METHODS[f]
     if f is operator.getitem and args[0] in chunks:
         return _part(chunks[args[0]], _static(args[1], "indexing of split parts"))
     if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node) or is_tuple_class(f):
@@ -79,7 +83,7 @@ def function_op(node, chunks: dict):
     if f in mapping.FUNCTIONAL_MODULES:
         return (*_as_module(f, mapping.FUNCTIONAL_MODULES[f], args[1:], kw), tensors[:1])
     if f in mapping.PERMUTE:
-        return "permute", mapping.permute_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
+        return "permute", batchless_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
     if f in mapping.CAT:
         dim = kw.get("dim", args[1] if len(args) > 1 else 0)
         if dim != 1:
@@ -87,19 +91,18 @@ def function_op(node, chunks: dict):
         inputs = list(args[0])
         return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
     if f in mapping.FLATTEN:
-        return (*mapping.flatten_axes(*_flatten_range(args, kw)), tensors[:1])
+        return (*flatten_axes(*_flatten_range(args, kw)), tensors[:1])
     if f in ADAPTIVE:
-        cls, op = ADAPTIVE[f]
-        return (*mapping.adaptive(cls((args[1:] or [kw.get("output_size")])[0]), op), tensors[:1])
+        return (*mapping.map_module(ADAPTIVE[f]((args[1:] or [kw.get("output_size")])[0])), tensors[:1])
     pool = POOLS.get(getattr(f, "__name__", ""))
     if pool is not None:
         cls, names = pool
         bound = dict(zip(names, args[1:]), **kw)
         return (*mapping.map_module(cls(**bound)), tensors[:1])
     if f is F.pad:
-        return (*mapping.padding(**dict(zip(("pad", "mode", "value"), args[1:]), **kw)), tensors[:1])
+        return (*mapped_padding(**dict(zip(("pad", "mode", "value"), args[1:]), **kw)), tensors[:1])
     if f is F.interpolate:
-        return (*mapping.upsample(**dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)),
+        return (*mapped_interpolation(**dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)),
                 tensors[:1])
     if f is F.dropout:
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
@@ -107,8 +110,9 @@ def function_op(node, chunks: dict):
     raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
 
 
-ADAPTIVE = {F.adaptive_avg_pool2d: (torch.nn.AdaptiveAvgPool2d, "adaptive_avgpool"),
-            F.adaptive_max_pool2d: (torch.nn.AdaptiveMaxPool2d, "adaptive_maxpool")}
+# tensor methods x.add(y) / x.mul_(y) map as x + y / x * y
+BINARY_METHODS = {"add": operator.add, "add_": operator.iadd, "mul": operator.mul, "mul_": operator.imul}
+ADAPTIVE = {F.adaptive_avg_pool2d: torch.nn.AdaptiveAvgPool2d, F.adaptive_max_pool2d: torch.nn.AdaptiveMaxPool2d}
 
 
 def _as_module(f, cls, args, kw):

@@ -2,9 +2,11 @@
 
 An `Op` subclass names its YAML key, its attribute schema (a strict pydantic model), its
 arity, and then: shape rule, parameter and buffer counts, MACs, window (for receptive
-field), what autograd keeps for its backward (training memory), diagram label and the torch
+field), what autograd keeps for its backward (training memory), diagram label and fill, the torch
 module that implements it (as a `ModuleSpec`, which both the interpreter and the code
-generator consume). Adding an op is adding one class.
+generator consume), its ONNX mapping and hazards, the torch modules, functions and tensor
+methods `netc import` maps to it, and its row of the README's op table. Consumers ask the
+registry; none keeps a table keyed by op name, so adding an op is adding one class.
 
 Shapes are tuples without the batch dimension: (C, H, W) for feature maps, (F,) for flat
 features. Nothing here imports torch.
@@ -96,6 +98,20 @@ class OwnedParam:
     fn: str
 
 
+@dataclass(frozen=True)
+class Hazard:
+    """A case where an op's ONNX mapping is lossy, runtime-dependent or missing (`fatal`: it stops
+    the export)."""
+
+    message: str
+    hint: str
+    fatal: bool = False
+
+
+class Unmappable(Exception):
+    """This torch module or call has no netc op; the message says why (`netc import` reports it)."""
+
+
 SAVES_INPUT = Autograd(inputs=(0,))
 SAVES_NOTHING = Autograd()
 
@@ -109,6 +125,21 @@ class Op:
     # ops without parameters whose output does not depend on training mode can be dropped
     # from diagrams' detail; purely informative
     elementwise: ClassVar[bool] = False
+    # the ONNX operators it exports as; None: no mapping, which stops an export
+    onnx: ClassVar[str | None] = None
+    # diagrams: its fill colour, by family, so a reader sees convs, pools and norms at a glance; an
+    # elementwise join is drawn as a small circle holding its sign, a merge as `diagram_shape`
+    fill: ClassVar[str] = "#ffffff"
+    diagram_sign: ClassVar[str | None] = None
+    diagram_shape: ClassVar[str | None] = None
+    # `netc import`: the torch modules (dotted class names, resolved by the importer: nothing here
+    # imports torch) that map to this op, the parameter-free functions that compute what its first
+    # module computes with the same arguments, and the tensor methods (`x.relu()`) that are it
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+    tensor_methods: ClassVar[tuple[str, ...]] = ()
+    # the meaning column of the README's op table (its attributes come from `Attrs`); default `summary`
+    reference: ClassVar[str] = ""
 
     def infer(self, a, shapes: list[Shape]) -> Shape:
         return shapes[0]
@@ -167,6 +198,15 @@ class Op:
     def module(self, a, shapes: list[Shape]) -> ModuleSpec:
         raise NotImplementedError(self.name)
 
+    def onnx_hazard(self, a, in_shape: Shape, out_shape: Shape) -> Hazard | None:
+        """Where this use of the op exports lossily or not at all (see `Hazard`); None: it is exact."""
+        return None
+
+    def from_module(self, m, torch_cls: str) -> tuple[str, dict]:
+        """(op, attrs) of torch module `m`, an instance of `torch_cls` (one of `torch_modules`): by
+        default the attributes of the same names, defaults left out. Raises Unmappable with the reason."""
+        return self.name, module_attrs(self.Attrs, m)
+
 
 REGISTRY: dict[str, Op] = {}
 
@@ -176,6 +216,28 @@ def register(cls: type[Op]) -> type[Op]:
         raise ValueError(f"op '{cls.name}' registered twice")
     REGISTRY[cls.name] = cls()
     return cls
+
+
+def torch_pair(v):
+    """A torch size as a spec writes it: (3, 3) -> 3, (1, 7) -> [1, 7]."""
+    if isinstance(v, (tuple, list)):
+        return int(v[0]) if v[0] == v[1] else [int(v[0]), int(v[1])]
+    return int(v)
+
+
+def drop_defaults(attrs: dict, defaults: dict) -> dict:
+    return {k: v for k, v in attrs.items() if k not in defaults or defaults[k] != v}
+
+
+def module_attrs(attrs: type[Attrs], m) -> dict:
+    """The fields of `attrs` read from module `m`'s attributes of the same names (floats as floats),
+    those at their defaults left out."""
+    found = {}
+    for key, f in attrs.model_fields.items():
+        if hasattr(m, key):
+            v = getattr(m, key)
+            found[key] = float(v) if f.annotation is float else v
+    return drop_defaults(found, {k: f.default for k, f in attrs.model_fields.items()})
 
 
 def numel(shape: Shape) -> int:

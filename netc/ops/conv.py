@@ -6,8 +6,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, numel,
-                           pair, register)
+from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, Window, drop_defaults, fmt_pair,
+                           need_map, numel, pair, register, torch_pair)
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -77,11 +77,30 @@ def _padding_for_torch(a):
     return a.p if isinstance(a.p, str) else pair(a.p)
 
 
+CONV_DEFAULTS = {"s": 1, "p": 0, "output_padding": 0, "d": 1, "groups": 1, "bias": True}
+
+
+def conv_attrs(m, p, **after_p) -> dict:
+    """A torch conv's or transposed conv's attributes, in the order a spec writes them, defaults dropped."""
+    if m.padding_mode != "zeros":
+        raise Unmappable(f"padding_mode '{m.padding_mode}' (netc pads with zeros)")
+    return drop_defaults({"out": m.out_channels, "k": torch_pair(m.kernel_size), "s": torch_pair(m.stride), "p": p,
+                          **after_p, "d": torch_pair(m.dilation), "groups": m.groups, "bias": m.bias is not None},
+                         CONV_DEFAULTS)
+
+
 @register
 class Conv(Op):
     name = "conv"
     summary = "2-D convolution: out channels, kernel k, stride s, padding p (int, [h, w], same, valid), dilation d, groups, bias"
+    reference = "2-D convolution (`nn.Conv2d`)"
     Attrs = ConvAttrs
+    onnx = "Conv"
+    fill = "#cfe2f3"
+    torch_modules = ("torch.nn.Conv2d",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, conv_attrs(m, m.padding if isinstance(m.padding, str) else torch_pair(m.padding))
 
     def geometry(self, a):
         k, s, d = pair(a.k), pair(a.s), pair(a.d)
@@ -157,7 +176,17 @@ class SepConv(Op):
 
     name = "sepconv"
     summary = "depthwise-separable conv: depthwise k×k (stride s, padding p, dilation d) then pointwise 1×1 to out channels"
+    reference = "depthwise k×k then pointwise 1×1 (timm's Xception names)"
     Attrs = SepConvAttrs
+    onnx = "Conv (depthwise) + Conv (pointwise)"
+    fill = "#cfe2f3"
+
+    def from_module(self, m, torch_cls):
+        """timm's (and netc's) SeparableConv2d: `conv1` (depthwise) and `pointwise`."""
+        return self.name, drop_defaults({"out": m.pointwise.out_channels, "k": torch_pair(m.conv1.kernel_size),
+                                         "s": torch_pair(m.conv1.stride), "p": torch_pair(m.conv1.padding),
+                                         "d": torch_pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
+                                        {"s": 1, "p": 0, "d": 1, "bias": False})
 
     def infer(self, a, shapes):
         c, h, w = need_map("sepconv", shapes)
@@ -208,7 +237,17 @@ class ConvTranspose(Op):
     name = "conv_transpose"
     summary = ("transposed 2-D conv (learned upsampling): out channels, kernel k, stride s, padding p, "
                "output_padding, dilation d, groups, bias")
+    reference = ("transposed 2-D convolution (`nn.ConvTranspose2d`, Caffe's Deconvolution), the learned upsampling of "
+                 "FCN/U-Net/DCGAN decoders; MACs = input elements × out/groups × k_h·k_w (as "
+                 "`torch.utils.flop_counter`); the table's jump divides by `s` before its window widens the receptive "
+                 "field")
     Attrs = ConvTransposeAttrs
+    onnx = "ConvTranspose"
+    fill = "#cfe2f3"
+    torch_modules = ("torch.nn.ConvTranspose2d",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, conv_attrs(m, torch_pair(m.padding), output_padding=torch_pair(m.output_padding))
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)

@@ -22,7 +22,12 @@ class AddAttrs(Attrs):
 class Add(Op):
     name = "add"
     summary = "elementwise sum of two or more tensors of the same shape (residual merge); broadcast: true lets shapes broadcast"
+    reference = ("sum of 2+ inputs of one shape (residual merge); `broadcast: true` lets shapes broadcast (numpy "
+                 "rules, right-aligned)")
     Attrs = AddAttrs
+    onnx = "Add"
+    fill = "#f4cccc"
+    diagram_sign = "+"
     min_inputs, max_inputs = 2, None
 
     def infer(self, a, shapes):
@@ -57,7 +62,12 @@ class Add(Op):
 class Mul(Op):
     name = "mul"
     summary = "elementwise product of two or more tensors, shapes broadcast (a C×1×1 gate times a C×H×W map)"
+    reference = ("product of 2+ inputs, shapes broadcast: squeeze-and-excitation is `{mul: {}, from: [gate, x]}`, a "
+                 "C×1×1 gate on a C×H×W map")
     Attrs = NoAttrs
+    onnx = "Mul"
+    fill = "#f4cccc"
+    diagram_sign = "×"
     min_inputs, max_inputs = 2, None
 
     def infer(self, a, shapes):
@@ -82,7 +92,11 @@ class Mul(Op):
 class Cat(Op):
     name = "cat"
     summary = "concatenate two or more tensors along channels (height×width must agree)"
+    reference = "concatenation along channels"
     Attrs = NoAttrs
+    onnx = "Concat"
+    fill = "#b6d7a8"
+    diagram_shape = "invtrapezium"
     min_inputs, max_inputs = 2, None
 
     def infer(self, a, shapes):
@@ -113,7 +127,10 @@ class ScaleAttrs(Attrs):
 class Scale(Op):
     name = "scale"
     summary = "multiply by a constant factor (residual scaling in Inception-ResNet)"
+    reference = "multiplication by a constant (Inception-ResNet)"
     Attrs = ScaleAttrs
+    onnx = "Mul"
+    fill = "#fce5cd"
     elementwise = True
 
     def other_flops(self, a, shapes, out):
@@ -141,7 +158,12 @@ class LayerScale(Op):
 
     name = "layer_scale"
     summary = "learnable scale owned by the enclosing block (init, shape; default C×1×1 on maps, C on vectors)"
+    reference = ("a learnable scale `param * x`, kept on the *enclosing block* under the layer's name "
+                 "(`features.1.0.layer_scale`, as torchvision's ConvNeXt), starting at `init` whatever the `init:` "
+                 "scheme; `shape` defaults to C×1×1 on maps, C on vectors")
     Attrs = LayerScaleAttrs
+    onnx = "Mul (by an initializer)"
+    fill = "#fce5cd"
 
     def shape(self, a, shapes):
         x = shapes[0]
@@ -182,7 +204,10 @@ class PadChannels(Op):
 
     name = "pad_channels"
     summary = "parameter-free shortcut: take every s-th pixel and zero-pad channels up to out"
+    reference = "ResNet option-A shortcut: subsample, zero-pad channels"
     Attrs = PadChannelsAttrs
+    onnx = "Slice + Pad"
+    fill = "#fce5cd"
 
     def infer(self, a, shapes):
         c, h, w = need_map("pad_channels", shapes)

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, ShapeError, fmt_shape, need_map, numel, register
+from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, drop_defaults, fmt_shape, need_map,
+                           numel, register)
 
 PosFloat = Annotated[float, Field(gt=0)]
 
@@ -22,6 +23,14 @@ class BatchNorm(Op):
     name = "bn"
     summary = "batch normalisation over channels (eps, momentum, affine)"
     Attrs = BNAttrs
+    onnx = "BatchNormalization"
+    fill = "#eeeeee"
+    torch_modules = ("torch.nn.BatchNorm2d",)
+
+    def from_module(self, m, torch_cls):
+        if not m.track_running_stats:
+            raise Unmappable("batch norm without running statistics")
+        return super().from_module(m, torch_cls)
 
     def params(self, a, shapes):
         return 2 * shapes[0][0] if a.affine else 0
@@ -60,6 +69,12 @@ class LRN(Op):
     name = "lrn"
     summary = "local response normalisation across channels (size, alpha, beta, k)"
     Attrs = LRNAttrs
+    onnx = "LRN"
+    fill = "#eeeeee"
+    torch_modules = ("torch.nn.LocalResponseNorm",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, {"size": m.size, "alpha": float(m.alpha), "beta": float(m.beta), "k": float(m.k)}
 
     def infer(self, a, shapes):
         if len(shapes[0]) < 2:  # torch's LocalResponseNorm needs channels and at least one spatial axis
@@ -103,7 +118,22 @@ def _norm_autograd(shapes, groups: int) -> Autograd:
 class LayerNorm(Op):
     name = "layernorm"
     summary = "layer normalisation over the channels of a C×H×W map (torchvision's LayerNorm2d) or over the last axis (over: last)"
+    reference = ("`channels`: over the C of a C×H×W map (torchvision's `LayerNorm2d`); `last`: `nn.LayerNorm` "
+                 "over the last axis")
     Attrs = LayerNormAttrs
+    onnx = "LayerNormalization (opset 17)"
+    fill = "#eeeeee"
+    # LayerNorm2d: nn.LayerNorm over the channels of an N×C×H×W map (permute, norm, permute back)
+    torch_modules = ("torch.nn.LayerNorm", "torchvision.models.convnext.LayerNorm2d", "timm.layers.norm.LayerNorm2d")
+
+    def from_module(self, m, torch_cls):
+        if len(m.normalized_shape) != 1:
+            raise Unmappable(f"layer norm over {len(m.normalized_shape)} axes (netc normalises one: channels or last)")
+        if m.elementwise_affine and m.bias is None:
+            raise Unmappable("layer norm with a weight but no bias")
+        over = "last" if torch_cls == "torch.nn.LayerNorm" else "channels"
+        return self.name, drop_defaults({"over": over, "eps": float(m.eps), "affine": bool(m.elementwise_affine)},
+                                        {"over": "channels", "eps": 1e-5, "affine": True})
 
     def infer(self, a, shapes):
         if a.over == "channels" and len(shapes[0]) != 3:
@@ -141,7 +171,15 @@ class GroupNormAttrs(Attrs):
 class GroupNorm(Op):
     name = "groupnorm"
     summary = "group normalisation: channels in groups, each normalised over its channels and positions"
+    reference = "`nn.GroupNorm(groups, C)`; groups must divide C"
     Attrs = GroupNormAttrs
+    onnx = "GroupNormalization (opset 18), or InstanceNormalization + Mul + Add"
+    fill = "#eeeeee"
+    torch_modules = ("torch.nn.GroupNorm",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, drop_defaults({"groups": m.num_groups, "eps": float(m.eps), "affine": bool(m.affine)},
+                                        {"eps": 1e-5, "affine": True})
 
     def mixes_positions(self, a, shapes):
         return True  # each output is normalised by statistics over every position
@@ -183,7 +221,12 @@ class InstanceNorm(Op):
 
     name = "instancenorm"
     summary = "instance normalisation: each channel of each image over its positions (affine, track_running_stats)"
+    reference = ("`nn.InstanceNorm2d`: each channel of each image over its positions (style transfer, GAN generators); "
+                 "torch's defaults")
     Attrs = InstanceNormAttrs
+    onnx = "InstanceNormalization"
+    fill = "#eeeeee"
+    torch_modules = ("torch.nn.InstanceNorm2d",)
 
     def mixes_positions(self, a, shapes):
         return True  # each output is normalised by statistics over every position

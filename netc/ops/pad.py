@@ -7,8 +7,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import (SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Window, need_map,
-                           register)
+from netc.ops.base import (SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Unmappable, Window,
+                           drop_defaults, need_map, register)
 
 NonNegInt = Annotated[int, Field(ge=0)]
 Sides = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)],
@@ -38,12 +38,37 @@ def sides(p) -> tuple[int, int, int, int]:
     return tuple(p)
 
 
+def mapped_padding(pad, mode="constant", value=None, **_):
+    """(op, attrs) of a padding module or F.pad over the last two axes with fixed widths."""
+    widths = list(pad) if isinstance(pad, (tuple, list)) else [pad] * 4
+    if len(widths) == 2:  # F.pad's (left, right): the last axis only
+        widths += [0, 0]
+    if len(widths) != 4 or not all(isinstance(v, int) and v >= 0 for v in widths):
+        raise Unmappable(f"padding {tuple(widths)} (netc pads the height and width by fixed non-negative widths)")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise Unmappable(f"{mode} padding")
+    left, right, top, bottom = widths
+    p = left if len(set(widths)) == 1 else [top, left] if (left, top) == (right, bottom) else widths
+    return "pad", drop_defaults({"p": p, "mode": mode, "value": float(value or 0.0)},
+                                {"mode": "constant", "value": 0.0})
+
+
 @register
 class Pad(Op):
     name = "pad"
     summary = ("pad a map: p (one width, [h, w], or [left, right, top, bottom]); mode constant (value), "
                "reflect, replicate or circular")
+    reference = ("spatial padding as an op, `p` one width, `[h, w]`, or `[left, right, top, bottom]` (`nn.ZeroPad2d`, "
+                 "`ConstantPad2d`, `ReflectionPad2d`, `ReplicationPad2d`, `CircularPad2d`): style-transfer and pix2pix "
+                 "generators pad by reflection before their convs")
     Attrs = PadAttrs
+    onnx = "Pad"
+    fill = "#fce5cd"
+    torch_modules = ("torch.nn.ZeroPad2d", "torch.nn.ConstantPad2d", *MODULES.values())
+
+    def from_module(self, m, torch_cls):
+        mode = {v: k for k, v in MODULES.items()}.get(torch_cls, "constant")
+        return mapped_padding(m.padding, mode, getattr(m, "value", None))
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)

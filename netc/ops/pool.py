@@ -5,9 +5,9 @@ from typing import Annotated, Optional, Union
 
 from pydantic import Field
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map,
-                           numel, pair, register)
-from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, Hazard, ModuleSpec, Op, ShapeError, Unmappable, Window,
+                           drop_defaults, fmt_pair, need_map, numel, pair, register, torch_pair)
+from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape, window_out
 
 
 class _PoolAttrs(Attrs):
@@ -27,6 +27,7 @@ class AvgPoolAttrs(_PoolAttrs):
 
 class _Pool(Op):
     kind = ""
+    fill = "#d9ead3"
 
     def geometry(self, a):
         k = pair(a.k)
@@ -64,6 +65,39 @@ class _Pool(Op):
             kw["ceil_mode"] = True
         return kw
 
+    def onnx_hazard(self, a, in_shape, out_shape):
+        if not a.ceil_mode or len(in_shape) != 3:
+            return None
+        k, s, p, d = self.geometry(a)
+        floor = tuple(window_out(n, k[i], s[i], p[i], d[i]) for i, n in enumerate(in_shape[1:]))
+        if floor == tuple(out_shape[1:]):
+            return None  # ceil and floor agree here: nothing depends on the rounding
+        # the plain ceil formula; PyTorch then drops a last window that would start in the right padding
+        naive = tuple(-(-(n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i, n in enumerate(in_shape[1:]))
+        dropped = naive != tuple(out_shape[1:])
+        detail = (" PyTorch also drops a last window that would start in the right padding, which "
+                  "older ONNX runtimes keep." if dropped else "")
+        return Hazard(f"ceil_mode rounds {in_shape[1]}×{in_shape[2]} up to {out_shape[1]}×{out_shape[2]} "
+                      f"(floor: {floor[0]}×{floor[1]}); converters and runtimes that do not implement ceil_mode "
+                      f"as PyTorch does give a different output size.{detail}",
+                      "pad explicitly (p) with ceil_mode: false to get the same size everywhere, or check "
+                      "the exported model on the target runtime")
+
+    def from_module(self, m, torch_cls):
+        if getattr(m, "return_indices", False):
+            raise Unmappable("max pooling that returns indices")
+        if getattr(m, "divisor_override", None):
+            raise Unmappable("average pooling with divisor_override")
+        a = {"k": torch_pair(m.kernel_size), "s": torch_pair(m.stride), "p": torch_pair(m.padding),
+             "ceil_mode": bool(m.ceil_mode)}
+        if self.kind == "max":
+            a["d"] = torch_pair(m.dilation)
+        else:
+            a["count_include_pad"] = bool(m.count_include_pad)
+        if a["s"] == a["k"]:
+            del a["s"]
+        return self.name, drop_defaults(a, {"p": 0, "ceil_mode": False, "d": 1, "count_include_pad": True})
+
 
 @register
 class MaxPool(_Pool):
@@ -71,6 +105,8 @@ class MaxPool(_Pool):
     kind = "max"
     summary = "max pooling: kernel k, stride s (default k), padding p, dilation d, ceil_mode"
     Attrs = MaxPoolAttrs
+    onnx = "MaxPool"
+    torch_modules = ("torch.nn.MaxPool2d",)
 
     def autograd(self, a, shapes, out):
         return Autograd(inputs=(0,), extra=((numel(out), "index"),))  # input and argmax indices
@@ -88,6 +124,8 @@ class AvgPool(_Pool):
     kind = "avg"
     summary = "average pooling: kernel k, stride s (default k), padding p, ceil_mode, count_include_pad"
     Attrs = AvgPoolAttrs
+    onnx = "AveragePool"
+    torch_modules = ("torch.nn.AvgPool2d",)
 
     def module(self, a, shapes):
         kw = self.module_kwargs(a)
@@ -103,6 +141,7 @@ class AdaptiveAttrs(Attrs):
 class _Adaptive(Op):
     torch_cls = ""
     kind = ""
+    fill = "#d9ead3"
 
     def infer(self, a, shapes):
         c, _, _ = need_map(self.name, shapes)
@@ -131,6 +170,30 @@ class _Adaptive(Op):
         out = a.out if isinstance(a.out, int) else pair(a.out)
         return ModuleSpec(self.torch_cls, (out,), {})
 
+    def onnx_hazard(self, a, in_shape, out_shape):
+        if len(in_shape) != 3:
+            return None
+        (_, h, w), (oh, ow) = in_shape, pair(getattr(a, "out", 1))
+        if h % oh == 0 and w % ow == 0:
+            return None  # exported as a plain pooling window: k = s = n / out
+        what = f"output {oh}×{ow} does not divide its {h}×{w} input"
+        if self.kind == "max":
+            return Hazard(f"{what}: ONNX has no adaptive max pooling and its windows then overlap "
+                          "unevenly, so there is no mapping", "use an input size (--input) or an 'out' "
+                          f"that divides {h}×{w}, or a maxpool with an explicit window", fatal=True)
+        return Hazard(f"{what}: exported as per-window slices and means (exact, but a larger graph); "
+                      "the TorchScript exporter and many converters fail on this", "use an input size "
+                      f"(--input) or an 'out' that divides {h}×{w} for a single AveragePool")
+
+    def from_module(self, m, torch_cls):
+        out = m.output_size
+        out = torch_pair(out) if isinstance(out, (tuple, list)) else out
+        if None in (out if isinstance(out, list) else [out]):
+            raise Unmappable("adaptive pooling that keeps a dimension (None)")
+        if self.kind == "avg" and out == 1:
+            return "gap", {}
+        return self.name, {"out": out}
+
 
 @register
 class AdaptiveAvgPool(_Adaptive):
@@ -139,6 +202,8 @@ class AdaptiveAvgPool(_Adaptive):
     summary = "adaptive average pooling to an out×out (or [h, w]) grid"
     Attrs = AdaptiveAttrs
     torch_cls = "torch.nn.AdaptiveAvgPool2d"
+    onnx = "AveragePool, or slices + ReduceMean"
+    torch_modules = (torch_cls,)
 
 
 @register
@@ -148,6 +213,8 @@ class AdaptiveMaxPool(_Adaptive):
     summary = "adaptive max pooling to an out×out (or [h, w]) grid"
     Attrs = AdaptiveAttrs
     torch_cls = "torch.nn.AdaptiveMaxPool2d"
+    onnx = "MaxPool"
+    torch_modules = (torch_cls,)
 
 
 class GlobalAttrs(Attrs):
@@ -163,6 +230,7 @@ class GlobalAvgPool(_Adaptive):
     summary = "global average pooling to C×1×1"
     Attrs = GlobalAttrs
     torch_cls = "torch.nn.AdaptiveAvgPool2d"
+    onnx = "ReduceMean"
 
     def infer(self, a, shapes):
         c, _, _ = need_map(self.name, shapes)

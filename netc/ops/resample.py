@@ -7,8 +7,8 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Window, fmt_pair, need_map, pair,
-                           register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Unmappable, Window, drop_defaults,
+                           fmt_pair, need_map, pair, register, torch_pair)
 
 PosInt = Annotated[int, Field(gt=0)]
 PairOf = Union[PosInt, Annotated[list[PosInt], Field(min_length=2, max_length=2)]]
@@ -34,7 +34,15 @@ class Upsample(Op):
     name = "upsample"
     summary = ("resample a map to a finer grid, by an integer scale or to a size [h, w], nearest or bilinear "
                "(align_corners): nn.Upsample")
+    reference = ("`nn.Upsample`: a finer grid, by an integer factor (`scale`) or to a `size` (int or [h, w]); "
+                 "`align_corners` for bilinear only (FCN, U-Net, FPN decoders); the table's jump and a feature map's "
+                 "stride divide by the factor")
     Attrs = UpsampleAttrs
+    onnx = "Resize"
+    torch_modules = ("torch.nn.Upsample",)
+
+    def from_module(self, m, torch_cls):
+        return mapped_interpolation(m.size, m.scale_factor, m.mode, m.align_corners)
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)
@@ -78,6 +86,26 @@ class FactorAttrs(Attrs):
     factor: PosInt
 
 
+def mapped_interpolation(size=None, scale_factor=None, mode="nearest", align_corners=None, antialias=False, **_):
+    """(op, attrs) of nn.Upsample / F.interpolate with a fixed integer scale or size."""
+    if mode not in ("nearest", "bilinear") or antialias:
+        raise Unmappable(f"{'antialiased ' if antialias else ''}{mode} interpolation (netc upsamples nearest or "
+                         "bilinear)")
+    if size is not None:
+        if not all(isinstance(v, int) for v in (size if isinstance(size, (tuple, list)) else [size])):
+            raise Unmappable("interpolation to a size computed from a tensor")
+        a = {"size": torch_pair(size)}
+    else:
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor]
+        if not all(isinstance(v, (int, float)) and float(v).is_integer() and v >= 1 for v in factors):
+            raise Unmappable(f"interpolation by scale {scale_factor} (netc upsamples by integer factors)")
+        a = {"scale": torch_pair(tuple(int(v) for v in factors) * (2 if len(factors) == 1 else 1))}
+    a["mode"] = mode
+    if mode == "bilinear" and align_corners:
+        a["align_corners"] = True
+    return "upsample", drop_defaults(a, {"mode": "nearest"})
+
+
 @register
 class PixelShuffle(Op):
     """C·r²×H×W -> C×rH×rW (`nn.PixelShuffle(r)`, Shi et al. 2016's sub-pixel convolution): each
@@ -85,7 +113,14 @@ class PixelShuffle(Op):
 
     name = "pixel_shuffle"
     summary = "rearrange C*r^2 x H x W into C x rH x rW (factor r): ESPCN's sub-pixel upsampling"
+    reference = "`nn.PixelShuffle` (C·r²×H×W → C×rH×rW, ESPCN's sub-pixel upsampling; the jump divides by r)"
     Attrs = FactorAttrs
+    onnx = "DepthToSpace (CRD)"
+    torch_modules = ("torch.nn.PixelShuffle",)
+    torch_functions = ("torch.nn.functional.pixel_shuffle",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, {"factor": m.upscale_factor}
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)
@@ -115,7 +150,14 @@ class PixelUnshuffle(Op):
 
     name = "pixel_unshuffle"
     summary = "rearrange C x H x W into C*r^2 x H/r x W/r (factor r): space-to-depth"
+    reference = "`nn.PixelUnshuffle` (space-to-depth; an r×r window at stride r)"
     Attrs = FactorAttrs
+    onnx = "Reshape + Transpose + Reshape"
+    torch_modules = ("torch.nn.PixelUnshuffle",)
+    torch_functions = ("torch.nn.functional.pixel_unshuffle",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, {"factor": m.downscale_factor}
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)

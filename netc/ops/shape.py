@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, axis_index, fmt_shape,
-                           numel, register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, axis_index,
+                           fmt_shape, numel, register)
 
 PosInt = Annotated[int, Field(gt=0)]
 VIEW = Autograd(alias=True, grad_alias=True)
@@ -24,11 +24,25 @@ class PermuteAttrs(Attrs):
         return self
 
 
+def batchless_dims(dims) -> dict:
+    """The attributes of torch's permute of a batch (`dims`) as netc's batchless `permute`."""
+    dims = [int(d) for d in dims]
+    if not dims or dims[0] != 0:
+        raise Unmappable(f"permute {dims} (it moves the batch axis)")
+    return {"dims": [d - 1 for d in dims[1:]]}
+
+
 @register
 class Permute(Op):
     name = "permute"
     summary = "reorder the (batchless) axes: dims [1, 2, 0] turns C×H×W into H×W×C (torchvision's Permute([0, 2, 3, 1]))"
+    reference = "reorder the axes: `[1, 2, 0]` turns C×H×W into H×W×C (torchvision's `Permute([0, 2, 3, 1])`)"
     Attrs = PermuteAttrs
+    onnx = "Transpose"
+    torch_modules = ("torchvision.ops.misc.Permute",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, batchless_dims(m.dims)
 
     def rf_exact(self, a):
         # moving the channels around H×W and back (ConvNeXt) keeps each position; other orders
@@ -66,7 +80,9 @@ class ReshapeAttrs(Attrs):
 class Reshape(Op):
     name = "reshape"
     summary = "reshape to a (batchless) shape, one -1 inferred; the element count must agree"
+    reference = "reshape each sample (one −1 allowed); the element count must agree"
     Attrs = ReshapeAttrs
+    onnx = "Reshape"
 
     def rf_exact(self, a):
         return False  # positions may move between axes
@@ -104,7 +120,10 @@ class ChunkAttrs(Attrs):
 class Chunk(Op):
     name = "chunk"
     summary = "one part (index) of the input split into equal parts along dim (0 = channels): x.chunk(parts, dim + 1)[index]"
+    reference = ("part `index` of `x.chunk(parts, dim + 1)`; the axis must divide evenly; name each part and take it "
+                 "with `from:` (ShuffleNet's split)")
     Attrs = ChunkAttrs
+    onnx = "Slice"
 
     def infer(self, a, shapes):
         x = shapes[0]
@@ -152,7 +171,11 @@ class Slice(Op):
     name = "slice"
     summary = ("entries start..end (end exclusive; negative from the end; none: to the end) of one axis, "
                "dim 0 = channels: x[:, start:end] - an unequal channel split (CSPNet, DPN, Res2Net, GhostNet)")
+    reference = ("entries `start:end` of one axis, `x[:, start:end]` for channels; negative indices count from the "
+                 "end, out-of-range ones are errors; an unequal split (CSPNet's halves, DPN's dense part, Res2Net's "
+                 "scales)")
     Attrs = SliceAttrs
+    onnx = "Slice"
 
     def rf_exact(self, a):
         return a.dim in (0, -3)  # a channel range; a crop of H or W moves the positions
@@ -181,7 +204,10 @@ class ShuffleAttrs(Attrs):
 class ChannelShuffle(Op):
     name = "channel_shuffle"
     summary = "interleave the channels of groups (ShuffleNet): C = groups × n, channel g·n + i moves to i·groups + g"
+    reference = "`nn.ChannelShuffle(groups)` (ShuffleNet); groups must divide C"
     Attrs = ShuffleAttrs
+    onnx = "Reshape + Transpose + Reshape"
+    torch_modules = ("torch.nn.ChannelShuffle",)
 
     def infer(self, a, shapes):
         x = shapes[0]

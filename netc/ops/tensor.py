@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Window, axis_index, numel, register
+from netc.ops.base import (Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Unmappable, Window, axis_index,
+                           drop_defaults, numel, register)
 
 # the output is the input (or a view of it) and so is the gradient: no memory, nothing saved
 VIEW = Autograd(alias=True, grad_alias=True)
@@ -16,11 +17,25 @@ class FlattenAttrs(Attrs):
     end: int = -1
 
 
+def flatten_axes(start: int, end: int):
+    """(op, attrs) of torch's flatten(start_dim, end_dim) of a batch as netc's batchless `flatten`."""
+    if start == 0 or end == 0:
+        raise Unmappable(f"flatten from dim {start} to {end} (it merges the batch axis)")
+    return "flatten", drop_defaults({"start": start - 1 if start > 0 else start, "end": end - 1 if end > 0 else end},
+                                    {"start": 0, "end": -1})
+
+
 @register
 class Flatten(Op):
     name = "flatten"
     summary = "flatten axes start..end (batchless; default all: C×H×W to C·H·W features)"
+    reference = "flatten axes start..end; by default all (`nn.Flatten(1)`)"
     Attrs = FlattenAttrs
+    onnx = "Reshape"
+    torch_modules = ("torch.nn.Flatten",)
+
+    def from_module(self, m, torch_cls):
+        return flatten_axes(m.start_dim, m.end_dim)
 
     def axes(self, a, shape) -> tuple[int, int]:
         start, end = (axis_index("flatten", x, len(shape), w) for x, w in ((a.start, "start"), (a.end, "end")))
@@ -55,7 +70,15 @@ class LinearAttrs(Attrs):
 class Linear(Op):
     name = "linear"
     summary = "fully connected layer over the last axis to out features (bias): a flat vector, or each position of an H×W×C map"
+    reference = ("`nn.Linear` over the last axis: a flat vector, or every position of an H×W×C map (MACs H·W·in·out); "
+                 "on an unpermuted map lint rule NL507 warns")
     Attrs = LinearAttrs
+    onnx = "Gemm"
+    fill = "#d9d2e9"
+    torch_modules = ("torch.nn.Linear",)
+
+    def from_module(self, m, torch_cls):
+        return self.name, drop_defaults({"out": m.out_features, "bias": m.bias is not None}, {"bias": True})
 
     # over the last axis of any tensor, as nn.Linear: a flat vector (a classifier), or the channels
     # of a map permuted to H×W×C (ConvNeXt's pointwise layers)
@@ -90,7 +113,10 @@ class DropoutAttrs(Attrs):
 class Dropout(Op):
     name = "dropout"
     summary = "dropout with drop probability p (training only)"
+    reference = "dropout (training only)"
     Attrs = DropoutAttrs
+    onnx = "(removed: eval mode)"
+    torch_modules = ("torch.nn.Dropout",)
 
     def autograd(self, a, shapes, out):
         if a.p == 0:
@@ -118,7 +144,11 @@ class StochasticDepth(Op):
 
     name = "stochastic_depth"
     summary = "drop a residual branch per sample (mode: row) or per batch with probability p (training only)"
+    reference = ("torchvision's `StochasticDepth`: in training, drop the input per sample (row) or per batch and scale "
+                 "the rest by 1/(1−p); identity in eval")
     Attrs = StochasticDepthAttrs
+    onnx = "(removed: eval mode)"
+    torch_modules = ("torchvision.ops.stochastic_depth.StochasticDepth",)
 
     def other_flops(self, a, shapes, out):
         return numel(out) if a.p else 0
@@ -140,7 +170,10 @@ class StochasticDepth(Op):
 class Identity(Op):
     name = "identity"
     summary = "pass the input through unchanged"
+    reference = "the input unchanged"
     Attrs = NoAttrs
+    onnx = "(removed)"
+    torch_modules = ("torch.nn.Identity",)
 
     def autograd(self, a, shapes, out):
         return VIEW

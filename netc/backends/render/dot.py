@@ -11,23 +11,11 @@ from __future__ import annotations
 import re
 
 from netc.backends.render.view import Box, Cluster, View, block_name, build_view
-from netc.ops import fmt_shape
+from netc.ops import REGISTRY, Op, fmt_shape
 
 FONT = "Helvetica,Arial,sans-serif"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-# fill colour by op family, so a reader sees convs, pools and merges at a glance
-FILL = {
-    "conv": "#cfe2f3", "sepconv": "#cfe2f3", "conv_transpose": "#cfe2f3", "linear": "#d9d2e9",
-    "maxpool": "#d9ead3", "avgpool": "#d9ead3", "gap": "#d9ead3", "adaptive_avgpool": "#d9ead3",
-    "adaptive_maxpool": "#d9ead3",
-    "bn": "#eeeeee", "lrn": "#eeeeee", "layernorm": "#eeeeee", "groupnorm": "#eeeeee", "instancenorm": "#eeeeee",
-    "relu": "#fff2cc", "relu6": "#fff2cc", "sigmoid": "#fff2cc", "tanh": "#fff2cc", "gelu": "#fff2cc",
-    "silu": "#fff2cc", "leaky_relu": "#fff2cc", "softmax": "#fff2cc", "log_softmax": "#fff2cc",
-    "hardswish": "#fff2cc", "hardsigmoid": "#fff2cc", "mish": "#fff2cc", "selu": "#fff2cc", "elu": "#fff2cc",
-    "celu": "#fff2cc", "softplus": "#fff2cc", "hardtanh": "#fff2cc", "prelu": "#fff2cc",
-    "scale": "#fce5cd", "pad_channels": "#fce5cd", "pad": "#fce5cd", "layer_scale": "#fce5cd",
-}
 CLUSTER_FILL = ("#f7f9fc", "#eef2f8", "#e6ecf5", "#dde5f1")
 
 
@@ -57,12 +45,10 @@ def tooltip(text: str) -> str:
     return quoted(str(text).replace("\\", "\uff3c"))
 
 
-JOINS = {"add": "+", "mul": "×"}  # elementwise joins drawn as a small circle with their sign
-
-
 def box_label(box: Box) -> str:
-    if box.kind in JOINS:
-        return f"<<B>{JOINS[box.kind]}</B>>"
+    op = REGISTRY.get(box.kind)  # the op's own diagram style: fill, sign or shape (see netc.ops.base.Op)
+    if op is not None and op.diagram_sign:
+        return f"<<B>{op.diagram_sign}</B>>"
     title, sub = box.title, box.name
     if box.kind == "block":
         title, sub = box.name, box.title
@@ -75,17 +61,18 @@ def box_label(box: Box) -> str:
 def box_attrs(box: Box) -> dict[str, str]:
     style = ["filled"]
     a = {"id": quoted(box.id), "label": box_label(box), "tooltip": tooltip(box.scope)}
-    if box.kind in JOINS:
-        a.update(shape="circle", fillcolor='"#f4cccc"', width="0.3", fixedsize="true", penwidth="1.5")
-    elif box.kind == "cat":
-        a.update(shape="invtrapezium", fillcolor='"#b6d7a8"', penwidth="1.5")
+    op = REGISTRY.get(box.kind)
+    if op is not None and op.diagram_sign:
+        a.update(shape="circle", fillcolor=quoted(op.fill), width="0.3", fixedsize="true", penwidth="1.5")
+    elif op is not None and op.diagram_shape:
+        a.update(shape=op.diagram_shape, fillcolor=quoted(op.fill), penwidth="1.5")
     elif box.kind == "block":
         a.update(shape="box", fillcolor='"#e4dcf3"', peripheries="2")
     elif box.kind in ("input", "output"):
         a.update(shape="oval", fillcolor='"#ffffff"')
     else:
         style.append("rounded")
-        a.update(fillcolor=quoted(FILL.get(box.kind, "#ffffff")))
+        a.update(fillcolor=quoted(op.fill if op is not None else Op.fill))
     if box.aux:
         style.append("dashed")
     a["style"] = quoted(",".join(style))

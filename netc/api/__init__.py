@@ -10,7 +10,7 @@ import gc
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import networkx as nx
 
@@ -23,7 +23,7 @@ from netc.spec.expand import Limits
 from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
 from netc.spec.model import Spec
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parent.parent.parent / "specs"
 
 
 def resolve_spec_path(name: str | os.PathLike) -> Path:
@@ -369,35 +369,32 @@ def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int
     return report(a, b, diff(a, b, block_depth), depth, rankdir)
 
 
-def verify(spec: str | os.PathLike, source: str, kwargs: dict | None = None, overrides: dict | None = None,
-           input_shape: tuple[int, ...] | None = None, strict_order: bool = False):
-    """`netc verify`: the spec against `source` (`torchvision:NAME`, `timm:NAME`,
-    `path/to/file.py:Factory` with `kwargs`, or a state_dict file) - a `netc.interop.verify.Report`."""
+def verify(spec: str | os.PathLike | Callable[..., Network], source: str, kwargs: dict | None = None,
+           strict_order: bool = False):
+    """`netc verify`: a spec (a file, a bundled name, or a function compiling it at a shape, None
+    for its own) against `source` (as `import_spec`'s, or a state_dict file): a verify.Report."""
     from netc.interop.source import load_source
     from netc.interop.verify import verify as check, verify_state_dict
 
-    network = load(spec, overrides, input_shape=input_shape)
-    if source.endswith((".pt", ".pth")) and ":" not in Path(source).name:
+    compile_at = spec if callable(spec) else lambda shape=None: load(spec, input_shape=shape)
+    network = compile_at(None)
+    if str(source).endswith((".pt", ".pth")) and ":" not in Path(source).name:
         return verify_state_dict(network, source, strict_order)
     module = load_source(source, kwargs).module
-    return check(lambda shape: load(spec, overrides, input_shape=shape), module, network.input_shape, strict_order)
+    return check(compile_at, module, network.input_shape, strict_order)
 
 
 def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
                 name: str | None = None, check: bool = True):
-    """An existing nn.Module as a netc spec (`netc.interop`): returns (spec text, Verdict or None).
-
-    `source` is `torchvision:NAME`, `timm:NAME` or `path/to/file.py:ClassOrFactory` (called with
-    `kwargs`). With `check`, the spec is compiled, loads the source's state_dict strictly and
-    must compute its output (`netc.interop.verify`); a NetcError otherwise."""
+    """An existing nn.Module (`source`: `torchvision:NAME`, `timm:NAME` or `file.py:ClassOrFactory`
+    called with `kwargs`) as a netc spec: (spec text, None or, with `check`, the `verify` Report
+    it passed; a NetcError where it differs)."""
     from netc.interop import import_model
     from netc.interop.verify import verify
 
     imported = import_model(source, kwargs, input_shape, name)
-    if not check:
-        return imported.text, None
-    report = verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
-                    imported.source.module, imported.input_shape)
-    if not report.verified:
+    report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
+                              imported.source.module, imported.input_shape)
+    if check and not report.verified:
         raise error("import", f"the imported spec {report.summary()}")
-    return imported.text, report
+    return imported.text, report or None
