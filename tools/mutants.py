@@ -8,7 +8,7 @@ Operators, applied to one IR node (a site) of a compiled spec, the same site at 
   maxpool->avg    a max pool computed as an average pool of the same window
   conv.dilate     a 3x3 stride-1 conv with padding 1 given dilation 2 and padding 2 (same shapes)
   cat.swap        a concatenation's inputs in reverse order
-  add.drop        a residual sum that keeps only its first input
+  add->mul        a residual sum computed as a product (every input still read, shapes kept)
   scale.half      a constant scaling (residual scale) halved
 A mutant the verifier accepts is a survivor: either the verifier is blind there, or the mutant is
 equivalent (computes the same function); each is reported for a person to judge.
@@ -60,9 +60,8 @@ OPERATORS = {
     "conv.dilate": (_dilatable, lambda g, nid, d: d.update(attrs=_attrs(d, d=2, p=2))),
     "cat.swap": (lambda d: d["op"] == "cat" and len(set(d["inputs"])) > 1,
                  lambda g, nid, d: set_inputs(g, nid, list(reversed(d["inputs"])))),
-    "add.drop": (lambda d: d["op"] == "add" and len(d["inputs"]) == 2,
-                 lambda g, nid, d: (set_inputs(g, nid, d["inputs"][:1]),
-                                    d.update(op="identity", attrs=REGISTRY["identity"].Attrs()))),
+    "add->mul": (lambda d: d["op"] == "add" and not d["attrs"].broadcast,
+                 lambda g, nid, d: d.update(op="mul", attrs=REGISTRY["mul"].Attrs())),
     "scale.half": (lambda d: d["op"] == "scale",
                    lambda g, nid, d: d.update(attrs=_attrs(d, factor=d["attrs"].factor / 2))),
 }

@@ -154,9 +154,10 @@ def covers(f: Field, n: int, extent: int) -> bool:
     return f.whole or (f.size >= f.jump and (n - 1) * f.jump - f.start + f.size >= extent)
 
 
-def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, extent) -> tuple[Field, Field]:
+def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, extent,
+            layout: str) -> tuple[Field, Field]:
     """The (H, W) fields of an op's output from its inputs' (`ins`: per input, (H, W)); `extent`
-    is the network input's H and W."""
+    is the network input's H and W, `layout` names the first input's axes ('chw', 'hwc', ...)."""
     spans = [_grid(s, grid) == out_grid or len(s) != 3 for s in in_shapes]
     axes = []
     for axis in range(2):
@@ -166,15 +167,26 @@ def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, ext
         axes.append(f)
     zoom = op.upsampling(a, in_shapes)  # first: a transposed conv's window runs on the finer grid
     axes = [replace(f, jump=finer(f.jump, z), exact=False) if z != 1 else f for f, z in zip(axes, zoom)]
-    if op.mixes_positions(a, in_shapes):  # statistics over the map: every position sees what it sees
-        axes = [replace(f, whole=True) if covers(f, grid[i], extent[i]) else replace(f, exact=False)
-                for i, f in enumerate(axes)]
+    mixed = {layout[k] for k in op.mixed_axes(a, in_shapes) if k < len(layout)}
+    # an op reading every position of H or W (statistics, a softmax, a linear over W): each output
+    # sees what all of them see
+    axes = [(replace(f, whole=True) if covers(f, grid[i], extent[i]) else replace(f, exact=False))
+            if "hw"[i] in mixed else f for i, f in enumerate(axes)]
     w = op.rf_window(a, grid, in_shapes)
+    if w is not None and len(layout) == 3 and layout != "chw":  # a window over permuted axes
+        axes = [replace(f, exact=False) for f in axes]
     if w is not None:  # a window that sees its whole map sees all of the input that map sees
         axes = [replace(f.through(w.k[i], w.s[i], w.d[i], w.p[i]),
                         whole=_sees_map(w, i, grid[i], out_grid[i]) and covers(f, grid[i], extent[i]) or f.whole)
                 for i, f in enumerate(axes)]
     return axes[0], axes[1]
+
+
+def _layout(order, layout: str, rank: int) -> str:
+    """The names of an output's axes: permuted by `order`, kept, or unknown ('?') where the rank changed."""
+    if order is not None and len(order) == len(layout):
+        return "".join(layout[k] for k in order)
+    return layout if len(layout) == rank else "?" * rank
 
 
 def _sees_map(w, axis: int, n: int, out: int) -> bool:
@@ -195,6 +207,7 @@ def analyse(network, dtype: str = "float32") -> CostReport:
     # fields and spatial grid per node; flat tensors carry the grid they came from
     extent = _grid(inp, (1, 1))
     state = {0: ((Field(), Field()), extent)}
+    layouts = {0: "chw" if len(inp) == 3 else "?" * len(inp)}  # which axis is which, through permutes
     rows = []
     for nid, d in network.nodes():
         ins = d["inputs"]
@@ -205,7 +218,8 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         out_grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1])) if w is not None else grid
         out = d["shape"]
         out_grid = _grid(out, out_grid)  # what a flat output still carries
-        fields = _fields(op, a, [state[i][0] for i in ins], in_shapes, grid, out_grid, extent)
+        fields = _fields(op, a, [state[i][0] for i in ins], in_shapes, grid, out_grid, extent, layouts[ins[0]])
+        layouts[nid] = _layout(op.axis_order(a), layouts[ins[0]], len(out))
         state[nid] = (fields, out_grid)
         cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, in_shapes, out),
                     numel(out) * size)

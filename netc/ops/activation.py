@@ -153,8 +153,8 @@ class _Softmax(Activation):
     Attrs = SoftmaxAttrs
     saves = "output"
 
-    def mixes_positions(self, a, shapes):
-        return a.dim > 0 and len(shapes[0]) == 3  # over H or W of a map
+    def mixed_axes(self, a, shapes):
+        return (a.dim,)
 
     def infer(self, a, shapes):
         if a.dim >= len(shapes[0]):

@@ -172,10 +172,15 @@ class Op:
         `grid` (H, W; for flat vectors, the grid that was flattened). Global ops span the whole grid."""
         return self.window(a)
 
-    def mixes_positions(self, a, shapes: list[Shape]) -> bool:
-        """Whether each output depends on every position of its input map without a window
-        (statistics over H and W: group and instance norm; a softmax over H or W)."""
-        return False
+    def axis_order(self, a) -> tuple[int, ...] | None:
+        """Where a permute takes each output axis from (its `dims`); None for every other op."""
+        return None
+
+    def mixed_axes(self, a, shapes: list[Shape]) -> tuple[int, ...]:
+        """The (batchless) axes of its input along which each output reads every position without a
+        window: statistics (group and instance norm over H and W), a softmax's dim, a linear's or
+        layer norm's last axis (the channels of a permuted map, or W of a C×H×W one)."""
+        return ()
 
     def rf_exact(self, a) -> bool:
         """Whether each output position depends on one interval of input positions per axis, as the

@@ -135,6 +135,9 @@ class LayerNorm(Op):
         return self.name, drop_defaults({"over": over, "eps": float(m.eps), "affine": bool(m.elementwise_affine)},
                                         {"over": "channels", "eps": 1e-5, "affine": True})
 
+    def mixed_axes(self, a, shapes):
+        return (0,) if a.over == "channels" else (len(shapes[0]) - 1,)
+
     def infer(self, a, shapes):
         if a.over == "channels" and len(shapes[0]) != 3:
             raise ShapeError(f"layernorm over channels needs a C×H×W feature map, got a {len(shapes[0])}-d input",
@@ -181,8 +184,8 @@ class GroupNorm(Op):
         return self.name, drop_defaults({"groups": m.num_groups, "eps": float(m.eps), "affine": bool(m.affine)},
                                         {"eps": 1e-5, "affine": True})
 
-    def mixes_positions(self, a, shapes):
-        return True  # each output is normalised by statistics over every position
+    def mixed_axes(self, a, shapes):
+        return (1, 2)  # each output is normalised by statistics over every position
 
     def infer(self, a, shapes):
         c = shapes[0][0]
@@ -228,8 +231,8 @@ class InstanceNorm(Op):
     fill = "#eeeeee"
     torch_modules = ("torch.nn.InstanceNorm2d",)
 
-    def mixes_positions(self, a, shapes):
-        return True  # each output is normalised by statistics over every position
+    def mixed_axes(self, a, shapes):
+        return (1, 2)  # each output is normalised by statistics over every position
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)

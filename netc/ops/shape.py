@@ -44,10 +44,8 @@ class Permute(Op):
     def from_module(self, m, torch_cls):
         return self.name, batchless_dims(m.dims)
 
-    def rf_exact(self, a):
-        # moving the channels around H×W and back (ConvNeXt) keeps each position; other orders
-        # put H or W where a later op mixes them
-        return a.dims in ([0, 1, 2], [1, 2, 0], [2, 0, 1])
+    def axis_order(self, a):
+        return tuple(a.dims)
 
     def infer(self, a, shapes):
         x = shapes[0]

@@ -91,6 +91,9 @@ class Linear(Op):
     def macs(self, a, shapes, out):
         return numel(out) * shapes[0][-1]
 
+    def mixed_axes(self, a, shapes):
+        return (len(shapes[0]) - 1,)
+
     def rf_window(self, a, grid, shapes=()):
         if shapes and len(shapes[0]) > 1:
             return None  # over the channels of each position: the receptive field is unchanged
