@@ -85,7 +85,10 @@ def check_fields(net) -> int:
                     lo = i * field.jump - field.start
                     expected = (max(lo, 0), min(lo + field.size - 1, n - 1))
                     got = (rows[0], rows[-1]) if rows else None
-                    assert got == (expected if expected[0] <= expected[1] else None), (row.scope, axis, i, field, got)
+                    if field.dense:
+                        assert got == (expected if expected[0] <= expected[1] else None), (row.scope, axis, i, field, got)
+                    else:  # a dilated field: its extent, with holes, may end on pixels it skips
+                        assert got is None or expected[0] <= got[0] <= got[1] <= expected[1], (row.scope, axis, i, field, got)
                 checked += 1
     return checked
 

@@ -121,18 +121,20 @@ class Field:
     i depends on input pixels i*jump - start .. i*jump - start + size - 1, or on all of them
     (`whole`: through a global pool, a linear, a gate computed from one). `exact` is False
     downstream of an op whose dependence is no such interval (upsampling, reflected padding):
-    the numbers are then estimates."""
+    the numbers are then estimates. `dense` is False after a dilated window: the interval is the
+    field's extent, with pixels inside it that the position does not read."""
 
     size: int = 1
     jump: int = 1
     start: int = 0
     whole: bool = False
     exact: bool = True
+    dense: bool = True
 
     def through(self, w_k: int, w_s: int, w_d: int, w_p: int) -> Field:
         """After a window of kernel `w_k`, stride `w_s`, dilation `w_d`, `w_p` padding before it."""
         return replace(self, size=self.size + w_d * (w_k - 1) * self.jump, jump=self.jump * w_s,
-                       start=self.start + w_p * self.jump)
+                       start=self.start + w_p * self.jump, dense=self.dense and (w_d == 1 or w_k == 1))
 
 
 def merge(fields: list[Field], spans: list[bool]) -> Field:
@@ -146,12 +148,13 @@ def merge(fields: list[Field], spans: list[bool]) -> Field:
     return Field(size=start + end, jump=max(f.jump for f in spatial), start=start,
                  whole=any(f.whole for f in fields),
                  exact=all(f.exact and (f.whole or f in spatial) for f in fields) and len({f.jump for f in spatial}) == 1
-                 and all(f.whole for f in broadcast))
+                 and all(f.whole for f in broadcast), dense=all(f.dense for f in fields))
 
 
 def covers(f: Field, n: int, extent: int) -> bool:
-    """Whether `n` positions of field `f` together see every one of `extent` input pixels."""
-    return f.whole or (f.size >= f.jump and (n - 1) * f.jump - f.start + f.size >= extent)
+    """Whether `n` positions of field `f` together see every one of `extent` input pixels (not
+    provable with holes in the field, where a dilated window skips pixels)."""
+    return f.whole or (f.dense and f.size >= f.jump and (n - 1) * f.jump - f.start + f.size >= extent)
 
 
 def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, extent,
