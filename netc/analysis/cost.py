@@ -196,7 +196,7 @@ def _sees_map(w, axis: int, n: int, out: int) -> bool:
     """Whether every one of `out` windows along `axis` spans all `n` positions of its map (a
     global pool, a linear over a flattened map; not a padded window that merely is as wide)."""
     k, s, d, p = w.k[axis], w.s[axis], w.d[axis], w.p[axis]
-    return (d == 1 or n == 1) and (out - 1) * s - p <= 0 and d * (k - 1) - p >= n - 1
+    return d == 1 and (out - 1) * s - p <= 0 and k - 1 - p >= n - 1
 
 
 def analyse(network, dtype: str = "float32") -> CostReport:
