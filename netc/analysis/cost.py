@@ -182,7 +182,17 @@ def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, ext
         axes = [replace(f.through(w.k[i], w.s[i], w.d[i], w.p[i]),
                         whole=_sees_map(w, i, grid[i], out_grid[i]) and covers(f, grid[i], extent[i]) or f.whole)
                 for i, f in enumerate(axes)]
+        # positions that read only padding see nothing: 'the whole input' no longer holds
+        axes = [replace(f, whole=False, exact=False) if f.whole and _pads_only(w, i, grid[i], out_grid[i]) else f
+                for i, f in enumerate(axes)]
     return axes[0], axes[1]
+
+
+def _pads_only(w, axis: int, n: int, out: int) -> bool:
+    """Whether some window along `axis` reads padding alone (a pad op's border, a window narrower
+    than its padding)."""
+    extent = w.d[axis] * (w.k[axis] - 1) + 1
+    return extent <= w.p[axis] or (w.k[axis] == 1 and w.s[axis] == 1 and out > n)
 
 
 def _layout(order, layout: str, rank: int) -> str:
