@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 
+from netc.ir.graph import Graph
 from netc.errors import error
 from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
@@ -44,7 +44,7 @@ class Network:
     """A compiled spec: `graph` is the IR every backend consumes."""
 
     spec: Spec
-    graph: nx.DiGraph
+    graph: Graph
     file: str
     env: dict[str, Any]
     order: list[int] = field(default_factory=list)
@@ -55,26 +55,26 @@ class Network:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return self.graph.graph["input"]
+        return self.graph.input_shape
 
     @property
     def outputs(self) -> list[tuple[str, int, bool]]:
-        return self.graph.graph["outputs"]
+        return self.graph.outputs
 
     def nodes(self):
         """(id, data) of every op node in execution order."""
         for nid in self.order:
             if nid != 0:
-                yield nid, self.graph.nodes[nid]
+                yield nid, self.graph.node(nid)
 
     @property
     def params(self) -> int:
-        return sum(d["params"] for _, d in self.nodes())
+        return sum(d.params for _, d in self.nodes())
 
     @property
     def macs(self) -> int:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
-        return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
+        return sum(d.macs for _, d in self.nodes() if not d.aux)
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
               features_only: bool = False, out_indices=None, compile: bool | str = False):

@@ -70,8 +70,8 @@ def test_index_lifts_expressions_through_unnamed_template_uses():
     """lib/resnet.yaml's BasicBlock uses Shortcut unnamed: `$out` inside it is `planes` outside."""
     net = netc.load(SPECS / "resnet18.yaml")
     index = SpecIndex(net)
-    nid = next(n for n, d in net.nodes() if d["scope"] == "layer2.0.downsample.0")
-    via = net.graph.nodes[nid]["via"]
+    nid = next(n for n, d in net.nodes() if d.scope == "layer2.0.downsample.0")
+    via = net.graph.node(nid).via
     assert "planes" in index.lift(["out"], via)
 
 
@@ -113,7 +113,7 @@ def test_forward_lines_reuse_variables_and_join_inline():
     _, drafter = drafter_for(net)
     b = box(scope_tree(net), "layer2.0")
     member = drafter.draft(b)
-    lines, tail = forward(net.graph.nodes, b, member.attr_of, drafter.outputs, drafter.pos)
+    lines, tail = forward(net.graph.node_table(), b, member.attr_of, drafter.outputs, drafter.pos)
     texts = [ln.text for ln in lines]
     assert texts[0] == "out = self.conv1(x)" and "out = out + x" in texts and tail == ["return out"]
     down = next(ln for ln in lines if ln.key == ("box", "downsample"))

@@ -113,19 +113,19 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         raise ValueError(f"unknown dtype '{dtype}'; one of {', '.join(DTYPE_BYTES)}")
     size = DTYPE_BYTES[dtype]
     g = network.graph
-    node = dict(g.nodes(data=True))  # plain dict lookups: networkx's node view is slower
-    inp = node[0]["shape"]
+    node = g.node_table()
+    inp = node[0].shape
     # receptive field, jump and spatial grid per node; flat tensors carry the grid they came from
     state = {0: ((1, 1), (1, 1), _grid(inp, (1, 1)))}
     rows = []
     for nid, d in network.nodes():
-        ins = d["inputs"]
+        ins = d.inputs
         (rh, rw), (jh, jw), grid = state[ins[0]]
         for i in ins[1:]:  # several inputs: the widest receptive field and jump
             (rh2, rw2), (jh2, jw2), _ = state[i]
             rh, rw, jh, jw = max(rh, rh2), max(rw, rw2), max(jh, jh2), max(jw, jw2)
-        op, a = REGISTRY[d["op"]], d["attrs"]
-        in_shapes = [node[i]["shape"] for i in ins]
+        op, a = REGISTRY[d.op], d.attrs
+        in_shapes = [node[i].shape for i in ins]
         zh, zw = op.upsampling(a, in_shapes)  # first: a transposed conv's window runs on the finer grid
         jh, jw = finer(jh, zh), finer(jw, zw)
         w = op.rf_window(a, grid, in_shapes)
@@ -134,13 +134,13 @@ def analyse(network, dtype: str = "float32") -> CostReport:
             rw += w.d[1] * (w.k[1] - 1) * jw
             jh, jw = jh * w.s[0], jw * w.s[1]
             grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1]))  # what a flat output still carries
-        out = d["shape"]
+        out = d.shape
         grid = _grid(out, grid)
         state[nid] = ((rh, rw), (jh, jw), grid)
-        cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, in_shapes, out),
+        cost = Cost(d.params, d.buffers, d.macs, op.other_flops(a, in_shapes, out),
                     numel(out) * size)
-        rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, (rh, rw), (jh, jw), d["aux"],
-                             d["blocks"]))
+        rows.append(NodeCost(nid, d.scope, d.op, op.label(a), out, cost, (rh, rw), (jh, jw), d.aux,
+                             d.blocks))
     total, aux = subtotal(rows), subtotal(r for r in rows if r.aux)
-    outputs = [(name, node[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
-    return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)
+    outputs = [(name, node[nid].shape, is_aux) for name, nid, is_aux in network.outputs]
+    return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.blocks), total, aux)

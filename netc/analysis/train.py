@@ -121,11 +121,11 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
     act = 2 if amp else 4
     kind_bytes = {"act": act * batch, "index": 8 * batch, "stat": 4,
                   "mask": batch if device.startswith("cuda") else act * batch}
-    node = dict(network.graph.nodes(data=True))
+    node = network.graph.node_table()
     order = [nid for nid, _ in network.nodes()]
-    shapes = {nid: node[nid]["shape"] for nid in [0, *order]}
-    params = sum(node[n]["params"] for n in order)
-    buffers = sum(node[n]["buffers"] for n in order)
+    shapes = {nid: node[nid].shape for nid in [0, *order]}
+    params = sum(node[n].params for n in order)
+    buffers = sum(node[n].buffers for n in order)
     n_state, opt_flops = _OPTIMIZER[optimizer]
     outputs = [nid for _, nid, _ in network.outputs]
     x_bytes = 4 * batch * numel(shapes[0]) + sum(8 * batch * numel(shapes[n][1:]) for n in outputs)
@@ -143,21 +143,21 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
     flops = [0, 0, 0]
     for nid in order:
         d = node[nid]
-        op, ins = REGISTRY[d["op"]], d["inputs"]
+        op, ins = REGISTRY[d.op], d.inputs
         in_shapes = [shapes[i] for i in ins]
-        ag = op.autograd(d["attrs"], in_shapes, d["shape"])
-        needs_grad[nid] = d["params"] > 0 or any(needs_grad[i] for i in ins)
-        other = op.other_flops(d["attrs"], in_shapes, d["shape"])
-        backward = 2 * d["macs"] * (1 + any(needs_grad[i] for i in ins)) if needs_grad[nid] else 0
-        flops[0] += 2 * d["macs"] + other
+        ag = op.autograd(d.attrs, in_shapes, d.shape)
+        needs_grad[nid] = d.params > 0 or any(needs_grad[i] for i in ins)
+        other = op.other_flops(d.attrs, in_shapes, d.shape)
+        backward = 2 * d.macs * (1 + any(needs_grad[i] for i in ins)) if needs_grad[nid] else 0
+        flops[0] += 2 * d.macs + other
         flops[1] += backward + (other if needs_grad[nid] else 0)
-        flops[2] += 2 * d["macs"] + backward
+        flops[2] += 2 * d.macs + backward
         created = []
         if ag.alias:
             stor[nid] = stor[ins[0]]
         else:
             stor[nid] = len(sizes)
-            sizes.append(act * batch * numel(d["shape"]))
+            sizes.append(act * batch * numel(d.shape))
             refs.append(0)
             created.append(stor[nid])
         for s in {stor[i] for i in ins}:
@@ -170,18 +170,18 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
                 sizes.append(elems * kind_bytes[kind])
                 refs.append(0)
                 created.append(keep[-1])
-            if amp and d["macs"]:
+            if amp and d.macs:
                 keep.append(len(sizes))  # autocast's half copy of the weights, held for the backward
-                sizes.append(2 * d["params"])
+                sizes.append(2 * d.params)
                 refs.append(0)
                 created.append(keep[-1])
             keep = list(dict.fromkeys(keep))
             for s in keep:
                 refs[s] += 1
         saved[nid], new_at[nid], grad_alias[nid] = keep, created, ag.grad_alias
-        if device == "cpu" and d["op"] in ("conv", "sepconv"):
-            work[nid] = _onednn_workspace(d["op"], d["attrs"], in_shapes[0], d["shape"], act * batch,
-                                          needs_grad[ins[0]], 4 * d["params"])
+        if device == "cpu" and d.op in ("conv", "sepconv"):
+            work[nid] = _onednn_workspace(d.op, d.attrs, in_shapes[0], d.shape, act * batch,
+                                          needs_grad[ins[0]], 4 * d.params)
     for nid in outputs:
         refs[stor[nid]] += 1  # held until the loss has read it
 
@@ -194,7 +194,7 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
         for s in new_at[nid]:
             mem.live += sizes[s]
         mem.mark("forward", work.get(nid, (0, 0))[0])
-        for s in {stor[i] for i in node[nid]["inputs"]}:
+        for s in {stor[i] for i in node[nid].inputs}:
             mem.drop(s)
         if stor[nid] in new_at[nid] and refs[stor[nid]] == 0:
             mem.live -= sizes[stor[nid]]  # read by nothing (cannot happen in a checked graph)
@@ -214,7 +214,7 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
         g = grad.pop(nid, None)
         if g is None or not needs_grad[nid]:
             continue
-        ins = [i for i in dict.fromkeys(node[nid]["inputs"]) if needs_grad[i]]
+        ins = [i for i in dict.fromkeys(node[nid].inputs) if needs_grad[i]]
         news = []
         for i in ins:
             if grad_alias[nid]:
@@ -222,7 +222,7 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
                 news.append(g)
             else:
                 news.append(mem.new(act * batch * numel(shapes[i])))
-        param_grads += 4 * node[nid]["params"]
+        param_grads += 4 * node[nid].params
         mem.mark(f"backward of {_layer(node[nid])}", param_grads + work.get(nid, (0, 0))[1])
         mem.drop(g)
         for s in saved[nid]:
@@ -233,7 +233,7 @@ def predict(network, batch: int, optimizer: str = "sgd", amp: bool = False, devi
         mem.drop(s)
 
     # the optimizer step
-    largest = max((node[n]["params"] for n in order), default=0)
+    largest = max((node[n].params for n in order), default=0)
     temp = 0
     if optimizer != "sgd":
         temp = 4 * params if device.startswith("cuda") else 2 * 4 * largest
@@ -392,5 +392,5 @@ def as_dict(cost: TrainCost) -> dict:
 def _layer(data) -> str:
     """A layer for a reader: its scope, with its op where the scope is only a position (DenseNet's
     functional relu after norm5 is layer `1`)."""
-    scope = data["scope"]
-    return f"{scope} ({data['op']})" if scope.rpartition(".")[2].isdigit() else scope
+    scope = data.scope
+    return f"{scope} ({data.op})" if scope.rpartition(".")[2].isdigit() else scope

@@ -74,7 +74,7 @@ def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
     scheme = as_init_spec(network.spec.init)
     classes: dict[str, set[str]] = {}
     for nid, d in network.nodes():
-        classes.setdefault(d["op"], set()).add(callee_of(nid))
+        classes.setdefault(d.op, set()).add(callee_of(nid))
     lines, scoped, uses_fnmatch = [], False, False
     for rule in PRESETS[scheme.preset] + scheme.rules:
         conds = []

@@ -21,8 +21,8 @@ class SpecIndex:
     def __init__(self, network, fixed=()):
         self.net = network
         self.g = network.graph
-        self.data = self.g.nodes
-        self.blocks = self.g.graph["blocks"]
+        self.data = self.g.node_table()
+        self.blocks = self.g.blocks
         spec = network.spec
         self.templates = {}
         from netc.spec.load import collect_templates
@@ -144,7 +144,7 @@ class SpecIndex:
                 for k, v in b.block.args.items():
                     env[k] = norm(v)
         if box.inputs:
-            shape = self.data[box.inputs[0]]["shape"]
+            shape = self.data[box.inputs[0]].shape
             env[IN] = shape[0]
         return env
 

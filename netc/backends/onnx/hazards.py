@@ -144,16 +144,16 @@ NO_MAPPING = Hazard("has no ONNX mapping in netc", "add an entry to netc.backend
 
 def preflight(network) -> list[Finding]:
     """The export hazards of the eval graph (aux heads are not exported), in execution order."""
-    nodes = network.graph.nodes
+    nodes = network.graph.node_table()
     found = []
     for _, data in network.nodes():
-        if data["aux"]:
+        if data.aux:
             continue
-        mapping = MAPPINGS.get(data["op"])
+        mapping = MAPPINGS.get(data.op)
         hazard = NO_MAPPING if mapping is None else mapping.check and mapping.check(
-            data["attrs"], nodes[data["inputs"][0]]["shape"], data["shape"])
+            data.attrs, nodes[data.inputs[0]].shape, data.shape)
         if hazard:
-            found.append(Finding(data["scope"], data["op"], hazard, data["loc"], data["via"]))
+            found.append(Finding(data.scope, data.op, hazard, data.loc, data.via))
     return found
 
 

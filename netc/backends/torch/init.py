@@ -40,11 +40,11 @@ def initialise(module, network, scheme=None) -> None:
         spec = as_init_spec(scheme)
     except Exception as exc:  # pydantic.ValidationError from a programmatic scheme
         raise error("schema", f"invalid init scheme: {exc}", None) from None
-    ops = [(d["op"], d["scope"]) for _, d in network.nodes() if not d.get("owned")]
+    ops = [(d.op, d.scope) for _, d in network.nodes() if not d.owned]
     fills = plan(spec, ops)
     for _, d in network.nodes():
-        if d.get("owned"):  # a parameter an op keeps on its block starts at its own value, whatever the scheme
-            fill_(module.get_parameter(d["scope"]), d["owned"].init)
+        if d.owned:  # a parameter an op keeps on its block starts at its own value, whatever the scheme
+            fill_(module.get_parameter(d.scope), d.owned.init)
     for _, scope in ops:
         leaf = module.get_submodule(scope)
         mine = fills.get(scope, {})

@@ -147,8 +147,8 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
     steps = []
     for nid, data in network.nodes():
         slot[nid] = len(steps) + 1
-        owned = data.get("owned")
-        steps.append(Step(data["scope"], tuple(slot[i] for i in data["inputs"]), owned.fn if owned else ""))
+        owned = data.owned
+        steps.append(Step(data.scope, tuple(slot[i] for i in data.inputs), owned.fn if owned else ""))
     outputs = tuple((name, slot[nid], aux) for name, nid, aux in outputs or output_order(network))
     return Program(network.name, tuple(steps), outputs)
 
