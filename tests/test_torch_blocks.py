@@ -347,7 +347,7 @@ def test_sibling_blocks_that_need_each_other():
 
 
 def test_block_names_cannot_shadow_graph_module_attributes():
-    # refused by the frontend's one name rule (netc.spec.names), at the name, before any build
+    # refused by the frontend's one name rule (netc.names), at the name, before any build
     with pytest.raises(NetcError) as exc:
         tiny("  - {name: blk, seq: [{name: code, conv: {out: 4, k: 1}}]}\n").build(device="meta")
     diag = exc.value.diagnostics[0]

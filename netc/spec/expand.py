@@ -19,7 +19,7 @@ from netc.ops import REGISTRY
 from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
-from netc.spec.names import BadName, check_output_name
+from netc.names import BadName, check_output_name
 from netc.spec.input_shape import InputShape, shape_of
 from netc.spec.name_pattern import is_pattern, resolve_name
 from netc.spec.refs import Pending, lookup, resolve_refs

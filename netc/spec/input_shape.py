@@ -15,7 +15,7 @@ from netc.ir.graph import Graph
 from netc.errors import Loc, error
 from netc.ir.passes import arity_error, infer_node
 from netc.ops import fmt_shape
-from netc.spec.expr import TEMPLATE_INPUT_VARS, Unavailable
+from netc.expr import TEMPLATE_INPUT_VARS, Unavailable
 
 SHAPE_ERROR = "input_shape.error"  # `Node.meta` key: the error that left the node without a shape
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.spec.budget import work_budget
-from netc.spec.expr import substitute
+from netc.expr import substitute
 from netc.spec.model import Import, Node, Residual, Spec, Template
 from netc.spec.validate import diagnostics
 from netc.spec.yamlload import LocDict, key_loc, load_yaml, value_loc

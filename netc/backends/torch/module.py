@@ -32,7 +32,7 @@ from netc.backends.torch.program import Program, output_order, outputs_type, pro
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
-from netc.spec.names import check_module_name
+from netc.names import check_module_name
 
 
 class NetcModule(Block):
@@ -85,7 +85,7 @@ def check_names(network) -> None:
         for depth, part in enumerate(parts):
             prefix = ".".join(parts[: depth + 1])
             try:
-                check_module_name(part)  # the one rule for names (netc.spec.names), asked again here
+                check_module_name(part)  # the one rule for names (netc.names), asked again here
             except ValueError as exc:  # a scope the frontend made without asking: a bug, said plainly
                 raise error("name", f"'{prefix}' cannot be a module name: {exc}", data.loc,
                             "rename the layer (name: …)", data.via) from None
