@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from netc.ir.graph import Graph
 from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
 from netc.spec.expand import Limits, expand

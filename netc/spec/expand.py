@@ -12,7 +12,6 @@ from collections import ChainMap
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from netc.errors import Collector, NetcError, clip, did_you_mean, error, listing
 from netc.ir.graph import Block, Graph, Output, add_op, new_graph
 from netc.ops import REGISTRY
@@ -306,7 +305,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
                     layers_loc, "side branches do not change the main path; add the layers that compute the output")
     outputs = ex.g.outputs
     if not any(nid == out and not aux for _, nid, aux in outputs):
-        outputs.insert(0, ("out", out, False))
+        outputs.insert(0, Output("out", out, False))
     ex.g.spec = spec
     ex.g.env = env
     return ex.g

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-
-from netc.ir.graph import Graph
 from netc.errors import Loc, error
+from netc.ir.graph import Graph
 from netc.ir.passes import arity_error, infer_node
 from netc.ops import fmt_shape
 from netc.expr import TEMPLATE_INPUT_VARS, Unavailable

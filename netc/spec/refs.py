@@ -7,7 +7,6 @@ reference that names nothing or only its own input.
 """
 from __future__ import annotations
 
-
 from netc.errors import Collector, Loc, did_you_mean, error
 from netc.ir.graph import Graph, Output, set_inputs
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from netc.ir.graph import Block, Graph
 from netc.ops import REGISTRY, fmt_shape
 
