@@ -19,6 +19,7 @@ from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
+from netc.spec.init import as_init_spec
 from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
 from netc.spec.model import Spec
 
@@ -66,6 +67,10 @@ class Network:
         for nid in self.order:
             if nid != 0:
                 yield nid, self.graph.node(nid)
+
+    def init_scheme(self, scheme=None):
+        """An `init:` scheme (None: the spec's own) as a validated `netc.spec.init.InitSpec`."""
+        return as_init_spec(self.spec.init if scheme is None else scheme)
 
     @property
     def params(self) -> int:

@@ -171,7 +171,7 @@ def build_module(network, device="cpu", dtype=None, init: bool = True, meta: Net
         from netc.backends.torch.init import initialise
 
         module.to_empty(device=dev)
-        initialise(module, network, scheme=network.spec.init if init else None)
+        initialise(module, network, scheme=None if init else "default")
     if dt != torch.float32:
         module.to(dt)
     return module
