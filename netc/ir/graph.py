@@ -1,7 +1,7 @@
 """The graph IR: a networkx DiGraph whose nodes are primitive ops, each a typed `Node`
 (`netc.ir.node`). Edges are the nodes' inputs, kept for graph algorithms; node 0 is the input.
 
-Graph-level fields: name, file, input_shape, outputs [Output(name, node id, aux)],
+Graph-level fields: name, file, input_shape, input_loc, outputs [Output(name, node id, aux)],
 blocks {scope: Block}, spec (the validated Spec) and env (resolved params and vars).
 Code outside `netc.ir` reads them as attributes (`g.node(nid).shape`, `g.outputs`), never through
 networkx's attribute dicts.
@@ -61,6 +61,15 @@ class Graph(nx.DiGraph):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.graph["input"]
+
+    @property
+    def input_loc(self) -> Loc | None:
+        """Where the spec writes its input shape (else where the input node is)."""
+        return self.graph.get("input_loc") or self.node(0).loc
+
+    @input_loc.setter
+    def input_loc(self, value: Loc | None) -> None:
+        self.graph["input_loc"] = value
 
     @property
     def outputs(self) -> list[Output]:

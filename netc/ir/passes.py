@@ -103,12 +103,6 @@ def infer_node(g: Graph, nid: int) -> None:
     data.owned = op.owned(a, shapes)
 
 
-def input_loc(g: Graph):
-    """Where the spec writes its input shape (the raw mapping keeps value locations)."""
-    raw = getattr(g.spec, "_raw", None)
-    return getattr(raw, "value_locs", {}).get("input") or g.node(0).loc
-
-
 MAX_TENSOR_BYTES = 2**63 - 1  # torch computes a storage's size in bytes as a signed 64-bit integer
 
 
@@ -116,7 +110,7 @@ def check_limits(g: Graph, max_param_bytes: int) -> None:
     for nid, data in g.node_items():
         # a tensor too large to exist at all: a batch of one in float64 must fit torch's storage size
         if data.inferred and numel(data.shape) * 8 > MAX_TENSOR_BYTES:
-            what, loc = "the network input", input_loc(g)
+            what, loc = "the network input", g.input_loc
             if nid != 0:
                 what, loc = f"the output of '{data.scope}'", data.loc
             raise error("limit", f"{what} ({fmt_shape(data.shape)}) has {numel(data.shape):,} elements per "

@@ -306,6 +306,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     outputs = ex.g.outputs
     if not any(nid == out and not aux for _, nid, aux in outputs):
         outputs.insert(0, Output("out", out, False))
+    ex.g.input_loc = getattr(spec._raw, "value_locs", {}).get("input")
     ex.g.spec = spec
     ex.g.env = env
     return ex.g

@@ -48,7 +48,6 @@ def check_activations(network, device: torch.device, batch: int,
     batch's input and the largest op's output (float32) besides the parameters. Every command
     that runs a real forward (bench, export, compile, import's verification) asks this first;
     the error points at the op whose output is the largest, or at the input."""
-    from netc.ir.passes import input_loc
     from netc.ops.base import fmt_shape, numel
 
     params = sum(d.params + d.buffers for _, d in network.nodes()) * 4
@@ -58,7 +57,7 @@ def check_activations(network, device: torch.device, batch: int,
     free = available_bytes(device)
     if free is None or need <= free:
         return
-    what, shape, loc, via = "the input", network.input_shape, input_loc(network.graph), ()
+    what, shape, loc, via = "the input", network.input_shape, network.graph.input_loc, ()
     if numel(largest.shape) > inputs:
         what, shape = f"the output of '{largest.scope}' ({largest.op})", largest.shape
         loc, via = largest.loc, largest.via
