@@ -6,22 +6,23 @@ A Network holds the validated spec and its shape-checked IR; its verbs (`build`,
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-
-from netc.ir.graph import Graph
 from netc.errors import error
+from netc.ir.graph import Graph
 from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
 from netc.spec.init import as_init_spec
-from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
+from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text, with_input_shape
 from netc.spec.model import Spec
+from netc.spec.source import Source
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -68,9 +69,21 @@ class Network:
             if nid != 0:
                 yield nid, self.graph.node(nid)
 
+    @functools.cached_property
+    def source(self) -> Source:
+        """The spec as written, for what the IR does not carry (`netc.spec.source`)."""
+        return Source(self.spec, self.file)
+
     def init_scheme(self, scheme=None):
         """An `init:` scheme (None: the spec's own) as a validated `netc.spec.init.InitSpec`."""
         return as_init_spec(self.spec.init if scheme is None else scheme)
+
+    def recompile(self, overrides: dict[str, Any]) -> "Network":
+        """This network's spec compiled again with params changed, as `--set` would."""
+        params = {k: self.env[k] for k in self.spec.params}
+        env = bind_variables(self.spec, self.file, {**params, **overrides})
+        g, order = compile_graph(self.spec, self.file, env, Limits())
+        return replace(self, graph=g, env=env, order=order)
 
     @property
     def params(self) -> int:
@@ -353,8 +366,7 @@ def _compile_within_budget(text, file, overrides, limits, input_shape) -> Networ
     check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:
-        spec = spec.model_copy(update={"input": list(input_shape)})
-        spec._raw = spec._raw  # model_copy keeps private attrs
+        spec = with_input_shape(spec, input_shape)
     env = bind_variables(spec, file, overrides or {})
     g, order = compile_graph(spec, file, env, limits)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)

@@ -274,6 +274,13 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
     return templates
 
 
+def with_input_shape(spec: Spec, shape: tuple[int, ...]) -> Spec:
+    """The spec analysed at another input shape (`--input`); it keeps its source locations."""
+    copy = spec.model_copy(update={"input": list(shape)})
+    copy._raw = spec._raw
+    return copy
+
+
 def parse_spec_or_library(text: str, file: str) -> Spec:
     """An imported file is a full spec, or a template library with only `netc` and `templates`."""
     return parse_spec(text, file, library=True)

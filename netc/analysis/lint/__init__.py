@@ -11,7 +11,6 @@ from __future__ import annotations
 from netc.analysis.lint import defects, inception, resnet, shufflenet, vgg  # noqa: F401  (registration)
 from netc.analysis.lint.registry import RULES, SEVERITIES, Context, Finding, Rule
 from netc.errors import Collector, did_you_mean, error
-from netc.spec.yamlload import key_loc
 
 _by_id = sorted(RULES.items())  # listed and run in id order, whatever the import order
 RULES.clear()
@@ -28,7 +27,7 @@ def check_ignores(network) -> None:
     """Every rule id a `lint: {ignore}` names must exist (a typo would silently ignore nothing)."""
     errors = Collector()
     spec = network.spec
-    named = [(rule, key_loc(spec._raw.get("lint"), "ignore") if spec.lint else None)
+    named = [(rule, network.source.key_loc("lint", "ignore") if spec.lint else None)
              for rule in (spec.lint.ignore if spec.lint else ())]
     seen = set()
     for nid, d in network.nodes():

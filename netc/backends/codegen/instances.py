@@ -26,7 +26,6 @@ from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.errors import error
 from netc.ir.blocks import run_order
 from netc.ops import REGISTRY
-from netc.spec.template_args import TYPE_NAMES
 
 
 @dataclass
@@ -111,8 +110,7 @@ class Drafter:
                         d.loc)
         defaults = class_defaults(ms.cls)
         node = self.index.by_loc.get(d.loc)
-        raw = node._raw.get(d.op) if node is not None and hasattr(node._raw, "get") else None
-        raw = raw if isinstance(raw, dict) else {}
+        raw = self.index.written(node, d.op)
         sources = influences(op, d.attrs, shapes, ms, self.axis.get(d.inputs[0], 0) if d.inputs else 0)
         inputs = d.inputs
 
@@ -150,8 +148,7 @@ class Drafter:
         d = self.data[nid]
         owned, src = d.owned, d.inputs[0]
         node = self.index.by_loc.get(d.loc)
-        raw = node._raw.get(d.op) if node is not None and hasattr(node._raw, "get") else None
-        raw = raw if isinstance(raw, dict) else {}
+        raw = self.index.written(node, d.op)
         shape = [Frag(repr(n)) for n in owned.shape]
         if raw.get("shape") is None and src in cexprs:  # the default: the input's channels first
             shape[0] = hole(owned.shape[0], [cexprs[src]])
@@ -175,8 +172,7 @@ class Drafter:
     def raw_attrs(self, d: dict) -> dict:
         """The op's attributes as the spec writes them (expressions included)."""
         node = self.index.by_loc.get(d.loc)
-        raw = node._raw.get(d.op) if node is not None and hasattr(node._raw, "get") else None
-        return raw if isinstance(raw, dict) else {}
+        return self.index.written(node, d.op)
 
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
         if box.instance is None:  # an inline nn.Sequential
@@ -202,8 +198,8 @@ class Drafter:
             via = via[via.index(box.block.loc) + 1:]
         inst = box.instance
         decl = getattr(self.index.templates.get(inst.cls.template or ""), "args", {}).get(spec_name, NOTHING)
-        if spec_name not in inst.written and decl is not NOTHING and not (isinstance(decl, str) and (
-                decl in TYPE_NAMES or "$" in decl)) and isinstance(decl, (bool, int, float, str, list)):
+        if spec_name not in inst.written and decl is not NOTHING and not (self.index.is_type_name(decl) or (
+                isinstance(decl, str) and "$" in decl)) and isinstance(decl, (bool, int, float, str, list)):
             # the use leaves it at the template's default: that is what the spec says it is (a name of
             # the parent's that merely has the same value here is not)
             return [literal(norm(decl) if not isinstance(decl, list) else decl)]
@@ -382,7 +378,7 @@ class Drafter:
                     return []
                 conds.append(f"not ({text})" if negate else f"({text})")
             node = self.index.parent_of.get(loc)
-            loc = getattr(getattr(node, "_raw", None), "loc", None)
+            loc = self.index.loc_of(node)
             if getattr(node, "name", None) is not None or getattr(node, "repeat", None) is not None:
                 break  # a named node is the box the item's class or Sequential is written in
         if not conds:

@@ -15,7 +15,6 @@ a conv weight (and back) when the linear's flattened input is exactly the conv's
 from __future__ import annotations
 
 from netc.errors import Loc, error
-from netc.spec.yamlload import value_loc
 
 # ops that keep a flattened vector's layout: walked through to find what a linear's input was
 _LAYOUT_KEEPING = {"dropout", "relu", "identity", "flatten"}
@@ -61,11 +60,10 @@ def _window_of_linear_input(network, scope: str) -> tuple[int, ...]:
 def correspondence(src, dst, src_t=None, dst_t=None) -> list[tuple[str, str]]:
     """(destination scope, source scope) for every destination layer holding tensors."""
     src_t, dst_t = src_t or _tensors(src), dst_t or _tensors(dst)
-    raw = dst.spec._raw
-    mloc = value_loc(raw, "mapping", Loc(dst.file)) if raw is not None else Loc(dst.file)
+    mloc = dst.source.value_loc("mapping", default=Loc(dst.file))
     pairs: dict[str, str] = {}
     for d_scope, s_scope in dst.spec.mapping.items():
-        where = value_loc(raw.get("mapping"), d_scope, mloc) if raw is not None else mloc
+        where = dst.source.value_loc("mapping", d_scope, default=mloc)
         if d_scope not in dst_t:
             raise error("convert", f"mapping names '{d_scope}', which is not a layer with weights in {dst.name}",
                         where, "map the module paths of conv, linear and batch-norm layers")
