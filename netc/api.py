@@ -64,7 +64,7 @@ class Network:
         return self.graph.outputs
 
     def nodes(self):
-        """(id, data) of every op node in execution order."""
+        """(id, `Node`) of every op node in execution order."""
         for nid in self.order:
             if nid != 0:
                 yield nid, self.graph.node(nid)

@@ -1,6 +1,6 @@
 """Expansion: templates, repeats, variables and defaults become the graph IR.
 
-Consumes a validated spec, its templates and variables; produces the networkx IR
+Consumes a validated spec, its templates and variables; produces the typed IR
 (netc.ir.graph) with every node named and placed, or raises NetcError with every problem
 found. This module walks the constructs (ops, seq, concat, residual, side, use, repeat); naming
 scopes and the context are netc.spec.scope, a repeat's iterations netc.spec.repeat, template

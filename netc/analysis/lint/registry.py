@@ -87,7 +87,7 @@ class Context:
         self.consumers = consumers
 
     def ops(self, *names: str):
-        """(id, data) of the nodes running one of the ops `names`, in execution order."""
+        """(id, node) of the nodes running one of the ops `names`, in execution order."""
         for nid in self.order:
             d = self.node[nid]
             if d.op in names:

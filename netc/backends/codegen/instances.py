@@ -25,6 +25,7 @@ from netc.backends.codegen.names import RESERVED, Names, is_attribute
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.errors import error
 from netc.ir.blocks import run_order
+from netc.ir.node import Node
 from netc.ops import REGISTRY
 
 
@@ -78,7 +79,7 @@ class Drafter:
         module, _, cls = REGISTRY[d.op].module(d.attrs, self.shapes_in(nid)).cls.rpartition(".")
         return f"nn.{cls}" if module == "torch.nn" else cls
 
-    def lifted(self, d: dict, exprs: list[str], cexprs: dict) -> list[str]:
+    def lifted(self, d: Node, exprs: list[str], cexprs: dict) -> list[str]:
         """An op's spec expressions in the names of the class being drafted (`SpecIndex.lift`), with
         `$in_c` of an inlined template instance written as its input's channel expression."""
         cands = self.index.lift(exprs, d.via, self.stop)
@@ -169,7 +170,7 @@ class Drafter:
         return slices.kept_bounds(d.attrs, slices.bound_exprs(
             self.raw_attrs(d), lambda exprs: self.index.lift(exprs, d.via, self.stop)))
 
-    def raw_attrs(self, d: dict) -> dict:
+    def raw_attrs(self, d: Node) -> dict:
         """The op's attributes as the spec writes them (expressions included)."""
         node = self.index.by_loc.get(d.loc)
         return self.index.written(node, d.op)
