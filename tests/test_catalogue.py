@@ -208,7 +208,7 @@ def test_cifar_resnet_params(name):
     expected += 64 * 10 + 10
     net = netc.load(name)
     assert net.params == expected
-    assert int(re.search(r"\d+", name).group()) == 6 * n + 2 == sum(d["op"] in ("conv", "linear") for _, d in net.nodes())
+    assert int(re.search(r"\d+", name).group()) == 6 * n + 2 == sum(d.op in ("conv", "linear") for _, d in net.nodes())
 
 
 def test_googlenet_v1_without_aux_heads():
@@ -220,30 +220,30 @@ def test_inception_resnet_v1_follows_the_paper():
     # Szegedy et al. 2016: stem 35x35x256 (Fig. 14), 5 x A, Reduction-A to 17x17x896 (Fig. 7, Table 1),
     # 10 x B, Reduction-B to 8x8x1792 (Fig. 12), 5 x C
     net = netc.load("inception_resnet_v1")
-    shape = {d["scope"]: d["shape"] for _, d in net.nodes()}
+    shape = {d.scope: d.shape for _, d in net.nodes()}
     assert shape["conv2d_4b.conv"] == (256, 35, 35)
     assert shape["mixed_6a._cat"] == (896, 17, 17)
     assert shape["mixed_7a._cat"] == (1792, 8, 8)
-    blocks = net.graph.graph["blocks"]
+    blocks = net.graph.blocks
     assert [blocks[s].repeat for s in ("repeat", "repeat_1", "repeat_2")] == [5, 10, 5]
-    scales = sorted({d["attrs"].factor for _, d in net.nodes() if d["op"] == "scale"})
+    scales = sorted({d.attrs.factor for _, d in net.nodes() if d.op == "scale"})
     assert scales == [0.1, 0.17, 0.2]
 
 
 def test_alexnet_grouped_towers():
     net = netc.load("alexnet_grouped")
-    groups = [d["attrs"].groups for _, d in net.nodes() if d["op"] == "conv"]
+    groups = [d.attrs.groups for _, d in net.nodes() if d.op == "conv"]
     assert groups == [1, 2, 1, 2, 2]  # conv3 and the FC layers connect both towers
     ungrouped = netc.load("alexnet")
-    assert [d["shape"] for _, d in net.nodes()] == [d["shape"] for _, d in ungrouped.nodes()]
+    assert [d.shape for _, d in net.nodes()] == [d.shape for _, d in ungrouped.nodes()]
 
 
 @pytest.mark.parametrize("size", [224, 256, 384])
 def test_vgg16_fcn_accepts_any_input_from_224(size):
     net = netc.load("vgg16_fcn", input_shape=(3, size, size))
-    scores = next(d for _, d in net.nodes() if d["scope"] == "classifier.6")
-    assert scores["shape"] == (1000, (size - 224) // 32 + 1, (size - 224) // 32 + 1)  # the class score map
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (1000,)
+    scores = next(d for _, d in net.nodes() if d.scope == "classifier.6")
+    assert scores.shape == (1000, (size - 224) // 32 + 1, (size - 224) // 32 + 1)  # the class score map
+    assert net.graph.node(net.outputs[0][1]).shape == (1000,)
 
 
 # --- same outputs as the reference (CPU, eval, batch 2, the smallest valid input) ------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import netc
-from netc.backends.codegen.exact import alternatives, exact_generator, recompile
+from netc.backends.codegen.exact import alternatives, exact_generator
 from netc.backends.codegen.fitting import IN, NOTHING, Hole, fit_holes, influences
 from netc.backends.codegen.forward import forward, render_forward
 from netc.backends.codegen.instances import Drafter
@@ -70,8 +70,8 @@ def test_index_lifts_expressions_through_unnamed_template_uses():
     """lib/resnet.yaml's BasicBlock uses Shortcut unnamed: `$out` inside it is `planes` outside."""
     net = netc.load(SPECS / "resnet18.yaml")
     index = SpecIndex(net)
-    nid = next(n for n, d in net.nodes() if d["scope"] == "layer2.0.downsample.0")
-    via = net.graph.nodes[nid]["via"]
+    nid = next(n for n, d in net.nodes() if d.scope == "layer2.0.downsample.0")
+    via = net.graph.node(nid).via
     assert "planes" in index.lift(["out"], via)
 
 
@@ -113,7 +113,7 @@ def test_forward_lines_reuse_variables_and_join_inline():
     _, drafter = drafter_for(net)
     b = box(scope_tree(net), "layer2.0")
     member = drafter.draft(b)
-    lines, tail = forward(net.graph.nodes, b, member.attr_of, drafter.outputs, drafter.pos)
+    lines, tail = forward(net.graph.node_table(), b, member.attr_of, drafter.outputs, drafter.pos)
     texts = [ln.text for ln in lines]
     assert texts[0] == "out = self.conv1(x)" and "out = out + x" in texts and tail == ["return out"]
     down = next(ln for ln in lines if ln.key == ("box", "downsample"))
@@ -189,7 +189,7 @@ def test_doc_text_cannot_close_a_docstring():
 def test_fingerprint_hides_the_values_of_this_compile():
     net = netc.load(SPECS / "resnet50.yaml")
     a = Generator(net).build()
-    b = Generator(recompile(net, {"num_classes": 10, "width": 32})).build()
+    b = Generator(net.recompile({"num_classes": 10, "width": 32})).build()
     assert a.fingerprint() == b.fingerprint()
     assert "num_classes=_" in a.fingerprint() and "num_classes=1000" in a.generate()
     assert Generator(netc.load(SPECS / "resnet18.yaml")).build().fingerprint() != a.fingerprint()
@@ -207,7 +207,7 @@ def test_alternatives_are_nearby_values_of_the_same_kind():
 def test_recompile_is_load_with_overrides():
     path = PARAMS / "resnext.yaml"
     kw = {"groups": 32, "width_per_group": 4}
-    a, b = recompile(netc.load(path), kw), netc.load(path, overrides=kw)
+    a, b = netc.load(path).recompile(kw), netc.load(path, overrides=kw)
     assert a.params == b.params == 25_028_904 and a.env == b.env
 
 

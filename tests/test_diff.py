@@ -115,7 +115,7 @@ def test_html_marks_the_changed_boxes(netc_cli, tmp_path):
     marked = re.findall(r'id="([ab])-(n\d+)" data-mark="(\w+)"', html)
     a = load("resnet50")
     view = build_view(a.graph, a.order)
-    scopes_a = {a.graph.nodes[int(box[1:])]["scope"] for side, box, _ in marked if side == "a" and box in view.boxes}
+    scopes_a = {a.graph.node(int(box[1:])).scope for side, box, _ in marked if side == "a" and box in view.boxes}
     # the 4 changed layers of each of the 3 downsampling blocks, marked in both diagrams
     assert len([m for m in marked if m[0] == "a"]) == len([m for m in marked if m[0] == "b"]) == 12
     assert {s.rsplit(".", 1)[1] for s in scopes_a} == {"conv1", "bn1", "2", "conv2"}

@@ -16,7 +16,7 @@ def test_paper_params(name):
 
 def test_alexnet_shapes_follow_the_paper():
     net = netc.load(SPECS / "alexnet.yaml")
-    convs = [d["shape"] for _, d in net.nodes() if d["op"] == "conv"]
+    convs = [d.shape for _, d in net.nodes() if d.op == "conv"]
     # Krizhevsky et al. 2012, Fig. 2 (single tower): 55x55x96, 27x27x256, 13x13x384/384/256
     assert convs == [(96, 55, 55), (256, 27, 27), (384, 13, 13), (384, 13, 13), (256, 13, 13)]
 
@@ -38,7 +38,7 @@ def test_matches_torchvision(name):
         ref.to("meta").eval()(torch.empty(1, *net.input_shape, device="meta"))
     for h in hooks:
         h.remove()
-    ours = {d["scope"]: d["shape"] for _, d in net.nodes()}
+    ours = {d.scope: d.shape for _, d in net.nodes()}
     common = [s for s in shapes if s in ours]
     assert len(common) > 20
     assert all(ours[s] == shapes[s] for s in common), [(s, ours[s], shapes[s]) for s in common if ours[s] != shapes[s]]

@@ -16,7 +16,7 @@ def load(body, **kw):
 
 
 def scopes(net):
-    return [(d["scope"], d["op"]) for _, d in net.nodes()]
+    return [(d.scope, d.op) for _, d in net.nodes()]
 
 
 def errors(body, **kw):
@@ -37,16 +37,16 @@ def test_generated_nodes_take_no_position():
                "      - residual: {body: [{conv: {out: 8, k: 1}}], scale: 0.2, then: relu}\n")
     assert scopes(net) == [("m.0", "conv"), ("m.1", "conv"), ("m._cat", "cat"), ("m.2", "conv"),
                            ("m._scale", "scale"), ("m._add", "add"), ("m.3", "relu")]
-    assert net.graph.nodes[[n for n, d in net.nodes() if d["op"] == "add"][0]]["inputs"][1] == \
-        [n for n, d in net.nodes() if d["op"] == "cat"][0]  # shortcut = the residual's input
+    assert net.graph.node([n for n, d in net.nodes() if d.op == "add"][0]).inputs[1] == \
+        [n for n, d in net.nodes() if d.op == "cat"][0]  # shortcut = the residual's input
 
 
 def test_repeat_first_at_and_index():
     net = load("templates:\n  B:\n    args: {c: int, s: 1}\n    body: {name: conv, conv: {out: $c, k: 3, s: $s, p: 1}}\n"
                "layers:\n  - {name: stage, repeat: 4, use: B, args: {c: 8 + $i}, first: {s: 2}, at: {3: {c: 32}}}\n")
-    convs = [(d["scope"], d["attrs"].out, d["attrs"].s) for _, d in net.nodes()]
+    convs = [(d.scope, d.attrs.out, d.attrs.s) for _, d in net.nodes()]
     assert convs == [("stage.0.conv", 8, 2), ("stage.1.conv", 9, 1), ("stage.2.conv", 10, 1), ("stage.3.conv", 32, 1)]
-    assert net.graph.graph["blocks"]["stage"].repeat == 4
+    assert net.graph.blocks["stage"].repeat == 4
 
 
 def test_unnamed_repeat_continues_the_numbering():
@@ -64,17 +64,17 @@ def test_if_drops_a_node_and_its_position():
 def test_from_builds_a_dag():
     net = load("layers:\n  - {name: a, conv: {out: 8, k: 1}}\n  - {name: b, conv: {out: 8, k: 3, p: 1}, from: input}\n"
                "  - {name: c, add: {}, from: [a, b]}\n")
-    ids = {d["scope"]: n for n, d in net.nodes()}
-    assert net.graph.nodes[ids["c"]]["inputs"] == [ids["a"], ids["b"]]
-    assert net.graph.nodes[ids["b"]]["inputs"] == [0]
+    ids = {d.scope: n for n, d in net.nodes()}
+    assert net.graph.node(ids["c"]).inputs == [ids["a"], ids["b"]]
+    assert net.graph.node(ids["b"]).inputs == [0]
     assert net.outputs == [("out", ids["c"], False)]
 
 
 def test_from_resolves_names_in_enclosing_scopes_first():
     net = load("layers:\n  - {name: x, relu: {}}\n  - name: blk\n    seq:\n      - {name: x, tanh: {}}\n"
                "      - {name: y, add: {}, from: [x, input]}\n")
-    ids = {d["scope"]: n for n, d in net.nodes()}
-    assert net.graph.nodes[ids["blk.y"]]["inputs"] == [ids["blk.x"], 0]
+    ids = {d.scope: n for n, d in net.nodes()}
+    assert net.graph.node(ids["blk.y"]).inputs == [ids["blk.x"], 0]
 
 
 def test_side_outputs_and_aux():
@@ -83,11 +83,11 @@ def test_side_outputs_and_aux():
                "  - {side: [gap, flatten], output: feats}\n  - {name: head, relu: {}, output: logits}\n")
     names = [(n, a) for n, _, a in net.outputs]
     assert names == [("aux", True), ("feats", False), ("logits", False)]
-    aux_nodes = [d["scope"] for _, d in net.nodes() if d["aux"]]
+    aux_nodes = [d.scope for _, d in net.nodes() if d.aux]
     assert aux_nodes == ["aux.0", "aux.1", "aux.2"]
-    ids = {d["scope"]: n for n, d in net.nodes()}
-    assert net.graph.nodes[ids["head"]]["inputs"] == [ids["c"]]  # the main path skips the side branch
-    assert net.graph.nodes[ids["aux.2"]]["shape"] == (5,)
+    ids = {d.scope: n for n, d in net.nodes()}
+    assert net.graph.node(ids["head"]).inputs == [ids["c"]]  # the main path skips the side branch
+    assert net.graph.node(ids["aux.2"]).shape == (5,)
 
 
 def test_main_output_is_named_out_and_first():
@@ -99,11 +99,11 @@ def test_templates_imported_from_another_file():
     net = netc.load(FIXTURES / "uses_lib.yaml")
     assert scopes(net) == [("stem.conv", "conv"), ("stem.bn", "bn"), ("stem.2", "relu"),
                            ("body.conv", "conv"), ("body.bn", "bn"), ("body.2", "relu")]
-    conv = next(d for _, d in net.nodes() if d["scope"] == "body.conv")
-    assert (conv["attrs"].k, conv["attrs"].p) == (1, 0)
+    conv = next(d for _, d in net.nodes() if d.scope == "body.conv")
+    assert (conv.attrs.k, conv.attrs.p) == (1, 0)
     # the op's location is in the library; the instantiation chain points at the user
-    assert conv["loc"].file.endswith("lib_blocks.yaml") and conv["loc"].line == 8
-    assert conv["via"][0].file.endswith("uses_lib.yaml") and conv["via"][0].line == 9
+    assert conv.loc.file.endswith("lib_blocks.yaml") and conv.loc.line == 8
+    assert conv.via[0].file.endswith("uses_lib.yaml") and conv.via[0].line == 9
 
 
 def test_import_cycle_across_files():
@@ -130,9 +130,9 @@ def test_import_of_a_template_the_library_lacks(tmp_path):
 
 def test_set_overrides():
     net = netc.load(SPECS / "resnet50.yaml", overrides={"num_classes": 10, "width": 32})
-    fc = next(d for _, d in net.nodes() if d["scope"] == "fc")
-    assert fc["shape"] == (10,)
-    assert next(d for _, d in net.nodes() if d["scope"] == "conv1")["shape"][0] == 32
+    fc = next(d for _, d in net.nodes() if d.scope == "fc")
+    assert fc.shape == (10,)
+    assert next(d for _, d in net.nodes() if d.scope == "conv1").shape[0] == 32
     assert net.env["num_classes"] == 10
 
 
@@ -145,7 +145,7 @@ def test_set_via_cli(netc_cli):
 
 def test_vars_derive_from_params():
     net = load("params: {w: 2}\nvars: {c: $w * 4, d: $c + 1}\nlayers:\n  - conv: {out: $d, k: 1}\n")
-    assert net.env["d"] == 9 and next(net.nodes())[1]["shape"][0] == 9
+    assert net.env["d"] == 9 and next(net.nodes())[1].shape[0] == 9
 
 
 def test_independent_errors_are_reported_together(netc_cli, tmp_path):
@@ -170,10 +170,10 @@ def test_independent_shape_errors_are_reported_together():
 def test_template_argument_defaults_may_use_other_arguments():
     net = load("templates:\n  T:\n    args: {c: int, mid: $c * 2}\n    body: [{conv: {out: $mid, k: 1}}, {conv: {out: $c, k: 1}}]\n"
                "layers:\n  - {use: T, args: {c: 3}}\n")
-    assert [d["shape"][0] for _, d in net.nodes()] == [6, 3]
+    assert [d.shape[0] for _, d in net.nodes()] == [6, 3]
     net = load("templates:\n  T:\n    args: {c: int, mid: $c * 2}\n    body: [{conv: {out: $mid, k: 1}}, {conv: {out: $c, k: 1}}]\n"
                "layers:\n  - {use: T, args: {c: 3, mid: 5}}\n")  # an expression default may be overridden
-    assert [d["shape"][0] for _, d in net.nodes()] == [5, 3]
+    assert [d.shape[0] for _, d in net.nodes()] == [5, 3]
 
 
 @pytest.mark.parametrize("body", [
@@ -201,16 +201,16 @@ def test_unicode_confusable_spec_name():
 
 def test_at_keys_may_be_quoted():
     net = load('params: {c: 3}\nlayers:\n  - {name: r, repeat: 2, conv: {out: $c, k: 1}, at: {"1": {c: 5}}}\n')
-    assert [d["shape"][0] for _, d in net.nodes()] == [3, 5]
+    assert [d.shape[0] for _, d in net.nodes()] == [3, 5]
 
 
 def test_reference_to_a_block_whose_layers_were_all_skipped():
     # the block 'a' yields its own input, so 'from: a' means the node before it
     net = load("layers:\n  - {name: x, relu: {}}\n  - {name: a, seq: [{if: false, relu: {}}]}\n"
                "  - {name: y, tanh: {}, from: a}\n")
-    ids = {d["scope"]: n for n, d in net.nodes()}
-    assert net.graph.nodes[ids["y"]]["inputs"] == [ids["x"]]
-    assert all(d["op"] != "_ref" for _, d in net.graph.nodes(data=True))
+    ids = {d.scope: n for n, d in net.nodes()}
+    assert net.graph.node(ids["y"]).inputs == [ids["x"]]
+    assert all(d.op != "_ref" for _, d in net.graph.node_items())
     assert errors("layers:\n  - {seq: [{name: a, repeat: 0, relu: {}, from: a}], from: a}\n")[0][0] == "ref"
 
 
@@ -222,7 +222,7 @@ def test_first_and_at_keys_must_be_template_args_or_feed_them():
     tpl = "templates:\n  B:\n    args: {c: int, stride: 1}\n    body: {conv: {out: $c, k: 3, s: $stride, p: 1}}\n"
     body = tpl + "layers:\n  - {name: l, repeat: 2, use: B, args: {c: $w}, first: {w: 4, stride: 2}, at: {1: {w: 6}}}\n"
     net = load(body)
-    assert [(d["shape"], d["attrs"].s) for _, d in net.nodes()] == [((4, 8, 8), 2), ((6, 8, 8), 1)]
+    assert [(d.shape, d.attrs.s) for _, d in net.nodes()] == [((4, 8, 8), 2), ((6, 8, 8), 1)]
     with pytest.raises(NetcError) as exc:
         load(tpl + "layers:\n  - {name: l, repeat: 2, use: B, args: {c: 4}, first: {strde: 2}}\n")
     d = exc.value.diagnostics[0]

@@ -2,7 +2,7 @@
 import pytest
 
 from netc.errors import Loc, NetcError
-from netc.spec.expr import evaluate, substitute
+from netc.expr import evaluate, substitute
 from netc.spec.yamlload import load_yaml
 
 ENV = {"planes": 64, "i": 0, "w": 0.5, "name": "a", "flag": True}

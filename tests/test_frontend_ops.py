@@ -32,4 +32,4 @@ def test_shape_rule_matches_torch(op, shape):
         return
     module = net.build(device="cpu")
     y = module.eval()(torch.randn(2, *shape))
-    assert tuple(y.shape[1:]) == net.graph.nodes[net.outputs[0][1]]["shape"]
+    assert tuple(y.shape[1:]) == net.graph.node(net.outputs[0][1]).shape

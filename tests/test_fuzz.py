@@ -231,12 +231,12 @@ def spec_text(draw):
 
 
 def check_network(net) -> None:
-    scopes = [d["scope"] for _, d in net.nodes()]
+    scopes = [d.scope for _, d in net.nodes()]
     assert len(scopes) == len(set(scopes)), "module paths must be unique"
     for _, d in net.nodes():
-        assert isinstance(d["shape"], tuple) and d["shape"] and all(isinstance(x, int) and x > 0 for x in d["shape"])
-        assert d["params"] >= 0 and d["macs"] >= 0
-    assert net.params == sum(d["params"] for _, d in net.nodes())
+        assert isinstance(d.shape, tuple) and d.shape and all(isinstance(x, int) and x > 0 for x in d.shape)
+        assert d.params >= 0 and d.macs >= 0
+    assert net.params == sum(d.params for _, d in net.nodes())
     ids = set(net.graph.nodes)
     assert net.outputs and all(nid in ids for _, nid, _ in net.outputs)
     assert len({name for name, _, _ in net.outputs}) == len(net.outputs)

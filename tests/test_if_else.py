@@ -20,9 +20,9 @@ layers:
 
 
 def _inputs(net, scope):
-    names = {nid: d["scope"] for nid, d in net.nodes()}
-    node = next(d for _, d in net.nodes() if d["scope"] == scope)
-    return node["op"], [names[i] for i in node["inputs"]]
+    names = {nid: d.scope for nid, d in net.nodes()}
+    node = next(d for _, d in net.nodes() if d.scope == scope)
+    return node.op, [names[i] for i in node.inputs]
 
 
 def test_else_reads_the_nodes_from(tmp_path):
@@ -62,8 +62,8 @@ def test_a_name_its_if_removed_is_an_error_to_refer_to(layers, ref_line):
 def test_a_name_defined_under_the_true_branch_of_two_ifs_resolves():
     net = netc.loads(BASE + "  - {if: false, name: zz, conv: {out: 4, k: 1}}\n"
                             "  - {if: true, name: zz, conv: {out: 5, k: 1}}\n  - {from: zz, relu: {}}\n")
-    relu = next(d for _, d in net.nodes() if d["op"] == "relu")
-    assert relu["shape"] == (5, 8, 8)
+    relu = next(d for _, d in net.nodes() if d.op == "relu")
+    assert relu.shape == (5, 8, 8)
 
 
 def test_the_cli_reports_it_located_with_exit_2(netc_cli, tmp_path):

@@ -72,7 +72,7 @@ def test_num_classes_is_a_parameter(tmp_path):
     text, _ = import_spec(f"{FIXTURE}:Small", {"num_classes": 7}, (3, 32, 32))
     assert loads(text, overrides={"num_classes": 3}).outputs  # compiles with another value
     net = loads(text, overrides={"num_classes": 3})
-    assert list(net.nodes())[-1][1]["shape"] == (3,)
+    assert list(net.nodes())[-1][1].shape == (3,)
 
 
 def test_file_source_templates_and_repeat():
@@ -293,8 +293,8 @@ def test_round_trip_of_generated_code(name):
     assert imported.params == original.params
     # by scope: a generated forward runs timm Xception's body before its shortcut (data-flow
     # order), so the imported spec writes them in that order
-    assert {d["scope"]: d["shape"] for _, d in imported.nodes() if d["params"]} == \
-        {d["scope"]: d["shape"] for _, d in original.nodes() if d["params"]}
+    assert {d.scope: d.shape for _, d in imported.nodes() if d.params} == \
+        {d.scope: d.shape for _, d in original.nodes() if d.params}
     a = set(imported.build(device="meta").state_dict())
     b = set(original.build(device="meta").state_dict())
     assert a == b

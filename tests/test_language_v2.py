@@ -29,7 +29,7 @@ layers:
   - {name: b, use: Expand}
   - {name: c, use: Expand, args: {factor: 3}}
 """)
-    shapes = {d["scope"]: d["shape"] for _, d in net.nodes()}
+    shapes = {d.scope: d.shape for _, d in net.nodes()}
     assert shapes["b.wide"] == (10, 16, 16) and shapes["b.back"] == (20, 16, 16)
     assert shapes["b.pool"] == (20, 8, 8)  # $in_h of b is 16
     assert shapes["c.wide"] == (60, 8, 8) and shapes["c.back"] == (80, 8, 8)
@@ -81,7 +81,7 @@ layers:
 """)
     m = net.build()
     assert isinstance(m.act, want) or (hs and type(m.act).__name__ == "ReLU6")
-    names = [d["scope"] for _, d in net.nodes()]
+    names = [d.scope for _, d in net.nodes()]
     assert names[:2] == ["conv", "act"]
     assert names[2:] == (["2"] if hs else ["2", "3"])
 
@@ -103,7 +103,7 @@ layers:
 """)
     keys = [k for k in net.build().state_dict() if k.endswith("weight")]
     assert keys == [f"denseblock1.denselayer{k}.norm.weight" for k in range(1, 6)]
-    scopes = [d["scope"] for _, d in net.nodes()]
+    scopes = [d.scope for _, d in net.nodes()]
     assert scopes[5:] == ["stage.1", "stage.2", "last_3"]
 
 
@@ -127,7 +127,7 @@ layers:
       - {use: Inline}
       - {repeat: 2, use: Unit, args: {out: 8}}
 """)
-    scopes = [d["scope"] for _, d in net.nodes()]
+    scopes = [d.scope for _, d in net.nodes()]
     assert scopes == ["features.0", "features.1.conv", "features.1.bn", "features.2",
                       "features.3.conv", "features.3.bn", "features.4.conv", "features.4.bn"]
 

@@ -52,7 +52,7 @@ def test_the_import_reader_sees_every_kind_of_import():
     """The checks below are only as good as `imports`: it must see module-level and function-level
     imports, `from package import module` and plain `import`."""
     assert "netc.spec.load" in imports("netc.api")  # module level, from-import
-    assert "netc.backends.torch.module" in imports("netc.api")  # inside a function
+    assert "netc.backends.torch.module" in imports("netc.api.building")  # inside a function
     assert "netc.backends.codegen" in imports("netc.api")  # from netc.backends import codegen
     assert "netc.backends.codegen.generate" in imports("netc.backends.codegen")
     assert import_graph().number_of_edges() > 50
@@ -101,3 +101,143 @@ def test_no_file_under_netc_is_longer_than_the_limit():
     long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
             if (n := p.read_text(encoding="utf-8").count("\n")) > MAX_LINES}
     assert not long, f"files above {MAX_LINES} lines: {long}"
+
+
+def _class_fields(module: str, cls: str) -> set[str]:
+    """The annotated fields and the properties of class `cls` in `module`, read from its source."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls).body
+    return ({n.target.id for n in body if isinstance(n, ast.AnnAssign)}
+            | {n.name for n in body if isinstance(n, ast.FunctionDef)
+               and any(ast.unparse(d) == "property" for d in n.decorator_list)})
+
+
+IR_FIELDS = _class_fields("netc.ir.node", "Node") | _class_fields("netc.ir.graph", "Graph")
+# what yields IR nodes: `g.node(n)`, `network.nodes()`, `g.node_items()`, `g.node_table()`, `g.nodes[n]`
+NODE_SOURCES = ("node", "nodes", "node_items", "node_table")
+
+
+def _string_key(node: ast.AST) -> tuple[ast.AST, str] | None:
+    """(x, "k") of `x["k"]`, `x.get("k", …)`, `x.pop("k")`, `x.setdefault("k", …)` or `"k" in x`."""
+    if isinstance(node, ast.Subscript):
+        target, key = node.value, node.slice
+    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+          and node.func.attr in ("get", "pop", "setdefault")):
+        target, key = node.func.value, node.args[0]
+    elif isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+        target, key = node.comparators[0], node.left
+    else:
+        return None
+    return (target, key.value) if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+
+
+def _yields_nodes(expr: ast.AST) -> bool:
+    """An expression that calls or indexes one of NODE_SOURCES (`g.node(n)`, `net.nodes()`, …)."""
+    return any(isinstance(n, ast.Attribute) and n.attr in NODE_SOURCES for n in ast.walk(expr))
+
+
+def _node_names(tree: ast.AST) -> set[str]:
+    """Names bound to IR nodes (or tables of them): `d = g.node(n)`, `for _, d in net.nodes()`,
+    `table = g.node_table()`, comprehensions alike."""
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and _yields_nodes(n.value):
+            targets = n.targets
+        elif isinstance(n, (ast.For, ast.comprehension)) and _yields_nodes(n.iter):
+            targets = [n.target]
+        else:
+            continue
+        names |= {t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return names
+
+
+def _networkx_attribute_dict(node: ast.AST) -> bool:
+    """`g.nodes[n]`, `g.nodes(data=…)`, `g.nodes.data(…)`, `g.graph["k"]`, `g.graph.get(…)`,
+    `nx.get_node_attributes(…)`: networkx's attribute dicts, where the IR keeps its typed records."""
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+        return node.value.attr == "nodes" or (node.value.attr == "graph" and _string_key(node) is not None)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        f = node.func
+        return ((f.attr == "nodes" and any(k.arg == "data" for k in node.keywords))
+                or (isinstance(f.value, ast.Attribute) and f.value.attr in ("nodes", "graph")
+                    and f.attr in ("data", "get", "pop", "setdefault", "update"))
+                or f.attr in ("get_node_attributes", "set_node_attributes"))
+    return False
+
+
+def dict_style_ir_access(name: str) -> list[str]:
+    """Where module `name` reads or writes the IR as a dict: through networkx's attribute dicts, or
+    by a string key naming a field of `Node` or `Graph` on something that holds IR nodes."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    holders = _node_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        keyed = _string_key(node)
+        on_ir = keyed is not None and keyed[1] in IR_FIELDS and (
+            _yields_nodes(keyed[0]) or any(isinstance(n, ast.Name) and n.id in holders for n in ast.walk(keyed[0])))
+        if on_ir or _networkx_attribute_dict(node):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    return found
+
+
+def test_the_dict_access_reader_sees_every_kind_of_access():
+    """Planted in a scratch module: each line is found; a plain mapping with the same keys is not."""
+    MODULES["netc.backends.scratch"] = scratch = ROOT / "tests" / "_scratch_layout.py"
+    lines = ['for _, d in network.nodes(): d["op"]', 'd = g.node(n); d.get("owned")', '"shape" in g.node(0)',
+             't = g.node_table(); t[n]["inputs"]', 'g.nodes[n]', 'g.nodes(data=True)', 'g.graph["blocks"]',
+             'g.graph.get("spec")', 'nx.get_node_attributes(g, "op")']
+    try:
+        scratch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert sorted({int(f.split(":")[1]) for f in dict_style_ir_access("netc.backends.scratch")}) == \
+            list(range(1, len(lines) + 1))
+        scratch.write_text('saving = {"params": 1}\nsaving["params"]\nraw.get("shape")\n', encoding="utf-8")
+        assert dict_style_ir_access("netc.backends.scratch") == []  # other mappings may use these keys
+    finally:
+        del MODULES["netc.backends.scratch"]
+        scratch.unlink(missing_ok=True)
+    assert {"op", "inputs", "shape", "meta", "outputs", "blocks"} <= IR_FIELDS
+
+
+def test_the_ir_is_read_by_its_fields_outside_netc_ir():
+    """A node's and the graph's fields are attributes (`node.shape`, `g.outputs`), so a misspelt one
+    fails where it is written; only `netc.ir` touches how networkx stores them."""
+    found = [hit for name in MODULES if not name.startswith("netc.ir") for hit in dict_style_ir_access(name)]
+    assert not found, "dict-style access to the IR outside netc/ir:\n" + "\n".join(found)
+
+
+BACKENDS = ("netc.backends", "netc.analysis")  # torch, codegen, render, onnx; costs, lint, diff, paper
+
+
+def test_no_backend_imports_the_frontend():
+    """The backends and the analysis consume the `Network` and its IR only: what they need of the
+    source is on the IR or behind `Network.source`, and a recompile is `Network.recompile`."""
+    bad = {name: sorted(m for m in imports(name) if m == "netc.spec" or m.startswith("netc.spec."))
+           for name in MODULES if name.startswith(BACKENDS)}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def raw_yaml_access(name: str) -> list[str]:
+    """Where module `name` reaches the YAML a spec was parsed from: `x._raw`, `getattr(x, "_raw")`."""
+    path = MODULES[name]
+    return [f"{path.relative_to(ROOT)}:{node.lineno}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            if (isinstance(node, ast.Attribute) and node.attr == "_raw")
+            or (isinstance(node, ast.Constant) and node.value == "_raw")]
+
+
+def test_only_the_frontend_reads_the_parsed_yaml():
+    found = [hit for name in MODULES if not name.startswith("netc.spec") for hit in raw_yaml_access(name)]
+    assert not found, f"the spec's parsed YAML (`_raw`) read outside netc/spec: {found}"
+
+
+def test_the_frontend_checks_see_a_planted_violation():
+    MODULES["netc.backends.scratch"] = scratch = ROOT / "tests" / "_scratch_frontend.py"
+    try:
+        scratch.write_text('from netc.spec.load import parse_spec\nx = spec._raw\ny = getattr(spec, "_raw", None)\n',
+                           encoding="utf-8")
+        assert imports("netc.backends.scratch") == {"netc.spec.load"}
+        assert raw_yaml_access("netc.backends.scratch") == ["tests/_scratch_frontend.py:2", "tests/_scratch_frontend.py:3"]
+    finally:
+        del MODULES["netc.backends.scratch"]
+        scratch.unlink(missing_ok=True)

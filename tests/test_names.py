@@ -1,4 +1,4 @@
-"""One rule for names (netc.spec.names), checked in the frontend, so that build and codegen
+"""One rule for names (netc.names), checked in the frontend, so that build and codegen
 accept exactly the specs `netc check` accepts; its list of what torch modules own is checked
 against the installed torch here."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from netc.api import loads
 from netc.errors import NetcError
-from netc.spec.names import TORCH_OWNED
+from netc.names import TORCH_OWNED
 
 HEAD = "netc: 1\nname: t\ninput: [3, 8, 8]\n"
 
@@ -33,14 +33,14 @@ def owned_by_torch() -> set[str]:
 
 def test_static_list_covers_what_torch_owns():
     missing = owned_by_torch() - TORCH_OWNED
-    assert not missing, f"add to netc.spec.names.TORCH_OWNED: {sorted(missing)}"
+    assert not missing, f"add to netc.names.TORCH_OWNED: {sorted(missing)}"
 
 
 def test_frontend_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, netc.spec.names, netc.spec.model; assert 'torch' not in sys.modules"
+    code = "import sys, netc.names, netc.spec.model; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -18,7 +18,7 @@ ort = pytest.importorskip("onnxruntime")
 
 BUNDLED = sorted(p.stem for p in SPECS.glob("*.yaml"))
 # the op kind of every node of every bundled spec, compiled once per process
-OPS = {name: [d["op"] for _, d in netc.load(name).nodes()] for name in BUNDLED}
+OPS = {name: [d.op for _, d in netc.load(name).nodes()] for name in BUNDLED}
 # the export's time grows with the ops: the largest first (the `heavy` marker runs the sweep first)
 LARGEST_FIRST = sorted(BUNDLED, key=lambda name: -len(OPS[name]))
 
@@ -30,7 +30,7 @@ def export_input(name):
     net, shape = small_input(name)
     while shape != net.input_shape:
         small = netc.load(name, input_shape=shape)
-        if all(math.prod(d["shape"][1:]) >= 4 for _, d in small.nodes() if d["op"] == "bn"):
+        if all(math.prod(d.shape[1:]) >= 4 for _, d in small.nodes() if d.op == "bn"):
             break
         shape = (shape[0], *(min(2 * s, full) for s, full in zip(shape[1:], net.input_shape[1:])))
     return shape
@@ -76,7 +76,7 @@ def test_export_every_bundled_spec(name, tmp_path):
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert bool(batch.dim_param) == dynamic and (dynamic or batch.dim_value == 1)
     names = {n.name for n in model.graph.node}
-    assert any(d["scope"] in names for _, d in net.nodes() if d["op"] == "conv")
+    assert any(d.scope in names for _, d in net.nodes() if d.op == "conv")
 
 
 def test_scope_names_on_nodes_initialisers_and_tensors(tmp_path):

@@ -34,10 +34,10 @@ def test_conv_transpose_is_torch(tmp_path, attrs, kw):
     with torch.no_grad():
         want = ref(x)
         assert_close(m(x), want, 0)
-    d = net.graph.nodes[net.outputs[0][1]]
-    assert d["shape"] == tuple(want.shape[1:])
-    assert d["params"] == sum(p.numel() for p in ref.parameters())
-    assert d["macs"] == macs_of(ref, x[:1])
+    d = net.graph.node(net.outputs[0][1])
+    assert d.shape == tuple(want.shape[1:])
+    assert d.params == sum(p.numel() for p in ref.parameters())
+    assert d.macs == macs_of(ref, x[:1])
 
 
 def test_receptive_field_runs_on_the_finer_grid(tmp_path):

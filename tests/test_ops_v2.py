@@ -54,7 +54,7 @@ def test_permute_is_torchvision_permute(tmp_path):
     x = x_of(8, 6, 5)
     out = built(net)(x)
     assert_close(out, Permute([0, 3, 2, 1])(x))
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (5, 6, 8)
+    assert net.graph.node(net.outputs[0][1]).shape == (5, 6, 8)
 
 
 def test_layernorm_over_channels_is_torchvision_layernorm2d(tmp_path):
@@ -159,7 +159,7 @@ def test_chunk_parts_are_addressable(tmp_path):
     x = x_of(8, 6, 6)
     a, b = x.chunk(2, 1)
     assert_close(built(net)(x), torch.cat([b, a], 1).chunk(3, 3)[2], 0)
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (8, 6, 2)
+    assert net.graph.node(net.outputs[0][1]).shape == (8, 6, 2)
 
 
 SLICES = ("  - {name: a, slice: {end: 3}}\n"
@@ -177,7 +177,7 @@ def test_slice_takes_unequal_parts(tmp_path):
     x = x_of(8, 6, 6)
     expected = torch.cat([x[:, 3:], x[:, :3]], 1)[:, :, :, 1:5] * x[:, :, :, -2:-1]
     assert_close(built(net)(x), expected, 0)
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (8, 6, 4)
+    assert net.graph.node(net.outputs[0][1]).shape == (8, 6, 4)
 
 
 def test_slice_in_generated_code_and_onnx(tmp_path):
@@ -273,7 +273,7 @@ def test_reshape_and_partial_flatten(tmp_path):
                          "  - {flatten: {start: 0, end: 1}}\n")
     x = x_of(8, 6, 6)
     assert_close(built(net)(x), nn.Flatten(1, 2)(nn.Flatten(2)(x).reshape(2, 2, -1, 9)), 0)
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == (32, 9)
+    assert net.graph.node(net.outputs[0][1]).shape == (32, 9)
 
 
 def test_linear_over_the_last_axis(tmp_path):

@@ -130,7 +130,7 @@ def test_codegen_equals_the_interpreter_for_every_new_op(tmp_path):
 
     net = load(tmp_path, "".join(EVERY_NEW_OP.partition("layers:\n")[2]), "[4, 6, 6]",
                EVERY_NEW_OP.partition("layers:\n")[0], name="every_new")
-    ops = {d["op"] for _, d in net.nodes()}
+    ops = {d.op for _, d in net.nodes()}
     assert {"mul", "chunk", "channel_shuffle", "groupnorm", "hardswish", "hardsigmoid", "layer_scale",
             "stochastic_depth", "layernorm", "permute", "reshape", "flatten", "linear", "add"} <= ops
     ref, gen = pair(net, tmp_path)
@@ -224,7 +224,7 @@ def test_import_maps_the_new_modules(tmp_path):
 
     text, verdict = import_spec(f"{ROOT / 'tests' / 'fixtures' / 'interop' / 'v2_ops.py'}:Mixed", {}, (3, 8, 8))
     assert verdict.max_diff <= 1e-5 and verdict.same_order
-    ops = [d["op"] for _, d in loads(text).nodes()]
+    ops = [d.op for _, d in loads(text).nodes()]
     assert ops[1:11] == ["groupnorm", "hardswish", "channel_shuffle", "layernorm", "permute", "layernorm", "linear",
                          "hardsigmoid", "permute", "stochastic_depth"]
     assert "layernorm: {eps: 1e-06}" in text and "layernorm: {over: last}" in text

@@ -25,7 +25,7 @@ def test_pad_is_torch(tmp_path, attrs, reference):
     want = reference(x)
     with torch.no_grad():
         assert_close(built(net)(x), want, 0)
-    assert net.graph.nodes[net.outputs[0][1]]["shape"] == tuple(want.shape[1:])
+    assert net.graph.node(net.outputs[0][1]).shape == tuple(want.shape[1:])
 
 
 @pytest.mark.parametrize("attrs, words", [

@@ -53,12 +53,12 @@ def _channel_first(network) -> set[str]:
     """Scopes whose output is laid out C, H, W (not permuted to H, W, C as ConvNeXt's MLPs are)."""
     layout, first = {0: "chw"}, set()
     for nid, d in network.nodes():
-        lay = layout[d["inputs"][0]]
-        if d["op"] == "permute" and len(lay) == 3:
-            lay = "".join(lay[k] for k in d["attrs"].dims)
-        layout[nid] = lay if len(d["shape"]) == len(lay) else "flat"
+        lay = layout[d.inputs[0]]
+        if d.op == "permute" and len(lay) == 3:
+            lay = "".join(lay[k] for k in d.attrs.dims)
+        layout[nid] = lay if len(d.shape) == len(lay) else "flat"
         if layout[nid] == "chw":
-            first.add(d["scope"])
+            first.add(d.scope)
     return first
 
 

@@ -46,7 +46,7 @@ def test_every_bundled_spec_renders(name):
     view = build_view(net.graph, net.order)
     # uncollapsed, every op is a box, plus the input and one box per named output
     assert len(view.boxes) == len(net.order) + len(net.outputs)
-    assert len(view.clusters) == len(net.graph.graph["blocks"])
+    assert len(view.clusters) == len(net.graph.blocks)
     if len(view.boxes) > FULL_RENDER_MAX_BOXES:
         depth = 2
         view = build_view(net.graph, net.order, depth)
@@ -136,7 +136,7 @@ def test_mini_depths_merge_identical_instances_and_mark_aux():
     # s1..s3 instantiate Block with the same args, each feeding the next: one box "Block ×3"
     assert {n: b.title for n, b in blocks.items()} == {"s1–s3": "Block ×3", "mix": "Mix", "head": "side"}
     assert blocks["head"].aux and not blocks["mix"].aux
-    assert one.box_of[net.graph.graph["outputs"][1][1]] == blocks["head"].id
+    assert one.box_of[net.graph.outputs[1][1]] == blocks["head"].id
     # input, stem, s1–s3, mix, head, gap, flatten, fc, out, aux
     assert len(one.boxes) == 10
     assert [e.aux for e in one.edges if e.dst == blocks["head"].id] == [True]
@@ -192,14 +192,13 @@ def hostile(description="<b>bold</b> & \"quoted\""):
     def rename(scope):
         return ".".join(EVIL.get(part, part) for part in scope.split("."))
 
-    for _, d in g.nodes(data=True):
-        d["scope"] = rename(d["scope"]) if d["scope"] != "input" else "input"
-        d["blocks"] = tuple(rename(b) for b in d["blocks"])
-    g.graph["blocks"] = {rename(s): replace(b, scope=rename(s), template=b.template and EVIL_TEMPLATE)
-                         for s, b in g.graph["blocks"].items()}
-    g.graph["outputs"] = [(EVIL_OUTPUT if name == "aux" else name, nid, aux)
-                          for name, nid, aux in g.graph["outputs"]]
-    g.graph["name"] = HOSTILE_NAME
+    for _, d in g.node_items():
+        d.scope = rename(d.scope) if d.scope != "input" else "input"
+        d.blocks = tuple(rename(b) for b in d.blocks)
+    g.blocks = {rename(s): replace(b, scope=rename(s), template=b.template and EVIL_TEMPLATE)
+                for s, b in g.blocks.items()}
+    g.outputs = [(EVIL_OUTPUT if name == "aux" else name, nid, aux) for name, nid, aux in g.outputs]
+    g.name = HOSTILE_NAME
     net.spec = net.spec.model_copy(update={"name": HOSTILE_NAME, "description": description})
     return net
 

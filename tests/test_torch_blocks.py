@@ -69,7 +69,7 @@ def block_names(net) -> list[str]:
     """Every scope that holds ops (the network itself left out), in the spec's order."""
     names = {}
     for _, d in net.nodes():
-        parts = d["scope"].split(".")
+        parts = d.scope.split(".")
         for k in range(1, len(parts)):
             names.setdefault(".".join(parts[:k]))
     return list(names)
@@ -148,9 +148,9 @@ def _check_calls(blocks, seen):
 def _aux_heads(model, net):
     """The modules of blocks that hold only training-only ops."""
     heads = set()
-    for block in net.graph.graph["blocks"].values():
-        inside = [d for _, d in net.nodes() if d["scope"].startswith(block.scope + ".")]
-        if inside and all(d["aux"] for d in inside):
+    for block in net.graph.blocks.values():
+        inside = [d for _, d in net.nodes() if d.scope.startswith(block.scope + ".")]
+        if inside and all(d.aux for d in inside):
             heads.update(model.get_submodule(block.scope).modules())
     return heads
 
@@ -347,7 +347,7 @@ def test_sibling_blocks_that_need_each_other():
 
 
 def test_block_names_cannot_shadow_graph_module_attributes():
-    # refused by the frontend's one name rule (netc.spec.names), at the name, before any build
+    # refused by the frontend's one name rule (netc.names), at the name, before any build
     with pytest.raises(NetcError) as exc:
         tiny("  - {name: blk, seq: [{name: code, conv: {out: 4, k: 1}}]}\n").build(device="meta")
     diag = exc.value.diagnostics[0]

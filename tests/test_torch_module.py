@@ -35,7 +35,7 @@ def test_hierarchy_mirrors_scopes():
     net = netc.load(SPECS / "resnet50.yaml")
     m = net.build(device="meta")
     assert isinstance(m, torch.fx.GraphModule)
-    scopes = {d["scope"] for _, d in net.nodes()}
+    scopes = {d.scope for _, d in net.nodes()}
     leaves = {name for name, mod in m.named_modules() if name and not list(mod.children())}
     assert leaves == scopes
     assert isinstance(m.get_submodule("layer1.0.conv1"), torch.nn.Conv2d)
@@ -51,8 +51,8 @@ def test_confirm_shapes_catches_a_wrong_ir_shape():
     net = netc.load(SPECS / "resnet18.yaml", input_shape=(3, 64, 64))
     m = net.build(device="meta")
     assert confirm_shapes(m, net) == len(list(net.nodes()))
-    nid = next(nid for nid, d in net.nodes() if d["scope"] == "layer2.0.conv1")
-    net.graph.nodes[nid]["shape"] = (128, 9, 9)
+    nid = next(nid for nid, d in net.nodes() if d.scope == "layer2.0.conv1")
+    net.graph.node(nid).shape = (128, 9, 9)
     with pytest.raises(ShapeMismatch, match="layer2.0.conv1"):
         confirm_shapes(m, net)
 
@@ -365,7 +365,7 @@ def test_every_op_builds_runs_and_trains():
     from netc.ops import REGISTRY
 
     net = netc.loads(f"netc: 1\nname: every\ninput: [4, 8, 8]\nlayers:\n{EVERY_OP}", "every.yaml")
-    assert {d["op"] for _, d in net.nodes()} == set(REGISTRY)  # a new op must join this test
+    assert {d.op for _, d in net.nodes()} == set(REGISTRY)  # a new op must join this test
     m = net.build()
     assert confirm_shapes(m, net) == len(list(net.nodes()))
     out = m.train()(torch.randn(2, 4, 8, 8))

@@ -138,7 +138,7 @@ def test_densenet_fits_in_45_lines():
                 for f in ("densenet121.yaml", "lib/densenet.yaml"))
     assert lines <= 45
     net = netc.load("densenet121")
-    assert "features.denseblock4.denselayer16.conv2" in {d["scope"] for _, d in net.nodes()}
+    assert "features.denseblock4.denselayer16.conv2" in {d.scope for _, d in net.nodes()}
 
 
 def test_variants_from_the_command_line(netc_cli):

@@ -122,7 +122,7 @@ def test_stochastic_depth_follows_torchvision():
         want = {n: m.p for n, m in ref.named_modules() if isinstance(m, torchvision.ops.StochasticDepth)
                 and ref.get_submodule(n.rsplit(".", 1)[0]).use_res_connect}
         net = netc.load(spec)
-        got = {d["scope"]: d["attrs"].p for _, d in net.nodes() if d["op"] == "stochastic_depth"}
+        got = {d.scope: d.attrs.p for _, d in net.nodes() if d.op == "stochastic_depth"}
         assert len(got) >= 9 and got == want  # the same float arithmetic: equal, not close
 
 

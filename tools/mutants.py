@@ -37,40 +37,45 @@ SPECS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "shuff
 SIZE = (3, 64, 64)
 
 
+def _set(node, **fields) -> None:
+    for name, value in fields.items():
+        setattr(node, name, value)
+
+
 def _attrs(node, **changes):
-    return node["attrs"].model_copy(update=changes)
+    return node.attrs.model_copy(update=changes)
 
 
 def _is_activation(d) -> bool:
-    return isinstance(REGISTRY[d["op"]], Activation) and len(d["inputs"]) == 1
+    return isinstance(REGISTRY[d.op], Activation) and len(d.inputs) == 1
 
 
 def _dilatable(d) -> bool:
-    a = d["attrs"]
-    return d["op"] == "conv" and a.k in (3, [3, 3]) and a.s in (1, [1, 1]) and a.p in (1, [1, 1]) \
+    a = d.attrs
+    return d.op == "conv" and a.k in (3, [3, 3]) and a.s in (1, [1, 1]) and a.p in (1, [1, 1]) \
         and a.d in (1, [1, 1])
 
 
 OPERATORS = {
-    "act->identity": (_is_activation, lambda g, nid, d: d.update(op="identity", attrs=REGISTRY["identity"].Attrs())),
-    "bn.eps": (lambda d: d["op"] == "bn", lambda g, nid, d: d.update(attrs=_attrs(d, eps=d["attrs"].eps * 100))),
-    "maxpool->avg": (lambda d: d["op"] == "maxpool" and d["attrs"].d in (1, [1, 1]),
-                     lambda g, nid, d: d.update(op="avgpool", attrs=REGISTRY["avgpool"].Attrs(
-                         k=d["attrs"].k, s=d["attrs"].s, p=d["attrs"].p, ceil_mode=d["attrs"].ceil_mode))),
-    "conv.dilate": (_dilatable, lambda g, nid, d: d.update(attrs=_attrs(d, d=2, p=2))),
-    "cat.swap": (lambda d: d["op"] == "cat" and len(set(d["inputs"])) > 1,
-                 lambda g, nid, d: set_inputs(g, nid, list(reversed(d["inputs"])))),
-    "add->mul": (lambda d: d["op"] == "add" and not d["attrs"].broadcast,
-                 lambda g, nid, d: d.update(op="mul", attrs=REGISTRY["mul"].Attrs())),
-    "scale.half": (lambda d: d["op"] == "scale",
-                   lambda g, nid, d: d.update(attrs=_attrs(d, factor=d["attrs"].factor / 2))),
+    "act->identity": (_is_activation, lambda g, nid, d: _set(d, op="identity", attrs=REGISTRY["identity"].Attrs())),
+    "bn.eps": (lambda d: d.op == "bn", lambda g, nid, d: _set(d, attrs=_attrs(d, eps=d.attrs.eps * 100))),
+    "maxpool->avg": (lambda d: d.op == "maxpool" and d.attrs.d in (1, [1, 1]),
+                     lambda g, nid, d: _set(d, op="avgpool", attrs=REGISTRY["avgpool"].Attrs(
+                         k=d.attrs.k, s=d.attrs.s, p=d.attrs.p, ceil_mode=d.attrs.ceil_mode))),
+    "conv.dilate": (_dilatable, lambda g, nid, d: _set(d, attrs=_attrs(d, d=2, p=2))),
+    "cat.swap": (lambda d: d.op == "cat" and len(set(d.inputs)) > 1,
+                 lambda g, nid, d: set_inputs(g, nid, list(reversed(d.inputs)))),
+    "add->mul": (lambda d: d.op == "add" and not d.attrs.broadcast,
+                 lambda g, nid, d: _set(d, op="mul", attrs=REGISTRY["mul"].Attrs())),
+    "scale.half": (lambda d: d.op == "scale",
+                   lambda g, nid, d: _set(d, attrs=_attrs(d, factor=d.attrs.factor / 2))),
 }
 
 
 def sites(network, per: int | None = None) -> list[tuple[str, str]]:
     """(operator, scope) of each place an operator applies, at most `per` per operator, spread
     over the network (first, last, and evenly between)."""
-    found = {name: [d["scope"] for _, d in network.nodes() if applies(d)] for name, (applies, _) in OPERATORS.items()}
+    found = {name: [d.scope for _, d in network.nodes() if applies(d)] for name, (applies, _) in OPERATORS.items()}
     out = []
     for name, scopes in found.items():
         if per is not None and len(scopes) > per:
@@ -82,7 +87,7 @@ def sites(network, per: int | None = None) -> list[tuple[str, str]]:
 
 def mutate(network, operator: str, scope: str):
     """`network` with `operator` applied at the node of `scope` (in place; returned)."""
-    nid, d = next((nid, d) for nid, d in network.nodes() if d["scope"] == scope)
+    nid, d = next((nid, d) for nid, d in network.nodes() if d.scope == scope)
     OPERATORS[operator][1](network.graph, nid, d)
     return network
 

@@ -215,28 +215,28 @@ def analyse(network, dtype: str = "float32") -> CostReport:
         raise ValueError(f"unknown dtype '{dtype}'; one of {', '.join(DTYPE_BYTES)}")
     size = DTYPE_BYTES[dtype]
     g = network.graph
-    node = dict(g.nodes(data=True))  # plain dict lookups: networkx's node view is slower
-    inp = node[0]["shape"]
+    node = g.node_table()  # plain dict lookups: networkx's node view is slower
+    inp = node[0].shape
     # fields and spatial grid per node; flat tensors carry the grid they came from
     extent = _grid(inp, (1, 1))
     state = {0: ((Field(), Field()), extent)}
     layouts = {0: "chw" if len(inp) == 3 else "?" * len(inp)}  # which axis is which, through permutes
     rows = []
     for nid, d in network.nodes():
-        ins = d["inputs"]
+        ins = d.inputs
         grid = state[ins[0]][1]
-        op, a = REGISTRY[d["op"]], d["attrs"]
-        in_shapes = [node[i]["shape"] for i in ins]
+        op, a = REGISTRY[d.op], d.attrs
+        in_shapes = [node[i].shape for i in ins]
         w = op.rf_window(a, grid, in_shapes)
         out_grid = (-(-grid[0] // w.s[0]), -(-grid[1] // w.s[1])) if w is not None else grid
-        out = d["shape"]
+        out = d.shape
         out_grid = _grid(out, out_grid)  # what a flat output still carries
         fields = _fields(op, a, [state[i][0] for i in ins], in_shapes, grid, out_grid, extent, layouts[ins[0]])
         layouts[nid] = _layout(op.axis_order(a), layouts[ins[0]], len(out))
         state[nid] = (fields, out_grid)
-        cost = Cost(d["params"], d["buffers"], d["macs"], op.other_flops(a, in_shapes, out),
+        cost = Cost(d.params, d.buffers, d.macs, op.other_flops(a, in_shapes, out),
                     numel(out) * size)
-        rows.append(NodeCost(nid, d["scope"], d["op"], op.label(a), out, cost, fields, d["aux"], d["blocks"]))
+        rows.append(NodeCost(nid, d.scope, d.op, op.label(a), out, cost, fields, d.aux, d.blocks))
     total, aux = subtotal(rows), subtotal(r for r in rows if r.aux)
-    outputs = [(name, node[nid]["shape"], is_aux) for name, nid, is_aux in network.outputs]
-    return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.graph["blocks"]), total, aux)
+    outputs = [(name, node[nid].shape, is_aux) for name, nid, is_aux in network.outputs]
+    return CostReport(network.name, network.file, inp, dtype, rows, outputs, dict(g.blocks), total, aux)

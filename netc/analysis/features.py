@@ -49,27 +49,27 @@ def _strides(network) -> dict[int, int | None]:
     map it gates is still that map)."""
     stride = {0: 1}
     for nid, d in network.nodes():
-        ins = [stride[i] for i in d["inputs"] if stride[i] is not None]
-        if not ins or len(d["shape"]) != 3 or d["op"] in GLOBAL_OPS:
+        ins = [stride[i] for i in d.inputs if stride[i] is not None]
+        if not ins or len(d.shape) != 3 or d.op in GLOBAL_OPS:
             stride[nid] = None
             continue
-        op = REGISTRY[d["op"]]
-        w = op.window(d["attrs"])
+        op = REGISTRY[d.op]
+        w = op.window(d.attrs)
         stride[nid] = finer(max(ins) * (max(w.s) if w else 1),
-                            max(op.upsampling(d["attrs"], [network.graph.nodes[i]["shape"] for i in d["inputs"]])))
+                            max(op.upsampling(d.attrs, [network.graph.node(i).shape for i in d.inputs])))
     return stride
 
 
 def _trunk(network) -> list[int]:
     """Nodes every input-to-output path passes through, in order: after such a node, every edge
     still open leaves it (one linear sweep over the execution order)."""
-    g, eval_nodes = network.graph, {nid for nid, d in network.nodes() if not d["aux"]}
+    g, eval_nodes = network.graph, {nid for nid, d in network.nodes() if not d.aux}
     open_edges, trunk = 0, []
     for nid in network.order:
         if nid and nid not in eval_nodes:
             continue
         succ = [s for s in g.successors(nid) if s in eval_nodes]
-        open_edges -= sum(1 for i in set(g.nodes[nid]["inputs"]) if i == 0 or i in eval_nodes) if nid else 0
+        open_edges -= sum(1 for i in set(g.node(nid).inputs) if i == 0 or i in eval_nodes) if nid else 0
         open_edges += len(succ)
         if nid and open_edges == len(succ):
             trunk.append(nid)
@@ -80,15 +80,15 @@ def _aliases(network) -> dict[int, list[str]]:
     """Each node's names, outermost first: the blocks whose output it is, then its op scope."""
     last = {}
     for nid, d in network.nodes():
-        for block in d["blocks"]:
+        for block in d.blocks:
             last[block] = nid
-    return {nid: [b for b in d["blocks"] if last[b] == nid] + [d["scope"]] for nid, d in network.nodes()}
+    return {nid: [b for b in d.blocks if last[b] == nid] + [d.scope] for nid, d in network.nodes()}
 
 
 def feature_points(network) -> list[Feature]:
     """Every trunk feature map, in order (the candidates `out_indices` names may pick from)."""
-    stride, names, nodes = _strides(network), _aliases(network), network.graph.nodes
-    return [Feature(names[n][0], nodes[n]["scope"], nodes[n]["shape"][0], stride[n], tuple(nodes[n]["shape"]))
+    stride, names, nodes = _strides(network), _aliases(network), network.graph.node_table()
+    return [Feature(names[n][0], nodes[n].scope, nodes[n].shape[0], stride[n], tuple(nodes[n].shape))
             for n in _trunk(network) if stride[n] is not None]
 
 
@@ -118,7 +118,7 @@ def feature_info(network, out_indices=None) -> FeatureInfo:
     if out_indices is None:
         return FeatureInfo(default)
     aliases = _aliases(network)
-    by_scope = {d["scope"]: nid for nid, d in network.nodes()}
+    by_scope = {d.scope: nid for nid, d in network.nodes()}
     points = {alias: f for f in feature_points(network) for alias in aliases[by_scope[f.scope]]}
     chosen = []
     for item in out_indices:

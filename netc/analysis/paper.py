@@ -34,11 +34,11 @@ class PaperTable:
 
 
 def weighted(d: dict) -> bool:
-    return d["macs"] > 0
+    return d.macs > 0
 
 
 def main_nodes(network) -> list[dict]:
-    return [d for _, d in network.nodes() if not d["aux"]]
+    return [d for _, d in network.nodes() if not d.aux]
 
 
 def hwc(shape) -> str:
@@ -48,13 +48,13 @@ def hwc(shape) -> str:
 
 
 def patch(d: dict) -> str:
-    k, s = pair(d["attrs"].k), pair(d["attrs"].s if d["attrs"].s is not None else d["attrs"].k)
+    k, s = pair(d.attrs.k), pair(d.attrs.s if d.attrs.s is not None else d.attrs.k)
     ks = f"{k[0]}×{k[1]}"
     return f"{ks}/{s[0]}" if s[0] == s[1] else f"{ks}/{s[0]}×{s[1]}"
 
 
 def kernel(d: dict) -> str:
-    k = pair(getattr(d["attrs"], "k", 1))  # a linear layer inside a block is a 1×1 (ConvNeXt's pointwise layers)
+    k = pair(getattr(d.attrs, "k", 1))  # a linear layer inside a block is a 1×1 (ConvNeXt's pointwise layers)
     return f"{k[0]}×{k[1]}"
 
 
@@ -66,8 +66,8 @@ INCEPTION_HEADER = ["type", "patch size/stride", "output size", "depth", "#1×1"
 
 def weights(d: dict) -> int:
     """Parameters without biases: what Table 1 of Szegedy et al. 2014 counts."""
-    a = d["attrs"]
-    return d["params"] - (a.out if d["op"] in ("conv", "linear") and getattr(a, "bias", False) else 0)
+    a = d.attrs
+    return d.params - (a.out if d.op in ("conv", "linear") and getattr(a, "bias", False) else 0)
 
 
 def _k(n: int) -> str:
@@ -82,42 +82,42 @@ def _branch_chain(g, cat_input: int, start: int) -> list[dict]:
     """The ops of one concat branch, in order, back from the concat to the module's input."""
     chain, nid = [], cat_input
     while nid != start:
-        d = g.nodes[nid]
+        d = g.node(nid)
         chain.append(d)
-        if len(d["inputs"]) != 1:
+        if len(d.inputs) != 1:
             break
-        nid = d["inputs"][0]
+        nid = d.inputs[0]
     return chain[::-1]
 
 
 def _module_row(network, name: str, nodes: list[dict]) -> list[str]:
     g = network.graph
-    cat = next(d for d in reversed(nodes) if d["op"] == "cat")
-    start = next(i for i in nodes[0]["inputs"])  # the module's input: the first op's input
+    cat = next(d for d in reversed(nodes) if d.op == "cat")
+    start = next(i for i in nodes[0].inputs)  # the module's input: the first op's input
     cells = {h: "" for h in INCEPTION_HEADER[4:10]}
     reduce_cols = [("#3×3 reduce", "#3×3"), ("#5×5 reduce", "#5×5")]
     other, depth = [], 0
-    for src in cat["inputs"]:
-        chain = [d for d in _branch_chain(g, src, start) if d["op"] not in QUIET]
+    for src in cat.inputs:
+        chain = [d for d in _branch_chain(g, src, start) if d.op not in QUIET]
         convs = [d for d in chain if weighted(d)]
         depth = max(depth, len(convs))
-        kinds = [(d["op"], kernel(d) if d["op"] == "conv" else "") for d in chain]
+        kinds = [(d.op, kernel(d) if d.op == "conv" else "") for d in chain]
         if kinds == [("conv", "1×1")]:
-            cells["#1×1"] = str(convs[0]["attrs"].out)
+            cells["#1×1"] = str(convs[0].attrs.out)
         elif len(kinds) == 2 and kinds[0][0] in POOLS and kinds[1] == ("conv", "1×1"):
-            cells["pool proj"] = str(convs[0]["attrs"].out)
+            cells["pool proj"] = str(convs[0].attrs.out)
         elif len(kinds) == 2 and kinds[0] == ("conv", "1×1") and kinds[1][0] == "conv" and reduce_cols:
             red, col = reduce_cols.pop(0)
             k = kinds[1][1]
-            cells[red] = str(convs[0]["attrs"].out)
-            cells[col] = str(convs[1]["attrs"].out) + ("" if col.endswith(k) else f" ({k})")
+            cells[red] = str(convs[0].attrs.out)
+            cells[col] = str(convs[1].attrs.out) + ("" if col.endswith(k) else f" ({k})")
         else:
-            other.append(" → ".join(f"{kernel(d)} {d['attrs'].out}" if d["op"] == "conv" else d["op"] for d in chain)
+            other.append(" → ".join(f"{kernel(d)} {d.attrs.out}" if d.op == "conv" else d.op for d in chain)
                          or "identity")
     params = sum(weights(d) for d in nodes)
-    macs = sum(d["macs"] for d in nodes)
+    macs = sum(d.macs for d in nodes)
     short = name[len("inception"):].lstrip("_") if name.lower().startswith("inception") else name
-    return [f"inception ({short or name})", "", hwc(cat["shape"]), str(depth), *cells.values(), _k(params),
+    return [f"inception ({short or name})", "", hwc(cat.shape), str(depth), *cells.values(), _k(params),
             _m(macs), "; ".join(other)]
 
 
@@ -126,49 +126,49 @@ def _stem_rows(ops: list[dict]) -> list[list[str]]:
     empty = [""] * 6  # the branch columns; each row ends with an empty "other branches" cell
     while i < len(ops):
         d = ops[i]
-        if d["op"] == "conv":
+        if d.op == "conv":
             nxt = ops[i + 1] if i + 1 < len(ops) else None
-            if kernel(d) == "1×1" and nxt is not None and nxt["op"] == "conv" and kernel(nxt) != "1×1":
+            if kernel(d) == "1×1" and nxt is not None and nxt.op == "conv" and kernel(nxt) != "1×1":
                 cells = list(empty)
-                cells[1], cells[2] = str(d["attrs"].out), str(nxt["attrs"].out)
-                rows.append(["convolution", patch(nxt), hwc(nxt["shape"]), "2", *cells,
-                             _k(weights(d) + weights(nxt)), _m(d["macs"] + nxt["macs"]), ""])
+                cells[1], cells[2] = str(d.attrs.out), str(nxt.attrs.out)
+                rows.append(["convolution", patch(nxt), hwc(nxt.shape), "2", *cells,
+                             _k(weights(d) + weights(nxt)), _m(d.macs + nxt.macs), ""])
                 i += 2
                 continue
-            rows.append(["convolution", patch(d), hwc(d["shape"]), "1", *empty, _k(weights(d)), _m(d["macs"]), ""])
-        elif d["op"] in POOLS:
-            rows.append([POOLS[d["op"]], patch(d), hwc(d["shape"]), "0", *empty, "", "", ""])
-        elif d["op"] in ("gap", "adaptive_avgpool"):
-            rows.append(["avg pool", "", hwc(d["shape"]), "0", *empty, "", "", ""])
-        elif d["op"] == "dropout":
-            rows.append([f"dropout ({round(d['attrs'].p * 100)}%)", "", hwc(d["shape"]), "0", *empty, "", "", ""])
-        elif d["op"] == "linear":
-            rows.append(["linear", "", hwc(d["shape"]), "1", *empty, _k(weights(d)), _m(d["macs"]), ""])
+            rows.append(["convolution", patch(d), hwc(d.shape), "1", *empty, _k(weights(d)), _m(d.macs), ""])
+        elif d.op in POOLS:
+            rows.append([POOLS[d.op], patch(d), hwc(d.shape), "0", *empty, "", "", ""])
+        elif d.op in ("gap", "adaptive_avgpool"):
+            rows.append(["avg pool", "", hwc(d.shape), "0", *empty, "", "", ""])
+        elif d.op == "dropout":
+            rows.append([f"dropout ({round(d.attrs.p * 100)}%)", "", hwc(d.shape), "0", *empty, "", "", ""])
+        elif d.op == "linear":
+            rows.append(["linear", "", hwc(d.shape), "1", *empty, _k(weights(d)), _m(d.macs), ""])
         i += 1
     return rows
 
 
 def inception_table(network) -> PaperTable:
     nodes = main_nodes(network)
-    modules = {d["blocks"][0] for d in nodes if d["op"] == "cat" and d["blocks"]}
+    modules = {d.blocks[0] for d in nodes if d.op == "cat" and d.blocks}
     t = PaperTable(f"{network.name}: architecture (Szegedy et al. 2014, Table 1 layout)", INCEPTION_HEADER)
     stem: list[dict] = []
     i = 0
     while i < len(nodes):
         d = nodes[i]
-        top = d["blocks"][0] if d["blocks"] else None
+        top = d.blocks[0] if d.blocks else None
         if top in modules:
-            t.rows += _stem_rows([s for s in stem if s["op"] not in QUIET])
+            t.rows += _stem_rows([s for s in stem if s.op not in QUIET])
             stem = []
             j = i
-            while j < len(nodes) and nodes[j]["blocks"] and nodes[j]["blocks"][0] == top:
+            while j < len(nodes) and nodes[j].blocks and nodes[j].blocks[0] == top:
                 j += 1
             t.rows.append(_module_row(network, top, nodes[i:j]))
             i = j
             continue
         stem.append(d)
         i += 1
-    t.rows += _stem_rows([s for s in stem if s["op"] not in QUIET])
+    t.rows += _stem_rows([s for s in stem if s.op not in QUIET])
     if any(r[-1] for r in t.rows):
         t.header = INCEPTION_HEADER + ["other branches"]
     else:
@@ -181,12 +181,12 @@ def inception_table(network) -> PaperTable:
 # --- configuration style (VGG) -----------------------------------------------------------
 
 def _notation(d: dict) -> str | None:
-    if d["op"] == "conv":
-        k = pair(d["attrs"].k)
-        return f"conv{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{d['attrs'].out}"
-    if d["op"] == "linear":
-        return f"FC-{d['attrs'].out}"
-    if d["op"] == "lrn":
+    if d.op == "conv":
+        k = pair(d.attrs.k)
+        return f"conv{k[0] if k[0] == k[1] else f'{k[0]}x{k[1]}'}-{d.attrs.out}"
+    if d.op == "linear":
+        return f"FC-{d.attrs.out}"
+    if d.op == "lrn":
         return "LRN"
     return None
 
@@ -195,7 +195,7 @@ def _segments(network) -> list[list[str]]:
     """Layer notations between the max pools; the part after the last pool is the last segment."""
     segments: list[list[str]] = [[]]
     for d in main_nodes(network):
-        if d["op"] == "maxpool":
+        if d.op == "maxpool":
             segments.append([])
         elif (n := _notation(d)) is not None:
             segments[-1].append(n)
@@ -224,10 +224,10 @@ def configuration_table(networks: list) -> PaperTable:
 
 def _stages(network) -> list[tuple[str, int, list[dict]]]:
     """(scope, repeat, nodes) of each top-level named repeat holding residual blocks, in order."""
-    blocks = network.graph.graph["blocks"]
+    blocks = network.graph.blocks
     out: dict[str, list[dict]] = {}
     for d in main_nodes(network):
-        for b in d["blocks"]:
+        for b in d.blocks:
             if blocks[b].kind == "repeat":
                 out.setdefault(b, []).append(d)
                 break
@@ -236,31 +236,31 @@ def _stages(network) -> list[tuple[str, int, list[dict]]]:
 
 def _bracket(network, stage: str, repeat: int, nodes: list[dict]) -> str:
     last = f"{stage}.{repeat - 1}"  # a block of the stage's steady state (the first may downsample)
-    body_add = next(d for d in nodes if last in d["blocks"] and is_residual_add(d))
+    body_add = next(d for d in nodes if last in d.blocks and is_residual_add(d))
     g = network.graph
-    body, todo = set(), [body_add["inputs"][0]]
+    body, todo = set(), [body_add.inputs[0]]
     while todo:  # back from the add's body input, inside the block
         nid = todo.pop()
-        d = g.nodes[nid]
-        if last in d["blocks"] and id(d) not in body:
+        d = g.node(nid)
+        if last in d.blocks and id(d) not in body:
             body.add(id(d))
-            todo.extend(d["inputs"])
+            todo.extend(d.inputs)
     convs = [d for d in nodes if id(d) in body and weighted(d)]  # in execution order
-    inner = "; ".join(f"{kernel(d)}, {d['attrs'].out}" for d in convs)
+    inner = "; ".join(f"{kernel(d)}, {d.attrs.out}" for d in convs)
     return f"[{inner}] ×{repeat}"
 
 
 def _outside(d: dict) -> str | None:
-    if d["op"] == "conv":
-        s = pair(d["attrs"].s)[0]
-        return f"{kernel(d)}, {d['attrs'].out}" + (f", stride {s}" if s > 1 else "")
-    if d["op"] in POOLS:
-        s = pair(d["attrs"].s if d["attrs"].s is not None else d["attrs"].k)[0]
-        return f"{kernel(d)} {POOLS[d['op']]}" + (f", stride {s}" if s > 1 else "")
-    if d["op"] in ("gap", "adaptive_avgpool"):
+    if d.op == "conv":
+        s = pair(d.attrs.s)[0]
+        return f"{kernel(d)}, {d.attrs.out}" + (f", stride {s}" if s > 1 else "")
+    if d.op in POOLS:
+        s = pair(d.attrs.s if d.attrs.s is not None else d.attrs.k)[0]
+        return f"{kernel(d)} {POOLS[d.op]}" + (f", stride {s}" if s > 1 else "")
+    if d.op in ("gap", "adaptive_avgpool"):
         return "average pool"
-    if d["op"] == "linear":
-        return f"{d['attrs'].out}-d fc"
+    if d.op == "linear":
+        return f"{d.attrs.out}-d fc"
     return None
 
 
@@ -293,7 +293,7 @@ def stages_table(networks: list) -> PaperTable:
         parts = [_outside(d) for d in stem if _outside(d)]
         stem_cells.append(parts)
     pool_first = all(p and "pool" in p[-1] for p in stem_cells)
-    stem_out = next(d for d in cols[0][1] if weighted(d))["shape"]
+    stem_out = next(d for d in cols[0][1] if weighted(d)).shape
     t.rows.append(["conv1", _size(stem_out)] + ["; ".join(p[:-1] if pool_first else p) for p in stem_cells])
     for i in range(max(len(c[2]) for c in cols)):
         name = cols[0][2][i][0] if i < len(cols[0][2]) else ""
@@ -306,9 +306,9 @@ def stages_table(networks: list) -> PaperTable:
             if i == 0 and pool_first:
                 cell = f"{stem_cells[len(cells)][-1]}; {cell}"
             cells.append(cell)
-        size = _size(cols[0][2][i][2][-1]["shape"]) if i < len(cols[0][2]) else ""
+        size = _size(cols[0][2][i][2][-1].shape) if i < len(cols[0][2]) else ""
         t.rows.append([name, size] + cells)
-    t.rows.append(["", _size(cols[0][3][-1]["shape"])] + [", ".join(filter(None, map(_outside, c[3]))) for c in cols])
+    t.rows.append(["", _size(cols[0][3][-1].shape)] + [", ".join(filter(None, map(_outside, c[3]))) for c in cols])
     t.rows.append(["FLOPs", ""] + [flops(n.macs) for n, *_ in cols])
     t.notes.append("FLOPs as the paper counts them: multiply-adds of conv and fc layers")
     return t
@@ -320,7 +320,7 @@ def paper_table(networks: list, layout: str = "paper") -> PaperTable:
     if layout == "paper":
         nodes = [d for n in networks for d in main_nodes(n)]
         layout = ("stages" if any(is_residual_add(d) for d in nodes) else
-                  "inception" if any(d["op"] == "cat" for d in nodes) else "configuration")
+                  "inception" if any(d.op == "cat" for d in nodes) else "configuration")
     if layout == "inception":
         if len(networks) > 1:
             raise error("layout", "the inception layout shows one network", None, "give one spec")

@@ -119,8 +119,8 @@ def count_paths(network) -> Paths:
     for nid in network.order:
         if nid == 0:
             continue
-        d = g.nodes[nid]
-        ins = [i for i in d["inputs"] if i in layers]  # aux branches never feed the main path
+        d = g.node(nid)
+        ins = [i for i in d.inputs if i in layers]  # aux branches never feed the main path
         if not ins:
             continue
         body_edge = is_residual_add(d)
@@ -128,7 +128,7 @@ def count_paths(network) -> Paths:
         blocks[nid] = _merge([(blocks[i][0] + (body_edge and k == 0), blocks[i][1]) for k, i in enumerate(ins)],
                              work)
         o, c = _merge([layers[i] for i in ins], work)
-        layers[nid] = (o + (d["macs"] > 0), c)
+        layers[nid] = (o + (d.macs > 0), c)
     return Paths(network.name, name, Distribution(blocks[out][0], tuple(blocks[out][1])),
                  Distribution(layers[out][0], tuple(layers[out][1])), residuals)
 

@@ -154,11 +154,11 @@ class _Step:
         self.act = 2 if amp else 4  # bytes per activation element
         self.kind_bytes = {"act": self.act * batch, "index": 8 * batch, "stat": 4,
                            "mask": batch if device.startswith("cuda") else self.act * batch}
-        self.node = dict(network.graph.nodes(data=True))
+        self.node = network.graph.node_table()
         self.order = [nid for nid, _ in network.nodes()]
-        self.shapes = {nid: self.node[nid]["shape"] for nid in [0, *self.order]}
-        self.params = sum(self.node[n]["params"] for n in self.order)
-        self.buffers = sum(self.node[n]["buffers"] for n in self.order)
+        self.shapes = {nid: self.node[nid].shape for nid in [0, *self.order]}
+        self.params = sum(self.node[n].params for n in self.order)
+        self.buffers = sum(self.node[n].buffers for n in self.order)
         self.outputs = [nid for _, nid, _ in network.outputs]
         self.x_bytes = 4 * batch * numel(self.shapes[0]) + sum(8 * batch * numel(self.shapes[n][1:])
                                                                for n in self.outputs)
@@ -196,11 +196,11 @@ def _plan(step: _Step) -> _Plan:
     plan = _Plan({0: 0}, [first], [0], {}, {}, {}, {0: False}, {}, [0, 0, 0])
     for nid in step.order:
         d = step.node[nid]
-        op, ins = REGISTRY[d["op"]], d["inputs"]
+        op, ins = REGISTRY[d.op], d.inputs
         in_shapes = [step.shapes[i] for i in ins]
-        ag = op.autograd(d["attrs"], in_shapes, d["shape"])
-        needs = plan.needs_grad[nid] = d["params"] > 0 or any(plan.needs_grad[i] for i in ins)
-        _count_flops(plan.flops, op.other_flops(d["attrs"], in_shapes, d["shape"]), d["macs"], needs,
+        ag = op.autograd(d.attrs, in_shapes, d.shape)
+        needs = plan.needs_grad[nid] = d.params > 0 or any(plan.needs_grad[i] for i in ins)
+        _count_flops(plan.flops, op.other_flops(d.attrs, in_shapes, d.shape), d.macs, needs,
                      any(plan.needs_grad[i] for i in ins))
         created = []
         if ag.alias:
@@ -214,8 +214,8 @@ def _plan(step: _Step) -> _Plan:
         if needs:
             keep = [plan.stor[ins[k]] for k in ag.inputs] + ([plan.stor[nid]] if ag.output else [])
             extra = [elems * step.kind_bytes[kind] for elems, kind in ag.extra]
-            if step.amp and d["macs"]:
-                extra.append(2 * d["params"])  # autocast's half copy of the weights, held for the backward
+            if step.amp and d.macs:
+                extra.append(2 * d.params)  # autocast's half copy of the weights, held for the backward
             for nbytes in extra:
                 keep.append(plan.new(nbytes))
                 created.append(keep[-1])
@@ -223,9 +223,9 @@ def _plan(step: _Step) -> _Plan:
             for s in keep:
                 plan.refs[s] += 1
         plan.saved[nid], plan.new_at[nid], plan.grad_alias[nid] = keep, created, ag.grad_alias
-        if step.isa and d["op"] in ("conv", "sepconv"):
-            plan.work[nid] = onednn.conv_workspace(step.isa, d["op"], d["attrs"], in_shapes[0], d["shape"],
-                                                   step.act * step.batch, plan.needs_grad[ins[0]], 4 * d["params"])
+        if step.isa and d.op in ("conv", "sepconv"):
+            plan.work[nid] = onednn.conv_workspace(step.isa, d.op, d.attrs, in_shapes[0], d.shape,
+                                                   step.act * step.batch, plan.needs_grad[ins[0]], 4 * d.params)
     for nid in step.outputs:
         plan.refs[plan.stor[nid]] += 1  # held until the loss has read it
     return plan
@@ -248,7 +248,7 @@ def _forward(step: _Step, plan: _Plan, mem: _Memory) -> tuple[int, dict[int, int
         for s in plan.new_at[nid]:
             mem.live += sizes[s]
         mem.mark("forward", plan.work.get(nid, (0, 0))[0])
-        for s in {plan.stor[i] for i in step.node[nid]["inputs"]}:
+        for s in {plan.stor[i] for i in step.node[nid].inputs}:
             mem.drop(s)
         if plan.stor[nid] in plan.new_at[nid] and refs[plan.stor[nid]] == 0:
             mem.live -= sizes[plan.stor[nid]]  # read by nothing (cannot happen in a checked graph)
@@ -272,7 +272,7 @@ def _backward(step: _Step, plan: _Plan, mem: _Memory, grad: dict[int, int]) -> i
         g = grad.pop(nid, None)
         if g is None or not plan.needs_grad[nid]:
             continue
-        ins = [i for i in dict.fromkeys(step.node[nid]["inputs"]) if plan.needs_grad[i]]
+        ins = [i for i in dict.fromkeys(step.node[nid].inputs) if plan.needs_grad[i]]
         news = []
         for i in ins:
             if plan.grad_alias[nid]:
@@ -280,7 +280,7 @@ def _backward(step: _Step, plan: _Plan, mem: _Memory, grad: dict[int, int]) -> i
                 news.append(g)
             else:
                 news.append(mem.new(step.bytes_of(i)))
-        param_grads += 4 * step.node[nid]["params"]
+        param_grads += 4 * step.node[nid].params
         mem.mark(f"backward of {_layer(step.node[nid])}", param_grads + plan.work.get(nid, (0, 0))[1])
         mem.drop(g)
         for s in plan.saved[nid]:
@@ -295,7 +295,7 @@ def _backward(step: _Step, plan: _Plan, mem: _Memory, grad: dict[int, int]) -> i
 def _optimizer_step(step: _Step, mem: _Memory, param_grads: int) -> None:
     """Parameters, gradients and state, plus the step's temporaries (Adam's `sqrt(v) / c + eps`
     per parameter on the CPU; all parameters at once with CUDA's foreach kernels)."""
-    largest = max((step.node[n]["params"] for n in step.order), default=0)
+    largest = max((step.node[n].params for n in step.order), default=0)
     temp = 0
     if step.optimizer != "sgd":
         temp = 4 * step.params if step.device.startswith("cuda") else 2 * 4 * largest
@@ -387,5 +387,5 @@ def as_dict(cost: TrainCost) -> dict:
 def _layer(data) -> str:
     """A layer for a reader: its scope, with its op where the scope is only a position (DenseNet's
     functional relu after norm5 is layer `1`)."""
-    scope = data["scope"]
-    return f"{scope} ({data['op']})" if scope.rpartition(".")[2].isdigit() else scope
+    scope = data.scope
+    return f"{scope} ({data.op})" if scope.rpartition(".")[2].isdigit() else scope

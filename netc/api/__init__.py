@@ -6,22 +6,25 @@ A Network holds the validated spec and its shape-checked IR; its verbs (`build`,
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import networkx as nx
-
 from netc.analysis.onednn import ISAS as CPU_ISAS  # noqa: F401  (the CPU ISAs train_cost models)
+from netc.api.building import Built, build, optimize, render_formats  # noqa: F401  (the API's build verbs)
 from netc.errors import error
+from netc.ir.graph import Graph
 from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
-from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text
+from netc.spec.init import as_init_spec
+from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text, with_input_shape
 from netc.spec.model import Spec
+from netc.spec.source import Source
 
 SPECS_DIR = Path(__file__).resolve().parent.parent.parent / "specs"
 
@@ -45,7 +48,7 @@ class Network:
     """A compiled spec: `graph` is the IR every backend consumes."""
 
     spec: Spec
-    graph: nx.DiGraph
+    graph: Graph
     file: str
     env: dict[str, Any]
     order: list[int] = field(default_factory=list)
@@ -56,26 +59,42 @@ class Network:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return self.graph.graph["input"]
+        return self.graph.input_shape
 
     @property
     def outputs(self) -> list[tuple[str, int, bool]]:
-        return self.graph.graph["outputs"]
+        return self.graph.outputs
 
     def nodes(self):
-        """(id, data) of every op node in execution order."""
+        """(id, `Node`) of every op node in execution order."""
         for nid in self.order:
             if nid != 0:
-                yield nid, self.graph.nodes[nid]
+                yield nid, self.graph.node(nid)
+
+    @functools.cached_property
+    def source(self) -> Source:
+        """The spec as written, for what the IR does not carry (`netc.spec.source`)."""
+        return Source(self.spec, self.file)
+
+    def init_scheme(self, scheme=None):
+        """An `init:` scheme (None: the spec's own) as a validated `netc.spec.init.InitSpec`."""
+        return as_init_spec(self.spec.init if scheme is None else scheme)
+
+    def recompile(self, overrides: dict[str, Any]) -> "Network":
+        """This network's spec compiled again with params changed, as `--set` would."""
+        params = {k: self.env[k] for k in self.spec.params}
+        env = bind_variables(self.spec, self.file, {**params, **overrides})
+        g, order = compile_graph(self.spec, self.file, env, Limits())
+        return replace(self, graph=g, env=env, order=order)
 
     @property
     def params(self) -> int:
-        return sum(d["params"] for _, d in self.nodes())
+        return sum(d.params for _, d in self.nodes())
 
     @property
     def macs(self) -> int:
         """MACs of conv and linear layers for one image; auxiliary (training-only) heads excluded."""
-        return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
+        return sum(d.macs for _, d in self.nodes() if not d.aux)
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
               features_only: bool = False, out_indices=None, compile: bool | str = False):
@@ -242,75 +261,6 @@ class Network:
         return feature_module(self.build(**build_args), info)
 
 
-def render_formats() -> tuple[str, ...]:
-    """The formats `Network.render` draws in."""
-    from netc.backends.render import FORMATS
-
-    return FORMATS
-
-
-@dataclass(frozen=True)
-class Built:
-    """A built module and what building it established."""
-
-    module: Any  # torch.nn.Module
-    device: Any  # torch.device
-    dtype: Any  # torch.dtype
-    bytes: int  # parameter and buffer memory, checked against the device's free memory
-    confirmed: int | None  # ops whose shapes a meta-device forward confirmed (None: not asked)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the module's state_dict (torch.save) to `path` atomically."""
-        import io
-
-        import torch
-
-        from netc.fsutil import write_atomic
-
-        buf = io.BytesIO()
-        torch.save(self.module.state_dict(), buf)
-        return write_atomic(path, buf.getvalue())
-
-
-def build(network: Network, device: str = "cpu", dtype: str | None = None, init: bool = True,
-          optimize: str | None = None, confirm: bool = False, compile: bool | str = False) -> Built:
-    """The one build pipeline (`Network.build`, `netc build`): with `confirm`, a forward on the
-    meta device checks every op's shape against the IR first; then the parameter and buffer
-    memory is checked against the device's free memory (`error[limit]`); then the module is
-    allocated, initialised by the spec's `init:` scheme (`init=False`: PyTorch's defaults),
-    cast to `dtype` and, with `optimize`, rewritten for inference (and with `compile`, compiled:
-    `optimize()`)."""
-    from netc.backends.torch.memory import check_memory
-    from netc.backends.torch.module import build_meta, build_module, confirm_shapes, resolve_device, resolve_dtype
-
-    dev, dt = resolve_device(device), resolve_dtype(dtype)
-    meta = build_meta(network) if confirm else None
-    confirmed = confirm_shapes(meta, network) if confirm else None
-    need = check_memory(network, dev, dt)
-    module = build_module(network, dev, dt, init, meta)
-    if optimize or compile:
-        from netc.backends.torch.compile import optimize as optimize_module
-
-        if compile:  # compiling runs the module on an example batch of 2
-            from netc.backends.torch.memory import check_activations
-
-            check_activations(network, dev, 2, "use a smaller --input")
-
-        module = optimize_module(module, optimize, compile, network.input_shape, network.name)
-    return Built(module, dev, dt, need, confirmed)
-
-
-def optimize(module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
-             name: str = "model"):
-    """A built module optimised for `level` (`inference`: `netc.backends.torch.optimize`); with
-    `compile=True` (the default backend) or `compile="inductor"|"onnxruntime"` also compiled for
-    inputs of `input_shape` (C, H, W) — see `netc.backends.torch.compile` — into a
-    `CompiledModule` (its `compile_seconds`, `package`)."""
-    from netc.backends.torch.compile import optimize as optimize_module
-
-    return optimize_module(module, level, compile, input_shape, name)
-
-
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None, limits: Limits | None = None,
          input_shape: tuple[int, ...] | None = None) -> Network:
     """Compile a spec file (or bundled spec name) into a shape-checked Network; raises NetcError."""
@@ -352,8 +302,7 @@ def _compile_within_budget(text, file, overrides, limits, input_shape) -> Networ
     check_text_size(text, file, limits.max_file_bytes)
     spec = parse_spec(text, file)
     if input_shape is not None:
-        spec = spec.model_copy(update={"input": list(input_shape)})
-        spec._raw = spec._raw  # model_copy keeps private attrs
+        spec = with_input_shape(spec, input_shape)
     env = bind_variables(spec, file, overrides or {})
     g, order = compile_graph(spec, file, env, limits)
     return Network(spec=spec, graph=g, file=file, env=env, order=order)

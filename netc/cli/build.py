@@ -41,7 +41,7 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, 
     module = built.module
     if not quiet:
         click.echo(network.table(depth=1), nl=False)
-    n_params = (sum(d["params"] for _, d in network.nodes()) if compile_
+    n_params = (sum(d.params for _, d in network.nodes()) if compile_
                 else sum(p.numel() for p in module.parameters()))
     click.echo(f"built {network.name}: {n_params:,} parameters ({built.bytes / 2**20:.1f} MiB with buffers) "
                f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "

@@ -17,7 +17,7 @@ from torch import fx
 from netc.errors import Diagnostic, Loc, NetcError, error
 from netc.interop import calls, mapping
 from netc.interop.mapping import Unmappable
-from netc.spec.names import MODULE_NAME
+from netc.names import MODULE_NAME
 
 
 @dataclass

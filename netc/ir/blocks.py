@@ -102,7 +102,7 @@ def plan_blocks(network, outputs: list[tuple[str, int, bool]]) -> Scope:
 
 def run_order(network, outputs) -> dict[int, int]:
     """Position of every op node in execution order (see the module doc)."""
-    data = network.graph.nodes
+    data = network.graph.node_table()
     order: list[int] = []
     seen = {0}
     for _, out, _ in outputs:
@@ -111,7 +111,7 @@ def run_order(network, outputs) -> dict[int, int]:
             nid, k = stack.pop()
             if k == 0 and nid in seen:
                 continue
-            ins = data[nid]["inputs"]
+            ins = data[nid].inputs
             if k < len(ins):
                 stack.append((nid, k + 1))
                 if ins[k] not in seen:
@@ -125,7 +125,7 @@ def run_order(network, outputs) -> dict[int, int]:
         if nid in main:
             key[nid] = (k, 0, 0)
         else:  # right after the latest value of the main path it depends on
-            key[nid] = (max(key[i][0] for i in data[nid]["inputs"]), 1, k)
+            key[nid] = (max(key[i][0] for i in data[nid].inputs), 1, k)
     return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
 
 
@@ -138,7 +138,7 @@ def schedule(items: list[list[int]], data, pos: dict[int, int]) -> tuple[list[in
     users: list[list[int]] = [[] for _ in items]
     for k, nodes in enumerate(items):
         for nid in nodes:
-            for i in data[nid]["inputs"]:
+            for i in data[nid].inputs:
                 j = owner.get(i)
                 if j is not None and j != k and j not in deps[k]:
                     deps[k].add(j)
@@ -162,7 +162,7 @@ class _Planner:
     def __init__(self, network, outputs):
         self.network, self.outputs = network, outputs
         self.g = network.graph
-        self.data = self.g.nodes
+        self.data = self.g.node_table()
         self.pos = run_order(network, outputs)
         self.external = {nid for _, nid, _ in outputs}
 
@@ -175,7 +175,7 @@ class _Planner:
     def tree(self) -> Scope:
         root = Scope("", "", None)
         by_path = {"": root}
-        blocks = self.g.graph.get("blocks", {})
+        blocks = self.g.blocks
 
         def scope_at(path: str) -> Scope:
             if path in by_path:
@@ -187,7 +187,7 @@ class _Planner:
             return s
 
         for nid in sorted(nid for nid, _ in self.network.nodes()):  # the spec's order
-            path = self.data[nid]["scope"]
+            path = self.data[nid].scope
             parent_path, _, name = path.rpartition(".")
             leaf = Scope(path, name, scope_at(parent_path), op=nid, nodes=[nid])
             leaf.parent.children.append(leaf)
@@ -204,7 +204,7 @@ class _Planner:
         ins: dict[int, None] = {}
         ordered = sorted(box.nodes, key=self.pos.__getitem__)
         for nid in ordered:
-            for i in self.data[nid]["inputs"]:
+            for i in self.data[nid].inputs:
                 if i not in inside:
                     ins.setdefault(i)
         outs = tuple(nid for nid in ordered
@@ -224,14 +224,14 @@ class _Planner:
         for it in (items[k] for k in order):
             target = it.path[len(box.path) + 1:] if box.path else it.path
             if it.op is not None:
-                owned = self.data[it.op].get("owned")
-                calls.append(Call(target, tuple(self.data[it.op]["inputs"]), (it.op,), (it.op,),
+                owned = self.data[it.op].owned
+                calls.append(Call(target, tuple(self.data[it.op].inputs), (it.op,), (it.op,),
                                   owned.fn if owned else ""))
                 continue
             ins, outs = self.interface(it)
             self.plan(it, ins, outs)
             calls.append(Call(target, ins, outs, it.plan.eval_outputs))
-        aux = tuple(bool(self.data[v]["aux"]) for v in outputs)
+        aux = tuple(bool(self.data[v].aux) for v in outputs)
         box.plan = Plan(box.path, tuple(inputs), tuple(outputs), aux, tuple(calls), names)
 
     def schedule(self, items: list[Scope]) -> tuple[list[int], set[int]]:
@@ -245,7 +245,7 @@ class _Planner:
         for k in stuck:
             g.add_node(k)
             for nid in items[k].nodes:
-                for i in self.data[nid]["inputs"]:
+                for i in self.data[nid].inputs:
                     if owner.get(i, k) != k:
                         g.add_edge(owner[i], k)
         out = []
@@ -258,7 +258,7 @@ class _Planner:
             for b in blocks:
                 via = self.reentry(b, region)
                 if via is not None:
-                    b.reason = (f"the data flow leaves it and comes back through '{self.data[via]['scope']}'")
+                    b.reason = (f"the data flow leaves it and comes back through '{self.data[via].scope}'")
                     found.append(b)
             if not found:
                 last = max(blocks, key=lambda b: b.nodes[0])

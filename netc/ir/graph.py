@@ -1,27 +1,20 @@
-"""The graph IR: one networkx DiGraph whose nodes are primitive ops.
+"""The graph IR: a networkx DiGraph whose nodes are primitive ops, each a typed `Node`
+(`netc.ir.node`). Edges are the nodes' inputs, kept for graph algorithms; node 0 is the input.
 
-Node data:
-  op      registered op name ('input' for the network input)
-  attrs   the op's validated attribute model (frozen pydantic)
-  scope   hierarchical module path, e.g. 'layer1.0.conv1'
-  inputs  ordered list of input node ids (edges hold the same set, for graph algorithms)
-  loc     source location of the YAML node it came from; via: instantiation chain
-  aux     True inside an auxiliary (training-only) side branch
-  blocks  enclosing named blocks, outermost first (scopes, keys of graph['blocks'])
-  template_input  inside a template: the node feeding its instance (`$in_c`, `from: input`)
-Filled by the shape pass: shape, params, buffers, macs, owned (the `OwnedParam` of an op that keeps
-a parameter on its enclosing block instead of a module, else None).
-
-Graph data: name, file, input (shape), outputs [(name, node id, aux)], blocks {scope: Block},
-spec (the validated Spec), env (resolved params and vars).
+Graph-level fields: name, file, input_shape, input_loc, outputs [Output(name, node id, aux)],
+blocks {scope: Block}, spec (the validated Spec) and env (resolved params and vars).
+Code outside `netc.ir` reads them as attributes (`g.node(nid).shape`, `g.outputs`), never through
+networkx's attribute dicts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterator, NamedTuple
 
 import networkx as nx
 
 from netc.errors import Loc
+from netc.ir.node import Node
 
 
 @dataclass(frozen=True)
@@ -43,38 +36,121 @@ class Block:
         return f"{base} ×{self.repeat}" if self.repeat else base
 
 
-def new_graph(name: str, file: str, input_shape: tuple[int, ...]) -> nx.DiGraph:
-    g = nx.DiGraph(name=name, file=file, input=input_shape, outputs=[], blocks={})
-    g.add_node(0, op="input", attrs=None, scope="input", inputs=[], loc=Loc(file), via=(), aux=False,
-               blocks=(), shape=input_shape, params=0, buffers=0, macs=0)
+class Output(NamedTuple):
+    name: str
+    node: int
+    aux: bool
+
+
+_NODE = "node"  # the key of a node's `Node` in networkx's per-node attribute dict
+
+
+class Graph(nx.DiGraph):
+    """The IR. Graph-level fields live in networkx's `graph` dict so that `copy()` and networkx's
+    own constructions carry them; these properties are the only readers."""
+
+    def __init__(self, incoming_graph_data=None, **attr):
+        super().__init__(incoming_graph_data, **attr)
+        self.graph.setdefault("outputs", [])
+        self.graph.setdefault("blocks", {})
+
+    @property
+    def file(self) -> str:
+        return self.graph["file"]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.graph["input"]
+
+    @property
+    def input_loc(self) -> Loc | None:
+        """Where the spec writes its input shape (else where the input node is)."""
+        return self.graph.get("input_loc") or self.node(0).loc
+
+    @input_loc.setter
+    def input_loc(self, value: Loc | None) -> None:
+        self.graph["input_loc"] = value
+
+    @property
+    def outputs(self) -> list[Output]:
+        return self.graph["outputs"]
+
+    @outputs.setter
+    def outputs(self, value: list[Output]) -> None:
+        self.graph["outputs"] = value
+
+    @property
+    def blocks(self) -> dict[str, Block]:
+        return self.graph["blocks"]
+
+    @blocks.setter
+    def blocks(self, value: dict[str, Block]) -> None:
+        self.graph["blocks"] = value
+
+    @property
+    def spec(self) -> Any:
+        return self.graph.get("spec")
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.graph["spec"] = value
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.graph["env"]
+
+    @env.setter
+    def env(self, value: dict[str, Any]) -> None:
+        self.graph["env"] = value
+
+    def node(self, nid: int) -> Node:
+        return self._node[nid][_NODE]
+
+    def node_items(self) -> Iterator[tuple[int, Node]]:
+        """(id, node) of every node, the input included, in insertion order."""
+        for nid, data in self._node.items():
+            yield nid, data[_NODE]
+
+    def node_table(self) -> dict[int, Node]:
+        """Every node by id, as a plain dict (faster lookups than `node` in hot loops)."""
+        return dict(self.node_items())
+
+    def add(self, nid: int, node: Node) -> None:
+        self.add_node(nid, **{_NODE: node})
+        for src in node.inputs:
+            self.add_edge(src, nid)
+
+    def copy(self, as_view: bool = False) -> Graph:
+        """A copy whose nodes are copies: rewiring one does not touch this graph."""
+        h = super().copy(as_view)
+        if not as_view:
+            for data in h._node.values():
+                data[_NODE] = data[_NODE].copy()
+        return h
+
+
+def new_graph(name: str, file: str, input_shape: tuple[int, ...]) -> Graph:
+    g = Graph(name=name, file=file, input=input_shape)
+    g.add(0, Node("input", None, "input", [], Loc(file), inferred=True, shape=input_shape))
     return g
 
 
-def add_op(g: nx.DiGraph, op: str, attrs, scope: str, inputs: list[int], loc: Loc | None,
+def add_op(g: Graph, op: str, attrs, scope: str, inputs: list[int], loc: Loc | None,
            via: tuple = (), aux: bool = False, blocks: tuple = ()) -> int:
     nid = g.number_of_nodes()
-    g.add_node(nid, op=op, attrs=attrs, scope=scope, inputs=list(inputs), loc=loc, via=via, aux=aux,
-               blocks=blocks)
-    for src in inputs:
-        g.add_edge(src, nid)
+    g.add(nid, Node(op, attrs, scope, list(inputs), loc, via, aux, blocks))
     return nid
 
 
-def set_inputs(g: nx.DiGraph, nid: int, inputs: list[int]) -> None:
-    for src in g.nodes[nid]["inputs"]:
+def set_inputs(g: Graph, nid: int, inputs: list[int]) -> None:
+    node = g.node(nid)
+    for src in node.inputs:
         if g.has_edge(src, nid):
             g.remove_edge(src, nid)
-    g.nodes[nid]["inputs"] = list(inputs)
+    node.inputs = list(inputs)
     for src in inputs:
         g.add_edge(src, nid)
 
 
-def op_nodes(g: nx.DiGraph):
-    """(id, data) of every op node in a topological order (the input node excluded)."""
-    for nid in nx.topological_sort(g):
-        if nid != 0:
-            yield nid, g.nodes[nid]
-
-
-def output_ids(g: nx.DiGraph) -> set[int]:
-    return {nid for _, nid, _ in g.graph["outputs"]}
+def output_ids(g: Graph) -> set[int]:
+    return {nid for _, nid, _ in g.outputs}

@@ -17,34 +17,36 @@ import re
 import networkx as nx
 
 from netc.errors import NetcError, did_you_mean, error
-from netc.ir.graph import set_inputs
+from netc.ir.graph import Graph, Output, set_inputs
+from netc.ir.node import Node
 from netc.ir.passes import infer_shapes, topo_order
 
 _RESIDUAL_ADD = re.compile(r"(^|\.)_add\d*$")
 
 
-def is_residual_add(data: dict) -> bool:
+def is_residual_add(data: Node) -> bool:
     """The add that joins a residual's body (input 0) and shortcut (input 1)."""
-    return data["op"] == "add" and len(data["inputs"]) == 2 and bool(_RESIDUAL_ADD.search(data["scope"]))
+    return data.op == "add" and len(data.inputs) == 2 and bool(_RESIDUAL_ADD.search(data.scope))
 
 
-def _block(g: nx.DiGraph, scope: str, what: str):
-    blocks = g.graph["blocks"]
+def _block(g: Graph, scope: str, what: str):
+    blocks = g.blocks
     if scope not in blocks:
         raise error("transform", f"{what}: the network has no block '{scope}'", None,
                     did_you_mean(scope, blocks) or "name a block by its module path, e.g. layer3.4")
     return blocks[scope]
 
 
-def _inside(data: dict, scope: str) -> bool:
-    return scope in data["blocks"]
+def _inside(data: Node, scope: str) -> bool:
+    return scope in data.blocks
 
 
-def _reshape_checked(g: nx.DiGraph, what: str, loc, hint: str) -> nx.DiGraph:
+def _reshape_checked(g: Graph, what: str, loc, hint: str) -> Graph:
     """Shapes inferred afresh over the transformed graph; a shape error is the transform's, located at the block."""
     for n in g.nodes:
         if n:
-            g.nodes[n].pop("shape", None)
+            node = g.node(n)
+            node.inferred, node.shape = False, None
     try:
         infer_shapes(g, topo_order(g))
     except NetcError as exc:
@@ -52,35 +54,35 @@ def _reshape_checked(g: nx.DiGraph, what: str, loc, hint: str) -> nx.DiGraph:
     return g
 
 
-def _drop_empty_blocks(g: nx.DiGraph) -> None:
-    used = {b for n in g.nodes if n for b in g.nodes[n]["blocks"]}
-    g.graph["blocks"] = {s: b for s, b in g.graph["blocks"].items() if s in used}
+def _drop_empty_blocks(g: Graph) -> None:
+    used = {b for n in g.nodes if n for b in g.node(n).blocks}
+    g.blocks = {s: b for s, b in g.blocks.items() if s in used}
 
 
-def residual_of(g: nx.DiGraph, scope: str) -> int:
+def residual_of(g: Graph, scope: str) -> int:
     """The residual add of block `scope`: the outermost one inside it, which must be unique."""
     block = _block(g, scope, f"lesion '{scope}'")
-    adds = [n for n in g.nodes if n and _inside(g.nodes[n], scope) and is_residual_add(g.nodes[n])]
+    adds = [n for n in g.nodes if n and _inside(g.node(n), scope) and is_residual_add(g.node(n))]
     if not adds:
         raise error("transform", f"lesion '{scope}': the block has no residual shortcut, so removing it would cut "
                                  "every path through the network", block.loc,
                     "only a residual block's body can be removed (its shortcut carries the signal); "
                     "a plain network has none")
-    depth = min(g.nodes[n]["scope"].count(".") for n in adds)
-    outer = [n for n in adds if g.nodes[n]["scope"].count(".") == depth]
+    depth = min(g.node(n).scope.count(".") for n in adds)
+    outer = [n for n in adds if g.node(n).scope.count(".") == depth]
     if len(outer) > 1:
-        names = sorted({g.nodes[n]["scope"].rsplit(".", 1)[0] for n in outer})
+        names = sorted({g.node(n).scope.rsplit(".", 1)[0] for n in outer})
         raise error("transform", f"lesion '{scope}': the block holds {len(outer)} residual blocks", block.loc,
                     f"name one of them: {', '.join(names[:4])}{', …' if len(names) > 4 else ''}")
     return outer[0]
 
 
-def lesion(g: nx.DiGraph, scope: str) -> tuple[nx.DiGraph, list[str]]:
+def lesion(g: Graph, scope: str) -> tuple[Graph, list[str]]:
     """Remove the body of the residual block `scope` (its shortcut remains); the new graph and
     the scopes of the removed ops."""
     add = residual_of(g, scope)
-    block = g.graph["blocks"][scope]
-    body_out, shortcut = g.nodes[add]["inputs"]
+    block = g.blocks[scope]
+    body_out, shortcut = g.node(add).inputs
     keep = nx.ancestors(g, shortcut) | {shortcut}
     body, todo = set(), [body_out]
     while todo:  # backwards from the body's result to where it leaves the shortcut's past
@@ -88,32 +90,32 @@ def lesion(g: nx.DiGraph, scope: str) -> tuple[nx.DiGraph, list[str]]:
         if n in body or n in keep:
             continue
         body.add(n)
-        todo.extend(g.nodes[n]["inputs"])
+        todo.extend(g.node(n).inputs)
     for n in body:
         for user in g.successors(n):
             if user not in body and user != add:
-                raise error("transform", f"lesion '{scope}': '{g.nodes[user]['scope']}' also uses "
-                                         f"'{g.nodes[n]['scope']}' of the block's body", g.nodes[user]["loc"],
+                raise error("transform", f"lesion '{scope}': '{g.node(user).scope}' also uses "
+                                         f"'{g.node(n).scope}' of the block's body", g.node(user).loc,
                             "a body whose results are used elsewhere cannot be removed")
     h = g.copy()
     for user in list(h.successors(add)):
-        set_inputs(h, user, [shortcut if i == add else i for i in h.nodes[user]["inputs"]])
-    h.graph["outputs"] = [(name, shortcut if nid == add else nid, aux) for name, nid, aux in h.graph["outputs"]]
-    removed = [g.nodes[n]["scope"] for n in sorted(body)]
+        set_inputs(h, user, [shortcut if i == add else i for i in h.node(user).inputs])
+    h.outputs = [Output(name, shortcut if nid == add else nid, aux) for name, nid, aux in h.outputs]
+    removed = [g.node(n).scope for n in sorted(body)]
     h.remove_nodes_from(body | {add})
     _drop_empty_blocks(h)
     return _reshape_checked(h, f"lesion '{scope}'", block.loc, "the shortcut alone must give the block's "
                             "output shape"), removed
 
 
-def _iterations(g: nx.DiGraph, stage: str, n: int) -> list[tuple[int, int, list[int]]]:
+def _iterations(g: Graph, stage: str, n: int) -> list[tuple[int, int, list[int]]]:
     """(entry source, exit node, nodes) of each block of a repeat, in order; each block must be a
     single-entry single-exit piece of the chain."""
-    loc = g.graph["blocks"][stage].loc
+    loc = g.blocks[stage].loc
     members: list[list[int]] = [[] for _ in range(n)]
     for node in g.nodes:
         if node:
-            for b in g.nodes[node]["blocks"]:
+            for b in g.node(node).blocks:
                 if b.startswith(stage + ".") and b.count(".") == stage.count(".") + 1:
                     i = b[len(stage) + 1:]
                     if i.isdigit() and int(i) < n:
@@ -121,9 +123,9 @@ def _iterations(g: nx.DiGraph, stage: str, n: int) -> list[tuple[int, int, list[
     out = []
     for i, nodes in enumerate(members):
         inside = set(nodes)
-        sources = {s for v in nodes for s in g.nodes[v]["inputs"] if s not in inside}
+        sources = {s for v in nodes for s in g.node(v).inputs if s not in inside}
         exits = {v for v in nodes for u in g.successors(v) if u not in inside}
-        exits |= {nid for _, nid, _ in g.graph["outputs"] if nid in inside}
+        exits |= {nid for _, nid, _ in g.outputs if nid in inside}
         if len(sources) != 1 or len(exits) != 1:
             raise error("transform", f"reorder '{stage}': block {stage}.{i} has {len(sources)} inputs and "
                                      f"{len(exits)} results used outside it", loc,
@@ -136,14 +138,14 @@ def _iterations(g: nx.DiGraph, stage: str, n: int) -> list[tuple[int, int, list[
     return out
 
 
-def shape_keeping(g: nx.DiGraph, stage: str) -> list[int]:
+def shape_keeping(g: Graph, stage: str) -> list[int]:
     """Indices of the stage's blocks whose output shape equals their input shape."""
     block = _block(g, stage, f"reorder '{stage}'")
     its = _iterations(g, stage, block.repeat or 0)
-    return [i for i, (src, exit_, _) in enumerate(its) if g.nodes[src]["shape"] == g.nodes[exit_]["shape"]]
+    return [i for i, (src, exit_, _) in enumerate(its) if g.node(src).shape == g.node(exit_).shape]
 
 
-def reorder(g: nx.DiGraph, stage: str, order: list[int] | None = None) -> nx.DiGraph:
+def reorder(g: Graph, stage: str, order: list[int] | None = None) -> Graph:
     """Run the blocks of repeat `stage` in `order` (position k runs block order[k]); by default
     the shape-keeping blocks in reverse, the others in place."""
     block = _block(g, stage, f"reorder '{stage}'")
@@ -170,19 +172,19 @@ def reorder(g: nx.DiGraph, stage: str, order: list[int] | None = None) -> nx.DiG
     for k, j in enumerate(order):
         src, _, nodes = its[j]
         for v in nodes:
-            if src in g.nodes[v]["inputs"]:
-                set_inputs(h, v, [new_src[k] if s == src else s for s in g.nodes[v]["inputs"]])
+            if src in g.node(v).inputs:
+                set_inputs(h, v, [new_src[k] if s == src else s for s in g.node(v).inputs])
     new_exit = its[order[-1]][1]
     members = {v for _, _, nodes in its for v in nodes}
     for user in g.successors(last_exit):
         if user not in members:
-            set_inputs(h, user, [new_exit if s == last_exit else s for s in h.nodes[user]["inputs"]])
-    h.graph["outputs"] = [(name, new_exit if nid == last_exit else nid, aux) for name, nid, aux in h.graph["outputs"]]
+            set_inputs(h, user, [new_exit if s == last_exit else s for s in h.node(user).inputs])
+    h.outputs = [Output(name, new_exit if nid == last_exit else nid, aux) for name, nid, aux in h.outputs]
     what = f"reorder '{stage}' as {order}"
     _reshape_checked(h, what, block.loc, "a block that changes the shape (a stage's first, downsampling block) "
                                          "cannot move")
     for v in members:  # convs infer their input channels: a moved block must keep its parameters' shapes
-        if h.nodes[v]["params"] != g.nodes[v]["params"]:
-            raise error("transform", f"{what} changes the parameters of '{g.nodes[v]['scope']}'", block.loc,
+        if h.node(v).params != g.node(v).params:
+            raise error("transform", f"{what} changes the parameters of '{g.node(v).scope}'", block.loc,
                         "only blocks of the same input shape can trade places")
     return h

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
-
+from netc.ir.graph import Graph
 from netc.ir.passes import check_limits, check_structure, infer_shapes, topo_order
 from netc.spec.expand import Limits, expand
 from netc.spec.load import collect_templates
 from netc.spec.model import Spec
 
 
-def compile_graph(spec: Spec, file: str, env: dict[str, Any], limits: Limits) -> tuple[nx.DiGraph, list[int]]:
+def compile_graph(spec: Spec, file: str, env: dict[str, Any], limits: Limits) -> tuple[Graph, list[int]]:
     templates = collect_templates(spec, file, limits.max_file_bytes)
     g = expand(spec, file, templates, env, limits)
     check_structure(g)

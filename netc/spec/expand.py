@@ -1,6 +1,6 @@
 """Expansion: templates, repeats, variables and defaults become the graph IR.
 
-Consumes a validated spec, its templates and variables; produces the networkx IR
+Consumes a validated spec, its templates and variables; produces the typed IR
 (netc.ir.graph) with every node named and placed, or raises NetcError with every problem
 found. This module walks the constructs (ops, seq, concat, residual, side, use, repeat); naming
 scopes and the context are netc.spec.scope, a repeat's iterations netc.spec.repeat, template
@@ -12,15 +12,13 @@ from collections import ChainMap
 from dataclasses import dataclass, replace
 from typing import Any
 
-import networkx as nx
-
 from netc.errors import Collector, NetcError, clip, did_you_mean, error, listing
-from netc.ir.graph import Block, add_op, new_graph
+from netc.ir.graph import Block, Graph, Output, add_op, new_graph
 from netc.ops import REGISTRY
 from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
-from netc.spec.names import BadName, check_output_name
+from netc.names import BadName, check_output_name
 from netc.spec.input_shape import InputShape, shape_of
 from netc.spec.name_pattern import is_pattern, resolve_name
 from netc.spec.refs import Pending, lookup, resolve_refs
@@ -64,9 +62,9 @@ class Expander:
                         "check repeat counts; the limit is a setting (--max-nodes)")
         nid = add_op(self.g, op, attrs, scope, inputs, loc, ctx.via, ctx.aux, ctx.blocks)
         if ctx.lint_ignore:
-            self.g.nodes[nid]["lint_ignore"] = ctx.lint_ignore
+            self.g.node(nid).lint_ignore = ctx.lint_ignore
         if ctx.template_input is not None:  # what `$in_c` and `from: input` meant here (for codegen)
-            self.g.nodes[nid]["template_input"] = ctx.template_input
+            self.g.node(nid).template_input = ctx.template_input
         return nid
 
     def keep_going(self, exc: NetcError) -> None:
@@ -142,7 +140,7 @@ class Expander:
         if scoped:
             scope = ctx.frame.path(name)
             ctx.frame.place(name, name_loc(raw, loc))
-            self.g.graph["blocks"][scope] = Block(scope, "repeat", node.use, loc, n)
+            self.g.blocks[scope] = Block(scope, "repeat", node.use, loc, n)
             outer = ctx.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
             start = repeat_start(node, ctx)
         for i, overrides, env in iterations(node, ctx, n, at):
@@ -170,7 +168,7 @@ class Expander:
                 ctx.frame.place(name, name_loc(raw, loc))
                 inner = inner.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
                 template = node.use if kind == "use" else None
-                self.g.graph["blocks"][scope] = Block(scope, kind, template, loc)
+                self.g.blocks[scope] = Block(scope, kind, template, loc)
             out = getattr(self, "expand_" + kind)(node, inner, inputs[0], arg_overrides or {})
             if name is not None:
                 self.publish(inner.frame.prefix, out)
@@ -287,9 +285,9 @@ class Expander:
         in_loc = value_loc(raw, "from", loc) if "from" in raw else loc
         in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via))
         args = bind_args(node, template, ctx, overrides, ChainMap(in_shape, self.globals))
-        block = self.g.graph["blocks"].get(ctx.frame.prefix)
+        block = self.g.blocks.get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
-            self.g.graph["blocks"][ctx.frame.prefix] = replace(block, args=dict(args))
+            self.g.blocks[ctx.frame.prefix] = replace(block, args=dict(args))
         inner = ctx.but(env=ChainMap(args, in_shape, self.globals), via=(loc,) + ctx.via, stack=ctx.stack + (name,),
                         template_input=cur)
         return self.expand(template.body, inner, cur)
@@ -303,7 +301,7 @@ class Expander:
         if name in self.output_names:
             raise error("name", f"duplicate output name '{name}'", loc, via=ctx.via)
         self.output_names.add(name)
-        self.g.graph["outputs"].append((name, nid, aux or ctx.aux))
+        self.g.outputs.append(Output(name, nid, aux or ctx.aux))
 
 
 def _with_from(raw, parent):
@@ -316,7 +314,7 @@ def _with_from(raw, parent):
 
 
 def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
-           limits: Limits) -> nx.DiGraph:
+           limits: Limits) -> Graph:
     """Build the IR of a validated spec; raises NetcError with every problem found."""
     ex = Expander(spec, file, templates, env, limits)
     root = Ctx(frame=Frame(""), env=env)
@@ -330,9 +328,10 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     if out == 0:
         raise error("schema", "the network's main path has no layers: its output would be its input",
                     layers_loc, "side branches do not change the main path; add the layers that compute the output")
-    outputs = ex.g.graph["outputs"]
+    outputs = ex.g.outputs
     if not any(nid == out and not aux for _, nid, aux in outputs):
-        outputs.insert(0, ("out", out, False))
-    ex.g.graph["spec"] = spec
-    ex.g.graph["env"] = env
+        outputs.insert(0, Output("out", out, False))
+    ex.g.input_loc = getattr(spec._raw, "value_locs", {}).get("input")
+    ex.g.spec = spec
+    ex.g.env = env
     return ex.g

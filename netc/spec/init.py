@@ -22,8 +22,9 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from netc.errors import error
 from netc.ops import REGISTRY, Op
 
 
@@ -146,6 +147,27 @@ class InitSpec(_Model):
     preset: Preset = Field("default", description="; ".join(f"{k}: {v}" for k, v in PRESETS_DOC.items()))
     rules: list[InitRule] = Field(default_factory=list, description="applied after the preset; later rules win")
 
+    def in_order(self) -> list[InitRule]:
+        """The preset's rules, then the spec's: later rules win."""
+        return PRESETS[self.preset] + self.rules
+
+    def plan(self, ops: list[tuple[str, str]]) -> dict[str, dict[str, FillSpec]]:
+        """scope -> {'weight': fill, 'bias': fill} for every (op, scope) some rule covers."""
+        rules = self.in_order()
+        out: dict[str, dict[str, FillSpec]] = {}
+        for op, scope in ops:
+            fills: dict[str, FillSpec] = {}
+            for rule in rules:
+                if rule.matches(op, scope):
+                    for kind in ("weight", "bias"):
+                        value = getattr(rule, kind)
+                        if value is not None:
+                            fills[kind] = value
+            fills = {k: v for k, v in fills.items() if v != "default"}
+            if fills:
+                out[scope] = fills
+        return out
+
 
 def _r(op, weight=None, bias=None) -> InitRule:
     return InitRule(op=op, weight=weight, bias=bias)
@@ -163,29 +185,13 @@ PRESETS: dict[str, list[InitRule]] = {
 
 
 def as_init_spec(value) -> InitSpec:
-    """The spec's `init:` value (None, a preset name, a mapping or an InitSpec) as an InitSpec."""
+    """The spec's `init:` value (None, a preset name, a mapping or an InitSpec) as an InitSpec; a
+    programmatic scheme that is none of these is an `error[schema]`."""
     if value is None:
         return InitSpec()
     if isinstance(value, InitSpec):
         return value
-    if isinstance(value, str):
-        return InitSpec(preset=value)
-    return InitSpec.model_validate(value)
-
-
-def plan(spec: InitSpec, ops: list[tuple[str, str]]) -> dict[str, dict[str, FillSpec]]:
-    """scope -> {'weight': fill, 'bias': fill} for every op some rule covers."""
-    rules = PRESETS[spec.preset] + spec.rules
-    out: dict[str, dict[str, FillSpec]] = {}
-    for op, scope in ops:
-        fills: dict[str, FillSpec] = {}
-        for rule in rules:
-            if rule.matches(op, scope):
-                for kind in ("weight", "bias"):
-                    value = getattr(rule, kind)
-                    if value is not None:
-                        fills[kind] = value
-        fills = {k: v for k, v in fills.items() if v != "default"}
-        if fills:
-            out[scope] = fills
-    return out
+    try:
+        return InitSpec(preset=value) if isinstance(value, str) else InitSpec.model_validate(value)
+    except ValidationError as exc:
+        raise error("schema", f"invalid init scheme: {exc}", None) from None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import networkx as nx
-
 from netc.errors import Loc, error
+from netc.ir.graph import Graph
 from netc.ir.passes import arity_error, infer_node
 from netc.ops import fmt_shape
-from netc.spec.expr import TEMPLATE_INPUT_VARS, Unavailable
+from netc.expr import TEMPLATE_INPUT_VARS, Unavailable
+
+SHAPE_ERROR = "input_shape.error"  # `Node.meta` key: the error that left the node without a shape
 
 
 class InputShape(Mapping):
@@ -46,49 +47,49 @@ class InputShape(Mapping):
         return len(TEMPLATE_INPUT_VARS)
 
 
-def shape_of(g: nx.DiGraph, nid: int, resolve: Callable[[int], int | None], loc: Loc | None, via=()) -> tuple:
+def shape_of(g: Graph, nid: int, resolve: Callable[[int], int | None], loc: Loc | None, via=()) -> tuple:
     """The shape of node `nid`, inferring what it depends on that has none yet. `resolve(ph)` is the
     node a `from:` placeholder names so far (None when the name is not defined yet)."""
     stack, active = [nid], set()
     while stack:
         n = stack[-1]
-        data = g.nodes[n]
-        if "shape" in data:
+        data = g.node(n)
+        if data.inferred:
             stack.pop()
-            if data["shape"] is None:
-                raise data.get("shape_error") or error(
+            if data.shape is None:
+                raise data.meta.get(SHAPE_ERROR) or error(
                     "shape", "the shape of this template's input is unknown (see the errors above)", loc, via=via)
             continue
-        if data["op"] == "_ref":
+        if data.op == "_ref":
             target = resolve(n)
             if target is None:
-                raise error("ref", f"'$in_c', '$in_h' and '$in_w' need the shape of '{data['scope']}', which is "
+                raise error("ref", f"'$in_c', '$in_h' and '$in_w' need the shape of '{data.scope}', which is "
                                    "defined further down", loc, "take the input from a layer defined before", via)
             deps = [target]
         else:
-            deps = data["inputs"]
-        todo = [d for d in deps if "shape" not in g.nodes[d]]
+            deps = data.inputs
+        todo = [d for d in deps if not g.node(d).inferred]
         if todo:
             if n in active:
-                raise error("cycle", f"the input of this template depends on itself through '{data['scope']}'", loc,
+                raise error("cycle", f"the input of this template depends on itself through '{data.scope}'", loc,
                             via=via)
             active.add(n)
             stack.extend(todo)
             continue
         stack.pop()
-        if data["op"] == "_ref":
-            data["shape"] = g.nodes[deps[0]]["shape"]
+        if data.op == "_ref":
+            data.inferred, data.shape = True, g.node(deps[0]).shape
             continue
         bad = arity_error(data)
         try:
             if bad is not None:
-                data["shape"] = None
+                data.inferred, data.shape = True, None
                 raise bad
             infer_node(g, n)
         except Exception as exc:
-            data["shape_error"] = exc
+            data.meta[SHAPE_ERROR] = exc
             raise
-    shape = g.nodes[nid]["shape"]
+    shape = g.node(nid).shape
     if shape is None:
         raise error("shape", "the shape of this template's input is unknown (see the errors above)", loc, via=via)
     return shape

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.spec.budget import work_budget
-from netc.spec.expr import substitute
+from netc.expr import substitute
 from netc.spec.model import Import, Node, Residual, Spec, Template
 from netc.spec.validate import diagnostics
 from netc.spec.yamlload import LocDict, key_loc, load_yaml, value_loc
@@ -272,6 +272,13 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
         templates[name] = template
     errors.raise_if_any()
     return templates
+
+
+def with_input_shape(spec: Spec, shape: tuple[int, ...]) -> Spec:
+    """The spec analysed at another input shape (`--input`); it keeps its source locations."""
+    copy = spec.model_copy(update={"input": list(shape)})
+    copy._raw = spec._raw
+    return copy
 
 
 def parse_spec_or_library(text: str, file: str) -> Spec:

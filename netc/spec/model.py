@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StringConstrain
                       field_validator, model_validator)
 
 from netc.spec.init import InitSpec, Preset
-from netc.spec.names import BadName, check_identifier, check_output_name
+from netc.names import BadName, check_identifier, check_output_name
 from netc.spec.name_pattern import check_name_pattern, is_pattern
 from netc.errors import clip
 from netc.ops import REGISTRY

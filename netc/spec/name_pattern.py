@@ -2,15 +2,15 @@
 
 A name holding `{…}` is a pattern: each braced part is an expression whose value (an integer
 or a string) is written in its place when the node is expanded, and the result must then be a
-valid layer name (netc.spec.names). The schema checks the pattern's shape; expansion fills it in.
+valid layer name (netc.names). The schema checks the pattern's shape; expansion fills it in.
 """
 from __future__ import annotations
 
 import re
 
 from netc.errors import Loc, clip, error
-from netc.spec.expr import evaluate
-from netc.spec.names import BadName, check_module_name
+from netc.expr import evaluate
+from netc.names import BadName, check_module_name
 
 MAX_PATTERN_LEN = 200
 _PART = re.compile(r"\{([^{}]*)\}")

@@ -7,15 +7,13 @@ reference that names nothing or only its own input.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from netc.errors import Collector, Loc, did_you_mean, error
-from netc.ir.graph import set_inputs
+from netc.ir.graph import Graph, Output, set_inputs
 
 Pending = tuple[int, str, str, Loc | None, tuple]  # placeholder, name, scope prefix, location, via
 
 
-def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int,
+def resolve_refs(g: Graph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int,
                  disabled: dict[str, Loc | None] | None = None) -> int:
     """Replace each `from:` placeholder by the node it names; return `out` resolved likewise.
     A name whose innermost match is one a false `if:` removed (`disabled`) is an error, never the
@@ -47,7 +45,7 @@ def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], e
                 return None
             seen.add(nid)
             nid = target[nid]
-        return None if g.nodes[nid]["op"] == "_ref" else nid
+        return None if g.node(nid).op == "_ref" else nid
 
     resolved = {ph: final(ph) for ph in target}
     for ph, ref, prefix, loc, via in pending:
@@ -58,13 +56,13 @@ def resolve_refs(g: nx.DiGraph, pending: list[Pending], names: dict[str, int], e
         return out
     for ph in target:
         for consumer in list(g.successors(ph)):
-            inputs = [resolved.get(i, i) for i in g.nodes[consumer]["inputs"]]
+            inputs = [resolved.get(i, i) for i in g.node(consumer).inputs]
             set_inputs(g, consumer, inputs)
-    outputs = g.graph["outputs"]
-    outputs[:] = [(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
-    for _, data in g.nodes(data=True):
-        if data.get("template_input") in resolved:
-            data["template_input"] = resolved[data["template_input"]]
+    outputs = g.outputs
+    outputs[:] = [Output(name, resolved.get(nid, nid), aux) for name, nid, aux in outputs]
+    for _, data in g.node_items():
+        if data.template_input in resolved:
+            data.template_input = resolved[data.template_input]
     g.remove_nodes_from(target)
     return resolved.get(out, out)
 

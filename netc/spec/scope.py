@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netc.errors import Loc, error
-from netc.spec.expr import is_expr, substitute
+from netc.expr import is_expr, substitute
 from netc.spec.yamlload import value_loc
 
 

@@ -10,7 +10,7 @@ from collections import ChainMap
 from typing import Any
 
 from netc.errors import Collector, clip, did_you_mean, error, listing
-from netc.spec.expr import is_expr, variables
+from netc.expr import is_expr, variables
 from netc.spec.model import Node, Template
 from netc.spec.scope import Ctx, evaluate, node_loc
 from netc.spec.yamlload import key_loc, value_loc

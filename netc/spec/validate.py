@@ -13,7 +13,7 @@ import difflib
 import re
 
 from netc.errors import Diagnostic, Loc, NetcError, clip
-from netc.spec.names import BadName
+from netc.names import BadName
 from netc.spec.yamlload import key_loc, value_loc
 
 _TYPE_WORDS = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 from netc.analysis.lint import defects, inception, resnet, shufflenet, vgg  # noqa: F401  (registration)
 from netc.analysis.lint.registry import RULES, SEVERITIES, Context, Finding, Rule
 from netc.errors import Collector, did_you_mean, error
-from netc.spec.yamlload import key_loc
 
 _by_id = sorted(RULES.items())  # listed and run in id order, whatever the import order
 RULES.clear()
@@ -28,14 +27,14 @@ def check_ignores(network) -> None:
     """Every rule id a `lint: {ignore}` names must exist (a typo would silently ignore nothing)."""
     errors = Collector()
     spec = network.spec
-    named = [(rule, key_loc(spec._raw.get("lint"), "ignore") if spec.lint else None)
+    named = [(rule, network.source.key_loc("lint", "ignore") if spec.lint else None)
              for rule in (spec.lint.ignore if spec.lint else ())]
     seen = set()
     for nid, d in network.nodes():
-        for rule in d.get("lint_ignore", ()):
-            if rule not in RULES and (rule, d["loc"]) not in seen:
-                seen.add((rule, d["loc"]))
-                named.append((rule, d["loc"]))
+        for rule in d.lint_ignore:
+            if rule not in RULES and (rule, d.loc) not in seen:
+                seen.add((rule, d.loc))
+                named.append((rule, d.loc))
     for rule, loc in named:
         if rule not in RULES:
             errors.add(error("lint", f"'lint: ignore' names no rule '{rule}'", loc,
@@ -52,12 +51,12 @@ def lint(network, rules=None, suppress: bool = True) -> tuple[list[Finding], int
     for r in (RULES[i] for i in (rules or RULES)):
         for hit in r.check(ctx):
             d = ctx.node[hit.node]
-            if suppress and (r.id in spec_ignore or r.id in d.get("lint_ignore", ())):
+            if suppress and (r.id in spec_ignore or r.id in d.lint_ignore):
                 silenced += 1
                 continue
-            found.append(Finding(r, network.name, d["scope"], d["loc"], tuple(d["via"]), hit.message,
+            found.append(Finding(r, network.name, d.scope, d.loc, tuple(d.via), hit.message,
                                  hit.suggestion, dict(hit.saving)))
     order = {nid: i for i, nid in enumerate(network.order)}
-    scope_pos = {ctx.node[nid]["scope"]: order[nid] for nid in ctx.order}
+    scope_pos = {ctx.node[nid].scope: order[nid] for nid in ctx.order}
     found.sort(key=lambda f: (scope_pos[f.scope], f.rule.id))
     return found, silenced

@@ -17,10 +17,10 @@ def bias_before_bn(ctx):
     ("the bias b can be ignored since its effect will be canceled by the subsequent mean subtraction")."""
     for nid, d in ctx.ops("conv"):
         nxt = ctx.only_consumer(nid)
-        if d["attrs"].bias and nxt is not None and ctx.node[nxt]["op"] == "bn":
+        if d.attrs.bias and nxt is not None and ctx.node[nxt].op == "bn":
             p = ctx.cost[nid].cost.params
-            yield Hit(nid, f"the bias of this conv is cancelled by the batch norm '{ctx.node[nxt]['scope']}'",
-                      f"bias: false: {change('params', p, p - d['attrs'].out)}", {"params": -d["attrs"].out})
+            yield Hit(nid, f"the bias of this conv is cancelled by the batch norm '{ctx.node[nxt].scope}'",
+                      f"bias: false: {change('params', p, p - d.attrs.out)}", {"params": -d.attrs.out})
 
 
 @rule("NL502", "dropout directly before batch norm", "Li et al. 2019 (CVPR), §3", "warning")
@@ -30,8 +30,8 @@ def dropout_before_bn(ctx):
     wrong at inference ("variance shift")."""
     for nid, d in ctx.ops("dropout"):
         nxt = ctx.only_consumer(nid)
-        if nxt is not None and ctx.node[nxt]["op"] == "bn" and d["attrs"].p > 0:
-            yield Hit(nid, f"dropout before the batch norm '{ctx.node[nxt]['scope']}' shifts its variance at inference",
+        if nxt is not None and ctx.node[nxt].op == "bn" and d.attrs.p > 0:
+            yield Hit(nid, f"dropout before the batch norm '{ctx.node[nxt].scope}' shifts its variance at inference",
                       "move the dropout after the last batch norm (before the classifier)")
 
 
@@ -42,9 +42,9 @@ def rectified_logits(ctx):
     units that go negative stop learning. A softmax or sigmoid output is not a logit and is fine."""
     for name, nid, _ in ctx.network.outputs:
         d = ctx.node[nid]
-        if d["op"] in RECTIFIERS:
-            yield Hit(nid, f"output '{name}' is the result of '{d['op']}': its logits cannot be negative",
-                      f"remove the {d['op']} after the last layer")
+        if d.op in RECTIFIERS:
+            yield Hit(nid, f"output '{name}' is the result of '{d.op}': its logits cannot be negative",
+                      f"remove the {d.op} after the last layer")
 
 
 @rule("NL504", "pooling stride larger than its window", "common defect (pooling geometry)", "warning")
@@ -52,7 +52,7 @@ def pool_skips_input(ctx):
     """A pooling window smaller than its stride: the windows leave gaps, so part of the input is
     never read (a strided 1×1 conv is NL302's case)."""
     for nid, d in ctx.ops("maxpool", "avgpool"):
-        k, s, _, dil = REGISTRY[d["op"]].geometry(d["attrs"])
+        k, s, _, dil = REGISTRY[d.op].geometry(d.attrs)
         extent = tuple(dil[i] * (k[i] - 1) + 1 for i in range(2))
         if extent[0] >= s[0] and extent[1] >= s[1]:
             continue
@@ -68,10 +68,10 @@ def adaptive_uneven(ctx):
     ("output size that are not factor of input size"). Evaluated at the spec's input size;
     training-only side heads are left out (an exported model runs in eval mode without them)."""
     for nid, d in ctx.ops("adaptive_avgpool", "adaptive_maxpool"):
-        if d["aux"]:
+        if d.aux:
             continue
         _, h, w = ctx.in_shape(nid)
-        oh, ow = pair(d["attrs"].out)
+        oh, ow = pair(d.attrs.out)
         if h % oh or w % ow:
             yield Hit(nid, f"adaptive pooling from {h}x{w} to {oh}x{ow}: the output does not divide the input",
                       f"feed a grid divisible by {oh}x{ow} (e.g. {h - h % oh or oh}x{w - w % ow or ow}), or pool "
@@ -85,15 +85,15 @@ def ceil_mode(ctx):
     'SAME' padding) give another output size, so ported weights shift. Fires only when ceil mode
     changes the size."""
     for nid, d in ctx.ops("maxpool", "avgpool"):
-        if not d["attrs"].ceil_mode:
+        if not d.attrs.ceil_mode:
             continue
-        k, s, p, dil = REGISTRY[d["op"]].geometry(d["attrs"])
+        k, s, p, dil = REGISTRY[d.op].geometry(d.attrs)
         _, h, w = ctx.in_shape(nid)
         floor = (window_out(h, k[0], s[0], p[0], dil[0]), window_out(w, k[1], s[1], p[1], dil[1]))
-        if floor == tuple(d["shape"][1:]):
+        if floor == tuple(d.shape[1:]):
             continue
-        yield Hit(nid, f"ceil_mode gives {fmt_shape(d['shape'])}; floor mode (the default elsewhere) gives "
-                       f"{fmt_shape((d['shape'][0], *floor))}",
+        yield Hit(nid, f"ceil_mode gives {fmt_shape(d.shape)}; floor mode (the default elsewhere) gives "
+                       f"{fmt_shape((d.shape[0], *floor))}",
                   "pad explicitly (p) so both modes agree, or state the mode when porting")
 
 
@@ -103,13 +103,13 @@ def linear_over_width(ctx):
     nn.Linear it acts on the last axis, so it mixes the W columns of each channel and row, never
     the channels. Almost always a classifier missing its flatten (and global pool), or a pointwise
     layer missing its permute to H×W×C (ConvNeXt)."""
-    reordered = {0: len(ctx.node[0]["shape"]) != 3}
+    reordered = {0: len(ctx.node[0].shape) != 3}
     for nid in ctx.order:
         d = ctx.node[nid]
-        src = d["inputs"][0]
-        reordered[nid] = d["op"] in ("permute", "reshape", "flatten") or len(d["shape"]) != 3 or reordered[src]
-        if d["op"] == "linear" and not reordered[src]:
-            c, h, w = ctx.node[src]["shape"]
+        src = d.inputs[0]
+        reordered[nid] = d.op in ("permute", "reshape", "flatten") or len(d.shape) != 3 or reordered[src]
+        if d.op == "linear" and not reordered[src]:
+            c, h, w = ctx.node[src].shape
             yield Hit(nid, f"linear over the last axis of a {fmt_shape((c, h, w))} map mixes its {w} columns, "
                            "not its channels", "add 'gap' and 'flatten' before a classifier, or "
                            "permute: {dims: [1, 2, 0]} to act on the channels")
@@ -123,7 +123,7 @@ def uneven_overlap(ctx):
     checkerboard that training must learn to cancel (with k = 3, s = 2: 2 taps, then 1). The taps
     of phase r are those t < k with t·d ≡ r (mod s)."""
     for nid, d in ctx.ops("conv_transpose"):
-        a = d["attrs"]
+        a = d.attrs
         k, s, dil = pair(a.k), pair(a.s), pair(a.d)
         taps = [sorted({sum(1 for t in range(k[i]) if t * dil[i] % s[i] == r) for r in range(s[i])}) for i in range(2)]
         if all(len(t) == 1 for t in taps):

@@ -18,7 +18,7 @@ def plain_convs(ctx, min_k: int):
     """Square k×k convs (k >= min_k, odd) with stride 1, no dilation and no groups: the ones a
     factorisation replaces exactly (same receptive field and output grid)."""
     for nid, d in ctx.ops("conv"):
-        a = d["attrs"]
+        a = d.attrs
         k = pair(a.k)
         if k[0] == k[1] >= min_k and k[0] % 2 and pair(a.s) == (1, 1) and pair(a.d) == (1, 1) and a.groups == 1:
             yield nid, d, k[0]
@@ -37,7 +37,7 @@ def bottleneck(ctx):
     the gentle decrease the paper allows."""
     trunk = [0] + ctx.trunk
     for prev, cur in pairwise(trunk):
-        a, b = ctx.node[prev]["shape"], ctx.node[cur]["shape"]
+        a, b = ctx.node[prev].shape, ctx.node[cur].shape
         if len(b) != 3 or b[1] * b[2] == 1 or numel(b) * BOTTLENECK_FACTOR >= numel(a):
             continue
         yield Hit(cur, f"the representation shrinks {numel(a) / numel(b):.0f}x in one step: {fmt_shape(a)} "
@@ -55,7 +55,7 @@ def large_kernel(ctx):
     Strided kernels (AlexNet's 11×11/4 and ResNet's 7×7/2 stems) are left alone: a stack with the
     stride on its first conv would not keep the receptive field."""
     for nid, d, k in plain_convs(ctx, 5):
-        a, shape, inp = d["attrs"], d["shape"], ctx.in_shape(nid)
+        a, shape, inp = d.attrs, d.shape, ctx.in_shape(nid)
         if shape[1] in MEDIUM_GRID and shape[2] in MEDIUM_GRID:
             continue
         n, hw = (k - 1) // 2, shape[1:]
@@ -77,7 +77,7 @@ def asymmetric(ctx):
     3×3 is left out: on the catalogue it would fire on every ResNet's and VGG's 14×14 stage, which
     the paper does not claim to improve."""
     for nid, d, k in plain_convs(ctx, 5):
-        a, shape, inp = d["attrs"], d["shape"], ctx.in_shape(nid)
+        a, shape, inp = d.attrs, d.shape, ctx.in_shape(nid)
         if shape[1] not in MEDIUM_GRID or shape[2] not in MEDIUM_GRID:
             continue
         hw = shape[1:]
@@ -98,18 +98,18 @@ def pool_then_expand(ctx):
     reduction computes the new channels with a stride-2 conv in parallel with the pool and
     concatenates them; the suggestion counts that conv's MACs against the expanding conv's."""
     for nid, d in ctx.ops("maxpool", "avgpool"):
-        _, s, _, _ = REGISTRY[d["op"]].geometry(d["attrs"])
+        _, s, _, _ = REGISTRY[d.op].geometry(d.attrs)
         nxt = ctx.only_consumer(nid)
-        if s == (1, 1) or nxt is None or ctx.node[nxt]["op"] != "conv":
+        if s == (1, 1) or nxt is None or ctx.node[nxt].op != "conv":
             continue
-        inp, pooled, conv = ctx.in_shape(nid), d["shape"], ctx.node[nxt]
-        grow = conv["attrs"].out - pooled[0]
-        if conv["attrs"].out < 2 * pooled[0] or conv["attrs"].groups != 1:
+        inp, pooled, conv = ctx.in_shape(nid), d.shape, ctx.node[nxt]
+        grow = conv.attrs.out - pooled[0]
+        if conv.attrs.out < 2 * pooled[0] or conv.attrs.groups != 1:
             continue
-        kc = pair(conv["attrs"].k)
-        _, macs = conv_cost(inp, conv["shape"][1:], grow, kc)
+        kc = pair(conv.attrs.k)
+        _, macs = conv_cost(inp, conv.shape[1:], grow, kc)
         before = ctx.cost[nxt].cost.macs
-        yield Hit(nid, f"pooling {fmt_shape(inp)} to {fmt_shape(pooled)} before the conv '{conv['scope']}' expands it "
-                       f"to {fmt_shape(conv['shape'])}: the pooled tensor is a bottleneck",
+        yield Hit(nid, f"pooling {fmt_shape(inp)} to {fmt_shape(pooled)} before the conv '{conv.scope}' expands it "
+                       f"to {fmt_shape(conv.shape)}: the pooled tensor is a bottleneck",
                   f"a stride-2 {kc[0]}x{kc[1]} conv to {grow} channels beside the pool, concatenated: "
                   f"{change('MACs', before, macs)} for the expansion", {"MACs": macs - before})

@@ -76,25 +76,25 @@ class Context:
     def __init__(self, network, report: CostReport | None = None):
         self.network = network
         self.graph = network.graph
-        self.node = dict(self.graph.nodes(data=True))
+        self.node = self.graph.node_table()
         self.report = report or analyse(network)
         self.cost: dict[int, NodeCost] = {r.id: r for r in self.report.rows}
         self.order = [nid for nid in network.order if nid != 0]
         consumers: dict[int, list[int]] = {nid: [] for nid in network.order}
         for nid in self.order:
-            for src in self.node[nid]["inputs"]:
+            for src in self.node[nid].inputs:
                 consumers[src].append(nid)
         self.consumers = consumers
 
     def ops(self, *names: str):
-        """(id, data) of the nodes running one of the ops `names`, in execution order."""
+        """(id, node) of the nodes running one of the ops `names`, in execution order."""
         for nid in self.order:
             d = self.node[nid]
-            if d["op"] in names:
+            if d.op in names:
                 yield nid, d
 
     def in_shape(self, nid: int) -> tuple[int, ...]:
-        return self.node[self.node[nid]["inputs"][0]]["shape"]
+        return self.node[self.node[nid].inputs[0]].shape
 
     def only_consumer(self, nid: int) -> int | None:
         c = self.consumers.get(nid, [])
@@ -126,18 +126,18 @@ class Context:
         the body it bypasses). Every node is walked at most once, by the sum it feeds."""
         out = {}
         for nid, d in self.ops("add"):
-            if len(d["inputs"]) != 2:
+            if len(d.inputs) != 2:
                 continue
-            (fa, pa), (fb, pb) = (self._walk_back(i) for i in d["inputs"])
+            (fa, pa), (fb, pb) = (self._walk_back(i) for i in d.inputs)
             if fa == fb:
                 out[nid] = (fa, pa if len(pa) < len(pb) else pb)
         return out
 
     def _walk_back(self, nid: int) -> tuple[int, list[int]]:
         path = []
-        while nid != 0 and len(self.consumers[nid]) == 1 and len(self.node[nid]["inputs"]) == 1:
+        while nid != 0 and len(self.consumers[nid]) == 1 and len(self.node[nid].inputs) == 1:
             path.append(nid)
-            nid = self.node[nid]["inputs"][0]
+            nid = self.node[nid].inputs[0]
         return nid, path[::-1]
 
     @cached_property

@@ -15,10 +15,10 @@ def needless_projection(ctx):
     B (projections only where dimensions change); "projection shortcuts are not essential", and
     identity shortcuts add no parameters or MACs. The finding is at the shortcut's first layer."""
     for add, (fork, path) in ctx.shortcuts.items():
-        if not path or not any(ctx.node[n]["op"] in ("conv", "sepconv") for n in path):
+        if not path or not any(ctx.node[n].op in ("conv", "sepconv") for n in path):
             continue
-        shape = ctx.node[add]["shape"]
-        if ctx.node[fork]["shape"] != shape:
+        shape = ctx.node[add].shape
+        if ctx.node[fork].shape != shape:
             continue
         c = subtotal(ctx.cost[n] for n in path)
         yield Hit(path[0], f"projection shortcut although the block keeps its shape {fmt_shape(shape)}",
@@ -33,27 +33,27 @@ def strided_pointwise(ctx):
     moves the stride to the 3×3 conv after it. Shortcut projections are left out (the residual
     path sees every position). The suggestion counts what moving the stride to the next conv costs."""
     for nid, d in ctx.ops("conv"):
-        a = d["attrs"]
+        a = d.attrs
         s = pair(a.s)
         if pair(a.k) != (1, 1) or s == (1, 1) or nid in ctx.in_shortcut:
             continue
         ignored = 1 - 1 / (s[0] * s[1])
         nxt = next_conv(ctx, nid)
-        if nxt is None or min(pair(ctx.node[nxt]["attrs"].k)) < max(s):
+        if nxt is None or min(pair(ctx.node[nxt].attrs.k)) < max(s):
             yield Hit(nid, f"1x1 conv with stride {s[0]} ignores {ignored:.0%} of its input {fmt_shape(ctx.in_shape(nid))}")
             continue
         macs = ctx.cost[nid].cost.macs
         after = macs * s[0] * s[1]  # the 1x1 conv at full resolution; the next conv's output keeps its grid
         yield Hit(nid, f"1x1 conv with stride {s[0]} ignores {ignored:.0%} of its input {fmt_shape(ctx.in_shape(nid))}",
-                  f"move the stride to '{ctx.node[nxt]['scope']}': {change('MACs', macs, after)} here, every input "
+                  f"move the stride to '{ctx.node[nxt].scope}': {change('MACs', macs, after)} here, every input "
                   "position read", {"MACs": after - macs})
 
 
 def next_conv(ctx, nid: int) -> int | None:
     """The next conv along a chain of single-consumer nodes (through norms and activations)."""
     cur = ctx.only_consumer(nid)
-    while cur is not None and ctx.node[cur]["op"] not in ("conv", "sepconv"):
-        if len(ctx.node[cur]["inputs"]) != 1:
+    while cur is not None and ctx.node[cur].op not in ("conv", "sepconv"):
+        if len(ctx.node[cur].inputs) != 1:
             return None
         cur = ctx.only_consumer(cur)
     return cur

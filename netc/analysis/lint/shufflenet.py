@@ -25,11 +25,11 @@ def many_groups(ctx):
     mean wider feature maps and more memory access (MAC). The suggestion compares its MAC with a
     dense conv of the same MACs and equal widths, G1's minimum."""
     for nid, d in ctx.ops("conv"):
-        a = d["attrs"]
+        a = d.attrs
         c_in = ctx.in_shape(nid)[0]
         if a.groups < MANY_GROUPS or a.groups == c_in:
             continue
-        k, hw = pair(a.k), d["shape"][1] * d["shape"][2]
+        k, hw = pair(a.k), d.shape[1] * d.shape[2]
         mac = memory_access(hw, c_in, a.out, k, a.groups)
         width = max(1, round(math.sqrt(c_in * a.out / a.groups)))
         dense = memory_access(hw, width, width, k, 1)
@@ -44,7 +44,7 @@ def fragmented(ctx):
     launch and synchronisation, and Table 3's 4-fragment structures already ran at about half the
     speed of one fragment on GPU."""
     for nid, d in ctx.ops("cat"):
-        n = len(d["inputs"])
+        n = len(d.inputs)
         if n >= MANY_BRANCHES:
             yield Hit(nid, f"{n} parallel branches joined here", "merge branches, or nest them so fewer run in parallel")
 
@@ -55,8 +55,8 @@ def redundant_elementwise(ctx):
     1 or a dropout with p = 0. Element-wise ops are not free: each reads and writes a whole tensor."""
     for nid in ctx.order:
         d = ctx.node[nid]
-        op, a = d["op"], d["attrs"]
-        prev = ctx.node[d["inputs"][0]]["op"] if d["inputs"] else None
+        op, a = d.op, d.attrs
+        prev = ctx.node[d.inputs[0]].op if d.inputs else None
         if (prev, op) in REDUNDANT:
             why = f"'{op}' on the output of '{prev}', which is already non-negative"
         elif op == "scale" and a.factor == 1:

@@ -15,26 +15,26 @@ def fc_head(ctx):
     weights, so the network runs on any larger input and returns a class score map. A map that an
     adaptive pooling produces already has a fixed size whatever the input, so it is left alone."""
     for nid, d in ctx.ops("linear"):
-        flat = d["inputs"][0]
-        while ctx.node[flat]["op"] == "dropout":
-            flat = ctx.node[flat]["inputs"][0]
-        if ctx.node[flat]["op"] != "flatten":
+        flat = d.inputs[0]
+        while ctx.node[flat].op == "dropout":
+            flat = ctx.node[flat].inputs[0]
+        if ctx.node[flat].op != "flatten":
             continue
         shape = ctx.in_shape(flat)
-        if len(shape) != 3 or shape[1] * shape[2] == 1 or from_adaptive(ctx, ctx.node[flat]["inputs"][0]):
+        if len(shape) != 3 or shape[1] * shape[2] == 1 or from_adaptive(ctx, ctx.node[flat].inputs[0]):
             continue
         size = "x".join(map(str, ctx.network.input_shape[1:]))
         yield Hit(nid, f"a fully connected layer over the flattened {fmt_shape(shape)} map fixes the input to {size}",
-                  f"write it as a {shape[1]}x{shape[2]} conv to {d['attrs'].out} channels (same "
+                  f"write it as a {shape[1]}x{shape[2]} conv to {d.attrs.out} channels (same "
                   f"{ctx.cost[nid].cost.params:,} params) and the linears after it as 1x1 convs, then evaluate "
                   "densely on larger inputs")
 
 
 def from_adaptive(ctx, nid: int) -> bool:
     """Whether the grid of `nid` is set by an adaptive pooling upstream (through ops that keep it)."""
-    grid = ctx.node[nid]["shape"][1:]
-    while nid != 0 and ctx.node[nid]["shape"][1:] == grid:
-        if ctx.node[nid]["op"] in ADAPTIVE:
+    grid = ctx.node[nid].shape[1:]
+    while nid != 0 and ctx.node[nid].shape[1:] == grid:
+        if ctx.node[nid].op in ADAPTIVE:
             return True
-        nid = ctx.node[nid]["inputs"][0]
+        nid = ctx.node[nid].inputs[0]
     return False

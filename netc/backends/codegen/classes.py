@@ -218,8 +218,9 @@ class ClassBuilder:
             cands, written = {}, set()
             if b.block is not None and b.block.kind == "use":
                 use = self.index.by_loc.get(b.block.loc)
-                raw = getattr(use, "_raw", None) or {}
-                for src in (raw.get("args"), raw.get("first"), *((raw.get("at") or {}).values())):
+                written_at = self.index.written(use, "at")
+                for src in (self.index.written(use, "args"), self.index.written(use, "first"),
+                            *written_at.values()):
                     if isinstance(src, dict):
                         written.update(src)
                         for k, v in src.items():

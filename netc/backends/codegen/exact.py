@@ -15,9 +15,6 @@ at a threshold (`if: $width > 100`) is confirmed only near its compiled values.
 """
 from __future__ import annotations
 
-import ast
-import dataclasses
-
 from netc.backends.codegen.pipeline import Generator
 from netc.errors import NetcError
 
@@ -43,7 +40,7 @@ def _honoured(network, param: str, base: str, fixed: set[str], cache: dict) -> b
         key = (param, repr(value))
         if key not in cache:
             try:
-                cache[key] = recompile(network, {param: value})
+                cache[key] = network.recompile({param: value})
             except NetcError:  # not a valid value of this spec
                 cache[key] = None
         other = cache[key]
@@ -72,40 +69,5 @@ def alternatives(network, param: str) -> list:
     if isinstance(v, list) and v and all(type(x) is int for x in v):
         return [[x + 1 for x in v], [2 * x for x in v]]
     if isinstance(v, str):
-        return [s for s in _strings(network.spec._raw) if s != v]
+        return [s for s in network.source.strings() if s != v]
     return []
-
-
-def _strings(raw) -> list[str]:
-    """String constants of a spec: values, and literals inside its expressions (`$m == 'B'`)."""
-    out: list[str] = []
-    stack = [raw]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(reversed(list(node.values())))
-        elif isinstance(node, list):
-            stack.extend(reversed(node))
-        elif isinstance(node, str):
-            if "$" not in node:
-                out.append(node)
-                continue
-            try:
-                tree = ast.parse(node.replace("$", ""), mode="eval")
-            except (SyntaxError, ValueError, RecursionError):
-                continue
-            out.extend(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-    return list(dict.fromkeys(out))
-
-
-def recompile(network, overrides: dict):
-    """`network`'s spec compiled again with params changed (as `--set` would)."""
-    from netc.spec.compile import compile_graph
-    from netc.spec.expand import Limits
-    from netc.spec.load import bind_variables
-
-    spec, file = network.spec, network.file
-    params = {k: network.env[k] for k in spec.params}
-    env = bind_variables(spec, file, {**params, **overrides})
-    g, order = compile_graph(spec, file, env, Limits())
-    return dataclasses.replace(network, graph=g, env=env, order=order)

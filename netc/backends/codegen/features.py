@@ -16,21 +16,21 @@ from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 
 def backbone_points(network, root: Box) -> list[tuple[str, int]] | None:
     points = default_features(network)
-    data = network.graph.nodes
-    uses = Counter(d["scope"] for _, d in network.nodes())
+    data = network.graph.node_table()
+    uses = Counter(d.scope for _, d in network.nodes())
     owner = {nid: box for box in _boxes(root) for nid in box.ops}
-    by_scope = {d["scope"]: nid for nid, d in network.nodes()}
+    by_scope = {d.scope: nid for nid, d in network.nodes()}
 
     def own_module(name: str) -> bool:
         """A block is a module; an op is one of its own unless it is written inline (add, cat) or
         is a parameter-free layer a class shares between calls (`self.relu`)."""
-        if name in network.graph.graph["blocks"]:
+        if name in network.graph.blocks:
             return True
         nid = by_scope[name]
         d, box = data[nid], owner[nid]
         local = local_name(data, nid, box)
         named = is_attribute(local) and not local.startswith("_")
-        return uses[name] == 1 and d["op"] not in INLINE_OPS and (box.chain or d["params"] or d["buffers"] or named)
+        return uses[name] == 1 and d.op not in INLINE_OPS and (box.chain or d.params or d.buffers or named)
 
     if not points or not all(own_module(f.name) for f in points):
         return None

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from netc.errors import NetcError
-from netc.spec.expr import _Eval
+from netc.expr import Evaluator
 
 IN = "__netc_in"  # the input channel count of a class, in spec-name space
 IN_C = re.compile(r"\$in_c\b")
@@ -78,7 +78,7 @@ def evaluate(text: str, env: dict):
                            for n in ast.walk(tree)):
         return NOTHING
     try:
-        return norm(_Eval(text, env, None)(tree))
+        return norm(Evaluator(text, env, None)(tree))
     except (NetcError, TypeError, ValueError, ArithmeticError, RecursionError):
         return NOTHING
 

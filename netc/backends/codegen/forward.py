@@ -58,8 +58,8 @@ def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
     for kind, it in items:
         if kind == "op":
             key = ("op", local_name(data, it, box))
-            out.append(Step(key, list(data[it]["inputs"]), [it], _op_expr(data, it, attr_of.get(key)), "out",
-                            data[it]["aux"] and not box.aux, data[it]["op"] not in INLINE_OPS, data[it]["op"]))
+            out.append(Step(key, list(data[it].inputs), [it], _op_expr(data, it, attr_of.get(key)), "out",
+                            data[it].aux and not box.aux, data[it].op not in INLINE_OPS, data[it].op))
         else:
             attr = attr_of[("box", it.local)]
             out.append(Step(("box", it.local), list(it.inputs), list(it.outputs),
@@ -70,24 +70,24 @@ def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
 
 def _op_expr(data, nid, attr):
     d = data[nid]
-    op = d["op"]
+    op = d.op
     if op in ("add", "mul"):
         return lambda args: (" + " if op == "add" else " * ").join(args)
     if op == "chunk":
-        a = d["attrs"]
-        dim = a.dim % len(data[d["inputs"][0]]["shape"]) + 1
+        a = d.attrs
+        dim = a.dim % len(data[d.inputs[0]].shape) + 1
         return lambda args: f"{args[0]}.chunk({a.parts}, {dim})[{a.index}]"
     if op == "slice":  # as the spec writes it (Python's slicing, negative from the end), or the
-        a = d["attrs"]  # bounds kept on the module where the factory's arguments reach them
-        axis = slice_bounds(a, data[d["inputs"][0]]["shape"])[0]
+        a = d.attrs  # bounds kept on the module where the factory's arguments reach them
+        axis = slice_bounds(a, data[d.inputs[0]].shape)[0]
         text = attr or f"{a.start or ''}:{'' if a.end is None else a.end}"
         return lambda args: f"{args[0]}[{':, ' * (axis + 1)}{text}]"
-    if d.get("owned") is not None:  # a parameter of this module (layer scale)
-        return lambda args: f"{attr} {OWNED_OPERATORS[d['owned'].fn]} {args[0]}"
+    if d.owned is not None:  # a parameter of this module (layer scale)
+        return lambda args: f"{attr} {OWNED_OPERATORS[d.owned.fn]} {args[0]}"
     if op == "cat":
         return lambda args: f"torch.cat([{', '.join(args)}], 1)"
     if op == "scale":
-        factor = attr or repr(d["attrs"].factor)
+        factor = attr or repr(d.attrs.factor)
         return lambda args: f"{args[0]} * {factor}"
     return lambda args: f"{attr}({', '.join(args)})"
 

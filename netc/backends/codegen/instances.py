@@ -25,8 +25,8 @@ from netc.backends.codegen.names import RESERVED, Names, is_attribute
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.errors import error
 from netc.ir.blocks import run_order
+from netc.ir.node import Node
 from netc.ops import REGISTRY
-from netc.spec.template_args import TYPE_NAMES
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Drafter:
     def __init__(self, network, index, outputs):
         self.net = network
         self.index = index
-        self.data = network.graph.nodes
+        self.data = network.graph.node_table()
         self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
         self.pos = run_order(network, outputs)  # the interpreter's execution order of the ops
         self.runtime_used: set[str] = set()
@@ -69,21 +69,21 @@ class Drafter:
         self.parts: dict = {}  # id of an inline Sequential's box -> (named, [((loc, via), name, Frag)])
 
     def shapes_in(self, nid):
-        return [self.data[i]["shape"] for i in self.data[nid]["inputs"]]
+        return [self.data[i].shape for i in self.data[nid].inputs]
 
     def callee_of(self, nid) -> str:
         """How generated code names the module class of an op: `nn.Conv2d`, `SeparableConv2d`."""
         d = self.data[nid]
-        if d.get("owned") is not None:
+        if d.owned is not None:
             return "nn.Parameter"
-        module, _, cls = REGISTRY[d["op"]].module(d["attrs"], self.shapes_in(nid)).cls.rpartition(".")
+        module, _, cls = REGISTRY[d.op].module(d.attrs, self.shapes_in(nid)).cls.rpartition(".")
         return f"nn.{cls}" if module == "torch.nn" else cls
 
-    def lifted(self, d: dict, exprs: list[str], cexprs: dict) -> list[str]:
+    def lifted(self, d: Node, exprs: list[str], cexprs: dict) -> list[str]:
         """An op's spec expressions in the names of the class being drafted (`SpecIndex.lift`), with
         `$in_c` of an inlined template instance written as its input's channel expression."""
-        cands = self.index.lift(exprs, d["via"], self.stop)
-        tin = cexprs.get(d.get("template_input"))
+        cands = self.index.lift(exprs, d.via, self.stop)
+        tin = cexprs.get(d.template_input)
         if tin is None or tin == IN:
             return cands
         return [substitute(c, {IN: tin}) if IN in names_in(c) else c for c in cands]
@@ -96,10 +96,10 @@ class Drafter:
         expression for exactly that attribute is the candidate (no per-op tables here).
         """
         d = self.data[nid]
-        if d.get("owned") is not None:
+        if d.owned is not None:
             return self.param_ctor(nid, cexprs)
-        op, shapes = REGISTRY[d["op"]], self.shapes_in(nid)
-        ms = op.module(d["attrs"], shapes)
+        op, shapes = REGISTRY[d.op], self.shapes_in(nid)
+        ms = op.module(d.attrs, shapes)
         module, _, cls = ms.cls.rpartition(".")
         if module == "netc.backends.torch.runtime":
             self.runtime_used.add(cls)
@@ -107,14 +107,13 @@ class Drafter:
         elif module == "torch.nn":
             callee = f"nn.{cls}"
         else:
-            raise error("codegen", f"op '{d['op']}' builds '{ms.cls}', which generated code cannot import",
-                        d["loc"])
+            raise error("codegen", f"op '{d.op}' builds '{ms.cls}', which generated code cannot import",
+                        d.loc)
         defaults = class_defaults(ms.cls)
-        node = self.index.by_loc.get(d["loc"])
-        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        raw = raw if isinstance(raw, dict) else {}
-        sources = influences(op, d["attrs"], shapes, ms, self.axis.get(d["inputs"][0], 0) if d["inputs"] else 0)
-        inputs = d["inputs"]
+        node = self.index.by_loc.get(d.loc)
+        raw = self.index.written(node, d.op)
+        sources = influences(op, d.attrs, shapes, ms, self.axis.get(d.inputs[0], 0) if d.inputs else 0)
+        inputs = d.inputs
 
         def cands_of(pos):
             cands = []
@@ -148,35 +147,33 @@ class Drafter:
         """The parameter an op owns on its module (`OwnedParam`, layer scale), at its init value:
         `nn.Parameter(torch.full((dim, 1, 1), layer_scale))`, channels and init fitted as holes."""
         d = self.data[nid]
-        owned, src = d["owned"], d["inputs"][0]
-        node = self.index.by_loc.get(d["loc"])
-        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        raw = raw if isinstance(raw, dict) else {}
+        owned, src = d.owned, d.inputs[0]
+        node = self.index.by_loc.get(d.loc)
+        raw = self.index.written(node, d.op)
         shape = [Frag(repr(n)) for n in owned.shape]
         if raw.get("shape") is None and src in cexprs:  # the default: the input's channels first
             shape[0] = hole(owned.shape[0], [cexprs[src]])
         dims = join_frags(shape + ([Frag("")] if len(shape) == 1 else []))
-        init = hole(owned.init, self.index.lift(spec_exprs({"init": raw.get("init")}), d["via"], self.stop))
+        init = hole(owned.init, self.index.lift(spec_exprs({"init": raw.get("init")}), d.via, self.stop))
         full = call_frag("torch.full", [Frag(f"({dims.text})", dims.holes), init])
         return call_frag("nn.Parameter", [full])
 
     def scale_hole(self, nid) -> Frag | None:
         """A residual's scale when the spec writes it as an expression (`scale: $scale`)."""
         d = self.data[nid]
-        res = getattr(self.index.by_loc.get(d["loc"]), "residual", None)
-        cands = self.index.lift(spec_exprs({"scale": res.scale}), d["via"], self.stop) if res is not None else []
-        return hole(d["attrs"].factor, cands) if cands else None
+        res = getattr(self.index.by_loc.get(d.loc), "residual", None)
+        cands = self.index.lift(spec_exprs({"scale": res.scale}), d.via, self.stop) if res is not None else []
+        return hole(d.attrs.factor, cands) if cands else None
 
     def slice_holes(self, nid) -> Frag | None:
         d = self.data[nid]
-        return slices.kept_bounds(d["attrs"], slices.bound_exprs(
-            self.raw_attrs(d), lambda exprs: self.index.lift(exprs, d["via"], self.stop)))
+        return slices.kept_bounds(d.attrs, slices.bound_exprs(
+            self.raw_attrs(d), lambda exprs: self.index.lift(exprs, d.via, self.stop)))
 
-    def raw_attrs(self, d: dict) -> dict:
+    def raw_attrs(self, d: Node) -> dict:
         """The op's attributes as the spec writes them (expressions included)."""
-        node = self.index.by_loc.get(d["loc"])
-        raw = node._raw.get(d["op"]) if node is not None and hasattr(node._raw, "get") else None
-        return raw if isinstance(raw, dict) else {}
+        node = self.index.by_loc.get(d.loc)
+        return self.index.written(node, d.op)
 
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
         if box.instance is None:  # an inline nn.Sequential
@@ -197,13 +194,13 @@ class Drafter:
         """Candidate expressions (the parent's names) for one argument of a class instance."""
         if spec_name == IN:
             return [cexprs[box.inputs[0]]] if box.inputs and box.inputs[0] in cexprs else []
-        via = self.data[min(box.nodes)]["via"]
+        via = self.data[min(box.nodes)].via
         if box.block.loc in via:
             via = via[via.index(box.block.loc) + 1:]
         inst = box.instance
         decl = getattr(self.index.templates.get(inst.cls.template or ""), "args", {}).get(spec_name, NOTHING)
-        if spec_name not in inst.written and decl is not NOTHING and not (isinstance(decl, str) and (
-                decl in TYPE_NAMES or "$" in decl)) and isinstance(decl, (bool, int, float, str, list)):
+        if spec_name not in inst.written and decl is not NOTHING and not (self.index.is_type_name(decl) or (
+                isinstance(decl, str) and "$" in decl)) and isinstance(decl, (bool, int, float, str, list)):
             # the use leaves it at the template's default: that is what the spec says it is (a name of
             # the parent's that merely has the same value here is not)
             return [literal(norm(decl) if not isinstance(decl, list) else decl)]
@@ -249,39 +246,39 @@ class Drafter:
                     cexprs[out] = text if ok else literal(value)
 
     def channels(self, nid):
-        return self.data[nid]["shape"][self.axis.get(nid, 0)]
+        return self.data[nid].shape[self.axis.get(nid, 0)]
 
     def channel_axis(self, nid) -> int:
         """The axis of an op's output that holds the channels: 0, or where a permute put them."""
         d = self.data[nid]
-        src = d["inputs"][0]
+        src = d.inputs[0]
         axis = self.axis.get(src, 0)
-        if d["op"] == "permute":
-            return d["attrs"].dims.index(axis)
-        return axis if len(self.data[src]["shape"]) == len(d["shape"]) else 0
+        if d.op == "permute":
+            return d.attrs.dims.index(axis)
+        return axis if len(self.data[src].shape) == len(d.shape) else 0
 
     def op_cexpr(self, nid, cexprs: dict, env: dict) -> str:
         d = self.data[nid]
         value = self.channels(nid)
         raw = self.raw_attrs(d)
         # only what the channel count depends on: a pad's `p: $pad` equal to it is no expression of it
-        sources = channel_sources(REGISTRY[d["op"]], d["attrs"], self.shapes_in(nid),
-                                  self.axis.get(d["inputs"][0], 0) if d["inputs"] else 0, self.axis.get(nid, 0))
+        sources = channel_sources(REGISTRY[d.op], d.attrs, self.shapes_in(nid),
+                                  self.axis.get(d.inputs[0], 0) if d.inputs else 0, self.axis.get(nid, 0))
         feeds = sources is None or IN in sources
         own = {k: v for k, v in raw.items() if sources is None or k in sources} if raw else {}
         cands = self.lifted(d, spec_exprs(own), cexprs) if own else []
-        ins = [cexprs.get(i) for i in d["inputs"]]
-        if d["op"] == "slice" and ins[0] is not None and self.axis.get(d["inputs"][0], 0) == d["attrs"].dim % 3:
+        ins = [cexprs.get(i) for i in d.inputs]
+        if d.op == "slice" and ins[0] is not None and self.axis.get(d.inputs[0], 0) == d.attrs.dim % 3:
             exprs = slices.bound_exprs(raw, lambda e: self.lifted(d, e, cexprs))
-            cands.insert(0, slices.width(d["attrs"], exprs, ins[0]))
+            cands.insert(0, slices.width(d.attrs, exprs, ins[0]))
         flat = None
         if ins and ins[0] is not None and feeds:
             cands.append(ins[0])
-            shape_in = self.data[d["inputs"][0]]["shape"]
-            if d["op"] == "chunk":  # a part of the channels (ShuffleNet's `oup // 2`)
-                cands.append(f"({ins[0]}) // {d['attrs'].parts}")
-            if len(shape_in) == 3 and len(d["shape"]) == 1 and shape_in[1] * shape_in[2] > 1 and \
-                    self.axis.get(d["inputs"][0], 0) == 0:
+            shape_in = self.data[d.inputs[0]].shape
+            if d.op == "chunk":  # a part of the channels (ShuffleNet's `oup // 2`)
+                cands.append(f"({ins[0]}) // {d.attrs.parts}")
+            if len(shape_in) == 3 and len(d.shape) == 1 and shape_in[1] * shape_in[2] > 1 and \
+                    self.axis.get(d.inputs[0], 0) == 0:
                 flat = f"({ins[0]}) * {shape_in[1]} * {shape_in[2]}"  # C * H * W, as written by hand
                 cands.append(flat)
         if len(ins) > 1 and all(c is not None for c in ins):
@@ -313,8 +310,8 @@ class Drafter:
             if is_attribute(local) and not local.startswith("_"):
                 attrs.reserve(local)
         for kind, it in box.items:
-            if kind == "op" and self.data[it]["op"] in INLINE_OPS:
-                op = self.data[it]["op"]
+            if kind == "op" and self.data[it].op in INLINE_OPS:
+                op = self.data[it].op
                 kept = {"scale": self.scale_hole, "slice": self.slice_holes}.get(op, lambda _: None)(it)
                 if kept is not None:  # `self.scale = scale`, read by `out * self.scale`; x[:, self.part]
                     local = local_name(self.data, it, box)
@@ -328,7 +325,7 @@ class Drafter:
             key = (kind, local)
             if kind == "box" and it.instance is None:
                 seqs[key] = self.parts[id(it)]
-            stateful = kind == "box" or self.data[it]["params"] or self.data[it]["buffers"]
+            stateful = kind == "box" or self.data[it].params or self.data[it].buffers
             named = is_attribute(local)
             if stateful or (named and not local.startswith("_")):
                 if named:
@@ -336,7 +333,7 @@ class Drafter:
                     init.append((key, f"self.{local} = {draft.add(frag)}"))
                 else:
                     attr_of[key] = f"getattr(self, {local!r})"
-                    register = "register_parameter" if kind == "op" and self.data[it].get("owned") else "add_module"
+                    register = "register_parameter" if kind == "op" and self.data[it].owned else "add_module"
                     init.append((key, f"self.{register}({local!r}, {draft.add(frag)})"))
                 continue
             fkey = frag.key()
@@ -344,7 +341,7 @@ class Drafter:
                 attr_of[key] = shared[fkey]
                 continue
             name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
-                              self.data[it]["op"], prefix=self.data[it]["op"])
+                              self.data[it].op, prefix=self.data[it].op)
             attr_of[key] = shared[fkey] = f"self.{name}"
             where[("shared", name)] = where[key]
             init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
@@ -357,8 +354,8 @@ class Drafter:
     def where_of(self, kind: str, it) -> tuple:
         """The spec node an item comes from and the uses it came through (inside its own use)."""
         if kind == "op":
-            return self.data[it]["loc"], self.data[it]["via"]
-        via = self.data[min(it.nodes)]["via"]
+            return self.data[it].loc, self.data[it].via
+        via = self.data[min(it.nodes)].via
         if it.block.loc in via:
             via = via[via.index(it.block.loc) + 1:]
         return it.block.loc, via
@@ -382,7 +379,7 @@ class Drafter:
                     return []
                 conds.append(f"not ({text})" if negate else f"({text})")
             node = self.index.parent_of.get(loc)
-            loc = getattr(getattr(node, "_raw", None), "loc", None)
+            loc = self.index.loc_of(node)
             if getattr(node, "name", None) is not None or getattr(node, "repeat", None) is not None:
                 break  # a named node is the box the item's class or Sequential is written in
         if not conds:

@@ -38,7 +38,7 @@ class Box:
 
 def local_name(data, nid: int, box: Box) -> str:
     """An op's name inside its box (the last part of its scope)."""
-    scope = data[nid]["scope"]
+    scope = data[nid].scope
     return scope[len(box.scope) + 1:] if box.scope else scope
 
 
@@ -54,8 +54,8 @@ class _Tree:
     def __init__(self, network):
         self.network = network
         self.g = network.graph
-        self.data = self.g.nodes
-        self.blocks = self.g.graph["blocks"]
+        self.data = self.g.node_table()
+        self.blocks = self.g.blocks
 
     def build_tree(self) -> Box:
         root = Box("", "", None, None)
@@ -77,10 +77,10 @@ class _Tree:
             return b
 
         for nid, d in self.network.nodes():
-            box = box_of(d["blocks"][-1]) if d["blocks"] else root
-            local = d["scope"][len(box.scope) + 1:] if box.scope else d["scope"]
+            box = box_of(d.blocks[-1]) if d.blocks else root
+            local = d.scope[len(box.scope) + 1:] if box.scope else d.scope
             if "." in local or not local:
-                raise error("codegen", f"cannot generate code for '{d['scope']}': a name contains '.'", d["loc"],
+                raise error("codegen", f"cannot generate code for '{d.scope}': a name contains '.'", d.loc,
                             "rename the layer without dots")
             box.ops.append(nid)
             b = box
@@ -98,11 +98,11 @@ class _Tree:
         """Inputs, outputs and execution order of a box's items; chain detection."""
         for child in box.children:
             self.analyse(child)
-        outs = {nid for _, nid, _ in self.g.graph["outputs"]}
+        outs = {nid for _, nid, _ in self.g.outputs}
         inside = box.nodes
         ins: list[int] = []
         for nid in sorted(inside):
-            for i in self.data[nid]["inputs"]:
+            for i in self.data[nid].inputs:
                 if i not in inside and i not in ins:
                     ins.append(i)
         box.inputs = ins
@@ -121,7 +121,7 @@ class _Tree:
         deps = {k: set() for k in items}
         for nid in inside:
             k = id(owner[nid][1]) if owner[nid][0] == "box" else nid
-            for i in self.data[nid]["inputs"]:
+            for i in self.data[nid].inputs:
                 if i in inside:
                     ki = id(owner[i][1]) if owner[i][0] == "box" else i
                     if ki != k:
@@ -138,14 +138,14 @@ class _Tree:
             else:
                 stuck = [items[k] for k in pending]
                 blocks = [it for kind, it in stuck if kind == "box"]
-                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it]['scope']}'"
+                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it].scope}'"
                                   for kind, it in stuck)
                 raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
                             f"(through {names}); generated code cannot call it as one module",
                             blocks[0].block.loc, "take the 'from:' input from outside the block, "
                             "or leave the block unnamed")
         box.items = [items[k] for k in order]
-        box.aux = all(self.data[n]["aux"] for n in inside) if inside else False
+        box.aux = all(self.data[n].aux for n in inside) if inside else False
         box.chain = self._is_chain(box)
 
     def _is_chain(self, box: Box) -> bool:
@@ -157,7 +157,7 @@ class _Tree:
         for kind, it in box.items:
             if kind == "op":
                 # a parameter an op owns (layer scale) is the block's own: no nn.Sequential holds it
-                if self.data[it]["op"] in INLINE_OPS or self.data[it].get("owned") or self.data[it]["inputs"] != prev:
+                if self.data[it].op in INLINE_OPS or self.data[it].owned or self.data[it].inputs != prev:
                     return False
                 prev = [it]
             else:

@@ -65,18 +65,16 @@ def render_module(gen, hidden: bool = False) -> str:
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
-    """The spec's `init:` scheme (`netc.spec.init`: a preset, then rules; later rules win) as
+    """The spec's `init:` scheme (a preset, then rules; later rules win) as
     torchvision writes it: a loop over the modules at the end of the model's `__init__`.
     Returns (lines, whether they use fnmatch), or None where a rule tells `conv` from `sepconv` (the
     separable conv's inner convs are `nn.Conv2d` too, so the loop could not tell them apart)."""
-    from netc.spec.init import PRESETS, as_init_spec
-
-    scheme = as_init_spec(network.spec.init)
+    scheme = network.init_scheme()
     classes: dict[str, set[str]] = {}
     for nid, d in network.nodes():
-        classes.setdefault(d["op"], set()).add(callee_of(nid))
+        classes.setdefault(d.op, set()).add(callee_of(nid))
     lines, scoped, uses_fnmatch = [], False, False
-    for rule in PRESETS[scheme.preset] + scheme.rules:
+    for rule in scheme.in_order():
         conds = []
         if rule.op is not None:
             names = [rule.op] if isinstance(rule.op, str) else list(rule.op)

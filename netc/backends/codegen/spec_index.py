@@ -1,7 +1,7 @@
 """Stage 0 of the code generator: the spec as the later stages ask about it.
 
-Consumes a compiled `Network`; produces a `SpecIndex`: the spec node (and its raw YAML) at each
-source location, the templates (imports included), the globals generated code can compute
+Consumes a compiled `Network` and its `source` (the spec as written, `netc.spec.source`); produces a
+`SpecIndex`: the spec node at each source location, the templates (imports included), the globals generated code can compute
 (params, and the vars Python can write) and the params it cannot (`tainted`: they feed a var
 such as `make_divisible`, or the caller found them inexact), the variables visible inside a box
 (`env_of`), and expressions rewritten through unnamed template uses into a class's names (`lift`).
@@ -12,7 +12,6 @@ import ast
 
 from netc.backends.codegen.fitting import IN, PY_FUNCS, names_in, norm, parse, substitute
 from netc.backends.codegen.scopes import Box
-from netc.errors import NetcError
 
 
 class SpecIndex:
@@ -21,44 +20,14 @@ class SpecIndex:
     def __init__(self, network, fixed=()):
         self.net = network
         self.g = network.graph
-        self.data = self.g.nodes
-        self.blocks = self.g.graph["blocks"]
-        spec = network.spec
-        self.templates = {}
-        from netc.spec.load import collect_templates
-
-        try:
-            self.templates = collect_templates(spec, network.file)
-        except NetcError:
-            self.templates = dict(spec.templates)
-        self.by_loc = {}
-        self.else_of = {}  # an `else:` node's location -> the node whose `if:` it completes
-        self.parent_of = {}  # a node's location -> the node it is written in (seq, concat, residual, side)
-        for node in [*spec.layers, *(t.body for t in self.templates.values())]:
-            self._index(node)
+        self.data = self.g.node_table()
+        self.blocks = self.g.blocks
+        source = network.source
+        self.written, self.is_type_name, self.loc_of = source.written, source.is_type_name, source.loc_of
+        self.templates, self.by_loc = source.templates, source.by_loc
+        self.else_of, self.parent_of = source.else_of, source.parent_of
         self.globals = self._globals()
         self.tainted |= set(fixed)  # params the caller found inexact as factory arguments
-
-    def _index(self, node, parent=None):
-        raw = getattr(node, "_raw", None)
-        loc = getattr(raw, "loc", None)
-        if loc is not None:
-            self.by_loc.setdefault(loc, node)
-            if parent is not None:
-                self.parent_of.setdefault(loc, parent)
-        for key in ("seq", "concat"):
-            for child in getattr(node, key, None) or []:
-                self._index(child, node)
-        if getattr(node, "side", None) is not None:
-            self._index(node.side, node)
-        if getattr(node, "else_", None) is not None:
-            self.else_of[getattr(node.else_._raw, "loc", None)] = node
-            self._index(node.else_, parent)
-        res = getattr(node, "residual", None)
-        if res is not None:
-            for child in (res.body, res.shortcut, res.then):
-                if child is not None:
-                    self._index(child, node)
 
     def _globals(self) -> dict:
         """Params and the vars that can be written as Python (not make_divisible)."""
@@ -104,8 +73,7 @@ class SpecIndex:
             template = self.templates.get(getattr(use, "use", None) or "")
             if template is None:
                 break
-            raw = use._raw.get("args") if hasattr(use._raw, "get") else None
-            raw = raw if isinstance(raw, dict) else {}
+            raw = self.written(use, "args")
             mapping = {}
             for a, decl in template.args.items():
                 v = raw.get(a, decl)
@@ -144,7 +112,7 @@ class SpecIndex:
                 for k, v in b.block.args.items():
                     env[k] = norm(v)
         if box.inputs:
-            shape = self.data[box.inputs[0]]["shape"]
+            shape = self.data[box.inputs[0]].shape
             env[IN] = shape[0]
         return env
 

@@ -67,7 +67,7 @@ def onnx_model(network, module, opset: int, dynamic_batch: bool):
     # into convs and take their names (layer1.0.bn1.*) out of the graph
     fold_constants(model)
     RemoveUnusedNodesPass()(model)
-    leaves = {d["scope"] for _, d in network.nodes()}
+    leaves = {d.scope for _, d in network.nodes()}
     from netc.backends.torch.module import output_order
 
     outputs = [name for name, _, aux in output_order(network) if not aux]  # what the eval forward returns

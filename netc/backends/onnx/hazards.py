@@ -37,16 +37,16 @@ NO_MAPPING = Hazard("has no ONNX mapping in netc", "declare the op's `onnx` mapp
 
 def preflight(network) -> list[Finding]:
     """The export hazards of the eval graph (aux heads are not exported), in execution order."""
-    nodes = network.graph.nodes
+    nodes = network.graph.node_table()
     found = []
     for _, data in network.nodes():
-        if data["aux"]:
+        if data.aux:
             continue
-        op = REGISTRY[data["op"]]
+        op = REGISTRY[data.op]
         hazard = NO_MAPPING if op.onnx is None else op.onnx_hazard(
-            data["attrs"], nodes[data["inputs"][0]]["shape"], data["shape"])
+            data.attrs, nodes[data.inputs[0]].shape, data.shape)
         if hazard:
-            found.append(Finding(data["scope"], data["op"], hazard, data["loc"], data["via"]))
+            found.append(Finding(data.scope, data.op, hazard, data.loc, data.via))
     return found
 
 

@@ -59,7 +59,7 @@ def inferred_shapes(data: bytes) -> dict[str, list]:
 def compare_shapes(network, named: dict[str, str], data: bytes, dynamic_batch: bool) -> int:
     """Every scope-named tensor's ONNX shape equals netc's (batch: 1, or symbolic); their count."""
     shapes = inferred_shapes(data)
-    by_scope = {d["scope"]: d["shape"] for _, d in network.nodes()}
+    by_scope = {d.scope: d.shape for _, d in network.nodes()}
     bad, n = [], 0
     for scope, value in named.items():
         dims = shapes.get(value)

@@ -36,7 +36,7 @@ def inline_svg(svg: str) -> str:
 
 def row_boxes(network, view: View, rows) -> list[str]:
     """The SVG element id each table row belongs to: a box, a collapsed block's box, or a cluster."""
-    node_of_scope = {d["scope"]: nid for nid, d in network.nodes()}
+    node_of_scope = {d.scope: nid for nid, d in network.nodes()}
     out = []
     for row in rows:
         if row.kind == "layer":
@@ -55,7 +55,7 @@ _ID = re.compile(r'\bid="')
 def depth_views(network, depth: int | None) -> tuple[list[int | None], int | None]:
     """The depths the page can switch between (1, 2, … the deepest nesting, then every layer)
     and the one it opens at."""
-    deepest = max((len(d["blocks"]) for _, d in network.nodes()), default=0)
+    deepest = max((len(d.blocks) for _, d in network.nodes()), default=0)
     depths: list[int | None] = list(range(1, min(deepest, MAX_VIEWS - 1) + 1))
     if depth is not None and depth <= deepest and depth not in depths:
         depths.append(depth)
@@ -93,7 +93,7 @@ def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
     top = views[0] if depths[0] == 1 else None
     bars = chart(top["table"], top["boxes"]) if top else chart(build(cost, 1))
     table = views[-1]["table"]
-    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.nodes[nid]['shape'])}"
+    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.node(nid).shape)}"
                      for name, nid, aux in network.outputs)
     return environment().get_template("report.html.j2").render(
         name=network.name, description=network.spec.description or "",

@@ -31,7 +31,7 @@ def notebook_html(network) -> str:
         svg, note = _ID.sub(f'id="{prefix}', inline_svg(run_dot(dot_source(network, 1), "svg").decode())), ""
     except NetcError as exc:
         svg, note = "", exc.diagnostics[0].message
-    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.nodes[nid]['shape'])}"
+    outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.node(nid).shape)}"
                      for name, nid, aux in network.outputs)
     return environment().get_template("notebook.html.j2").render(
         name=network.name, description=network.spec.description or "",

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
-from netc.ir.graph import Block
+from netc.ir.graph import Block, Graph
 from netc.ops import REGISTRY, fmt_shape
 
 
@@ -76,21 +74,21 @@ def op_name(scope: str, prefix: str | None) -> str:
     return "" if last.isdigit() or last.startswith("_") else name
 
 
-def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> View:
+def build_view(g: Graph, order: list[int], depth: int | None = None) -> View:
     """The boxes, clusters and edges of IR `g` (ops in `order`), blocks at level `depth` collapsed."""
     if depth is not None and depth < 1:
         raise ValueError("depth counts block levels from 1")
-    blocks: dict[str, Block] = g.graph["blocks"]
+    blocks: dict[str, Block] = g.blocks
     boxes: dict[str, Box] = {}
     clusters: dict[str, Cluster] = {}
     box_of: dict[int, str] = {}
     block_ids = {scope: f"b{i}" for i, scope in enumerate(blocks)}
 
     for nid in order:
-        d = g.nodes[nid]
-        chain = d["blocks"]
+        d = g.node(nid)
+        chain = d.blocks
         if nid == 0:
-            boxes["n0"] = Box("n0", "input", "input", fmt_shape(d["shape"]), "input", None, False, [0])
+            boxes["n0"] = Box("n0", "input", "input", fmt_shape(d.shape), "input", None, False, [0])
             box_of[0] = "n0"
             continue
         shown = chain if depth is None else chain[:depth - 1]
@@ -98,7 +96,7 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
             if scope not in clusters:
                 parent = shown[i - 1] if i else None
                 clusters[scope] = Cluster(f"cluster_{len(clusters)}", scope, blocks[scope], parent, True)
-            clusters[scope].aux &= d["aux"]
+            clusters[scope].aux &= d.aux
         parent = shown[-1] if shown else None
         if depth is not None and len(chain) >= depth:
             scope = chain[depth - 1]
@@ -107,11 +105,11 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
                 boxes[bid] = Box(bid, "block", blocks[scope].label, block_name(scope, parent), scope, parent,
                                  True)
             box = boxes[bid]
-            box.aux &= d["aux"]
+            box.aux &= d.aux
         else:
             bid = f"n{nid}"
-            box = boxes[bid] = Box(bid, d["op"], REGISTRY[d["op"]].label(d["attrs"]), op_name(d["scope"], parent),
-                                   d["scope"], parent, d["aux"])
+            box = boxes[bid] = Box(bid, d.op, REGISTRY[d.op].label(d.attrs), op_name(d.scope, parent),
+                                   d.scope, parent, d.aux)
         box.members.append(nid)
         box_of[nid] = bid
 
@@ -121,22 +119,22 @@ def build_view(g: nx.DiGraph, order: list[int], depth: int | None = None) -> Vie
     edges: list[Edge] = []
     seen: set[tuple[int, str]] = set()
     for nid in order:
-        d = g.nodes[nid]
+        d = g.node(nid)
         dst = box_of[nid]
-        for src in d["inputs"]:
+        for src in d.inputs:
             # one edge per tensor entering a box, however many ops inside take it
             if box_of[src] == dst or (src, dst) in seen:
                 continue
             seen.add((src, dst))
-            edges.append(Edge(box_of[src], dst, fmt_shape(g.nodes[src]["shape"]), d["aux"]))
-    for i, (name, nid, aux) in enumerate(g.graph["outputs"]):
+            edges.append(Edge(box_of[src], dst, fmt_shape(g.node(src).shape), d.aux))
+    for i, (name, nid, aux) in enumerate(g.outputs):
         oid = f"o{i}"
         boxes[oid] = Box(oid, "output", "output", name, name, None, aux)
-        edges.append(Edge(box_of[nid], oid, fmt_shape(g.nodes[nid]["shape"]), aux))
-    return View(g.graph["name"], boxes, clusters, edges, box_of, block_box)
+        edges.append(Edge(box_of[nid], oid, fmt_shape(g.node(nid).shape), aux))
+    return View(g.name, boxes, clusters, edges, box_of, block_box)
 
 
-def merge_runs(g: nx.DiGraph, order: list[int], boxes: dict[str, Box], box_of: dict[int, str],
+def merge_runs(g: Graph, order: list[int], boxes: dict[str, Box], box_of: dict[int, str],
                block_box: dict[str, str]) -> None:
     """Draw a chain of identical collapsed template instances as one box, as papers do ("InceptionA ×4").
 
@@ -144,11 +142,11 @@ def merge_runs(g: nx.DiGraph, order: list[int], boxes: dict[str, Box], box_of: d
     same arguments, each feeding only the next. Inside a `repeat` cluster nothing merges: the
     cluster already says "×n", and its first instance usually differs (stride, projection).
     """
-    blocks = g.graph["blocks"]
+    blocks = g.blocks
     succ: dict[str, set[str]] = {}
     pred: dict[str, set[str]] = {}
     for nid in order:
-        for src in g.nodes[nid]["inputs"]:
+        for src in g.node(nid).inputs:
             a, b = box_of[src], box_of[nid]
             if a != b:
                 succ.setdefault(a, set()).add(b)

@@ -1,10 +1,9 @@
-"""Applies the spec's `init:` scheme (`netc.spec.init`) to a freshly allocated torch module."""
+"""Applies the spec's `init:` scheme (`Network.init_scheme`) to a freshly allocated torch module."""
 from __future__ import annotations
 
-from netc.spec.init import FillSpec, as_init_spec, plan
 
-
-def fill_(tensor, fill: FillSpec) -> None:
+def fill_(tensor, fill) -> None:
+    """`fill`: a number, 'zeros', 'ones' or a `Fill` of the scheme (`netc.spec.init`)."""
     import torch
     from torch.nn import init
 
@@ -33,18 +32,13 @@ def fill_(tensor, fill: FillSpec) -> None:
 
 
 def initialise(module, network, scheme=None) -> None:
-    """Fill every parameter and buffer of a freshly allocated (`to_empty`) netc module."""
-    from netc.errors import error
-
-    try:
-        spec = as_init_spec(scheme)
-    except Exception as exc:  # pydantic.ValidationError from a programmatic scheme
-        raise error("schema", f"invalid init scheme: {exc}", None) from None
-    ops = [(d["op"], d["scope"]) for _, d in network.nodes() if not d.get("owned")]
-    fills = plan(spec, ops)
+    """Fill every parameter and buffer of a freshly allocated (`to_empty`) netc module by `scheme`
+    (None: the spec's `init:`; 'default': PyTorch's own)."""
+    ops = [(d.op, d.scope) for _, d in network.nodes() if not d.owned]
+    fills = network.init_scheme(scheme).plan(ops)
     for _, d in network.nodes():
-        if d.get("owned"):  # a parameter an op keeps on its block starts at its own value, whatever the scheme
-            fill_(module.get_parameter(d["scope"]), d["owned"].init)
+        if d.owned:  # a parameter an op keeps on its block starts at its own value, whatever the scheme
+            fill_(module.get_parameter(d.scope), d.owned.init)
     for _, scope in ops:
         leaf = module.get_submodule(scope)
         mine = fills.get(scope, {})

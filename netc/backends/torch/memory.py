@@ -32,7 +32,7 @@ def available_bytes(device: torch.device) -> int | None:
 def check_memory(network, device: torch.device, dtype: torch.dtype) -> int:
     """Parameter and buffer bytes of `network` in `dtype`; a NetcError (limit) if they do not fit
     on `device`. The meta device allocates nothing, so everything fits there."""
-    elems = sum(d["params"] + d["buffers"] for _, d in network.nodes())
+    elems = sum(d.params + d.buffers for _, d in network.nodes())
     need = elems * dtype.itemsize
     free = available_bytes(device) if device.type != "meta" else None
     if free is not None and need > free:
@@ -48,20 +48,19 @@ def check_activations(network, device: torch.device, batch: int,
     batch's input and the largest op's output (float32) besides the parameters. Every command
     that runs a real forward (bench, export, compile, import's verification) asks this first;
     the error points at the op whose output is the largest, or at the input."""
-    from netc.ir.passes import input_loc
     from netc.ops.base import fmt_shape, numel
 
-    params = sum(d["params"] + d["buffers"] for _, d in network.nodes()) * 4
-    largest = max(network.nodes(), key=lambda n: numel(n[1]["shape"]), default=(0, network.graph.nodes[0]))[1]
+    params = sum(d.params + d.buffers for _, d in network.nodes()) * 4
+    largest = max(network.nodes(), key=lambda n: numel(n[1].shape), default=(0, network.graph.node(0)))[1]
     inputs = numel(network.input_shape)
-    need = params + batch * (inputs + numel(largest["shape"])) * 4
+    need = params + batch * (inputs + numel(largest.shape)) * 4
     free = available_bytes(device)
     if free is None or need <= free:
         return
-    what, shape, loc, via = "the input", network.input_shape, input_loc(network.graph), ()
-    if numel(largest["shape"]) > inputs:
-        what, shape = f"the output of '{largest['scope']}' ({largest['op']})", largest["shape"]
-        loc, via = largest["loc"], largest["via"]
+    what, shape, loc, via = "the input", network.input_shape, network.graph.input_loc, ()
+    if numel(largest.shape) > inputs:
+        what, shape = f"the output of '{largest.scope}' ({largest.op})", largest.shape
+        loc, via = largest.loc, largest.via
     raise error("limit", f"a forward of batch {batch} needs at least {need / 2**30:,.1f} GiB on {device} (parameters, "
                          f"input and the largest activation, {what}: {fmt_shape(shape)} per sample), "
                          f"but only {free / 2**30:,.1f} GiB is available", loc, hint, via)

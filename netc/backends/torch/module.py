@@ -32,7 +32,7 @@ from netc.backends.torch.program import Program, output_order, outputs_type, pro
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
-from netc.spec.names import check_module_name
+from netc.names import check_module_name
 
 
 class NetcModule(Block):
@@ -79,19 +79,19 @@ def make_leaf(op: str, attrs, in_shapes) -> nn.Module | nn.Parameter:
 
 def check_names(network) -> None:
     """Every scope segment must be usable as a submodule name (not shadowing a module's own)."""
-    leaves = {d["scope"] for _, d in network.nodes()}
+    leaves = {d.scope for _, d in network.nodes()}
     for _, data in network.nodes():
-        parts = data["scope"].split(".")
+        parts = data.scope.split(".")
         for depth, part in enumerate(parts):
             prefix = ".".join(parts[: depth + 1])
             try:
-                check_module_name(part)  # the one rule for names (netc.spec.names), asked again here
+                check_module_name(part)  # the one rule for names (netc.names), asked again here
             except ValueError as exc:  # a scope the frontend made without asking: a bug, said plainly
-                raise error("name", f"'{prefix}' cannot be a module name: {exc}", data["loc"],
-                            "rename the layer (name: …)", data["via"]) from None
+                raise error("name", f"'{prefix}' cannot be a module name: {exc}", data.loc,
+                            "rename the layer (name: …)", data.via) from None
             if depth < len(parts) - 1 and prefix in leaves:
-                raise error("name", f"'{prefix}' is both an op and a block containing '{data['scope']}'",
-                            data["loc"], "rename one of them", data["via"])
+                raise error("name", f"'{prefix}' is both an op and a block containing '{data.scope}'",
+                            data.loc, "rename one of them", data.via)
 
 
 def check_inplace(network) -> None:
@@ -99,16 +99,16 @@ def check_inplace(network) -> None:
     g = network.graph
     outputs = {nid for _, nid, _ in network.outputs}
     for nid, data in network.nodes():
-        if not getattr(data["attrs"], "inplace", False):
+        if not getattr(data.attrs, "inplace", False):
             continue
-        src = data["inputs"][0]
-        readers = [g.nodes[r]["scope"] for r in g.successors(src) if r != nid]
+        src = data.inputs[0]
+        readers = [g.node(r).scope for r in g.successors(src) if r != nid]
         if src == 0 or readers or src in outputs:
-            what = "the network input" if src == 0 else f"'{g.nodes[src]['scope']}'"
+            what = "the network input" if src == 0 else f"'{g.node(src).scope}'"
             also = f", which {', '.join(readers[:3])} also read" if readers else \
                 ", which the caller owns" if src == 0 else ", which is an output"
-            raise error("inplace", f"in-place {data['op']} '{data['scope']}' would overwrite {what}{also}",
-                        data["loc"], "drop 'inplace: true' here", data["via"])
+            raise error("inplace", f"in-place {data.op} '{data.scope}' would overwrite {what}{also}",
+                        data.loc, "drop 'inplace: true' here", data.via)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -149,9 +149,9 @@ def build_meta(network) -> NetcModule:
     check_inplace(network)
     outputs = output_order(network)
     root = plan_blocks(network, outputs)
-    shapes = network.graph.nodes
+    shapes = network.graph.node_table()
     with torch.device("meta"):
-        leaves = {nid: make_leaf(d["op"], d["attrs"], [shapes[i]["shape"] for i in d["inputs"]])
+        leaves = {nid: make_leaf(d.op, d.attrs, [shapes[i].shape for i in d.inputs])
                   for nid, d in network.nodes()}
     return NetcModule(assemble(root, leaves), root.plan, program_of(network, outputs))
 
@@ -171,7 +171,7 @@ def build_module(network, device="cpu", dtype=None, init: bool = True, meta: Net
         from netc.backends.torch.init import initialise
 
         module.to_empty(device=dev)
-        initialise(module, network, scheme=network.spec.init if init else None)
+        initialise(module, network, scheme=None if init else "default")
     if dt != torch.float32:
         module.to(dt)
     return module
@@ -209,8 +209,8 @@ def torch_shapes(module: NetcModule, input_shape, batch: int = 2) -> dict[str, t
 def confirm_shapes(module: NetcModule, network) -> int:
     """Compare every op's shape in a meta-device forward with the IR; raise ShapeMismatch."""
     got = torch_shapes(module, network.input_shape)
-    bad = [f"{d['scope']}: IR {fmt_shape(d['shape'])}, torch {fmt_shape(got.get(d['scope']))}"
-           for _, d in network.nodes() if got.get(d["scope"]) != tuple(d["shape"])]
+    bad = [f"{d.scope}: IR {fmt_shape(d.shape)}, torch {fmt_shape(got.get(d.scope))}"
+           for _, d in network.nodes() if got.get(d.scope) != tuple(d.shape)]
     if bad:
         raise ShapeMismatch(f"{len(bad)} op(s) disagree with the inferred shapes: " + "; ".join(bad[:5]))
     return len(got)

@@ -116,29 +116,14 @@ def output_order(network) -> list[tuple[str, int, bool]]:
     if not wanted:
         return outs
     by_name = {name: (name, nid, aux) for name, nid, aux in outs}
-    raw = network.spec._raw
-    declared = set(_declared_outputs(raw))
+    declared = network.source.declared_outputs()
     for name in wanted:
         if name not in by_name and name not in declared:
             raise error("ref", f"'outputs' names '{name}', which is not an output of the network",
-                        getattr(raw.get("outputs"), "loc", None) or getattr(raw, "loc", None),
+                        network.source.start_loc("outputs"),
                         did_you_mean(name, by_name) or "outputs: " + ", ".join(by_name))
     first = [by_name[n] for n in wanted if n in by_name]
     return first + [o for o in outs if o[0] not in wanted]
-
-
-def _declared_outputs(raw):
-    """Every `output:` value (and named side branch) written in a raw spec mapping."""
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            if key == "output" and isinstance(value, str):
-                yield value
-            elif key == "side" and isinstance(raw.get("name"), str):
-                yield raw["name"]
-            yield from _declared_outputs(value)
-    elif isinstance(raw, list):
-        for item in raw:
-            yield from _declared_outputs(item)
 
 
 def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> Program:
@@ -147,8 +132,8 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
     steps = []
     for nid, data in network.nodes():
         slot[nid] = len(steps) + 1
-        owned = data.get("owned")
-        steps.append(Step(data["scope"], tuple(slot[i] for i in data["inputs"]), owned.fn if owned else ""))
+        owned = data.owned
+        steps.append(Step(data.scope, tuple(slot[i] for i in data.inputs), owned.fn if owned else ""))
     outputs = tuple((name, slot[nid], aux) for name, nid, aux in outputs or output_order(network))
     return Program(network.name, tuple(steps), outputs)
 

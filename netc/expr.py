@@ -5,6 +5,9 @@ interpreter over a whitelist of node types: numbers, strings, booleans, lists, a
 comparisons, `and`/`or`/`not`, conditional expressions and a few pure functions. There is no
 attribute access, no subscripting, no calls to anything else, and powers and integer sizes
 are bounded, so an expression cannot run code or exhaust memory.
+
+One evaluator for the language: expansion (`netc.spec`) evaluates what a spec writes, and the code
+generator checks the expressions it fits against values with the same `Evaluator`.
 """
 from __future__ import annotations
 
@@ -68,7 +71,9 @@ class Unavailable(Exception):
         self.message, self.hint = message, hint
 
 
-class _Eval:
+class Evaluator:
+    """`Evaluator(text, env, loc)(tree)`: the value of a parsed expression (names without the `$`)."""
+
     def __init__(self, text: str, env: Mapping[str, Any], loc: Loc | None):
         self.text, self.env, self.loc = text, env, loc
 
@@ -249,7 +254,7 @@ def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
         raise error("expr", f"cannot parse expression '{text}'", loc,
                     "write arithmetic on $variables, e.g. '$planes * 4'") from None
     try:
-        return _Eval(text, env, loc)(tree)
+        return Evaluator(text, env, loc)(tree)
     except RecursionError:
         raise error("expr", f"expression '{text[:40]}' is nested too deeply", loc) from None
 
