@@ -189,10 +189,10 @@ def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, ext
 
 
 def _pads_only(w, axis: int, n: int, out: int) -> bool:
-    """Whether some window along `axis` reads padding alone (a pad op's border, a window narrower
-    than its padding)."""
+    """Whether some window along `axis` may read padding alone (a pad op's border, a window
+    narrower than its padding, a dilated one whose taps step over a small map)."""
     extent = w.d[axis] * (w.k[axis] - 1) + 1
-    return extent <= w.p[axis] or (w.k[axis] == 1 and w.s[axis] == 1 and out > n)
+    return extent <= w.p[axis] or (w.k[axis] == 1 and w.s[axis] == 1 and out > n) or (w.d[axis] > 1 and w.k[axis] > 1)
 
 
 def _layout(order, layout: str, rank: int) -> str:
