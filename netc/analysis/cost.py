@@ -45,8 +45,22 @@ class Cost:
                     self.other_flops + o.other_flops, self.activation_bytes + o.activation_bytes)
 
 
+class HasFields:
+    """`rf` and `jump` pairs of something with `fields` (its receptive field along H and W)."""
+
+    __slots__ = ()
+
+    @property
+    def rf(self) -> tuple[int, int]:
+        return self.fields[0].size, self.fields[1].size
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return self.fields[0].jump, self.fields[1].jump
+
+
 @dataclass(slots=True)
-class NodeCost:
+class NodeCost(HasFields):
     """One IR node's row: what it computes, its output and its costs."""
 
     id: int
@@ -58,14 +72,6 @@ class NodeCost:
     fields: tuple[Field, Field]  # the receptive field along H and W
     aux: bool
     blocks: tuple[str, ...]
-
-    @property
-    def rf(self) -> tuple[int, int]:
-        return self.fields[0].size, self.fields[1].size
-
-    @property
-    def jump(self) -> tuple[int, int]:
-        return self.fields[0].jump, self.fields[1].jump
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netc.analysis.cost import Cost, CostReport, NodeCost, analyse, subtotal
+from netc.analysis.cost import Cost, CostReport, HasFields, NodeCost, analyse, subtotal
 
 TOP = "(top level)"
 
@@ -31,17 +31,13 @@ class LayerChange:
 
 
 @dataclass
-class Side:
+class Side(HasFields):
     """A block as one network has it."""
 
     label: str
     cost: Cost
     shape: tuple
     fields: tuple  # its output's receptive field along H and W (netc.analysis.cost.Field)
-
-    @property
-    def rf(self) -> tuple[int, int]:
-        return self.fields[0].size, self.fields[1].size
 
 
 @dataclass

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netc.analysis.cost import Cost, CostReport, Field, NodeCost, subtotal
+from netc.analysis.cost import Cost, CostReport, Field, HasFields, NodeCost, subtotal
 from netc.ops import Shape
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(HasFields):
     kind: str  # 'layer' | 'block'
     scope: str
     level: int  # indentation: number of enclosing shown blocks
@@ -25,14 +25,6 @@ class Row:
     cost: Cost
     fields: tuple[Field, Field]  # the receptive field along H and W
     aux: bool
-
-    @property
-    def rf(self) -> tuple[int, int]:
-        return self.fields[0].size, self.fields[1].size
-
-    @property
-    def jump(self) -> tuple[int, int]:
-        return self.fields[0].jump, self.fields[1].jump
 
 
 @dataclass(frozen=True)

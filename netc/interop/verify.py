@@ -77,13 +77,9 @@ def verify(compile_at, module, input_shape: tuple[int, ...], strict_order: bool 
     network = compile_at(tuple(input_shape))
     randomise(module)
     state = module.state_dict()
-    try:
-        ours = _load(network, state)
-    except NetcError as exc:
-        return Report(network.params, problems=[exc.diagnostics[0].message])
-    report = Report(network.params, same_order=list(ours.state_dict()) == list(state))
-    if not report.same_order and strict_order:
-        report.problems.append("the spec's state_dict keys come in another order than the source's")
+    report, ours = _loaded(network, state, strict_order, "the source's")
+    if ours is None:
+        return report
     source_params = sum(p.numel() for p in module.parameters())
     built = sum(p.numel() for p in ours.parameters())
     if not network.params == built == source_params:
@@ -117,15 +113,20 @@ def verify_state_dict(network, path: str, strict_order: bool = False) -> Report:
     as many parameters; there is no model to compare outputs with."""
     from netc.backends.torch.weights import read_state_dict
 
-    state = read_state_dict(path)
+    return _loaded(network, read_state_dict(path), strict_order, "the file's")[0]
+
+
+def _loaded(network, state: dict, strict_order: bool, whose: str):
+    """(the Report of loading `state` strictly into the spec's module, the module or None where
+    it does not load): key order reported, a problem with `strict_order`."""
     try:
         ours = _load(network, state)
     except NetcError as exc:
-        return Report(network.params, problems=[exc.diagnostics[0].message])
+        return Report(network.params, problems=[exc.diagnostics[0].message]), None
     report = Report(network.params, same_order=list(ours.state_dict()) == list(state))
     if not report.same_order and strict_order:
-        report.problems.append("the spec's state_dict keys come in another order than the file's")
-    return report
+        report.problems.append(f"the spec's state_dict keys come in another order than {whose}")
+    return report, ours
 
 
 def second_size(input_shape: tuple[int, ...]) -> tuple[int, ...]:
