@@ -182,7 +182,7 @@ def _fields(op, a, ins: list[Field], in_shapes: list[Shape], grid, out_grid, ext
     axes = [(replace(f, whole=True) if covers(f, grid[i], extent[i]) else replace(f, exact=False))
             if "hw"[i] in mixed else f for i, f in enumerate(axes)]
     w = op.rf_window(a, grid, in_shapes)
-    if w is not None and len(layout) == 3 and layout != "chw":  # a window over permuted axes
+    if w is not None and (not w.even or len(layout) == 3 and layout != "chw"):  # uneven, or over permuted axes
         axes = [replace(f, exact=False) for f in axes]
     if w is not None:  # a window that sees its whole map sees all of the input that map sees
         axes = [replace(f.through(w.k[i], w.s[i], w.d[i], w.p[i]),

@@ -61,6 +61,7 @@ class Window:
     s: tuple[int, int]
     d: tuple[int, int] = (1, 1)
     p: tuple[int, int] = (0, 0)
+    even: bool = True  # every window of one size and stride (not torch's adaptive ones that do not divide)
 
 
 @dataclass(frozen=True)

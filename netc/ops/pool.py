@@ -155,7 +155,7 @@ class _Adaptive(Op):
         # receptive field; the stride is n/o, rounded down when o does not divide n
         o = pair(getattr(a, "out", 1))
         k = tuple(max(-(-(i + 1) * n // m) - i * n // m for i in range(m)) for n, m in zip(grid, o))
-        return Window(k, tuple(max(1, n // m) for n, m in zip(grid, o)))
+        return Window(k, tuple(max(1, n // m) for n, m in zip(grid, o)), even=all(n % m == 0 for n, m in zip(grid, o)))
 
     def autograd(self, a, shapes, out):
         if self.kind == "max":
