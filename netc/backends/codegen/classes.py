@@ -99,41 +99,12 @@ class ClassBuilder:
     def make_class(self, key, members) -> None:
         template, init, fwd, _, _ = key
         root = members[0].box.parent is None
-        drafts = [m.draft for m in members]
         decl = self.index.templates[template].args if template in self.index.templates else {}
         texts, used, extra = fit_holes(members, decl)
-        # class parameters
-        params: list[tuple[str, Any]] = []
-        if IN in used:
-            params.append((IN, NOTHING))
-        for a, dv in decl.items():
-            if a in used:
-                required = isinstance(dv, str) and (dv in ("int", "float", "bool", "str", "list", "any") or "$" in dv)
-                params.append((a, NOTHING if required or isinstance(dv, (dict, list)) else dv))
-        for nm in used:
-            if nm != IN and nm not in decl:
-                params.append((nm, NOTHING))
-        for pname, _ in extra:
-            params.append((pname, NOTHING))
-        var_lines = []
-        if root:  # the spec's params (with their --set values) that the code honours
-            need = set(used)
-            for v in reversed(list(self.index.var_text)):  # a var reads only earlier ones
-                if v in need:
-                    need.update(names_in(self.index.var_text[v]))
-            spec_params = self.net.spec.params
-            exposed = [p for p in spec_params if p in need and p not in self.index.tainted]
-            self.fixed = [(p, self.net.env[p]) for p in spec_params if p not in exposed]
-            params = [(p, norm(v) if not isinstance(v, list) else list(v))
-                      for p, v in ((p, self.net.env[p]) for p in exposed)]
-            # a param that also feeds a var Python cannot write is fixed: a constant here
-            var_lines = [(p, literal(norm(self.net.env[p]))) for p in spec_params if p in need and p in self.index.tainted]
-            var_lines += [(v, self.index.var_text[v]) for v in self.index.var_text if v in need and v not in spec_params]
+        params, var_lines = self._root_params(used) if root else (_class_params(decl, used, extra), [])
         params = [p for p in params if p[1] is NOTHING] + [p for p in params if p[1] is not NOTHING]
         pnames = Names(RESERVED | set(self.module_names.used))
-        mapping = {}
-        for p, _ in [*params, *var_lines]:
-            mapping[p] = pnames.take("in_channels" if p == IN else p)
+        mapping = {p: pnames.take("in_channels" if p == IN else p) for p, _ in [*params, *var_lines]}
         var_lines = [f"{mapping[v]} = {py_expr(text, mapping)}" for v, text in var_lines]
         if LOCAL in init:  # the list a merged nn.Sequential is built in
             init = init.replace(LOCAL, pnames.take("layers"))
@@ -141,22 +112,70 @@ class ClassBuilder:
             if nm not in mapping:  # a var that cannot be written: never chosen (see _globals)
                 raise error("codegen", f"internal: unbound name '{nm}'")
         extra_map = {p: mapping[p] for p, _ in extra}
+        fill = self._hole_filler(texts, mapping, extra_map, members)
+        b0 = members[0].box
+        cls = ClassDef(self._class_name(root, template, b0), template)
+        cls.params = [(p, mapping[p], d) for p, d in params]
+        init_body = "\n".join(var_lines + ([fill(init)] if init else []))
+        if root:
+            init_body += self._init_scheme()
+        self.uses_math = self.uses_math or "math." in init_body
+        nin = len(b0.inputs) if not root else 1
+        fsig = ["self"] + (["x"] if nin == 1 else [("x" if i == 0 else f"x{i}") for i in range(nin)])
 
+        def class_code(signature):
+            return env_tpl("class.py.j2").render(
+                name=cls.name, signature=", ".join(signature), init=init_body, forward_signature=", ".join(fsig),
+                forward=fwd, doc=self.class_doc(template, b0))
+
+        cls.code = class_code(["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}={literal(d)}"
+                                          for p, d in params])
+        # the top class's defaults are the compiled param values: hidden to compare compiles
+        cls.shape = class_code(["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}=_" for p, d in params]
+                               ) if root else cls.code
+        if not root:
+            cls.out_cexprs = self._out_cexprs(members, mapping)
+        self.classes.append(cls)
+        for idx, m in enumerate(members):
+            args = {p: m.env.get(p) for p, _ in params if p not in extra_map}
+            for pname, values in extra:
+                args[pname] = values[idx]
+            m.box.instance = Instance(cls, args, *self._use_candidates(m.box))
+
+    def _root_params(self, used) -> tuple[list, list]:
+        """The network class's parameters: the spec's params (with their --set values) that the code
+        honours; and the var lines its __init__ computes (a param that also feeds a var Python cannot
+        write is fixed: a constant there)."""
+        need = set(used)
+        for v in reversed(list(self.index.var_text)):  # a var reads only earlier ones
+            if v in need:
+                need.update(names_in(self.index.var_text[v]))
+        spec_params, env = self.net.spec.params, self.net.env
+        exposed = [p for p in spec_params if p in need and p not in self.index.tainted]
+        self.fixed = [(p, env[p]) for p in spec_params if p not in exposed]
+        params = [(p, norm(env[p]) if not isinstance(env[p], list) else list(env[p])) for p in exposed]
+        var_lines = [(p, literal(norm(env[p]))) for p in spec_params if p in need and p in self.index.tainted]
+        var_lines += [(v, self.index.var_text[v]) for v in self.index.var_text if v in need and v not in spec_params]
+        return params, var_lines
+
+    def _hole_filler(self, texts, mapping, extra_map, members):
+        """Fills a draft's holes with their fitted text; a keyword argument equal to its default in
+        every instance is left out."""
         def render(m):
-            kind, val, h = texts[int(m.group(1))]
+            i = int(m.group(1))
+            kind, val, h = texts[i]
             if kind == "expr":
                 s = py_expr(val, mapping)
                 if any(t in val for t in ("ceil(", "floor(")):
                     self.uses_math = True
                 omit = h.kwarg is not None and h.default is not NOTHING and all(
-                    same(mb.holes[int(m.group(1))].value, norm(h.default)) for mb in members
-                    if mb.holes[int(m.group(1))] is not None) and not names_in(val)
+                    same(mb.holes[i].value, norm(h.default)) for mb in members
+                    if mb.holes[i] is not None) and not names_in(val)
             elif kind == "lit":
                 s = literal(val)
                 omit = h.kwarg is not None and h.default is not NOTHING and same(val, norm(h.default))
             else:
-                s = extra_map[val]
-                omit = False
+                s, omit = extra_map[val], False
             if omit:
                 return OMIT
             return f"{h.kwarg}={s}" if h.kwarg else s
@@ -166,67 +185,54 @@ class ClassBuilder:
             while OMIT in out:
                 out = re.sub(f", {OMIT}|{OMIT}, |{OMIT}", "", out)
             return out
+        return fill
 
-        b0 = members[0].box
+    def _class_name(self, root, template, box) -> str:
         if root:
-            name = self.module_names.take_class(self.net.name)
-        elif template is not None:
-            name = self.module_names.take_class(template)
-        else:
-            name = self.module_names.take_class(b0.local if not b0.local.isdigit() else b0.scope)
-        cls = ClassDef(name, template)
-        cls.params = [(p, mapping[p], d) for p, d in params]
-        sig = ["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}={literal(d)}" for p, d in params]
-        nin = len(b0.inputs) if not root else 1
-        fsig = ["self"] + (["x"] if nin == 1 else [("x" if i == 0 else f"x{i}") for i in range(nin)])
-        init_body = "\n".join(var_lines + ([fill(init)] if init else []))
-        if root:
-            loop = init_loop(self.net, self.drafter.callee_of)
-            self.init_note = ("Weights start from PyTorch's defaults: the spec's init: scheme tells conv from "
-                              "sepconv, which a module loop cannot.") if loop is None else ""
-            if loop and loop[0]:
-                init_body += "\n" + "\n".join(loop[0])
-                self.uses_fnmatch = loop[1]
-        self.uses_math = self.uses_math or "math." in init_body
-        def class_code(signature):
-            return env_tpl("class.py.j2").render(
-                name=name, signature=", ".join(signature), init=init_body, forward_signature=", ".join(fsig),
-                forward=fwd, doc=self.class_doc(template, b0))
+            return self.module_names.take_class(self.net.name)
+        if template is not None:
+            return self.module_names.take_class(template)
+        return self.module_names.take_class(box.local if not box.local.isdigit() else box.scope)
 
-        cls.code = class_code(sig)
-        # the top class's defaults are the compiled param values: hidden to compare compiles
-        cls.shape = class_code(["self"] + [mapping[p] if d is NOTHING else f"{mapping[p]}=_" for p, d in params]
-                               ) if root else cls.code
-        # output channel expressions in class space
-        for j in range(len(b0.outputs) if not root else 0):
+    def _init_scheme(self) -> str:
+        """The lines that end the network class's __init__ with the spec's init: scheme."""
+        loop = init_loop(self.net, self.drafter.callee_of)
+        self.init_note = ("Weights start from PyTorch's defaults: the spec's init: scheme tells conv from "
+                          "sepconv, which a module loop cannot.") if loop is None else ""
+        if not (loop and loop[0]):
+            return ""
+        self.uses_fnmatch = loop[1]
+        return "\n" + "\n".join(loop[0])
+
+    def _out_cexprs(self, members, mapping) -> list[str | None]:
+        """Each output's channel count as an expression in the class's parameters, where one holds
+        for every instance."""
+        out = []
+        for j in range(len(members[0].box.outputs)):
             vals = [self.drafter.channels(m.box.outputs[j]) for m in members]
             cands = list(dict.fromkeys(m.cexprs[m.box.outputs[j]] for m in members if m.box.outputs[j] in m.cexprs))
-            chosen = None
-            for c in cands:
-                if all(same(evaluate(c, d.env), v) for d, v in zip(drafts, vals)):
-                    chosen = c
-                    break
+            chosen = next((c for c in cands if all(same(evaluate(c, m.draft.env), v) for m, v in zip(members, vals))),
+                          None)
             if chosen is not None and not all(nm in mapping for nm in names_in(chosen)):
                 chosen = None
-            cls.out_cexprs.append(chosen)
-        self.classes.append(cls)
-        for idx, m in enumerate(members):
-            b = m.box
-            args = {p: m.env.get(p) for p, _ in params if p not in extra_map}
-            for pname, values in extra:
-                args[pname] = values[idx]
-            cands, written = {}, set()
-            if b.block is not None and b.block.kind == "use":
-                use = self.index.by_loc.get(b.block.loc)
-                written_at = self.index.written(use, "at")
-                for src in (self.index.written(use, "args"), self.index.written(use, "first"),
-                            *written_at.values()):
-                    if isinstance(src, dict):
-                        written.update(src)
-                        for k, v in src.items():
-                            if isinstance(v, str) and "$" in v and parse(v) is not None:
-                                cands.setdefault(k, []).append(ast.unparse(parse(v)))
-            b.instance = Instance(cls, args, cands, written)
+            out.append(chosen)
+        return out
+
+    def _use_candidates(self, box) -> tuple[dict[str, list[str]], set[str]]:
+        """For a template use: the expressions its arguments were written with (candidates in the
+        parent's space) and the params it writes."""
+        cands, written = {}, set()
+        if box.block is None or box.block.kind != "use":
+            return cands, written
+        use = self.index.by_loc.get(box.block.loc)
+        for src in (self.index.written(use, "args"), self.index.written(use, "first"),
+                    *self.index.written(use, "at").values()):
+            if isinstance(src, dict):
+                written.update(src)
+                for k, v in src.items():
+                    if isinstance(v, str) and "$" in v and parse(v) is not None:
+                        cands.setdefault(k, []).append(ast.unparse(parse(v)))
+        return cands, written
 
     def class_doc(self, template, box) -> str:
         if template is None:
@@ -234,3 +240,16 @@ class ClassBuilder:
         t = self.index.templates.get(template)
         return t.description if t is not None else ""
 
+
+
+def _class_params(decl, used, extra) -> list[tuple[str, Any]]:
+    """A template class's parameters: the input channels, the template's arguments its code uses
+    (with their defaults where they are constants), other names it reads, and the extra holes."""
+    params: list[tuple[str, Any]] = [(IN, NOTHING)] if IN in used else []
+    for a, dv in decl.items():
+        if a in used:
+            required = isinstance(dv, str) and (dv in ("int", "float", "bool", "str", "list", "any") or "$" in dv)
+            params.append((a, NOTHING if required or isinstance(dv, (dict, list)) else dv))
+    params += [(nm, NOTHING) for nm in used if nm != IN and nm not in decl]
+    params += [(pname, NOTHING) for pname, _ in extra]
+    return params

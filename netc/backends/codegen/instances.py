@@ -52,6 +52,20 @@ class Member:
         return self.draft.env
 
 
+@dataclass
+class _Entries:
+    """The __init__ entries of one instance as they are drafted."""
+
+    box: Box
+    draft: Draft
+    attrs: Names = field(default_factory=lambda: Names(RESERVED | {"training"}))
+    attr_of: dict = field(default_factory=dict)  # item key -> how the forward reads it (`self.conv1`)
+    init: list = field(default_factory=list)  # [(key, text)]
+    shared: dict = field(default_factory=dict)  # constructor call -> the attribute of its one instance
+    where: dict = field(default_factory=dict)
+    seqs: dict = field(default_factory=dict)
+
+
 class Drafter:
     """Drafts the class instances of one network; records what the file will need to import."""
 
@@ -297,59 +311,66 @@ class Drafter:
         if box.inputs:
             cexprs[box.inputs[0]] = IN if box.parent is not None else literal(env.get(IN))
         self.flow(box, cexprs, env)
-        attrs = Names(RESERVED | {"training"})
-        attr_of: dict = {}
-        init = []
-        shared: dict[tuple, str] = {}
-        where: dict = {}
-        seqs: dict = {}
+        e = _Entries(box, draft)
         # names that must be kept (they own state or are identifiers already) go first
         for kind, it in box.items:
             local = local_name(self.data, it, box) if kind == "op" else it.local
-            where[(kind, local)] = self.where_of(kind, it)
+            e.where[(kind, local)] = self.where_of(kind, it)
             if is_attribute(local) and not local.startswith("_"):
-                attrs.reserve(local)
+                e.attrs.reserve(local)
         for kind, it in box.items:
             if kind == "op" and self.data[it].op in INLINE_OPS:
-                op = self.data[it].op
-                kept = {"scale": self.scale_hole, "slice": self.slice_holes}.get(op, lambda _: None)(it)
-                if kept is not None:  # `self.scale = scale`, read by `out * self.scale`; x[:, self.part]
-                    local = local_name(self.data, it, box)
-                    own = op == "slice" and is_attribute(local) and not local.startswith("_")  # reserved above
-                    name = local if own else attrs.take(op)
-                    attr_of[("op", local)] = f"self.{name}"
-                    init.append((("op", local), f"self.{name} = {draft.add(kept)}"))
-                continue
-            local = local_name(self.data, it, box) if kind == "op" else it.local
-            frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
-            key = (kind, local)
-            if kind == "box" and it.instance is None:
-                seqs[key] = self.parts[id(it)]
-            stateful = kind == "box" or self.data[it].params or self.data[it].buffers
-            named = is_attribute(local)
-            if stateful or (named and not local.startswith("_")):
-                if named:
-                    attr_of[key] = f"self.{local}"
-                    init.append((key, f"self.{local} = {draft.add(frag)}"))
-                else:
-                    attr_of[key] = f"getattr(self, {local!r})"
-                    register = "register_parameter" if kind == "op" and self.data[it].owned else "add_module"
-                    init.append((key, f"self.{register}({local!r}, {draft.add(frag)})"))
-                continue
-            fkey = frag.key()
-            if fkey in shared:
-                attr_of[key] = shared[fkey]
-                continue
-            name = attrs.take(local if not local.isdigit() and not local.startswith("_") else
-                              self.data[it].op, prefix=self.data[it].op)
-            attr_of[key] = shared[fkey] = f"self.{name}"
-            where[("shared", name)] = where[key]
-            init.append((("shared", name), f"self.{name} = {draft.add(frag)}"))
-        st = steps(self.data, box, attr_of, self.pos)
+                self.inline_entry(it, e)
+            else:
+                self.module_entry(kind, it, e, cexprs, env)
+        st = steps(self.data, box, e.attr_of, self.pos)
         inputs, results = [0] if box.parent is None else box.inputs, result_values(box, self.outputs)
         lines, live = write(st, inputs, results)
         tail = returns(box, live, results, self.outputs)
-        return Member(box, draft, cexprs, draft.holes, init, lines, tail, attr_of, st, (inputs, results), seqs, where)
+        return Member(box, draft, cexprs, draft.holes, e.init, lines, tail, e.attr_of, st, (inputs, results),
+                      e.seqs, e.where)
+
+    def inline_entry(self, nid, e: "_Entries") -> None:
+        """An op the forward writes inline: an attribute only for the value it keeps
+        (`self.scale = scale`, read by `out * self.scale`; x[:, self.part])."""
+        op = self.data[nid].op
+        kept = {"scale": self.scale_hole, "slice": self.slice_holes}.get(op, lambda _: None)(nid)
+        if kept is None:
+            return
+        local = local_name(self.data, nid, e.box)
+        own = op == "slice" and is_attribute(local) and not local.startswith("_")  # reserved in draft()
+        name = local if own else e.attrs.take(op)
+        e.attr_of[("op", local)] = f"self.{name}"
+        e.init.append((("op", local), f"self.{name} = {e.draft.add(kept)}"))
+
+    def module_entry(self, kind: str, it, e: "_Entries", cexprs, env) -> None:
+        """A module the __init__ builds: under its own name where it owns state or is named, else one
+        shared stateless instance per distinct constructor call."""
+        local = local_name(self.data, it, e.box) if kind == "op" else it.local
+        frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
+        key = (kind, local)
+        if kind == "box" and it.instance is None:
+            e.seqs[key] = self.parts[id(it)]
+        stateful = kind == "box" or self.data[it].params or self.data[it].buffers
+        named = is_attribute(local)
+        if stateful or (named and not local.startswith("_")):
+            if named:
+                e.attr_of[key] = f"self.{local}"
+                e.init.append((key, f"self.{local} = {e.draft.add(frag)}"))
+            else:
+                e.attr_of[key] = f"getattr(self, {local!r})"
+                register = "register_parameter" if kind == "op" and self.data[it].owned else "add_module"
+                e.init.append((key, f"self.{register}({local!r}, {e.draft.add(frag)})"))
+            return
+        fkey = frag.key()
+        if fkey in e.shared:
+            e.attr_of[key] = e.shared[fkey]
+            return
+        name = e.attrs.take(local if not local.isdigit() and not local.startswith("_") else
+                            self.data[it].op, prefix=self.data[it].op)
+        e.attr_of[key] = e.shared[fkey] = f"self.{name}"
+        e.where[("shared", name)] = e.where[key]
+        e.init.append((("shared", name), f"self.{name} = {e.draft.add(frag)}"))
 
     def where_of(self, kind: str, it) -> tuple:
         """The spec node an item comes from and the uses it came through (inside its own use)."""
