@@ -27,36 +27,54 @@ def _const(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_NOT_MINE = object()  # a rule's answer for a call another rule maps (None means "skip the call")
+
+
 def function_op(node, chunks: dict):
     """(op, attrs, tensor inputs) of a call_function/call_method node; None to skip it; an fx
     node for a call that returns its input unchanged (`.contiguous()`). `chunks` collects the
     `chunk` calls whose parts (`getitem`) become netc `chunk` ops."""
     f, args, kw = node.target, node.args, node.kwargs
-    tensors = [a for a in args if isinstance(a, fx.Node)]
     if node.op == "call_method":
-        if f in ("size", "dim"):
-            return None
-        if f == "contiguous":
-            return args[0]
-        if f == "flatten" and not _flattens(f, args, kw):
-            return (*flatten_axes(*_flatten_range(args, kw)), [args[0]])
-        if f in ("view", "reshape", "flatten") and _flattens(f, args, kw):
-            return "flatten", {}, [args[0]]
-        if f in mapping.METHOD_ACTIVATIONS:
-            return mapping.METHOD_ACTIVATIONS[f], {}, [args[0]]
-        if f in ("narrow", "split"):
-            return _narrow_or_split(node, f, args, kw, chunks)
-        if f == "permute":
-            dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
-            return "permute", batchless_dims(kw.get("dims", dims)), [args[0]]
-        if f == "chunk":
-            chunks[node] = (args[0], *_chunk_args(args, kw))
-            return None
-        if f == "mean" and _means_spatial(args, kw):
-            return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
         if f not in BINARY_METHODS:
-            raise Unmappable(f"tensor method .{f}()")
+            return _method_op(node, f, args, kw, chunks)
         f = BINARY_METHODS[f]
+    tensors = [a for a in args if isinstance(a, fx.Node)]
+    for rule in (_part_op, _arithmetic_op, _functional_op):
+        out = rule(node, f, args, kw, chunks, tensors)
+        if out is not _NOT_MINE:
+            return out
+    name = getattr(f, "__name__", str(f))
+    raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
+
+
+def _method_op(node, f: str, args, kw, chunks: dict):
+    """A tensor method other than the binary ones (`x.add(y)` maps as `x + y`)."""
+    if f in ("size", "dim"):
+        return None
+    if f == "contiguous":
+        return args[0]
+    if f == "flatten" and not _flattens(f, args, kw):
+        return (*flatten_axes(*_flatten_range(args, kw)), [args[0]])
+    if f in ("view", "reshape", "flatten") and _flattens(f, args, kw):
+        return "flatten", {}, [args[0]]
+    if f in mapping.METHOD_ACTIVATIONS:
+        return mapping.METHOD_ACTIVATIONS[f], {}, [args[0]]
+    if f in ("narrow", "split"):
+        return _narrow_or_split(node, f, args, kw, chunks)
+    if f == "permute":
+        dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+        return "permute", batchless_dims(kw.get("dims", dims)), [args[0]]
+    if f == "chunk":
+        chunks[node] = (args[0], *_chunk_args(args, kw))
+        return None
+    if f == "mean" and _means_spatial(args, kw):
+        return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
+    raise Unmappable(f"tensor method .{f}()")
+
+
+def _part_op(node, f, args, kw, chunks: dict, tensors):
+    """Indexing, attribute reads, and the channel splits whose parts become `chunk`/`slice` ops."""
     if f is operator.getitem and args[0] in chunks:
         return _part(chunks[args[0]], _static(args[1], "indexing of split parts"))
     if f is getattr or f is operator.getitem and not isinstance(args[0], fx.Node) or is_tuple_class(f):
@@ -68,28 +86,36 @@ def function_op(node, chunks: dict):
         return None
     if f in mapping.SPLIT or f in mapping.NARROW:
         return _narrow_or_split(node, "split" if f in mapping.SPLIT else "narrow", args, kw, chunks)
+    return _NOT_MINE
+
+
+def _arithmetic_op(node, f, args, kw, chunks, tensors):
+    """Sums and products of tensors, scaling by a constant, and the wrapped functions (timm's
+    activations written as functions)."""
     wrapped = _wrapped_op(f)
     if wrapped is not None:
         return (*wrapped(*args, **kw), tensors[:1])
-    if f in mapping.ADD and len(tensors) == 2 and len(args) == 2 and not kw:
+    binary = len(tensors) == 2 and len(args) == 2 and not kw
+    if f in mapping.ADD and binary:
         return "add", {}, tensors
     if f in mapping.ADD and len(tensors) == 1 and len(args) == 2 and not kw and any(
             _const(a) and a == 0 for a in args):
         return tensors[0]  # a sum started at 0 (MobileOne's branches): the tensor itself
     if f in mapping.MUL and len(tensors) == 1 and any(_const(a) for a in args):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
-    if f in mapping.MUL and len(tensors) == 2 and len(args) == 2 and not kw:
+    if f in mapping.MUL and binary:
         return "mul", {}, tensors
+    return _NOT_MINE
+
+
+def _functional_op(node, f, args, kw, chunks, tensors):
+    """torch.nn.functional calls and torch functions that have a module or an op of their own."""
     if f in mapping.FUNCTIONAL_MODULES:
         return (*_as_module(f, mapping.FUNCTIONAL_MODULES[f], args[1:], kw), tensors[:1])
     if f in mapping.PERMUTE:
         return "permute", batchless_dims(args[1] if len(args) > 1 else kw["dims"]), tensors[:1]
     if f in mapping.CAT:
-        dim = kw.get("dim", args[1] if len(args) > 1 else 0)
-        if dim != 1:
-            raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
-        inputs = list(args[0])
-        return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
+        return _cat(args, kw)
     if f in mapping.FLATTEN:
         return (*flatten_axes(*_flatten_range(args, kw)), tensors[:1])
     if f in ADAPTIVE:
@@ -97,8 +123,7 @@ def function_op(node, chunks: dict):
     pool = POOLS.get(getattr(f, "__name__", ""))
     if pool is not None:
         cls, names = pool
-        bound = dict(zip(names, args[1:]), **kw)
-        return (*mapping.map_module(cls(**bound)), tensors[:1])
+        return (*mapping.map_module(cls(**dict(zip(names, args[1:]), **kw))), tensors[:1])
     if f is F.pad:
         return (*mapped_padding(**dict(zip(("pad", "mode", "value"), args[1:]), **kw)), tensors[:1])
     if f is F.interpolate:
@@ -106,8 +131,15 @@ def function_op(node, chunks: dict):
                 tensors[:1])
     if f is F.dropout:
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
-    name = getattr(f, "__name__", str(f))
-    raise Unmappable(f"function {getattr(f, '__module__', '') or ''}.{name}".replace("None.", ""))
+    return _NOT_MINE
+
+
+def _cat(args, kw):
+    dim = kw.get("dim", args[1] if len(args) > 1 else 0)
+    if dim != 1:
+        raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
+    inputs = list(args[0])
+    return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
 
 
 # tensor methods x.add(y) / x.mul_(y) map as x + y / x * y

@@ -53,37 +53,42 @@ class Unifier:
                 values[i] = x
             return "$" + self.new_arg(hint, values)
         if all(isinstance(x, dict) for x in xs):
-            if any(x.get("name") != first.get("name") for x in xs):
-                raise _Mismatch
-            xs = [self.spelled_out(x) for x in xs]
-            kinds = [[k for k in x if k in REGISTRY] for x in xs]
-            if any(k != kinds[0] for k in kinds):
-                return self.alternatives(xs, present, kinds, hint)
-            keys = list(dict.fromkeys(k for x in xs for k in x))
-            out = {}
-            for key in keys:
-                have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
-                if key in REGISTRY:
-                    have = _with_defaults(key, have)
-                if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
-                    raise _Mismatch  # references or templates that differ are not expressible as arguments
-                owner = first.get("name", hint)
-                label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
-                value = self.unify([v for _, v in have], [i for i, _ in have], label)
-                if len(have) < len(xs):
-                    if not isinstance(value, dict) or key in ("name",):
-                        raise _Mismatch
-                    flags = [MISSING] * self.n
-                    for i in present:
-                        flags[i] = False
-                    for i, _ in have:
-                        flags[i] = True
-                    value = {"if": "$" + self.new_arg(value.get("name", key), flags), **value}
-                out[key] = value
-            return out
+            return self.unify_layers(xs, present, hint)
         if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
         raise _Mismatch
+
+    def unify_layers(self, xs: list[dict], present: list[int], hint: str) -> dict:
+        """The template layer for the instances' layers `xs`: key by key; a key some instances lack
+        makes its value optional (`if:` an argument)."""
+        first = xs[0]
+        if any(x.get("name") != first.get("name") for x in xs):
+            raise _Mismatch
+        xs = [self.spelled_out(x) for x in xs]
+        kinds = [[k for k in x if k in REGISTRY] for x in xs]
+        if any(k != kinds[0] for k in kinds):
+            return self.alternatives(xs, present, kinds, hint)
+        out = {}
+        for key in dict.fromkeys(k for x in xs for k in x):
+            have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
+            if key in REGISTRY:
+                have = _with_defaults(key, have)
+            if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
+                raise _Mismatch  # references or templates that differ are not expressible as arguments
+            owner = first.get("name", hint)
+            label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
+            value = self.unify([v for _, v in have], [i for i, _ in have], label)
+            if len(have) < len(xs):
+                if not isinstance(value, dict) or key in ("name",):
+                    raise _Mismatch
+                flags = [MISSING] * self.n
+                for i in present:
+                    flags[i] = False
+                for i, _ in have:
+                    flags[i] = True
+                value = {"if": "$" + self.new_arg(value.get("name", key), flags), **value}
+            out[key] = value
+        return out
 
     def spelled_out(self, x: dict) -> dict:
         """A use of a template with every argument given: an instance leaves out those at their

@@ -149,93 +149,125 @@ def _layer_scale(node, module):
     return attrs, x
 
 
+_MAPPED = ("netc maps conv (and transposed), norms (batch, layer, group), pooling, upsampling, linear, "
+           "activations, add, mul, cat, scale, layer scale, permute, flatten, chunk, slice, channel shuffle, "
+           "dropout, stochastic depth and identity")
+
+
 def _ops(graph: fx.Graph, module, where: str):
-    modules = dict(module.named_modules())
-    ops, problems, counter, returned, called, taken = [], [], {}, None, set(), set()
-    alias, chunks, scaled = {}, {}, set()
+    mapper = _OpMapper(module, where)
     for node in graph.nodes:
-        if node.op == "placeholder":
-            continue
+        mapper.visit(node)
+    mapper.check(graph)
+    return mapper.ops, mapper.returned
+
+
+class _OpMapper:
+    """Maps an fx graph's nodes to netc ops in execution order, collecting every problem."""
+
+    def __init__(self, module, where: str):
+        self.modules = dict(module.named_modules())
+        self.module, self.where = module, where
+        self.ops: list[TracedOp] = []
+        self.problems: list[Diagnostic] = []
+        self.returned = None
+        self.counter: dict[str, int] = {}  # generated scope -> the next number
+        self.taken: set[str] = set()
+        self.called: set[str] = set()  # modules already called (a second call reuses no weights)
+        self.alias: dict = {}  # a node that returns its input unchanged -> that input
+        self.chunks: dict = {}
+        self.scaled: set = set()  # get_attr nodes read by a layer scale
+
+    def visit(self, node) -> None:
+        if node.op == "placeholder" or node.op == "get_attr":
+            return  # a get_attr is read by a layer scale (below), or reported by check()
         if node.op == "output":
-            returned = node.args[0]
-            if isinstance(returned, fx.Node) and calls.is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
-                returned = returned.target(*returned.args, **returned.kwargs)
-            if isinstance(returned, tuple):  # a training forward's outputs (a namedtuple keeps its fields)
-                values = [alias.get(r, r) for r in returned]
-                returned = type(returned)(*values) if hasattr(returned, "_fields") else tuple(values)
-            else:
-                returned = alias.get(returned, returned)
-            continue
-        if node.op == "get_attr":
-            continue  # read by a layer scale (below), or reported after the loop
+            self.returned = self.outputs(node.args[0])
+            return
+        alias = self.alias
         node.args = fx.node.map_arg(node.args, lambda a: alias.get(a, a))  # past `.contiguous()`
         node.kwargs = fx.node.map_arg(node.kwargs, lambda a: alias.get(a, a))
-        scale = _layer_scale(node, module)
+        scale = _layer_scale(node, self.module)
         if scale is not None:
             (attrs, x), param = scale, node.args[0] if node.args[0].op == "get_attr" else node.args[1]
-            scaled.add(param)
-            ops.append(TracedOp("layer_scale", attrs, param.target, _parents(node), [x], node))
-            continue
+            self.scaled.add(param)
+            self.ops.append(TracedOp("layer_scale", attrs, param.target, _parents(node), [x], node))
+            return
         try:
-            if node.op == "call_module":
-                m = modules[node.target]
-                parts = [mapping.map_module(m), *mapping.trailing_ops(m)]
-                parents = tuple(p for p in _parents(node) if p != node.target)
-                inputs = [a for a in node.args if isinstance(a, fx.Node)]
-                if node.target not in called:
-                    called.add(node.target)
-                    op, attrs = parts[0]
-                    value = node if len(parts) == 1 else _Value(node.name + ":0")
-                    ops.append(TracedOp(op, attrs, node.target, parents, inputs, value, type(m).__name__))
-                    parts, inputs = parts[1:], [value]
-                elif any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
-                    raise Unmappable("a module with weights called twice (shared weights)")
-                found = (parts, None, inputs)  # what follows the weights (or a reused parameter-free module)
-            else:
-                try:
-                    found = calls.function_op(node, chunks)
-                except (TypeError, ValueError, KeyError, IndexError) as exc:  # arguments of a form no mapper reads
-                    raise Unmappable(f"{getattr(node.target, '__name__', node.target)} called with arguments "
-                                     f"netc does not read ({type(exc).__name__}: {exc})") from None
+            found = self.module_call(node) if node.op == "call_module" else self.function_call(node)
         except Unmappable as why:
             path = node.target if node.op == "call_module" else (".".join(_parents(node)[-1:]) or "(root)")
-            problems.append(Diagnostic("import", f"'{path}' of {where}: {why} has no netc op", None,
-                                       "netc maps conv (and transposed), norms (batch, layer, group), pooling, "
-                                       "upsampling, linear, activations, add, mul, cat, scale, layer scale, "
-                                       "permute, flatten, chunk, slice, channel shuffle, dropout, stochastic depth "
-                                       "and identity"))
-            continue
-        if found is None:
-            continue
+            self.problems.append(Diagnostic("import", f"'{path}' of {self.where}: {why} has no netc op", None,
+                                            _MAPPED))
+            return
         if isinstance(found, fx.Node):
             alias[node] = found
-            continue
-        op, attrs, inputs = found
+        elif found is not None:
+            self.emit(node, *found)
+
+    def outputs(self, returned):
+        if isinstance(returned, fx.Node) and calls.is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
+            returned = returned.target(*returned.args, **returned.kwargs)
+        if isinstance(returned, tuple):  # a training forward's outputs (a namedtuple keeps its fields)
+            values = [self.alias.get(r, r) for r in returned]
+            return type(returned)(*values) if hasattr(returned, "_fields") else tuple(values)
+        return self.alias.get(returned, returned)
+
+    def module_call(self, node):
+        """The module's own op at its first call (it owns the weights), then what follows it (the
+        ops a module maps to after its weights, or a reused parameter-free module)."""
+        m = self.modules[node.target]
+        parts = [mapping.map_module(m), *mapping.trailing_ops(m)]
+        inputs = [a for a in node.args if isinstance(a, fx.Node)]
+        if node.target not in self.called:
+            self.called.add(node.target)
+            op, attrs = parts[0]
+            value = node if len(parts) == 1 else _Value(node.name + ":0")
+            parents = tuple(p for p in _parents(node) if p != node.target)
+            self.ops.append(TracedOp(op, attrs, node.target, parents, inputs, value, type(m).__name__))
+            parts, inputs = parts[1:], [value]
+        elif any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+            raise Unmappable("a module with weights called twice (shared weights)")
+        return (parts, None, inputs) if parts else None
+
+    def function_call(self, node):
+        try:
+            return calls.function_op(node, self.chunks)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:  # arguments of a form no mapper reads
+            raise Unmappable(f"{getattr(node.target, '__name__', node.target)} called with arguments "
+                             f"netc does not read ({type(exc).__name__}: {exc})") from None
+
+    def emit(self, node, op, attrs, inputs) -> None:
+        """The ops of one call, each under a generated scope in the innermost module that calls it."""
         parts = op if isinstance(op, list) else [(op, attrs)]
         parents = _parents(node)
         if node.op == "call_module":
             parents = tuple(p for p in parents if p != node.target)
         base = parents[-1] + "." if parents else ""
         for k_part, (part, part_attrs) in enumerate(parts):
-            k = counter.get(base + part, 0)
-            while (scope := base + (part if k == 0 else f"{part}_{k}")) in modules or scope in taken:
+            k = self.counter.get(base + part, 0)
+            while (scope := base + (part if k == 0 else f"{part}_{k}")) in self.modules or scope in self.taken:
                 k += 1
-            counter[base + part] = k + 1
-            taken.add(scope)
+            self.counter[base + part] = k + 1
+            self.taken.add(scope)
             value = node if k_part == len(parts) - 1 else _Value(f"{node.name}:{k_part + 1}")
-            ops.append(TracedOp(part, part_attrs, scope, parents, inputs, value, "", False))
+            self.ops.append(TracedOp(part, part_attrs, scope, parents, inputs, value, "", False))
             inputs = [value]
-    for node in graph.nodes:
-        if node.op == "get_attr" and node not in scaled:
-            problems.append(Diagnostic("import", f"'{node.target}' of {where}: the forward reads a parameter or "
-                                       "buffer directly (netc ops own their weights; a parameter multiplying a "
-                                       "tensor is a layer scale)"))
-    bad = sorted({part for op in ops for part in op.scope.split(".") if op.named and not MODULE_NAME.fullmatch(part)})
-    for part in bad[:10]:
-        problems.append(Diagnostic("import", f"module name '{part}' of {where} cannot be a netc name (ASCII "
-                                   "letters, digits, '_' and '-'), so the spec could not reproduce its state_dict keys",
-                                   None, "rename the submodule in the source (or load its state_dict with "
-                                   "renamed keys)"))
-    if problems:
-        raise NetcError(list({d.format(): d for d in problems}.values()))  # one per module and reason
-    return ops, returned
+
+    def check(self, graph) -> None:
+        """Raises every problem found: unmapped calls, parameters read directly, module names a
+        spec cannot write."""
+        for node in graph.nodes:
+            if node.op == "get_attr" and node not in self.scaled:
+                self.problems.append(Diagnostic(
+                    "import", f"'{node.target}' of {self.where}: the forward reads a parameter or buffer directly "
+                    "(netc ops own their weights; a parameter multiplying a tensor is a layer scale)"))
+        bad = sorted({part for op in self.ops for part in op.scope.split(".")
+                      if op.named and not MODULE_NAME.fullmatch(part)})
+        for part in bad[:10]:
+            self.problems.append(Diagnostic(
+                "import", f"module name '{part}' of {self.where} cannot be a netc name (ASCII letters, digits, "
+                "'_' and '-'), so the spec could not reproduce its state_dict keys", None,
+                "rename the submodule in the source (or load its state_dict with renamed keys)"))
+        if self.problems:
+            raise NetcError(list({d.format(): d for d in self.problems}.values()))  # one per module and reason

@@ -46,16 +46,30 @@ def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_name
     for value, name in zip(graph.outputs, output_names):
         value.name = name
         taken.add(name)
-    op_scope = {}
-    counts: dict[str, int] = {}
     scopes_of = {id(node): _scopes(node, leaf_scopes, graph.initializers) for node in graph}
-    for node in graph:
-        scopes = scopes_of[id(node)]
-        leaf = next((s for s in scopes if s in leaf_scopes), None)
-        op_scope[id(node)] = leaf
+    op_scope = {key: next((s for s in scopes if s in leaf_scopes), None) for key, scopes in scopes_of.items()}
+    _name_nodes(graph, scopes_of)
+    graph_outputs = {id(v) for v in graph.outputs}
+    for node in graph:  # first unique names no scope can take (':' is not in a scope), then the scopes
+        for k, value in enumerate(node.outputs):
+            if id(value) not in graph_outputs:
+                value.name = f"{node.name}:{k}"
+    named = {}
+    for scope, value in _scope_results(graph, op_scope, graph_outputs).items():
+        if id(value) not in graph_outputs and scope not in taken:
+            value.name = scope
+            taken.add(scope)
+        named[scope] = value.name
+    return named
+
+
+def _name_nodes(graph, scopes_of) -> None:
+    """Each node named after its innermost module path: the path alone where one node has it, else
+    path/OpType, numbered from the second."""
+    counts: dict[str, int] = {}
+    for scopes in scopes_of.values():
         if scopes:
-            base = scopes[-1]
-            counts[base] = counts.get(base, 0) + 1
+            counts[scopes[-1]] = counts.get(scopes[-1], 0) + 1
     used: dict[str, int] = {}
     for node in graph:
         scopes = scopes_of[id(node)]
@@ -65,12 +79,11 @@ def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_name
         name = base if counts[base] == 1 else f"{base}/{node.op_type}"
         used[name] = used.get(name, 0) + 1
         node.name = name if used[name] == 1 else f"{name}_{used[name] - 1}"
-    graph_outputs = {id(v) for v in graph.outputs}
-    for node in graph:  # first unique names no scope can take (':' is not in a scope), then the scopes
-        for k, value in enumerate(node.outputs):
-            if id(value) not in graph_outputs:
-                value.name = f"{node.name}:{k}"
-    chosen = {}  # scope -> the last value it hands to another op (constants are shared, not results)
+
+
+def _scope_results(graph, op_scope, graph_outputs) -> dict:
+    """scope -> the last value it hands to another op (constants are shared, not results)."""
+    chosen = {}
     for node in graph:
         scope = op_scope[id(node)]
         if scope is None or node.op_type == "Constant":
@@ -79,10 +92,4 @@ def apply_scope_names(model, leaf_scopes: set[str], input_name: str, output_name
             if id(value) in graph_outputs or any(op_scope.get(id(user)) not in (scope, None)
                                                  for user, _ in value.uses()):
                 chosen[scope] = value
-    named = {}
-    for scope, value in chosen.items():
-        if id(value) not in graph_outputs and scope not in taken:
-            value.name = scope
-            taken.add(scope)
-        named[scope] = value.name
-    return named
+    return chosen
