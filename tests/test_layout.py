@@ -1,8 +1,11 @@
 """The package's shape, read from its source with `ast` (nothing is imported): no import cycle
-between netc modules, the command line reaches the backends only through the API, small files."""
+between netc modules, the command line reaches the backends only through the API, short simple
+functions (ruff's McCabe and statement-count checks)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -10,7 +13,10 @@ import networkx as nx
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "netc"
-MAX_LINES = 400
+# per function: McCabe's cyclomatic complexity and the statement count (ruff's C901 and PLR0915);
+# a file may be as long as its one job needs
+MAX_COMPLEXITY = 15
+MAX_STATEMENTS = 50
 
 
 def module_name(path: Path) -> str:
@@ -97,10 +103,35 @@ def test_the_command_line_is_a_thin_face_on_the_api(tmp_path, monkeypatch):
     assert cli_reaches_around_the_api(["netc.cli.planted"]) == {"netc.cli.planted": ["netc.analysis.formats"]}
 
 
-def test_no_file_under_netc_is_longer_than_the_limit():
-    long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
-            if (n := p.read_text(encoding="utf-8").count("\n")) > MAX_LINES}
-    assert not long, f"files above {MAX_LINES} lines: {long}"
+def _over_limits(*paths: Path) -> list[str]:
+    """ruff's findings of a function above the limits in `paths`, one line each (path:line:col: code ...)."""
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache", "--output-format",
+                          "concise", "--select", "C901,PLR0915",
+                          "--config", f"lint.mccabe.max-complexity={MAX_COMPLEXITY}",
+                          "--config", f"lint.pylint.max-statements={MAX_STATEMENTS}", *map(str, paths)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode in (0, 1), run.stderr  # 1: findings; anything else: ruff did not run
+    return [line for line in run.stdout.splitlines() if ": C901 " in line or ": PLR0915 " in line]
+
+
+def test_no_function_under_netc_is_above_the_complexity_limits():
+    found = _over_limits(PACKAGE)
+    assert not found, "split these along their seams:\n" + "\n".join(found)
+
+
+def test_the_complexity_check_flags_a_function_one_over_each_limit(tmp_path):
+    def function(name: str, n: int, body: str) -> str:
+        return f"def {name}(x):\n" + "".join(body.format(i=i) for i in range(n)) + "    return x\n"
+
+    branches = "    if x == {i}:\n        x += 1\n"  # each `if` adds one to the complexity, 1 to start
+    statements = "    x += {i}\n"  # ruff counts these (and not the closing return)
+    (tmp_path / "at.py").write_text(function("branchy", MAX_COMPLEXITY - 1, branches)
+                                    + function("long", MAX_STATEMENTS, statements))
+    (tmp_path / "over.py").write_text(function("branchy", MAX_COMPLEXITY, branches)
+                                      + function("long", MAX_STATEMENTS + 1, statements))
+    assert _over_limits(tmp_path / "at.py") == []
+    found = _over_limits(tmp_path / "over.py")
+    assert [line.split(": ")[1].split()[0] for line in found] == ["C901", "PLR0915"], found
 
 
 def _class_fields(module: str, cls: str) -> set[str]:
