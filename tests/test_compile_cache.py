@@ -20,7 +20,7 @@ import netc
 import netc.backends.torch.compile as compile_module
 from netc.api import build
 from netc.backends.torch import cache as store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_without_torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is an optional backend")
 
@@ -286,6 +286,10 @@ def test_cache_list_and_clear(netc_cli, cache):
     code, out, err = netc_cli("cache", "clear")
     assert code == 0 and "removed 1 package" in out
     assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
+
+
+def test_cache_list_imports_no_torch(cache):
+    assert "0 packages" in run_without_torch("cache", "list")
 
 
 def test_build_writes_nothing_unless_asked(netc_cli, tmp_path, monkeypatch):
