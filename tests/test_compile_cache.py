@@ -20,6 +20,7 @@ import netc
 import netc.backends.torch.compile as compile_module
 from netc.api import build
 from netc.backends.torch import cache as store
+from netc.errors import NetcError
 from tests.conftest import ROOT, run_without_torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is an optional backend")
@@ -263,6 +264,9 @@ def test_the_bound_is_set_by_the_environment(monkeypatch):
     assert store.max_bytes() == 3 * 2**20
     monkeypatch.delenv("NETC_CACHE_SIZE")
     assert store.max_bytes() == store.DEFAULT_MAX_BYTES == 2 * 2**30
+    monkeypatch.setenv("NETC_CACHE_SIZE", "lots")
+    with pytest.raises(NetcError, match="NETC_CACHE_SIZE"):
+        store.max_bytes()
 
 
 def test_a_build_prunes_the_cache_to_its_bound(netc_cli, cache, monkeypatch):

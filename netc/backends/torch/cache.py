@@ -26,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from netc.errors import error, printable
+from netc.errors import clip, error, printable
 
 DEFAULT_MAX_BYTES = 2 * 2**30
 SIZE_ENV = "NETC_CACHE_SIZE"
@@ -66,7 +66,7 @@ def max_bytes() -> int:
     try:
         return 0 if text.strip() == "0" else parse_bytes(text)
     except ValueError as exc:
-        raise error("usage", f"{SIZE_ENV}={printable(text[:40])!r}: {exc}", None, f"e.g. {SIZE_ENV}=2GiB") from None
+        raise error("usage", f"{SIZE_ENV}: {printable(clip(str(exc), 200))}", None, f"e.g. {SIZE_ENV}=2GiB") from None
 
 
 def private_dir(folder: Path) -> Path:
@@ -135,19 +135,19 @@ def _record(path: Path) -> dict | None:
 
 def problem(path: Path) -> str | None:
     """Why the entry at `path` may not be loaded; None when it is the file netc recorded."""
-    mode = os.lstat(path).st_mode
-    if not stat.S_ISREG(mode):
-        return f"is {_kind(mode)}, not a regular file"
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return f"is {_kind(st.st_mode)}, not a regular file"
     record = _record(path)
     if record is None:
         return "has no digest recorded by netc"
+    if st.st_size != record["size"]:  # before reading it: a planted file may be huge
+        return f"has {st.st_size:,} bytes where netc wrote {record['size']:,} (truncated or replaced)"
     try:
         size, sha = digest(path)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
-    if size != record["size"]:
-        return f"has {size:,} bytes where netc wrote {record['size']:,} (truncated or replaced)"
-    if sha != record["sha256"]:
+    if size != record["size"] or sha != record["sha256"]:
         return "does not match the digest netc recorded"
     return None
 

@@ -130,9 +130,10 @@ def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike |
     if device.type != "cpu":
         raise error("usage", f"--compile builds for the CPU; the module is on {device}", None,
                     "build with --device cpu, or use --optimize inference alone on CUDA")
+    limit = store.max_bytes()  # a bad NETC_CACHE_SIZE or cache folder is an error before the compile
+    folder = store.private_dir(Path(cache) if cache is not None else store.cache_dir())
     started = time.perf_counter()
     gm = optimize_for_inference(module)
-    folder = store.private_dir(Path(cache) if cache is not None else store.cache_dir())
     store.remove_stale_temps(folder)
     filename = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:64]}-{cache_key(gm, input_shape, backend)}" \
                f"{'.pt2' if backend == 'inductor' else '.onnx'}"
@@ -141,7 +142,7 @@ def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike |
     if not cached:
         package = store.store(folder, filename, lambda tmp: _write_package(gm, input_shape, backend, tmp))
     runner = torch._inductor.aoti_load_package(str(package)) if backend == "inductor" else ort_runner(str(package))
-    store.evict(folder, store.max_bytes(), keep=package)
+    store.evict(folder, limit, keep=package)
     return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend,
                           returned_type(gm))
 
