@@ -14,7 +14,7 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
               help="where to allocate the parameters (auto: CUDA when available)")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
-@click.option("--weights", metavar="FILE", help="load this state_dict (torch.save) instead of initialising; keys must match")
+@click.option("--weights", metavar="FILE", help="load this state_dict (torch.save) into the module; every key must match")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="seed the initialisation: the same seed gives the same weights (and a --compile cache hit)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line and the files written")
