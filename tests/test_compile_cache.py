@@ -128,11 +128,17 @@ def test_the_cache_folder_is_created_private(netc_cli, cache):
     assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
 
 
-def test_a_folder_others_can_write_is_refused(netc_cli, cache, compiles):
-    cache.mkdir()
-    os.chmod(cache, 0o777)
+@pytest.mark.parametrize("how,message", [("others write", "writable by other users"),
+                                         ("another owner", "belongs to another user")])
+def test_a_folder_others_can_write_is_refused(how, message, netc_cli, cache, compiles, monkeypatch):
+    cache.mkdir(mode=0o700)
+    if how == "others write":
+        os.chmod(cache, 0o777)
+    else:  # the folder is this process's: make the process another user, as far as netc asks
+        uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
     code, _, err = netc_cli(*BUILD, "--seed", "0")
-    assert code == 2 and "error[cache]" in err and "writable by other users" in err and "Traceback" not in err
+    assert code == 2 and "error[cache]" in err and message in err and "Traceback" not in err
     assert compiles == [] and list(cache.iterdir()) == []
 
 
