@@ -116,6 +116,8 @@ def test_seeded_api_builds_are_reproducible_and_leave_the_global_generator_alone
     c = build(network, seed=8).module.state_dict()
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(a[k], b[k]) for k in a) and any(not torch.equal(a[k], c[k]) for k in a)
+    backbone = network.build(features_only=True, seed=7).state_dict()  # the same seed, the same weights
+    assert backbone and all(torch.equal(backbone[k], a[k]) for k in backbone)
     first = build(network, optimize="inference", compile="onnxruntime", seed=7).module
     again = network.build(optimize="inference", compile="onnxruntime", seed=7)  # Network.build: the same pipeline
     assert not first.from_cache and again.from_cache and again.package == first.package and len(compiles) == 1

@@ -113,7 +113,8 @@ class Network:
         `out_indices` selects (stage indices or block names; default: one per stride change),
         described by `self.features(out_indices)` and the module's `feature_info`."""
         if features_only:
-            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize)
+            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize,
+                                        seed=seed)
         return build(self, device, dtype, init, optimize, compile=compile, seed=seed).module
 
     def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
