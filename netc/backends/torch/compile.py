@@ -107,11 +107,10 @@ def optimize(module: nn.Module, level: str | None = "inference", compile: bool |
                     "pass input_shape=network.input_shape")
     from netc.backends.torch.optimize import optimize as rewrite
 
-    module = rewrite(module, level)
-    if compile:
+    if compile:  # compile_inference makes the inference rewrite itself: once is enough on a cache hit's path
         backend = compile if isinstance(compile, str) and compile != "default" else None
-        module = compile_inference(module, input_shape, name=name, backend=backend)
-    return module
+        return compile_inference(module, input_shape, name=name, backend=backend)
+    return rewrite(module, level)
 
 
 def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
