@@ -6,7 +6,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,9 +22,6 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS",
                           str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
-# `netc build` also writes generated/<name>.py; in tests (often with --set) that would rewrite the
-# committed files, so builds write into a scratch directory instead
-os.environ.setdefault("NETC_CODEGEN_DIR", tempfile.mkdtemp(prefix="netc-generated-"))
 
 
 def pytest_collection_modifyitems(items):

@@ -65,9 +65,9 @@ def test_cli_build_compile_reports_the_package(compiled, netc_cli, monkeypatch):
     monkeypatch.setenv("NETC_CACHE_DIR", str(cache))
     torch.manual_seed(0)  # other weights than the fixture's: may compile, so only check the report
     code, out, err = netc_cli("build", "lenet5", "--optimize", "inference", "--compile", first.backend,
-                              "--codegen-dir", "", "-q")
+                              "-q")
     assert code == 0, err
-    assert f"compiled ({first.backend}) in" in out or f"loaded from the cache ({first.backend}) in" in out
+    assert f"cache miss: compiled and wrote ({first.backend}," in out or f"cache hit: loaded ({first.backend}," in out
     assert (".pt2" if first.backend == "inductor" else ".onnx") in out
 
 
@@ -109,3 +109,38 @@ def test_several_outputs_come_back_as_the_eager_namedtuple(tmp_path):
     assert type(got) is type(want) and got._fields == want._fields == ("out", "left", "pooled")
     for a, b in zip(got, want):
         assert a.shape == b.shape and (a - b).abs().max().item() <= 1e-4
+
+
+def test_a_planted_package_is_never_handed_to_the_loader(compiled, tmp_path, monkeypatch):
+    """Both backends look an entry up in the store (digest checked) before the runtime opens it: a
+    file put under the package's name is removed with a warning and rebuilt, never loaded (an
+    AOTInductor package is a shared library whose constructors would run on loading)."""
+    import shutil
+    import warnings
+    from pathlib import Path
+
+    import netc.backends.torch.compile as compile_module
+    from netc.backends.torch.cache import CacheWarning
+
+    network, eager, cache, first = compiled
+    folder = tmp_path / "cache"
+    shutil.copytree(cache, folder)
+    folder.chmod(0o700)
+    entry = folder / first.package.name
+    good = entry.read_bytes()
+    entry.write_bytes(b"planted" + good[7:])  # same size, other bytes, under the recorded name
+    loaded, rebuilt = [], []
+    monkeypatch.setattr(compile_module, "_write_package", lambda gm, shape, backend, path: (
+        rebuilt.append(path), path.write_bytes(good)))  # the package as netc compiled it, without compiling again
+
+    def load(path):
+        loaded.append(Path(path).read_bytes())
+
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", load)
+    monkeypatch.setattr(compile_module, "ort_runner", load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        again = compile_inference(eager, network.input_shape, folder, "lenet5", first.backend)
+    assert [str(w.message) for w in caught if w.category is CacheWarning] == [
+        f"cache entry {entry} does not match the digest netc recorded; rebuilding it"]
+    assert len(rebuilt) == 1 and loaded == [good] and not again.from_cache

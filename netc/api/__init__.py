@@ -97,14 +97,15 @@ class Network:
         return sum(d.macs for _, d in self.nodes() if not d.aux)
 
     def build(self, device: str = "cpu", dtype: str | None = None, init: bool = True, optimize: str | None = None,
-              features_only: bool = False, out_indices=None, compile: bool | str = False):
+              features_only: bool = False, out_indices=None, compile: bool | str = False, seed: int | None = None):
         """A `torch.nn.Module` (a torch.fx GraphModule) on `device` ('cpu', 'cuda', 'auto', 'meta'),
         initialised by the spec's `init:` scheme. See `netc.backends.torch.module`.
 
         `optimize="inference"` returns an eval-only module with batch norms folded into their convs,
         dropout removed and channels_last memory (`netc.backends.torch.optimize`); with
         `compile=True` (or a backend name: 'inductor', 'onnxruntime'), that module compiled into a
-        cached package (`netc.backends.torch.compile`). Parameters that
+        cached package (`netc.backends.torch.compile`; the same weights find it again: `seed`
+        seeds the initialisation, leaving torch's generator as it was). Parameters that
         do not fit in the device's free memory are an `error[limit]` before anything is allocated.
         The steps and what they found: `netc.api.build`.
 
@@ -112,8 +113,9 @@ class Network:
         `out_indices` selects (stage indices or block names; default: one per stride change),
         described by `self.features(out_indices)` and the module's `feature_info`."""
         if features_only:
-            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize)
-        return build(self, device, dtype, init, optimize, compile=compile).module
+            return self._build_features(out_indices, device=device, dtype=dtype, init=init, optimize=optimize,
+                                        seed=seed)
+        return build(self, device, dtype, init, optimize, compile=compile, seed=seed).module
 
     def bench(self, device: str = "auto", batch: int = 8, iters: int = 20, warmup: int = 3, amp: bool = False,
               optimize: str | None = None, threads: int | None = None, tick=None, compile: bool | str = False):

@@ -30,6 +30,7 @@ COMMANDS = {
     "codegen": ("netc.cli.codegen", "codegen", "Write the spec as standalone, readable PyTorch source (generated/<name>.py)."),
     "import": ("netc.cli.import_", "import_", "Import an nn.Module (torchvision, timm, a .py file) as a verified spec."),
     "export": ("netc.cli.export", "export", "Export to ONNX (verified with onnxruntime) or torch.export, after a hazard report."),
+    "cache": ("netc.cli.cache", "cache", "List or clear the compile cache of build --compile (bounded, checked)."),
     "verify": ("netc.cli.verify", "verify", "Check a spec against a model (torchvision, timm, a .py file, a state_dict): exit 0 or 1."),
 }
 

@@ -14,22 +14,31 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
               help="where to allocate the parameters (auto: CUDA when available)")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
-@click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
-@click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR", envvar="NETC_CODEGEN_DIR",
-              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
+@click.option("--weights", metavar="FILE", help="load this state_dict (torch.save) into the module; every key must match")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="seed the initialisation: the same seed gives the same weights (and a --compile cache hit)")
+@click.option("-q", "--quiet", is_flag=True, help="print only the totals line and the files written")
+@click.option("--codegen-dir", default=None, metavar="DIR", envvar="NETC_CODEGEN_DIR",
+              help="also write the standalone PyTorch source DIR/<name>.py (env NETC_CODEGEN_DIR; "
+                   "default: write nothing)")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
 @click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
               flag_value="default", default=None,
               help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
-                   "else inductor with freezing; or name one)")
+                   "else inductor with freezing; or name one); cached in $NETC_CACHE_DIR, see 'netc cache'")
 @click.option("--lesion", multiple=True, metavar="SCOPE", help="remove residual block SCOPE's body (Veit et al. 2016)")
 @click.option("--reorder", multiple=True, metavar="STAGE[=i,j,...]",
               help="run a stage's blocks in this order (default: its shape-keeping blocks reversed)")
-def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, lesion, reorder):
+def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optimize, compile_, lesion, reorder):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
-    check the parameters fit in memory, allocate and initialise them, print the summary."""
+    check the parameters fit in memory, allocate and initialise them, print the summary.
+    Nothing is written unless asked (--save, --codegen-dir, --compile's cache)."""
+    import warnings
+
     from netc.api import build as build_network
+    from netc.api.cache import CacheWarning
+    from netc.errors import printable
 
     if lesion or reorder:  # the source would be the spec's, not the transformed network's
         from netc.cli.paths import transformed
@@ -37,7 +46,15 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, 
         network, codegen_dir = transformed(network, lesion, reorder), ""
     if compile_ and save:
         raise click.UsageError("--compile writes its package to the cache; --save writes a state_dict: use one")
-    built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_,
+                              seed=seed, weights=weights)
+    for w in caught:
+        if issubclass(w.category, CacheWarning):
+            click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     module = built.module
     if not quiet:
         click.echo(network.table(depth=1), nl=False)
@@ -47,12 +64,12 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, 
                f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
                f"shapes of {built.confirmed} ops confirmed on the meta device")
     if compile_:
-        how = "loaded from the cache" if module.from_cache else "compiled"
-        click.echo(f"{how} ({module.backend}) in {module.compile_seconds:.1f} s: {module.package}")
+        how = ("cache hit: loaded" if module.from_cache else "cache miss: compiled and wrote")
+        click.echo(f"{how} ({module.backend}, {module.compile_seconds:.1f} s) {printable(str(module.package))}")
     if save:
         built.save(save)
-        click.echo(f"saved state_dict to {save}")
+        click.echo(f"wrote state_dict {printable(str(save))}")
     if codegen_dir:
         network.codegen(codegen_dir)
-        if not quiet:
-            click.echo(f"wrote {network.codegen_path(codegen_dir)}")
+        click.echo(f"wrote {printable(str(network.codegen_path(codegen_dir)))}")
+

@@ -10,9 +10,12 @@ dropout and identities gone, in-place activations, channels_last) and have a dyn
   freezing (weights as constants) into an AOTInductor package (`.pt2`: a shared library and the
   weights) loaded with `aoti_load_package`.
 
-The artefact is cached on disk (`$NETC_CACHE_DIR`, default `~/.cache/netc/compiled`) under a hash
-of the graph, the weights, the input shape, the backend and the torch version, so a second build
-of the same weights loads it (well under a second) instead of compiling again.
+The artefact is cached on disk (`cache.py`: a private folder, each entry checked against the
+digest netc recorded before it is loaded, least recently used entries evicted past a size bound)
+under a hash of everything it depends on: the rewritten graph's code, every parameter and buffer,
+the input shape, the backend and its options, torch's and netc's versions, the machine and (for
+inductor) the vector ISA the C++ was compiled for. A second build with the same weights (`netc
+build --seed N` or `--weights FILE`) loads it instead of compiling again.
 
 Why onnxruntime by default (benchmarks/bench_inference.py, RESULTS.md; one interleaved run on the
 shared 2-core CPU under a load average of ~19): resnet50 at batch 1, onnxruntime ran in 0.67 s,
@@ -26,18 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import re
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from netc.backends.torch import cache as store
 from netc.backends.torch.program import plain_tuple_outputs, returned_type
 from netc.errors import error
 
 MAX_BATCH = 4096  # the exported program's batch dimension ranges over 1..MAX_BATCH
 BACKENDS = ("inductor", "onnxruntime")
+OPSET = 17
 
 
 def default_backend() -> str:
@@ -67,16 +72,25 @@ class CompiledModule(nn.Module):
         return f"backend={self.backend}, package={self.package}, input_shape={self.input_shape}"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("NETC_CACHE_DIR") or Path.home() / ".cache" / "netc" / "compiled")
-
-
 def cache_key(gm: torch.fx.GraphModule, input_shape, backend: str = "inductor") -> str:
     """A hash of everything the compiled package depends on."""
+    import platform
+    import sys
+    from importlib.metadata import version
+
     h = hashlib.sha256()
-    h.update(f"{torch.__version__}|{tuple(input_shape)}|{MAX_BATCH}|{backend}|freezing|".encode())
+    isa = ""
+    if backend == "inductor":  # the package's C++ uses this CPU's vector ISA: another CPU may lack it
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        isa = str(pick_vec_isa())
+    netc_version = version("netc")
+    h.update(f"{torch.__version__}|{netc_version}|{sys.version_info[:2]}|{platform.machine()}|{isa}|"
+             f"{tuple(input_shape)}|{MAX_BATCH}|{backend}|freezing|opset{OPSET}|".encode())
     h.update(gm.code.encode())
-    for name, t in sorted(gm.state_dict().items()):
+    tensors = dict(gm.named_parameters(remove_duplicate=False))
+    tensors.update(gm.named_buffers(remove_duplicate=False))  # non-persistent buffers too
+    for name, t in sorted(tensors.items()):
         h.update(name.encode())
         h.update(str((tuple(t.shape), t.dtype, t.stride())).encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -93,18 +107,17 @@ def optimize(module: nn.Module, level: str | None = "inference", compile: bool |
                     "pass input_shape=network.input_shape")
     from netc.backends.torch.optimize import optimize as rewrite
 
-    module = rewrite(module, level)
-    if compile:
+    if compile:  # compile_inference makes the inference rewrite itself: once is enough on a cache hit's path
         backend = compile if isinstance(compile, str) and compile != "default" else None
-        module = compile_inference(module, input_shape, name=name, backend=backend)
-    return module
+        return compile_inference(module, input_shape, name=name, backend=backend)
+    return rewrite(module, level)
 
 
 def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
                       name: str = "model", backend: str | None = None) -> CompiledModule:
     """`module` (a built netc module, or one `optimize_for_inference` already rewrote: the
     rewrites are idempotent) compiled for eval-mode inference on the CPU; inputs are
-    (batch, *input_shape). `cache`: the folder of compiled packages (default `cache_dir()`).
+    (batch, *input_shape). `cache`: the folder of compiled packages (default `cache.cache_dir()`).
     `backend`: `inductor` (AOTInductor package) or `onnxruntime` (an ONNX file run by ORT);
     default: `default_backend()`."""
     backend = backend or default_backend()
@@ -116,25 +129,30 @@ def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike |
     if device.type != "cpu":
         raise error("usage", f"--compile builds for the CPU; the module is on {device}", None,
                     "build with --device cpu, or use --optimize inference alone on CUDA")
+    limit = store.max_bytes()  # a bad NETC_CACHE_SIZE or cache folder is an error before the compile
+    folder = store.private_dir(Path(cache) if cache is not None else store.cache_dir())
     started = time.perf_counter()
     gm = optimize_for_inference(module)
-    key = cache_key(gm, input_shape, backend)
-    folder = Path(cache) if cache is not None else cache_dir()
-    package = folder / f"{name}-{key}{'.pt2' if backend == 'inductor' else '.onnx'}"
-    cached = package.exists()
-    if backend == "inductor":
-        if not cached:
-            _compile_package(gm, input_shape, package)
-        runner = torch._inductor.aoti_load_package(str(package))
-    else:
-        if not cached:
-            from netc.fsutil import write_atomic
-
-            package.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(package, onnx_bytes(gm, torch.randn(2, *input_shape)))
-        runner = ort_runner(str(package))
+    store.remove_stale_temps(folder)
+    filename = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:64]}-{cache_key(gm, input_shape, backend)}" \
+               f"{'.pt2' if backend == 'inductor' else '.onnx'}"
+    package = store.lookup(folder, filename)
+    cached = package is not None
+    if not cached:
+        package = store.store(folder, filename, lambda tmp: _write_package(gm, input_shape, backend, tmp))
+    runner = torch._inductor.aoti_load_package(str(package)) if backend == "inductor" else ort_runner(str(package))
+    store.evict(folder, limit, keep=package)
     return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend,
                           returned_type(gm))
+
+
+def _write_package(gm: torch.fx.GraphModule, input_shape, backend: str, path: Path) -> None:
+    if backend == "inductor":
+        _compile_package(gm, input_shape, path)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(onnx_bytes(gm, torch.randn(2, *input_shape)))
 
 
 class _Call(nn.Module):
@@ -157,7 +175,7 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Call(model).eval(), (example,), buf, dynamo=False, input_names=["x"], opset_version=17,
+        torch.onnx.export(_Call(model).eval(), (example,), buf, dynamo=False, input_names=["x"], opset_version=OPSET,
                           dynamic_axes={"x": {0: "batch"}})
     return buf.getvalue()
 
@@ -181,19 +199,11 @@ def ort_runner(model: bytes | str):
     return run
 
 
-def _compile_package(gm: torch.fx.GraphModule, input_shape, package: Path) -> None:
-    """Export with a dynamic batch, compile with freezing, write the package atomically."""
+def _compile_package(gm: torch.fx.GraphModule, input_shape, path: Path) -> None:
+    """Export with a dynamic batch, compile with freezing into the package `path` (a temp file of the cache)."""
     example = torch.randn(2, *input_shape)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with torch.no_grad():
         program = torch.export.export(gm, (example,), dynamic_shapes={"x": {0: batch}})
     plain_tuple_outputs(program)
-    package.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=package.parent)
-    os.close(fd)
-    try:
-        torch._inductor.aoti_compile_and_package(program, package_path=tmp, inductor_configs={"freezing": True})
-        os.replace(tmp, package)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs={"freezing": True})
