@@ -334,16 +334,20 @@ def verify(spec: str | os.PathLike | Callable[..., Network], source: str, kwargs
 
 
 def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
-                name: str | None = None, check: bool = True):
+                name: str | None = None, check: bool = True, stage=None):
     """An existing nn.Module (`source`: `torchvision:NAME`, `timm:NAME` or `file.py:ClassOrFactory`
     called with `kwargs`) as a netc spec: (spec text, None or, with `check`, the `verify` Report
-    it passed; a NetcError where it differs)."""
+    it passed; a NetcError where it differs). `stage(description)`: a context manager around each
+    step, for a progress display."""
     from netc.interop import import_model
     from netc.interop.verify import verify
 
-    imported = import_model(source, kwargs, input_shape, name)
-    report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
-                              imported.source.module, imported.input_shape)
+    stage = stage or (lambda _: contextlib.nullcontext())
+    with stage(f"trace {source}"):
+        imported = import_model(source, kwargs, input_shape, name)
+    with stage("verify: compile the spec, load the weights, compare outputs") if check else contextlib.nullcontext():
+        report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
+                                  imported.source.module, imported.input_shape)
     if check and not report.verified:
         raise error("import", f"the imported spec {report.summary()}")
     return imported.text, report or None
