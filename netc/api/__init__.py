@@ -52,10 +52,13 @@ class Network:
     file: str
     env: dict[str, Any]
     order: list[int] = field(default_factory=list)
+    transforms: tuple[str, ...] = ()  # the lesions and reorderings applied, in order
+    removed: frozenset[str] = frozenset()  # scopes of the ops lesions removed
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The spec's name, with the transformations applied: `resnet56 (lesion layer3.4)`."""
+        return self.spec.name + (f" ({', '.join(self.transforms)})" if self.transforms else "")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -124,12 +127,20 @@ class Network:
         return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick, compile)
 
     def lesion(self, scope: str) -> "Network":
-        """This network without the body of residual block `scope` (its shortcut remains), as in
-        Veit et al. 2016; parameters keep their keys (`netc.ir.transform.lesion`)."""
+        """This network without the body of residual block `scope` (its shortcut remains), or, in a
+        plain network, without the layer or block `scope` (its input passed on), as in Veit et al.
+        2016; parameters keep their keys, and `kept(state_dict)` selects the ones it still has
+        (`netc.ir.transform.lesion`). Its name records the transformation."""
         from netc.ir.transform import lesion
 
-        graph, _ = lesion(self.graph, scope)
-        return replace(self, graph=graph, order=topo_order(graph))
+        graph, removed = lesion(self.graph, scope)
+        return replace(self, graph=graph, order=topo_order(graph), transforms=(*self.transforms, f"lesion {scope}"),
+                       removed=self.removed | set(removed))
+
+    def kept(self, state_dict: dict) -> dict:
+        """The entries of the untransformed network's `state_dict` this one holds: the keys of the ops
+        lesions removed left out (a projection shortcut's, outside the body, stay); loads strictly."""
+        return {k: v for k, v in state_dict.items() if k.rpartition(".")[0] not in self.removed}
 
     def reorder(self, stage: str, order: list[int] | None = None) -> "Network":
         """This network with the blocks of `stage` run in `order` (default: its shape-keeping blocks
@@ -137,7 +148,8 @@ class Network:
         from netc.ir.transform import reorder
 
         graph = reorder(self.graph, stage, order)
-        return replace(self, graph=graph, order=topo_order(graph))
+        how = f"reorder {stage}" + (f" as {','.join(map(str, order))}" if order is not None else "")
+        return replace(self, graph=graph, order=topo_order(graph), transforms=(*self.transforms, how))
 
     def weights_from(self, source: "Network", state_dict: dict) -> dict:
         """`state_dict` of the `source` network converted into a state_dict of this one: layers

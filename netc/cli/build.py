@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.paths import transform_options
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -23,9 +24,7 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
               flag_value="default", default=None,
               help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
                    "else inductor with freezing; or name one)")
-@click.option("--lesion", multiple=True, metavar="SCOPE", help="remove residual block SCOPE's body (Veit et al. 2016)")
-@click.option("--reorder", multiple=True, metavar="STAGE[=i,j,...]",
-              help="run a stage's blocks in this order (default: its shape-keeping blocks reversed)")
+@transform_options
 def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, lesion, reorder):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
