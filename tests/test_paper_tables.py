@@ -140,8 +140,8 @@ def test_several_specs_cli(netc_cli):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["vgg16", "vgg19"], "need --layout paper"),
-    (["vgg16", "--format", "latex"], "need --layout paper"),
+    (["vgg16", "vgg19", "--format", "csv"], "one csv table holds one spec"),
+    (["vgg16", "--format", "latex"], "needs --layout paper"),
     (["vgg16", "--layout", "paper", "--format", "csv"], "text, md or latex"),
     (["vgg16", "--layout", "stages"], "error[layout]: vgg16 has no stage of residual blocks"),
     (["googlenet_v1", "googlenet", "--layout", "inception"], "error[layout]: the inception layout shows one"),

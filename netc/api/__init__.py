@@ -21,7 +21,7 @@ from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
-from netc.spec.init import as_init_spec
+from netc.spec.init import as_init_spec, unmatched_rules
 from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text, with_input_shape
 from netc.spec.model import Spec
 from netc.spec.source import Source
@@ -54,11 +54,16 @@ class Network:
     order: list[int] = field(default_factory=list)
     transforms: tuple[str, ...] = ()  # the lesions and reorderings applied, in order
     removed: frozenset[str] = frozenset()  # scopes of the ops lesions removed
+    warnings: list = field(default_factory=list)  # the frontend's located warnings (`Diagnostic`s)
 
     @property
     def name(self) -> str:
         """The spec's name, with the transformations applied: `resnet56 (lesion layer3.4)`."""
         return self.spec.name + (f" ({', '.join(self.transforms)})" if self.transforms else "")
+
+    def __repr__(self) -> str:
+        return (f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, input "
+                f"{'x'.join(map(str, self.input_shape))}, {len(self.order) - 1} ops, from {self.file}>")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -317,7 +322,8 @@ def _compile_within_budget(text, file, overrides, limits, input_shape) -> Networ
         spec = with_input_shape(spec, input_shape)
     env = bind_variables(spec, file, overrides or {})
     g, order = compile_graph(spec, file, env, limits)
-    return Network(spec=spec, graph=g, file=file, env=env, order=order)
+    ops = [(g.node(n).op, g.node(n).scope) for n in order if n]
+    return Network(spec=spec, graph=g, file=file, env=env, order=order, warnings=unmatched_rules(spec, ops))
 
 
 def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int | None = None,

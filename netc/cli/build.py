@@ -13,7 +13,8 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 @spec_options
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="where to allocate the parameters (auto: CUDA when available)")
-@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True,
+              help="element type of the parameters and buffers")
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
 @click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR", envvar="NETC_CODEGEN_DIR",
