@@ -10,7 +10,7 @@ def paper_layout(networks, layout, fmt, output):
     from netc.api.reports import paper_text
 
     if layout == "cost":
-        raise click.UsageError("--format latex needs --layout paper (or inception, configuration, stages)")
-    if fmt not in ("text", "md", "latex"):
-        raise click.UsageError(f"--layout {layout} writes text, md or latex, not {fmt}")
+        raise click.UsageError(f"--format {fmt} needs --layout paper (or inception, configuration, stages)")
+    if fmt not in ("text", "md", "latex", "html"):
+        raise click.UsageError(f"--layout {layout} writes text, md, latex or html, not {fmt}")
     write_output(output, paper_text(networks, layout, fmt))

@@ -18,7 +18,8 @@ from netc.cli.spec_files import expand_specs
 @compile_options
 @click.option("--depth", type=click.IntRange(0), default=None,
               help="collapse blocks nested deeper than N into one subtotal row (1: one row per top-level block)")
-@click.option("--format", "fmt", type=click.Choice([*table_formats(), "latex"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*table_formats(), "latex", "html"]), default="text",
+              show_default=True, help="latex and html: with --layout paper")
 @click.option("--dtype", type=click.Choice(dtypes()), default="float32", show_default=True,
               help="element type for activation memory")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write to a file instead of stdout ('-': stdout)")
@@ -54,7 +55,7 @@ def table(specs, compile_spec, depth, fmt, dtype, output, layout, train, batch, 
         from netc.api.reports import train_text
 
         text = train_text(network, fmt, batch, optimizer, amp, train_device, isa, budget)
-    elif layout != "cost" or fmt == "latex":
+    elif layout != "cost" or fmt in ("latex", "html"):
         from netc.cli.paper import paper_layout
 
         return paper_layout(networks, layout, fmt, output)
