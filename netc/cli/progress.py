@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -56,7 +56,6 @@ def progress(quiet: bool = False) -> Iterator[Stages]:
     if quiet or not console.is_terminal:
         yield Stages()
         return
-    from rich.text import Text
     from rich.progress import (
         BarColumn,
         Progress,
@@ -65,6 +64,7 @@ def progress(quiet: bool = False) -> Iterator[Stages]:
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.text import Text
 
     class Count(ProgressColumn):  # "3/12" where the amount is known, nothing for a stage of unknown amount
         def render(self, task):
