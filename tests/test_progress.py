@@ -67,6 +67,8 @@ def model_file(tmp_path):
 CASES = {
     "import": (["import", "small.py:Small", "--input", "3x16x16", "-o", "small.yaml"], [b"trace small.py", b"verify"]),
     "export": (["export", "lenet5", "--onnx", "lenet5.onnx"], [b"build lenet5", b"export to ONNX"]),
+    "build": (["build", "lenet5", "--device", "cpu", "--codegen-dir", ""], [b"build lenet5"]),
+    "codegen": (["codegen", "lenet5", "-o", "out"], [b"generate and format out/lenet5.py"]),
     # warm-up and timed forwards are counted: their bars' amounts are the options'
     "bench": (["bench", "lenet5", "--device", "cpu", "--iters", "3", "--warmup", "1", "--batch", "1"],
               [b"time lenet5", b"3/3", b"1/1"]),
@@ -84,7 +86,7 @@ def test_progress_on_a_terminal_only(command, model_file):
     status, piped_out, piped_err = in_pipe(args, model_file)
     assert status == 0, piped_err
     assert stages[0] not in piped_err and not ELAPSED.search(piped_err)
-    if command == "import":  # the others print measurements (bench's times, export's largest difference)
+    if command in ("import", "codegen"):  # the others print measurements (times, largest differences, memory)
         assert piped_out == out
 
     status, _, quiet_terminal = on_terminal(args + ["-q"], model_file)

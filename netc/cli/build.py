@@ -5,6 +5,7 @@ import click
 
 from netc.cli.options import spec_options
 from netc.cli.paths import transform_options
+from netc.cli.progress import progress
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -37,7 +38,8 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, 
         network, codegen_dir = transformed(network, lesion, reorder), ""
     if compile_ and save:
         raise click.UsageError("--compile writes its package to the cache; --save writes a state_dict: use one")
-    built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_)
+    with progress(quiet) as stage, stage(f"build {network.name}" + (f", compile ({compile_})" if compile_ else "")):
+        built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_)
     module = built.module
     if not quiet:
         click.echo(network.table(depth=1), nl=False)
