@@ -183,6 +183,7 @@ def test_diff_page_opens_at_the_first_change(browser, tmp_path):
             "const b = g.getBoundingClientRect(), v = s.getBoundingClientRect();"
             "return [[b.top, b.bottom], [v.top, v.bottom]]")
         assert view[0] <= box[0] and box[1] <= view[1], (side, box, view)
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []  # CSP let it run
 
 
 # --- README -----------------------------------------------------------------------------------
