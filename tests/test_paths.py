@@ -205,6 +205,9 @@ def test_transforms_named_in_every_output(netc_cli):
     lesioned = netc.load("resnet56").lesion("layer3.4")
     assert "resnet56 (lesion layer3.4)" in lesioned.table()
     assert "resnet56 (lesion layer3.4)" in lesioned.render("dot")
+    for command in (["table", "--depth", "1"], ["render"]):
+        code, out, _ = netc_cli(command[0], "resnet56", "--lesion", "layer3.4", *command[1:])
+        assert code == 0 and "resnet56 (lesion layer3.4)" in out, command
 
 
 def test_lesion_vgg_layer_as_torchvision_without_it():

@@ -9,6 +9,7 @@ from netc.api import CPU_ISAS
 from netc.api.reports import dtypes, paper_layouts, table_formats
 from netc.cli.options import compile_options
 from netc.cli.output import write_output
+from netc.cli.paths import transform_options, transformed
 from netc.cli.progress import progress
 from netc.cli.spec_files import expand_specs
 
@@ -37,15 +38,16 @@ from netc.cli.spec_files import expand_specs
               help="with --train on the CPU: the instruction set whose oneDNN kernels are modelled "
                    "[default: this CPU's]")
 @click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
+@transform_options
 def table(specs, compile_spec, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, isa,
-          budget):
+          budget, lesion, reorder):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
     activation memory, receptive field and jump per layer, with block subtotals and totals.
     SPECs may be files, folders, glob patterns or bundled names: with --layout paper they become
     the columns of one table, else each gets its cost table in turn."""
     names = expand_specs(specs)
     with progress(len(names) < 2) as stage, stage("compile", total=len(names)) as advance:
-        networks = [_compiled(compile_spec, name, advance) for name in names]
+        networks = [transformed(_compiled(compile_spec, name, advance), lesion, reorder) for name in names]
     network, more = networks[0], networks[1:]
     if train or budget:
         if layout != "cost" or more:
