@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 
 import click
@@ -48,8 +49,10 @@ class Stages:
 
 
 @contextlib.contextmanager
-def progress(quiet: bool = False) -> Iterator[Stages]:
-    """The stages of one command, on stderr if it is a terminal and not `quiet`."""
+def progress(quiet: bool = False, stdout_above: bool = False) -> Iterator[Stages]:
+    """The stages of one command, on stderr if it is a terminal and not `quiet`. `stdout_above`:
+    what is printed to stdout meanwhile (a log streamed as it comes) goes above the display when
+    stdout is the same terminal, not through it."""
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -72,5 +75,6 @@ def progress(quiet: bool = False) -> Iterator[Stages]:
 
     columns = (SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"), BarColumn(), Count(),
                TimeElapsedColumn())
-    with Progress(*columns, console=console, redirect_stdout=False) as display:  # stdout stays the output
+    above = stdout_above and sys.stdout.isatty()  # else stdout stays the output, wherever it goes
+    with Progress(*columns, console=console, redirect_stdout=above) as display:
         yield Stages(display)
