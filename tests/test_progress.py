@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.heavy  # fifteen CLI runs, each importing torch
+
 NETC = [sys.executable, "-m", "netc"]
 ELAPSED = re.compile(rb"\d:\d\d:\d\d")  # rich's elapsed-time column, h:mm:ss
 
