@@ -22,6 +22,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from common import COMPARE  # noqa: E402
 
+from netc.cli.progress import progress  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -116,20 +118,26 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a few minutes)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks (e.g. bench_scale)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress display on stderr")
     args = ap.parse_args(argv)
     rows, failed = [], []
-    for script, full, quick, figures in BENCHMARKS:
-        if args.only and script not in args.only:
-            continue
-        output, seconds, code = run(script, quick if args.quick else full)
-        if code:
-            failed.append(script)
-        for fig in figures:
-            value, status = extract(fig, output)
-            if value != "n/a" or code:
-                rows.append((script, fig.label, value, fig.target, status))
-        print(f"--- {script}: {seconds:.0f} s, exit {code}", flush=True)
+    chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only]
+    with progress(args.quiet, stdout_above=True) as stage, stage("benchmarks", total=len(chosen)) as advance:
+        for script, full, quick, figures in chosen:
+            with stage(script):
+                output, seconds, code = run(script, quick if args.quick else full)
+            advance()
+            if code:
+                failed.append(script)
+            for fig in figures:
+                value, status = extract(fig, output)
+                if value != "n/a" or code:
+                    rows.append((script, fig.label, value, fig.target, status))
+            print(f"--- {script}: {seconds:.0f} s, exit {code}", flush=True)
+    _table(rows, failed)
 
+
+def _table(rows, failed) -> None:
     width = max(len(r[1]) for r in rows) if rows else 10
     print(f"\n{'benchmark':<14}{'figure':<{width + 2}}{'measured':>12}  {'target':<16}status")
     for script, label, value, target, status in rows:

@@ -33,12 +33,13 @@ class Diagnostic:
     hint: str | None = None
     # where a template or repeat was instantiated, innermost first
     via: tuple[Loc, ...] = field(default_factory=tuple)
+    severity: str = "error"  # or "warning": reported, and the work goes on
 
     def format(self) -> str:
         """The diagnostic as text for a terminal: user text inside it is shown with its control
         characters escaped (see `printable`)."""
         where = f"{printable(str(self.loc))}: " if self.loc else ""
-        lines = [f"{where}error[{self.code}]: {printable(clip(self.message, MAX_MESSAGE))}"]
+        lines = [f"{where}{self.severity}[{self.code}]: {printable(clip(self.message, MAX_MESSAGE))}"]
         for loc in self.via:
             lines.append(f"  note: instantiated from {printable(str(loc))}")
         if self.hint:

@@ -1,8 +1,11 @@
 """Residual networks as ensembles of paths (Veit et al. 2016): path counts and lengths, lesion
 and reorder. References: the paper's section 3 (2^n paths, lengths Binomial(n, 1/2)) computed
 here with math.comb, and modules composed by hand from the built model's own layers."""
+import json
 import math
+import re
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,21 +163,23 @@ def test_reorder_resnet56(resnet56):
 
 
 @pytest.mark.parametrize("spec, call, message", [
-    ("plain34", lambda n: n.lesion("layer1.0"), "no residual shortcut"),
+    ("plain34", lambda n: n.lesion("layer2.0"), "would change the parameters of 'layer2.1.conv1'"),
+    ("vgg16", lambda n: n.lesion("features.0"), "3×224×224 -> 64×224×224"),
     ("resnet56", lambda n: n.lesion("layer3"), "holds 9 residual blocks"),
     ("resnet56", lambda n: n.lesion("layer3.44"), "did you mean"),
     ("resnet56", lambda n: n.reorder("layer3", [1, 0, 2, 3, 4, 5, 6, 7, 8]), "not shape-valid"),
     ("resnet56", lambda n: n.reorder("layer3", [0, 0, 2, 3, 4, 5, 6, 7, 8]), "not a permutation"),
     ("resnet56", lambda n: n.reorder("layer3.1"), "not a named repeat"),
     ("resnet18", lambda n: n.reorder("layer2"), "nothing to reorder"),
-    ("googlenet_v1", lambda n: n.lesion("inception_3a"), "no residual shortcut"),
+    ("googlenet_v1", lambda n: n.lesion("inception_3a"), "would change the parameters"),
+    ("vgg16", lambda n: n.lesion("features.99"), "no layer or block"),
 ])
 def test_transform_refusals(spec, call, message):
     with pytest.raises(NetcError) as exc:
         call(netc.load(spec))
     d = exc.value.diagnostics[0]
     assert d.code == "transform" and message in d.format()
-    if "did you mean" not in message:
+    if "did you mean" not in message and "no layer" not in message:
         assert d.loc is not None and d.loc.line > 0  # located at the block in the spec
 
 
@@ -184,8 +189,69 @@ def test_build_cli_lesion_and_reorder(netc_cli, tmp_path):
     assert code == 0 and "779,034 parameters" in out  # 853,018 minus layer3.4's 2 x (3x3x64x64 + 128)
     keys = set(torch.load(tmp_path / "l.pt"))
     assert "layer3.3.conv1.weight" in keys and not any(k.startswith("layer3.4.") for k in keys)
-    code, _, err = netc_cli("build", "plain34", "--lesion", "layer2.1", "-q")
+    code, _, err = netc_cli("build", "plain34", "--lesion", "layer2.0", "-q")
     assert code == 2 and "error[transform]" in err and "plain34.yaml:" in err
+    code, out, _ = netc_cli("build", "resnet56", "--reorder", "layer3", "-q", "--device", "cpu")
+    assert code == 0 and "built resnet56 (reorder layer3):" in out
+
+
+def test_transforms_named_in_every_output(netc_cli):
+    """A lesion halves the paths (Veit et al. 2016, 3: n residual blocks give 2^n paths; resnet56
+    has 27), and the table, the diagram and the paths report name the lesioned network."""
+    code, out, _ = netc_cli("paths", "resnet56", "--lesion", "layer3.4", "--format", "json")
+    assert code == 0 and int(json.loads(out)["paths"]) == 2 ** 26 and "resnet56 (lesion layer3.4)" in out
+    code, out, _ = netc_cli("paths", "resnet56", "--reorder", "layer3=0,2,1,3,4,5,6,7,8")
+    assert code == 0 and out.startswith("resnet56 (reorder layer3 as 0,2,1,3,4,5,6,7,8): 134,217,728 paths")
+    lesioned = netc.load("resnet56").lesion("layer3.4")
+    assert "resnet56 (lesion layer3.4)" in lesioned.table()
+    assert "resnet56 (lesion layer3.4)" in lesioned.render("dot")
+    for command in (["table", "--depth", "1"], ["render"]):
+        code, out, _ = netc_cli(command[0], "resnet56", "--lesion", "layer3.4", *command[1:])
+        assert code == 0 and "resnet56 (lesion layer3.4)" in out, command
+
+
+def test_lesion_vgg_layer_as_torchvision_without_it():
+    """Veit et al. 2016, 4.1 delete single layers of VGG: netc's vgg16 without conv features.12
+    computes torchvision's vgg16 with that layer replaced by an identity, from the same weights."""
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.vgg16().eval()
+    lesioned_net = netc.load("vgg16", input_shape=(3, 32, 32)).lesion("features.12")
+    lesioned = lesioned_net.build(init=False).eval()
+    lesioned.load_state_dict(lesioned_net.kept(reference.state_dict()), strict=True)
+    reference.features[12] = torch.nn.Identity()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(lesioned(x), reference(x))
+
+
+def test_lesion_plain34_block():
+    net = netc.load("plain34")
+    lesioned = net.lesion("layer3.2")
+    model = net.build(device="meta")
+    assert net.params - lesioned.params == sum(
+        p.numel() for k, p in model.named_parameters() if k.startswith("layer3.2."))
+    assert lesioned.removed and all(s.startswith("layer3.2.") for s in lesioned.removed)
+
+
+def test_readme_lesion_recipe_keeps_projection_shortcut():
+    """The README's recipe, run as written, on a block with a projection shortcut: the lesioned
+    model loads strictly and computes torchvision's resnet50 with that block's body left out."""
+    import torchvision
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    recipe = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if ".lesion(" in b)
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50().eval()
+    scope = {"netc": netc, "state": reference.state_dict()}
+    exec(recipe, scope)  # noqa: S102 - the README's own text, run as a user would: defines `lesioned`
+    lesioned = scope["lesioned"].eval()
+    block = reference.layer2[0]
+    reference.layer2[0] = torch.nn.Sequential(block.downsample, torch.nn.ReLU())  # the shortcut alone
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(lesioned(x), reference(x))
 
 
 def test_paths_work_is_bounded(monkeypatch):

@@ -8,13 +8,20 @@ Three layouts, after the tables that introduced them:
 - stages: a row per residual stage with its output size and the block's convs as a bracket
   "[3×3, 64; 3×3, 64] ×2", several depths side by side, a FLOPs row (He et al. 2015, Table 1).
 `paper_table` picks the layout from the graph: residual adds -> stages, concats -> inception,
-else configuration. Rendered as aligned text, markdown or LaTeX (`render`).
+else configuration. Rendered as aligned text, markdown, LaTeX or HTML (`netc.analysis.paper_render`);
+the papers' own tables, as printed, are `netc.analysis.paper_figures`.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from netc.analysis.paper_figures import (
+    GOOGLENET_GENERAL_NOTE,
+    GOOGLENET_NOTES,
+    GOOGLENET_TABLE1,
+    VGG_TABLE1,
+)
+from netc.analysis.paper_render import render  # noqa: F401  (the layouts' one renderer)
 from netc.analysis.paths import count_paths
 from netc.errors import error
 from netc.ir.transform import is_residual_add
@@ -31,6 +38,19 @@ class PaperTable:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    spans: dict[int, int] = field(default_factory=dict)  # row -> the column whose cell spans to the last
+
+    def full(self, cells: list[str], text: str) -> None:
+        """A row whose `text` spans every column after `cells`, as a paper's full-width row."""
+        self.spans[len(self.rows)] = len(cells)
+        self.rows.append([*cells, text])
+
+    def spanned(self, cells: list[str], per_column: list[str]) -> None:
+        """A row of `cells` then one cell per column: one spanning cell where they are all the same."""
+        if len(per_column) > 1 and len(set(per_column)) == 1:
+            self.full(cells, per_column[0])
+        else:
+            self.rows.append([*cells, *per_column])
 
 
 def weighted(d: dict) -> bool:
@@ -169,13 +189,43 @@ def inception_table(network) -> PaperTable:
         stem.append(d)
         i += 1
     t.rows += _stem_rows([s for s in stem if s.op not in QUIET])
+    t.rows.append(["softmax", "", hwc(nodes[-1].shape), "0", *[""] * 9])
     if any(r[-1] for r in t.rows):
         t.header = INCEPTION_HEADER + ["other branches"]
     else:
         t.rows = [r[:-1] for r in t.rows]
     t.notes.append("params: weights without biases, as the paper counts them; ops: multiply-accumulates; "
                    "auxiliary heads left out")
+    _softmax_note(t, [network])
+    _printed_figures(t)
     return t
+
+
+def _softmax_note(t: PaperTable, networks: list) -> None:
+    if not all(main_nodes(n)[-1].op == "softmax" for n in networks):
+        t.notes.append("softmax: the paper's last layer; netc's specs end at the logits, which the loss takes")
+
+
+def _printed_figures(t: PaperTable) -> None:
+    """Beside netc's params and ops, the paper's own where it prints a row like this one and its
+    figures differ (Szegedy et al. 2015, Table 1), with what is known about each difference."""
+    printed = {row[:10]: row[10:] for row in GOOGLENET_TABLE1}
+    matches = [printed.get(tuple(r[:10])) for r in t.rows]
+    if not any(matches):
+        return
+    t.header = t.header[:12] + ["paper params", "paper ops"] + t.header[12:]
+    general = False
+    for r, paper in zip(t.rows, matches):
+        shown = [p if paper and p != ours else "" for p, ours in zip(paper or ("", ""), r[10:12])]
+        r[12:12] = shown
+        if any(shown):
+            key = r[0] if not r[1] else f"{r[0]} {r[1]}"
+            if key in GOOGLENET_NOTES:
+                t.notes.append(GOOGLENET_NOTES[key])
+            else:
+                general = True
+    if general:
+        t.notes.append(GOOGLENET_GENERAL_NOTE)
 
 
 # --- configuration style (VGG) -----------------------------------------------------------
@@ -204,19 +254,25 @@ def _segments(network) -> list[list[str]]:
 
 def configuration_table(networks: list) -> PaperTable:
     names = [n.name for n in networks]
-    t = PaperTable("ConvNet configuration (Simonyan & Zisserman 2014, Table 1 layout)", names)
+    segments = [_segments(n) for n in networks]
+    # the paper's configuration letter where a network's layers are exactly one of Table 1's
+    letters = [next((k for k, v in VGG_TABLE1.items() if v == seg), name) for seg, name in zip(segments, names)]
+    t = PaperTable("ConvNet configuration (Simonyan & Zisserman 2014, Table 1 layout)", letters)
+    if letters != names:
+        t.rows.append(names)
     t.rows.append([f"{sum(weighted(d) for d in main_nodes(n))} weight layers" for n in networks])
     inputs = {n.input_shape for n in networks}
-    t.rows.append([f"input ({' / '.join('×'.join(map(str, s[1:])) for s in sorted(inputs))} image)"] + [""] *
-                  (len(names) - 1))
-    segments = [_segments(n) for n in networks]
+    rgb = " RGB" if {s[0] for s in inputs} == {3} else ""
+    t.full([], f"input ({' / '.join('×'.join(map(str, s[1:])) for s in sorted(inputs))}{rgb} image)")
     for i in range(max(len(s) for s in segments)):
         if i:
-            t.rows.append(["maxpool"] + [""] * (len(names) - 1))
+            t.full([], "maxpool")
         cols = [s[i] if i < len(s) else [] for s in segments]
         for line in range(max(len(c) for c in cols)):
             t.rows.append([c[line] if line < len(c) else "" for c in cols])
-    t.notes.append("full-width rows (input, maxpool) apply to every column")
+    t.full([], "soft-max")
+    t.notes.append("full-width rows (input, maxpool, soft-max) apply to every column")
+    _softmax_note(t, networks)
     return t
 
 
@@ -288,29 +344,25 @@ def stages_table(networks: list) -> PaperTable:
         cols.append((n, nodes[:i0], stages, nodes[i1 + 1:]))
     header = ["layer name", "output size"] + [f"{count_paths(n).layers.lengths[-1]}-layer" for n, *_ in cols]
     t = PaperTable("Architectures (He et al. 2015, Table 1 layout)", header)
-    stem_cells = []
-    for n, stem, _, _ in cols:
-        parts = [_outside(d) for d in stem if _outside(d)]
-        stem_cells.append(parts)
+    stem_cells = [[p for d in stem if (p := _outside(d))] for _, stem, _, _ in cols]
     pool_first = all(p and "pool" in p[-1] for p in stem_cells)
     stem_out = next(d for d in cols[0][1] if weighted(d)).shape
-    t.rows.append(["conv1", _size(stem_out)] + ["; ".join(p[:-1] if pool_first else p) for p in stem_cells])
+    t.spanned(["conv1", _size(stem_out)], ["; ".join(p[:-1] if pool_first else p) for p in stem_cells])
     for i in range(max(len(c[2]) for c in cols)):
-        name = cols[0][2][i][0] if i < len(cols[0][2]) else ""
-        cells = []
-        for n, _, stages, _ in cols:
-            if i >= len(stages):
-                cells.append("")
-                continue
-            cell = _bracket(n, *stages[i])
-            if i == 0 and pool_first:
-                cell = f"{stem_cells[len(cells)][-1]}; {cell}"
-            cells.append(cell)
+        name = f"conv{i + 2}_x" if i < len(cols[0][2]) else ""  # the paper's names for the stages
+        cells = [_bracket(n, *stages[i]) if i < len(stages) else "" for n, _, stages, _ in cols]
         size = _size(cols[0][2][i][2][-1].shape) if i < len(cols[0][2]) else ""
-        t.rows.append([name, size] + cells)
-    t.rows.append(["", _size(cols[0][3][-1].shape)] + [", ".join(filter(None, map(_outside, c[3]))) for c in cols])
+        if i == 0 and pool_first:  # the paper's max pool: a row of its own, across the depths
+            t.spanned([name, size], [p[-1] for p in stem_cells])
+            name = size = ""
+        t.spanned([name, size], cells)
+    tails = [", ".join(filter(None, map(_outside, c[3]))) for c in cols]
+    t.spanned(["", _size(cols[0][3][-1].shape)], [f"{tail}, softmax" for tail in tails])
     t.rows.append(["FLOPs", ""] + [flops(n.macs) for n, *_ in cols])
+    stages = [s for s, _, _ in cols[0][2]]
+    t.notes.append(f"conv2_x … conv{len(stages) + 1}_x: the paper's names for {', '.join(stages)}")
     t.notes.append("FLOPs as the paper counts them: multiply-adds of conv and fc layers")
+    _softmax_note(t, [n for n, *_ in cols])
     return t
 
 
@@ -326,31 +378,3 @@ def paper_table(networks: list, layout: str = "paper") -> PaperTable:
             raise error("layout", "the inception layout shows one network", None, "give one spec")
         return inception_table(networks[0])
     return configuration_table(networks) if layout == "configuration" else stages_table(networks)
-
-
-LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-         "}": r"\}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "×": r"$\times$", "→": r"$\to$"}
-
-
-def _latex_escape(text: str) -> str:
-    if m := re.fullmatch(r"(\d+\.\d)×10\^(\d+)", text):
-        return f"${m[1]} \\times 10^{{{m[2]}}}$"
-    return "".join(LATEX.get(c, c) for c in text)  # one pass: a replacement is never escaped again
-
-
-def render(t: PaperTable, fmt: str = "text") -> str:
-    if fmt == "md":
-        esc = [[c.replace("|", "\\|") for c in row] for row in [t.header] + t.rows]
-        lines = [f"**{t.title}**", "", "| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(t.header)]
-        lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
-        return "\n".join(lines + [""] + [f"{n}  " for n in t.notes]) + "\n"
-    if fmt == "latex":
-        lines = [f"% {t.title}", r"\begin{tabular}{" + "l" * len(t.header) + "}", r"\hline",
-                 " & ".join(map(_latex_escape, t.header)) + r" \\", r"\hline"]
-        lines += [" & ".join(map(_latex_escape, row)) + r" \\" for row in t.rows]
-        lines += [r"\hline", r"\end{tabular}"] + [f"% {n}" for n in t.notes]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(r[i]) for r in [t.header] + t.rows) for i in range(len(t.header))]
-    fmt_row = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    lines = [t.title, fmt_row(t.header), "  ".join("-" * w for w in widths)] + [fmt_row(r) for r in t.rows]
-    return "\n".join(lines + [f"({n})" for n in t.notes]) + "\n"

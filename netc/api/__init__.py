@@ -21,7 +21,7 @@ from netc.ir.passes import topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
-from netc.spec.init import as_init_spec
+from netc.spec.init import as_init_spec, unmatched_rules
 from netc.spec.load import bind_variables, check_text_size, parse_spec, read_text, with_input_shape
 from netc.spec.model import Spec
 from netc.spec.source import Source
@@ -52,10 +52,18 @@ class Network:
     file: str
     env: dict[str, Any]
     order: list[int] = field(default_factory=list)
+    transforms: tuple[str, ...] = ()  # the lesions and reorderings applied, in order
+    removed: frozenset[str] = frozenset()  # scopes of the ops lesions removed
+    warnings: list = field(default_factory=list)  # the frontend's located warnings (`Diagnostic`s)
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The spec's name, with the transformations applied: `resnet56 (lesion layer3.4)`."""
+        return self.spec.name + (f" ({', '.join(self.transforms)})" if self.transforms else "")
+
+    def __repr__(self) -> str:
+        return (f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, input "
+                f"{'x'.join(map(str, self.input_shape))}, {len(self.order) - 1} ops, from {self.file}>")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -126,12 +134,20 @@ class Network:
         return bench(self, device, batch, iters, warmup, amp, optimize, threads, tick, compile)
 
     def lesion(self, scope: str) -> "Network":
-        """This network without the body of residual block `scope` (its shortcut remains), as in
-        Veit et al. 2016; parameters keep their keys (`netc.ir.transform.lesion`)."""
+        """This network without the body of residual block `scope` (its shortcut remains), or, in a
+        plain network, without the layer or block `scope` (its input passed on), as in Veit et al.
+        2016; parameters keep their keys, and `kept(state_dict)` selects the ones it still has
+        (`netc.ir.transform.lesion`). Its name records the transformation."""
         from netc.ir.transform import lesion
 
-        graph, _ = lesion(self.graph, scope)
-        return replace(self, graph=graph, order=topo_order(graph))
+        graph, removed = lesion(self.graph, scope)
+        return replace(self, graph=graph, order=topo_order(graph), transforms=(*self.transforms, f"lesion {scope}"),
+                       removed=self.removed | set(removed))
+
+    def kept(self, state_dict: dict) -> dict:
+        """The entries of the untransformed network's `state_dict` this one holds: the keys of the ops
+        lesions removed left out (a projection shortcut's, outside the body, stay); loads strictly."""
+        return {k: v for k, v in state_dict.items() if k.rpartition(".")[0] not in self.removed}
 
     def reorder(self, stage: str, order: list[int] | None = None) -> "Network":
         """This network with the blocks of `stage` run in `order` (default: its shape-keeping blocks
@@ -139,7 +155,8 @@ class Network:
         from netc.ir.transform import reorder
 
         graph = reorder(self.graph, stage, order)
-        return replace(self, graph=graph, order=topo_order(graph))
+        how = f"reorder {stage}" + (f" as {','.join(map(str, order))}" if order is not None else "")
+        return replace(self, graph=graph, order=topo_order(graph), transforms=(*self.transforms, how))
 
     def weights_from(self, source: "Network", state_dict: dict) -> dict:
         """`state_dict` of the `source` network converted into a state_dict of this one: layers
@@ -307,7 +324,8 @@ def _compile_within_budget(text, file, overrides, limits, input_shape) -> Networ
         spec = with_input_shape(spec, input_shape)
     env = bind_variables(spec, file, overrides or {})
     g, order = compile_graph(spec, file, env, limits)
-    return Network(spec=spec, graph=g, file=file, env=env, order=order)
+    ops = [(g.node(n).op, g.node(n).scope) for n in order if n]
+    return Network(spec=spec, graph=g, file=file, env=env, order=order, warnings=unmatched_rules(spec, ops))
 
 
 def diff_html(a: Network, b: Network, depth: int | None = None, block_depth: int | None = None,
@@ -336,16 +354,20 @@ def verify(spec: str | os.PathLike | Callable[..., Network], source: str, kwargs
 
 
 def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
-                name: str | None = None, check: bool = True):
+                name: str | None = None, check: bool = True, stage=None):
     """An existing nn.Module (`source`: `torchvision:NAME`, `timm:NAME` or `file.py:ClassOrFactory`
     called with `kwargs`) as a netc spec: (spec text, None or, with `check`, the `verify` Report
-    it passed; a NetcError where it differs)."""
+    it passed; a NetcError where it differs). `stage(description)`: a context manager around each
+    step, for a progress display."""
     from netc.interop import import_model
     from netc.interop.verify import verify
 
-    imported = import_model(source, kwargs, input_shape, name)
-    report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
-                              imported.source.module, imported.input_shape)
+    stage = stage or (lambda _: contextlib.nullcontext())
+    with stage(f"trace {source}"):
+        imported = import_model(source, kwargs, input_shape, name)
+    with stage("verify: compile the spec, load the weights, compare outputs") if check else contextlib.nullcontext():
+        report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
+                                  imported.source.module, imported.input_shape)
     if check and not report.verified:
         raise error("import", f"the imported spec {report.summary()}")
     return imported.text, report or None

@@ -43,7 +43,7 @@ def print_table(network, depth: int | None, dtype: str) -> None:
 
 
 def paper_text(networks: list, layout: str, fmt: str) -> str:
-    """The architecture table of `networks` in a paper's layout (text, md or latex)."""
+    """The architecture table of `networks` in a paper's layout (text, md, latex or html)."""
     from netc.analysis.paper import paper_table, render
 
     return render(paper_table(networks, layout), fmt)

@@ -6,6 +6,7 @@ import json
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.progress import progress, quiet_option
 
 
 @click.command()
@@ -27,31 +28,24 @@ from netc.cli.options import spec_options
                    "at batch 1 and --batch; outputs are compared first")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: torch's)")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
-def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, threads, as_json):
+@quiet_option
+def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, threads, as_json, quiet):
     """Measure images/s and per-batch latency percentiles of SPEC's forward in eval mode, after
     warm-up; report achieved FLOP/s from the conv/linear MAC count (FLOPs = 2 x MACs)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from netc.api.reports import human
 
     if vs:
         if device not in ("auto", "cpu"):
             raise click.UsageError("--vs compares on the CPU; drop --device")
-        return _versus(network, vs, optimize, compile_, batch, iters, warmup, threads, as_json)
-    console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
-        tasks = {"warmup": progress.add_task("warm-up", total=warmup),
-                 "timed": progress.add_task(f"{network.name} x{batch}", total=iters)}
+        with progress(quiet or as_json) as stage, stage(f"{network.name} vs {vs}: build, compare, time"):
+            what, results = network.versus(vs, optimize, compile_, tuple(dict.fromkeys((1, batch))), iters,
+                                           warmup, threads)
+        return _versus(network, what, results, optimize, compile_, iters, warmup, as_json)
+    with progress(quiet or as_json) as stage, stage("build, warm up", total=warmup) as warm, \
+            stage(f"time {network.name} x{batch}", total=iters) as timed:
+        advance = {"warmup": warm, "timed": timed}
         result = network.bench(device, batch, iters, warmup, amp, optimize, threads,
-                               tick=lambda phase: progress.advance(tasks[phase]), compile=compile_)
+                               tick=lambda phase: advance[phase](), compile=compile_)
 
     dev, where, precision, timing = result.device, result.where, result.precision, result.timing
     p = {q: timing.percentile(q) for q in (50, 90, 99)}
@@ -76,9 +70,7 @@ def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, th
 
 
 
-def _versus(network, peer, optimize, compile_, batch, iters, warmup, threads, as_json):
-    what, results = network.versus(peer, optimize, compile_, tuple(dict.fromkeys((1, batch))), iters,
-                                   warmup, threads)
+def _versus(network, what, results, optimize, compile_, iters, warmup, as_json):
     mode = "plain" if not optimize else f"--optimize {optimize}" + (f" --compile {compile_}" if compile_ else "")
     if as_json:
         click.echo(json.dumps({"spec": network.name, "netc": mode, "peer": what, "results": [

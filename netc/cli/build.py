@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.paths import transform_options
+from netc.cli.progress import progress
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -12,7 +14,8 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 @spec_options
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="where to allocate the parameters (auto: CUDA when available)")
-@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True,
+              help="element type of the parameters and buffers")
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
 @click.option("--weights", metavar="FILE", help="load this state_dict (torch.save) into the module; every key must match")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
@@ -27,9 +30,7 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
               flag_value="default", default=None,
               help="with --optimize inference: compile into a cached package (onnxruntime where installed, "
                    "else inductor with freezing; or name one); cached in $NETC_CACHE_DIR, see 'netc cache'")
-@click.option("--lesion", multiple=True, metavar="SCOPE", help="remove residual block SCOPE's body (Veit et al. 2016)")
-@click.option("--reorder", multiple=True, metavar="STAGE[=i,j,...]",
-              help="run a stage's blocks in this order (default: its shape-keeping blocks reversed)")
+@transform_options
 def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optimize, compile_, lesion, reorder):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary.
@@ -46,7 +47,8 @@ def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optim
         network, codegen_dir = transformed(network, lesion, reorder), ""
     if compile_ and save:
         raise click.UsageError("--compile writes its package to the cache; --save writes a state_dict: use one")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, progress(quiet) as stage, \
+            stage(f"build {network.name}" + (f", compile ({compile_})" if compile_ else "")):
         warnings.simplefilter("always", CacheWarning)
         built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_,
                               seed=seed, weights=weights)

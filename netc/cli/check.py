@@ -1,17 +1,36 @@
-"""`netc check SPEC`: validate and print the compact shape trace and totals."""
+"""`netc check SPEC...`: validate and print the compact shape trace and totals."""
 from __future__ import annotations
 
 import click
 
 from netc.api.reports import fmt_shape, human
-from netc.cli.options import spec_options
+from netc.cli.options import compile_options
+from netc.cli.spec_files import expand_specs
 
 
 @click.command()
-@spec_options
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@compile_options
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals")
-def check(network, quiet):
-    """Validate SPEC (a file or a bundled spec name): print each op's output shape and the totals."""
+def check(specs, compile_spec, quiet):
+    """Validate SPECs (files, folders, glob patterns or bundled spec names): print each op's output
+    shape and the totals. Every spec is checked; the errors of all are reported, exit status 2."""
+    from netc.errors import Collector, NetcError
+
+    errors = Collector()
+    for name in expand_specs(specs):
+        try:
+            network = compile_spec(name)
+        except NetcError as exc:
+            errors.add(exc)
+            continue
+        for warning in network.warnings:
+            click.echo(warning.format(), err=True)
+        _summary(network, quiet)
+    errors.raise_if_any()
+
+
+def _summary(network, quiet: bool) -> None:
     if not quiet:
         rows = [(d.scope, d.op, fmt_shape(d.shape), f"{d.params:,}" if d.params else "")
                 for _, d in network.nodes()]

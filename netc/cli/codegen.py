@@ -10,12 +10,14 @@ from pathlib import Path
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.progress import progress
 
 GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
 
 
 def _write(network, out_dir, quiet: bool) -> None:
-    source = network.codegen(out_dir)
+    with progress(quiet) as stage, stage(f"generate and format {network.codegen_path(out_dir)}"):
+        source = network.codegen(out_dir)
     if not quiet:
         click.echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
 

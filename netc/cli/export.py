@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.progress import progress, quiet_option
 
 
 @click.command()
@@ -15,7 +16,8 @@ from netc.cli.options import spec_options
 @click.option("--dynamic-batch", is_flag=True, help="leave the batch dimension symbolic")
 @click.option("--weights", type=click.Path(dir_okay=False), help="load this state_dict (strictly) before exporting")
 @click.option("--no-verify", is_flag=True, help="skip the checker, shape and onnxruntime comparison")
-def export(network, onnx_path, program_path, opset, dynamic_batch, weights, no_verify):
+@quiet_option
+def export(network, onnx_path, program_path, opset, dynamic_batch, weights, no_verify, quiet):
     """Export SPEC's eval forward to ONNX and/or torch.export, after a pre-flight report of the
     spec's export hazards; the ONNX model is checked, its shapes compared with netc's and its
     outputs with torch's (onnxruntime) before it is written."""
@@ -24,10 +26,17 @@ def export(network, onnx_path, program_path, opset, dynamic_batch, weights, no_v
     findings = network.export_hazards()
     for finding in findings:
         click.echo(finding.format(), err=True)
+    with progress(quiet) as stage:
+        with stage(f"build {network.name}"):
+            module = network.build()
+        if onnx_path:
+            with stage("export to ONNX" + ("" if no_verify else ", check, compare in onnxruntime")):
+                verdict = network.export_onnx(onnx_path, opset=opset, dynamic_batch=dynamic_batch, weights=weights,
+                                              verify=not no_verify, module=module)
+        if program_path:
+            with stage("torch.export"):
+                network.export_program(program_path, dynamic_batch=dynamic_batch, weights=weights, module=module)
     if onnx_path:
-        verdict = network.export_onnx(onnx_path, opset=opset, dynamic_batch=dynamic_batch, weights=weights,
-                                      verify=not no_verify)
         click.echo(f"wrote {onnx_path}" + (f": {verdict.summary()}" if verdict else " (not verified)"))
     if program_path:
-        network.export_program(program_path, dynamic_batch=dynamic_batch, weights=weights)
         click.echo(f"wrote {program_path} (torch.export.ExportedProgram; load with torch.export.load)")

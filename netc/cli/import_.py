@@ -5,6 +5,7 @@ import click
 
 from netc.cli.options import parse_shape
 from netc.cli.output import to_stdout, write_output
+from netc.cli.progress import progress, quiet_option
 
 
 @click.command(name="import")
@@ -15,7 +16,8 @@ from netc.cli.output import to_stdout, write_output
 @click.option("--name", help="the spec's name (default: from SOURCE)")
 @click.option("--check-only", is_flag=True, help="verify the import, write nothing")
 @click.option("--no-verify", is_flag=True, help="write the spec without compiling and comparing it")
-def import_(source, kwargs, output, input_shape, name, check_only, no_verify):
+@quiet_option
+def import_(source, kwargs, output, input_shape, name, check_only, no_verify, quiet):
     """Import SOURCE (torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory, called with
     KEY=VALUE arguments) as a netc spec: traced with torch.fx, module paths as scope names,
     repeated submodules as templates and repeats; verified by compiling it, loading the
@@ -23,8 +25,9 @@ def import_(source, kwargs, output, input_shape, name, check_only, no_verify):
     from netc.api import import_spec
     from netc.api.reports import parse_kwargs
 
-    text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
-                                check=check_only or not no_verify)
+    with progress(quiet) as stage:
+        text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
+                                    check=check_only or not no_verify, stage=stage)
     if verdict is not None:
         click.echo(f"{source}: {verdict.summary()}", err=not check_only and to_stdout(output))
     if check_only:

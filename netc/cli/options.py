@@ -29,15 +29,15 @@ def compile_options(fn):
     @click.option("--set", "overrides", multiple=True, metavar="K=V", help="override a spec parameter (every SPEC)")
     @click.option("--input", "input_shape", metavar="CxHxW", help="input shape, e.g. 3x320x320 (every SPEC)")
     @click.option("--max-nodes", type=click.IntRange(1), default=Limits.max_nodes, show_default=True,
-                  help="limit on expanded nodes")
+                  help="limit: expanded nodes")
     @click.option("--max-depth", type=click.IntRange(1), default=Limits.max_depth, show_default=True,
-                  help="limit on nesting of blocks and templates")
+                  help="limit: nesting of blocks and templates")
     @click.option("--max-param-bytes", type=click.IntRange(1), default=Limits.max_param_bytes, show_default=True,
-                  help="limit on float32 parameter memory")
+                  help="limit: float32 parameter memory")
     @click.option("--max-file-bytes", type=click.IntRange(1), default=Limits.max_file_bytes, show_default=True,
-                  help="limit on the size of each spec file (imports included)")
+                  help="limit: the size of each spec file (imports included)")
     @click.option("--max-work", type=click.IntRange(1), default=Limits.max_work, show_default=True,
-                  help="limit on the work of compiling (about a microsecond a unit): repeats, expressions, values")
+                  help="limit: the work of compiling (about a microsecond a unit): repeats, expressions, values")
     @functools.wraps(fn)
     def wrapper(overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work, **kwargs):
         from netc.api import load
@@ -51,6 +51,9 @@ def compile_options(fn):
 
         return fn(compile_spec=compile_spec, **kwargs)
 
+    limits = [p for p in wrapper.__click_params__ if p.name.startswith("max_")]
+    # click lists options in the reverse of this list: the limits, rarely changed, end the help
+    wrapper.__click_params__[:] = limits + [p for p in wrapper.__click_params__ if p not in limits]
     return wrapper
 
 

@@ -6,13 +6,11 @@ import click
 from netc.cli.output import write_output
 
 
-def paper_layout(network, more, layout, fmt, output):
-    from netc.api import load
+def paper_layout(networks, layout, fmt, output):
     from netc.api.reports import paper_text
 
     if layout == "cost":
-        what = "several specs" if more else "--format latex"
-        raise click.UsageError(f"{what} need --layout paper (or inception, configuration, stages)")
-    if fmt not in ("text", "md", "latex"):
-        raise click.UsageError(f"--layout {layout} writes text, md or latex, not {fmt}")
-    write_output(output, paper_text([network] + [load(name) for name in more], layout, fmt))
+        raise click.UsageError(f"--format {fmt} needs --layout paper (or inception, configuration, stages)")
+    if fmt not in ("text", "md", "latex", "html"):
+        raise click.UsageError(f"--layout {layout} writes text, md, latex or html, not {fmt}")
+    write_output(output, paper_text(networks, layout, fmt))

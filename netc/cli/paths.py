@@ -20,16 +20,26 @@ def parse_range(text: str | None):
     return lo, hi
 
 
+def transform_options(fn):
+    """--lesion and --reorder, the experiments of Veit et al. 2016."""
+    fn = click.option("--reorder", multiple=True, metavar="STAGE[=i,j,...]",
+                      help="run a stage's blocks in this order (default: its shape-keeping blocks reversed)")(fn)
+    return click.option("--lesion", multiple=True, metavar="SCOPE",
+                        help="remove residual block SCOPE's body, or delete a plain layer or block "
+                             "(Veit et al. 2016)")(fn)
+
+
 @click.command()
 @spec_options
 @click.option("--between", metavar="LO-HI", help="also print the share of paths whose length is in LO..HI")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def paths(network, between, fmt):
+@transform_options
+def paths(network, between, fmt, lesion, reorder):
     """Count SPEC's input-output paths exactly and show their lengths in residual blocks and in
     weighted layers: range, mean, central 95% interval, histogram."""
     from netc.api.reports import paths_text
 
-    click.echo(paths_text(network, parse_range(between), fmt), nl=False)
+    click.echo(paths_text(transformed(network, lesion, reorder), parse_range(between), fmt), nl=False)
 
 
 def transformed(network, lesions, reorders):

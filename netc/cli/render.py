@@ -8,6 +8,7 @@ import click
 
 from netc.cli.options import spec_options
 from netc.cli.output import write_output
+from netc.cli.paths import transform_options, transformed
 
 
 def default_path(name: str, fmt: str) -> Path:
@@ -38,8 +39,10 @@ def pick_format(fmt: str | None, output: str | None) -> str:
               help="collapse blocks nested N levels deep into one box each (1 = top-level blocks)")
 @click.option("--rankdir", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
               help="top-to-bottom or left-to-right")
-def render(network, fmt, output, depth, rankdir):
+@transform_options
+def render(network, fmt, output, depth, rankdir, lesion, reorder):
     """Draw SPEC: blocks as clusters, tensor shapes on edges; the format follows the flag or -o's suffix."""
+    network = transformed(network, lesion, reorder)
     fmt = pick_format(fmt, output)
     data = network.render(fmt, depth, rankdir.upper())
     if output is None and fmt != "dot":

@@ -94,8 +94,12 @@ def infer_node(g: Graph, nid: int) -> None:
             given = "inputs " + ", ".join(f"'{g.node(i).scope}' {fmt_shape(s)}"
                                           for i, s in zip(data.inputs, shapes))
         data.inferred, data.shape = True, None
+        hint = exc.hint
+        if data.inputs == [0] and len(shapes[0]) < 3:  # the network input itself lacks axes: say so, not 'flatten'
+            hint = (f"the network's input is {fmt_shape(shapes[0])}; an image takes three sizes, C×H×W "
+                    "(--input 3x224x224, or the spec's input:)")
         raise error("shape", f"'{data.scope}' ({data.op}): {exc.message} ({given})", data.loc,
-                    exc.hint, data.via) from None
+                    hint, data.via) from None
     data.inferred, data.shape = True, out
     data.params = op.params(a, shapes)
     data.buffers = op.buffers(a, shapes)

@@ -59,15 +59,13 @@ def _drop_empty_blocks(g: Graph) -> None:
     g.blocks = {s: b for s, b in g.blocks.items() if s in used}
 
 
-def residual_of(g: Graph, scope: str) -> int:
-    """The residual add of block `scope`: the outermost one inside it, which must be unique."""
-    block = _block(g, scope, f"lesion '{scope}'")
+def residual_of(g: Graph, scope: str) -> int | None:
+    """The residual add of block `scope`: the outermost one inside it, which must be unique; None
+    where the block has none."""
+    block = g.blocks[scope]
     adds = [n for n in g.nodes if n and _inside(g.node(n), scope) and is_residual_add(g.node(n))]
     if not adds:
-        raise error("transform", f"lesion '{scope}': the block has no residual shortcut, so removing it would cut "
-                                 "every path through the network", block.loc,
-                    "only a residual block's body can be removed (its shortcut carries the signal); "
-                    "a plain network has none")
+        return None
     depth = min(g.node(n).scope.count(".") for n in adds)
     outer = [n for n in adds if g.node(n).scope.count(".") == depth]
     if len(outer) > 1:
@@ -78,9 +76,14 @@ def residual_of(g: Graph, scope: str) -> int:
 
 
 def lesion(g: Graph, scope: str) -> tuple[Graph, list[str]]:
-    """Remove the body of the residual block `scope` (its shortcut remains); the new graph and
-    the scopes of the removed ops."""
+    """Remove the body of the residual block `scope` (its shortcut remains), or delete the plain
+    layer or block `scope` (its input passed on, as Veit et al. 2016 do for VGG); the new graph
+    and the scopes of the removed ops."""
+    if scope not in g.blocks:
+        return delete_layer(g, scope)
     add = residual_of(g, scope)
+    if add is None:
+        return delete_layer(g, scope)
     block = g.blocks[scope]
     body_out, shortcut = g.node(add).inputs
     keep = nx.ancestors(g, shortcut) | {shortcut}
@@ -106,6 +109,49 @@ def lesion(g: Graph, scope: str) -> tuple[Graph, list[str]]:
     _drop_empty_blocks(h)
     return _reshape_checked(h, f"lesion '{scope}'", block.loc, "the shortcut alone must give the block's "
                             "output shape"), removed
+
+
+def _layer_nodes(g: Graph, scope: str) -> set[int]:
+    nodes = {n for n in g.nodes if n and (g.node(n).scope == scope or _inside(g.node(n), scope))}
+    if not nodes:
+        scopes = sorted({g.node(n).scope for n in g.nodes if n} | set(g.blocks))
+        raise error("transform", f"lesion '{scope}': the network has no layer or block '{scope}'", None,
+                    did_you_mean(scope, scopes) or "name a layer or block by its module path, e.g. layer3.4")
+    return nodes
+
+
+def delete_layer(g: Graph, scope: str) -> tuple[Graph, list[str]]:
+    """The layer or block `scope` of a plain network deleted: what used its result takes its input.
+    Refused, located, where the rest would no longer fit: a shape error, or a later layer whose
+    parameters would change (a conv infers its input channels)."""
+    nodes = _layer_nodes(g, scope)
+    loc = g.blocks[scope].loc if scope in g.blocks else g.node(min(nodes)).loc
+    sources = {s for v in nodes for s in g.node(v).inputs if s not in nodes}
+    exits = {v for v in nodes for u in g.successors(v) if u not in nodes} | \
+            {nid for _, nid, _ in g.outputs if nid in nodes}
+    if len(sources) != 1 or len(exits) != 1:
+        raise error("transform", f"lesion '{scope}': it has {len(sources)} inputs and {len(exits)} results used "
+                                 "outside it", loc, "only a single-input, single-output layer or block can be deleted")
+    (source,), (exit_,) = sources, exits
+    h = g.copy()
+    for user in list(h.successors(exit_)):
+        if user not in nodes:
+            set_inputs(h, user, [source if i == exit_ else i for i in h.node(user).inputs])
+    h.outputs = [Output(name, source if nid == exit_ else nid, aux) for name, nid, aux in h.outputs]
+    h.remove_nodes_from(nodes)
+    _drop_empty_blocks(h)
+    what = f"lesion '{scope}' ({_shape(g, source)} -> {_shape(g, exit_)})"
+    _reshape_checked(h, what, loc, "only a layer whose output has its input's shape can be deleted")
+    for v in h.nodes:
+        if v and h.node(v).params != g.node(v).params:
+            raise error("transform", f"{what} would change the parameters of '{g.node(v).scope}', which then "
+                                     f"takes {_shape(h, h.node(v).inputs[0])}", loc,
+                        "only a layer whose output has its input's shape can be deleted")
+    return h, [g.node(n).scope for n in sorted(nodes)]
+
+
+def _shape(g: Graph, nid: int) -> str:
+    return "×".join(map(str, g.node(nid).shape))
 
 
 def _iterations(g: Graph, stage: str, n: int) -> list[tuple[int, int, list[int]]]:

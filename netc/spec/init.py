@@ -195,3 +195,28 @@ def as_init_spec(value) -> InitSpec:
         return InitSpec(preset=value) if isinstance(value, str) else InitSpec.model_validate(value)
     except ValidationError as exc:
         raise error("schema", f"invalid init scheme: {exc}", None) from None
+
+
+def unmatched_rules(spec, ops: list[tuple[str, str]]) -> list:
+    """A warning, located at the rule, for each `init:` rule with a `scope` that matches none of
+    `ops` ((op, scope) of the compiled graph): most likely a mistyped module path. A warning, not
+    an error: a rule may name layers that only some parameter values create (inception_v3's
+    AuxLogits rules under `--set aux_logits=false`)."""
+    from netc.errors import Diagnostic, did_you_mean
+    from netc.spec.budget import spend
+    from netc.spec.yamlload import value_loc
+
+    if not isinstance(spec.init, InitSpec):
+        return []
+    raw = spec._raw.get("init") if isinstance(spec._raw, dict) else None
+    rules_raw = raw.get("rules") if isinstance(raw, dict) else None
+    out = []
+    for i, rule in enumerate(spec.init.rules):
+        if rule.scope is not None:
+            spend(len(ops), value_loc(rules_raw, i, None))  # each scoped rule is compared with every op
+        if rule.scope is not None and not any(rule.matches(op, scope) for op, scope in ops):
+            what = f"op {rule.op} and " if rule.op else ""
+            out.append(Diagnostic("init", f"init rule {i + 1}: no layer has {what}scope '{rule.scope}'; "
+                                          "the rule changes nothing", value_loc(rules_raw, i, None),
+                                  did_you_mean(rule.scope, {s for _, s in ops}), severity="warning"))
+    return out

@@ -131,6 +131,8 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
             loc = key_loc(container, key, default) if container is not None else default
         keys = list(known_keys(tuple(err["loc"][:-1]))) if known_keys else []
         close = difflib.get_close_matches(str(field), sorted(set(keys)), n=1, cutoff=0.6)
+        if not close and TORCH_NAMES.get(str(field)) in keys:
+            close = [TORCH_NAMES[str(field)]]
         hint = f"did you mean '{close[0]}'?" if close else None
         ops = _op_names()
         if "seq" in keys:  # a node: the unknown key is most likely a mistyped op
@@ -153,6 +155,12 @@ def _one(err, real, raw, default, known_keys, via, what, words) -> Diagnostic:
         return Diagnostic("schema", f"'{field}'{what} must be {' or '.join(unique)}, got {clip(repr(err.get('input')))}",
                           loc, None, tuple(via))
     return Diagnostic("schema", _constraint(err, field, what), loc, None, tuple(via))
+
+
+# PyTorch's and Keras's names for attributes netc spells shorter: too far apart for difflib ('kernel' -> 'k')
+TORCH_NAMES = {"kernel": "k", "kernel_size": "k", "pool_size": "k", "stride": "s", "strides": "s", "padding": "p",
+               "pad": "p", "dilation": "d", "dilation_rate": "d", "out_channels": "out", "out_features": "out",
+               "filters": "out", "units": "out", "channels": "out"}
 
 
 def _op_names():

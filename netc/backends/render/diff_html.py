@@ -7,6 +7,8 @@ adds. Ids are prefixed per diagram (`a-n12`, `b-n12`) so the two SVGs can share 
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import jinja2
@@ -49,6 +51,9 @@ def report(a, b, d: Diff, depth: int | None = None, rankdir: str = "TB") -> str:
               for blk in d.blocks]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # the page's one script, allowed by its hash alone: nothing injected into the page could run
+    script = (TEMPLATES / "first_change.js").read_text(encoding="utf-8")
+    script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return env.get_template("diff.html.j2").render(
         headline=headline(d), a=a.name, b=b.name, svg_a=svg_a, svg_b=svg_b, marked=(n_a, n_b),
-        quantities=[name for _, name, _ in QUANTITIES], blocks=blocks)
+        quantities=[name for _, name, _ in QUANTITIES], blocks=blocks, script=script, script_hash=script_hash)
