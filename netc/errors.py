@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -81,8 +82,39 @@ MAX_MESSAGE = 2000  # a diagnostic echoes user input; keep what a hostile spec c
 
 def clip(value, n: int = 60) -> str:
     """`value` for a message (repr unless it is a string), cut to n characters."""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else int_text(value) if type(value) is int else repr(value)
     return text if len(text) <= n else text[:n] + "…"
+
+
+# Python refuses to write an int of more than 4,300 digits in decimal (ValueError), and takes
+# quadratic time to; 13,000 bits is at most 3,914 digits
+MAX_DECIMAL_BITS = 13_000
+
+
+def int_text(n: int) -> str:
+    """An integer that may be huge for a message: decimal up to MAX_DECIMAL_BITS, else its
+    magnitude, `~1.23e4012 (2^13329.51)`."""
+    if n.bit_length() <= MAX_DECIMAL_BITS:
+        return str(n)
+    return f"{magnitude(n)} (2^{math.log2(abs(n)):.2f})"
+
+
+def magnitude(n: int) -> str:
+    """`~1.23e4012`: an integer's size in constant time, whatever its number of digits."""
+    if n == 0:
+        return "0"
+    log10 = math.log2(abs(n)) * math.log10(2)
+    exp = math.floor(log10)
+    mantissa = round(10 ** (log10 - exp), 2)
+    if mantissa >= 10:
+        mantissa, exp = mantissa / 10, exp + 1
+    return f"{'-' if n < 0 else ''}~{mantissa:.2f}e{exp}"
+
+
+def int_exact(n: int) -> str:
+    """`n` exactly as a string for machine-readable output: decimal, or beyond MAX_DECIMAL_BITS
+    hexadecimal (`0x…`, linear to write; Python's `int(s, 0)` reads both)."""
+    return str(n) if n.bit_length() <= MAX_DECIMAL_BITS else hex(n)
 
 
 MAX_HINT_CHOICES = 1000  # beyond this many known words a hint is not worth its cost (~1.5 ms per 1000)
