@@ -47,15 +47,39 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-# C0 and C1 controls (ESC, CR, BEL, …), and the invisible format characters that reorder or hide
-# text (bidi overrides and isolates, zero-width characters, line and paragraph separators)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# C0 and C1 controls (ESC, CR, BEL, …), the invisible format characters that reorder or hide
+# text (bidi overrides and isolates, zero-width characters, line and paragraph separators), and
+# lone surrogates: the bytes of a file name that is not UTF-8 (os.fsdecode's surrogateescape),
+# which no UTF-8 stream can write
+_UNSAFE = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+_CONTROL = re.compile(f"[\x00-\x1f{_UNSAFE}]")
+_CONTROL_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_UNSAFE}]")
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8, shown as that byte
+        return f"\\x{ord(c) - 0xdc00:02x}"
+    return c.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def printable(text: str) -> str:
     """`text` with control characters written as escapes (`\\x1b`, `\\r`, `\\u202e`): text from a
-    spec echoed in a message must not retitle or clear a terminal, or overwrite the message."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    spec echoed in a message must not retitle or clear a terminal, or overwrite the message.
+    A file name's bytes that are not UTF-8 are written `\\xff`."""
+    return _CONTROL.sub(_escape, text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` for text of several lines: everything but the newlines escaped."""
+    return _CONTROL_BUT_NEWLINE.sub(_escape, text)
+
+
+def inert(text: str) -> str:
+    """Output data (a report, JSON, SARIF, DOT, source) with every unsafe character but the newline
+    written `\\uXXXX`: the same value inside a JSON, YAML or Python string, inert text
+    elsewhere, and nothing a terminal or a UTF-8 encoder acts on."""
+    return _CONTROL_BUT_NEWLINE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class NetcError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo, echo_data
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -40,19 +41,19 @@ def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, 
     built = build_network(network, device, dtype, optimize=optimize, confirm=True, compile=compile_)
     module = built.module
     if not quiet:
-        click.echo(network.table(depth=1), nl=False)
+        echo_data(network.table(depth=1), nl=False)
     n_params = (sum(d.params for _, d in network.nodes()) if compile_
                 else sum(p.numel() for p in module.parameters()))
-    click.echo(f"built {network.name}: {n_params:,} parameters ({built.bytes / 2**20:.1f} MiB with buffers) "
-               f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
-               f"shapes of {built.confirmed} ops confirmed on the meta device")
+    echo(f"built {network.name}: {n_params:,} parameters ({built.bytes / 2**20:.1f} MiB with buffers) "
+         f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
+         f"shapes of {built.confirmed} ops confirmed on the meta device")
     if compile_:
         how = "loaded from the cache" if module.from_cache else "compiled"
-        click.echo(f"{how} ({module.backend}) in {module.compile_seconds:.1f} s: {module.package}")
+        echo(f"{how} ({module.backend}) in {module.compile_seconds:.1f} s: {module.package}")
     if save:
         built.save(save)
-        click.echo(f"saved state_dict to {save}")
+        echo(f"saved state_dict to {save}")
     if codegen_dir:
         network.codegen(codegen_dir)
         if not quiet:
-            click.echo(f"wrote {network.codegen_path(codegen_dir)}")
+            echo(f"wrote {network.codegen_path(codegen_dir)}")

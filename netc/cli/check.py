@@ -5,6 +5,7 @@ import click
 
 from netc.api.reports import fmt_shape, human
 from netc.cli.options import spec_options
+from netc.cli.output import echo
 
 
 @click.command()
@@ -17,9 +18,9 @@ def check(network, quiet):
                 for _, d in network.nodes()]
         width = [max(len(r[i]) for r in rows) for i in range(3)]
         for scope, op, shape, params in rows:
-            click.echo(f"{scope:<{width[0]}}  {op:<{width[1]}}  {shape:<{width[2]}}  {params}".rstrip())
+            echo(f"{scope:<{width[0]}}  {op:<{width[1]}}  {shape:<{width[2]}}  {params}".rstrip())
     outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.node(nid).shape)}"
                      for name, nid, aux in network.outputs)
-    click.echo(f"{network.name}: input {fmt_shape(network.input_shape)} -> {outs}")
-    click.echo(f"params: {network.params:,}  MACs: {network.macs:,} ({human(network.macs)}, conv+linear, "
-               f"aux heads excluded)  ops: {len(network.order) - 1}")
+    echo(f"{network.name}: input {fmt_shape(network.input_shape)} -> {outs}")
+    echo(f"params: {network.params:,}  MACs: {network.macs:,} ({human(network.macs)}, conv+linear, "
+         f"aux heads excluded)  ops: {len(network.order) - 1}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo
 
 GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
 
@@ -17,7 +18,7 @@ GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
 def _write(network, out_dir, quiet: bool) -> None:
     source = network.codegen(out_dir)
     if not quiet:
-        click.echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
+        echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
 
 
 def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]:
@@ -37,7 +38,7 @@ def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]
     for path, source in sources.items():
         write_atomic(path, source)
         if not quiet:
-            click.echo(f"wrote {path} ({source.count(chr(10))} lines)")
+            echo(f"wrote {path} ({source.count(chr(10))} lines)")
     return list(sources)
 
 

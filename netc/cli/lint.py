@@ -5,7 +5,7 @@ import click
 
 from netc.api.reports import lint_formats, lint_severities
 from netc.cli.options import compile_options
-from netc.cli.output import write_output
+from netc.cli.output import echo, write_output
 
 
 @click.command()
@@ -33,6 +33,6 @@ def lint(specs, compile_spec, catalogue, severity, fmt, output, show_rules, cata
     text, summary, found = reports.lint_report((compile_spec(name) for name in names), severity, fmt)
     write_output(output, text)
     if fmt == "text":
-        click.echo(summary, err=True)
+        echo(summary, err=True)
     if found:
         raise SystemExit(1)
