@@ -244,10 +244,10 @@ def test_path_count_beyond_python_int_printing_limit(tmp_path):
     text = ("netc: 1\nname: wide\ninput: [4, 4, 4]\ntemplates:\n  D:\n    body:\n      - {name: a, relu: {}}\n"
             "      - {add: {}, from: [a, a]}\nlayers:\n  - {name: b, use: D, repeat: 14400}\n")
     path = spec(tmp_path, text)
-    status, out, _ = netc_run("paths", path, timeout=60)
+    status, out, _ = netc_run("paths", path, timeout=120)
     exponent = math.floor(14400 * math.log10(2))
     assert status == 0 and f"e{exponent} paths" in out and "(log2 14400.00)" in out, out[:300]
-    status, out, _ = netc_run("paths", path, "--format", "json", timeout=60)
+    status, out, _ = netc_run("paths", path, "--format", "json", timeout=120)
     assert status == 0 and int(json.loads(out)["paths"], 0) == 2**14400
 
 
