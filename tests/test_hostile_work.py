@@ -221,6 +221,18 @@ def test_transposed_conv_with_a_huge_stride_lints_at_once(tmp_path):
     assert status == 1 and finding["rule"] == "NL508" and "0 or 1 kernel taps" in finding["message"]
 
 
+def test_comparing_lists_is_charged_to_the_work_budget():
+    # `$a == $b` walks both lists: 10,000 items each, against a budget of 5,000 units
+    from netc.expr import evaluate
+
+    items = list(range(10_000))
+    with work_budget(5_000), pytest.raises(NetcError) as exc:
+        evaluate("$a == $b", {"a": items, "b": list(items)})
+    assert exc.value.codes == ["limit"]
+    with work_budget(50_000):
+        assert evaluate("$a == $b", {"a": items, "b": list(items)}) is True
+
+
 @pytest.mark.parametrize("k, s, d", [(k, s, d) for k in range(1, 9) for s in range(1, 11) for d in range(1, 6)])
 def test_tap_counts_agree_with_counting_every_phase(k, s, d):
     from netc.analysis.lint.defects import tap_counts
