@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -47,15 +48,39 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-# C0 and C1 controls (ESC, CR, BEL, …), and the invisible format characters that reorder or hide
-# text (bidi overrides and isolates, zero-width characters, line and paragraph separators)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# C0 and C1 controls (ESC, CR, BEL, …), the invisible format characters that reorder or hide
+# text (bidi overrides and isolates, zero-width characters, line and paragraph separators), and
+# lone surrogates: the bytes of a file name that is not UTF-8 (os.fsdecode's surrogateescape),
+# which no UTF-8 stream can write
+_UNSAFE = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+_CONTROL = re.compile(f"[\x00-\x1f{_UNSAFE}]")
+_CONTROL_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_UNSAFE}]")
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8, shown as that byte
+        return f"\\x{ord(c) - 0xdc00:02x}"
+    return c.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def printable(text: str) -> str:
     """`text` with control characters written as escapes (`\\x1b`, `\\r`, `\\u202e`): text from a
-    spec echoed in a message must not retitle or clear a terminal, or overwrite the message."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    spec echoed in a message must not retitle or clear a terminal, or overwrite the message.
+    A file name's bytes that are not UTF-8 are written `\\xff`."""
+    return _CONTROL.sub(_escape, text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` for text of several lines: everything but the newlines escaped."""
+    return _CONTROL_BUT_NEWLINE.sub(_escape, text)
+
+
+def inert(text: str) -> str:
+    """Output data (a report, JSON, SARIF, DOT, source) with every unsafe character but the newline
+    written `\\uXXXX`: the same value inside a JSON, YAML or Python string, inert text
+    elsewhere, and nothing a terminal or a UTF-8 encoder acts on."""
+    return _CONTROL_BUT_NEWLINE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class NetcError(Exception):
@@ -82,8 +107,39 @@ MAX_MESSAGE = 2000  # a diagnostic echoes user input; keep what a hostile spec c
 
 def clip(value, n: int = 60) -> str:
     """`value` for a message (repr unless it is a string), cut to n characters."""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else int_text(value) if type(value) is int else repr(value)
     return text if len(text) <= n else text[:n] + "…"
+
+
+# Python refuses to write an int of more than 4,300 digits in decimal (ValueError), and takes
+# quadratic time to; 13,000 bits is at most 3,914 digits
+MAX_DECIMAL_BITS = 13_000
+
+
+def int_text(n: int) -> str:
+    """An integer that may be huge for a message: decimal up to MAX_DECIMAL_BITS, else its
+    magnitude, `~1.23e4012 (2^13329.51)`."""
+    if n.bit_length() <= MAX_DECIMAL_BITS:
+        return str(n)
+    return f"{magnitude(n)} (2^{math.log2(abs(n)):.2f})"
+
+
+def magnitude(n: int) -> str:
+    """`~1.23e4012`: an integer's size in constant time, whatever its number of digits."""
+    if n == 0:
+        return "0"
+    log10 = math.log2(abs(n)) * math.log10(2)
+    exp = math.floor(log10)
+    mantissa = round(10 ** (log10 - exp), 2)
+    if mantissa >= 10:
+        mantissa, exp = mantissa / 10, exp + 1
+    return f"{'-' if n < 0 else ''}~{mantissa:.2f}e{exp}"
+
+
+def int_exact(n: int) -> str:
+    """`n` exactly as a string for machine-readable output: decimal, or beyond MAX_DECIMAL_BITS
+    hexadecimal (`0x…`, linear to write; Python's `int(s, 0)` reads both)."""
+    return str(n) if n.bit_length() <= MAX_DECIMAL_BITS else hex(n)
 
 
 MAX_HINT_CHOICES = 1000  # beyond this many known words a hint is not worth its cost (~1.5 ms per 1000)

@@ -42,8 +42,20 @@ def _make_divisible(v, divisor=8, min_value=None):
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
+# round(x, n) of an integer x computes 10**-n for n < 0 (10**(10**8) for round($c, -10**8)). Every
+# |x| <= MAX_INT < 10**19 rounds to 0 at n = -20 and beyond, so n is clamped there: the same
+# result in constant work. Floats clamp their own digits (CPython's NDIGITS_MIN/MAX).
+ROUND_DIGITS = 20
+
+
+def _round(x, ndigits=None):
+    if isinstance(x, int) and isinstance(ndigits, int) and ndigits < -ROUND_DIGITS:
+        ndigits = -ROUND_DIGITS
+    return round(x, ndigits)
+
+
 FUNCTIONS = {
-    "min": min, "max": max, "abs": abs, "int": int, "float": float, "round": round,
+    "min": min, "max": max, "abs": abs, "int": int, "float": float, "round": _round,
     "ceil": math.ceil, "floor": math.floor, "make_divisible": _make_divisible,
 }
 # functions of one list (stage depths: `sum($depths[:2])`)
@@ -177,6 +189,8 @@ class Evaluator:
             if fn is None:
                 raise self.fail(f"comparison '{type(op).__name__}' is not allowed")
             right = self(right_node)
+            for v in (left, right):
+                check_size(v, self.loc)  # comparing lists walks them: charge the walk to the budget
             try:
                 if not fn(left, right):
                     return False

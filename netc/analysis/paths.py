@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
-from netc.errors import error
+from netc.errors import error, int_exact, magnitude
 from netc.ir.transform import is_residual_add
 
 
@@ -71,10 +72,11 @@ class Distribution:
         return lo, hi
 
 
-# Length distributions grow with depth, so merging them costs the lengths' span at each merge:
-# quadratic for a hostile spec of thousands of chained merges. resnet1202 needs ~1.1 M cell
-# additions; past this budget the count is refused rather than left running.
-MAX_WORK = 50_000_000
+# Length distributions grow with depth, so merging them costs the lengths' span at each merge,
+# and each count is an integer of up to one bit per block: cubic for a hostile spec of thousands
+# of chained merges. Work is counted in 64-bit word additions: resnet1202 needs ~7 M; a chain
+# of 3,000 residual blocks passes this budget after ~9 s and is refused.
+MAX_WORK = 500_000_000
 
 
 def _merge(parts: list[tuple[int, list[int]]], work: list[int]) -> tuple[int, list[int]]:
@@ -82,9 +84,10 @@ def _merge(parts: list[tuple[int, list[int]]], work: list[int]) -> tuple[int, li
         return parts[0]
     lo = min(o for o, _ in parts)
     out = [0] * (max(o + len(c) for o, c in parts) - lo)
-    work[0] += len(out) * len(parts)
+    words = 1 + max(max(map(int.bit_length, c)) for _, c in parts) // 64
+    work[0] += len(out) * len(parts) * words
     if work[0] > MAX_WORK:
-        raise error("limit", f"counting paths by length takes more than {MAX_WORK:,} additions here", None,
+        raise error("limit", f"counting paths by length takes more than {MAX_WORK:,} word additions here", None,
                     "the network has too many merges of long paths to tabulate")
     for o, c in parts:
         a = o - lo
@@ -115,20 +118,27 @@ def count_paths(network) -> Paths:
     name, out, _ = next(o for o in network.outputs if not o[2])
     blocks: dict[int, tuple[int, list[int]]] = {0: (0, [1])}
     layers: dict[int, tuple[int, list[int]]] = {0: (0, [1])}
+    # a node's distributions are dropped once its last consumer has read them: only the frontier's
+    # are held (a table per node is cubic memory in the blocks: 2 GB at 3,000)
+    unread = Counter(i for nid in network.order for i in g.node(nid).inputs)
     residuals, work = 0, [0]
     for nid in network.order:
         if nid == 0:
             continue
         d = g.node(nid)
         ins = [i for i in d.inputs if i in layers]  # aux branches never feed the main path
-        if not ins:
-            continue
-        body_edge = is_residual_add(d)
-        residuals += body_edge
-        blocks[nid] = _merge([(blocks[i][0] + (body_edge and k == 0), blocks[i][1]) for k, i in enumerate(ins)],
-                             work)
-        o, c = _merge([layers[i] for i in ins], work)
-        layers[nid] = (o + (d.macs > 0), c)
+        if ins:
+            body_edge = is_residual_add(d)
+            residuals += body_edge
+            blocks[nid] = _merge([(blocks[i][0] + (body_edge and k == 0), blocks[i][1]) for k, i in enumerate(ins)],
+                                 work)
+            o, c = _merge([layers[i] for i in ins], work)
+            layers[nid] = (o + (d.macs > 0), c)
+        for i in d.inputs:
+            unread[i] -= 1
+            if unread[i] == 0 and i != out:
+                blocks.pop(i, None)
+                layers.pop(i, None)
     return Paths(network.name, name, Distribution(blocks[out][0], tuple(blocks[out][1])),
                  Distribution(layers[out][0], tuple(layers[out][1])), residuals)
 
@@ -138,8 +148,7 @@ def _pct(f: Fraction) -> str:
 
 
 def _big(n: int) -> str:
-    digits = len(str(n))
-    return f"{n:,}" if digits <= 30 else f"a {digits}-digit integer"
+    return f"{n:,}" if n < 10**30 else magnitude(n)
 
 
 def histogram(dist: Distribution, width: int = 40, rows: int = 30) -> list[str]:
@@ -181,7 +190,7 @@ def as_json(p: Paths) -> dict:
     def dist(d: Distribution) -> dict:
         lo, hi = d.central()
         return {"min": d.offset, "max": d.lengths[-1], "mean": d.mean, "central95": [lo, hi],
-                "counts": {str(n): str(c) for n, c in zip(d.lengths, d.counts) if c}}
+                "counts": {str(n): int_exact(c) for n, c in zip(d.lengths, d.counts) if c}}
 
-    return {"network": p.network, "output": p.output, "paths": str(p.count), "log2": p.log2,
+    return {"network": p.network, "output": p.output, "paths": int_exact(p.count), "log2": p.log2,
             "residual_blocks": p.residual_blocks, "blocks": dist(p.blocks), "layers": dist(p.layers)}

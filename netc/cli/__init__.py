@@ -57,6 +57,12 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:  # the group's own options: `netc --bad`
+            raise escaped(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -74,7 +80,9 @@ class LazyGroup(click.Group):
             terminated = isinstance(exc, Terminated)
             click.echo("terminated" if terminated else "interrupted", err=True)
             ctx.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as exc:
+            raise escaped(exc) from None
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
@@ -84,6 +92,15 @@ class LazyGroup(click.Group):
             click.echo(f"netc: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
                        "  this is a bug in netc; rerun with NETC_DEBUG=1 for a traceback", err=True)
             ctx.exit(70)
+
+
+def escaped(exc: click.ClickException) -> click.ClickException:
+    """Click's usage errors echo what was typed (`No such option: --x`, `'ab' is not a valid
+    integer`): the message goes through the diagnostics' escaper before click shows it."""
+    from netc.errors import printable
+
+    exc.message = printable(exc.message)
+    return exc
 
 
 MAX_SHOWN = 100  # a hostile spec can have thousands of errors; the first ones are what the user fixes

@@ -6,6 +6,7 @@ import json
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo, echo_data
 from netc.cli.progress import progress, quiet_option
 
 
@@ -51,7 +52,7 @@ def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, th
     p = {q: timing.percentile(q) for q in (50, 90, 99)}
     flops = result.flops_per_s
     if as_json:
-        click.echo(json.dumps({
+        echo_data(json.dumps({
             "spec": network.name, "device": str(dev), "where": where, "batch": batch, "iters": iters,
             "warmup": warmup, "precision": precision, "optimize": optimize,
             "images_per_s": timing.images_per_s, "latency_ms": {f"p{q}": v * 1e3 for q, v in p.items()},
@@ -59,26 +60,26 @@ def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, th
             "achieved_flops_per_s": flops}))
         return
     opt = f", optimized for {optimize}" if optimize else ""
-    click.echo(f"{network.name} on {dev} ({where}), batch {batch}, {precision}{opt}; "
-               f"{iters} timed forwards after {warmup} warm-up")
-    click.echo(f"  throughput  {timing.images_per_s:,.1f} images/s")
-    click.echo(f"  latency     p50 {p[50] * 1e3:.2f} ms   p90 {p[90] * 1e3:.2f} ms   p99 {p[99] * 1e3:.2f} ms   "
-               f"min {min(timing.latencies) * 1e3:.2f} ms  (per batch of {batch})")
+    echo(f"{network.name} on {dev} ({where}), batch {batch}, {precision}{opt}; "
+         f"{iters} timed forwards after {warmup} warm-up")
+    echo(f"  throughput  {timing.images_per_s:,.1f} images/s")
+    echo(f"  latency     p50 {p[50] * 1e3:.2f} ms   p90 {p[90] * 1e3:.2f} ms   p99 {p[99] * 1e3:.2f} ms   "
+         f"min {min(timing.latencies) * 1e3:.2f} ms  (per batch of {batch})")
     unit, scale = ("TFLOP/s", 1e12) if dev.type == "cuda" else ("GFLOP/s", 1e9)
-    click.echo(f"  compute     {human(network.macs, 'MACs')}/image -> {flops / scale:,.2f} {unit} achieved "
-               "(2 x conv/linear MACs at p50 latency)")
+    echo(f"  compute     {human(network.macs, 'MACs')}/image -> {flops / scale:,.2f} {unit} achieved "
+         "(2 x conv/linear MACs at p50 latency)")
 
 
 
 def _versus(network, what, results, optimize, compile_, iters, warmup, as_json):
     mode = "plain" if not optimize else f"--optimize {optimize}" + (f" --compile {compile_}" if compile_ else "")
     if as_json:
-        click.echo(json.dumps({"spec": network.name, "netc": mode, "peer": what, "results": [
+        echo_data(json.dumps({"spec": network.name, "netc": mode, "peer": what, "results": [
             {"batch": r.batch, "netc_ms": r.netc_s * 1e3, "peer_ms": r.peer_s * 1e3, "speedup": r.speedup,
              "max_abs_diff": r.max_diff} for r in results]}))
         return
-    click.echo(f"{network.name}: netc ({mode}) vs {what}, same weights, on the CPU; "
-               f"{iters} interleaved forwards each after {warmup} warm-up, medians")
+    echo(f"{network.name}: netc ({mode}) vs {what}, same weights, on the CPU; "
+         f"{iters} interleaved forwards each after {warmup} warm-up, medians")
     for r in results:
-        click.echo(f"  batch {r.batch:<4} netc {r.netc_s * 1e3:9.2f} ms   peer {r.peer_s * 1e3:9.2f} ms   "
-                   f"x{r.speedup:.2f}   (outputs agree: max abs diff {r.max_diff:.2g})")
+        echo(f"  batch {r.batch:<4} netc {r.netc_s * 1e3:9.2f} ms   peer {r.peer_s * 1e3:9.2f} ms   "
+             f"x{r.speedup:.2f}   (outputs agree: max abs diff {r.max_diff:.2g})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo, echo_data
 from netc.cli.paths import transform_options
 from netc.cli.progress import progress
 
@@ -39,7 +40,6 @@ def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optim
 
     from netc.api import build as build_network
     from netc.api.cache import CacheWarning
-    from netc.errors import printable
 
     if lesion or reorder:  # the source would be the spec's, not the transformed network's
         from netc.cli.paths import transformed
@@ -54,24 +54,24 @@ def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optim
                               seed=seed, weights=weights)
     for w in caught:
         if issubclass(w.category, CacheWarning):
-            click.echo(f"warning: {w.message}", err=True)
+            echo(f"warning: {w.message}", err=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     module = built.module
     if not quiet:
-        click.echo(network.table(depth=1), nl=False)
+        echo_data(network.table(depth=1), nl=False)
     n_params = (sum(d.params for _, d in network.nodes()) if compile_
                 else sum(p.numel() for p in module.parameters()))
-    click.echo(f"built {network.name}: {n_params:,} parameters ({built.bytes / 2**20:.1f} MiB with buffers) "
-               f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
-               f"shapes of {built.confirmed} ops confirmed on the meta device")
+    echo(f"built {network.name}: {n_params:,} parameters ({built.bytes / 2**20:.1f} MiB with buffers) "
+         f"on {built.device}, {dtype}{', optimized for ' + optimize if optimize else ''}; "
+         f"shapes of {built.confirmed} ops confirmed on the meta device")
     if compile_:
         how = ("cache hit: loaded" if module.from_cache else "cache miss: compiled and wrote")
-        click.echo(f"{how} ({module.backend}, {module.compile_seconds:.1f} s) {printable(str(module.package))}")
+        echo(f"{how} ({module.backend}, {module.compile_seconds:.1f} s) {module.package}")
     if save:
         built.save(save)
-        click.echo(f"wrote state_dict {printable(str(save))}")
+        echo(f"wrote state_dict {save}")
     if codegen_dir:
         network.codegen(codegen_dir)
-        click.echo(f"wrote {printable(str(network.codegen_path(codegen_dir)))}")
+        echo(f"wrote {network.codegen_path(codegen_dir)}")
 

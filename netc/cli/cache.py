@@ -5,7 +5,7 @@ import time
 
 import click
 
-from netc.errors import printable
+from netc.cli.output import echo
 
 
 @click.group()
@@ -22,10 +22,10 @@ def list_():
     for entry in found:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.used))
         note = "" if entry.recorded else "  (no recorded digest: never loaded)"
-        click.echo(f"{entry.size / 2**20:10.1f} MiB  {used}  {printable(entry.path.name)}{note}")
+        echo(f"{entry.size / 2**20:10.1f} MiB  {used}  {entry.path.name}{note}")
     total = sum(e.size for e in found)
-    click.echo(f"{len(found)} package{'s' * (len(found) != 1)}, {total / 2**20:,.1f} MiB of "
-               f"{cache_limit() / 2**20:,.0f} MiB in {printable(str(cache_location()))}")
+    echo(f"{len(found)} package{'s' * (len(found) != 1)}, {total / 2**20:,.1f} MiB of "
+         f"{cache_limit() / 2**20:,.0f} MiB in {cache_location()}")
 
 
 @cache.command()
@@ -34,5 +34,5 @@ def clear():
     from netc.api.cache import cache_location, clear_cache
 
     removed = clear_cache()
-    click.echo(f"removed {len(removed)} package{'s' * (len(removed) != 1)} "
-               f"({sum(e.size for e in removed) / 2**20:,.1f} MiB) from {printable(str(cache_location()))}")
+    echo(f"removed {len(removed)} package{'s' * (len(removed) != 1)} "
+         f"({sum(e.size for e in removed) / 2**20:,.1f} MiB) from {cache_location()}")

@@ -5,6 +5,7 @@ import click
 
 from netc.api.reports import fmt_shape, human
 from netc.cli.options import compile_options
+from netc.cli.output import echo
 from netc.cli.spec_files import expand_specs
 
 
@@ -25,7 +26,7 @@ def check(specs, compile_spec, quiet):
             errors.add(exc)
             continue
         for warning in network.warnings:
-            click.echo(warning.format(), err=True)
+            echo(warning.format(), err=True)
         _summary(network, quiet)
     errors.raise_if_any()
 
@@ -36,9 +37,9 @@ def _summary(network, quiet: bool) -> None:
                 for _, d in network.nodes()]
         width = [max(len(r[i]) for r in rows) for i in range(3)]
         for scope, op, shape, params in rows:
-            click.echo(f"{scope:<{width[0]}}  {op:<{width[1]}}  {shape:<{width[2]}}  {params}".rstrip())
+            echo(f"{scope:<{width[0]}}  {op:<{width[1]}}  {shape:<{width[2]}}  {params}".rstrip())
     outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.node(nid).shape)}"
                      for name, nid, aux in network.outputs)
-    click.echo(f"{network.name}: input {fmt_shape(network.input_shape)} -> {outs}")
-    click.echo(f"params: {network.params:,}  MACs: {network.macs:,} ({human(network.macs)}, conv+linear, "
-               f"aux heads excluded)  ops: {len(network.order) - 1}")
+    echo(f"{network.name}: input {fmt_shape(network.input_shape)} -> {outs}")
+    echo(f"params: {network.params:,}  MACs: {network.macs:,} ({human(network.macs)}, conv+linear, "
+         f"aux heads excluded)  ops: {len(network.order) - 1}")

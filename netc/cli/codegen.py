@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo
 from netc.cli.progress import progress
 
 GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
@@ -19,7 +20,7 @@ def _write(network, out_dir, quiet: bool) -> None:
     with progress(quiet) as stage, stage(f"generate and format {network.codegen_path(out_dir)}"):
         source = network.codegen(out_dir)
     if not quiet:
-        click.echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
+        echo(f"wrote {network.codegen_path(out_dir)} ({source.count(chr(10))} lines)")
 
 
 def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]:
@@ -39,7 +40,7 @@ def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]
     for path, source in sources.items():
         write_atomic(path, source)
         if not quiet:
-            click.echo(f"wrote {path} ({source.count(chr(10))} lines)")
+            echo(f"wrote {path} ({source.count(chr(10))} lines)")
     return list(sources)
 
 

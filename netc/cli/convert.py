@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import compile_options
-from netc.cli.output import to_stdout, write_output
+from netc.cli.output import echo, to_stdout, write_output
 
 
 @click.command("convert-weights")
@@ -39,4 +39,4 @@ def convert_weights(src, dst, weights, output, compile_spec):
     torch.save(converted, buf)
     write_output(output, buf.getvalue())
     if not to_stdout(output):
-        click.echo(f"wrote {output}: {len(converted)} tensors of {target.name} from {source.name}")
+        echo(f"wrote {output}: {len(converted)} tensors of {target.name} from {source.name}")

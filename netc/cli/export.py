@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo
 from netc.cli.progress import progress, quiet_option
 
 
@@ -25,7 +26,7 @@ def export(network, onnx_path, program_path, opset, dynamic_batch, weights, no_v
         raise click.UsageError("nothing to do: give --onnx PATH and/or --torch-export PATH")
     findings = network.export_hazards()
     for finding in findings:
-        click.echo(finding.format(), err=True)
+        echo(finding.format(), err=True)
     with progress(quiet) as stage:
         with stage(f"build {network.name}"):
             module = network.build()
@@ -37,6 +38,6 @@ def export(network, onnx_path, program_path, opset, dynamic_batch, weights, no_v
             with stage("torch.export"):
                 network.export_program(program_path, dynamic_batch=dynamic_batch, weights=weights, module=module)
     if onnx_path:
-        click.echo(f"wrote {onnx_path}" + (f": {verdict.summary()}" if verdict else " (not verified)"))
+        echo(f"wrote {onnx_path}" + (f": {verdict.summary()}" if verdict else " (not verified)"))
     if program_path:
-        click.echo(f"wrote {program_path} (torch.export.ExportedProgram; load with torch.export.load)")
+        echo(f"wrote {program_path} (torch.export.ExportedProgram; load with torch.export.load)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import parse_shape
-from netc.cli.output import to_stdout, write_output
+from netc.cli.output import echo, to_stdout, write_output
 from netc.cli.progress import progress, quiet_option
 
 
@@ -29,9 +29,9 @@ def import_(source, kwargs, output, input_shape, name, check_only, no_verify, qu
         text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
                                     check=check_only or not no_verify, stage=stage)
     if verdict is not None:
-        click.echo(f"{source}: {verdict.summary()}", err=not check_only and to_stdout(output))
+        echo(f"{source}: {verdict.summary()}", err=not check_only and to_stdout(output))
     if check_only:
         return
     write_output(output, text)
     if not to_stdout(output):
-        click.echo(f"wrote {output} ({text.count(chr(10))} lines)")
+        echo(f"wrote {output} ({text.count(chr(10))} lines)")

@@ -5,7 +5,7 @@ import click
 
 from netc.api.reports import lint_formats, lint_severities
 from netc.cli.options import compile_options
-from netc.cli.output import write_output
+from netc.cli.output import echo, write_output
 from netc.cli.progress import progress, quiet_option
 from netc.cli.spec_files import expand_specs
 
@@ -37,7 +37,7 @@ def lint(specs, compile_spec, catalogue, severity, fmt, output, show_rules, cata
         text, summary, found = reports.lint_report(_compiled(names, compile_spec, advance), severity, fmt)
     write_output(output, text)
     if fmt == "text":
-        click.echo(summary, err=True)
+        echo(summary, err=True)
     if found:
         raise SystemExit(1)
 

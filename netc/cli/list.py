@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.api.reports import catalogue_formats
+from netc.cli.output import echo, echo_data
 
 
 @click.command("list")
@@ -17,6 +18,6 @@ def list_(fmt, update):
 
     if update:
         n, changed = catalogue_update(update)
-        click.echo(f"{update}: catalogue of {n} specs {'updated' if changed else 'already current'}")
+        echo(f"{update}: catalogue of {n} specs {'updated' if changed else 'already current'}")
         return
-    click.echo(catalogue_text(fmt), nl=False)
+    echo_data(catalogue_text(fmt), nl=False)

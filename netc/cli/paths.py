@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import spec_options
+from netc.cli.output import echo_data
 
 
 def parse_range(text: str | None):
@@ -39,7 +40,7 @@ def paths(network, between, fmt, lesion, reorder):
     weighted layers: range, mean, central 95% interval, histogram."""
     from netc.api.reports import paths_text
 
-    click.echo(paths_text(transformed(network, lesion, reorder), parse_range(between), fmt), nl=False)
+    echo_data(paths_text(transformed(network, lesion, reorder), parse_range(between), fmt), nl=False)
 
 
 def transformed(network, lesions, reorders):

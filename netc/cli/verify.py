@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from netc.cli.options import compile_options
+from netc.cli.output import echo
 
 
 @click.command()
@@ -26,6 +27,6 @@ def verify(spec, source, kwargs, compile_spec, strict_order):
         return compile_spec(spec) if shape is None else compile_spec(spec, shape=shape)
 
     report = run(compile_at, source, parse_kwargs(kwargs), strict_order)
-    click.echo(f"{spec} vs {source}: {report.summary()}")
+    echo(f"{spec} vs {source}: {report.summary()}")
     if not report.verified or report.refused_sizes:
         raise SystemExit(1)

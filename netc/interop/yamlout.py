@@ -20,7 +20,8 @@ def scalar(v) -> str:
     text = str(v)
     if PLAIN.fullmatch(text) and text.lower() not in WORDS and not text.endswith(" ") and ": " not in text:
         return text
-    return json.dumps(text)
+    # a lone surrogate (a source path's non-UTF-8 byte) has no YAML escape: written as text, `\udcff`
+    return json.dumps(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def flow(v) -> str:

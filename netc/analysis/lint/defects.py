@@ -2,6 +2,8 @@
 other frameworks and exporters."""
 from __future__ import annotations
 
+import math
+
 from netc.analysis.lint.registry import Hit, change, rule
 from netc.ops import REGISTRY, fmt_shape
 from netc.ops.base import pair
@@ -125,7 +127,7 @@ def uneven_overlap(ctx):
     for nid, d in ctx.ops("conv_transpose"):
         a = d.attrs
         k, s, dil = pair(a.k), pair(a.s), pair(a.d)
-        taps = [sorted({sum(1 for t in range(k[i]) if t * dil[i] % s[i] == r) for r in range(s[i])}) for i in range(2)]
+        taps = [tap_counts(k[i], s[i], dil[i]) for i in range(2)]
         if all(len(t) == 1 for t in taps):
             continue
         axis = next(i for i in range(2) if len(taps[i]) > 1)
@@ -134,3 +136,18 @@ def uneven_overlap(ctx):
         yield Hit(nid, f"a {k[0]}x{k[1]} kernel at stride {s[0]}x{s[1]}{f', dilation {dil[0]}x{dil[1]}' if dil != (1, 1) else ''} "
                        f"gives output pixels {' or '.join(map(str, taps[axis]))} kernel taps by their position: a "
                        "checkerboard pattern", f"use {fix}, or upsample then conv")
+
+
+def tap_counts(k: int, s: int, d: int) -> list[int]:
+    """The distinct numbers of kernel taps t < k with t·d ≡ r (mod s) over the phases r, in
+    constant work whatever the stride: t·d mod s repeats with period p = s / gcd(d, s) and visits
+    the multiples of gcd(d, s) only, so k = q·p + m taps give m phases q + 1 taps, the other
+    reachable ones q, and the phases it never visits (when gcd(d, s) > 1) none."""
+    g = math.gcd(d, s)
+    q, m = divmod(k, s // g)
+    counts = {q}
+    if m:
+        counts.add(q + 1)
+    if g > 1:
+        counts.add(0)
+    return sorted(counts)

@@ -7,6 +7,7 @@ the sum of their savings.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -112,7 +113,7 @@ def to_json(findings: list[Finding], silenced: int) -> str:
 def _uri(file: str) -> str:
     """A relative file stays relative (code scanning resolves it against the repository root)."""
     p = Path(file)
-    return p.resolve().as_uri() if p.is_absolute() else quote(p.as_posix())
+    return p.resolve().as_uri() if p.is_absolute() else quote(os.fsencode(p.as_posix()))  # the name's bytes
 
 
 def _physical(loc: Loc) -> dict:

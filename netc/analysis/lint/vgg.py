@@ -14,14 +14,15 @@ def fc_head(ctx):
     dense evaluation turns it into an H×W conv (and later linears into 1×1 convs) with the same
     weights, so the network runs on any larger input and returns a class score map. A map that an
     adaptive pooling produces already has a fixed size whatever the input, so it is left alone."""
+    adaptive, above = adaptive_grids(ctx), {}
     for nid, d in ctx.ops("linear"):
         flat = d.inputs[0]
-        while ctx.node[flat].op == "dropout":
-            flat = ctx.node[flat].inputs[0]
+        if ctx.node[flat].op == "dropout":
+            flat = past_dropouts(ctx, flat, above)
         if ctx.node[flat].op != "flatten":
             continue
         shape = ctx.in_shape(flat)
-        if len(shape) != 3 or shape[1] * shape[2] == 1 or from_adaptive(ctx, ctx.node[flat].inputs[0]):
+        if len(shape) != 3 or shape[1] * shape[2] == 1 or adaptive[ctx.node[flat].inputs[0]]:
             continue
         size = "x".join(map(str, ctx.network.input_shape[1:]))
         yield Hit(nid, f"a fully connected layer over the flattened {fmt_shape(shape)} map fixes the input to {size}",
@@ -30,11 +31,24 @@ def fc_head(ctx):
                   "densely on larger inputs")
 
 
-def from_adaptive(ctx, nid: int) -> bool:
-    """Whether the grid of `nid` is set by an adaptive pooling upstream (through ops that keep it)."""
-    grid = ctx.node[nid].shape[1:]
-    while nid != 0 and ctx.node[nid].shape[1:] == grid:
-        if ctx.node[nid].op in ADAPTIVE:
-            return True
+def adaptive_grids(ctx) -> dict[int, bool]:
+    """Per node: whether its grid is set by an adaptive pooling upstream (through ops that keep
+    the grid), in one pass in execution order (a walk back from each linear is quadratic)."""
+    out = {0: False}
+    for nid in ctx.order:
+        d = ctx.node[nid]
+        src = d.inputs[0] if d.inputs else 0
+        out[nid] = d.op in ADAPTIVE or (src != 0 and ctx.node[src].shape[1:] == d.shape[1:] and out[src])
+    return out
+
+
+def past_dropouts(ctx, nid: int, memo: dict[int, int]) -> int:
+    """The first node above a chain of dropouts; `memo` keeps each walked chain's top, so linears
+    sharing a chain walk it once."""
+    chain = []
+    while ctx.node[nid].op == "dropout" and nid not in memo:
+        chain.append(nid)
         nid = ctx.node[nid].inputs[0]
-    return False
+    top = memo.get(nid, nid)
+    memo.update(dict.fromkeys(chain, top))
+    return top

@@ -7,8 +7,8 @@ run `dot` once on that text (`graphviz.py`); `html.py` puts the SVG beside the c
 """
 from __future__ import annotations
 
-from netc.backends.render.dot import dot_source
-from netc.backends.render.graphviz import run_dot
+from netc.backends.render.dot import dot_source, view_of
+from netc.backends.render.graphviz import draw
 
 FORMATS = ("dot", "svg", "png", "pdf", "html")
 BINARY = ("png", "pdf")
@@ -22,8 +22,7 @@ def render(network, fmt: str = "dot", depth: int | None = None, rankdir: str = "
         from netc.backends.render.html import report
 
         return report(network, depth, rankdir)
-    source = dot_source(network, depth, rankdir)
     if fmt == "dot":
-        return source
-    out = run_dot(source, fmt)
+        return dot_source(network, depth, rankdir)
+    out = draw(network, view_of(network, depth), rankdir, fmt)
     return out if fmt in BINARY else out.decode()

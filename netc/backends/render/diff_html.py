@@ -15,8 +15,7 @@ import jinja2
 
 from netc.analysis.diff import Diff
 from netc.analysis.diff_formats import QUANTITIES, _arrow, _layer_text, headline, signed
-from netc.backends.render.dot import subtitle, to_dot
-from netc.backends.render.graphviz import run_dot
+from netc.backends.render.graphviz import draw
 from netc.backends.render.html import TEMPLATES, inline_svg
 from netc.backends.render.view import build_view
 from netc.ops import fmt_shape
@@ -27,7 +26,7 @@ _ID = re.compile(r'\bid="([^"]*)"')
 def marked_svg(network, depth, rankdir, marks: dict[int, str], prefix: str) -> tuple[str, int]:
     """The network's SVG with ids prefixed and each marked IR node's box given its class."""
     view = build_view(network.graph, network.order, depth)
-    svg = inline_svg(run_dot(to_dot(view, rankdir, network.name, subtitle(network)), "svg").decode())
+    svg = inline_svg(draw(network, view, rankdir, "svg", "--diagram-depth").decode())
     box_class: dict[str, str] = {}
     for nid, cls in marks.items():
         box = view.box_of.get(nid)

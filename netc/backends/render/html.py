@@ -16,8 +16,7 @@ import jinja2
 from netc.analysis import formats
 from netc.analysis.cost import analyse
 from netc.analysis.table import build
-from netc.backends.render.dot import subtitle, to_dot
-from netc.backends.render.graphviz import run_dot
+from netc.backends.render.graphviz import check_size, draw, fits
 from netc.backends.render.view import View, build_view
 from netc.ops import fmt_shape
 
@@ -63,6 +62,16 @@ def depth_views(network, depth: int | None) -> tuple[list[int | None], int | Non
     return depths, (depth if depth in depths else None)
 
 
+def drawable(network, depths: list[int | None]) -> dict[int | None, View]:
+    """The views at `depths` that graphviz can lay out in bounded time: a page of a network too
+    large to draw every layer collapses to the depths that fit (error[limit] when none does)."""
+    views = {d: build_view(network.graph, network.order, d) for d in depths}
+    drawn = {d: v for d, v in views.items() if fits(v)}
+    if not drawn:
+        check_size(network, views[depths[0]])
+    return drawn
+
+
 def key(depth: int | None) -> str:
     return "all" if depth is None else str(depth)
 
@@ -72,10 +81,9 @@ def environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def one_view(network, report, depth: int | None, rankdir: str, prefix: str) -> dict:
+def one_view(network, report, depth: int | None, view: View, rankdir: str, prefix: str) -> dict:
     """The diagram (SVG, ids prefixed so several share a page) and the table rows at one depth."""
-    view = build_view(network.graph, network.order, depth)
-    svg = inline_svg(run_dot(to_dot(view, rankdir, network.name, subtitle(network)), "svg").decode())
+    svg = inline_svg(draw(network, view, rankdir, "svg").decode())
     table = build(report, depth)
     boxes = [prefix + box if box else "" for box in row_boxes(network, view, table.rows)]
     rows = [{"kind": row.kind, "level": row.level, "aux": row.aux, "box": box, "cells": formats.row_cells(row, "")}
@@ -89,7 +97,11 @@ def report(network, depth: int | None = None, rankdir: str = "TB") -> str:
 
     cost = analyse(network)
     depths, start = depth_views(network, depth)
-    views = [one_view(network, cost, d, rankdir, f"d{key(d)}-") for d in depths]
+    drawn = drawable(network, depths)
+    if start not in drawn:
+        start = next(reversed(drawn))
+    views = [one_view(network, cost, d, view, rankdir, f"d{key(d)}-") for d, view in drawn.items()]
+    depths = list(drawn)
     top = views[0] if depths[0] == 1 else None
     bars = chart(top["table"], top["boxes"]) if top else chart(build(cost, 1))
     table = views[-1]["table"]

@@ -14,8 +14,8 @@ from netc.analysis import formats
 from netc.analysis.cost import analyse
 from netc.analysis.table import build
 from netc.backends.render.chart import chart
-from netc.backends.render.dot import dot_source
-from netc.backends.render.graphviz import run_dot
+from netc.backends.render.dot import view_of
+from netc.backends.render.graphviz import draw
 from netc.backends.render.html import environment, inline_svg
 from netc.errors import NetcError
 from netc.ops import fmt_shape
@@ -28,7 +28,7 @@ def notebook_html(network) -> str:
     table = build(analyse(network), 1)
     prefix = f"netc{next(_fragments)}-"
     try:
-        svg, note = _ID.sub(f'id="{prefix}', inline_svg(run_dot(dot_source(network, 1), "svg").decode())), ""
+        svg, note = _ID.sub(f'id="{prefix}', inline_svg(draw(network, view_of(network, 1), "TB", "svg").decode())), ""
     except NetcError as exc:
         svg, note = "", exc.diagnostics[0].message
     outs = ", ".join(f"{name}{' (aux)' if aux else ''}: {fmt_shape(network.graph.node(nid).shape)}"
