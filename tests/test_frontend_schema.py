@@ -8,6 +8,7 @@ from netc.spec.yamlload import load_yaml
 from tests.conftest import SPECS, run_without_torch
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+LIB_FILES = sorted(SPECS.glob("lib/*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,20 @@ def data(path):
 def test_bundled_specs_validate(validator, path):
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data(path))]
     assert not errors, errors[:5]
+
+
+@pytest.mark.parametrize("path", LIB_FILES, ids=[p.stem for p in LIB_FILES])
+def test_library_files_validate(validator, path):
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data(path))]
+    assert not errors, errors[:5]
+
+
+def test_a_document_is_a_network_or_a_library(validator):
+    lib = {"netc": 1, "templates": {"T": {"body": "relu"}}}
+    assert validator.is_valid(lib)
+    assert not validator.is_valid({**lib, "layers": ["relu"]})  # layers without name and input
+    assert not validator.is_valid({"netc": 1})
+    assert not validator.is_valid({**lib, "templates": {"T": {"body": "relu", "argz": {}}}})
 
 
 @pytest.mark.parametrize("typo", [
