@@ -148,6 +148,21 @@ layers:
     assert [k for k in m.state_dict()] == ["body." + k for k in oracle.state_dict()]
 
 
+def test_the_innermost_scope_wins_and_references_may_point_forward():
+    net = load("""
+layers:
+  - {name: x, conv: {out: 4, k: 1}}
+  - name: blk
+    seq:
+      - {name: x, conv: {out: 4, k: 1}}
+      - {name: a, add: {}, from: [x, later]}
+      - {name: later, conv: {out: 4, k: 1}, from: blk.x}
+      - {name: out, conv: {out: 4, k: 1}, from: a}
+""")
+    assert inputs_of(net, "blk.a") == ["blk.x", "blk.later"] and inputs_of(net, "blk.later") == ["blk.x"]
+    assert inputs_of(net, "blk.x") == ["x"]
+
+
 def test_a_wrong_reference_is_located_with_a_fitting_hint():
     d = error_of("""
 layers:
@@ -320,3 +335,14 @@ def test_the_reference_documents_every_function_and_key():
 def test_the_reference_lists_every_library_file():
     listed = set(re.findall(r"^\| `netc/(\w+)`", DOC, re.M))
     assert listed == {p.stem for p in (Path(__file__).resolve().parent.parent / "specs" / "lib").glob("*.yaml")}
+
+
+def test_importing_some_templates_brings_the_templates_they_use(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(HEADER + "imports: [{lib: netc/resnet, templates: [BasicBlock]}]\n"
+                    "layers:\n  - {name: b, use: BasicBlock, args: {planes: 8, down: true, stride: 2}}\n")
+    scopes = [d.scope for _, d in netc.load(path).nodes()]
+    assert "b.downsample.0" in scopes  # BasicBlock's shortcut is the library's Shortcut template
+    path.write_text(HEADER + "imports: [{lib: netc/resnet, templates: [BasicBlok]}]\nlayers: [relu]\n")
+    d = pytest.raises(NetcError, netc.load, path).value.diagnostics[0]
+    assert d.code == "import" and "has no template 'BasicBlok'" in d.message and "BasicBlock" in d.hint

@@ -314,13 +314,36 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
 
 
 def _take(templates: dict, theirs: dict, imp: Import, iloc, errors: Collector) -> None:
-    """The templates an import asks for (all by default) from what its file defines."""
-    for name in imp.templates if imp.templates is not None else list(theirs):
+    """The templates an import asks for (all by default) from what its file defines, with the
+    templates of that file they use (`templates: [Bottleneck]` brings the Shortcut it instantiates)."""
+    asked = imp.templates if imp.templates is not None else list(theirs)
+    for name in asked:
         if name not in theirs:
             errors.add(error("import", f"'{clip(imp.lib or imp.file)}' has no template '{clip(name)}'", iloc,
                              did_you_mean(name, theirs)))
-            continue
-        templates[name] = theirs[name]
+    todo = [name for name in asked if name in theirs]
+    templates.update((name, theirs[name]) for name in todo)
+    done = set(todo)
+    while todo:  # what they use, unless another import gave that name already
+        for used in _uses(theirs[todo.pop()]._raw):
+            if used in theirs and used not in done and used not in templates:
+                templates[used] = theirs[used]
+                done.add(used)
+                todo.append(used)
+
+
+def _uses(raw) -> set[str]:
+    """The template names a template's YAML instantiates (`use:` anywhere in it)."""
+    found, stack = set(), [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if isinstance(value.get("use"), str):
+                found.add(value["use"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
 
 
 def with_input_shape(spec: Spec, shape: tuple[int, ...]) -> Spec:
