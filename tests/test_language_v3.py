@@ -346,3 +346,60 @@ def test_importing_some_templates_brings_the_templates_they_use(tmp_path):
     path.write_text(HEADER + "imports: [{lib: netc/resnet, templates: [BasicBlok]}]\nlayers: [relu]\n")
     d = pytest.raises(NetcError, netc.load, path).value.diagnostics[0]
     assert d.code == "import" and "has no template 'BasicBlok'" in d.message and "BasicBlock" in d.hint
+
+
+# --- a network fixed to its input size -----------------------------------------------------------------
+
+FOLLOWS = {  # specs whose sizes follow any input: built at one size, they run at another
+    "convs": "layers:\n  - {conv: {out: 6, k: 3, s: 2, p: 1}}\n  - bn\n  - relu\n  - {maxpool: {k: 2}}\n",
+    "residual": "layers:\n  - {residual: {body: [{conv: {out: 4, k: 3, p: 1}}, bn], then: relu}}\n  - {gap: {}}\n"
+                "  - flatten\n  - {linear: {out: 5}}\n",
+    "concat": "layers:\n  - {concat: [{conv: {out: 2, k: 1}}, [{avgpool: {k: 3, s: 1, p: 1}}, {conv: {out: 3, k: 1}}]]}\n"
+              "  - {upsample: {scale: 2}}\n",
+    "adaptive": "layers:\n  - {conv: {out: 4, k: 3}}\n  - {adaptive_avgpool: {out: 3}}\n  - flatten\n"
+                "  - {linear: {out: 7}}\n",
+}
+FIXED = {  # specs sized by $in_h / $in_w: built at one size, another is refused at the line that reads it
+    "fcn": ("layers:\n  - {conv: {out: 4, k: 3, s: 2, p: 1}}\n  - {upsample: {size: [$in_h, $in_w]}}\n", 6),
+    "template": ("templates:\n  Up:\n    args: {}\n    body: [{conv: {out: 2, k: 1}}, {upsample: {size: $in_h * 2}}]\n"
+                 "layers:\n  - {avgpool: {k: 2}}\n  - {name: u, use: Up}\n", 7),  # the layer in the template
+    "vars": ("vars: {grid: $in_w // 4}\nlayers:\n  - {adaptive_avgpool: {out: $grid}}\n", 4),
+}
+
+
+def compiled(text: str, shape):
+    return netc.loads(HEADER + text, "size.yaml", input_shape=shape)
+
+
+@pytest.mark.parametrize("name", FOLLOWS)
+def test_a_module_built_at_one_size_equals_the_spec_compiled_at_another(name):
+    a, b = (4, 16, 16), (4, 20, 12)
+    built = compiled(FOLLOWS[name], a).build().eval()
+    oracle = compiled(FOLLOWS[name], b).build().eval()
+    oracle.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(2, *b)
+    with torch.no_grad():
+        assert torch.equal(built(x), oracle(x))
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_a_module_sized_by_its_input_refuses_another_size_before_any_op(name):
+    import copy
+    import pickle
+
+    from netc.backends.torch.size_guard import InputSizeError
+
+    text, line = FIXED[name]
+    net = compiled(text, (4, 16, 16))
+    module = net.build().eval()
+    assert module(torch.randn(1, 4, 16, 16)) is not None
+    calls = []
+    module.register_forward_pre_hook(lambda m, args: calls.append(1))  # after the guard: runs if it passes
+    for m in (module, pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        with pytest.raises(InputSizeError) as info:
+            m(torch.randn(1, 4, 20, 12))
+        assert str(info.value).startswith(f"size.yaml:{line}:") and "16×16" in str(info.value)
+        assert "20×12" in str(info.value)
+    assert calls == []
+    # compiled at the other size, the same spec runs there
+    assert compiled(text, (4, 20, 12)).build()(torch.randn(1, 4, 20, 12)) is not None

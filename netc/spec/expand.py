@@ -56,6 +56,8 @@ class Expander:
         self.pending: list[Pending] = []  # from: refs to resolve
         self.ref_names: dict[int, tuple[str, str]] = {}  # placeholder -> (name, scope prefix)
         self.output_names: set[str] = set()
+        self.at: Loc | None = None  # the node being expanded (where a read of `$in_h`/`$in_w` is)
+        self.size_read: Loc | None = None  # the first such read
 
     # --- IR construction -------------------------------------------------------------------
     def add(self, op: str, attrs, scope: str, inputs: list[int], loc, ctx: Ctx) -> int:
@@ -87,6 +89,10 @@ class Expander:
             self.keep_going(exc)
             return fallback
 
+    def sized_by_input(self) -> None:
+        if self.size_read is None:
+            self.size_read = self.at
+
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
 
@@ -100,7 +106,7 @@ class Expander:
         return cur
 
     def expand(self, node: Node, ctx: Ctx, cur: int, inherited_name: str | None = None) -> int:
-        loc = node_loc(node)
+        loc = self.at = node_loc(node)
         spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
@@ -288,7 +294,8 @@ class Expander:
             raise error("template", f"template recursion: {chain}", value_loc(raw, "use", loc),
                         "a template cannot instantiate itself, directly or through others", via=ctx.via)
         in_loc = value_loc(raw, "from", loc) if "from" in raw else loc
-        in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via))
+        in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via),
+                              on_size=self.sized_by_input)
         args = bind_args(node, template, ctx, overrides, ChainMap(in_shape, self.globals))
         block = self.g.blocks.get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
@@ -318,11 +325,18 @@ def _with_from(raw, parent):
     return out
 
 
+def _sized_vars(spec: Spec) -> Loc | None:
+    """Where the first of the spec's `vars` reads the input's height or width."""
+    vraw = spec._raw.get("vars") or {}
+    return next((value_loc(vraw, key, spec._raw.loc) for key, value in spec.vars.items()
+                 if variables(value) & {"in_h", "in_w"}), None)
+
+
 def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
            limits: Limits) -> Graph:
     """Build the IR of a validated spec; raises NetcError with every problem found."""
     ex = Expander(spec, file, templates, env, limits)
-    root = Ctx(frame=Frame(""), env=WithNetworkInput(env, spec))
+    root = Ctx(frame=Frame(""), env=WithNetworkInput(env, spec, ex.sized_by_input))
     with work_budget(limits.max_work):
         out = ex.expand_list(spec.layers, root, 0)
         out = resolve_refs(ex.g, ex.pending, ex.names, ex.errors, out, ex.disabled)
@@ -337,6 +351,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     if not any(nid == out and not aux for _, nid, aux in outputs):
         outputs.insert(0, Output("out", out, False))
     ex.g.input_loc = getattr(spec._raw, "value_locs", {}).get("input")
+    ex.g.size_from_input = _sized_vars(spec) or ex.size_read
     ex.g.spec = spec
     ex.g.env = env
     return ex.g

@@ -23,8 +23,9 @@ SHAPE_ERROR = "input_shape.error"  # `Node.meta` key: the error that left the no
 class InputShape(Mapping):
     """The variables `in_c`, `in_h`, `in_w` of one template instance; the shape is found on first use."""
 
-    def __init__(self, shape_of: Callable[[], tuple], what: str = "the template's input"):
-        self._shape_of, self._what = shape_of, what
+    def __init__(self, shape_of: Callable[[], tuple], what: str = "the template's input",
+                 on_size: Callable[[], None] | None = None):
+        self._shape_of, self._what, self._on_size = shape_of, what, on_size
         self._shape: tuple | None = None
 
     def __getitem__(self, key: str) -> int:
@@ -33,6 +34,8 @@ class InputShape(Mapping):
         if self._shape is None:
             self._shape = self._shape_of()
         axis = TEMPLATE_INPUT_VARS.index(key)
+        if axis and self._on_size is not None:  # a height or width: the network is fixed to its input size
+            self._on_size()
         if axis >= len(self._shape):
             raise Unavailable(f"'${key}' is undefined: {self._what} is {fmt_shape(self._shape)}, which has "
                               f"no axis {axis}", "'$in_h' and '$in_w' need a C×H×W input")
@@ -53,9 +56,9 @@ class WithNetworkInput(dict):
     lookup but never listed, so a hint over the variables costs what it costs over a plain dict
     (a ChainMap would merge its maps at every listing)."""
 
-    def __init__(self, env, spec):
+    def __init__(self, env, spec, on_size: Callable[[], None] | None = None):
         super().__init__(env)
-        self.input = InputShape(lambda: tuple(spec.input), "the network's input")
+        self.input = InputShape(lambda: tuple(spec.input), "the network's input", on_size)
 
     def __missing__(self, key):
         return self.input[key]
