@@ -403,3 +403,22 @@ def test_a_module_sized_by_its_input_refuses_another_size_before_any_op(name):
     assert calls == []
     # compiled at the other size, the same spec runs there
     assert compiled(text, (4, 20, 12)).build()(torch.randn(1, 4, 20, 12)) is not None
+
+
+@pytest.mark.parametrize("v", [3, 7.5, 12, 15.9, 16, 20, 27.99, 32 * 0.75, 100.0, 1001.3])
+@pytest.mark.parametrize("divisor, min_value", [(8, None), (4, None), (8, 16)])
+def test_make_divisible_rounds_as_torchvision_does(v, divisor, min_value):
+    from torchvision.models._utils import _make_divisible
+
+    from netc.expr import evaluate
+    text = f"make_divisible($v, {divisor}" + (f", {min_value})" if min_value else ")")
+    assert evaluate(text, {"v": v}) == _make_divisible(v, divisor, min_value)
+
+
+@pytest.mark.parametrize("text, want", [  # the rounding rules docs/language.md states, from Python's own
+    ("round(2.5)", round(2.5)), ("round(3.5)", 4), ("round(2.675, 2)", round(2.675, 2)), ("int(-2.7)", -2),
+    ("ceil(-2.5)", -2), ("floor(-2.5)", -3), ("-7 // 2", -4), ("-7 % 3", 2), ("7 / 2", 3.5),
+])
+def test_the_documented_rounding_rules(text, want):
+    from netc.expr import evaluate
+    assert evaluate(text, {}) == want
