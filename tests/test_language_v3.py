@@ -422,3 +422,17 @@ def test_make_divisible_rounds_as_torchvision_does(v, divisor, min_value):
 def test_the_documented_rounding_rules(text, want):
     from netc.expr import evaluate
     assert evaluate(text, {}) == want
+
+
+@pytest.mark.parametrize("text", [t for t in EXAMPLES if not t.startswith("# error")],
+                         ids=[re.search(r"name: (\w+)", t).group(1) for t in EXAMPLES if not t.startswith("# error")])
+def test_generated_code_of_every_reference_example_computes_what_the_interpreter_does(text, tmp_path):
+    from tests.conftest import pair
+
+    net = netc.loads(text, "language.md")
+    ref, gen = pair(net, tmp_path)
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        want, got = ref.eval()(x), gen.eval()(x)
+    for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+        assert torch.equal(a, b)
