@@ -234,7 +234,8 @@ def _library_file(name: str, lib_path: tuple[str, ...], iloc) -> tuple[Path, str
         if target.is_relative_to(root) and target.is_file():
             return target, name if bundled else str(folder / f"{name}.yaml")
     if bundled:
-        hint = "netc's library: " + listing([f"{STDLIB}/{p.stem}" for p in sorted(STDLIB_DIR.glob("*.yaml"))])
+        names = [f"{STDLIB}/{p.stem}" for p in sorted(STDLIB_DIR.glob("*.yaml"))]
+        hint = did_you_mean(name, names) or "netc's library: " + listing(names)
     else:
         hint = (f"searched {listing([str(d) for d in dirs])}" if dirs else
                 f"no library folder is given: pass --lib DIR or set {LIB_PATH_VAR}")
