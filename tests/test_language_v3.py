@@ -436,3 +436,24 @@ def test_generated_code_of_every_reference_example_computes_what_the_interpreter
         want, got = ref.eval()(x), gen.eval()(x)
     for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
         assert torch.equal(a, b)
+
+
+def test_generated_code_of_top_level_input_sizes(tmp_path):
+    from tests.conftest import pair
+
+    net = netc.loads("""netc: 1
+name: t
+input: [3, 16, 16]
+params: {w: 2}
+vars: {g: $in_h // 4}
+layers:
+  - {name: a, conv: {out: $in_c * $w, k: 1}}
+  - {if: "$in_c > 2", name: b, conv: {out: $in_c, k: 3, p: 1}}
+  - {name: blk, seq: [{conv: {out: 8, k: 1}}, {conv: {out: "$in_c + 1", k: 1}}]}
+  - {name: p, adaptive_avgpool: {out: $g}}
+  - {name: u, upsample: {size: [$in_h, $in_w]}}
+""")
+    ref, gen = pair(net, tmp_path)  # same state_dict keys and shapes: blk.1 has 3 + 1 channels, not 8 + 1
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(ref.eval()(x), gen.eval()(x))
