@@ -18,7 +18,21 @@ SCHEMA_ID = "https://netc.dev/schema/spec-v1.json"
 
 
 def _allow_expr(prop: dict) -> dict:
-    return {"anyOf": [prop, EXPR], **{k: prop[k] for k in ("description", "default") if k in prop}}
+    return {"anyOf": [_items_allow_expr(prop), EXPR], **{k: prop[k] for k in ("description", "default") if k in prop}}
+
+
+def _items_allow_expr(schema):
+    """`schema` where each item of a list may be an expression too (`size: [$in_h, $in_w]`)."""
+    if isinstance(schema, list):
+        return [_items_allow_expr(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _items_allow_expr(v) for k, v in schema.items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = {"anyOf": [out["items"], EXPR]}
+    if isinstance(out.get("prefixItems"), list):
+        out["prefixItems"] = [{"anyOf": [item, EXPR]} for item in out["prefixItems"]]
+    return out
 
 
 def json_schema() -> dict[str, Any]:

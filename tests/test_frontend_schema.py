@@ -70,6 +70,7 @@ def test_typos_are_rejected(validator, typo):
 @pytest.mark.parametrize("attrs,ok", [
     ({"out": 8, "k": 3}, True), ({"out": "$c * 2", "k": [1, 7]}, True), ({"out": 8, "k": 3, "p": "same"}, True),
     ({"out": 8, "kernel": 3}, False), ({"out": "eight", "k": 3}, False), ({"out": 8, "k": 3, "p": "full"}, False),
+    ({"out": 8, "k": ["$kh", 3]}, True), ({"out": 8, "k": ["three", 3]}, False),  # an item may be an expression
 ])
 def test_op_attributes(validator, attrs, ok):
     doc = {"netc": 1, "name": "t", "input": [3, 8, 8], "layers": [{"conv": attrs}, "relu", ["relu", "tanh"]]}

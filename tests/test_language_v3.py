@@ -3,6 +3,7 @@ children), nested repeats that name their index, `from:` on a repeat, joins that
 position, and the standard library (`lib: netc/NAME`, `--lib`, `NETC_PATH`). Expected names are
 read off the spec texts below, expected values computed in torch from the built module's own
 weights, and the library's ResNet checked against torchvision's."""
+import json
 import os
 import re
 from pathlib import Path
@@ -457,3 +458,16 @@ layers:
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(ref.eval()(x), gen.eval()(x))
+
+
+def test_every_reference_example_and_library_file_validates_against_the_json_schema():
+    import jsonschema
+
+    from netc.schema import json_schema
+    from netc.spec.yamlload import load_yaml
+    validator = jsonschema.Draft202012Validator(json_schema())
+    docs = [load_yaml(t, "language.md") for t in EXAMPLES]
+    libs = [load_yaml(p.read_text(), str(p)) for p in (Path(__file__).resolve().parent.parent / "netc/stdlib").glob("*.yaml")]
+    assert len(libs) >= 8
+    for doc in docs + libs:
+        assert not [e.message for e in validator.iter_errors(json.loads(json.dumps(doc)))]
