@@ -270,6 +270,8 @@ def test_a_user_library_is_found_on_lib_dirs_and_netc_path(tmp_path, library, mo
     assert d.code == "import" and "mylib/blocks" in d.message and "--lib" in d.hint and d.loc.line == 4
     net = netc.load(spec, limits=netc.api.Limits(lib_path=(str(library),)))
     assert [d.scope for _, d in net.nodes()] == ["p.a", "p.b"]
+    assert [d.scope for _, d in net.recompile({}).nodes()] == ["p.a", "p.b"]  # the spec keeps its --lib
+    assert "class Pair" in net.codegen()  # the library template becomes a class of the generated code
     monkeypatch.setenv("NETC_PATH", os.pathsep.join([str(tmp_path / "elsewhere"), str(library)]))
     assert [d.shape for _, d in netc.load(spec).nodes()][-1] == (6, 8, 8)
 
