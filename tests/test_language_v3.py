@@ -408,6 +408,19 @@ def test_a_module_sized_by_its_input_refuses_another_size_before_any_op(name):
     assert compiled(text, (4, 20, 12)).build()(torch.randn(1, 4, 20, 12)) is not None
 
 
+@pytest.mark.parametrize("name", FIXED)
+def test_generated_code_sized_by_its_input_refuses_another_size(name, tmp_path):
+    from tests.conftest import factory, import_source
+
+    text, line = FIXED[name]
+    model = factory(import_source(compiled(text, (4, 16, 16)).codegen(), tmp_path))().eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 4, 16, 16)) is not None
+        with pytest.raises(ValueError) as info:
+            model(torch.randn(1, 4, 20, 12))
+    assert str(info.value).startswith(f"size.yaml:{line}:") and "16×16" in str(info.value) and "20×12" in str(info.value)
+
+
 @pytest.mark.parametrize("v", [3, 7.5, 12, 15.9, 16, 20, 27.99, 32 * 0.75, 100.0, 1001.3])
 @pytest.mark.parametrize("divisor, min_value", [(8, None), (4, None), (8, 16)])
 def test_make_divisible_rounds_as_torchvision_does(v, divisor, min_value):

@@ -23,10 +23,13 @@ class FixedSize:
         x = args[0] if args else None
         got = tuple(getattr(x, "shape", ())[-len(self.size):])
         if len(got) == len(self.size) and got != self.size:
-            raise InputSizeError(
-                f"{self.where}: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so "
-                f"the module built for {'×'.join(map(str, self.size))} cannot run at {'×'.join(map(str, got))}; "
-                "compile it at that size (netc.load(..., input_shape=...), --input CxHxW)")
+            raise InputSizeError(self.message() % "×".join(map(str, got)))
+
+    def message(self) -> str:
+        """The error, with `%s` where the size it was called at goes (generated code writes it too)."""
+        return (f"{self.where}: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the "
+                f"module built for {'×'.join(map(str, self.size))} cannot run at %s; compile it at that size "
+                "(netc.load(..., input_shape=...), --input CxHxW)").replace("%", "%%").replace("%%s", "%s", 1)
 
 
 def fixed_size(network) -> FixedSize | None:
