@@ -77,10 +77,18 @@ def backbone(
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5). ResNeXt (Xie et al. 2016) makes the 3x3 a grouped conv of `groups` x `base_width` channels per 64 planes; Wide ResNet (Zagoruyko & Komodakis 2016) widens it (base_width 128)."""
+    """1x1 reduce, 3x3, 1x1 expand (x4); v1 strides the first 1x1 (the paper), else the 3x3 (v1.5). ResNeXt (Xie et al. 2016) makes the 3x3 a grouped conv of `groups` x `base_width` channels per 64 planes; Wide ResNet (Zagoruyko & Komodakis 2016) widens it (base_width 128). `dilation` dilates the 3x3 (torchvision's replace_stride_with_dilation: a dilated stage's first block keeps the previous dilation and stride 1, the others take stride x the previous dilation)."""
 
     def __init__(
-        self, in_channels, planes, stride=1, down=False, v1=False, groups=1, base_width=64
+        self,
+        in_channels,
+        planes,
+        stride=1,
+        down=False,
+        v1=False,
+        groups=1,
+        base_width=64,
+        dilation=1,
     ):
         super().__init__()
         self.conv1 = nn.Conv2d(
@@ -97,7 +105,8 @@ class Bottleneck(nn.Module):
             planes * base_width // 64 * groups,
             kernel_size=3,
             stride=1 if v1 else stride,
-            padding=1,
+            padding=dilation,
+            dilation=dilation,
             groups=groups,
             bias=False,
         )

@@ -104,3 +104,12 @@ def check_output_name(value: str | None, what: str = "output name") -> str | Non
     if value.startswith("_"):
         raise BadName(f"{what} {value!r} starts with '_'; output names are the fields of a named tuple")
     return value
+
+
+def check_module_path(value) -> str:
+    """What `from:` may name: `input`, or a module path of layer names (`layer1.0.conv1`)."""
+    if value == "input":
+        return value
+    if not isinstance(value, str) or len(value) > 1024 or not all(MODULE_NAME.fullmatch(p) for p in value.split(".")):
+        raise ValueError(f"{clip(repr(value))} is not a layer name or a dotted module path such as layer1.0.conv1")
+    return value

@@ -2,7 +2,8 @@
 
 Generated from the pydantic models, then made exact where the models are deliberately loose:
 each op's attributes come from the op registry, any attribute may instead be an expression
-string containing `$`, and a node may be written as a bare op name or a list (a sequence).
+string containing `$`, and a node may be written as a bare op name or a list (a sequence). A
+document is a network or a template library (`netc` and `templates`, no `layers`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,21 @@ SCHEMA_ID = "https://netc.dev/schema/spec-v1.json"
 
 
 def _allow_expr(prop: dict) -> dict:
-    return {"anyOf": [prop, EXPR], **{k: prop[k] for k in ("description", "default") if k in prop}}
+    return {"anyOf": [_items_allow_expr(prop), EXPR], **{k: prop[k] for k in ("description", "default") if k in prop}}
+
+
+def _items_allow_expr(schema):
+    """`schema` where each item of a list may be an expression too (`size: [$in_h, $in_w]`)."""
+    if isinstance(schema, list):
+        return [_items_allow_expr(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _items_allow_expr(v) for k, v in schema.items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = {"anyOf": [out["items"], EXPR]}
+    if isinstance(out.get("prefixItems"), list):
+        out["prefixItems"] = [{"anyOf": [item, EXPR]} for item in out["prefixItems"]]
+    return out
 
 
 def json_schema() -> dict[str, Any]:
@@ -44,6 +59,12 @@ def json_schema() -> dict[str, Any]:
             {"type": "array", "items": {"$ref": "#/$defs/Node"}},
         ],
     }
+    # a template library (what `imports:` reads) holds `netc` and `templates`, and no layers
+    spec_keys = [k for k in ("name", "input", "layers") if k in schema.get("required", ())]
+    schema["required"] = [k for k in schema.get("required", ()) if k not in spec_keys]
+    schema["anyOf"] = [{"required": spec_keys, "description": "a network"},
+                       {"required": ["templates"], "not": {"required": ["layers"]},
+                        "description": "a template library other specs import"}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     schema["title"] = "netc spec"

@@ -8,6 +8,7 @@ from netc.spec.yamlload import load_yaml
 from tests.conftest import SPECS, run_without_torch
 
 SPEC_FILES = sorted(SPECS.glob("*.yaml"))
+LIB_FILES = sorted(SPECS.glob("lib/*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,20 @@ def test_bundled_specs_validate(validator, path):
     assert not errors, errors[:5]
 
 
+@pytest.mark.parametrize("path", LIB_FILES, ids=[p.stem for p in LIB_FILES])
+def test_library_files_validate(validator, path):
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data(path))]
+    assert not errors, errors[:5]
+
+
+def test_a_document_is_a_network_or_a_library(validator):
+    lib = {"netc": 1, "templates": {"T": {"body": "relu"}}}
+    assert validator.is_valid(lib)
+    assert not validator.is_valid({**lib, "layers": ["relu"]})  # layers without name and input
+    assert not validator.is_valid({"netc": 1})
+    assert not validator.is_valid({**lib, "templates": {"T": {"body": "relu", "argz": {}}}})
+
+
 @pytest.mark.parametrize("typo", [
     ("layers", 0, "convv"),     # an op
     ("layers", 0, "repet"),     # a node key
@@ -55,6 +70,7 @@ def test_typos_are_rejected(validator, typo):
 @pytest.mark.parametrize("attrs,ok", [
     ({"out": 8, "k": 3}, True), ({"out": "$c * 2", "k": [1, 7]}, True), ({"out": 8, "k": 3, "p": "same"}, True),
     ({"out": 8, "kernel": 3}, False), ({"out": "eight", "k": 3}, False), ({"out": 8, "k": 3, "p": "full"}, False),
+    ({"out": 8, "k": ["$kh", 3]}, True), ({"out": 8, "k": ["three", 3]}, False),  # an item may be an expression
 ])
 def test_op_attributes(validator, attrs, ok):
     doc = {"netc": 1, "name": "t", "input": [3, 8, 8], "layers": [{"conv": attrs}, "relu", ["relu", "tanh"]]}

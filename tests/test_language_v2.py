@@ -151,7 +151,7 @@ layers:
 
 
 @pytest.mark.parametrize("text, code", [
-    ("layers:\n  - {conv: {out: $in_w, k: 1}}\n", "undefined-var"),
+    ("layers:\n  - {conv: {out: $in_d, k: 1}}\n", "undefined-var"),  # $in_c/h/w are the input (v3)
     ("layers:\n  - {name: 'a{$i}', repeat: 2, else: relu, relu: {}}\n", "schema"),
     ("layers:\n  - {name: '{\"-\"}a', relu: {}}\n", "name"),  # a computed name may not start with "-"
     ("params: {d: [1]}\nlayers:\n  - {relu: {}, repeat: '$d[0:1]'}\n", "schema"),

@@ -86,3 +86,14 @@ def test_python_dash_m_netc_is_the_netc_command():
     assert module.stdout == direct.stdout and f"params: {lenet5:,}" in module.stdout
     bad = run("-m", "netc", "check", "no_such_spec")
     assert bad.returncode == 2 and "error[io]" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_wheel_ships_the_template_library(tmp_path):
+    """`imports: [{lib: netc/NAME}]` reads netc/stdlib: every file of specs/lib must be in the wheel."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("netc-*.whl"))).namelist())
+    library = {f"netc/stdlib/{p.name}" for p in (ROOT / "specs" / "lib").glob("*.yaml")}
+    assert library and library <= names

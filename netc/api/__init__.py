@@ -319,7 +319,7 @@ def _compile(text, file, overrides, limits, input_shape) -> Network:
 
 def _compile_within_budget(text, file, overrides, limits, input_shape) -> Network:
     check_text_size(text, file, limits.max_file_bytes)
-    spec = parse_spec(text, file)
+    spec = parse_spec(text, file, lib_path=limits.lib_path)
     if input_shape is not None:
         spec = with_input_shape(spec, input_shape)
     env = bind_variables(spec, file, overrides or {})

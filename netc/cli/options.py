@@ -38,13 +38,16 @@ def compile_options(fn):
                   help="limit: the size of each spec file (imports included)")
     @click.option("--max-work", type=click.IntRange(1), default=Limits.max_work, show_default=True,
                   help="limit: the work of compiling (about a microsecond a unit): repeats, expressions, values")
+    @click.option("--lib", "lib_path", multiple=True, metavar="DIR",
+                  help="a folder of template libraries that 'imports: [{lib: NAME}]' may name (before $NETC_PATH)")
     @functools.wraps(fn)
-    def wrapper(overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work, **kwargs):
+    def wrapper(overrides, input_shape, max_nodes, max_depth, max_param_bytes, max_file_bytes, max_work, lib_path,
+                **kwargs):
         from netc.api import load
 
         values, shape = parse_overrides(list(overrides)), parse_shape(input_shape)
         limits = Limits(max_nodes=max_nodes, max_depth=max_depth, max_param_bytes=max_param_bytes,
-                        max_file_bytes=max_file_bytes, max_work=max_work)
+                        max_file_bytes=max_file_bytes, max_work=max_work, lib_path=tuple(lib_path))
 
         def compile_spec(name: str, more=(), shaped: bool = True, shape: tuple | None = shape):
             return load(name, {**values, **parse_overrides(list(more))}, limits, shape if shaped else None)

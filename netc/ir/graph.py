@@ -103,6 +103,16 @@ class Graph(nx.DiGraph):
     def env(self, value: dict[str, Any]) -> None:
         self.graph["env"] = value
 
+    @property
+    def size_from_input(self) -> Loc | None:
+        """Where the spec first sizes something by the input's height or width (`$in_h`, `$in_w`),
+        which fixes the network to the input size it was compiled at; None if it never does."""
+        return self.graph.get("size_from_input")
+
+    @size_from_input.setter
+    def size_from_input(self, value: Loc | None) -> None:
+        self.graph["size_from_input"] = value
+
     def node(self, nid: int) -> Node:
         return self._node[nid][_NODE]
 

@@ -12,16 +12,17 @@ from collections import ChainMap
 from dataclasses import dataclass, replace
 from typing import Any
 
-from netc.errors import Collector, NetcError, clip, did_you_mean, error, listing
+from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.ir.graph import Block, Graph, Output, add_op, new_graph
 from netc.ops import REGISTRY
 from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.load import MAX_FILE_BYTES
 from netc.spec.model import Node, Spec, Template
+from netc.expr import variables
 from netc.names import BadName, check_output_name
-from netc.spec.input_shape import InputShape, shape_of
+from netc.spec.input_shape import InputShape, WithNetworkInput, shape_of
 from netc.spec.name_pattern import is_pattern, resolve_name
-from netc.spec.refs import Pending, lookup, resolve_refs
+from netc.spec.refs import Pending, lookup, resolve_refs, written_refs
 from netc.spec.repeat import at_keys, iterations, repeat_count, repeat_start
 from netc.spec.scope import Ctx, Frame, evaluate, name_loc, node_loc
 from netc.spec.template_args import TYPE_NAMES, bind_args
@@ -40,6 +41,7 @@ class Limits:
     max_param_bytes: int = 16 * 2**30  # float32 parameters (4 bytes each)
     max_file_bytes: int = MAX_FILE_BYTES  # each spec file, imports included
     max_work: int = MAX_WORK  # steps of work (netc.spec.budget): iterations, evaluations, values
+    lib_path: tuple[str, ...] = ()  # library folders `lib:` imports search before $NETC_PATH (--lib)
 
 
 class Expander:
@@ -54,6 +56,8 @@ class Expander:
         self.pending: list[Pending] = []  # from: refs to resolve
         self.ref_names: dict[int, tuple[str, str]] = {}  # placeholder -> (name, scope prefix)
         self.output_names: set[str] = set()
+        self.at: Loc | None = None  # the node being expanded (where a read of `$in_h`/`$in_w` is)
+        self.size_read: Loc | None = None  # the first such read
 
     # --- IR construction -------------------------------------------------------------------
     def add(self, op: str, attrs, scope: str, inputs: list[int], loc, ctx: Ctx) -> int:
@@ -85,6 +89,10 @@ class Expander:
             self.keep_going(exc)
             return fallback
 
+    def sized_by_input(self) -> None:
+        if self.size_read is None:
+            self.size_read = self.at
+
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
 
@@ -98,7 +106,7 @@ class Expander:
         return cur
 
     def expand(self, node: Node, ctx: Ctx, cur: int, inherited_name: str | None = None) -> int:
-        loc = node_loc(node)
+        loc = self.at = node_loc(node)
         spend(STEP, loc)
         if ctx.depth > self.limits.max_depth:
             raise error("limit", f"nesting deeper than {self.limits.max_depth} levels", loc, via=ctx.via)
@@ -143,19 +151,22 @@ class Expander:
             self.g.blocks[scope] = Block(scope, "repeat", node.use, loc, n)
             outer = ctx.but(frame=Frame(scope), blocks=ctx.blocks + (scope,))
             start = repeat_start(node, ctx)
+        # `from:` is the repeat's input, read by its first iteration; one that uses the index is each one's
+        per_iteration = (node.index or "i") in variables(node.from_)
         for i, overrides, env in iterations(node, ctx, n, at):
-            cur = self.expand_one(node, outer.but(env=env), cur, str(start + i) if scoped else name, overrides)
+            cur = self.expand_one(node, outer.but(env=env), cur, str(start + i) if scoped else name, overrides,
+                                  feed=i == 0 or per_iteration)
         if scoped:
             self.publish(outer.frame.prefix, cur)
         return cur
 
-    def expand_one(self, node: Node, ctx: Ctx, cur: int, name: str | None, arg_overrides=None) -> int:
+    def expand_one(self, node: Node, ctx: Ctx, cur: int, name: str | None, arg_overrides=None, feed=True) -> int:
         raw, loc, kind = node._raw, node_loc(node), node.kind
         if is_pattern(name):
             name = resolve_name(name, ctx.env, name_loc(raw, loc), ctx.via)
         elif name is None and kind == "use" and getattr(self.templates.get(node.use), "module", False):
             name = str(ctx.frame.counter)  # a module template's unnamed instance takes the next position
-        inputs = self.sources(node, ctx, cur)
+        inputs = self.sources(node, ctx, cur) if feed else [cur]
         if kind in REGISTRY:
             out = self.expand_op(node, kind, ctx, inputs, name)
         else:
@@ -177,19 +188,18 @@ class Expander:
         return out
 
     def sources(self, node: Node, ctx: Ctx, cur: int) -> list[int]:
-        """The node's inputs: the previous result, or placeholders for its `from:` names."""
+        """The node's inputs: the previous result, or placeholders for the names its `from:` gives."""
         if node.from_ is None:
             return [cur]
-        refs = [node.from_] if isinstance(node.from_, str) else list(node.from_)
         raw, loc = node._raw, node_loc(node)
+        refs = written_refs(node.from_, raw, loc, ctx.env, ctx.via)
         if not refs:
             raise error("ref", "'from' names no inputs", value_loc(raw, "from", loc), via=ctx.via)
         out = []
-        for i, ref in enumerate(refs):
+        for ref, rloc in refs:
             if ref == "input" and ctx.template_input is not None:  # inside a template: the instance's input
                 out.append(ctx.template_input)
                 continue
-            rloc = value_loc(raw["from"], i, None) if isinstance(node.from_, list) else value_loc(raw, "from", loc)
             ph = self.add("_ref", None, ref, [], rloc, ctx)
             self.pending.append((ph, ref, ctx.frame.prefix, rloc, ctx.via))
             self.ref_names[ph] = (ref, ctx.frame.prefix)
@@ -213,9 +223,10 @@ class Expander:
             attrs = model.model_validate(dict(values))
         except Exception as exc:  # pydantic.ValidationError
             raise attrs_error(exc, op, values, attrs_loc, ctx.via) from None
-        scope = ctx.frame.path(ctx.frame.place(name, name_loc(raw, loc)))
+        joins = name is None and REGISTRY[op].max_inputs != 1  # a function in PyTorch: no module, no position
+        scope = ctx.frame.path(ctx.frame.generated(op) if joins else ctx.frame.place(name, name_loc(raw, loc)))
         nid = self.add(op, attrs, scope, inputs, loc, ctx)
-        if name is not None:
+        if not joins:  # by its name or its position: `from: convs.0` reaches an unnamed child
             self.publish(scope, nid)
         return nid
 
@@ -283,7 +294,8 @@ class Expander:
             raise error("template", f"template recursion: {chain}", value_loc(raw, "use", loc),
                         "a template cannot instantiate itself, directly or through others", via=ctx.via)
         in_loc = value_loc(raw, "from", loc) if "from" in raw else loc
-        in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via))
+        in_shape = InputShape(lambda: shape_of(self.g, cur, self.placeholder_target, in_loc, ctx.via),
+                              on_size=self.sized_by_input)
         args = bind_args(node, template, ctx, overrides, ChainMap(in_shape, self.globals))
         block = self.g.blocks.get(ctx.frame.prefix)
         if block is not None and block.kind == "use" and block.args is None:  # a named instance
@@ -313,11 +325,18 @@ def _with_from(raw, parent):
     return out
 
 
+def _sized_vars(spec: Spec) -> Loc | None:
+    """Where the first of the spec's `vars` reads the input's height or width."""
+    vraw = spec._raw.get("vars") or {}
+    return next((value_loc(vraw, key, spec._raw.loc) for key, value in spec.vars.items()
+                 if variables(value) & {"in_h", "in_w"}), None)
+
+
 def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str, Any],
            limits: Limits) -> Graph:
     """Build the IR of a validated spec; raises NetcError with every problem found."""
     ex = Expander(spec, file, templates, env, limits)
-    root = Ctx(frame=Frame(""), env=env)
+    root = Ctx(frame=Frame(""), env=WithNetworkInput(env, spec, ex.sized_by_input))
     with work_budget(limits.max_work):
         out = ex.expand_list(spec.layers, root, 0)
         out = resolve_refs(ex.g, ex.pending, ex.names, ex.errors, out, ex.disabled)
@@ -332,6 +351,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
     if not any(nid == out and not aux for _, nid, aux in outputs):
         outputs.insert(0, Output("out", out, False))
     ex.g.input_loc = getattr(spec._raw, "value_locs", {}).get("input")
+    ex.g.size_from_input = _sized_vars(spec) or ex.size_read
     ex.g.spec = spec
     ex.g.env = env
     return ex.g

@@ -1,4 +1,5 @@
-"""`$in_c`, `$in_h`, `$in_w`: the shape of a template instance's input, for its body's expressions.
+"""`$in_c`, `$in_h`, `$in_w`: the shape of a template instance's input, for its body's expressions
+(and at the top level, of the network's input, as the spec's `input:` or `--input` gives it).
 
 Consumes the IR expanded so far and the node that feeds a template instance; produces that
 node's shape, inferred when an expression first asks for it (shape inference proper runs after
@@ -22,8 +23,9 @@ SHAPE_ERROR = "input_shape.error"  # `Node.meta` key: the error that left the no
 class InputShape(Mapping):
     """The variables `in_c`, `in_h`, `in_w` of one template instance; the shape is found on first use."""
 
-    def __init__(self, shape_of: Callable[[], tuple]):
-        self._shape_of = shape_of
+    def __init__(self, shape_of: Callable[[], tuple], what: str = "the template's input",
+                 on_size: Callable[[], None] | None = None):
+        self._shape_of, self._what, self._on_size = shape_of, what, on_size
         self._shape: tuple | None = None
 
     def __getitem__(self, key: str) -> int:
@@ -32,8 +34,10 @@ class InputShape(Mapping):
         if self._shape is None:
             self._shape = self._shape_of()
         axis = TEMPLATE_INPUT_VARS.index(key)
+        if axis and self._on_size is not None:  # a height or width: the network is fixed to its input size
+            self._on_size()
         if axis >= len(self._shape):
-            raise Unavailable(f"'${key}' is undefined: the template's input is {fmt_shape(self._shape)}, which has "
+            raise Unavailable(f"'${key}' is undefined: {self._what} is {fmt_shape(self._shape)}, which has "
                               f"no axis {axis}", "'$in_h' and '$in_w' need a C×H×W input")
         return self._shape[axis]
 
@@ -45,6 +49,22 @@ class InputShape(Mapping):
 
     def __len__(self) -> int:
         return len(TEMPLATE_INPUT_VARS)
+
+
+class WithNetworkInput(dict):
+    """Variables and, outside templates, `$in_c`, `$in_h`, `$in_w` of the network's input: found by
+    lookup but never listed, so a hint over the variables costs what it costs over a plain dict
+    (a ChainMap would merge its maps at every listing)."""
+
+    def __init__(self, env, spec, on_size: Callable[[], None] | None = None):
+        super().__init__(env)
+        self.input = InputShape(lambda: tuple(spec.input), "the network's input", on_size)
+
+    def __missing__(self, key):
+        return self.input[key]
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or key in self.input
 
 
 def shape_of(g: Graph, nid: int, resolve: Callable[[int], int | None], loc: Loc | None, via=()) -> tuple:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.spec.budget import work_budget
+from netc.spec.input_shape import WithNetworkInput
 from netc.expr import substitute
 from netc.spec.model import Import, Node, Residual, Spec, Template
 from netc.spec.validate import diagnostics
@@ -94,10 +95,11 @@ def read_text(path: str | os.PathLike, shown: str | None = None, max_bytes: int 
     return text, shown
 
 
-def parse_spec(text: str, file: str, library: bool = False) -> Spec:
+def parse_spec(text: str, file: str, library: bool = False, lib_path: tuple[str, ...] = ()) -> Spec:
     """YAML text -> validated Spec model (structure only; expressions are still strings).
 
-    A `library` may hold just `netc` and `templates` (a file other specs import from).
+    A `library` may hold just `netc` and `templates` (a file other specs import from); `lib_path`
+    is the library folders its `lib:` imports search besides `$NETC_PATH`.
     """
     raw = load_yaml(text, file)
     if raw is None:
@@ -117,7 +119,9 @@ def parse_spec(text: str, file: str, library: bool = False) -> Spec:
         raw = lib
     _check_written_layers(raw, file)
     try:
-        return Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
+        spec._lib_path = tuple(lib_path)
+        return spec
     except ValidationError as exc:
         raise NetcError(diagnostics(exc, raw, raw.loc, known_keys=_known_keys)) from None
     except RecursionError:
@@ -195,10 +199,11 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
             continue
         env[key] = value
     vraw = raw.get("vars") or {}
+    seen = WithNetworkInput(env, spec)  # vars may size by the network's input: `$in_h // 32`
     with work_budget():
         for key, value in spec.vars.items():
             try:
-                env[key] = substitute(value, env, value_loc(vraw, key, raw.loc))
+                env[key] = seen[key] = substitute(value, seen, value_loc(vraw, key, raw.loc))
             except NetcError as exc:
                 errors.add(exc)
                 if "limit" in exc.codes:
@@ -207,12 +212,66 @@ def bind_variables(spec: Spec, file: str, overrides: dict[str, Any]) -> dict[str
     return env
 
 
+STDLIB = "netc"  # `lib: netc/NAME` is a template library bundled with netc (netc/stdlib/NAME.yaml)
+STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
+LIB_PATH_VAR = "NETC_PATH"
+
+
+def library_dirs(lib_path: tuple[str, ...] = ()) -> list[Path]:
+    """Where `lib:` names other than netc's own are looked up: `--lib` folders, then `$NETC_PATH`'s."""
+    env = [d for d in os.environ.get(LIB_PATH_VAR, "").split(os.pathsep) if d]
+    return [Path(d) for d in (*lib_path, *env)]
+
+
+def _library_file(name: str, lib_path: tuple[str, ...], iloc) -> tuple[Path, str]:
+    """The file a `lib:` name gives (resolved, and inside its library folder) and its name for messages."""
+    bundled = name.split("/")[0] == STDLIB
+    dirs, rel = ([STDLIB_DIR], name[len(STDLIB) + 1:]) if bundled else (library_dirs(lib_path), name)
+    for folder in dirs:
+        root = folder.resolve()
+        target = (root / f"{rel}.yaml").resolve()
+        # a symbolic link out of the library folder is refused like a path out of a spec's folder
+        if target.is_relative_to(root) and target.is_file():
+            return target, name if bundled else str(folder / f"{name}.yaml")
+    if bundled:
+        names = [f"{STDLIB}/{p.stem}" for p in sorted(STDLIB_DIR.glob("*.yaml"))]
+        hint = did_you_mean(name, names) or "netc's library: " + listing(names)
+    else:
+        hint = (f"searched {listing([str(d) for d in dirs])}" if dirs else
+                f"no library folder is given: pass --lib DIR or set {LIB_PATH_VAR}")
+    raise error("import", f"no library '{clip(name)}'", iloc, hint)
+
+
+def _import_file(imp: Import, here: Path, file: str, lib_path: tuple[str, ...], iloc) -> tuple[Path, str]:
+    """The resolved file an import names and its name for messages; a `file:` stays inside the
+    importing spec's folder, a `lib:` inside its library folder."""
+    if imp.lib is not None:
+        return _library_file(imp.lib, lib_path, iloc)
+    shown_name = clip(imp.file)
+    try:
+        target = (here.parent / imp.file).resolve()
+        if Path(imp.file).is_absolute():
+            raise error("import", f"import '{shown_name}' must be a path relative to this spec", iloc,
+                        "a library of templates shared between folders is imported with 'lib:'")
+        if not target.is_relative_to(here.parent) or target.suffix not in (".yaml", ".yml"):
+            raise error("import", f"import '{shown_name}' must name a .yaml file in this spec's directory or below it",
+                        iloc, "a library of templates shared between folders is imported with 'lib:'")
+        is_file = target.is_file()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+        raise error("import", f"cannot import '{shown_name}': {getattr(exc, 'strerror', None) or exc}", iloc) from None
+    shown = str(Path(file).parent / imp.file)
+    if not is_file:
+        raise error("import", f"cannot import '{shown_name}': no such file ({clip(shown)})", iloc)
+    return target, shown
+
+
 def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
                       _seen: tuple[str, ...] = (), _parsed: dict | None = None) -> dict[str, Template]:
     """The spec's own templates plus those it imports (recursively, cycles rejected).
 
-    An import is a relative path to a .yaml/.yml file inside the importing spec's directory
-    (subdirectories allowed): a downloaded spec cannot read files elsewhere on the machine.
+    A `file:` import is a relative path to a .yaml/.yml file inside the importing spec's directory
+    (subdirectories allowed): a downloaded spec cannot read files elsewhere on the machine. A `lib:`
+    import names a library file inside netc's own library or a library folder (`--lib`, `$NETC_PATH`).
     Each file is read and parsed once however many files import it (`_parsed`: resolved path
     -> its templates, or the error it gave), so diamonds of imports cost their files, not their paths.
     """
@@ -221,36 +280,23 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
     parsed = {} if _parsed is None else _parsed
     here = Path(file).resolve()
     for imp in spec.imports:
-        iloc = value_loc(imp._raw, "file", getattr(imp._raw, "loc", None))
-        shown_name = clip(imp.file)
+        iloc = value_loc(imp._raw, "lib" if imp.lib is not None else "file", getattr(imp._raw, "loc", None))
         try:
-            target = (here.parent / imp.file).resolve()
-            if Path(imp.file).is_absolute():
-                errors.add(error("import", f"import '{shown_name}' must be a path relative to this spec", iloc))
-                continue
-            if not target.is_relative_to(here.parent) or target.suffix not in (".yaml", ".yml"):
-                errors.add(error("import", f"import '{shown_name}' must name a .yaml file in this spec's directory "
-                                           "or below it", iloc))
-                continue
-            is_file = target.is_file()
-        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
-            errors.add(error("import", f"cannot import '{shown_name}': {getattr(exc, 'strerror', None) or exc}", iloc))
+            target, shown = _import_file(imp, here, file, spec._lib_path, iloc)
+        except NetcError as exc:
+            errors.add(exc)
             continue
         if str(target) in _seen or target == here:
-            errors.add(error("import", f"import cycle: '{shown_name}' imports back", iloc))
+            errors.add(error("import", f"import cycle: '{clip(imp.lib or imp.file)}' imports back", iloc))
             continue
         if len(_seen) >= MAX_IMPORT_DEPTH:
             errors.add(error("limit", f"imports nested deeper than {MAX_IMPORT_DEPTH}", iloc))
-            continue
-        shown = str(Path(file).parent / imp.file)
-        if not is_file:
-            errors.add(error("import", f"cannot import '{shown_name}': no such file ({clip(shown)})", iloc))
             continue
         key = str(target)
         if key not in parsed:
             try:
                 text, shown = read_text(target, shown, max_bytes)
-                other = parse_spec_or_library(text, shown)
+                other = parse_spec(text, shown, library=True, lib_path=spec._lib_path)
                 parsed[key] = collect_templates(other, shown, max_bytes, _seen + (str(here),), parsed)
             except NetcError as exc:
                 parsed[key] = exc
@@ -258,13 +304,7 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
         if isinstance(theirs, NetcError):
             errors.add(theirs)
             continue
-        names = imp.templates if imp.templates is not None else list(theirs)
-        for name in names:
-            if name not in theirs:
-                errors.add(error("import", f"'{shown_name}' has no template '{clip(name)}'", iloc,
-                                 did_you_mean(name, theirs)))
-                continue
-            templates[name] = theirs[name]
+        _take(templates, theirs, imp, iloc, errors)
     traw = spec._raw.get("templates") or {}
     for name, template in spec.templates.items():
         if name in templates:
@@ -274,13 +314,41 @@ def collect_templates(spec: Spec, file: str, max_bytes: int = MAX_FILE_BYTES,
     return templates
 
 
+def _take(templates: dict, theirs: dict, imp: Import, iloc, errors: Collector) -> None:
+    """The templates an import asks for (all by default) from what its file defines, with the
+    templates of that file they use (`templates: [Bottleneck]` brings the Shortcut it instantiates)."""
+    asked = imp.templates if imp.templates is not None else list(theirs)
+    for name in asked:
+        if name not in theirs:
+            errors.add(error("import", f"'{clip(imp.lib or imp.file)}' has no template '{clip(name)}'", iloc,
+                             did_you_mean(name, theirs)))
+    todo = [name for name in asked if name in theirs]
+    templates.update((name, theirs[name]) for name in todo)
+    done = set(todo)
+    while todo:  # what they use, unless another import gave that name already
+        for used in _uses(theirs[todo.pop()]._raw):
+            if used in theirs and used not in done and used not in templates:
+                templates[used] = theirs[used]
+                done.add(used)
+                todo.append(used)
+
+
+def _uses(raw) -> set[str]:
+    """The template names a template's YAML instantiates (`use:` anywhere in it)."""
+    found, stack = set(), [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if isinstance(value.get("use"), str):
+                found.add(value["use"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
 def with_input_shape(spec: Spec, shape: tuple[int, ...]) -> Spec:
     """The spec analysed at another input shape (`--input`); it keeps its source locations."""
     copy = spec.model_copy(update={"input": list(shape)})
     copy._raw = spec._raw
     return copy
-
-
-def parse_spec_or_library(text: str, file: str) -> Spec:
-    """An imported file is a full spec, or a template library with only `netc` and `templates`."""
-    return parse_spec(text, file, library=True)

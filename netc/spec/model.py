@@ -129,6 +129,9 @@ class NodeBase(StrictModel):
     name: Optional[str] = Field(None, description="module name of this node (its scope); default: its position")
     repeat: Optional[Union[Annotated[int, Field(ge=0)], Expr]] = Field(
         None, description="instantiate this node n times in sequence, named name.0 … name.n-1; $i is the index")
+    index: Optional[str] = Field(
+        None, description="with repeat: the name of its index variable (default i); a nested repeat names its own "
+                          "so that its body sees the enclosing ones")
     start: Optional[Union[Annotated[int, Field(ge=0)], Expr]] = Field(
         None, description="with a named repeat: the first iteration's name (default 0); $i still counts from 0")
     first: Optional[dict[str, Any]] = Field(None, description="overrides (args / variables) for iteration 0")
@@ -137,7 +140,8 @@ class NodeBase(StrictModel):
     else_: Optional["Node"] = Field(None, alias="else", description="with if: the node to use instead when the "
                                                                     "condition is false (it takes this node's name)")
     from_: Optional[Union[str, list[str]]] = Field(
-        None, alias="from", description="input(s) by name instead of the previous node ('input' is the network input)")
+        None, alias="from", description="input(s) by name or dotted path instead of the previous node ('input' is the "
+                                        "network input); a name pattern ('sp{$i}') or an expression giving names")
     output: Optional[str] = Field(None, description="publish this node's result as a named output")
     aux: bool = Field(False, description="an auxiliary side output, computed in training mode only")
     seq: Optional[list["Node"]] = Field(None, description="a sequence of nodes")
@@ -157,6 +161,11 @@ class NodeBase(StrictModel):
     @classmethod
     def _name(cls, v):
         return check_name_pattern(v)
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, v):
+        return check_identifier(v, "repeat index")
 
     @field_validator("output")
     @classmethod
@@ -187,8 +196,8 @@ class NodeBase(StrictModel):
             raise ValueError("a node needs a kind: an op (conv, bn, relu, …) or seq, concat, residual, use, side")
         if self.args is not None and self.use is None:
             raise ValueError("'args' goes with 'use'")
-        if (self.first or self.at) and self.repeat is None:
-            raise ValueError("'first' and 'at' go with 'repeat'")
+        if (self.first or self.at or self.index) and self.repeat is None:
+            raise ValueError("'first', 'at' and 'index' go with 'repeat'")
         if self.start is not None and (self.repeat is None or self.name is None or is_pattern(self.name)):
             raise ValueError("'start' numbers the iterations of a named repeat; it goes with 'repeat' and a plain 'name'")
         if self.else_ is not None and self.if_ is None:
@@ -211,9 +220,28 @@ Node = create_model(
 )
 
 
+LIBRARY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_-]{0,63}){0,7}")
+
+
 class Import(StrictModel):
-    file: str = Field(description="spec file to import templates from, relative to this file")
+    file: Optional[str] = Field(None, description="spec file to import templates from, relative to this file")
+    lib: Optional[str] = Field(None, description="library to import templates from, by name: netc/NAME (netc's own "
+                                                 "library) or a path in a library folder (--lib, NETC_PATH), no suffix")
     templates: Optional[list[str]] = Field(None, description="names to import; default all")
+
+    @field_validator("lib")
+    @classmethod
+    def _lib(cls, v):
+        if v is not None and not LIBRARY_NAME.fullmatch(v):
+            raise ValueError(f"library name {clip(repr(v))} is names joined by '/' (netc/resnet, mylib/blocks): "
+                             "ASCII letters, digits, '_' and '-', no '..' and no suffix")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.file is None) == (self.lib is None):
+            raise ValueError("an import names a 'file' (relative to this spec) or a 'lib' (a library by name)")
+        return self
 
 
 class Template(StrictModel):
@@ -232,6 +260,7 @@ class Template(StrictModel):
 
 
 class Spec(StrictModel):
+    _lib_path: tuple = PrivateAttr(default=())  # library folders `lib:` imports search (--lib)
     netc: Literal[1] = Field(description="language version")
     name: str = Field(description="network name (a Python identifier: it names generated files and classes)")
     description: str = ""

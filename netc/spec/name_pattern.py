@@ -1,4 +1,4 @@
-"""Computed layer names: `name: "denselayer{$i + 1}"`.
+"""Computed layer names: `name: "denselayer{$i + 1}"` (and references: `from: "sp{$i}"`).
 
 A name holding `{…}` is a pattern: each braced part is an expression whose value (an integer
 or a string) is written in its place when the node is expanded, and the result must then be a
@@ -37,8 +37,8 @@ def check_name_pattern(value: str | None) -> str | None:
     return value
 
 
-def resolve_name(pattern: str, env, loc: Loc | None, via=()) -> str:
-    """The name a pattern gives with the variables in `env`."""
+def fill(pattern: str, env, loc: Loc | None, via=()) -> str:
+    """The text a pattern gives with the variables in `env` (not yet checked as a name)."""
     out = []
     for k, part in enumerate(_PART.split(pattern)):
         if k % 2 == 0:
@@ -46,12 +46,17 @@ def resolve_name(pattern: str, env, loc: Loc | None, via=()) -> str:
             continue
         value = evaluate(part, env, loc)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise error("name", f"'{{{part}}}' in name '{pattern}' gives {clip(value)}; a name part is an integer or "
+            raise error("name", f"'{{{part}}}' in '{pattern}' gives {clip(value)}; a name part is an integer or "
                                 "a string", loc, via=via)
         out.append(str(value))
         if sum(map(len, out)) > MAX_PATTERN_LEN:
             break
-    name = "".join(out)
+    return "".join(out)
+
+
+def resolve_name(pattern: str, env, loc: Loc | None, via=()) -> str:
+    """The name a pattern gives with the variables in `env`."""
+    name = fill(pattern, env, loc, via)
     try:
         return check_module_name(name)
     except (BadName, ValueError) as exc:

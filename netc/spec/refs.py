@@ -7,10 +7,41 @@ reference that names nothing or only its own input.
 """
 from __future__ import annotations
 
-from netc.errors import Collector, Loc, did_you_mean, error
+from netc.errors import Collector, Loc, clip, did_you_mean, error
+from netc.expr import evaluate, is_expr
 from netc.ir.graph import Graph, Output, set_inputs
+from netc.names import check_module_path
+from netc.spec.name_pattern import fill, is_pattern
+from netc.spec.yamlload import value_loc
 
 Pending = tuple[int, str, str, Loc | None, tuple]  # placeholder, name, scope prefix, location, via
+NOT_FOUND_HINT = ("'from' takes a name of this block or an enclosing one, or a dotted path into a block: a path "
+                  "'netc check' prints (layer1.0.conv1)")
+
+
+def written_refs(value: str | list, raw, loc: Loc | None, env, via=()) -> list[tuple[str, Loc | None]]:
+    """The names a `from:` gives, each with its location: a name or dotted path as written, a
+    pattern filled in (`sp{$i}`), or an expression's value (`$srcs[$i]`: a name or a list of names)."""
+    items = ([(value, value_loc(raw, "from", loc))] if isinstance(value, str) else
+             [(v, value_loc(raw["from"], k, loc)) for k, v in enumerate(value)])
+    out = []
+    for text, at in items:
+        if is_pattern(text):
+            names = [fill(text, env, at, via)]
+        elif is_expr(text):
+            got = evaluate(text, env, at)
+            names = got if isinstance(got, list) else [got]
+        else:
+            out.append((text, at))
+            continue
+        for name in names:
+            try:
+                out.append((check_module_path(name), at))
+            except ValueError as exc:
+                raise error("ref", f"'from: {clip(text)}' gives {clip(name)}: {exc}", at,
+                            "a computed reference gives names as 'name:' writes them, or dotted paths",
+                            via=via) from None
+    return out
 
 
 def resolve_refs(g: Graph, pending: list[Pending], names: dict[str, int], errors: Collector, out: int,
@@ -33,7 +64,7 @@ def resolve_refs(g: Graph, pending: list[Pending], names: dict[str, int], errors
         found = lookup(names, ref, prefix)
         if found is None:
             errors.add(error("ref", f"'from' refers to '{ref}', which is not defined", loc,
-                             did_you_mean(ref, names) or "name a node with 'name:' to refer to it",
+                             did_you_mean(ref, names) or NOT_FOUND_HINT,
                              via=via))
             continue
         target[ph] = found

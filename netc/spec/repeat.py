@@ -2,7 +2,7 @@
 
 Consumes a node with `repeat:` (and optional `first:`/`at:`) and its context; produces its
 checked count, the iterations that `at:` addresses, and for each iteration its overrides and
-its variables (`i` and the overrides, layered over the enclosing ones). Placing the iterations
+its variables (its index and the overrides, layered over the enclosing ones). Placing the iterations
 in scopes and expanding them is the expander's job.
 """
 from __future__ import annotations
@@ -56,8 +56,10 @@ def at_keys(node: Node, ctx: Ctx, n: int) -> dict[int, object]:
 
 
 def iterations(node: Node, ctx: Ctx, n: int, at: dict[int, object]) -> Iterator[tuple[int, dict, ChainMap]]:
-    """Each iteration's index, overrides (from `first:` and `at:`) and variables."""
+    """Each iteration's index, overrides (from `first:` and `at:`) and variables: the index is `$i`
+    or the name `index:` gives it, layered over the enclosing variables (an outer repeat's index too)."""
     raw, loc = node._raw, node_loc(node)
+    var = node.index or "i"
     for i in range(n):
         spend(STEP, loc)
         overrides = {}
@@ -67,4 +69,4 @@ def iterations(node: Node, ctx: Ctx, n: int, at: dict[int, object]) -> Iterator[
             key = at[i]
             overrides.update(evaluate(raw["at"][key], ctx, value_loc(raw["at"], key, loc)))
         # layered, not copied: a copy of every variable per iteration is quadratic
-        yield i, overrides, ChainMap({"i": i, **overrides}, ctx.env)
+        yield i, overrides, ChainMap({var: i, **overrides}, ctx.env)

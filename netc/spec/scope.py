@@ -6,8 +6,9 @@ nn.Sequential so that specs can reproduce torchvision's state_dict keys: a node 
 scope takes its `name:` or, without one, its position in that scope. Named structures (seq,
 concat, residual, use, side, repeat) open a scope (`layer1`, `layer1.0`); unnamed ones are
 transparent and their children continue the enclosing numbering. Nodes that expansion itself
-adds (the concat of branches, a residual's add and scale) are named `_cat`, `_add`, `_scale`
-and take no position.
+adds (the concat of branches, a residual's add and scale) and unnamed joins a spec writes (`add`,
+`mul`, `cat`: functions in PyTorch, not modules) are named `_cat`, `_add`, `_scale` and take no
+position.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ templates (imports included), the mapping a layer node holds under a key as writ
 from __future__ import annotations
 
 import ast
+import re
 import functools
 
 from netc.errors import Loc, NetcError
@@ -47,11 +48,14 @@ class Source:
         return self._indexed[2]
 
     @functools.cached_property
-    def _indexed(self) -> tuple[dict, dict, dict]:
+    def _indexed(self) -> tuple[dict, dict, dict, set]:
         self._by_loc, self._parent_of, self._else_of = {}, {}, {}
-        for node in [*self.spec.layers, *(t.body for t in self.templates.values())]:
+        for node in self.spec.layers:
             self._index(node)
-        return self._by_loc, self._parent_of, self._else_of
+        top_level = set(self._by_loc)  # where the layers written outside templates are
+        for template in self.templates.values():
+            self._index(template.body)
+        return self._by_loc, self._parent_of, self._else_of, top_level
 
     def _index(self, node, parent=None):
         loc = self.loc_of(node)
@@ -78,12 +82,15 @@ class Source:
         """Where a layer node (or any model of the spec) is written."""
         return getattr(getattr(node, "_raw", None), "loc", None)
 
-    @staticmethod
-    def written(node, key: str) -> dict:
-        """The mapping a layer node holds under `key` as written (`{}` where it holds none)."""
+    def written(self, node, key: str) -> dict:
+        """The mapping a layer node holds under `key` as written (`{}` where it holds none). Outside
+        templates `$in_c`, `$in_h`, `$in_w` are the network input's numbers, written as such (inside,
+        `$in_c` is a class's input channels, as the code generator reads it)."""
         raw = getattr(node, "_raw", None)
         value = raw.get(key) if hasattr(raw, "get") else None
-        return value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            return {}
+        return _input_numbers(value, self.spec.input) if self.loc_of(node) in self._indexed[3] else value
 
     @staticmethod
     def is_type_name(decl) -> bool:
@@ -145,3 +152,21 @@ class Source:
                 out.extend(n.value for n in ast.walk(tree)
                            if isinstance(n, ast.Constant) and isinstance(n.value, str))
         return list(dict.fromkeys(out))
+
+
+_INPUT_VAR = re.compile(r"\$in_([chw])\b")
+
+
+def _input_numbers(value, shape):
+    """`value` with `$in_c`, `$in_h`, `$in_w` replaced by the input shape's numbers (where it has the axis)."""
+    if isinstance(value, str):
+        return _INPUT_VAR.sub(lambda m: _axis(shape, "chw".index(m.group(1)), m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: _input_numbers(v, shape) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_input_numbers(v, shape) for v in value]
+    return value
+
+
+def _axis(shape, axis: int, otherwise: str) -> str:
+    return str(shape[axis]) if axis < len(shape) else otherwise

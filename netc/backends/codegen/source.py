@@ -59,9 +59,17 @@ def render_module(gen, hidden: bool = False) -> str:
         eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
         model=model.name, factory=factory, factory_params=params,
         fixed=", ".join(p if hidden else f"{p}={norm(v)!r}" for p, v in classes.fixed),
-        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)),
+        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)), guard=_guard(net),
         outputs=[(f, aux) for f, (_, _, aux) in zip(fields, outputs)])
     return text
+
+
+def _guard(network) -> dict | None:
+    """The check of the input size in the factory of a network fixed to it (netc.backends.torch.size_guard)."""
+    from netc.backends.torch.size_guard import fixed_size
+
+    guard = fixed_size(network)
+    return None if guard is None else {"axes": len(guard.size), "size": repr(guard.size), "message": repr(guard.message())}
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
