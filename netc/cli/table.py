@@ -7,7 +7,7 @@ import click
 
 from netc.api import CPU_ISAS
 from netc.api.reports import dtypes, paper_layouts, table_formats
-from netc.cli.options import spec_options
+from netc.cli.options import BATCH, Size, spec_options
 from netc.cli.output import write_output
 
 
@@ -23,7 +23,7 @@ from netc.cli.output import write_output
               help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
                    "chosen from the graph; or name one); several SPECs become columns")
 @click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="with --train: images per step")
+@click.option("--batch", type=BATCH, default=32, show_default=True, help="with --train: images per step")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
               help="with --train: sgd is SGD with momentum")
 @click.option("--amp", is_flag=True, help="with --train: autocast (half-precision activations)")
@@ -32,7 +32,7 @@ from netc.cli.output import write_output
 @click.option("--isa", type=click.Choice(CPU_ISAS), default=None,
               help="with --train on the CPU: the instruction set whose oneDNN kernels are modelled "
                    "[default: this CPU's]")
-@click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
+@click.option("--budget", type=Size(), metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
 @click.argument("more", nargs=-1)
 def table(network, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, isa, budget, more):
     """Cost table of SPEC: output shape, params, BN buffers, MACs (conv+linear), other FLOPs,
