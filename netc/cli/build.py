@@ -15,8 +15,9 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 @click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="float32", show_default=True)
 @click.option("--save", type=click.Path(dir_okay=False), help="write the initialised state_dict here (torch.save)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line")
-@click.option("--codegen-dir", default="generated", show_default=True, metavar="DIR", envvar="NETC_CODEGEN_DIR",
-              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip; env NETC_CODEGEN_DIR)")
+@click.option("--codegen-dir", default=None, metavar="DIR",
+              help="also write the standalone PyTorch source DIR/<name>.py ('' to skip) "
+                   "[default: env NETC_CODEGEN_DIR if set, '' included; else generated]")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
 @click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
@@ -29,8 +30,12 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 def build(network, device, dtype, save, quiet, codegen_dir, optimize, compile_, lesion, reorder):
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary."""
+    import os
+
     from netc.api import build as build_network
 
+    if codegen_dir is None:  # read here: click drops an empty environment value, which means "skip"
+        codegen_dir = os.environ.get("NETC_CODEGEN_DIR", "generated")
     if lesion or reorder:  # the source would be the spec's, not the transformed network's
         from netc.cli.paths import transformed
 
