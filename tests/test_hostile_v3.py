@@ -267,9 +267,10 @@ HUGE = "9" * 400
     ["bench", "{spec}", "--iters", HUGE], ["bench", "{spec}", "--warmup", "nan"],
     ["check", "{spec}", "--max-nodes", HUGE], ["check", "{spec}", "--max-work", "-1"],
     ["check", "{spec}", "--max-param-bytes", "1e20"], ["check", "{spec}", "--max-depth", "0"],
+    ["check", "{spec}", "--input", f"3x{HUGE}x8"], ["bench", "{spec}", "--input", f"{2**63}"],
     ["export", "{spec}", "--onnx", "{out}", "--opset", "99999"], ["export", "{spec}", "--onnx", "{out}", "--opset", "17"],
     ["export", "{spec}", "--onnx", "{out}", "--opset", "x"], ["export", "{spec}", "--onnx", "{out}", "--opset", HUGE],
-    ["diff", "{spec}", "{spec}", "--depth", HUGE], ["render", "{spec}", "--dot", "--depth", "-1"],
+    ["diff", "{spec}", "{spec}", "--depth", "0"], ["render", "{spec}", "--dot", "--depth", "-1"],
 ])
 def test_option_values_are_validated_at_the_command_line(args, tmp_path, netc_cli):
     spec, out = _tiny_specs(tmp_path), tmp_path / "out.onnx"
@@ -310,8 +311,9 @@ def test_stdout_on_a_full_disk_is_an_io_error(args, tmp_path):
 
 # --- netc import runs the file; environment options and failures -------------------------------
 
+@pytest.mark.parametrize("command", ["import", "verify"])
 @pytest.mark.parametrize("where", ["top", "factory", "forward"])
-def test_an_imported_file_that_exits_is_an_error(where, tmp_path):
+def test_an_imported_file_that_exits_is_an_error(where, command, tmp_path):
     body = {"top": "sys.exit(0)\n", "factory": "", "forward": ""}[where]
     init = "        sys.exit(0)\n" if where == "factory" else ""
     forward = "        sys.exit(0)\n" if where == "forward" else ""
@@ -319,7 +321,10 @@ def test_an_imported_file_that_exits_is_an_error(where, tmp_path):
         "import sys\nimport torch\n" + body +
         "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n" + init +
         "        self.c = torch.nn.Conv2d(3, 4, 3)\n    def forward(self, x):\n" + forward + "        return self.c(x)\n")
-    status, out, err = run_netc("import", tmp_path / "m.py:Net", "--input", "3x8x8", "-o", tmp_path / "s.yaml")
+    source = f"{tmp_path / 'm.py'}:Net"
+    args = ["import", source, "-o", tmp_path / "s.yaml"] if command == "import" else \
+        ["verify", _tiny_specs(tmp_path), source]
+    status, out, err = run_netc(*args, "--input", "3x8x8")
     clean(status, err, "import")
     assert "exited (sys.exit(0)) while netc ran it" in err and not (tmp_path / "s.yaml").exists()
 

@@ -1,8 +1,9 @@
 """Failures that are neither bad input nor a bug in netc, told apart from both: stdout that cannot
-be written (a full disk, `> /dev/full`) and a library that cannot be loaded here (torch under an
-address-space limit, a broken install)."""
+be written (a full disk, `> /dev/full`), a library that cannot be loaded here (torch under an
+address-space limit, a broken install), and a model's own .py file that exits while netc runs it."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -81,3 +82,16 @@ def _while_importing(exc: BaseException) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+@contextlib.contextmanager
+def running_source(source: str):
+    """Around running SOURCE's code (`netc import`/`verify` of a .py file: the file, its factory,
+    its forward): what it prints goes to stderr, so it cannot mix into what netc writes to stdout,
+    and a sys.exit in it is error[import], not netc exiting quietly with its status."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as exc:
+        raise error("import", f"{clip(source, 200)} exited (sys.exit({clip(repr(exc.code))})) while netc ran it", None,
+                    "put the file's script part under `if __name__ == '__main__':`") from None

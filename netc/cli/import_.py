@@ -24,20 +24,13 @@ def import_(source, kwargs, output, input_shape, name, check_only, no_verify):
     A .py SOURCE is run: netc executes the file (as an import, __name__ is not '__main__') and
     calls ClassOrFactory, so import only files you trust. What it prints goes to stderr; a file
     that exits (sys.exit) is an error."""
-    import contextlib
-    import sys
-
     from netc.api import import_spec
     from netc.api.reports import parse_kwargs
-    from netc.errors import error
+    from netc.cli.failures import running_source
 
-    try:  # the source's own prints must not mix into the spec written to stdout
-        with contextlib.redirect_stdout(sys.stderr):
-            text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
-                                        check=check_only or not no_verify)
-    except SystemExit as exc:  # the file (or its factory, or its forward) called sys.exit
-        raise error("import", f"{source} exited (sys.exit({exc.code!r})) while netc ran it", None,
-                    "put the file's script part under `if __name__ == '__main__':`") from None
+    with running_source(source):
+        text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
+                                    check=check_only or not no_verify)
     if verdict is not None:
         click.echo(f"{source}: {verdict.summary()}", err=not check_only and to_stdout(output))
     if check_only:

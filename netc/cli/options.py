@@ -56,8 +56,9 @@ def parse_shape(text: str | None):
         dims = tuple(int(x) for x in text.lower().replace(",", "x").split("x"))
     except ValueError:
         raise click.BadParameter(f"expected a shape like 3x224x224, got '{text}'", param_hint="--input")
-    if not 1 <= len(dims) <= 3 or any(d <= 0 for d in dims):
-        raise click.BadParameter(f"expected 1 to 3 positive sizes like 3x224x224, got '{text}'", param_hint="--input")
+    if not 1 <= len(dims) <= 3 or any(not 0 < d <= MAX_INT64 for d in dims):
+        raise click.BadParameter(f"expected 1 to 3 positive sizes like 3x224x224 (each below 2^63), "
+                                 f"got '{text[:40]}'", param_hint="--input")
     return dims
 
 
