@@ -19,9 +19,9 @@ from netc.errors import Loc, clip, error
 MAX_WEIGHTS_BYTES = 16 * 2**30  # a file and its members in all; as Limits.max_param_bytes
 MAX_MEMBERS = 100_000  # one per tensor's storage (resnet1202: ~7,000) and a few records
 # the pickle that names the tensors: 124-170 bytes a tensor (torchvision's resnet152, densenet201,
-# efficientnet_b7); the pure-Python weights_only unpickler reads a hostile one at ~0.4 MB/s and
-# makes ~80 bytes of objects of each byte (measured: 8 MB of empty dicts, 18 s and 700 MB)
-MAX_PICKLE_BYTES = 4 * 2**20
+# efficientnet_b7), so 2 MiB holds ~13,000; a hostile one costs the pure-Python weights_only
+# unpickler seconds and ~80 bytes of objects a byte (benchmarks/bench_weights.py, RESULTS.md)
+MAX_PICKLE_BYTES = 2 * 2**20
 
 _HINT = "give a state_dict saved with torch.save(model.state_dict(), path) (netc build --save)"
 
