@@ -60,6 +60,15 @@ def _expected(obj):
     return None
 
 
+def _loads(data: bytes) -> bool:
+    """Whether torch's own weights_only load takes the file (bytes, sets, … in a wrapper it does not)."""
+    try:
+        torch.load(io.BytesIO(data), weights_only=True)
+    except Exception:  # noqa: BLE001 - whatever torch refuses with
+        return False
+    return True
+
+
 def _mutated(data: bytes, mutation) -> bytes:
     kind = mutation[0]
     if kind in ("cut", "flip"):
@@ -86,7 +95,7 @@ def test_weight_files(obj, mutation, tmp_path_factory):
     buf = io.BytesIO()
     torch.save(obj, buf)
     path.write_bytes(_mutated(buf.getvalue(), mutation))
-    want = _expected(obj) if mutation == ("none",) else None
+    want = _expected(obj) if mutation == ("none",) and _loads(buf.getvalue()) else None
     try:
         got = read_state_dict(path)
     except NetcError as exc:

@@ -5,6 +5,7 @@ what was asked."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -277,6 +278,23 @@ def test_option_values_are_validated_at_the_command_line(args, tmp_path, netc_cl
     status, stdout, err = netc_cli(*[spec if a == "{spec}" else out if a == "{out}" else a for a in args])
     assert status == 2, (stdout, err)
     assert "Invalid value" in err and not out.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "{spec}", "-q", "--codegen-dir", "", "--save", "a\0b"], ["schema", "-o", "\0"],
+    ["render", "{spec}", "--dot", "-o", "a\0b"], ["table", "{spec}", "-o", "\0"], ["codegen", "{spec}", "-o", "\0"],
+    ["export", "{spec}", "--onnx", "\0"], ["convert-weights", "{spec}", "{spec}", "--weights", "w\0", "-o", "y"],
+    ["list", "--update", "\0"], ["lint", "{spec}", "-o", "\0"], ["diff", "{spec}", "{spec}", "-o", "\0"],
+    ["verify", "{spec}", "a\0.pt"], ["import", "a\0.py:Net", "--check-only"], ["check", "a\0b"]],
+    ids=lambda a: a[0])
+def test_a_nul_byte_in_a_path_option_is_an_io_error(args, tmp_path, netc_cli, monkeypatch):
+    """Found by the option fuzz: click's Path type and os.stat raise ValueError for a NUL byte."""
+    monkeypatch.chdir(tmp_path)
+    spec = _tiny_specs(tmp_path)
+    status, out, err = netc_cli(*[spec if a == "{spec}" else a for a in args])
+    assert status == 2 and "Traceback" not in err and "internal error" not in err, (out, err)
+    assert re.search(r"error\[(io|weights)\]: ", err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
 def test_every_opset_the_exporter_offers_is_the_one_written(tmp_path, netc_cli):

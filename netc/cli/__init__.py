@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx):
-        from netc.cli.failures import environment_failure, flush_stdout, stdout_failure
+        from netc.cli.failures import environment_failure, flush_stdout, nul_in_path, stdout_failure
 
         try:
             result = super().invoke(ctx)
@@ -78,7 +78,7 @@ class LazyGroup(click.Group):
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
                 raise
-            if (failure := environment_failure(exc)) is not None:
+            if (failure := environment_failure(exc) or nul_in_path(exc)) is not None:
                 report(failure)
                 ctx.exit(2)
             from netc.errors import printable

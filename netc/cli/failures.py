@@ -73,6 +73,14 @@ def environment_failure(exc: BaseException) -> NetcError | None:
                  "limits of the process (ulimit -v)")
 
 
+def nul_in_path(exc: BaseException) -> NetcError | None:
+    """error[io] if `exc` is Python refusing a path with a NUL byte (click's Path type and os.stat
+    raise ValueError, not OSError, for one), else None."""
+    if isinstance(exc, ValueError) and str(exc) in ("embedded null byte", "embedded null character"):
+        return error("io", "a path given on the command line holds a NUL byte", None, "check the paths given")
+    return None
+
+
 def _while_importing(exc: BaseException) -> bool:
     """Whether `exc` came from a module's top-level code (Python removes the import machinery's
     own frames from the traceback; the module's frame stays)."""
