@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import zipfile
 
 from netc.errors import Loc, clip, error
@@ -77,7 +78,9 @@ def _check_archive(f, shown: str, max_bytes: int) -> None:
             raise _refuse(shown, f"the archive has {count:,} members, over the limit of {MAX_MEMBERS:,}")
         f.seek(0)
         members = zipfile.ZipFile(f).infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, TypeError):
+    # a damaged directory: zipfile raises NotImplementedError for an unknown version byte, struct.error
+    # for a short record
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, TypeError, NotImplementedError, struct.error):
         raise not_zip from None
     if len(members) > MAX_MEMBERS:  # a directory holding more than its end record says
         raise _refuse(shown, f"the archive has more than {MAX_MEMBERS:,} members")
