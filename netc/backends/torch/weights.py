@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import warnings
 import zipfile
 
 from netc.errors import Loc, clip, error
@@ -109,7 +110,9 @@ def _unpickle(f, shown: str):
     import torch
 
     try:
-        return torch.load(f, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a hostile pickle's protocol byte: its error says enough
+            warnings.simplefilter("ignore")
+            return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - not a torch file, or one holding more than tensors
         raise _refuse(shown, f"cannot read weights '{clip(shown, 200)}': {type(exc).__name__}: "
                              f"{clip(str(exc), 300)}") from None
