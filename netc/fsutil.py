@@ -24,13 +24,13 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     path = Path(path)
     try:
         return _write(path, data)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise io_error(path, exc) from None
 
 
-def io_error(path, exc: OSError):
-    """error[io] for an OSError met while writing `path`."""
-    reason = exc.strerror or str(exc)
+def io_error(path, exc: OSError | ValueError):
+    """error[io] for an OSError (or a path's ValueError) met while writing `path`."""
+    reason = getattr(exc, "strerror", None) or str(exc)
     if isinstance(exc, FileExistsError) or isinstance(exc, NotADirectoryError):
         reason = "a part of the path is a file, not a directory"
     return error("io", f"cannot write '{clip(str(path), 200)}': {reason}", None,

@@ -185,7 +185,7 @@ def test_cli(netc_cli, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     code, _, err = netc_cli("convert-weights", tmp_path / "tiny.yaml", tmp_path / "tiny_fcn.yaml",
                             "--weights", tmp_path / "junk.pt", "-o", tmp_path / "x.pt")
-    assert code == 2 and "error[io]" in err and not (tmp_path / "x.pt").exists()
+    assert code == 2 and "error[weights]" in err and not (tmp_path / "x.pt").exists()
     code, _, err = netc_cli("convert-weights", tmp_path / "tiny.yaml", tmp_path / "tiny_fcn.yaml",
                             "--input", "3x32x32", "--weights", tmp_path / "tiny.pt", "-o", tmp_path / "y.pt")
     assert code == 0  # the weights do not depend on the destination's input size

@@ -240,7 +240,7 @@ def test_table_train_does_not_import_torch():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--budget", "24 parsecs"], "--budget: expected a size"),
+    (["--budget", "24 parsecs"], "Invalid value for '--budget': expected a size"),
     (["--budget", "1MiB"], "does not fit in 1MiB even at batch 1"),
     (["--train", "--format", "csv"], "--train prints text or json"),
 ])

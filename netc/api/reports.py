@@ -187,6 +187,41 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def onnx_opsets() -> range:
+    """The ONNX opsets `export --opset` can write (from the installed exporter)."""
+    from netc.backends.onnx.export import supported_opsets
+
+    return supported_opsets()
+
+
+def parse_size(text: str) -> int:
+    """'24GiB', '500 MB', '1048576' -> bytes; ValueError otherwise (also beyond 2^63 - 1)."""
+    from netc.analysis.train import parse_bytes
+
+    try:
+        n = parse_bytes(text)
+    except OverflowError:  # more digits than a float holds: inf
+        n = 2**63
+    if n > 2**63 - 1:
+        raise ValueError(f"the size '{text[:40]}' is beyond any machine's memory (2^63 bytes)")
+    return n
+
+
+def convert_weights(source, target, path) -> tuple[bytes, int]:
+    """The weights file `path` of the network `source` converted into a state_dict of `target`:
+    (its torch.save bytes, how many tensors it holds). The file is read by the one weights reader."""
+    import io
+
+    import torch
+
+    from netc.backends.torch.weights import read_state_dict
+
+    converted = target.weights_from(source, read_state_dict(path))
+    buf = io.BytesIO()
+    torch.save(converted, buf)
+    return buf.getvalue(), len(converted)
+
+
 def parse_kwargs(pairs) -> dict:
     """`netc import`'s KEY=VALUE arguments as the keyword arguments of the model's constructor."""
     from netc.interop.source import parse_kwargs as parse

@@ -64,12 +64,19 @@ class LazyGroup(click.Group):
             raise escaped(exc) from None
 
     def invoke(self, ctx):
+        from netc.cli.failures import environment_failure, flush_stdout, nul_in_path, stdout_failure
+
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            flush_stdout()
+            return result
         except NetcError as exc:
             report(exc)
             ctx.exit(2)
         except OSError as exc:
+            if (failure := stdout_failure(exc) or environment_failure(exc)) is not None:
+                report(failure)
+                ctx.exit(2)
             if exc.filename is None or os.environ.get("NETC_DEBUG"):
                 raise
             from netc.api.reports import io_error
@@ -87,6 +94,9 @@ class LazyGroup(click.Group):
         except Exception as exc:  # a bug in netc, not in the spec
             if os.environ.get("NETC_DEBUG"):
                 raise
+            if (failure := environment_failure(exc) or nul_in_path(exc)) is not None:
+                report(failure)
+                ctx.exit(2)
             from netc.errors import printable
 
             click.echo(f"netc: internal error: {type(exc).__name__}: {printable(str(exc))}\n"

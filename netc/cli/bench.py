@@ -5,7 +5,7 @@ import json
 
 import click
 
-from netc.cli.options import spec_options
+from netc.cli.options import BATCH, ITERATIONS, THREADS, spec_options
 from netc.cli.output import echo, echo_data
 from netc.cli.progress import progress, quiet_option
 
@@ -14,9 +14,9 @@ from netc.cli.progress import progress, quiet_option
 @spec_options
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="where to run (auto: CUDA when available)")
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="images per forward")
-@click.option("--iters", type=click.IntRange(1), default=20, show_default=True, help="timed forwards")
-@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True, help="untimed forwards first")
+@click.option("--batch", type=BATCH, default=8, show_default=True, help="images per forward")
+@click.option("--iters", type=ITERATIONS, default=20, show_default=True, help="timed forwards")
+@click.option("--warmup", type=click.IntRange(0, ITERATIONS.max), default=3, show_default=True, help="untimed forwards first")
 @click.option("--amp", is_flag=True, help="autocast: float16 on CUDA, bfloat16 on the CPU")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="benchmark the inference-optimised module (BN folded, channels_last)")
@@ -27,7 +27,7 @@ from netc.cli.progress import progress, quiet_option
 @click.option("--vs", type=click.Choice(["torchvision", "compile", "onnxruntime"]), default=None,
               help="instead: time against the reference implementation (same weights) under that runtime, "
                    "at batch 1 and --batch; outputs are compared first")
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: torch's)")
+@click.option("--threads", type=THREADS, default=None, help=f"CPU threads, at most this machine's {THREADS.max} (default: torch's)")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
 @quiet_option
 def bench(network, device, batch, iters, warmup, amp, optimize, compile_, vs, threads, as_json, quiet):

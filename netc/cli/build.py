@@ -22,9 +22,9 @@ DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="seed the initialisation: the same seed gives the same weights (and a --compile cache hit)")
 @click.option("-q", "--quiet", is_flag=True, help="print only the totals line and the files written")
-@click.option("--codegen-dir", default=None, metavar="DIR", envvar="NETC_CODEGEN_DIR",
-              help="also write the standalone PyTorch source DIR/<name>.py (env NETC_CODEGEN_DIR; "
-                   "default: write nothing)")
+@click.option("--codegen-dir", default=None, metavar="DIR",
+              help="also write the standalone PyTorch source DIR/<name>.py ([default: env NETC_CODEGEN_DIR if set "
+                   "and not empty, else nothing])")
 @click.option("--optimize", type=click.Choice(["inference"]), default=None,
               help="inference: fold batch norms into convs, drop dropout, channels_last (eval only)")
 @click.option("--compile", "compile_", type=click.Choice(["default", "inductor", "onnxruntime"]), is_flag=False,
@@ -36,11 +36,14 @@ def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optim
     """Build SPEC as a torch module: confirm the inferred shapes by a forward on the meta device,
     check the parameters fit in memory, allocate and initialise them, print the summary.
     Nothing is written unless asked (--save, --codegen-dir, --compile's cache)."""
+    import os
     import warnings
 
     from netc.api import build as build_network
     from netc.api.cache import CacheWarning
 
+    if codegen_dir is None:  # read here: click drops an empty environment value, which means "skip"
+        codegen_dir = os.environ.get("NETC_CODEGEN_DIR", "")
     if lesion or reorder:  # the source would be the spec's, not the transformed network's
         from netc.cli.paths import transformed
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from netc.cli.options import spec_options
+from netc.cli.options import Opset, spec_options
 from netc.cli.output import echo
 from netc.cli.progress import progress, quiet_option
 
@@ -13,7 +13,8 @@ from netc.cli.progress import progress, quiet_option
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="write an ONNX model here")
 @click.option("--torch-export", "program_path", type=click.Path(dir_okay=False),
               help="write a saved torch.export.ExportedProgram here (.pt2)")
-@click.option("--opset", type=click.IntRange(1), default=18, show_default=True, help="ONNX opset version")
+@click.option("--opset", type=Opset(), default=18, show_default=True,
+              help="ONNX opset version (those the installed exporter writes: 18 to its newest)")
 @click.option("--dynamic-batch", is_flag=True, help="leave the batch dimension symbolic")
 @click.option("--weights", type=click.Path(dir_okay=False), help="load this state_dict (strictly) before exporting")
 @click.option("--no-verify", is_flag=True, help="skip the checker, shape and onnxruntime comparison")

@@ -21,11 +21,16 @@ def import_(source, kwargs, output, input_shape, name, check_only, no_verify, qu
     """Import SOURCE (torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory, called with
     KEY=VALUE arguments) as a netc spec: traced with torch.fx, module paths as scope names,
     repeated submodules as templates and repeats; verified by compiling it, loading the
-    source's state_dict strictly and comparing outputs."""
+    source's state_dict strictly and comparing outputs.
+
+    A .py SOURCE is run: netc executes the file (as an import, __name__ is not '__main__') and
+    calls ClassOrFactory, so import only files you trust. What it prints goes to stderr; a file
+    that exits (sys.exit) is an error."""
     from netc.api import import_spec
     from netc.api.reports import parse_kwargs
+    from netc.cli.failures import running_source
 
-    with progress(quiet) as stage:
+    with running_source(source), progress(quiet) as stage:
         text, verdict = import_spec(source, parse_kwargs(kwargs), parse_shape(input_shape), name,
                                     check=check_only or not no_verify, stage=stage)
     if verdict is not None:

@@ -7,7 +7,7 @@ import click
 
 from netc.api import CPU_ISAS
 from netc.api.reports import dtypes, paper_layouts, table_formats
-from netc.cli.options import compile_options
+from netc.cli.options import BATCH, Size, compile_options
 from netc.cli.output import write_output
 from netc.cli.paths import transform_options, transformed
 from netc.cli.progress import progress
@@ -28,7 +28,7 @@ from netc.cli.spec_files import expand_specs
               help="paper: the architecture table as the paper prints it (Inception, VGG or ResNet style, "
                    "chosen from the graph; or name one); several SPECs become columns")
 @click.option("--train", is_flag=True, help="instead: predicted peak memory and FLOPs of one training step")
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="with --train: images per step")
+@click.option("--batch", type=BATCH, default=32, show_default=True, help="with --train: images per step")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
               help="with --train: sgd is SGD with momentum")
 @click.option("--amp", is_flag=True, help="with --train: autocast (half-precision activations)")
@@ -37,7 +37,8 @@ from netc.cli.spec_files import expand_specs
 @click.option("--isa", type=click.Choice(CPU_ISAS), default=None,
               help="with --train on the CPU: the instruction set whose oneDNN kernels are modelled "
                    "[default: this CPU's]")
-@click.option("--budget", metavar="SIZE", help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
+@click.option("--budget", type=Size(), metavar="SIZE",
+              help="with --train: find the largest batch whose peak fits, e.g. 24GiB")
 @transform_options
 def table(specs, compile_spec, depth, fmt, dtype, output, layout, train, batch, optimizer, amp, train_device, isa,
           budget, lesion, reorder):

@@ -26,7 +26,10 @@ def verify(spec, source, kwargs, compile_spec, strict_order):
     def compile_at(shape=None):
         return compile_spec(spec) if shape is None else compile_spec(spec, shape=shape)
 
-    report = run(compile_at, source, parse_kwargs(kwargs), strict_order)
+    from netc.cli.failures import running_source
+
+    with running_source(source):  # a .py source is run
+        report = run(compile_at, source, parse_kwargs(kwargs), strict_order)
     echo(f"{spec} vs {source}: {report.summary()}")
     if not report.verified or report.refused_sizes:
         raise SystemExit(1)

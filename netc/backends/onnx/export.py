@@ -41,6 +41,18 @@ def exported_program(network, module, dynamic_batch: bool):
                     None, "rerun with NETC_DEBUG=1 for torch's full report") from None
 
 
+def supported_opsets() -> range:
+    """The opsets an export can be written in: the exporter emits MIN_OPSET and onnxscript's version
+    converter converts it upward as far as it supports (and the installed onnx knows)."""
+    import onnx
+
+    try:
+        from onnxscript.version_converter._version_converter import SUPPORTED_MAX_ONNX_OPSET as newest
+    except ImportError:  # an onnxscript that moved it: the exporter's own opset only
+        newest = MIN_OPSET
+    return range(MIN_OPSET, min(newest, onnx.defs.onnx_opset_version()) + 1)
+
+
 def onnx_model(network, module, opset: int, dynamic_batch: bool):
     """The exported model as an onnx_ir Model with the spec's scope names, and {scope: value name}."""
     import torch
@@ -49,9 +61,10 @@ def onnx_model(network, module, opset: int, dynamic_batch: bool):
 
     from netc.backends.onnx.names import apply_scope_names
 
-    if opset < MIN_OPSET:
-        raise error("usage", f"opset {opset} is older than the exporter's {MIN_OPSET}", None,
-                    f"use --opset {MIN_OPSET} or newer")
+    opsets = supported_opsets()
+    if opset not in opsets:
+        raise error("usage", f"opset {opset} is not one the exporter writes ({opsets[0]} to {opsets[-1]})", None,
+                    f"use --opset {DEFAULT_OPSET}, or one from {opsets[0]} to {opsets[-1]}")
     program = exported_program(network, module, dynamic_batch)
     try:
         with warnings.catch_warnings():
@@ -63,6 +76,9 @@ def onnx_model(network, module, opset: int, dynamic_batch: bool):
                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}", None,
                     "rerun with NETC_DEBUG=1 for torch's full report") from None
     model = onnx_program.model
+    if model.opset_imports.get("") != opset:  # the exporter falls back to its own opset with a warning
+        raise error("export", f"the ONNX exporter could not convert {network.name} to opset {opset} "
+                    f"(it wrote opset {model.opset_imports.get('')})", None, f"use --opset {DEFAULT_OPSET}")
     # constant folding and dead-node removal only: the default rewrites would fold batch norms
     # into convs and take their names (layer1.0.bn1.*) out of the graph
     fold_constants(model)

@@ -115,36 +115,21 @@ def bench(network: Any, device="auto", batch: int = 8, iters: int = 20, warmup: 
 # --- against a peer: `netc bench --vs torchvision|compile|onnxruntime` ------------------------
 
 PEERS = ("torchvision", "compile", "onnxruntime")
-# reference models that need keyword arguments to carry every module the spec has
-_REFERENCE_KWARGS = {"googlenet": {"aux_logits": True, "init_weights": True},
-                     "inception_v3": {"aux_logits": True, "init_weights": True}}
 
 
 def reference_model(network, weights: torch.nn.Module) -> tuple[torch.nn.Module, str]:
     """The published implementation the spec reproduces (`meta: {torchvision: NAME}` or
-    `{timm: NAME}`), in eval mode with `weights`' state_dict (strict); else a copy of `weights`
-    itself (netc's plain module). Returns the model and what it is."""
-    import warnings
+    `{timm: NAME}`, see `reference.build_reference`), in eval mode with `weights`' state_dict;
+    else netc's plain module itself. Returns the model and what it is."""
+    from netc.backends.torch.reference import build_reference
 
-    meta = network.spec.meta
-    model, what = None, "netc's plain module (the spec names no torchvision or timm model)"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if "torchvision" in meta:
-            import torchvision
+    found = build_reference(network, weights)
+    if found is not None:
+        return found
+    # a plain fx.GraphModule of the eval forward: exporters trace it like any module
+    from netc.backends.torch.optimize import eval_graph_module
 
-            name = meta["torchvision"]
-            model, what = getattr(torchvision.models, name)(**_REFERENCE_KWARGS.get(name, {})), f"torchvision {name}"
-        elif "timm" in meta:
-            import timm
-
-            model, what = timm.create_model(meta["timm"], pretrained=False), f"timm {meta['timm']}"
-    if model is None:  # a plain fx.GraphModule of the eval forward: exporters trace it like any module
-        from netc.backends.torch.optimize import eval_graph_module
-
-        return eval_graph_module(weights), what
-    model.load_state_dict(weights.state_dict(), strict=True)
-    return model.eval(), what
+    return eval_graph_module(weights), "netc's plain module (the spec names no torchvision or timm model)"
 
 
 def peer_runner(peer: str, reference: torch.nn.Module, example: torch.Tensor) -> Callable:

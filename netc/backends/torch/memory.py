@@ -34,12 +34,18 @@ def check_memory(network, device: torch.device, dtype: torch.dtype) -> int:
     on `device`. The meta device allocates nothing, so everything fits there."""
     elems = sum(d.params + d.buffers for _, d in network.nodes())
     need = elems * dtype.itemsize
+    check_bytes(need, device, "the parameters", None,
+                "use --dtype bfloat16/float16, a smaller width (--set), or another device")
+    return need
+
+
+def check_bytes(need: int, device: torch.device, what: str, loc=None, hint: str | None = None) -> None:
+    """error[limit] at `loc` if `need` bytes of `what` cannot fit on `device` (the meta device
+    allocates nothing, so everything fits there)."""
     free = available_bytes(device) if device.type != "meta" else None
     if free is not None and need > free:
-        raise error("limit", f"the parameters need {need / 2**30:.2f} GiB on {device}, but only "
-                    f"{free / 2**30:.2f} GiB is available", None,
-                    "use --dtype bfloat16/float16, a smaller width (--set), or another device")
-    return need
+        raise error("limit", f"{what} need {need / 2**30:.2f} GiB on {device}, but only "
+                    f"{free / 2**30:.2f} GiB is available", loc, hint)
 
 
 def check_activations(network, device: torch.device, batch: int,
