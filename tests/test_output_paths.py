@@ -74,6 +74,17 @@ def test_dash_output_is_stdout_for_every_verb(args, tiny, tmp_path, netc_cli, mo
     assert not (tmp_path / "-").exists()
 
 
+def test_codegen_dash_output_is_the_source_on_stdout(tiny, tmp_path, netc_cli, monkeypatch):
+    """`codegen -o -` prints the file `codegen -o DIR` writes, and creates no folder named '-'."""
+    monkeypatch.chdir(tmp_path)
+    status, out, err = netc_cli("codegen", tiny, "-o", "-")
+    assert status == 0, err
+    assert not (tmp_path / "-").exists()
+    status, _, err = netc_cli("codegen", tiny, "-o", tmp_path / "src")
+    assert status == 0, err
+    assert out == (tmp_path / "src" / "tiny.py").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("command", [["lint", "{spec}"], ["diff", "{spec}", "{spec}"],
                                      ["convert-weights", "{spec}", "{spec}", "--weights", "{spec}", "-o", "{out}"],
                                      ["check", "{spec}"], ["table", "{spec}"]])

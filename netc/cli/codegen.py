@@ -1,4 +1,4 @@
-"""`netc codegen SPEC [-o DIR]`: write readable standalone PyTorch source to DIR/<name>.py.
+"""`netc codegen SPEC [-o DIR]`: write readable standalone PyTorch source to DIR/<name>.py (`-o -`: stdout).
 
 `python -m netc.cli.codegen` (`make generated`) regenerates `generated/` for every bundled
 spec: the committed files the staleness test compares against.
@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from netc.cli.options import spec_options
-from netc.cli.output import echo
+from netc.cli.output import echo, write_output
 from netc.cli.progress import progress
 
 GENERATED = Path(__file__).resolve().parent.parent.parent / "generated"
@@ -47,12 +47,17 @@ def regenerate_all(out_dir: Path = GENERATED, quiet: bool = False) -> list[Path]
 @click.command()
 @spec_options
 @click.option("-o", "--out-dir", default="generated", show_default=True, type=click.Path(file_okay=False),
-              help="directory to write <name>.py into")
+              help="directory to write <name>.py into ('-': the source to stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="print nothing")
 def codegen(network, out_dir, quiet):
     """Write SPEC as standalone PyTorch source: one class per template, a factory function.
 
     Regenerate the committed generated/ of every bundled spec with `make generated`."""
+    if out_dir == "-":
+        with progress(quiet) as stage, stage("generate and format"):
+            source = network.codegen()
+        write_output("-", source)
+        return
     _write(network, out_dir, quiet)
 
 
