@@ -36,10 +36,37 @@ test_verify_accepts_the_specs_own_generated_code = _property(fuzz_oracles.verify
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet20", "mobilenet_v3_small"])
 def test_forward_memory_on_bundled_specs(name):
-    """The memory oracle on bundled networks (ELU-free; an ELU's saved input, not output, was the
-    generated specs' first find)."""
+    """The memory oracle on bundled networks: batch norms, in-place activations, residual adds,
+    squeeze-excitation gates, pools and a classifier."""
     from netc.analysis.train import predict
 
     net = netc.load(name, input_shape=(3, 32, 32)) if name != "lenet5" else netc.load(name)
     measured = fuzz_oracles.measured_forward_bytes(fuzz_oracles.built(net), net.input_shape, 2)
     assert predict(net, 2).saved == measured
+
+
+# the import oracle's find: a training-only side head whose block reads the head's input and a
+# value computed inside the side (a template's `cat: {from: [input, conv]}`) crashed the importer
+SIDE_READING_TWO = """netc: 1
+name: side2
+input: [3, 8, 6]
+templates:
+  Block:
+    body:
+    - {name: conv, conv: {out: $in_c * 2, k: 1}}
+    - {cat: {}, from: [input, conv]}
+layers:
+- {side: {use: Block}, output: aux2, aux: true, name: b}
+- gap
+- flatten
+- {name: fc, linear: {out: 3}}
+"""
+
+
+def test_import_refuses_a_side_head_it_cannot_write_with_a_located_error(netc_cli, tmp_path):
+    (tmp_path / "side2.yaml").write_text(SIDE_READING_TWO, encoding="utf-8")
+    (tmp_path / "src.py").write_text(f"import netc\n\n\ndef make():\n    return netc.load({str(tmp_path / 'side2.yaml')!r}).build()\n",
+                                     encoding="utf-8")
+    code, out, err = netc_cli("import", f"{tmp_path / 'src.py'}:make", "--input", "3x8x6", "-o", tmp_path / "out.yaml")
+    assert code == 2 and not out and not (tmp_path / "out.yaml").exists()
+    assert err.startswith("error[import]: cannot import the training-only head 'b.1': it reads 2 values"), err
