@@ -70,3 +70,17 @@ def test_import_refuses_a_side_head_it_cannot_write_with_a_located_error(netc_cl
     code, out, err = netc_cli("import", f"{tmp_path / 'src.py'}:make", "--input", "3x8x6", "-o", tmp_path / "out.yaml")
     assert code == 2 and not out and not (tmp_path / "out.yaml").exists()
     assert err.startswith("error[import]: cannot import the training-only head 'b.1': it reads 2 values"), err
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", 1])
+def test_import_reads_a_separable_convs_padding_as_written(padding, tmp_path):
+    """The import oracle's find: `p: valid` (a string in torch's Conv2d) crashed the importer."""
+    from netc.api import import_spec
+
+    spec = tmp_path / "sep.yaml"
+    spec.write_text(f"netc: 1\nname: sep\ninput: [3, 8, 8]\nlayers:\n- {{sepconv: {{out: 4, k: 3, p: {padding}}}}}\n",
+                    encoding="utf-8")
+    (tmp_path / "src.py").write_text(f"import netc\n\n\ndef make():\n    return netc.load({str(spec)!r}).build()\n",
+                                     encoding="utf-8")
+    text, report = import_spec(f"{tmp_path / 'src.py'}:make", {}, (3, 8, 8))
+    assert report.verified and f"p: {padding}" in text, text

@@ -184,7 +184,8 @@ class SepConv(Op):
     def from_module(self, m, torch_cls):
         """timm's (and netc's) SeparableConv2d: `conv1` (depthwise) and `pointwise`."""
         return self.name, drop_defaults({"out": m.pointwise.out_channels, "k": torch_pair(m.conv1.kernel_size),
-                                         "s": torch_pair(m.conv1.stride), "p": torch_pair(m.conv1.padding),
+                                         "s": torch_pair(m.conv1.stride),
+                                         "p": m.conv1.padding if isinstance(m.conv1.padding, str) else torch_pair(m.conv1.padding),
                                          "d": torch_pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
                                         {"s": 1, "p": 0, "d": 1, "bias": False})
 
