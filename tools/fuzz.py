@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis.errors import UnsatisfiedAssumption  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import UnsatisfiedAssumption
 
-from tests import fuzz_oracles  # noqa: E402
-from tests.test_fuzz import spec_text  # noqa: E402
+from tests import fuzz_oracles
+from tests.test_fuzz import spec_text
 
 
 def run(name: str, examples: int, progress=lambda partial: None) -> dict:
