@@ -17,8 +17,8 @@ QUICK = settings(max_examples=12, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
-def _property(oracle):
-    @QUICK
+def _property(oracle, examples: int = 12):
+    @settings(QUICK, max_examples=examples)
     @given(spec_text())
     def check(text):
         with tempfile.TemporaryDirectory() as tmp:
@@ -29,18 +29,18 @@ def _property(oracle):
 test_params_and_macs_match_torch_and_the_flop_counter = _property(fuzz_oracles.params_and_macs)
 test_every_shape_matches_a_real_forward = _property(fuzz_oracles.shapes)
 test_forward_activation_memory_matches_autograd = _property(fuzz_oracles.forward_memory)
-test_onnx_export_matches_onnxruntime = _property(fuzz_oracles.onnx_export)
+test_onnx_export_matches_onnxruntime = _property(fuzz_oracles.onnx_export, 4)  # seconds per export
 test_import_of_the_built_module_verifies_as_the_spec = _property(fuzz_oracles.import_built)
 test_verify_accepts_the_specs_own_generated_code = _property(fuzz_oracles.verify_generated)
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet20", "mobilenet_v3_small"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
 def test_forward_memory_on_bundled_specs(name):
     """The memory oracle on bundled networks: batch norms, in-place activations, residual adds,
-    squeeze-excitation gates, pools and a classifier."""
+    pools and a classifier."""
     from netc.analysis.train import predict
 
-    net = netc.load(name, input_shape=(3, 32, 32)) if name != "lenet5" else netc.load(name)
+    net = netc.load(name)
     measured = fuzz_oracles.measured_forward_bytes(fuzz_oracles.built(net), net.input_shape, 2)
     assert predict(net, 2).saved == measured
 
