@@ -61,6 +61,13 @@ def run(name: str, examples: int, progress=lambda partial: None) -> dict:
     return result()
 
 
+def write(path: Path, result: dict) -> None:
+    """Whole or not at all: the file can be read while the run goes on."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
 def main(argv: list[str]) -> int:
     names = [a for a in argv if a in fuzz_oracles.ORACLES] or list(fuzz_oracles.ORACLES)
     counts = [int(a) for a in argv if a.isdigit()]
@@ -69,12 +76,12 @@ def main(argv: list[str]) -> int:
     result = {}
     for name in names:
         def progress(partial, name=name):
-            out.write_text(json.dumps({**result, name: {**partial, "running": True}}, indent=1), encoding="utf-8")
+            write(out, {**result, name: {**partial, "running": True}})
 
         result[name] = run(name, examples, progress)
         r = result[name]
         print(f"{name}: {r['examples']} examples, {len(r['discrepancies'])} discrepancies, {r['seconds']} s", flush=True)
-        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        write(out, result)
     return 1 if any(r["discrepancies"] for r in result.values()) else 0
 
 
