@@ -84,3 +84,17 @@ def test_import_reads_a_separable_convs_padding_as_written(padding, tmp_path):
                                      encoding="utf-8")
     text, report = import_spec(f"{tmp_path / 'src.py'}:make", {}, (3, 8, 8))
     assert report.verified and f"p: {padding}" in text, text
+
+
+@pytest.mark.parametrize("op", ["conv", "sepconv"])
+@pytest.mark.parametrize("k,d", [(2, 1), (4, 1), ([4, 2], 1), (3, 2), (2, 2)])
+def test_same_padding_keeps_the_size_as_torch_does(op, k, d):
+    """The shape oracle's find: an even kernel with `p: same` (torch pads one more after) was
+    inferred one smaller than torch's output, and its MACs with it."""
+    import torch
+
+    net = netc.loads(f"netc: 1\nname: same\ninput: [2, 12, 8]\nlayers:\n- {{{op}: {{out: 4, k: {k}, d: {d}, p: same}}}}\n",
+                     "same.yaml")
+    with torch.no_grad():
+        out = net.build()(torch.zeros(1, 2, 12, 8))
+    assert tuple(out.shape[1:]) == net.graph.node(net.outputs[0].node).shape

@@ -110,6 +110,8 @@ class Conv(Op):
         c, h, w = need_map("conv", shapes)
         _check_groups(a.groups, c, a.out)
         k, s, p, d = self.geometry(a)
+        if a.p == "same":  # torch pads an even extent unevenly (one more after): the size stays
+            return (a.out, h, w)
         return (a.out, *sliding_shape("conv", (h, w), k, s, p, d))
 
     def params(self, a, shapes):
@@ -191,7 +193,10 @@ class SepConv(Op):
 
     def infer(self, a, shapes):
         c, h, w = need_map("sepconv", shapes)
-        return (a.out, *sliding_shape("sepconv", (h, w), *Conv.geometry(self, a)))
+        geometry = Conv.geometry(self, a)
+        if a.p == "same":  # as conv's
+            return (a.out, h, w)
+        return (a.out, *sliding_shape("sepconv", (h, w), *geometry))
 
     def params(self, a, shapes):
         c, k = shapes[0][0], pair(a.k)
