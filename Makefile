@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine; each installs what it needs first.
 #   make build   the main job: compile the bundled specs
 #   make test    the test suite
+#   make fuzz    the long differential run over generated specs (tools/fuzz.py)
 #   make lock    re-resolve requirements.lock from pyproject.toml (+ constraints.txt)
 PY ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 LOCK_VENV := .venv-lock
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: setup build test bench generated lock
+.PHONY: setup build test bench generated lock fuzz
 
 # .venv holds exactly the lock: exact versions, every file checked against its hash; the project
 # itself goes in editable, without dependencies. Redone whenever the lock or pyproject.toml changes;
@@ -41,6 +42,11 @@ build: setup
 test: setup
 	@$(BIN)/pytest -q -n 2 $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
+
+# the long differential run over generated specs (tests/fuzz_oracles.py): FUZZ_EXAMPLES valid specs
+# per oracle (default 1,000), every discrepancy recorded in fuzz-result.json, none stopping it; hours
+fuzz: setup
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} nice $(BIN)/python tools/fuzz.py $(ORACLES)
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -8,6 +8,9 @@ inserted YAML syntax and hostile tokens, truncation). Any other exception is a b
 When a spec compiles, the IR must be coherent: every op has a positive shape, module paths are
 unique, parameter totals add up, every output names an op.
 
+The same generator feeds the differential oracles of tests/fuzz_oracles.py (every number netc
+infers against a measurement of the built module; `make fuzz` for the long run).
+
 CI runs a bounded number of examples (profile `ci`, well under a minute). A long run:
 
     HYPOTHESIS_PROFILE=long .venv/bin/pytest -q tests/test_fuzz.py -n 0   # 20,000 examples per test

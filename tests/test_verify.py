@@ -84,3 +84,77 @@ def test_every_mutant_is_rejected(spec, operator):
     report = verify(lambda shape: mutants.mutate(netc.load(spec, input_shape=shape), operator, site),
                     load_source(f"torchvision:{network.spec.meta['torchvision']}").module, mutants.SIZE)
     assert not report.verified, (operator, site)
+
+
+TINY_SOURCE = """
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, hungry_above=None):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.hungry_above = hungry_above
+
+    def forward(self, x):
+        if x.shape[-1] % 8:
+            raise ValueError(f"the width must be a multiple of 8, got {x.shape[-1]}")
+        if self.hungry_above is not None and x.shape[-1] > self.hungry_above:
+            x.new_zeros(x.shape[0], 2**16, 2**16, 2**12)  # 64 TiB per image: no machine has it
+        return self.conv(x)
+
+
+class Plain(nn.Module):  # what import traces: no branch
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+"""
+TINY_SPEC = "netc: 1\nname: tiny\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, conv: {out: 4, k: 3, p: 1}}\n"
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "tiny.py").write_text(TINY_SOURCE, encoding="utf-8")
+    (tmp_path / "tiny.yaml").write_text(TINY_SPEC, encoding="utf-8")
+    return tmp_path
+
+
+def test_tiny_source_verifies(netc_cli, tiny):
+    code, out, err = netc_cli("verify", tiny / "tiny.yaml", f"{tiny / 'tiny.py'}:Tiny")
+    assert code == 0 and "verified" in out, err
+
+
+@pytest.mark.parametrize("verb", ["verify", "import"])
+def test_a_wrong_input_channel_count_names_the_input_and_both_counts(netc_cli, tiny, verb):
+    """Not a state_dict size mismatch (the spec adapts its first conv to 4 channels; the source's
+    weights have 3) and not a torch traceback: a usage error, exit 2, nothing written."""
+    args = (("verify", tiny / "tiny.yaml", f"{tiny / 'tiny.py'}:Tiny") if verb == "verify" else
+            ("import", f"{tiny / 'tiny.py'}:Plain", "-o", tiny / "out.yaml"))
+    code, out, err = netc_cli(*args, "--input", "4x8x8")
+    assert code == 2 and not out, (out, err)
+    assert err.startswith("error[usage]: --input 4x8x8 gives the source 4 channel(s), but its first layer 'conv' "
+                          "(Conv2d) takes 3"), err
+    assert "hint: use --input 3x8x8" in err and "Traceback" not in err and "state_dict" not in err
+    assert not (tiny / "out.yaml").exists()
+
+
+def test_a_size_the_source_does_not_take_is_a_usage_error(netc_cli, tiny):
+    code, out, err = netc_cli("verify", tiny / "tiny.yaml", f"{tiny / 'tiny.py'}:Tiny", "--input", "3x8x12")
+    assert code == 2 and not out, (out, err)
+    assert err.startswith("error[usage]: the source does not run on --input 3x8x12: ValueError: the width must be a "
+                          "multiple of 8, got 12"), err
+
+
+@pytest.mark.parametrize("hungry_above", [0, 8])
+def test_out_of_memory_in_a_verification_forward_is_a_limit_with_the_size_asked(netc_cli, tiny, hungry_above):
+    """The source's forward asks the CPU allocator for 64 TiB per image: at the first size (0), or
+    only at the second, larger one (8: at 8x8 it runs, at 16x16 not), which must not be taken for
+    a size the source refuses and skipped."""
+    code, out, err = netc_cli("verify", tiny / "tiny.yaml", f"{tiny / 'tiny.py'}:Tiny", f"hungry_above={hungry_above}")
+    assert code == 2 and not out, (out, err)
+    assert err.startswith("error[limit]: verification (forwards at 3x8x8 and 3x16x16) ran out of memory: an "
+                          f"allocation of {2**46 / 2**30:,.2f} GiB ({2**46:,} bytes) failed"), err  # one image's

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netc.errors import error
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
@@ -149,7 +150,12 @@ class Emitter:
         layers = self._region([it for it in items if not any(it is h for h in heads)], entry, parent)
         sides = []
         for head in heads:
-            (value,) = external_inputs(head, set()) or [None]
+            reads = external_inputs(head, set())
+            if len(reads) > 1:  # a `side:` layer has one input (found by the generated-spec oracle)
+                raise error("import", f"cannot import the training-only head '{head.path}': it reads {len(reads)} "
+                                      "values from outside it, and a side head reads one", None,
+                            "import the model without its auxiliary heads")
+            (value,) = reads or [None]
             seq = self.block(head, value, parent)
             source = self._ref(value, parent)
             sides.append((seq["name"], source, {"name": seq["name"], "from": source,

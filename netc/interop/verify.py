@@ -12,6 +12,8 @@ execution order) whose output differs.
 """
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass, field
 
 from netc.errors import NetcError, error
@@ -75,8 +77,17 @@ def verify(compile_at, module, input_shape: tuple[int, ...], strict_order: bool 
     from netc.backends.torch.memory import check_activations
 
     network = compile_at(tuple(input_shape))
-    fits = check_activations  # before anything runs a forward, the source's included
-    fits(network, torch.device("cpu"), 2, "use a smaller --input")
+    check_activations(network, torch.device("cpu"), 2, "use a smaller --input")  # before any forward
+    with allocation_is_a_limit(input_shape):
+        check_input(module, input_shape)
+        return _verify(compile_at, network, module, input_shape, strict_order)
+
+
+def _verify(compile_at, network, module, input_shape, strict_order: bool) -> Report:
+    import torch
+
+    from netc.backends.torch.memory import check_activations as fits
+
     randomise(module)
     state = module.state_dict()
     report, ours = _loaded(network, state, strict_order, "the source's")
@@ -145,6 +156,8 @@ def _load(network, state):
     try:
         ours.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
     except RuntimeError as exc:
+        if out_of_memory(exc):
+            raise
         raise error("verify", f"the spec does not load the source's state_dict: {' '.join(str(exc).split())[:400]}",
                     None, "the spec's module paths or shapes differ from the source's (see 'netc table')") from None
     return ours
@@ -167,9 +180,73 @@ def _accepts(module, shape) -> bool:
     try:
         with torch.no_grad():
             module(torch.zeros(1, *shape))
-    except Exception:  # noqa: BLE001 - any failure means the source does not take this size
+    except Exception as exc:  # noqa: BLE001 - any failure but memory means the source does not take this size
+        if out_of_memory(exc):
+            raise
         return False
     return True
+
+
+def check_input(module, input_shape) -> None:
+    """A usage error unless the source runs on `input_shape`; where its first layer takes
+    another number of channels than the input has, the error says both."""
+    import torch
+
+    x = torch.zeros(1, *input_shape)
+    took_x = []  # the modules called on the input itself, outermost first
+
+    def record(m, args):
+        if args and args[0] is x:
+            took_x.append(m)
+
+    hooks = [m.register_forward_pre_hook(record) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(x)
+    except Exception as exc:  # noqa: BLE001 - the source's own code, whatever it raises
+        if out_of_memory(exc):
+            raise
+        where = "x".join(map(str, input_shape))
+        names = {m: n for n, m in module.named_modules()}
+        layer = next((m for m in took_x if hasattr(m, "in_channels") or hasattr(m, "num_features")), None)
+        channels = getattr(layer, "in_channels", None) or getattr(layer, "num_features", None)
+        if channels is not None and channels != input_shape[0]:
+            raise error("usage", f"--input {where} gives the source {input_shape[0]} channel(s), but its first "
+                                 f"layer '{names[layer]}' ({type(layer).__name__}) takes {channels}", None,
+                        f"use --input {channels}x{'x'.join(map(str, input_shape[1:]))}") from None
+        raise error("usage", f"the source does not run on --input {where}: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:300]}", None, "give an input size the source takes") from None
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: torch's CPU allocator, CUDA's, or Python's."""
+    import torch
+
+    text = str(exc)
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text))
+
+
+@contextlib.contextmanager
+def allocation_is_a_limit(input_shape):
+    """An allocation failure inside is error[limit], with the size the allocator was asked for."""
+    try:
+        yield
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        # torch's CPU allocator says "you tried to allocate N bytes", CUDA's "Tried to allocate 2.00 GiB"
+        asked = re.search(r"(?:you tried to allocate|Tried to allocate) ([\d.]+) ?(\w*)", str(exc))
+        size = f"{asked.group(1)} {asked.group(2)}" if asked else "more than was free"
+        if asked and asked.group(2) == "bytes":
+            size = f"{int(asked.group(1)) / 2**30:,.2f} GiB ({int(asked.group(1)):,} bytes)"
+        sizes = " and ".join("x".join(map(str, s)) for s in (tuple(input_shape), second_size(input_shape)))
+        raise error("limit", f"verification (forwards at {sizes}) ran out of memory: an allocation of {size} "
+                             "failed", None, "use a smaller --input, or free memory") from None
 
 
 def _outputs(out) -> list:

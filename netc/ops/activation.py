@@ -13,6 +13,7 @@ class Activation(Op):
     fill = "#fff2cc"
     torch_cls: str = ""
     saves: str = "input"  # what its derivative formula reads: 'input' or 'output'
+    # (torch's derivatives.yaml: elu, celu and selu read the input, elu_ the result it overwrote)
     # in place, a formula of the output reads the overwritten tensor ('output'); one that needs
     # the input has torch save a copy of it before overwriting ('copy': hardtanh_, silu_)
     saves_inplace: str = "copy"
@@ -77,7 +78,7 @@ _activation("leaky_relu", "torch.nn.LeakyReLU", "leaky ReLU (negative_slope)", L
 _activation("mish", "torch.nn.Mish", "x * tanh(softplus(x)) (Misra 2019; CSPDarknet, YOLOv4)", InplaceAttrs,
             onnx="Mish")
 _activation("selu", "torch.nn.SELU", "scaled ELU with the self-normalising constants (Klambauer et al. 2017)",
-            InplaceAttrs, "output", "output", onnx="Selu")
+            InplaceAttrs, "input", "output", onnx="Selu")
 
 
 class EluAttrs(Attrs):
@@ -86,9 +87,9 @@ class EluAttrs(Attrs):
 
 
 _activation("elu", "torch.nn.ELU", "exponential linear unit: alpha * (exp(x) - 1) below 0 (Clevert et al. 2015)",
-            EluAttrs, "output", "output", onnx="Elu")
+            EluAttrs, "input", "output", onnx="Elu")
 _activation("celu", "torch.nn.CELU", "continuously differentiable ELU: alpha * (exp(x / alpha) - 1) below 0",
-            EluAttrs, "output", "output", onnx="Celu")
+            EluAttrs, "input", "output", onnx="Celu")
 
 
 class SoftplusAttrs(Attrs):

@@ -110,6 +110,8 @@ class Conv(Op):
         c, h, w = need_map("conv", shapes)
         _check_groups(a.groups, c, a.out)
         k, s, p, d = self.geometry(a)
+        if a.p == "same":  # torch pads an even extent unevenly (one more after): the size stays
+            return (a.out, h, w)
         return (a.out, *sliding_shape("conv", (h, w), k, s, p, d))
 
     def params(self, a, shapes):
@@ -184,13 +186,17 @@ class SepConv(Op):
     def from_module(self, m, torch_cls):
         """timm's (and netc's) SeparableConv2d: `conv1` (depthwise) and `pointwise`."""
         return self.name, drop_defaults({"out": m.pointwise.out_channels, "k": torch_pair(m.conv1.kernel_size),
-                                         "s": torch_pair(m.conv1.stride), "p": torch_pair(m.conv1.padding),
+                                         "s": torch_pair(m.conv1.stride),
+                                         "p": m.conv1.padding if isinstance(m.conv1.padding, str) else torch_pair(m.conv1.padding),
                                          "d": torch_pair(m.conv1.dilation), "bias": m.conv1.bias is not None},
                                         {"s": 1, "p": 0, "d": 1, "bias": False})
 
     def infer(self, a, shapes):
         c, h, w = need_map("sepconv", shapes)
-        return (a.out, *sliding_shape("sepconv", (h, w), *Conv.geometry(self, a)))
+        geometry = Conv.geometry(self, a)
+        if a.p == "same":  # as conv's
+            return (a.out, h, w)
+        return (a.out, *sliding_shape("sepconv", (h, w), *geometry))
 
     def params(self, a, shapes):
         c, k = shapes[0][0], pair(a.k)

@@ -34,7 +34,7 @@ def exported_program(network, module, dynamic_batch: bool):
         dims = torch.export.ShapesCollection()
         dims[x] = {0: torch.export.Dim("batch", min=1, max=2 ** 20)}
     try:
-        return torch.export.export(module.eval(), (x,), dynamic_shapes=dims)
+        return torch.export.export(_eval_root(module.eval()), (x,), dynamic_shapes=dims)
     except Exception as exc:  # torch's message names the failing op; keep its first line
         raise error("export", f"torch.export could not trace {network.name}: "
                     f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
@@ -51,6 +51,20 @@ def supported_opsets() -> range:
     except ImportError:  # an onnxscript that moved it: the exporter's own opset only
         newest = MIN_OPSET
     return range(MIN_OPSET, min(newest, onnx.defs.onnx_opset_version()) + 1)
+
+
+def _eval_root(module):
+    """torch.export retraces an fx.GraphModule root from its `graph`, which is the training
+    forward (aux heads included), not from the forward that switches on `self.training`: a root
+    with aux heads is exported as a GraphModule of its eval graph over the same children."""
+    plan = getattr(module, "_netc_plan", None)
+    if plan is None or not plan.has_aux:
+        return module
+    from torch import fx
+
+    from netc.backends.torch.blocks import graph_of
+
+    return fx.GraphModule(module, graph_of(plan, training=False), type(module).__name__).eval()
 
 
 def onnx_model(network, module, opset: int, dynamic_batch: bool):
