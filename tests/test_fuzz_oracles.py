@@ -69,7 +69,7 @@ def test_import_refuses_a_side_head_it_cannot_write_with_a_located_error(netc_cl
                                      encoding="utf-8")
     code, out, err = netc_cli("import", f"{tmp_path / 'src.py'}:make", "--input", "3x8x6", "-o", tmp_path / "out.yaml")
     assert code == 2 and not out and not (tmp_path / "out.yaml").exists()
-    assert err.startswith("error[import]: cannot import the training-only head 'b.1': it reads 2 values"), err
+    assert err.startswith("error[import]: cannot import the training-only head 'b._cat': it reads 2 values"), err
 
 
 @pytest.mark.parametrize("padding", ["valid", "same", 1])

@@ -25,8 +25,10 @@ _RESIDUAL_ADD = re.compile(r"(^|\.)_add\d*$")
 
 
 def is_residual_add(data: Node) -> bool:
-    """The add that joins a residual's body (input 0) and shortcut (input 1)."""
-    return data.op == "add" and len(data.inputs) == 2 and bool(_RESIDUAL_ADD.search(data.scope))
+    """The add that joins a residual's body (input 0) and shortcut (input 1). An add of a value with
+    itself (`from: [a, a]`, a doubling) has no body to skip: unnamed joins are all `_add` now."""
+    return (data.op == "add" and len(data.inputs) == 2 and data.inputs[0] != data.inputs[1]
+            and bool(_RESIDUAL_ADD.search(data.scope)))
 
 
 def _block(g: Graph, scope: str, what: str):
