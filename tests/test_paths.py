@@ -261,3 +261,48 @@ def test_paths_work_is_bounded(monkeypatch):
     with pytest.raises(NetcError) as exc:
         count_paths(netc.load("resnet110"))
     assert exc.value.codes == ["limit"]
+
+
+def test_residual_joins_are_structural(tmp_path):
+    """Only an add joining a body and its shortcut is a residual block: two branches summed are
+    two paths and no residual block, whatever the add is called; a template's `from: [body, input]`
+    is one (MobileNet's inverted residual), as is a `residual:` with a projection shortcut."""
+    spec = tmp_path / "branches.yaml"
+    spec.write_text("""netc: 1
+name: branches
+input: [3, 8, 8]
+templates:
+  Skip:
+    body:
+      - {name: body, seq: [{conv: {out: 3, k: 3, p: 1}}, relu]}
+      - {add: {}, from: [body, input]}
+layers:
+  - {name: a, conv: {out: 4, k: 1}}
+  - {name: b, from: input, conv: {out: 4, k: 3, p: 1}}
+  - {add: {}, from: [a, b]}
+  - {conv: {out: 3, k: 1}}
+  - {name: skip, use: Skip}
+""")
+    p = count_paths(netc.load(str(spec)))
+    assert (p.count, p.residual_blocks) == (4, 1)  # 2 branches x (the skip's body or its shortcut)
+    assert p.blocks.counts == (2, 2)  # through the skip's body on half of them
+    lesioned = netc.load(str(spec)).lesion("skip")
+    assert lesioned.removed == {"skip.body.0", "skip.body.1"}
+
+
+def test_lesion_regnet_block_keeps_its_projection():
+    """torchvision's ResBottleneckBlock sums proj(x) + f(x): lesioning it leaves relu(proj(x))."""
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.regnet_y_400mf().eval()
+    net = netc.load("regnet_y_400mf", input_shape=(3, 64, 64))
+    assert count_paths(net).residual_blocks == 16  # every block (1+3+6+6), the 4 projected ones included
+    lesioned_net = net.lesion("trunk_output.block2.block2-0")
+    lesioned = lesioned_net.build(init=False).eval()
+    lesioned.load_state_dict(lesioned_net.kept(reference.state_dict()), strict=True)
+    block = reference.trunk_output.block2[0]
+    reference.trunk_output.block2[0] = torch.nn.Sequential(block.proj, block.activation)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(lesioned(x), reference(x))

@@ -24,7 +24,7 @@ from netc.analysis.paper_figures import (
 from netc.analysis.paper_render import render  # noqa: F401  (the layouts' one renderer)
 from netc.analysis.paths import count_paths
 from netc.errors import error
-from netc.ir.transform import is_residual_add
+from netc.ir.transform import is_residual_add, residual_parts
 from netc.ops.base import pair
 
 LAYOUTS = ("paper", "inception", "configuration", "stages")
@@ -294,7 +294,7 @@ def _bracket(network, stage: str, repeat: int, nodes: list[dict]) -> str:
     last = f"{stage}.{repeat - 1}"  # a block of the stage's steady state (the first may downsample)
     body_add = next(d for d in nodes if last in d.blocks and is_residual_add(d))
     g = network.graph
-    body, todo = set(), [body_add.inputs[0]]
+    body, todo = set(), [residual_parts(body_add)[0]]
     while todo:  # back from the add's body input, inside the block
         nid = todo.pop()
         d = g.node(nid)

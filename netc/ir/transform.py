@@ -7,12 +7,13 @@ Module scopes are kept, so a transformed network's parameters keep their state_d
 lesioned model loads the original's state_dict minus the removed body's keys, a reordered one
 loads all of it.
 
-A residual block in the IR is the `add` that expansion names `_add` (netc.spec.expand): its
-inputs are [body, shortcut], in that order.
+A residual block in the IR is an `add` that expansion marks as a residual join (`RESIDUAL` in its
+`meta`: the index of its body input): the `add` of a `residual:` construct, or an `add` inside a
+template that joins a value computed there with the instance's own input (`from: [body, input]`,
+MobileNet's inverted residual). Other adds (two branches summed, a fusion of resolutions, a
+doubling) join no body and its shortcut, whatever their names.
 """
 from __future__ import annotations
-
-import re
 
 import networkx as nx
 
@@ -21,14 +22,27 @@ from netc.ir.graph import Graph, Output, set_inputs
 from netc.ir.node import Node
 from netc.ir.passes import infer_shapes, topo_order
 
-_RESIDUAL_ADD = re.compile(r"(^|\.)_add\d*$")
+RESIDUAL = "residual.body"  # `Node.meta` key of a residual join: the index of its body input
 
 
 def is_residual_add(data: Node) -> bool:
-    """The add that joins a residual's body (input 0) and shortcut (input 1). An add of a value with
-    itself (`from: [a, a]`, a doubling) has no body to skip: unnamed joins are all `_add` now."""
-    return (data.op == "add" and len(data.inputs) == 2 and data.inputs[0] != data.inputs[1]
-            and bool(_RESIDUAL_ADD.search(data.scope)))
+    """The add that joins a residual's body and its shortcut (see the module's docstring)."""
+    return (data.op == "add" and RESIDUAL in data.meta and len(data.inputs) == 2
+            and data.inputs[0] != data.inputs[1])
+
+
+def mark_block_residual(data: Node, block_input: int) -> None:
+    """Mark an `add` inside a template instance that joins a value with the instance's input as a
+    residual join, its body being the other value."""
+    ins = data.inputs
+    if len(ins) == 2 and ins[0] != ins[1] and block_input in ins:
+        data.meta[RESIDUAL] = 1 - ins.index(block_input)
+
+
+def residual_parts(data: Node) -> tuple[int, int]:
+    """(body, shortcut): the inputs of a residual join."""
+    body = data.meta[RESIDUAL]
+    return data.inputs[body], data.inputs[1 - body]
 
 
 def _block(g: Graph, scope: str, what: str):
@@ -87,7 +101,7 @@ def lesion(g: Graph, scope: str) -> tuple[Graph, list[str]]:
     if add is None:
         return delete_layer(g, scope)
     block = g.blocks[scope]
-    body_out, shortcut = g.node(add).inputs
+    body_out, shortcut = residual_parts(g.node(add))
     keep = nx.ancestors(g, shortcut) | {shortcut}
     body, todo = set(), [body_out]
     while todo:  # backwards from the body's result to where it leaves the shortcut's past

@@ -14,6 +14,7 @@ from typing import Any
 
 from netc.errors import Collector, Loc, NetcError, clip, did_you_mean, error, listing
 from netc.ir.graph import Block, Graph, Output, add_op, new_graph
+from netc.ir.transform import RESIDUAL, mark_block_residual
 from netc.ops import REGISTRY
 from netc.spec.budget import MAX_WORK, STEP, spend, work_budget
 from netc.spec.load import MAX_FILE_BYTES
@@ -226,6 +227,8 @@ class Expander:
         joins = name is None and REGISTRY[op].max_inputs != 1  # a function in PyTorch: no module, no position
         scope = ctx.frame.path(ctx.frame.generated(op) if joins else ctx.frame.place(name, name_loc(raw, loc)))
         nid = self.add(op, attrs, scope, inputs, loc, ctx)
+        if op == "add" and node.from_ is not None and ctx.template_input is not None:
+            mark_block_residual(self.g.node(nid), ctx.template_input)
         if not joins:  # by its name or its position: `from: convs.0` reaches an unnamed child
             self.publish(scope, nid)
         return nid
@@ -262,6 +265,7 @@ class Expander:
             body = self.add("scale", attrs, ctx.frame.path(ctx.frame.generated("scale")), [body], loc, ctx)
         out = self.add("add", REGISTRY["add"].Attrs(), ctx.frame.path(ctx.frame.generated("add")),
                        [body, shortcut], loc, ctx)
+        self.g.node(out).meta[RESIDUAL] = 0
         if res.then is not None:
             out = self.expand(res.then, ctx, out)
         return out
