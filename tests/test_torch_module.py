@@ -345,6 +345,7 @@ EVERY_OP = """\
   - {name: se, from: [narrow, gate], mul: {}}
   - {hardswish: {}}
   - {name: ls, layer_scale: {init: 0.5}}
+  - {name: lsf, layer_scale: {init: 0.25, flat: true}}
   - {name: sd, stochastic_depth: {p: 0.2}}
   - {name: bsum, from: [sd, gate], add: {broadcast: true}}
   - {permute: {dims: [1, 2, 0]}}
@@ -352,7 +353,11 @@ EVERY_OP = """\
   - {linear: {out: 8}}
   - {reshape: {shape: [16, 8]}}
   - {permute: {dims: [1, 0]}}
-  - {reshape: {shape: [8, 4, 4]}}
+  - {name: r, reshape: {shape: [8, 4, 4]}}
+  - {name: pair, from: [r, r], stack: {dim: 0}}
+  - {name: paths, sum: {dims: [0]}}
+  - {name: desc, mean: {dims: [1, 2], keepdim: true}}
+  - {from: [paths, desc], mul: {}}
   - gap
   - {flatten: {start: 0, end: 2}}
   - {dropout: {p: 0.1}}

@@ -147,7 +147,7 @@ class PRelu(Activation):
 
 class SoftmaxAttrs(Attrs):
     # channel axis of a feature map or the feature axis of a vector (batch excluded)
-    dim: Annotated[int, Field(ge=0, le=2)] = 0
+    dim: Annotated[int, Field(ge=0, le=7)] = 0
 
 
 class _Softmax(Activation):

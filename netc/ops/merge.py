@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, OwnedParam, ShapeError, Window,
                            broadcast, fmt_shape, need_map, numel, register)
@@ -149,6 +149,18 @@ class Scale(Op):
 class LayerScaleAttrs(Attrs):
     init: float = 1e-6
     shape: Optional[Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=3)]] = None
+    # the parameter is a vector of the channels, viewed per channel where applied (timm's
+    # `x.mul(self.gamma.reshape(1, -1, 1, 1))`), not a tensor of `shape`
+    flat: bool = False
+
+    @model_validator(mode="after")
+    def _per_channel(self):
+        if self.flat and self.shape is not None:
+            raise ValueError("a flat layer scale is one scale per channel: leave 'shape' out")
+        return self
+
+
+CHANNEL_MUL = "netc.backends.torch.runtime.channel_mul"  # the OwnedParam function of a flat layer scale
 
 
 @register
@@ -160,7 +172,8 @@ class LayerScale(Op):
     summary = "learnable scale owned by the enclosing block (init, shape; default C×1×1 on maps, C on vectors)"
     reference = ("a learnable scale `param * x`, kept on the *enclosing block* under the layer's name "
                  "(`features.1.0.layer_scale`, as torchvision's ConvNeXt), starting at `init` whatever the `init:` "
-                 "scheme; `shape` defaults to C×1×1 on maps, C on vectors")
+                 "scheme; `shape` defaults to C×1×1 on maps, C on vectors; `flat: true` keeps it as a vector of the "
+                 "channels, viewed per channel where applied (timm's `gamma.reshape(1, -1, 1, 1)`)")
     Attrs = LayerScaleAttrs
     onnx = "Mul (by an initializer)"
     fill = "#fce5cd"
@@ -187,6 +200,8 @@ class LayerScale(Op):
         return f"layer scale {a.init:g}"
 
     def owned(self, a, shapes):
+        if a.flat:
+            return OwnedParam((shapes[0][0],), a.init, CHANNEL_MUL)
         return OwnedParam(self.shape(a, shapes), a.init, "operator.mul")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.ir.blocks import schedule
+from netc.ops.merge import CHANNEL_MUL
 from netc.ops.shape import slice_bounds
 
 # how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
@@ -82,6 +83,9 @@ def _op_expr(data, nid, attr):
         axis = slice_bounds(a, data[d.inputs[0]].shape)[0]
         text = attr or f"{a.start or ''}:{'' if a.end is None else a.end}"
         return lambda args: f"{args[0]}[{':, ' * (axis + 1)}{text}]"
+    if d.owned is not None and d.owned.fn == CHANNEL_MUL:  # a flat layer scale, viewed per channel
+        ones = ", ".join(["1"] * (len(data[d.inputs[0]].shape) - 1))
+        return lambda args: f"{args[0]} * {attr}.reshape(-1{', ' if ones else ''}{ones})"
     if d.owned is not None:  # a parameter of this module (layer scale)
         return lambda args: f"{attr} {OWNED_OPERATORS[d.owned.fn]} {args[0]}"
     if op == "cat":

@@ -15,7 +15,7 @@ import re
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d", "LayerNorm2d", "Permute", "Reshape",
-           "StochasticDepth", "feature_graph", "FeatureInfo", "backbone")
+           "Reduce", "Stack", "StochasticDepth", "feature_graph", "FeatureInfo", "backbone")
 # the factory's own keyword arguments and the module-level table they read
 FACTORY_NAMES = {"features_only", "out_indices", "FEATURES"}
 # names every generated namespace must leave alone

@@ -110,6 +110,39 @@ class Reshape(nn.Module):
         return f"shape={self.shape}"
 
 
+def channel_mul(param, x):
+    """A flat layer scale: one scale per channel of `x` (axis 1), as timm's `x.mul(gamma.reshape(1, -1, 1, 1))`."""
+    return x * param.reshape(-1, *(1,) * (x.dim() - 2))
+
+
+class Reduce(nn.Module):
+    """`how` ('sum' or 'mean') over axes `dims` (batch axis counted: dims >= 1)."""
+
+    def __init__(self, how: str, dims, keepdim: bool = False):
+        super().__init__()
+        self.how, self.dims, self.keepdim = how, tuple(dims), keepdim
+
+    def forward(self, x):
+        return getattr(x, self.how)(self.dims, keepdim=self.keepdim)
+
+    def extra_repr(self):
+        return f"how={self.how!r}, dims={self.dims}, keepdim={self.keepdim}"
+
+
+class Stack(nn.Module):
+    """The inputs joined along a new axis `dim` (batch axis counted: dim >= 1)."""
+
+    def __init__(self, dim: int = 1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs):
+        return torch.stack(xs, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
 class Chunk(nn.Module):
     """Part `index` of the input split into `parts` equal chunks along `dim`."""
 
