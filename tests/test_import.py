@@ -45,6 +45,10 @@ CASES = {
     "timm:dla34": ({}, 64),
     "timm:cspresnet50": ({}, 64),
     "timm:efficientnet_b3_g8_gn": ({}, 32),  # GroupNormAct: group norm with its drop and act children
+    # shape reads, reshapes, sums over the radix and a softmax across it (split attention);
+    # ConvNeXt's layer scale as a vector viewed per channel
+    "timm:resnest14d": ({}, 64),
+    "timm:convnext_atto": ({}, 32),
 }
 
 
@@ -185,10 +189,61 @@ def _one_conv_then(tmp_path, body: str) -> str:
     ("F.interpolate(x, (12, 10))", "upsample: {size: [12, 10]}"),
     ("F.interpolate(x, scale_factor=(2.0, 3.0), mode='bilinear', align_corners=True)",
      "upsample: {scale: [2, 3], mode: bilinear, align_corners: true}"),
+    # what the forward reads of a shape or device is a constant of the input (the trace runs an
+    # example batch); an interpolation back to the input's size is written by the input's size
+    ("x.narrow(1, 0, x.shape[1] // 2)", "slice: {end: 4}"),
+    ("torch.split(x, x.shape[1] // 2, 1)[1]", "slice: {start: 4, end: 8}"),
+    ("x.relu() if x.shape[-1] >= 8 and x.device.type == 'cpu' else x.sigmoid()", "  - relu\n"),
+    # layout ops, reductions, softmax over an axis and stack (split attention, selective kernels)
+    ("x.mean(1)", "mean: {dims: [0]}"),
+    ("x.view(x.size(0), 2, 4, 8, 8).sum(dim=1)", "sum: {dims: [0]}"),
+    ("torch.mean(x, (2, 3), keepdim=True)", "mean: {dims: [1, 2], keepdim: true}"),
+    ("x.unsqueeze(1)", "reshape: {shape: [1, 8, 8, 8]}"),
+    ("x.transpose(1, 2)", "permute: {dims: [1, 0, 2]}"),
+    ("F.softmax(x.reshape(x.shape[0], 2, 4, -1), dim=1).reshape(x.shape)", "softmax: {dim: 0}"),
+    ("torch.stack([x, x.sigmoid()], dim=1).sum(1)", "stack: {dim: 0}"),
 ])
 def test_functional_calls_with_arguments(tmp_path, body, words):
     text, verdict = import_spec(_one_conv_then(tmp_path, body), {}, (3, 8, 8))
     assert verdict.max_diff <= 1e-6 and words in text
+
+
+def test_layer_scale_spellings(tmp_path):
+    """timm's layer scales: a vector `gamma` viewed per channel (`x.mul(gamma.reshape(1, -1, 1, 1))`,
+    LayerScale2d's `x * gamma.view(1, -1, 1, 1)`) is a flat layer scale with the source's key and shape;
+    a parameter viewed otherwise is reported, not guessed."""
+    source = tmp_path / "scales.py"
+    text = ("import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 3, padding=1)\n"
+            "        self.gamma = nn.Parameter(torch.full((8,), 1e-6))\n"
+            "        self.gamma2 = nn.Parameter(torch.full((8,), 0.5))\n\n"
+            "    def forward(self, x):\n        y = self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))\n"
+            "        return y * VIEW\n")
+    source.write_text(text.replace("VIEW", "self.gamma2.view(1, -1, 1, 1)"))
+    spec, verdict = import_spec(f"{source}:Net", {}, (3, 8, 8))
+    assert "{name: gamma, layer_scale: {init: 1e-06, flat: true}}" in spec
+    assert "{name: gamma2, layer_scale: {init: 0.5, flat: true}}" in spec and verdict.same_order
+    source.write_text(text.replace("VIEW", "self.gamma2.view(1, 1, -1, 1)"))
+    with pytest.raises(NetcError, match="reads a parameter or buffer directly"):
+        import_spec(f"{source}:Net", {}, (3, 8, 8))
+
+
+def test_interpolation_back_to_the_input_size_follows_it(tmp_path):
+    """torchvision's segmentation heads: `F.interpolate(y, size=x.shape[-2:])` of the forward's input
+    is `size: [$in_h, $in_w]`, verified at two input sizes; a size computed from an intermediate map
+    is a constant of the traced size, which the second size's comparison reports."""
+    source = tmp_path / "seg.py"
+    text = ("import torch.nn.functional as F\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)\n\n"
+            "    def forward(self, x):\n        y = self.conv(x)\n"
+            "        return F.interpolate(y, size=SIZE, mode='bilinear')\n")
+    source.write_text(text.replace("SIZE", "x.shape[-2:]"))
+    spec, verdict = import_spec(f"{source}:Net", {}, (3, 16, 16))
+    assert "upsample: {size: [$in_h, $in_w], mode: bilinear}" in spec and len(verdict.sizes) == 2
+    source.write_text(text.replace("SIZE", "(y.shape[-2] * 2, y.shape[-1] * 2)"))
+    with pytest.raises(NetcError, match="differs"):
+        import_spec(f"{source}:Net", {}, (3, 16, 16))
 
 
 @pytest.mark.parametrize("body, words", [
@@ -196,16 +251,16 @@ def test_functional_calls_with_arguments(tmp_path, body, words):
     ("F.leaky_relu(x, x.mean())", "leaky_relu(x, "),
     ("F.pad(x, (1, 1, 1, 1, 1, 1))", "padding (1, 1, 1, 1, 1, 1)"),
     ("F.pad(x, (-1, 0, 0, 0))", "padding (-1, 0, 0, 0)"),
-    ("x.mean(1)", "tensor method .mean()"),
     ("F.interpolate(x, scale_factor=1.5)", "interpolation by scale 1.5"),
-    ("F.interpolate(x, size=x.shape[-2:])", "interpolation to a size computed from a tensor"),
     ("F.interpolate(x, scale_factor=2, mode='bicubic')", "bicubic interpolation"),
     ("F.tanhshrink(x)", "tanhshrink has no netc op"),
     ("x[:, ::2]", "tensor indexing other than one range of one axis"),
     ("x[:, :4, :4]", "tensor indexing other than one range of one axis"),
-    ("x.narrow(1, 0, x.shape[1] // 2)", "narrow with an argument computed from the tensor"),
-    ("torch.split(x, x.shape[1] // 2, 1)[0]", "split with an argument computed from the tensor"),
     ("x.split(4, 0)[0]", "split along the batch axis"),
+    ("x.view(-1, 8)", "merges or splits the batch axis"),
+    ("x.sum()", "reduces the batch axis too"),
+    ("x.transpose(0, 1)", "transpose along the batch axis"),
+    ("F.softmax(x, dim=0)", "softmax along the batch axis"),
 ])
 def test_calls_outside_the_language_are_reported(tmp_path, body, words):
     with pytest.raises(NetcError) as exc:

@@ -37,7 +37,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     from netc.interop.trace import trace
 
     src = load_source(source_text, kwargs)
-    ops, returned, placeholder = trace(src.module, source_text)
+    shape = tuple(input_shape or default_input(src.module))
+    ops, returned, placeholder = trace(src.module, source_text, input_shape=shape)
     if ops[-1].node is not returned:
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
                     None, "netc imports forwards whose result is the last op computed")
@@ -47,7 +48,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     except NetcError as skipped:
         from netc.interop.sides import training_trace
 
-        traced = training_trace(src.module, source_text)
+        traced = training_trace(src.module, source_text, shape)
         if traced is None:
             raise skipped from None
         ops, returned, heads, placeholder = traced
@@ -76,7 +77,6 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         layers[-1] = {**last, "output": heads.main}
     spec = {"netc": 1, "name": name or _spec_name(source_text),
             "description": f"imported from {source_text} by netc import"}
-    shape = tuple(input_shape or default_input(src.module))
     spec["input"] = list(shape)
     if params:
         spec["params"] = params

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from netc.interop import mapping
+from netc.interop import layout, mapping
+from netc.interop.concrete import InputSize
 from netc.interop.mapping import Unmappable
 from netc.ops.pad import mapped_padding
 from netc.ops.resample import mapped_interpolation
@@ -70,7 +71,10 @@ def _method_op(node, f: str, args, kw, chunks: dict):
         return None
     if f == "mean" and _means_spatial(args, kw):
         return ("gap", {}, [args[0]]) if kw.get("keepdim") else ([("gap", {}), ("flatten", {})], None, [args[0]])
-    raise Unmappable(f"tensor method .{f}()")
+    found = layout.layout_op(node, f, args, kw)
+    if found is None:
+        raise Unmappable(f"tensor method .{f}()")
+    return found
 
 
 def _part_op(node, f, args, kw, chunks: dict, tensors):
@@ -127,8 +131,14 @@ def _functional_op(node, f, args, kw, chunks, tensors):
     if f is F.pad:
         return (*mapped_padding(**dict(zip(("pad", "mode", "value"), args[1:]), **kw)), tensors[:1])
     if f is F.interpolate:
-        return (*mapped_interpolation(**dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)),
-                tensors[:1])
+        bound = dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]), **kw)
+        op, attrs = mapped_interpolation(**bound)
+        size = bound.get("size")
+        if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, InputSize) for v in size):
+            attrs["size"] = [f"${v.var}" for v in size]  # back to the input's size, whatever it is
+        return op, attrs, tensors[:1]
+    if f in layout.FUNCTIONS:
+        return layout.layout_op(node, layout.FUNCTIONS[f], args, kw)
     if f is F.dropout:
         return "dropout", {"p": float(kw.get("p", args[1] if len(args) > 1 else 0.5))}, tensors[:1]
     return _NOT_MINE

@@ -19,14 +19,14 @@ class Heads:
     by_node: dict             # id(fx node) -> output name, for the side heads
 
 
-def training_trace(module, where: str):
+def training_trace(module, where: str, input_shape=None):
     """(ops, main node, Heads, placeholder) of the training forward, or None if it returns one value."""
     from netc.interop.trace import trace
 
     was = module.training
     module.train()
     try:
-        ops, returned, placeholder = trace(module, where, several=True)
+        ops, returned, placeholder = trace(module, where, several=True, input_shape=input_shape)
     finally:
         module.train(was)
     if not isinstance(returned, tuple):

@@ -120,6 +120,15 @@ class Emitter:
         # blocks with children named 0, 1, ... (ModuleList, ModuleDict): an unnamed layer's default
         # name is its position, which may be one of theirs, so such blocks name every layer
         self.numbered = {n.rpartition(".")[0] for n in names if n.rpartition(".")[2].isdigit()}
+        self.emitted = {}  # id(value) -> (its layer's list, index, op) of a layer written in series
+
+    def _name_read(self, value) -> None:
+        """Name the layer computing `value`, which a later `from:` reads (a function's result is
+        unnamed in series)."""
+        layers, k, op, parent = self.emitted.get(id(value), (None, 0, None, ""))
+        if layers is not None and not (isinstance(layers[k], dict) and "name" in layers[k]):
+            layer = layers[k] if isinstance(layers[k], dict) else {layers[k]: {}}
+            layers[k] = {"name": relative(op.scope, parent), **layer}
 
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
@@ -173,6 +182,8 @@ class Emitter:
             ins = external_inputs(items[i], set())
             if ins == [cur] and readers.get(id(cur), 0) <= 1:
                 layers.append(self.item(items[i], cur, parent))
+                if not isinstance(items[i], Block):
+                    self.emitted[id(_out(items[i]))] = (layers, len(layers) - 1, items[i], parent)
                 cur, i = _out(items[i]), i + 1
                 continue
             j = _join(items, i, cur)
@@ -222,6 +233,8 @@ class Emitter:
                 layer = {"name": relative(item.scope, parent), **layer}
             if ins != [cur] and not (isinstance(item, Block) and len(ins) > 1):  # else its own ops say `from:`
                 self.refs += 1
+                for v in ins:
+                    self._name_read(v)
                 refs = [self._ref(v, parent) for v in ins]
                 layer = {**layer, "from": refs[0] if len(refs) == 1 else refs}
                 entry = [k for k, v in enumerate(ins) if parent and v is self.entry_of.get(parent)]

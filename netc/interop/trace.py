@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from torch import fx
 
 from netc.errors import Diagnostic, Loc, NetcError, error
-from netc.interop import calls, mapping
+from netc.interop import calls, layout, mapping
+from netc.interop.concrete import ConcreteTracing, buffers_kept, example_batch, value_of
 from netc.interop.mapping import Unmappable
 from netc.names import MODULE_NAME
 
@@ -40,9 +41,10 @@ class _Value:
         self.name = name
 
 
-class _Tracer(fx.Tracer):
-    def __init__(self):
+class _Tracer(ConcreteTracing, fx.Tracer):
+    def __init__(self, example=None):
         super().__init__(autowrap_functions=tuple(_wrapped()))
+        self.example = example
 
     def is_leaf_module(self, m, qualname):
         return mapping.is_leaf(m)
@@ -59,12 +61,14 @@ def _wrapped():
             yield fn
 
 
-def trace(module, where: str, several: bool = False) -> tuple[list[TracedOp], fx.Node, fx.Node]:
+def trace(module, where: str, several: bool = False, input_shape=None) -> tuple[list[TracedOp], fx.Node, fx.Node]:
     """The ops of `module`'s forward, the fx node it returns (with `several`, a tuple of nodes
-    may be returned: a training forward's outputs) and its input placeholder."""
-    tracer = _Tracer()
+    may be returned: a training forward's outputs) and its input placeholder. With `input_shape`
+    (C×H×W) the trace runs on an example batch of it: shape reads are numbers (`concrete.py`)."""
+    tracer = _Tracer(None if input_shape is None else example_batch(module, input_shape))
     try:
-        graph = tracer.trace(module)
+        with buffers_kept(module):
+            graph = tracer.trace(module)
     except Exception as exc:
         raise _located(exc, module, where) from None
     _drop_unused(graph, dict(module.named_modules()))
@@ -126,15 +130,26 @@ def _parents(node) -> tuple:
     return tuple(path for path, _ in stack.values() if path)
 
 
-def _layer_scale(node, module):
-    """(layer_scale attrs, the scaled tensor) of `param * x` with `param` read by get_attr; else None."""
-    if node.op != "call_function" or node.target not in mapping.MUL or len(node.args) != 2 or node.kwargs:
+def _is_mul(node) -> bool:
+    return (node.op == "call_function" and node.target in mapping.MUL
+            or node.op == "call_method" and node.target in ("mul", "mul_"))
+
+
+def _layer_scale(node, module, viewed: dict):
+    """(layer_scale attrs, the scaled tensor, the get_attr node) of `param * x` (`x.mul(param)`),
+    with `param` read by get_attr, or a view of it (`viewed`: timm's `gamma.reshape(1, -1, 1, 1)`);
+    else None."""
+    if not _is_mul(node) or len(node.args) != 2 or node.kwargs:
         return None
     a, b = node.args
-    if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or (a.op == "get_attr") == (b.op == "get_attr"):
+    if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
         return None
-    param, x = (a, b) if a.op == "get_attr" else (b, a)
-    if len(param.users) != 1:
+    read = [v.op == "get_attr" or v in viewed for v in (a, b)]
+    if read[0] == read[1]:
+        return None
+    used, x = (a, b) if read[0] else (b, a)
+    param = viewed.get(used, used)
+    if len(used.users) != 1 or len(param.users) != 1:
         return None
     try:
         value = module.get_parameter(param.target)
@@ -144,9 +159,15 @@ def _layer_scale(node, module):
     flat = value.detach().flatten()
     if flat.numel() and bool((flat == flat[0]).all()):
         attrs["init"] = float(f"{float(flat[0]):.7g}")  # the float32 value as written (1e-06)
-    if not (value.dim() == 3 and value.shape[1:] == (1, 1)):
+    if used is not param:  # a view: per channel of a map, or nothing netc has
+        shown, target = value_of(used), value_of(x)
+        if not (value.dim() == 1 and shown is not None and target is not None and shown.dim() == target.dim()
+                and tuple(shown.shape) == (1, value.numel()) + (1,) * (target.dim() - 2)):
+            return None
+        attrs["flat"] = True
+    elif not (value.dim() == 3 and value.shape[1:] == (1, 1)):
         attrs["shape"] = list(value.shape)
-    return attrs, x
+    return attrs, x, param
 
 
 _MAPPED = ("netc maps conv (and transposed), norms (batch, layer, group), pooling, upsampling, linear, "
@@ -177,6 +198,7 @@ class _OpMapper:
         self.alias: dict = {}  # a node that returns its input unchanged -> that input
         self.chunks: dict = {}
         self.scaled: set = set()  # get_attr nodes read by a layer scale
+        self.viewed: dict = {}  # a reshape of a parameter (a layer scale's `gamma.view(1, -1, 1, 1)`) -> its get_attr
 
     def visit(self, node) -> None:
         if node.op == "placeholder" or node.op == "get_attr":
@@ -187,9 +209,11 @@ class _OpMapper:
         alias = self.alias
         node.args = fx.node.map_arg(node.args, lambda a: alias.get(a, a))  # past `.contiguous()`
         node.kwargs = fx.node.map_arg(node.kwargs, lambda a: alias.get(a, a))
-        scale = _layer_scale(node, self.module)
+        if self.view_of_parameter(node):
+            return
+        scale = _layer_scale(node, self.module, self.viewed)
         if scale is not None:
-            (attrs, x), param = scale, node.args[0] if node.args[0].op == "get_attr" else node.args[1]
+            attrs, x, param = scale
             self.scaled.add(param)
             self.ops.append(TracedOp("layer_scale", attrs, param.target, _parents(node), [x], node))
             return
@@ -204,6 +228,20 @@ class _OpMapper:
             alias[node] = found
         elif found is not None:
             self.emit(node, *found)
+
+    def view_of_parameter(self, node) -> bool:
+        """Record a reshape of a parameter read by get_attr (a layer scale's view of its vector),
+        which a multiplication then uses; check() reports the parameter if none does."""
+        if node.op not in ("call_method", "call_function") or not node.args:
+            return False
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        source = node.args[0]
+        if name not in layout.RESHAPES or not isinstance(source, fx.Node):
+            return False
+        if source.op != "get_attr" and source not in self.viewed:
+            return False
+        self.viewed[node] = self.viewed.get(source, source)
+        return True
 
     def outputs(self, returned):
         if isinstance(returned, fx.Node) and calls.is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)

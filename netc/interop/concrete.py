@@ -1,0 +1,141 @@
+"""A symbolic trace that also runs the model on an example batch, so that what the forward reads
+of a tensor's shape, device or dtype is a constant of the spec's input, as it is for one input size.
+
+torch.fx alone turns `B, C, H, W = x.shape` into graph nodes and refuses `if x.shape[-1] > 7:` or
+`if x.device.type == "cpu":` as branches on a tensor value; neither depends on the values. Here each
+proxy carries the real tensor its op computes on an example batch (the import's input shape, batch
+2), so shape reads return numbers and such branches are taken as they would be at that size. A
+branch on the values themselves (`if x.sum() > 0:`) still fails, as it must for a static graph.
+The values also give every layout op (`view`, `reshape`, `unsqueeze`, `transpose`) its output
+shape (`value_of`). Running the ops changes nothing in the source: a training-mode trace's batch
+norms would update their running statistics, so the buffers are restored afterwards.
+"""
+from __future__ import annotations
+
+import operator
+from contextlib import contextmanager
+
+import torch
+from torch import fx
+
+VALUE = "netc.value"  # fx `Node.meta` key: the tensor (or other result) the node computed on the example
+_STATIC = ("shape", "ndim", "device", "dtype", "is_cuda")  # what a forward reads without depending on values
+BATCH = 2  # the example's batch: a reshape that keeps it keeps each sample apart
+
+
+def value_of(node):
+    """What an fx node computed on the example batch; None where unknown."""
+    return node.meta.get(VALUE) if isinstance(node, fx.Node) else None
+
+
+class InputSize(int):
+    """The network input's height or width, read from its shape: an interpolation back to it is
+    written `$in_h`/`$in_w` (arithmetic on it gives a plain int, a constant of this input size)."""
+
+    var: str
+
+    def __new__(cls, value: int, var: str):
+        out = super().__new__(cls, value)
+        out.var = var
+        return out
+
+
+def input_sizes(value, node) -> tuple:
+    """The shape of `value`, computed by `node`; where that is the network input, its last two
+    entries are InputSize."""
+    shape = tuple(value.shape)
+    if node.op == "placeholder" and len(shape) == 4:
+        return shape[:2] + (InputSize(shape[2], "in_h"), InputSize(shape[3], "in_w"))
+    return shape
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _known(proxy_or_value):
+    if isinstance(proxy_or_value, fx.Proxy):
+        value = proxy_or_value.node.meta.get(VALUE)
+        if value is None:
+            raise _Unknown
+        return value
+    return proxy_or_value
+
+
+class ConcreteProxy(fx.Proxy):
+    """A proxy whose shape, device and dtype are those of its example value."""
+
+    def __getattr__(self, k):
+        value = self.node.meta.get(VALUE) if k in _STATIC else None
+        if isinstance(value, torch.Tensor):
+            return input_sizes(value, self.node) if k == "shape" else getattr(value, k)
+        return super().__getattr__(k)
+
+
+class ConcreteTracing:
+    """Mixin for an fx.Tracer: `example` is the input batch; results of ops are kept on their nodes."""
+
+    example: torch.Tensor | None = None
+    _running = False  # inside an op's example run: the tracer's patches of nn.Module step aside
+
+    def call_module(self, m, forward, args, kwargs):
+        return forward(*args, **kwargs) if self._running else super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        return attr_val if self._running else super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def proxy(self, node):
+        return ConcreteProxy(node, self)
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        if kind == "call_method" and target in ("size", "dim") and args and isinstance(args[0], fx.Proxy):
+            value = args[0].node.meta.get(VALUE)
+            if isinstance(value, torch.Tensor):
+                if target == "dim":
+                    return value.dim()
+                shape = input_sizes(value, args[0].node)
+                return shape[args[1] if len(args) > 1 else kwargs["dim"]] if args[1:] or kwargs else shape
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        value = self._run(kind, target, args, kwargs)
+        if value is not None:
+            proxy.node.meta[VALUE] = value
+        return proxy
+
+    def _run(self, kind, target, args, kwargs):
+        if kind == "placeholder":
+            value, self.example = self.example, None  # the first input; others are unknown
+            return value
+        try:
+            a, kw = fx.node.map_aggregate((args, kwargs), _known)
+            self._running = True
+            with torch.no_grad():
+                if kind == "get_attr":
+                    return operator.attrgetter(target)(self.root)
+                if kind == "call_module":
+                    return self.root.get_submodule(target)(*a, **kw)
+                if kind == "call_method":
+                    return getattr(a[0], target)(*a[1:], **kw)
+                return target(*a, **kw)
+        except Exception:  # noqa: BLE001 - an op the example cannot run (or an unknown input): traced symbolically
+            return None
+        finally:
+            self._running = False
+
+
+def example_batch(module, input_shape) -> torch.Tensor:
+    """A random batch of BATCH inputs of `input_shape`, on the module's device and in its dtype."""
+    p = next(iter(module.parameters()), None)
+    kw = {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
+    return torch.randn(BATCH, *input_shape, generator=torch.Generator().manual_seed(0)).to(**kw)
+
+
+@contextmanager
+def buffers_kept(module):
+    """Restores the module's buffers (batch norm statistics a training-mode example run updates)."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
