@@ -6,6 +6,8 @@ Input 3 x 224 x 224; 11,025,477 parameters; 1,882,169,120 MACs (conv + linear, o
 Regenerate with: netc codegen specs/deeplabv3_mobilenet_v3_large.yaml
 """
 
+from typing import Tuple
+
 import torch
 from torch import nn
 
@@ -142,8 +144,54 @@ class Convs(nn.Module):
         return out
 
 
+class MobileNetV3Large(nn.Module):
+    """MobileNetV3-Large's feature layers (Howard et al. 2019, Table 1) as torchvision's `features`; `d` dilates the last stage in place of its stride (torchvision's dilated=True is d 2, the segmentation backbones)"""
+
+    def __init__(self, in_channels, d=1):
+        super().__init__()
+        self.add_module(
+            "0", ConvBNAct(in_channels, 16, s=2, act="hardswish", eps=0.001, momentum=0.01)
+        )
+        self.add_module("1", InvertedResidual(16, 3, 16, 16, False, "relu", 1, None))
+        self.add_module("2", InvertedResidual(16, 3, 64, 24, False, "relu", 2, None))
+        self.add_module("3", InvertedResidual(24, 3, 72, 24, False, "relu", 1, None))
+        self.add_module("4", InvertedResidual(24, 5, 72, 40, True, "relu", 2, 24))
+        self.add_module("5", InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32))
+        self.add_module("6", InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32))
+        self.add_module("7", InvertedResidual(40, 3, 240, 80, False, "hardswish", 2, None))
+        self.add_module("8", InvertedResidual(80, 3, 200, 80, False, "hardswish", 1, None))
+        self.add_module("9", InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None))
+        self.add_module("10", InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None))
+        self.add_module("11", InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120))
+        self.add_module("12", InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168))
+        self.add_module("13", InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168, d=d))
+        self.add_module("14", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
+        self.add_module("15", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
+        self.add_module("16", ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01))
+
+    def forward(self, x):
+        x = getattr(self, "0")(x)
+        x = getattr(self, "1")(x)
+        x = getattr(self, "2")(x)
+        x = getattr(self, "3")(x)
+        x = getattr(self, "4")(x)
+        x = getattr(self, "5")(x)
+        x = getattr(self, "6")(x)
+        x = getattr(self, "7")(x)
+        x = getattr(self, "8")(x)
+        x = getattr(self, "9")(x)
+        x = getattr(self, "10")(x)
+        x = getattr(self, "11")(x)
+        x = getattr(self, "12")(x)
+        x = getattr(self, "13")(x)
+        x = getattr(self, "14")(x)
+        x = getattr(self, "15")(x)
+        x = getattr(self, "16")(x)
+        return x
+
+
 class ASPP(nn.Module):
-    """atrous spatial pyramid pooling (Chen et al. 2017) as torchvision's ASPP - a 1x1 branch, a 3x3 branch per atrous rate, the pooling branch, concatenated and projected to `out` channels"""
+    """atrous spatial pyramid pooling (Chen et al. 2017) as torchvision's ASPP - a 1x1 branch, a 3x3 branch at each of the three atrous rates, the pooling branch, concatenated and projected to `out` channels"""
 
     def __init__(self, in_channels, out=256):
         super().__init__()
@@ -162,15 +210,15 @@ class ASPP(nn.Module):
 
 
 class DeepLabHead(nn.Module):
-    """DeepLabV3's head (Chen et al. 2017) as torchvision's DeepLabHead - ASPP, 3x3 conv, BN, ReLU, 1x1 conv to the classes"""
+    """DeepLabV3's head (Chen et al. 2017) as torchvision's DeepLabHead - ASPP, 3x3 conv, BN, ReLU, 1x1 conv to the spec's $num_classes"""
 
-    def __init__(self, in_channels, out):
+    def __init__(self, in_channels, num_classes):
         super().__init__()
         self.add_module("0", ASPP(in_channels))
         self.add_module("1", nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False))
         self.add_module("2", nn.BatchNorm2d(256))
         self.relu = nn.ReLU()
-        self.add_module("4", nn.Conv2d(256, out, kernel_size=1))
+        self.add_module("4", nn.Conv2d(256, num_classes, kernel_size=1))
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -182,30 +230,10 @@ class DeepLabHead(nn.Module):
 
 
 class Deeplabv3MobilenetV3Large(nn.Module):
-    def __init__(self):
+    def __init__(self, num_classes=21):
         super().__init__()
-        self.add_module(
-            "backbone",
-            nn.Sequential(
-                ConvBNAct(3, 16, s=2, act="hardswish", eps=0.001, momentum=0.01),
-                InvertedResidual(16, 3, 16, 16, False, "relu", 1, None),
-                InvertedResidual(16, 3, 64, 24, False, "relu", 2, None),
-                InvertedResidual(24, 3, 72, 24, False, "relu", 1, None),
-                InvertedResidual(24, 5, 72, 40, True, "relu", 2, 24),
-                InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
-                InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
-                InvertedResidual(40, 3, 240, 80, False, "hardswish", 2, None),
-                InvertedResidual(80, 3, 200, 80, False, "hardswish", 1, None),
-                *[InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None) for _ in range(2)],
-                InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120),
-                InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168),
-                InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168, d=2),
-                InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=2),
-                InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=2),
-                ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01),
-            ),
-        )
-        self.classifier = DeepLabHead(960, 21)
+        self.add_module("backbone", MobileNetV3Large(3, d=2))
+        self.classifier = DeepLabHead(960, num_classes)
         self.upsample = nn.Upsample(size=224, mode="bilinear", align_corners=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -225,21 +253,20 @@ class Deeplabv3MobilenetV3Large(nn.Module):
         return x
 
 
-def _fixed_input_size(module, args):
+def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
     """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = tuple(args[0].shape[-2:])
-    if size != (224, 224):
+    size = list(args[0].shape[-2:])
+    if size != [224, 224]:
         raise ValueError(
-            "netc/segmentation:25:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join(map(str, size))
+            "netc/segmentation:24:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
+            % "×".join([str(n) for n in size])
         )
 
 
-def deeplabv3_mobilenet_v3_large() -> Deeplabv3MobilenetV3Large:
-    """Build deeplabv3_mobilenet_v3_large; keyword arguments are the spec's parameters.
-
-    Fixed when this file was generated: num_classes=21.
-    """
-    model = Deeplabv3MobilenetV3Large()
+def deeplabv3_mobilenet_v3_large(
+    num_classes=21,
+) -> Deeplabv3MobilenetV3Large:
+    """Build deeplabv3_mobilenet_v3_large; keyword arguments are the spec's parameters."""
+    model = Deeplabv3MobilenetV3Large(num_classes=num_classes)
     model.register_forward_pre_hook(_fixed_input_size)
     return model

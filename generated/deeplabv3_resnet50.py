@@ -6,7 +6,7 @@ Input 3 x 224 x 224; 39,638,869 parameters; 31,310,548,992 MACs (conv + linear, 
 Regenerate with: netc codegen specs/deeplabv3_resnet50.yaml
 """
 
-from collections import OrderedDict
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -122,6 +122,41 @@ class ASPPPooling(nn.Module):
         return x
 
 
+class DilatedResNet(nn.Module):
+    """torchvision's ResNet trunk without pool and classifier (Stem, then `blocks` Bottlenecks per stage) with replace_stride_with_dilation=[False, True, True]: layers 3 and 4 keep the stride-8 grid, dilated 2 and 4 (the backbone of FCN and DeepLabV3)"""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = nn.Sequential(
+            Bottleneck(64, 64, down=True), *[Bottleneck(256, 64) for _ in range(2)]
+        )
+        self.layer2 = nn.Sequential(
+            Bottleneck(256, 128, stride=2, down=True), *[Bottleneck(512, 128) for _ in range(3)]
+        )
+        self.layer3 = nn.Sequential(
+            Bottleneck(512, 256, down=True), *[Bottleneck(1024, 256, dilation=2) for _ in range(5)]
+        )
+        self.layer4 = nn.Sequential(
+            Bottleneck(1024, 512, down=True, dilation=2),
+            *[Bottleneck(2048, 512, dilation=4) for _ in range(2)],
+        )
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return x
+
+
 class Convs(nn.Module):
     def __init__(self, in_channels, out):
         super().__init__()
@@ -142,7 +177,7 @@ class Convs(nn.Module):
 
 
 class ASPP(nn.Module):
-    """atrous spatial pyramid pooling (Chen et al. 2017) as torchvision's ASPP - a 1x1 branch, a 3x3 branch per atrous rate, the pooling branch, concatenated and projected to `out` channels"""
+    """atrous spatial pyramid pooling (Chen et al. 2017) as torchvision's ASPP - a 1x1 branch, a 3x3 branch at each of the three atrous rates, the pooling branch, concatenated and projected to `out` channels"""
 
     def __init__(self, in_channels, out=256):
         super().__init__()
@@ -161,15 +196,15 @@ class ASPP(nn.Module):
 
 
 class DeepLabHead(nn.Module):
-    """DeepLabV3's head (Chen et al. 2017) as torchvision's DeepLabHead - ASPP, 3x3 conv, BN, ReLU, 1x1 conv to the classes"""
+    """DeepLabV3's head (Chen et al. 2017) as torchvision's DeepLabHead - ASPP, 3x3 conv, BN, ReLU, 1x1 conv to the spec's $num_classes"""
 
-    def __init__(self, in_channels, out):
+    def __init__(self, in_channels, num_classes):
         super().__init__()
         self.add_module("0", ASPP(in_channels))
         self.add_module("1", nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False))
         self.add_module("2", nn.BatchNorm2d(256))
         self.relu = nn.ReLU()
-        self.add_module("4", nn.Conv2d(256, out, kernel_size=1))
+        self.add_module("4", nn.Conv2d(256, num_classes, kernel_size=1))
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -181,50 +216,10 @@ class DeepLabHead(nn.Module):
 
 
 class Deeplabv3Resnet50(nn.Module):
-    def __init__(self):
+    def __init__(self, num_classes=21):
         super().__init__()
-        self.add_module(
-            "backbone",
-            nn.Sequential(
-                OrderedDict(
-                    [
-                        ("conv1", nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)),
-                        ("bn1", nn.BatchNorm2d(64)),
-                        ("relu", nn.ReLU(inplace=True)),
-                        ("maxpool", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
-                        (
-                            "layer1",
-                            nn.Sequential(
-                                Bottleneck(64, 64, down=True),
-                                *[Bottleneck(256, 64) for _ in range(2)],
-                            ),
-                        ),
-                        (
-                            "layer2",
-                            nn.Sequential(
-                                Bottleneck(256, 128, stride=2, down=True),
-                                *[Bottleneck(512, 128) for _ in range(3)],
-                            ),
-                        ),
-                        (
-                            "layer3",
-                            nn.Sequential(
-                                Bottleneck(512, 256, down=True),
-                                *[Bottleneck(1024, 256, dilation=2) for _ in range(5)],
-                            ),
-                        ),
-                        (
-                            "layer4",
-                            nn.Sequential(
-                                Bottleneck(1024, 512, down=True, dilation=2),
-                                *[Bottleneck(2048, 512, dilation=4) for _ in range(2)],
-                            ),
-                        ),
-                    ]
-                )
-            ),
-        )
-        self.classifier = DeepLabHead(2048, 21)
+        self.add_module("backbone", DilatedResNet(3))
+        self.classifier = DeepLabHead(2048, num_classes)
         self.upsample = nn.Upsample(size=224, mode="bilinear", align_corners=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -242,21 +237,20 @@ class Deeplabv3Resnet50(nn.Module):
         return x
 
 
-def _fixed_input_size(module, args):
+def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
     """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = tuple(args[0].shape[-2:])
-    if size != (224, 224):
+    size = list(args[0].shape[-2:])
+    if size != [224, 224]:
         raise ValueError(
-            "netc/segmentation:25:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join(map(str, size))
+            "netc/segmentation:24:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
+            % "×".join([str(n) for n in size])
         )
 
 
-def deeplabv3_resnet50() -> Deeplabv3Resnet50:
-    """Build deeplabv3_resnet50; keyword arguments are the spec's parameters.
-
-    Fixed when this file was generated: num_classes=21.
-    """
-    model = Deeplabv3Resnet50()
+def deeplabv3_resnet50(
+    num_classes=21,
+) -> Deeplabv3Resnet50:
+    """Build deeplabv3_resnet50; keyword arguments are the spec's parameters."""
+    model = Deeplabv3Resnet50(num_classes=num_classes)
     model.register_forward_pre_hook(_fixed_input_size)
     return model

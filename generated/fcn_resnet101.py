@@ -6,7 +6,7 @@ Input 3 x 224 x 224; 51,949,141 parameters; 41,333,383,168 MACs (conv + linear, 
 Regenerate with: netc codegen specs/fcn_resnet101.yaml
 """
 
-from collections import OrderedDict
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -75,9 +75,9 @@ class Bottleneck(nn.Module):
 
 
 class FCNHead(nn.Module):
-    """FCN's head (Long et al. 2015) as torchvision's FCNHead - 3x3 conv to in / 4 channels, BN, ReLU, dropout 0.1, 1x1 conv to the classes"""
+    """FCN's head (Long et al. 2015) as torchvision's FCNHead - 3x3 conv to in / 4 channels, BN, ReLU, dropout 0.1, 1x1 conv to the spec's $num_classes"""
 
-    def __init__(self, in_channels, out):
+    def __init__(self, in_channels, num_classes):
         super().__init__()
         self.add_module(
             "0", nn.Conv2d(in_channels, in_channels // 4, kernel_size=3, padding=1, bias=False)
@@ -85,7 +85,7 @@ class FCNHead(nn.Module):
         self.add_module("1", nn.BatchNorm2d(in_channels // 4))
         self.relu = nn.ReLU()
         self.dropout = nn.Dropout(0.1)
-        self.add_module("4", nn.Conv2d(in_channels // 4, out, kernel_size=1))
+        self.add_module("4", nn.Conv2d(in_channels // 4, num_classes, kernel_size=1))
 
     def forward(self, x):
         x = getattr(self, "0")(x)
@@ -96,51 +96,46 @@ class FCNHead(nn.Module):
         return x
 
 
-class FcnResnet101(nn.Module):
-    def __init__(self):
+class DilatedResNet(nn.Module):
+    """torchvision's ResNet trunk without pool and classifier (Stem, then `blocks` Bottlenecks per stage) with replace_stride_with_dilation=[False, True, True]: layers 3 and 4 keep the stride-8 grid, dilated 2 and 4 (the backbone of FCN and DeepLabV3)"""
+
+    def __init__(self, in_channels):
         super().__init__()
-        self.add_module(
-            "backbone",
-            nn.Sequential(
-                OrderedDict(
-                    [
-                        ("conv1", nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)),
-                        ("bn1", nn.BatchNorm2d(64)),
-                        ("relu", nn.ReLU(inplace=True)),
-                        ("maxpool", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
-                        (
-                            "layer1",
-                            nn.Sequential(
-                                Bottleneck(64, 64, down=True),
-                                *[Bottleneck(256, 64) for _ in range(2)],
-                            ),
-                        ),
-                        (
-                            "layer2",
-                            nn.Sequential(
-                                Bottleneck(256, 128, stride=2, down=True),
-                                *[Bottleneck(512, 128) for _ in range(3)],
-                            ),
-                        ),
-                        (
-                            "layer3",
-                            nn.Sequential(
-                                Bottleneck(512, 256, down=True),
-                                *[Bottleneck(1024, 256, dilation=2) for _ in range(22)],
-                            ),
-                        ),
-                        (
-                            "layer4",
-                            nn.Sequential(
-                                Bottleneck(1024, 512, down=True, dilation=2),
-                                *[Bottleneck(2048, 512, dilation=4) for _ in range(2)],
-                            ),
-                        ),
-                    ]
-                )
-            ),
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = nn.Sequential(
+            Bottleneck(64, 64, down=True), *[Bottleneck(256, 64) for _ in range(2)]
         )
-        self.classifier = FCNHead(2048, 21)
+        self.layer2 = nn.Sequential(
+            Bottleneck(256, 128, stride=2, down=True), *[Bottleneck(512, 128) for _ in range(3)]
+        )
+        self.layer3 = nn.Sequential(
+            Bottleneck(512, 256, down=True), *[Bottleneck(1024, 256, dilation=2) for _ in range(22)]
+        )
+        self.layer4 = nn.Sequential(
+            Bottleneck(1024, 512, down=True, dilation=2),
+            *[Bottleneck(2048, 512, dilation=4) for _ in range(2)],
+        )
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return x
+
+
+class FcnResnet101(nn.Module):
+    def __init__(self, num_classes=21):
+        super().__init__()
+        self.add_module("backbone", DilatedResNet(3))
+        self.classifier = FCNHead(2048, num_classes)
         self.upsample = nn.Upsample(size=224, mode="bilinear", align_corners=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -158,21 +153,20 @@ class FcnResnet101(nn.Module):
         return x
 
 
-def _fixed_input_size(module, args):
+def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
     """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = tuple(args[0].shape[-2:])
-    if size != (224, 224):
+    size = list(args[0].shape[-2:])
+    if size != [224, 224]:
         raise ValueError(
-            "/work/h-seg/specs/fcn_resnet101.yaml:20:5: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join(map(str, size))
+            "specs/fcn_resnet101.yaml:17:5: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
+            % "×".join([str(n) for n in size])
         )
 
 
-def fcn_resnet101() -> FcnResnet101:
-    """Build fcn_resnet101; keyword arguments are the spec's parameters.
-
-    Fixed when this file was generated: num_classes=21.
-    """
-    model = FcnResnet101()
+def fcn_resnet101(
+    num_classes=21,
+) -> FcnResnet101:
+    """Build fcn_resnet101; keyword arguments are the spec's parameters."""
+    model = FcnResnet101(num_classes=num_classes)
     model.register_forward_pre_hook(_fixed_input_size)
     return model

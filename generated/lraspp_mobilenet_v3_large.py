@@ -6,6 +6,8 @@ Input 3 x 224 x 224; 3,221,538 parameters; 379,281,312 MACs (conv + linear, one 
 Regenerate with: netc codegen specs/lraspp_mobilenet_v3_large.yaml
 """
 
+from typing import Tuple
+
 import torch
 from torch import nn
 
@@ -72,7 +74,7 @@ class SqueezeExcitation(nn.Module):
 class LRASPPHead(nn.Module):
     """Lite R-ASPP (Howard et al. 2019, 6.1.2) as torchvision's LRASPPHead. Its input is the low-level feature map; `high` names the high-level one: a 1x1 conv branch times a pooled sigmoid gate, upsampled to the low-level map's size, classified and added to the low-level map's classifier."""
 
-    def __init__(self, in_channels, out, inter=128):
+    def __init__(self, in_channels, num_classes, inter=128):
         super().__init__()
         self.cbr = nn.Sequential(
             nn.Conv2d(in_channels, inter, kernel_size=1, bias=False),
@@ -85,8 +87,8 @@ class LRASPPHead(nn.Module):
             nn.Sigmoid(),
         )
         self.up = nn.Upsample(size=28, mode="bilinear", align_corners=False)
-        self.low_classifier = nn.Conv2d(40, out, kernel_size=1)
-        self.high_classifier = nn.Conv2d(inter, out, kernel_size=1)
+        self.low_classifier = nn.Conv2d(40, num_classes, kernel_size=1)
+        self.high_classifier = nn.Conv2d(inter, num_classes, kernel_size=1)
 
     def forward(self, x, x1):
         x1 = self.low_classifier(x1)
@@ -133,8 +135,10 @@ class InvertedResidual(nn.Module):
         return block
 
 
-class Backbone(nn.Module):
-    def __init__(self, in_channels):
+class MobileNetV3Large(nn.Module):
+    """MobileNetV3-Large's feature layers (Howard et al. 2019, Table 1) as torchvision's `features`; `d` dilates the last stage in place of its stride (torchvision's dilated=True is d 2, the segmentation backbones)"""
+
+    def __init__(self, in_channels, d=1):
         super().__init__()
         self.add_module(
             "0", ConvBNAct(in_channels, 16, s=2, act="hardswish", eps=0.001, momentum=0.01)
@@ -151,9 +155,9 @@ class Backbone(nn.Module):
         self.add_module("10", InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None))
         self.add_module("11", InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120))
         self.add_module("12", InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168))
-        self.add_module("13", InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168, d=2))
-        self.add_module("14", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=2))
-        self.add_module("15", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=2))
+        self.add_module("13", InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168, d=d))
+        self.add_module("14", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
+        self.add_module("15", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
         self.add_module("16", ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01))
 
     def forward(self, x):
@@ -178,10 +182,10 @@ class Backbone(nn.Module):
 
 
 class LrasppMobilenetV3Large(nn.Module):
-    def __init__(self):
+    def __init__(self, num_classes=21):
         super().__init__()
-        self.add_module("backbone", Backbone(3))
-        self.classifier = LRASPPHead(960, 21)
+        self.add_module("backbone", MobileNetV3Large(3, d=2))
+        self.classifier = LRASPPHead(960, num_classes)
         self.upsample = nn.Upsample(size=224, mode="bilinear", align_corners=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -201,21 +205,20 @@ class LrasppMobilenetV3Large(nn.Module):
         return classifier
 
 
-def _fixed_input_size(module, args):
+def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
     """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = tuple(args[0].shape[-2:])
-    if size != (224, 224):
+    size = list(args[0].shape[-2:])
+    if size != [224, 224]:
         raise ValueError(
-            "netc/segmentation:63:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join(map(str, size))
+            "netc/segmentation:62:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
+            % "×".join([str(n) for n in size])
         )
 
 
-def lraspp_mobilenet_v3_large() -> LrasppMobilenetV3Large:
-    """Build lraspp_mobilenet_v3_large; keyword arguments are the spec's parameters.
-
-    Fixed when this file was generated: num_classes=21.
-    """
-    model = LrasppMobilenetV3Large()
+def lraspp_mobilenet_v3_large(
+    num_classes=21,
+) -> LrasppMobilenetV3Large:
+    """Build lraspp_mobilenet_v3_large; keyword arguments are the spec's parameters."""
+    model = LrasppMobilenetV3Large(num_classes=num_classes)
     model.register_forward_pre_hook(_fixed_input_size)
     return model
