@@ -7,7 +7,7 @@ auxiliary head): the same parameters, the same state_dict keys in the same order
 The specs size their upsampling by the input (`$in_h`, `$in_w`), which today fixes a module to the
 size it was compiled at, so the exactness test compiles once per size; the same claim from one
 build waits for issue 28 item 1 (strict xfail below: it must fail for exactly that reason).
-Batch 1, on the 2-core CI: the whole file takes about 30 s there."""
+Batch 1, one reference per model: the whole file is about 30 s of CPU time (one thread)."""
 import copy
 
 import pytest
