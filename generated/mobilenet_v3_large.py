@@ -136,16 +136,26 @@ class SqueezeExcitation(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
+    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept. A dilation d > 1 (torchvision's dilated=True) dilates the depthwise conv in place of its stride; the shortcut still follows s"""
 
-    def __init__(self, in_channels, k, exp, out, se, act, s, arg0, eps=0.001, momentum=0.01):
+    def __init__(self, in_channels, k, exp, out, se, act, s, arg0, d=1, eps=0.001, momentum=0.01):
         super().__init__()
         self.use_res_connect = s == 1 and in_channels == out
         layers = []
         if exp != in_channels:
             layers.append(ConvBNAct(in_channels, exp, k=1, act=act, eps=eps, momentum=momentum))
         layers.append(
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, act=act, eps=eps, momentum=momentum)
+            ConvBNAct(
+                exp,
+                exp,
+                k=k,
+                s=1 if d > 1 else s,
+                groups=exp,
+                d=d,
+                act=act,
+                eps=eps,
+                momentum=momentum,
+            )
         )
         if se:
             layers.append(SqueezeExcitation(exp, arg0))
@@ -159,27 +169,56 @@ class InvertedResidual(nn.Module):
         return block
 
 
+class MobileNetV3Large(nn.Module):
+    """MobileNetV3-Large's feature layers (Howard et al. 2019, Table 1) as torchvision's `features`; `d` dilates the last stage in place of its stride (torchvision's dilated=True is d 2, the segmentation backbones)"""
+
+    def __init__(self, in_channels, d=1):
+        super().__init__()
+        self.add_module(
+            "0", ConvBNAct(in_channels, 16, s=2, act="hardswish", eps=0.001, momentum=0.01)
+        )
+        self.add_module("1", InvertedResidual(16, 3, 16, 16, False, "relu", 1, None))
+        self.add_module("2", InvertedResidual(16, 3, 64, 24, False, "relu", 2, None))
+        self.add_module("3", InvertedResidual(24, 3, 72, 24, False, "relu", 1, None))
+        self.add_module("4", InvertedResidual(24, 5, 72, 40, True, "relu", 2, 24))
+        self.add_module("5", InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32))
+        self.add_module("6", InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32))
+        self.add_module("7", InvertedResidual(40, 3, 240, 80, False, "hardswish", 2, None))
+        self.add_module("8", InvertedResidual(80, 3, 200, 80, False, "hardswish", 1, None))
+        self.add_module("9", InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None))
+        self.add_module("10", InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None))
+        self.add_module("11", InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120))
+        self.add_module("12", InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168))
+        self.add_module("13", InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168, d=d))
+        self.add_module("14", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
+        self.add_module("15", InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240, d=d))
+        self.add_module("16", ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01))
+
+    def forward(self, x):
+        x = getattr(self, "0")(x)
+        x = getattr(self, "1")(x)
+        x = getattr(self, "2")(x)
+        x = getattr(self, "3")(x)
+        x = getattr(self, "4")(x)
+        x = getattr(self, "5")(x)
+        x = getattr(self, "6")(x)
+        x = getattr(self, "7")(x)
+        x = getattr(self, "8")(x)
+        x = getattr(self, "9")(x)
+        x = getattr(self, "10")(x)
+        x = getattr(self, "11")(x)
+        x = getattr(self, "12")(x)
+        x = getattr(self, "13")(x)
+        x = getattr(self, "14")(x)
+        x = getattr(self, "15")(x)
+        x = getattr(self, "16")(x)
+        return x
+
+
 class MobilenetV3Large(nn.Module):
     def __init__(self, num_classes=1000, dropout=0.2):
         super().__init__()
-        self.features = nn.Sequential(
-            ConvBNAct(3, 16, s=2, act="hardswish", eps=0.001, momentum=0.01),
-            InvertedResidual(16, 3, 16, 16, False, "relu", 1, None),
-            InvertedResidual(16, 3, 64, 24, False, "relu", 2, None),
-            InvertedResidual(24, 3, 72, 24, False, "relu", 1, None),
-            InvertedResidual(24, 5, 72, 40, True, "relu", 2, 24),
-            InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
-            InvertedResidual(40, 5, 120, 40, True, "relu", 1, 32),
-            InvertedResidual(40, 3, 240, 80, False, "hardswish", 2, None),
-            InvertedResidual(80, 3, 200, 80, False, "hardswish", 1, None),
-            *[InvertedResidual(80, 3, 184, 80, False, "hardswish", 1, None) for _ in range(2)],
-            InvertedResidual(80, 3, 480, 112, True, "hardswish", 1, 120),
-            InvertedResidual(112, 3, 672, 112, True, "hardswish", 1, 168),
-            InvertedResidual(112, 5, 672, 160, True, "hardswish", 2, 168),
-            InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240),
-            InvertedResidual(160, 5, 960, 160, True, "hardswish", 1, 240),
-            ConvBNAct(160, 960, k=1, act="hardswish", eps=0.001, momentum=0.01),
-        )
+        self.features = MobileNetV3Large(3)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Sequential(

@@ -136,16 +136,26 @@ class SqueezeExcitation(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept"""
+    """MobileNetV3's bneck (Howard et al. 2019, Tables 1-2) as torchvision's InvertedResidual - 1x1 expand to `exp` (unless that is the input width), kxk depthwise, optional SE (exp / 4 rounded to 8, hard-sigmoid gate), 1x1 project; identity shortcut where the shape is kept. A dilation d > 1 (torchvision's dilated=True) dilates the depthwise conv in place of its stride; the shortcut still follows s"""
 
-    def __init__(self, in_channels, k, exp, out, se, act, s, arg0, eps=0.001, momentum=0.01):
+    def __init__(self, in_channels, k, exp, out, se, act, s, arg0, d=1, eps=0.001, momentum=0.01):
         super().__init__()
         self.use_res_connect = s == 1 and in_channels == out
         layers = []
         if exp != in_channels:
             layers.append(ConvBNAct(in_channels, exp, k=1, act=act, eps=eps, momentum=momentum))
         layers.append(
-            ConvBNAct(exp, exp, k=k, s=s, groups=exp, act=act, eps=eps, momentum=momentum)
+            ConvBNAct(
+                exp,
+                exp,
+                k=k,
+                s=1 if d > 1 else s,
+                groups=exp,
+                d=d,
+                act=act,
+                eps=eps,
+                momentum=momentum,
+            )
         )
         if se:
             layers.append(SqueezeExcitation(exp, arg0))

@@ -64,7 +64,8 @@ def run_without_torch(*argv: str) -> str:
 
 def reference_model(name: str, source: str = "torchvision", device: str | None = None, **kwargs):
     """The reference implementation `name` from torchvision (`torchvision.models.<name>`) or timm
-    (`timm.create_model(name)`), randomly initialised, never pretrained, built on `device` (None:
+    (`timm.create_model(name)`), randomly initialised, never pretrained (a segmentation model's
+    backbone neither: torchvision's default is ImageNet weights), built on `device` (None:
     torch's current default device). Models on the `meta` device hold no data, so each is built
     once per session and shared (callers may switch train/eval, not change the model); on any
     other device every call builds a fresh one. GoogLeNet and Inception-v3 warn unless told their
@@ -93,8 +94,10 @@ def _build_reference(name, source, device, kwargs):
             raise ValueError(f"unknown reference source {source!r}")
         import torchvision
 
+        if name in torchvision.models.list_models(module=torchvision.models.segmentation):
+            kwargs.setdefault("weights_backbone", None)
         with _regnet_stages_on_cpu():
-            return getattr(torchvision.models, name)(**kwargs)
+            return torchvision.models.get_model_builder(name)(**kwargs)
 
 
 @contextlib.contextmanager

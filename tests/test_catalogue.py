@@ -151,7 +151,10 @@ def test_catalogue_is_complete():
               # issue 13
               "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
               "densenet121", "shufflenet_v2_x1_0", "convnext_tiny",
-              "efficientnet_b0", "efficientnet_v2_s", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf"}
+              "efficientnet_b0", "efficientnet_v2_s", "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf",
+              # issue 28
+              "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+              "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"}
     missing = wanted - set(NAMES)
     assert not missing, f"missing specs: {sorted(missing)}"
 

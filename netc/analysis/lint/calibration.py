@@ -55,6 +55,14 @@ VERDICTS = {
     ("NL506", "googlenet_v1"): "real, by design: the BVLC Caffe GoogLeNet rounds pooling sizes up (56, 28, 14 as "
                                "in Table 1); the spec reproduces it.",
     ("NL506", "inception_v2"): "real, by design: the Caffe port pools with ceil_mode.",
+    ("NL101", "fcn_resnet*"): "real, by design: the last 1×1 conv maps each position of the 512-channel map to the "
+                              "classes: the network's output, the representation for the task that principle 1 "
+                              "leaves free (a classifier's last linear has no grid, so is not flagged); silenced in "
+                              "the spec.",
+    ("NL101", "deeplabv3_*"): "real, by design: the last 1×1 conv maps each position of the 256-channel map to the "
+                              "classes: the network's output, as for FCN; silenced in the spec.",
+    ("NL402", "deeplabv3_*"): "real, by design: ASPP (Chen et al. 2017 §3.3) is five parallel branches (a 1×1, three "
+                              "atrous 3×3s, image pooling) joined once; the spec loads torchvision's weights.",
     ("NL401", "resnext*"): "real, by design: ResNeXt's grouped 3×3 (cardinality 32 or 64, Xie et al. 2016) is the "
                            "architecture, which Ma et al. 2018 (G2) measure as memory-bound; silenced in the spec.",
 }

@@ -12,6 +12,7 @@ import inspect
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def render_module(gen, hidden: bool = False) -> str:
     eval_fields = [f for f, (_, _, aux) in zip(fields, outputs) if not aux]
     runtime = [inspect.getsource(getattr(_runtime(), n)) for n in RUNTIME if n in gen.drafter.runtime_used]
     params = [(py, "_" if hidden else literal(d)) for _, py, d in model.params]
+    guard = _guard(net)
     text = env_tpl("module.py.j2").render(
         spec_name=net.name, file=display_path(net.file), description=net.spec.description,
         params="_" if hidden else f"{net.params:,}", macs="_" if hidden else f"{net.macs:,}",
@@ -53,13 +55,13 @@ def render_module(gen, hidden: bool = False) -> str:
         init_note=classes.init_note,
         tensor=bool(fields),
         typing=", ".join(t for t, on in (("NamedTuple", bool(fields)), ("Optional", any(
-            aux for _, _, aux in outputs))) if on),
+            aux for _, _, aux in outputs)), ("Tuple", guard is not None)) if on),
         runtime=runtime, classes=[c.shape if hidden else c.code for c in classes.classes],
         fields=fields, aux=[aux for _, _, aux in outputs],
         eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
         model=model.name, factory=factory, factory_params=params,
         fixed=", ".join(p if hidden else f"{p}={norm(v)!r}" for p, v in classes.fixed),
-        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)), guard=_guard(net),
+        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)), guard=guard,
         outputs=[(f, aux) for f, (_, _, aux) in zip(fields, outputs)])
     return text
 
@@ -69,7 +71,13 @@ def _guard(network) -> dict | None:
     from netc.backends.torch.size_guard import fixed_size
 
     guard = fixed_size(network)
-    return None if guard is None else {"axes": len(guard.size), "size": repr(guard.size), "message": repr(guard.message())}
+    if guard is None:
+        return None
+    where = network.graph.size_from_input  # a spec file's path as the header writes it, not this machine's
+    if Path(where.file).is_absolute():
+        guard = replace(guard, where=str(replace(where, file=display_path(where.file))))
+    # compared as lists: a shape is a list in TorchScript (the hook must script) and list() of one in eager
+    return {"axes": len(guard.size), "size": repr(list(guard.size)), "message": repr(guard.message())}
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:
