@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 from netc.backends.codegen.names import RESERVED, Names
-from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key
 from netc.ir.blocks import schedule
 from netc.ops.shape import slice_bounds
 
@@ -56,13 +56,13 @@ def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
     items = box.items if stuck else [box.items[k] for k in order]
     out = []
     for kind, it in items:
+        key = item_key(data, kind, it, box)
         if kind == "op":
-            key = ("op", local_name(data, it, box))
             out.append(Step(key, list(data[it].inputs), [it], _op_expr(data, it, attr_of.get(key)), "out",
                             data[it].aux and not box.aux, data[it].op not in INLINE_OPS, data[it].op))
         else:
-            attr = attr_of[("box", it.local)]
-            out.append(Step(("box", it.local), list(it.inputs), list(it.outputs),
+            attr = attr_of[key]
+            out.append(Step(key, list(it.inputs), list(it.outputs),
                             lambda args, attr=attr: f"{attr}({', '.join(args)})", it.local, it.aux and not box.aux,
                             True))
     return out

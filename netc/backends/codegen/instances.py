@@ -22,7 +22,7 @@ from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_attribute
-from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key, item_path, local_name, positional
 from netc.errors import error
 from netc.ir.blocks import run_order
 from netc.ir.node import Node
@@ -190,6 +190,8 @@ class Drafter:
         return self.index.written(node, d.op)
 
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        if box.listed:
+            return self.list_ctor(box, cexprs, env)
         if box.instance is None:  # an inline nn.Sequential
             return self.sequential(box, cexprs, env)
         inst = box.instance
@@ -237,6 +239,19 @@ class Drafter:
         self.uses_ordered = True
         pairs = children(parts, env, named=True)
         return Frag(f"nn.Sequential(OrderedDict({pairs.text}))", pairs.holes)
+
+    def list_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        """An `nn.ModuleList` of a list's children (`nn.ModuleDict` where they have names), runs of
+        alike children as one comprehension."""
+        parts = [(name, self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env))
+                 for kind, it, name in box.members]
+        if not positional(box):
+            pairs = children(parts, env, named=True)
+            return Frag(f"nn.ModuleDict({pairs.text})", pairs.holes)
+        inner = children(parts, env, named=False)
+        loop = len(parts) > 1 and inner.text.startswith("*[") and inner.text.endswith("]") and \
+            inner.text.count("*[") == 1
+        return Frag(f"nn.ModuleList({inner.text[1:] if loop else f'[{inner.text}]'})", inner.holes)
 
     def flow(self, box: Box, cexprs: dict, env: dict) -> None:
         """Channel expressions (spec space, one instance) of every value a box produces."""
@@ -314,12 +329,22 @@ class Drafter:
         e = _Entries(box, draft)
         # names that must be kept (they own state or are identifiers already) go first
         for kind, it in box.items:
-            local = local_name(self.data, it, box) if kind == "op" else it.local
-            e.where[(kind, local)] = self.where_of(kind, it)
+            e.where[item_key(self.data, kind, it, box)] = self.where_of(kind, it)
+        for local in [item_key(self.data, kind, it, box)[1] for kind, it in box.items] + [
+                c.local for c in box.children if c.listed]:
             if is_attribute(local) and not local.startswith("_"):
                 e.attrs.reserve(local)
         for kind, it in box.items:
-            if kind == "op" and self.data[it].op in INLINE_OPS:
+            key = item_key(self.data, kind, it, box)
+            lists = item_path(key, box)
+            if lists:  # an item of a list: the list is registered where its first item runs
+                top = ("box", lists[0][0].local)
+                if top not in e.attr_of:
+                    e.where[top] = self.where_of("box", lists[0][0])
+                    self.module_entry("box", lists[0][0], e, cexprs, env)
+                e.attr_of[key] = e.attr_of[top] + "".join(
+                    f"[{name}]" if positional(lst) else f"[{name!r}]" for lst, name in lists)
+            elif kind == "op" and self.data[it].op in INLINE_OPS:
                 self.inline_entry(it, e)
             else:
                 self.module_entry(kind, it, e, cexprs, env)
@@ -349,7 +374,7 @@ class Drafter:
         local = local_name(self.data, it, e.box) if kind == "op" else it.local
         frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
         key = (kind, local)
-        if kind == "box" and it.instance is None:
+        if kind == "box" and it.instance is None and not it.listed:
             e.seqs[key] = self.parts[id(it)]
         stateful = kind == "box" or self.data[it].params or self.data[it].buffers
         named = is_attribute(local)

@@ -4,7 +4,12 @@ A box is one named block (template instance, repeat, named seq/concat/residual/s
 network itself: its own op nodes, its child boxes, the values that enter and leave it, and its
 items (ops and child boxes) ordered by their dependencies, ties broken by the spec's order. A
 box that is a plain chain (one input, each item consuming the previous one's result) can be
-an `nn.Sequential`; the code generator turns every other box into a class.
+an `nn.Sequential`. A box whose items are modules each called on values from outside it (Res2Net's
+`convs`, `bns`; HRNet's `fuse_layers`) is a *list*: an `nn.ModuleList` (an `nn.ModuleDict` where
+its children have names, not positions) that registers them, and whose items the parent's forward
+calls one by one (`self.convs[i](sp)`) - the data flow may leave it and re-enter it between two
+calls, as timm's Res2Net does between `convs[i]` and `bns[i]`. Its items are the parent's items.
+The code generator turns every other box into a class.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ class Box:
     outputs: list[int] = field(default_factory=list)
     items: list = field(default_factory=list)  # ('op', nid) | ('box', Box), in execution order
     chain: bool = False
+    listed: bool = False  # a ModuleList/ModuleDict: its items are called by the parent's forward
+    members: list = field(default_factory=list)  # a list's (kind, item, name) in registration order
     aux: bool = False
     instance: Any = None  # set by the code generator: the class instance this box becomes
 
@@ -40,6 +47,23 @@ def local_name(data, nid: int, box: Box) -> str:
     """An op's name inside its box (the last part of its scope)."""
     scope = data[nid].scope
     return scope[len(box.scope) + 1:] if box.scope else scope
+
+
+def item_key(data, kind: str, it, box: Box) -> tuple[str, str]:
+    """How a box refers to one of its items: its path below the box (`conv1`, `convs.0` of a list)."""
+    if kind == "op":
+        return "op", local_name(data, it, box)
+    return "box", it.scope[len(box.scope) + 1:] if box.scope else it.scope
+
+
+def item_path(key: tuple[str, str], box: Box) -> list[tuple[Box, str]]:
+    """The lists an item of `box` sits in, outermost first, each with the item's name in it."""
+    out, inner = [], box
+    parts = key[1].split(".")
+    for i, part in enumerate(parts[:-1]):
+        inner = next(c for c in inner.children if c.local == part)
+        out.append((inner, parts[i + 1]))
+    return out
 
 
 def scope_tree(network) -> Box:
@@ -110,8 +134,10 @@ class _Tree:
                        if nid in outs or any(s not in inside for s in self.g.successors(nid))]
         owner = {nid: ("op", nid) for nid in box.ops}
         for child in box.children:
-            for nid in child.nodes:
-                owner[nid] = ("box", child)
+            child.listed = self._is_list(child)
+            for kind, it in child.items if child.listed else [("box", child)]:
+                for nid in ([it] if kind == "op" else it.nodes):
+                    owner[nid] = (kind, it)
         # order items by dependencies, ties by first node id (the spec's order)
         items = {id(v[1]) if v[0] == "box" else v[1]: v for v in owner.values()}
         first = {}
@@ -148,8 +174,25 @@ class _Tree:
         box.aux = all(self.data[n].aux for n in inside) if inside else False
         box.chain = self._is_chain(box)
 
+    def _is_list(self, box: Box) -> bool:
+        """Its items are modules (no inline join) that each read only values from outside it."""
+        if box.parent is None or box.chain or box.block is None or box.block.kind == "use" or not box.items:
+            return False
+        for kind, it in box.items:
+            if kind == "op" and (self.data[it].op in INLINE_OPS or self.data[it].owned):
+                return False
+            if any(i in box.nodes for i in (self.data[it].inputs if kind == "op" else it.inputs)):
+                return False
+        members = [("op", nid, local_name(self.data, nid, box)) for nid in box.ops] + [
+            ("box", c, c.local) for c in box.children]
+        box.members = sorted(members, key=lambda m: m[1] if m[0] == "op" else min(m[1].nodes))
+        return True
+
+
     def _is_chain(self, box: Box) -> bool:
         if box.parent is None or (box.block is not None and box.block.kind == "use"):
+            return False
+        if any(c.listed for c in box.children):
             return False
         if len(box.inputs) != 1 or len(box.outputs) != 1 or not box.items:
             return False
@@ -165,3 +208,8 @@ class _Tree:
                     return False
                 prev = it.outputs
         return prev == box.outputs
+
+
+def positional(box: Box) -> bool:
+    """A list whose children are numbered 0..n-1 in order (an nn.ModuleList, not an nn.ModuleDict)."""
+    return [name for _, _, name in box.members] == [str(i) for i in range(len(box.members))]
