@@ -84,10 +84,10 @@ class Bottle2neck(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, w * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w * scale)
         self.relu = nn.ReLU(inplace=True)
-        self.spx0 = slice(0, w)
-        self.spx1 = slice(w, arg0)
-        self.spx2 = slice(arg0, arg1)
-        self.spx3 = slice(arg1, arg2)
+        self.spx0 = (0, w)
+        self.spx1 = (w, arg0)
+        self.spx2 = (arg0, arg1)
+        self.spx3 = (arg1, arg2)
         self.convs = nn.ModuleList(
             [nn.Conv2d(w, w, kernel_size=3, stride=stride, padding=1, bias=False) for _ in range(3)]
         )
@@ -108,21 +108,21 @@ class Bottle2neck(nn.Module):
         out = self.conv1(x)
         out = self.bn1(out)
         out = self.relu(out)
-        out_1 = out[:, self.spx0]
+        out_1 = out[:, self.spx0[0] : self.spx0[1]]
         out_1 = self.convs[0](out_1)
         out_1 = self.bns[0](out_1)
         out_1 = self.sp0(out_1)
-        out_2 = out[:, self.spx1]
+        out_2 = out[:, self.spx1[0] : self.spx1[1]]
         out_2 = self.convs[1](out_2)
         out_2 = self.bns[1](out_2)
         out_2 = self.sp1(out_2)
         out_1 = torch.cat([out_1, out_2], 1)
-        out_2 = out[:, self.spx2]
+        out_2 = out[:, self.spx2[0] : self.spx2[1]]
         out_2 = self.convs[2](out_2)
         out_2 = self.bns[2](out_2)
         out_2 = self.sp2(out_2)
         out_1 = torch.cat([out_1, out_2], 1)
-        out = out[:, self.spx3]
+        out = out[:, self.spx3[0] : self.spx3[1]]
         out = self.pool(out)
         out = torch.cat([out_1, out], 1)
         out = self.conv3(out)
@@ -141,10 +141,10 @@ class Bottle2neck2(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, w * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w * scale)
         self.relu = nn.ReLU(inplace=True)
-        self.spx0 = slice(0, w)
-        self.spx1 = slice(w, arg0)
-        self.spx2 = slice(arg0, arg1)
-        self.spx3 = slice(arg1, arg2)
+        self.spx0 = (0, w)
+        self.spx1 = (w, arg0)
+        self.spx2 = (arg0, arg1)
+        self.spx3 = (arg1, arg2)
         self.convs = nn.ModuleList(
             [
                 nn.Conv2d(w, w, kernel_size=3, stride=stride, padding=1, bias=False),
@@ -166,23 +166,23 @@ class Bottle2neck2(nn.Module):
         out = self.conv1(x)
         out = self.bn1(out)
         out = self.relu(out)
-        out_1 = out[:, self.spx0]
+        out_1 = out[:, self.spx0[0] : self.spx0[1]]
         out_1 = self.convs[0](out_1)
         out_1 = self.bns[0](out_1)
         out_1 = self.sp0(out_1)
-        out_2 = out[:, self.spx1]
+        out_2 = out[:, self.spx1[0] : self.spx1[1]]
         out_2 = out_1 + out_2
         out_2 = self.convs[1](out_2)
         out_2 = self.bns[1](out_2)
         out_2 = self.sp1(out_2)
         out_1 = torch.cat([out_1, out_2], 1)
-        out_3 = out[:, self.spx2]
+        out_3 = out[:, self.spx2[0] : self.spx2[1]]
         out_2 = out_2 + out_3
         out_2 = self.convs[2](out_2)
         out_2 = self.bns[2](out_2)
         out_2 = self.sp2(out_2)
         out_1 = torch.cat([out_1, out_2], 1)
-        out = out[:, self.spx3]
+        out = out[:, self.spx3[0] : self.spx3[1]]
         out = torch.cat([out_1, out], 1)
         out = self.conv3(out)
         out = self.bn3(out)

@@ -80,7 +80,7 @@ def _op_expr(data, nid, attr):
     if op == "slice":  # as the spec writes it (Python's slicing, negative from the end), or the
         a = d.attrs  # bounds kept on the module where the factory's arguments reach them
         axis = slice_bounds(a, data[d.inputs[0]].shape)[0]
-        text = attr or f"{a.start or ''}:{'' if a.end is None else a.end}"
+        text = f"{attr}[0]:{attr}[1]" if attr else f"{a.start or ''}:{'' if a.end is None else a.end}"
         return lambda args: f"{args[0]}[{':, ' * (axis + 1)}{text}]"
     if d.owned is not None:  # a parameter of this module (layer scale)
         return lambda args: f"{attr} {OWNED_OPERATORS[d.owned.fn]} {args[0]}"
