@@ -339,11 +339,12 @@ class Drafter:
             lists = item_path(key, box)
             if lists:  # an item of a list: the list is registered where its first item runs
                 top = ("box", lists[0][0].local)
-                if top not in e.attr_of:
+                if top not in e.attr_of and lists[0][0].members:
                     e.where[top] = self.where_of("box", lists[0][0])
                     self.module_entry("box", lists[0][0], e, cexprs, env)
-                e.attr_of[key] = e.attr_of[top] + "".join(
-                    f"[{name}]" if positional(lst) else f"[{name!r}]" for lst, name in lists)
+                if kind == "box" or self.data[it].op not in INLINE_OPS:
+                    e.attr_of[key] = e.attr_of[top] + "".join(
+                        f"[{name}]" if positional(lst) else f"[{name!r}]" for lst, name in lists)
             elif kind == "op" and self.data[it].op in INLINE_OPS:
                 self.inline_entry(it, e)
             else:

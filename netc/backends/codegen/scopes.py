@@ -20,6 +20,8 @@ from netc.errors import error
 
 # parameter-free joins and views written as expressions, not modules
 INLINE_OPS = {"add", "cat", "scale", "mul", "chunk", "slice"}
+# what an nn.ModuleDict owns beyond nn.Module (`netc.names.TORCH_OWNED`): no key of a list
+DICT_OWNED = {"clear", "items", "keys", "update", "values"}
 
 
 @dataclass(eq=False)
@@ -132,13 +134,35 @@ class _Tree:
         box.inputs = ins
         box.outputs = [nid for nid in sorted(inside)
                        if nid in outs or any(s not in inside for s in self.g.successors(nid))]
-        owner = {nid: ("op", nid) for nid in box.ops}
         for child in box.children:
             child.listed = self._is_list(child)
+        while True:
+            items, order, stuck = self._order(box)
+            if not stuck:
+                break
+            # a block the data flow leaves and re-enters: opened, its items called by this forward
+            blocks = [it for kind, it in stuck if kind == "box"]
+            opened = [b for b in blocks if b.parent is box and self._open(b)]
+            if not opened:
+                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it].scope}'"
+                                  for kind, it in stuck)
+                raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
+                            f"(through {names}); generated code cannot call it as one module",
+                            blocks[0].block.loc, "take the 'from:' input from outside the block, "
+                            "or leave the block unnamed")
+        box.items = order
+        box.aux = all(self.data[n].aux for n in inside) if inside else False
+        box.chain = self._is_chain(box)
+
+    def _order(self, box: Box) -> tuple[dict, list, list]:
+        """The box's items (its ops, its child boxes, the items of its lists) in execution order:
+        by dependencies, ties by first node id (the spec's order); and those a cycle leaves over."""
+        inside = box.nodes
+        owner = {nid: ("op", nid) for nid in box.ops}
+        for child in box.children:
             for kind, it in child.items if child.listed else [("box", child)]:
                 for nid in ([it] if kind == "op" else it.nodes):
                     owner[nid] = (kind, it)
-        # order items by dependencies, ties by first node id (the spec's order)
         items = {id(v[1]) if v[0] == "box" else v[1]: v for v in owner.values()}
         first = {}
         for nid in sorted(inside):
@@ -154,40 +178,43 @@ class _Tree:
                         deps[k].add(ki)
         order, done = [], set()
         pending = sorted(items, key=lambda k: first[k])
-        while pending:
+        progress = True
+        while pending and progress:
+            progress = False
             for k in pending:
                 if deps[k] <= done:
-                    order.append(k)
+                    order.append(items[k])
                     done.add(k)
                     pending.remove(k)
+                    progress = True
                     break
-            else:
-                stuck = [items[k] for k in pending]
-                blocks = [it for kind, it in stuck if kind == "box"]
-                names = ", ".join(f"'{it.scope}'" if kind == "box" else f"'{self.data[it].scope}'"
-                                  for kind, it in stuck)
-                raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
-                            f"(through {names}); generated code cannot call it as one module",
-                            blocks[0].block.loc, "take the 'from:' input from outside the block, "
-                            "or leave the block unnamed")
-        box.items = [items[k] for k in order]
-        box.aux = all(self.data[n].aux for n in inside) if inside else False
-        box.chain = self._is_chain(box)
+        return items, order, [items[k] for k in pending]
 
     def _is_list(self, box: Box) -> bool:
         """Its items are modules (no inline join) that each read only values from outside it."""
-        if box.parent is None or box.chain or box.block is None or box.block.kind == "use" or not box.items:
-            return False
         for kind, it in box.items:
-            if kind == "op" and (self.data[it].op in INLINE_OPS or self.data[it].owned):
+            if kind == "op" and self.data[it].op in INLINE_OPS:
                 return False
             if any(i in box.nodes for i in (self.data[it].inputs if kind == "op" else it.inputs)):
                 return False
-        members = [("op", nid, local_name(self.data, nid, box)) for nid in box.ops] + [
-            ("box", c, c.local) for c in box.children]
-        box.members = sorted(members, key=lambda m: m[1] if m[0] == "op" else min(m[1].nodes))
-        return True
+        return self._open(box)
 
+    def _open(self, box: Box) -> bool:
+        """Make a block a list whose items its parent's forward calls, where it can be one: not a
+        template's class, no parameter of its own (layer scale), children named as a ModuleDict's
+        keys may be. Its inline ops (joins, slices) are written in the parent's forward."""
+        if box.parent is None or box.chain or box.block is None or box.block.kind == "use" or not box.items:
+            return False
+        if any(self.data[nid].owned for nid in box.ops):
+            return False
+        members = [("op", nid, local_name(self.data, nid, box)) for nid in box.ops
+                   if self.data[nid].op not in INLINE_OPS] + [("box", c, c.local) for c in box.children]
+        members.sort(key=lambda m: m[1] if m[0] == "op" else min(m[1].nodes))
+        box.members = members
+        if not positional(box) and DICT_OWNED & {name for _, _, name in members}:
+            return False
+        box.listed = True
+        return True
 
     def _is_chain(self, box: Box) -> bool:
         if box.parent is None or (box.block is not None and box.block.kind == "use"):
