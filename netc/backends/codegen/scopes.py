@@ -137,7 +137,7 @@ class _Tree:
         for child in box.children:
             child.listed = self._is_list(child)
         while True:
-            items, order, stuck = self._order(box)
+            order, stuck = self._order(box)
             if not stuck:
                 break
             # a block the data flow leaves and re-enters: opened, its items called by this forward
@@ -154,7 +154,7 @@ class _Tree:
         box.aux = all(self.data[n].aux for n in inside) if inside else False
         box.chain = self._is_chain(box)
 
-    def _order(self, box: Box) -> tuple[dict, list, list]:
+    def _order(self, box: Box) -> tuple[list, list]:
         """The box's items (its ops, its child boxes, the items of its lists) in execution order:
         by dependencies, ties by first node id (the spec's order); and those a cycle leaves over."""
         inside = box.nodes
@@ -188,7 +188,7 @@ class _Tree:
                     pending.remove(k)
                     progress = True
                     break
-        return items, order, [items[k] for k in pending]
+        return order, [items[k] for k in pending]
 
     def _is_list(self, box: Box) -> bool:
         """Its items are modules (no inline join) that each read only values from outside it."""
