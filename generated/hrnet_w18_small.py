@@ -127,6 +127,25 @@ class Bottleneck(nn.Module):
         return out
 
 
+class Strided(nn.Module):
+    """n stride-2 3x3 convs with BN, named 0..n-1, the last to `out` channels, ReLU between (and after the last)"""
+
+    def __init__(self, in_channels, out):
+        super().__init__()
+        self.add_module(
+            "0",
+            nn.Sequential(
+                nn.Conv2d(in_channels, out, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ),
+        )
+
+    def forward(self, x):
+        x = getattr(self, "0")(x)
+        return x
+
+
 class BasicBlock(nn.Module):
     """two 3x3 convs (ResNet-18/34, CIFAR ResNets) and a shortcut of the given option"""
 
@@ -151,16 +170,16 @@ class BasicBlock(nn.Module):
         return out
 
 
-class Down(nn.Module):
-    """fuse path from branch c to a coarser branch r, r - c stride-2 3x3 convs (ReLU between)"""
+class Strided2(nn.Module):
+    """n stride-2 3x3 convs with BN, named 0..n-1, the last to `out` channels, ReLU between (and after the last)"""
 
-    def __init__(self, in_channels, arg0):
+    def __init__(self, in_channels, out):
         super().__init__()
         self.add_module(
             "0",
             nn.Sequential(
-                nn.Conv2d(in_channels, arg0, kernel_size=3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(arg0),
+                nn.Conv2d(in_channels, out, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
             ),
         )
 
@@ -169,24 +188,24 @@ class Down(nn.Module):
         return x
 
 
-class Down2(nn.Module):
-    """fuse path from branch c to a coarser branch r, r - c stride-2 3x3 convs (ReLU between)"""
+class Strided3(nn.Module):
+    """n stride-2 3x3 convs with BN, named 0..n-1, the last to `out` channels, ReLU between (and after the last)"""
 
-    def __init__(self, in_channels, arg0, arg1):
+    def __init__(self, in_channels, out, mid):
         super().__init__()
         self.add_module(
             "0",
             nn.Sequential(
-                nn.Conv2d(in_channels, arg0, kernel_size=3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(arg0),
+                nn.Conv2d(in_channels, mid, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(mid),
                 nn.ReLU(),
             ),
         )
         self.add_module(
             "1",
             nn.Sequential(
-                nn.Conv2d(arg0, arg1, kernel_size=3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(arg1),
+                nn.Conv2d(mid, out, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
             ),
         )
 
@@ -196,8 +215,8 @@ class Down2(nn.Module):
         return x
 
 
-class Down3(nn.Module):
-    """fuse path from branch c to a coarser branch r, r - c stride-2 3x3 convs (ReLU between)"""
+class Strided4(nn.Module):
+    """n stride-2 3x3 convs with BN, named 0..n-1, the last to `out` channels, ReLU between (and after the last)"""
 
     def __init__(self, in_channels):
         super().__init__()
@@ -264,7 +283,7 @@ class HRModule(nn.Module):
                         ),
                     ]
                 ),
-                nn.ModuleList([Down(16, 32), nn.Identity()]),
+                nn.ModuleList([Strided2(16, 32), nn.Identity()]),
             ]
         )
         self.y0 = nn.ReLU()
@@ -309,7 +328,7 @@ class HRModule2(nn.Module):
                 ),
                 nn.ModuleList(
                     [
-                        Down(16, 32),
+                        Strided2(16, 32),
                         nn.Identity(),
                         nn.Sequential(
                             nn.Conv2d(64, 32, kernel_size=1, bias=False),
@@ -318,7 +337,7 @@ class HRModule2(nn.Module):
                         ),
                     ]
                 ),
-                nn.ModuleList([Down2(16, 16, 64), Down(32, 64), nn.Identity()]),
+                nn.ModuleList([Strided3(16, 64, 16), Strided2(32, 64), nn.Identity()]),
             ]
         )
         self.y0 = nn.ReLU()
@@ -382,7 +401,7 @@ class HRModule3(nn.Module):
                 ),
                 nn.ModuleList(
                     [
-                        Down(16, 32),
+                        Strided2(16, 32),
                         nn.Identity(),
                         nn.Sequential(
                             nn.Conv2d(64, 32, kernel_size=1, bias=False),
@@ -398,8 +417,8 @@ class HRModule3(nn.Module):
                 ),
                 nn.ModuleList(
                     [
-                        Down2(16, 16, 64),
-                        Down(32, 64),
+                        Strided3(16, 64, 16),
+                        Strided2(32, 64),
                         nn.Identity(),
                         nn.Sequential(
                             nn.Conv2d(128, 64, kernel_size=1, bias=False),
@@ -408,7 +427,9 @@ class HRModule3(nn.Module):
                         ),
                     ]
                 ),
-                nn.ModuleList([Down3(16), Down2(32, 32, 128), Down(64, 128), nn.Identity()]),
+                nn.ModuleList(
+                    [Strided4(16), Strided3(32, 128, 32), Strided2(64, 128), nn.Identity()]
+                ),
             ]
         )
         self.y0 = nn.ReLU()
@@ -473,41 +494,13 @@ class HrnetW18Small(nn.Module):
                     nn.BatchNorm2d(16),
                     nn.ReLU(inplace=True),
                 ),
-                nn.Sequential(
-                    nn.Sequential(
-                        nn.Conv2d(width1 * 4, 32, kernel_size=3, stride=2, padding=1, bias=False),
-                        nn.BatchNorm2d(32),
-                        nn.ReLU(inplace=True),
-                    )
-                ),
+                Strided(width1 * 4, 32),
             ]
         )
         self.stage2 = nn.ModuleList([HRModule(16)])
-        self.transition2 = nn.ModuleList(
-            [
-                *[nn.Identity() for _ in range(2)],
-                nn.Sequential(
-                    nn.Sequential(
-                        nn.Conv2d(32, 64, kernel_size=3, stride=2, padding=1, bias=False),
-                        nn.BatchNorm2d(64),
-                        nn.ReLU(inplace=True),
-                    )
-                ),
-            ]
-        )
+        self.transition2 = nn.ModuleList([*[nn.Identity() for _ in range(2)], Strided(32, 64)])
         self.stage3 = nn.ModuleList([HRModule2(16)])
-        self.transition3 = nn.ModuleList(
-            [
-                *[nn.Identity() for _ in range(3)],
-                nn.Sequential(
-                    nn.Sequential(
-                        nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1, bias=False),
-                        nn.BatchNorm2d(128),
-                        nn.ReLU(inplace=True),
-                    )
-                ),
-            ]
-        )
+        self.transition3 = nn.ModuleList([*[nn.Identity() for _ in range(3)], Strided(64, 128)])
         self.stage4 = nn.ModuleList([HRModule3(16)])
         self.incre_modules = nn.ModuleList(
             [
