@@ -164,3 +164,21 @@ layers:
         net.codegen()
     d = exc.value.diagnostics[0]
     assert d.code == "codegen" and "re-enters" in d.message and d.loc.line == 10
+
+
+def test_modules_register_in_the_spec_order_when_a_from_points_forward(tmp_path):
+    """A list whose items read a layer written after it (`from:` may point forward) is registered
+    before that layer, as the interpreter registers it; the forward still runs that layer first."""
+    text = """netc: 1
+name: forward_ref
+input: [4, 8, 8]
+layers:
+  - {name: stem, conv: {out: 8, k: 1}}
+  - {name: L, seq: [{conv: {out: 8, k: 1}, from: X}, {conv: {out: 8, k: 3, p: 1}, from: X}]}
+  - {name: X, conv: {out: 8, k: 1}, from: stem}
+  - {cat: {}, from: [L.0, L.1]}
+"""
+    net = netc.loads(text, str(tmp_path / "forward_ref.yaml"))
+    ref, gen = pair(net, tmp_path)
+    assert [k.split(".")[0] for k in gen.state_dict()][::2] == ["stem", "L", "L", "X"]
+    assert list(gen.state_dict()) == list(ref.state_dict())

@@ -334,10 +334,12 @@ class Drafter:
                 c.local for c in box.children if c.listed]:
             if is_attribute(local) and not local.startswith("_"):
                 e.attrs.reserve(local)
-        for kind, it in box.items:
+        # registered in the spec's order (the interpreter's state_dict order), which a `from:` naming
+        # a later layer makes differ from the forward's; a list where its first-written item is
+        for kind, it in sorted(box.items, key=lambda item: self.rank(item, box)):
             key = item_key(self.data, kind, it, box)
             lists = item_path(key, box)
-            if lists:  # an item of a list: the list is registered where its first item runs
+            if lists:  # an item of a list: the list is registered with its first item
                 top = ("box", lists[0][0].local)
                 if top not in e.attr_of and lists[0][0].members:
                     e.where[top] = self.where_of("box", lists[0][0])
@@ -355,6 +357,13 @@ class Drafter:
         tail = returns(box, live, results, self.outputs)
         return Member(box, draft, cexprs, draft.holes, e.init, lines, tail, e.attr_of, st, (inputs, results),
                       e.seqs, e.where)
+
+    def rank(self, item, box: Box) -> int:
+        """Where an item of `box` is registered: its first node, or its list's first node."""
+        kind, it = item
+        key = item_key(self.data, kind, it, box)
+        lists = item_path(key, box)
+        return min(lists[0][0].nodes) if lists else it if kind == "op" else min(it.nodes)
 
     def inline_entry(self, nid, e: "_Entries") -> None:
         """An op the forward writes inline: an attribute only for the value it keeps
