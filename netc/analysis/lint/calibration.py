@@ -55,6 +55,13 @@ VERDICTS = {
     ("NL506", "googlenet_v1"): "real, by design: the BVLC Caffe GoogLeNet rounds pooling sizes up (56, 28, 14 as "
                                "in Table 1); the spec reproduces it.",
     ("NL506", "inception_v2"): "real, by design: the Caffe port pools with ceil_mode.",
+    ("NL302", "res2net*"): "a false positive: the stride-2 1×1 conv is the projection shortcut of Res2Net's first "
+                           "bottlenecks, whose body reads every position through its strided 3×3s; the shortcut "
+                           "finder walks back through single-input nodes, which the body's split-and-concat stops. "
+                           "Silenced in the spec.",
+    ("NL501", "hrnet*"): "real, by design: timm's HRNet head (downsamp_modules, final_layer) keeps a conv bias "
+                         "before each batch norm (conv_bias=True), and the spec loads its weights; silenced in the "
+                         "spec.",
     ("NL401", "resnext*"): "real, by design: ResNeXt's grouped 3×3 (cardinality 32 or 64, Xie et al. 2016) is the "
                            "architecture, which Ma et al. 2018 (G2) measure as memory-bound; silenced in the spec.",
 }
