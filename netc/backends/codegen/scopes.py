@@ -148,8 +148,9 @@ class _Tree:
                                   for kind, it in stuck)
                 raise error("codegen", f"the data flow leaves block '{blocks[0].scope}' and re-enters it "
                             f"(through {names}); generated code cannot call it as one module",
-                            blocks[0].block.loc, "take the 'from:' input from outside the block, "
-                            "or leave the block unnamed")
+                            blocks[0].block.loc, "a template instance is one class with one forward: take "
+                            "the 'from:' input from outside it, or write its layers in a named seq (a list "
+                            "the parent's forward calls item by item)")
         box.items = order
         box.aux = all(self.data[n].aux for n in inside) if inside else False
         box.chain = self._is_chain(box)
