@@ -34,6 +34,7 @@ class Box:
     parent: Box | None
     ops: list[int] = field(default_factory=list)
     children: list[Box] = field(default_factory=list)
+    child: dict = field(default_factory=dict)  # local name -> child box
     nodes: set[int] = field(default_factory=set)  # every op node inside, nested included
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
@@ -63,7 +64,7 @@ def item_path(key: tuple[str, str], box: Box) -> list[tuple[Box, str]]:
     out, inner = [], box
     parts = key[1].split(".")
     for i, part in enumerate(parts[:-1]):
-        inner = next(c for c in inner.children if c.local == part)
+        inner = inner.child[part]
         out.append((inner, parts[i + 1]))
     return out
 
@@ -100,6 +101,7 @@ class _Tree:
             b = Box(scope, local, self.blocks[scope], parent)
             boxes[scope] = b
             parent.children.append(b)
+            parent.child[local] = b
             return b
 
         for nid, d in self.network.nodes():
