@@ -16,10 +16,11 @@ from tests.conftest import SPECS, calibrate, pair, randomise, reference_model
 SIZE = 64
 RES2NET = SPECS / "res2net50_26w_4s.yaml"
 HRNET = SPECS / "hrnet_w18_small.yaml"
-# (spec, timm model, --set values reproducing it)
+# (spec, timm model, --set values reproducing it); scale 1 is timm's block with block_args=dict(scale=1)
 SETTINGS = [
     (RES2NET, "res2net50_26w_4s", {}),
     (RES2NET, "res2net50_48w_2s", {"width": 48, "scale": 2}),
+    (RES2NET, "res2net50_26w_4s", {"scale": 1}),
     (HRNET, "hrnet_w18_small", {}),
     (HRNET, "hrnet_w18_small_v2", {"width1": 64, "blocks1": 2, "modules": [1, 3, 2], "widths": [18, 36, 72, 144]}),
 ]
@@ -36,10 +37,12 @@ def _randomise_bn(model):
                 m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
 
 
-@pytest.mark.parametrize("spec, model, sets", SETTINGS, ids=[s[1] for s in SETTINGS])
+@pytest.mark.parametrize("spec, model, sets", SETTINGS, ids=[s[1] + ("_1s" if s[2].get("scale") == 1 else "")
+                                                             for s in SETTINGS])
 def test_matches_timm(spec, model, sets):
     torch.manual_seed(0)
-    ref = reference_model(model, "timm", "cpu").eval()
+    kwargs = {"block_args": {"scale": 1}} if sets.get("scale") == 1 else {}
+    ref = reference_model(model, "timm", "cpu", **kwargs).eval()
     _randomise_bn(ref)
     net = netc.load(spec, sets, input_shape=(3, SIZE, SIZE))
     assert net.params == sum(p.numel() for p in ref.parameters())
