@@ -191,8 +191,9 @@ def committed_source(network) -> str:
 
 
 def pair(network, tmp_path, input_shape=None, source=None):
-    """(interpreter module, generated module) holding the same weights; the generated module
-    from `source`, by default generated from `network`."""
+    """(interpreter module, generated module) holding the same weights, with the same state_dict
+    keys in the same order; the generated module from `source`, by default generated from
+    `network`."""
     import torch
 
     from netc.backends.torch.module import build_module
@@ -205,5 +206,6 @@ def pair(network, tmp_path, input_shape=None, source=None):
     with torch.device("meta"):
         gen = factory(mod)()
     assert shapes(gen) == shapes(ref)
+    assert list(gen.state_dict()) == list(ref.state_dict())  # and in the interpreter's order
     gen.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, gen

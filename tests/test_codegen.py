@@ -393,16 +393,17 @@ def test_build_writes_generated_source(netc_cli, tmp_path):
 
 
 def test_block_reentered_by_data_flow_is_a_clean_error(netc_cli, tmp_path):
-    """A 'from:' that leaves a named block and comes back cannot be one module call: exit 2,
-    located at the block, nothing written."""
+    """A 'from:' that leaves a template instance and comes back cannot be one call of its class:
+    exit 2, located at the instance, nothing written. (A named seq or repeat so re-entered is
+    written as a list its parent's forward calls: tests/test_zoo_res2_hrnet.py.)"""
     spec = tmp_path / "reenter.yaml"
-    spec.write_text("netc: 1\nname: reenter\ninput: [3, 8, 8]\nlayers:\n"
-                    "  - name: blk\n    seq:\n      - {name: a, conv: {out: 4, k: 1}}\n"
-                    "      - {name: b, add: {}, from: [a, c]}\n"
+    spec.write_text("netc: 1\nname: reenter\ninput: [3, 8, 8]\ntemplates:\n"
+                    "  Blk: {body: [{name: a, conv: {out: 4, k: 1}}, {name: b, add: {}, from: [a, c]}]}\nlayers:\n"
+                    "  - {name: blk, use: Blk}\n"
                     "  - {name: c, conv: {out: 4, k: 1}, from: blk.a}\n"
                     "  - {name: d, add: {}, from: [blk, c]}\n", encoding="utf-8")
     code, _, err = netc_cli("codegen", spec, "-o", tmp_path / "out")
-    assert code == 2 and "reenter.yaml:5:5: error[codegen]" in err and "'blk'" in err
+    assert code == 2 and "reenter.yaml:7:5: error[codegen]" in err and "'blk'" in err
     assert not (tmp_path / "out").exists()
 
 

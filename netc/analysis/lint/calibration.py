@@ -63,6 +63,13 @@ VERDICTS = {
                               "classes: the network's output, as for FCN; silenced in the spec.",
     ("NL402", "deeplabv3_*"): "real, by design: ASPP (Chen et al. 2017 §3.3) is five parallel branches (a 1×1, three "
                               "atrous 3×3s, image pooling) joined once; the spec loads torchvision's weights.",
+    ("NL302", "res2net*"): "a false positive: the stride-2 1×1 conv is the projection shortcut of Res2Net's first "
+                           "bottlenecks, whose body reads every position through its strided 3×3s; the shortcut "
+                           "finder walks back through single-input nodes, which the body's split-and-concat stops. "
+                           "Silenced in the spec.",
+    ("NL501", "hrnet*"): "real, by design: timm's HRNet head (downsamp_modules, final_layer) keeps a conv bias "
+                         "before each batch norm (conv_bias=True), and the spec loads its weights; silenced in the "
+                         "spec.",
     ("NL401", "resnext*"): "real, by design: ResNeXt's grouped 3×3 (cardinality 32 or 64, Xie et al. 2016) is the "
                            "architecture, which Ma et al. 2018 (G2) measure as memory-bound; silenced in the spec.",
 }

@@ -66,8 +66,8 @@ class ClassBuilder:
         levels: dict[int, list[Box]] = {}
 
         def walk(b: Box) -> int:  # by height, so instances of a template at any depth group;
-            # an inline Sequential is part of its parent's class, so it adds no height
-            height = max((walk(c) + (0 if c.chain else 1) for c in b.children), default=0)
+            # an inline Sequential or list is part of its parent's class, so it adds no height
+            height = max((walk(c) + (0 if c.chain or c.listed else 1) for c in b.children), default=0)
             levels.setdefault(height, []).append(b)
             return height
 
@@ -75,7 +75,7 @@ class ClassBuilder:
         for depth in sorted(levels):
             groups: dict[tuple, list] = {}
             for b in levels[depth]:
-                if b.chain:
+                if b.chain or b.listed:
                     continue
                 m = self.drafter.draft(b)
                 template = b.block.template if b.block is not None and b.block.kind == "use" else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 from netc.backends.codegen.names import RESERVED, Names
-from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key
 from netc.ir.blocks import schedule
 from netc.ops.merge import CHANNEL_MUL
 from netc.ops.shape import slice_bounds
@@ -57,13 +57,13 @@ def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
     items = box.items if stuck else [box.items[k] for k in order]
     out = []
     for kind, it in items:
+        key = item_key(data, kind, it, box)
         if kind == "op":
-            key = ("op", local_name(data, it, box))
             out.append(Step(key, list(data[it].inputs), [it], _op_expr(data, it, attr_of.get(key)), "out",
                             data[it].aux and not box.aux, data[it].op not in INLINE_OPS, data[it].op))
         else:
-            attr = attr_of[("box", it.local)]
-            out.append(Step(("box", it.local), list(it.inputs), list(it.outputs),
+            attr = attr_of[key]
+            out.append(Step(key, list(it.inputs), list(it.outputs),
                             lambda args, attr=attr: f"{attr}({', '.join(args)})", it.local, it.aux and not box.aux,
                             True))
     return out
@@ -81,7 +81,7 @@ def _op_expr(data, nid, attr):
     if op == "slice":  # as the spec writes it (Python's slicing, negative from the end), or the
         a = d.attrs  # bounds kept on the module where the factory's arguments reach them
         axis = slice_bounds(a, data[d.inputs[0]].shape)[0]
-        text = attr or f"{a.start or ''}:{'' if a.end is None else a.end}"
+        text = f"{attr}[0]:{attr}[1]" if attr else f"{a.start or ''}:{'' if a.end is None else a.end}"
         return lambda args: f"{args[0]}[{':, ' * (axis + 1)}{text}]"
     if d.owned is not None and d.owned.fn == CHANNEL_MUL:  # a flat layer scale, viewed per channel
         ones = ", ".join(["1"] * (len(data[d.inputs[0]].shape) - 1))

@@ -42,6 +42,15 @@ translation would re-implement the expander and could drift from it. Instead:
    state_dict keys require; expressions written inside such inlined templates are rewritten
    through their `args:` into the enclosing class's names (`$out` -> `pool`).
 
+A named block that is not a template instance and whose modules are each called on values from
+outside it, or that the data flow leaves and re-enters between its parts, is registered as an
+`nn.ModuleList` (`nn.ModuleDict` where its children have names) and its items are the parent's:
+the parent's forward calls `self.convs[i]`, `self.fuse_layers[i][j]` and writes the block's joins
+inline, as timm's Res2Net and HRNet do (`scopes.py`). A class registers its modules (a list at
+its first-written item) in the spec's order, the interpreter's state_dict order, even where a
+`from:` naming a later layer makes the forward run them in another. A template instance the data
+flow re-enters stays an error: its class has one forward.
+
 The top-level class ends its `__init__` with the spec's `init:` scheme written as torchvision
 writes its init loop (`for m in self.modules(): if isinstance(m, nn.Conv2d): ...`), so a model
 built from the file starts from the same distributions as `netc build` (not the same draws).

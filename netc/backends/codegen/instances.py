@@ -22,7 +22,7 @@ from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
 from netc.backends.codegen.names import RESERVED, Names, is_attribute
-from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
+from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key, item_path, local_name, positional
 from netc.errors import error
 from netc.ir.blocks import run_order
 from netc.ir.node import Node
@@ -190,6 +190,8 @@ class Drafter:
         return self.index.written(node, d.op)
 
     def box_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        if box.listed:
+            return self.list_ctor(box, cexprs, env)
         if box.instance is None:  # an inline nn.Sequential
             return self.sequential(box, cexprs, env)
         inst = box.instance
@@ -237,6 +239,19 @@ class Drafter:
         self.uses_ordered = True
         pairs = children(parts, env, named=True)
         return Frag(f"nn.Sequential(OrderedDict({pairs.text}))", pairs.holes)
+
+    def list_ctor(self, box: Box, cexprs: dict, env: dict) -> Frag:
+        """An `nn.ModuleList` of a list's children (`nn.ModuleDict` where they have names), runs of
+        alike children as one comprehension."""
+        parts = [(name, self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env))
+                 for kind, it, name in box.members]
+        if not positional(box):
+            pairs = children(parts, env, named=True)
+            return Frag(f"nn.ModuleDict({pairs.text})", pairs.holes)
+        inner = children(parts, env, named=False)
+        loop = len(parts) > 1 and inner.text.startswith("*[") and inner.text.endswith("]") and \
+            inner.text.count("*[") == 1
+        return Frag(f"nn.ModuleList({inner.text[1:] if loop else f'[{inner.text}]'})", inner.holes)
 
     def flow(self, box: Box, cexprs: dict, env: dict) -> None:
         """Channel expressions (spec space, one instance) of every value a box produces."""
@@ -314,12 +329,25 @@ class Drafter:
         e = _Entries(box, draft)
         # names that must be kept (they own state or are identifiers already) go first
         for kind, it in box.items:
-            local = local_name(self.data, it, box) if kind == "op" else it.local
-            e.where[(kind, local)] = self.where_of(kind, it)
+            e.where[item_key(self.data, kind, it, box)] = self.where_of(kind, it)
+        for local in [item_key(self.data, kind, it, box)[1] for kind, it in box.items] + [
+                c.local for c in box.children if c.listed]:
             if is_attribute(local) and not local.startswith("_"):
                 e.attrs.reserve(local)
-        for kind, it in box.items:
-            if kind == "op" and self.data[it].op in INLINE_OPS:
+        # registered in the spec's order (the interpreter's state_dict order), which a `from:` naming
+        # a later layer makes differ from the forward's; a list where its first-written item is
+        for kind, it in sorted(box.items, key=lambda item: self.rank(item, box)):
+            key = item_key(self.data, kind, it, box)
+            lists = item_path(key, box)
+            if lists:  # an item of a list: the list is registered with its first item
+                top = ("box", lists[0][0].local)
+                if top not in e.attr_of and lists[0][0].members:
+                    e.where[top] = self.where_of("box", lists[0][0])
+                    self.module_entry("box", lists[0][0], e, cexprs, env)
+                if kind == "box" or self.data[it].op not in INLINE_OPS:
+                    e.attr_of[key] = e.attr_of[top] + "".join(
+                        f"[{name}]" if positional(lst) else f"[{name!r}]" for lst, name in lists)
+            elif kind == "op" and self.data[it].op in INLINE_OPS:
                 self.inline_entry(it, e)
             else:
                 self.module_entry(kind, it, e, cexprs, env)
@@ -329,6 +357,13 @@ class Drafter:
         tail = returns(box, live, results, self.outputs)
         return Member(box, draft, cexprs, draft.holes, e.init, lines, tail, e.attr_of, st, (inputs, results),
                       e.seqs, e.where)
+
+    def rank(self, item, box: Box) -> int:
+        """Where an item of `box` is registered: its first node, or its list's first node."""
+        kind, it = item
+        key = item_key(self.data, kind, it, box)
+        lists = item_path(key, box)
+        return min(lists[0][0].nodes) if lists else it if kind == "op" else min(it.nodes)
 
     def inline_entry(self, nid, e: "_Entries") -> None:
         """An op the forward writes inline: an attribute only for the value it keeps
@@ -349,7 +384,7 @@ class Drafter:
         local = local_name(self.data, it, e.box) if kind == "op" else it.local
         frag = self.op_ctor(it, cexprs) if kind == "op" else self.box_ctor(it, cexprs, env)
         key = (kind, local)
-        if kind == "box" and it.instance is None:
+        if kind == "box" and it.instance is None and not it.listed:
             e.seqs[key] = self.parts[id(it)]
         stateful = kind == "box" or self.data[it].params or self.data[it].buffers
         named = is_attribute(local)

@@ -16,11 +16,12 @@ def bound_exprs(raw: dict, lift: Callable[[list[str]], list[str]]) -> dict[str, 
 
 
 def kept_bounds(attrs, exprs: dict[str, list[str]]) -> Frag | None:
-    """`slice(start, end)` for the module to keep; None where both bounds are literals (the
-    forward then writes them inline, as the spec does)."""
+    """`(start, end)` for the module to keep (a tuple, not a `slice`: TorchScript types tuples of
+    ints); None where both bounds are literals (the forward then writes them inline, as the spec
+    does)."""
     if not any(exprs.values()):
         return None
-    return call_frag("slice", [hole(getattr(attrs, k), exprs[k]) for k in BOUNDS])
+    return call_frag("", [hole(getattr(attrs, k), exprs[k]) for k in BOUNDS])
 
 
 def width(attrs, exprs: dict[str, list[str]], total: str) -> str:
