@@ -126,7 +126,9 @@ class Emitter:
         """Name the layer computing `value`, which a later `from:` reads (a function's result is
         unnamed in series)."""
         layers, k, op, parent = self.emitted.get(id(value), (None, 0, None, ""))
-        if layers is not None and not (isinstance(layers[k], dict) and "name" in layers[k]):
+        if layers is None or self.scope_of.get(id(value)) != op.scope:
+            return  # not a layer's own result, or one its block publishes under the block's name
+        if not (isinstance(layers[k], dict) and "name" in layers[k]):
             layer = layers[k] if isinstance(layers[k], dict) else {layers[k]: {}}
             layers[k] = {"name": relative(op.scope, parent), **layer}
 
