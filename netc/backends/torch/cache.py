@@ -184,15 +184,22 @@ def _temp(folder: Path, filename: str) -> Path:
     return folder / f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.{filename}"
 
 
-def _write_record(path: Path, size: int, sha: str) -> None:
+def _write_record(path: Path, size: int, sha: str, note: dict) -> None:
     from netc.fsutil import write_atomic
 
-    write_atomic(f"{path}.json", json.dumps({"size": size, "sha256": sha, "written": time.time()}))
+    write_atomic(f"{path}.json", json.dumps({"size": size, "sha256": sha, "written": time.time(), "note": note}))
 
 
-def store(folder: Path, filename: str, write) -> Path:
+def note(path: Path) -> dict:
+    """What the writer noted with the entry at `path` (`store(note=...)`); {} if nothing."""
+    found = (_record(path) or {}).get("note")
+    return found if isinstance(found, dict) else {}
+
+
+def store(folder: Path, filename: str, write, note: dict | None = None) -> Path:
     """`write(tmp)` makes the entry in a temp file; it is moved to `folder/filename` and its size
-    and digest recorded. A failure or an interrupt leaves no temp file behind."""
+    and digest recorded, with `note` (a small JSON-able dict). A failure or an interrupt leaves
+    no temp file behind."""
     tmp = _temp(folder, filename)
     path = folder / filename
     try:
@@ -202,7 +209,7 @@ def store(folder: Path, filename: str, write) -> Path:
         os.replace(tmp, path)
     finally:
         _remove(tmp)
-    _write_record(path, size, sha)
+    _write_record(path, size, sha, note or {})
     return path
 
 
