@@ -91,14 +91,15 @@ def build(network, device: str = "cpu", dtype: str | None = None, init: bool = T
 
 def load_compiled(network, device: str = "cpu", dtype: str | None = None, init: bool = True,
                   optimize: str | None = None, compile: bool | str = False, seed: int | None = None,
-                  weights: str | os.PathLike | dict | None = None):
+                  weights: str | os.PathLike | dict | None = None, threads: int | None = None):
     """The package `build` with these arguments would compile, loaded from the compile cache
     without building anything (a `netc.backends.torch.packages.Package`: its `path`, `backend`,
-    `runner`, `note`), or None: not in the cache, or no build it can find before building (one
-    that compiles for the CPU with `seed` or `weights`). Torch is not imported for onnxruntime."""
+    `runner` with `threads` intra-op threads, `note`), or None: not in the cache, or no build it
+    can find before building (one that compiles for the CPU with `seed` or `weights`). Torch is
+    not imported for onnxruntime."""
     entry = _recipe(network, "cpu" if device in (None, "auto") else device, dtype, init, optimize, compile, seed,
                     weights)
-    return None if entry is None else _find(network.name, *entry)
+    return None if entry is None else _find(network.name, *entry, threads)
 
 
 def _recipe(network, device, dtype, init: bool, optimize, compile, seed, weights) -> tuple[str, str] | None:

@@ -56,7 +56,9 @@ def build(network, device, dtype, save, weights, seed, quiet, codegen_dir, optim
         device = "cpu"
     with cache_warnings(), progress(quiet) as stage, \
             stage(f"build {network.name}" + (f", compile ({compile_})" if compile_ else "")):
-        package = load_compiled(network, device, dtype, True, optimize, compile_, seed, weights) if compile_ else None
+        # the package is opened to check that it loads; nothing runs on it here, so one thread
+        package = load_compiled(network, device, dtype, True, optimize, compile_, seed, weights, threads=1) \
+            if compile_ else None
         built = None if package else build_network(network, device, dtype, optimize=optimize, confirm=True,
                                                      compile=compile_, seed=seed, weights=weights)
     if not quiet:

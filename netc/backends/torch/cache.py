@@ -3,7 +3,8 @@
 The folder (`$NETC_CACHE_DIR`, else `$XDG_CACHE_HOME/netc/compiled`, else `~/.cache/netc/compiled`)
 is created private (0700); one owned by another user or writable by others is refused, since
 loading an AOTInductor package runs its native code. Each entry `<name>-<key>.<ext>` has a sidecar
-`<entry>.json` holding the size and SHA-256 netc recorded when it wrote the entry; an entry is
+`<entry>.json` holding the size and SHA-256 netc recorded when it wrote the entry (and the
+writer's note: how many shapes were confirmed before it was compiled); an entry is
 loaded only when it is a regular file (checked with lstat, opened with O_NOFOLLOW|O_NONBLOCK, so a
 symlink or a FIFO is neither followed nor waited on) of that size and digest. Anything else is
 removed with a one-line `CacheWarning` and rebuilt. Writes go to `.tmp.<pid>.<random>.<entry>`
