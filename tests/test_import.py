@@ -361,3 +361,18 @@ def test_template_arguments_are_named_by_what_they_set():
                      "_arg4": "fc1_out", "_arg5": "down0_s", "_arg6": "down1_s"}
     assert readable_names({"_arg0": ("0", "out"), "_arg1": ("1", "out"), "_arg2": ("in_c",)}) == {
         "_arg0": "v0_out", "_arg1": "v1_out", "_arg2": "in_c2"}  # never a name `$in_c` already means
+
+
+def test_a_per_block_rate_is_an_expression_of_the_iteration():
+    """0.2 * 6 / 16 is 0.07500000000000001 in floats: the repeat writes the rate as the source
+    computes it, bit for bit, not one `at:` per block."""
+    from netc.interop.templates import progression
+
+    text, verdict = import_spec(f"{FIXTURE}:Rates", {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    assert "repeat: 4" in text and not re.search(r"\bat:", text) and "0.0750" not in text
+    rate = re.search(r'p: "([^"]*\$i[^"]*)"', text).group(1)
+    net = loads(text)
+    got = [d.attrs.p for _, d in net.nodes() if d.op == "stochastic_depth"]
+    assert got == [0.2 * (k + 6) / 16 for k in range(4)], rate  # bit for bit
+    assert progression([0.1, 0.2, 0.4]) is None and progression([3, 4]) is None and progression([0.0, 0.0]) is None

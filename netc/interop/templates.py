@@ -4,9 +4,12 @@ Instances of one module class are unified bottom-up (a class whose instances con
 templated classes after those): values that agree stay literal; scalars that differ become
 template arguments (default: the most common value; arguments that always agree are merged,
 and one that is always an integer multiple of another becomes `$other * n`); a layer that
-only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. A named
-block whose items are instances 0..n-1 of one template becomes `repeat: n` with `args`,
-`first:` and `at:` overrides.
+only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. An
+argument is named by what it sets (`readable_names`: `out`, `fc1_out`, `stochastic_depth_p`),
+never by position. A named block whose items are instances 0..n-1 of one template becomes
+`repeat: n` with `args`, `first:` and `at:` overrides; a float argument that is a per-block rate
+(`rate * block_index / total_blocks`) becomes an expression of `$i` that gives each value bit for
+bit (`progression`). Identity layers that only hold a source's place (`drop_placeholders`) go.
 """
 from __future__ import annotations
 
@@ -262,9 +265,14 @@ def _substitute(value, expr: dict):
 
 
 def _mode(values: list):
+    """The most common value, the first of several as common; of floats as common, the one
+    written shortest (0.1 rather than 0.07500000000000001)."""
     real = [v for v in values if v is not MISSING]
     counts = Counter(repr(v) for v in real)
-    best = counts.most_common(1)[0][0]
+    top = max(counts.values())
+    tied = [r for r, n in counts.items() if n == top]
+    floats = all(type(v) is float for v in real)
+    best = min(tied, key=len) if floats else tied[0]
     return next(v for v in real if repr(v) == best)
 
 
@@ -425,6 +433,29 @@ def _drop_identities(value, refs: str) -> None:
             _drop_identities(v, refs)
 
 
+MAX_TOTAL = 1000  # the block counts a per-block rate is searched over
+
+
+def progression(values: list) -> str | None:
+    """An expression of the iteration `$i` that gives each of `values` bit for bit, where a
+    source computes a per-block rate as `rate * block_index / total_blocks` (torchvision's and
+    timm's stochastic depth: 0.07500000000000001 is `0.2 * ($i + 6) / 16` at $i = 0); None where
+    the values are no such progression."""
+    if len(values) < 2 or not all(type(v) is float for v in values) or values[1] == values[0]:
+        return None
+    step, found = values[1] - values[0], []
+    for total in range(1, MAX_TOTAL + 1):
+        rate = float(f"{step * total:.6g}")  # the rate as the source writes it: a short decimal
+        first = round(values[0] * total / rate) if rate else -1
+        if first >= 0 and all(rate * (first + k) / total == v for k, v in enumerate(values)):
+            found.append((len(repr(rate)), total, rate, first))
+    if not found:
+        return None
+    _, total, rate, first = min(found)  # the rate written shortest (0.2 rather than 0.0125)
+    index = f"($i + {first})" if first else "$i"
+    return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
+
+
 def strip(value):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
@@ -453,14 +484,13 @@ def _repeats(value, templates: dict):
                and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
         return
     per = [it.get("args", {}) for it in items]
-    keys = list(dict.fromkeys(k for a in per for k in a))
     defaults = templates[items[0]["use"]].get("args", {})
-    base = {}
-    for key in keys:
-        values = [a.get(key, defaults.get(key)) for a in per[1:]]
-        base[key] = _mode(values)
+    every = {key: [a.get(key, defaults.get(key)) for a in per] for key in dict.fromkeys(k for a in per for k in a)}
+    rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
+    keys = [key for key in every if key not in rates]
+    base = {key: _mode(every[key][1:]) for key in keys}
     out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
-    common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))}
+    common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
     for k, a in enumerate(per):
