@@ -79,6 +79,11 @@ BENCHMARKS = [
           for s in ("resnet50", "inception_v3", "vgg16", "xception")),
         Figure("  batch-size solver's answer, measured", r"solver: .*: (fits|DOES NOT fit)", "fits"),
     ]),
+    ("bench_compile_cache", [], ["--reps", "1"], [
+        Figure("build resnet50 --compile --seed 0: cache hit / miss, wall", r"ratio hit/miss, whole run: ([\d.]+)",
+               "< 0.10"),
+        Figure("  same, cpu time (load-independent)", r"ratio hit/miss, .*; its CPU time: ([\d.]+)", "< 0.10"),
+    ]),
 ]
 
 

@@ -120,6 +120,7 @@ def test_a_planted_package_is_never_handed_to_the_loader(compiled, tmp_path, mon
     from pathlib import Path
 
     import netc.backends.torch.compile as compile_module
+    from netc.backends.torch import packages
     from netc.backends.torch.cache import CacheWarning
 
     network, eager, cache, first = compiled
@@ -137,7 +138,7 @@ def test_a_planted_package_is_never_handed_to_the_loader(compiled, tmp_path, mon
         loaded.append(Path(path).read_bytes())
 
     monkeypatch.setattr(torch._inductor, "aoti_load_package", load)
-    monkeypatch.setattr(compile_module, "ort_runner", load)
+    monkeypatch.setattr(packages, "ort_session", lambda path, threads=None: load(path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWarning)
         again = compile_inference(eager, network.input_shape, folder, "lenet5", first.backend)

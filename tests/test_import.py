@@ -1,6 +1,8 @@
 """`netc import`: torchvision/timm/file models back to specs that compile, load the source's
 state_dict strictly and compute its outputs; structure recovered; unmappable code reported
 precisely. Models are built with random init (no downloads) at small inputs."""
+import re
+
 import pytest
 
 from netc.api import import_spec, loads
@@ -59,6 +61,9 @@ def test_import_compiles_loads_strictly_and_matches(source):
     assert verdict.max_diff <= 1e-5
     net = loads(text)
     assert net.params == verdict.params > 0
+    # template arguments are named by what they set (`out`, `fc1_out`), never by position
+    generated = re.findall(r"(?<![\w.])a_[0-9]\w*", text)
+    assert not generated, generated
 
 
 def test_torchvision_resnet50_is_recovered_as_templates_and_repeats():
@@ -391,3 +396,38 @@ def test_a_subclassed_activation_maps_where_it_computes_the_same():
     random maps, it computes nn.PReLU's output, so it maps as prelu."""
     text, verdict = import_spec("timm:resnet18", {"act_layer": "prelu"}, (3, 32, 32))
     assert "prelu" in text and verdict.max_diff <= 1e-6
+
+
+def test_placeholder_identities_are_left_out():
+    """nn.Identity modules where an option is off (timm's `se`, `drop_path`) are no layers of the
+    spec; the import still loads the source's state_dict strictly and computes its outputs."""
+    text, verdict = import_spec(f"{FIXTURE}:Placeholders", {}, (3, 16, 16))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    assert "identity" not in text and "repeat: 3" in text
+
+
+def test_template_arguments_are_named_by_what_they_set():
+    from netc.interop.templates import readable_names
+
+    names = readable_names({"_arg0": ("block", "0", "out"), "_arg1": ("block", "1", "k"),
+                            "_arg2": ("block", "1", "p"), "_arg3": ("stochastic_depth", "stochastic_depth", "p"),
+                            "_arg4": ("fc1", "out"), "_arg5": ("down", "0", "s"), "_arg6": ("down", "1", "s")})
+    assert names == {"_arg0": "block_out", "_arg1": "k", "_arg2": "block_p", "_arg3": "stochastic_depth_p",
+                     "_arg4": "fc1_out", "_arg5": "down0_s", "_arg6": "down1_s"}
+    assert readable_names({"_arg0": ("0", "out"), "_arg1": ("1", "out"), "_arg2": ("in_c",)}) == {
+        "_arg0": "v0_out", "_arg1": "v1_out", "_arg2": "in_c2"}  # never a name `$in_c` already means
+
+
+def test_a_per_block_rate_is_an_expression_of_the_iteration():
+    """0.2 * 6 / 16 is 0.07500000000000001 in floats: the repeat writes the rate as the source
+    computes it, bit for bit, not one `at:` per block."""
+    from netc.interop.templates import progression
+
+    text, verdict = import_spec(f"{FIXTURE}:Rates", {}, (3, 8, 8))
+    assert verdict.max_diff <= 1e-5 and verdict.same_order
+    assert "repeat: 4" in text and not re.search(r"\bat:", text) and "0.0750" not in text
+    rate = re.search(r'p: "([^"]*\$i[^"]*)"', text).group(1)
+    net = loads(text)
+    got = [d.attrs.p for _, d in net.nodes() if d.op == "stochastic_depth"]
+    assert got == [0.2 * (k + 6) / 16 for k in range(4)], rate  # bit for bit
+    assert progression([0.1, 0.2, 0.4]) is None and progression([3, 4]) is None and progression([0.0, 0.0]) is None

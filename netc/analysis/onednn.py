@@ -109,13 +109,20 @@ def detect_isa() -> str:
 
 
 @functools.cache
-def _cpu_isa() -> str:
+def cpu_flags() -> tuple[str, ...] | None:
+    """The feature flags /proc/cpuinfo lists for the first CPU; None where it cannot be read."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             text = f.read(1 << 16)
     except OSError:
+        return None
+    return tuple(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+def _cpu_isa() -> str:
+    flags = cpu_flags()
+    if flags is None:
         return "avx2"
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     if not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags):
         return "avx2"
     return "amx" if "amx_tile" in flags else "avx512"

@@ -82,7 +82,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         spec["params"] = params
     if heads is not None:
         spec["outputs"] = heads.names
-    from netc.interop.templates import recover, strip
+    from netc.interop.templates import drop_placeholders, recover, strip
 
     if templates:
         spec_templates, layers = recover(layers, root)
@@ -90,6 +90,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
             spec["templates"] = spec_templates
     strip(layers)
     spec["layers"] = layers
+    drop_placeholders(spec)
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
 
 

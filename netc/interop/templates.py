@@ -4,9 +4,12 @@ Instances of one module class are unified bottom-up (a class whose instances con
 templated classes after those): values that agree stay literal; scalars that differ become
 template arguments (default: the most common value; arguments that always agree are merged,
 and one that is always an integer multiple of another becomes `$other * n`); a layer that
-only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. A named
-block whose items are instances 0..n-1 of one template becomes `repeat: n` with `args`,
-`first:` and `at:` overrides.
+only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. An
+argument is named by what it sets (`readable_names`: `out`, `fc1_out`, `stochastic_depth_p`),
+never by position. A named block whose items are instances 0..n-1 of one template becomes
+`repeat: n` with `args`, `first:` and `at:` overrides; a float argument that is a per-block rate
+(`rate * block_index / total_blocks`) becomes an expression of `$i` that gives each value bit for
+bit (`progression`). Identity layers that only hold a source's place (`drop_placeholders`) go.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import copy
 import re
 from collections import Counter
 
+from netc.expr import TEMPLATE_INPUT_VARS
 from netc.interop.structure import INPUT_KEY, TYPE_KEY
 from netc.ops import REGISTRY
 
@@ -25,22 +29,23 @@ class _Mismatch(Exception):
 
 
 class Unifier:
+    """Instances unified into one template body. An argument is made under a placeholder name
+    (`_arg<k>`) with the path of layer names and keys that led to it; `readable_names` names them
+    all at the end, when every argument is known."""
+
     def __init__(self, n: int, templates: dict):
         self.n = n
         self.templates = templates  # made so far (inner classes first): their argument defaults
         self.args: dict[str, list] = {}  # name -> value per instance (MISSING where absent)
+        self.paths: dict[str, tuple] = {}  # placeholder name -> the path it was found at
 
-    def new_arg(self, hint: str, values: list) -> str:
-        base = re.sub(r"\W", "_", hint).strip("_") or "arg"
-        base = base if base[0].isalpha() else "a_" + base
-        name, k = base, 1
-        while name in self.args:
-            k += 1
-            name = f"{base}{k}"
+    def new_arg(self, path: tuple, values: list) -> str:
+        name = f"{PLACEHOLDER}{len(self.args)}"
         self.args[name] = values
+        self.paths[name] = path
         return name
 
-    def unify(self, xs: list, present: list[int], hint: str):
+    def unify(self, xs: list, present: list[int], hint: tuple):
         """The template value for the instances' values `xs` (instances `present`)."""
         first = xs[0]
         if all(_same(x, first) for x in xs):
@@ -69,14 +74,15 @@ class Unifier:
         if any(k != kinds[0] for k in kinds):
             return self.alternatives(xs, present, kinds, hint)
         out = {}
+        owner = (first["name"],) if "name" in first else ()
         for key in dict.fromkeys(k for x in xs for k in x):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
             if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
                 raise _Mismatch  # references or templates that differ are not expressible as arguments
-            owner = first.get("name", hint)
-            label = owner if key in REGISTRY or key == "args" else f"{owner}_{key}"
+            # an op's attributes and a template use's arguments are named by the layer's name
+            label = hint + ((owner or (key,)) if key in REGISTRY or key == "args" else owner + (key,))
             value = self.unify([v for _, v in have], [i for i, _ in have], label)
             if len(have) < len(xs):
                 if not isinstance(value, dict) or key in ("name",):
@@ -86,7 +92,7 @@ class Unifier:
                     flags[i] = False
                 for i, _ in have:
                     flags[i] = True
-                value = {"if": "$" + self.new_arg(value.get("name", key), flags), **value}
+                value = {"if": "$" + self.new_arg(hint + (value.get("name", key),), flags), **value}
             out[key] = value
         return out
 
@@ -113,7 +119,7 @@ class Unifier:
         for op in reversed(order):
             mine = [(i, x[op]) for i, x, o in zip(present, xs, ops) if o == op]
             mine = _with_defaults(op, mine)
-            attrs = self.unify([v for _, v in mine], [i for i, _ in mine], xs[0].get("name", hint))
+            attrs = self.unify([v for _, v in mine], [i for i, _ in mine], hint + (xs[0].get("name", op),))
             if node is None:
                 node = {**where, op: attrs}
                 continue
@@ -122,8 +128,65 @@ class Unifier:
             for i, o in zip(present, ops):
                 if o == op or o in later:
                     flags[i] = o == op
-            node = {**where, "if": "$" + self.new_arg(op, flags), op: attrs, "else": node}
+            node = {**where, "if": "$" + self.new_arg(hint + (op,), flags), op: attrs, "else": node}
         return {**({"name": xs[0]["name"]} if "name" in xs[0] else {}), **node}
+
+
+PLACEHOLDER = "_arg"
+STRUCTURE = {"seq", "body", "shortcut", "residual", "concat", "side", "args", "else"}  # keys, not meanings
+
+
+def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
+    """placeholder -> argument name: the attribute or argument it sets (`out`, `k`, `p`), preceded
+    by as many of its enclosing layers' names as tell it from the others (`fc1_out`,
+    `stochastic_depth_p`); layer positions (`0`, `1`) only where names do not (`block3_out`)."""
+    words = {a: _words(p) for a, p in paths.items()}
+    names, taken = {}, set(TEMPLATE_INPUT_VARS) | {"i"}
+    for a, (named, full) in words.items():
+        others = [w for b, w in words.items() if b != a]
+        name = _shortest(named, [o[0] for o in others]) or _shortest(full, [o[1] for o in others]) or "_".join(full)
+        name = re.sub(r"\W", "_", name).strip("_") or "arg"
+        name = name if name[0].isalpha() else "v" + name
+        base, k = name, 1
+        while name in taken:
+            k += 1
+            name = f"{base}{k}"
+        taken.add(name)
+        names[a] = name
+    return names
+
+
+def _words(path: tuple) -> tuple[tuple, tuple]:
+    """(the path's names without positions, the path's names with positions glued to the name before)."""
+    named, full = [], []
+    for part in (str(p) for p in path if str(p) not in STRUCTURE):
+        if part.isdigit():
+            full.append(f"{full.pop()}{part}" if full else part)
+            continue
+        if not named or named[-1] != part:  # a layer named as its op: `stochastic_depth: {p}` once
+            named.append(part)
+            full.append(part)
+    return tuple(named), tuple(full)
+
+
+def _shortest(words: tuple, others: list[tuple]) -> str | None:
+    """The shortest tail of `words` that no other argument's words end with, joined by `_`."""
+    for m in range(1, len(words) + 1):
+        tail = words[-m:]
+        if all(o[-m:] != tail for o in others):
+            return "_".join(tail)
+    return None
+
+
+def _renamed(value, names: dict[str, str]):
+    """`value` with every `$<placeholder>` replaced by its argument's name."""
+    if isinstance(value, dict):
+        return {k: _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    if isinstance(value, str) and PLACEHOLDER in value:
+        return re.sub(rf"\$({PLACEHOLDER}\d+)\b", lambda m: "$" + names[m.group(1)], value)
+    return value
 
 
 def _with_defaults(op: str, have: list[tuple]) -> list[tuple]:
@@ -202,9 +265,14 @@ def _substitute(value, expr: dict):
 
 
 def _mode(values: list):
+    """The most common value, the first of several as common; of floats as common, the one
+    written shortest (0.1 rather than 0.07500000000000001)."""
     real = [v for v in values if v is not MISSING]
     counts = Counter(repr(v) for v in real)
-    best = counts.most_common(1)[0][0]
+    top = max(counts.values())
+    tied = [r for r, n in counts.items() if n == top]
+    floats = all(type(v) is float for v in real)
+    best = min(tied, key=len) if floats else tied[0]
     return next(v for v in real if repr(v) == best)
 
 
@@ -273,7 +341,7 @@ def _reads_input(value):
 def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
     u = Unifier(len(group), templates)
-    return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), "x")
+    return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), ())
 
 
 def _variants(group: list, templates: dict) -> list[list]:
@@ -310,7 +378,9 @@ def _template(cls: str, group: list, templates: dict) -> None:
     except _Mismatch:
         return
     kept, expr = _simplify(u.args)
-    body = _substitute(body, expr)
+    names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
+    body = _renamed(_substitute(body, expr), names)
+    kept = {names[a]: v for a, v in kept.items()}
     name = _template_name(cls, set(templates))
     defaults = {a: _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
@@ -319,6 +389,71 @@ def _template(cls: str, group: list, templates: dict) -> None:
         own = g.get("name")  # a side head's seq has none (its layer has)
         g.clear()
         g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {})})
+
+
+def drop_placeholders(spec: dict) -> None:
+    """Remove the `identity` layers that a source's placeholder modules leave (timm's
+    `nn.Identity()` where an option is off: `se`, `aa`, `drop_path`): a layer that is an identity
+    and nothing else, among other layers, that no `from:` could name. An identity that is an
+    alternative of a layer (`if:`/`else:`), a branch on its own or an output stays."""
+    refs: list[str] = []
+    _from_refs(spec, refs)
+    _drop_identities(spec.get("templates", {}), " ".join(refs))
+    _drop_identities(spec["layers"], " ".join(refs))
+
+
+def _from_refs(value, refs: list) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "from":
+                refs.extend(v if isinstance(v, list) else [v])
+            else:
+                _from_refs(v, refs)
+    elif isinstance(value, list):
+        for v in value:
+            _from_refs(v, refs)
+
+
+def _placeholder(layer, refs: str) -> bool:
+    if layer == "identity":
+        return True
+    return (isinstance(layer, dict) and set(layer) == {"name", "identity"} and not layer["identity"]
+            and str(layer["name"]) not in refs)
+
+
+def _drop_identities(value, refs: str) -> None:
+    if isinstance(value, dict):
+        for v in value.values():
+            _drop_identities(v, refs)
+    elif isinstance(value, list):
+        kept = [v for v in value if not _placeholder(v, refs)]
+        if kept and len(kept) < len(value) and all(isinstance(v, (dict, str)) for v in value):
+            value[:] = kept
+        for v in value:
+            _drop_identities(v, refs)
+
+
+MAX_TOTAL = 1000  # the block counts a per-block rate is searched over
+
+
+def progression(values: list) -> str | None:
+    """An expression of the iteration `$i` that gives each of `values` bit for bit, where a
+    source computes a per-block rate as `rate * block_index / total_blocks` (torchvision's and
+    timm's stochastic depth: 0.07500000000000001 is `0.2 * ($i + 6) / 16` at $i = 0); None where
+    the values are no such progression."""
+    if len(values) < 2 or not all(type(v) is float for v in values) or values[1] == values[0]:
+        return None
+    step, found = values[1] - values[0], []
+    for total in range(1, MAX_TOTAL + 1):
+        rate = float(f"{step * total:.6g}")  # the rate as the source writes it: a short decimal
+        first = round(values[0] * total / rate) if rate else -1
+        if first >= 0 and all(rate * (first + k) / total == v for k, v in enumerate(values)):
+            found.append((len(repr(rate)), total, rate, first))
+    if not found:
+        return None
+    _, total, rate, first = min(found)  # the rate written shortest (0.2 rather than 0.0125)
+    index = f"($i + {first})" if first else "$i"
+    return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
 
 def strip(value):
@@ -349,14 +484,13 @@ def _repeats(value, templates: dict):
                and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
         return
     per = [it.get("args", {}) for it in items]
-    keys = list(dict.fromkeys(k for a in per for k in a))
     defaults = templates[items[0]["use"]].get("args", {})
-    base = {}
-    for key in keys:
-        values = [a.get(key, defaults.get(key)) for a in per[1:]]
-        base[key] = _mode(values)
+    every = {key: [a.get(key, defaults.get(key)) for a in per] for key in dict.fromkeys(k for a in per for k in a)}
+    rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
+    keys = [key for key in every if key not in rates]
+    base = {key: _mode(every[key][1:]) for key in keys}
     out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
-    common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))}
+    common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
     for k, a in enumerate(per):

@@ -3,7 +3,8 @@
 The folder (`$NETC_CACHE_DIR`, else `$XDG_CACHE_HOME/netc/compiled`, else `~/.cache/netc/compiled`)
 is created private (0700); one owned by another user or writable by others is refused, since
 loading an AOTInductor package runs its native code. Each entry `<name>-<key>.<ext>` has a sidecar
-`<entry>.json` holding the size and SHA-256 netc recorded when it wrote the entry; an entry is
+`<entry>.json` holding the size and SHA-256 netc recorded when it wrote the entry (and the
+writer's note: how many shapes were confirmed before it was compiled); an entry is
 loaded only when it is a regular file (checked with lstat, opened with O_NOFOLLOW|O_NONBLOCK, so a
 symlink or a FIFO is neither followed nor waited on) of that size and digest. Anything else is
 removed with a one-line `CacheWarning` and rebuilt. Writes go to `.tmp.<pid>.<random>.<entry>`
@@ -184,15 +185,22 @@ def _temp(folder: Path, filename: str) -> Path:
     return folder / f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.{filename}"
 
 
-def _write_record(path: Path, size: int, sha: str) -> None:
+def _write_record(path: Path, size: int, sha: str, note: dict) -> None:
     from netc.fsutil import write_atomic
 
-    write_atomic(f"{path}.json", json.dumps({"size": size, "sha256": sha, "written": time.time()}))
+    write_atomic(f"{path}.json", json.dumps({"size": size, "sha256": sha, "written": time.time(), "note": note}))
 
 
-def store(folder: Path, filename: str, write) -> Path:
+def note(path: Path) -> dict:
+    """What the writer noted with the entry at `path` (`store(note=...)`); {} if nothing."""
+    found = (_record(path) or {}).get("note")
+    return found if isinstance(found, dict) else {}
+
+
+def store(folder: Path, filename: str, write, note: dict | None = None) -> Path:
     """`write(tmp)` makes the entry in a temp file; it is moved to `folder/filename` and its size
-    and digest recorded. A failure or an interrupt leaves no temp file behind."""
+    and digest recorded, with `note` (a small JSON-able dict). A failure or an interrupt leaves
+    no temp file behind."""
     tmp = _temp(folder, filename)
     path = folder / filename
     try:
@@ -202,7 +210,7 @@ def store(folder: Path, filename: str, write) -> Path:
         os.replace(tmp, path)
     finally:
         _remove(tmp)
-    _write_record(path, size, sha)
+    _write_record(path, size, sha, note or {})
     return path
 
 

@@ -11,11 +11,14 @@ dropout and identities gone, in-place activations, channels_last) and have a dyn
   weights) loaded with `aoti_load_package`.
 
 The artefact is cached on disk (`cache.py`: a private folder, each entry checked against the
-digest netc recorded before it is loaded, least recently used entries evicted past a size bound)
-under a hash of everything it depends on: the rewritten graph's code, every parameter and buffer,
-the input shape, the backend and its options, torch's and netc's versions, the machine and (for
-inductor) the vector ISA the C++ was compiled for. A second build with the same weights (`netc
-build --seed N` or `--weights FILE`) loads it instead of compiling again.
+digest netc recorded before it is loaded, least recently used entries evicted past a size bound).
+A build whose weights are fixed before it starts (`netc build --seed N` or `--weights FILE`, the
+API's `seed=`/`weights=`) is keyed before building, from the IR, the init scheme, the seed or the
+weights' digest, netc's source and the machine (`recipe.py`): a second such build loads the
+package without building the module at all (`netc.api.building.load_compiled`). Any other module
+(`netc.optimize(module, compile=True)`, an unseeded build) is keyed after the rewrite by
+`cache_key`: the rewritten graph's code and every parameter and buffer, with the same versions and
+machine.
 
 Why onnxruntime by default (benchmarks/bench_inference.py, RESULTS.md; one interleaved run on the
 shared 2-core CPU under a load average of ~19): resnet50 at batch 1, onnxruntime ran in 0.67 s,
@@ -29,37 +32,37 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from netc.backends.torch import cache as store
+from netc.backends.torch import packages
+from netc.backends.torch.packages import (
+    MAX_BATCH,
+    OPSET,
+    Package,
+    backend_of,
+    cache_folder,
+    entry_name,
+    options,
+    ort_session,
+)
 from netc.backends.torch.program import plain_tuple_outputs, returned_type
 from netc.errors import error
 
-MAX_BATCH = 4096  # the exported program's batch dimension ranges over 1..MAX_BATCH
-BACKENDS = ("inductor", "onnxruntime")
-OPSET = 17
-
-
-def default_backend() -> str:
-    """onnxruntime where it is installed (the faster of the two as measured, see above), else inductor."""
-    import importlib.util
-
-    return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "inductor"
-
 
 class CompiledModule(nn.Module):
-    """An AOTInductor package behind a module's call; eval-only, inputs NCHW of the build's shape."""
+    """A compiled package behind a module's call; eval-only, inputs NCHW of the build's shape."""
 
-    def __init__(self, runner, package: Path, input_shape: tuple[int, ...], seconds: float, cached: bool,
-                 backend: str, outputs: type | None = None):
+    def __init__(self, package: Package, input_shape: tuple[int, ...], outputs: type | None = None):
         super().__init__()
-        self.runner, self.package, self.input_shape = runner, package, tuple(input_shape)
-        self.compile_seconds, self.from_cache, self.backend = seconds, cached, backend
+        self.package, self.input_shape, self.backend = package.path, tuple(input_shape), package.backend
+        self.compile_seconds, self.from_cache = package.seconds, package.cached
+        self.runner = package.runner if package.backend == "inductor" else _torch_io(package.runner)
         self.outputs = outputs  # the namedtuple of a spec's several outputs, as the eager module returns
 
     def forward(self, x):
@@ -73,33 +76,24 @@ class CompiledModule(nn.Module):
 
 
 def cache_key(gm: torch.fx.GraphModule, input_shape, backend: str = "inductor") -> str:
-    """A hash of everything the compiled package depends on."""
-    import platform
-    import sys
-    from importlib.metadata import version
+    """The key of a built module's package (`recipe.py` keys a seeded or weights-file build
+    before building): a hash of everything the package depends on, its weights included."""
+    from netc.backends.torch import recipe
 
     h = hashlib.sha256()
-    isa = ""
-    if backend == "inductor":  # the package's C++ uses this CPU's vector ISA: another CPU may lack it
-        from torch._inductor.cpu_vec_isa import pick_vec_isa
-
-        isa = str(pick_vec_isa())
-    netc_version = version("netc")
-    h.update(f"{torch.__version__}|{netc_version}|{sys.version_info[:2]}|{platform.machine()}|{isa}|"
-             f"{tuple(input_shape)}|{MAX_BATCH}|{backend}|freezing|opset{OPSET}|".encode())
+    h.update(f"{recipe.source_digest()}|{recipe.versions(backend)}|{recipe.machine(backend)}|{tuple(input_shape)}|"
+             f"{backend}|{options(backend)}|".encode())
     h.update(gm.code.encode())
     tensors = dict(gm.named_parameters(remove_duplicate=False))
     tensors.update(gm.named_buffers(remove_duplicate=False))  # non-persistent buffers too
-    for name, t in sorted(tensors.items()):
-        h.update(name.encode())
-        h.update(str((tuple(t.shape), t.dtype, t.stride())).encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    recipe.hash_tensors(h, tensors)
     return h.hexdigest()[:32]
 
 
 def optimize(module: nn.Module, level: str | None = "inference", compile: bool | str = False, input_shape=None,
-             name: str = "model") -> nn.Module:
-    """`netc.api.optimize`: `level`'s rewrite (`optimize.py`), then with `compile` the compiled package."""
+             name: str = "model", key: str | None = None, note: dict | None = None) -> nn.Module:
+    """`netc.api.optimize`: `level`'s rewrite (`optimize.py`), then with `compile` the compiled
+    package (`key`, `note`: see `compile_inference`)."""
     if compile and level != "inference":
         raise error("usage", "compiling needs the inference optimisation", None, "use --optimize inference --compile")
     if compile and input_shape is None:
@@ -108,51 +102,50 @@ def optimize(module: nn.Module, level: str | None = "inference", compile: bool |
     from netc.backends.torch.optimize import optimize as rewrite
 
     if compile:  # compile_inference makes the inference rewrite itself: once is enough on a cache hit's path
-        backend = compile if isinstance(compile, str) and compile != "default" else None
-        return compile_inference(module, input_shape, name=name, backend=backend)
+        return compile_inference(module, input_shape, name=name, backend=backend_of(compile), key=key, note=note)
     return rewrite(module, level)
 
 
 def compile_inference(module: nn.Module, input_shape, cache: str | os.PathLike | None = None,
-                      name: str = "model", backend: str | None = None) -> CompiledModule:
+                      name: str = "model", backend: str | None = None, key: str | None = None,
+                      note: dict | None = None) -> CompiledModule:
     """`module` (a built netc module, or one `optimize_for_inference` already rewrote: the
     rewrites are idempotent) compiled for eval-mode inference on the CPU; inputs are
     (batch, *input_shape). `cache`: the folder of compiled packages (default `cache.cache_dir()`).
     `backend`: `inductor` (AOTInductor package) or `onnxruntime` (an ONNX file run by ORT);
-    default: `default_backend()`."""
-    backend = backend or default_backend()
-    if backend not in BACKENDS:
-        raise error("usage", f"unknown compile backend '{backend}'", None, f"one of {', '.join(BACKENDS)}")
+    default: `default_backend()`. `key`: the entry's key when the caller computed it before
+    building (`recipe.py`), else `cache_key` of the rewritten module; `note`: recorded with a
+    package this writes."""
+    backend = backend_of(backend)
     from netc.backends.torch.optimize import optimize_for_inference
 
     device = next(module.parameters()).device
     if device.type != "cpu":
         raise error("usage", f"--compile builds for the CPU; the module is on {device}", None,
                     "build with --device cpu, or use --optimize inference alone on CUDA")
-    limit = store.max_bytes()  # a bad NETC_CACHE_SIZE or cache folder is an error before the compile
-    folder = store.private_dir(Path(cache) if cache is not None else store.cache_dir())
+    folder, limit = cache_folder(cache)
     started = time.perf_counter()
     gm = optimize_for_inference(module)
     store.remove_stale_temps(folder)
-    filename = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:64]}-{cache_key(gm, input_shape, backend)}" \
-               f"{'.pt2' if backend == 'inductor' else '.onnx'}"
-    package = store.lookup(folder, filename)
-    cached = package is not None
-    if not cached:
-        package = store.store(folder, filename, lambda tmp: _write_package(gm, input_shape, backend, tmp))
-    runner = torch._inductor.aoti_load_package(str(package)) if backend == "inductor" else ort_runner(str(package))
-    store.evict(folder, limit, keep=package)
-    return CompiledModule(runner, package, input_shape, time.perf_counter() - started, cached, backend,
-                          returned_type(gm))
+    filename = entry_name(name, key or cache_key(gm, input_shape, backend), backend)
+    package = packages.find(folder, filename, backend, limit, torch.get_num_threads())
+    if package is None:
+        path = store.store(folder, filename, lambda tmp: _write_package(gm, input_shape, backend, tmp), note)
+        runner = packages.open_runner(path, backend, torch.get_num_threads())
+        store.evict(folder, limit, keep=path)
+        package = Package(path, backend, runner, 0.0, False, note or {})
+    package = replace(package, seconds=time.perf_counter() - started)
+    return CompiledModule(package, input_shape, returned_type(gm))
 
 
 def _write_package(gm: torch.fx.GraphModule, input_shape, backend: str, path: Path) -> None:
     if backend == "inductor":
         _compile_package(gm, input_shape, path)
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(onnx_bytes(gm, torch.randn(2, *input_shape)))
+    # onnxruntime's graph optimisations run once, here, and the optimised graph is the package:
+    # a hit opens it with nothing left to optimise (a third of a resnet50 session's start-up)
+    ort_session(onnx_bytes(gm, torch.randn(2, *input_shape)), save_to=path)
+    os.chmod(path, 0o600)
 
 
 class _Call(nn.Module):
@@ -183,16 +176,10 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
 def ort_runner(model: bytes | str):
     """An onnxruntime CPU session (every graph optimisation, torch's thread count) as a callable
     from a torch tensor to the list of the model's outputs."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise error("usage", "the onnxruntime backend needs the onnxruntime package", None,
-                    "pip install onnxruntime, or use the inductor backend") from None
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return _torch_io(ort_session(model, torch.get_num_threads()))
 
+
+def _torch_io(session):
     def run(x):
         return [torch.from_numpy(out) for out in session.run(None, {"x": x.contiguous().numpy()})]
 

@@ -142,6 +142,13 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
 
 
 
+def eval_outputs_type(network) -> type | None:
+    """The namedtuple type `network`'s eval forward returns its several outputs in, else None
+    (`returned_type` of its module, known without building it)."""
+    names = tuple(name for name, _, aux in output_order(network) if not aux)
+    return outputs_type(names) if len(names) > 1 else None
+
+
 def returned_type(gm) -> type | None:
     """The namedtuple type a netc module's forward returns its several outputs in, else None."""
     out = next(n for n in gm.graph.nodes if n.op == "output").args[0]

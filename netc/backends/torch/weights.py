@@ -39,6 +39,16 @@ def read_state_dict(path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict:
     return _names_to_tensors(state, shown)
 
 
+def file_digest(path, max_bytes: int = MAX_WEIGHTS_BYTES) -> str:
+    """SHA-256 of the weights file's bytes (the compile cache's key of a `--weights` build), the
+    file opened with the reader's checks; nothing is unpickled."""
+    import hashlib
+
+    shown = str(path)
+    with _open_regular(path, shown, max_bytes) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def _refuse(shown: str, message: str, hint: str | None = _HINT):
     return error("weights", message, Loc(clip(shown, 200)), hint)
 
