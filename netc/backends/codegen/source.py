@@ -65,11 +65,12 @@ def render_module(gen, hidden: bool = False) -> str:
 
 
 def _guard(network) -> dict | None:
-    """The check of the input size in the factory of a network fixed to it (netc.backends.torch.size_guard)."""
-    from netc.backends.torch.size_guard import fixed_size
+    """The check of the input size in the factory of a network whose generated code cannot follow it
+    (netc.backends.torch.size_guard.codegen_guard)."""
+    from netc.backends.torch.size_guard import codegen_guard
 
-    guard = fixed_size(network)
-    return None if guard is None else {"axes": len(guard.size), "size": repr(guard.size), "message": repr(guard.message())}
+    guard = codegen_guard(network)
+    return None if guard is None else {"axes": len(guard[0]), "size": repr(guard[0]), "message": repr(guard[1])}
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:

@@ -44,8 +44,8 @@ class NetcModule(Block):
     def __init__(self, children: dict[str, nn.Module], plan: Plan, program: Program, class_name: str | None = None):
         object.__setattr__(self, "_netc_program", program)
         super().__init__(children, plan, class_name or _class_name(program.name))
-        if program.fixed_size is not None:  # refuse another input size before any op runs
-            self.register_forward_pre_hook(program.fixed_size)
+        if program.follow_size is not None:  # another input size: follow it, or refuse before any op runs
+            self.register_forward_pre_hook(program.follow_size)
 
     @property
     def program(self) -> Program:

@@ -1,0 +1,219 @@
+"""Modules that follow the input size (issue 28, build 1): a module built at one input size and
+called at another computes what the spec compiled at that size computes, with the same weights,
+or raises InputSizeError at the spec location of the first layer that cannot follow, before any
+op runs (netc.backends.torch.size_guard). The oracle is always the spec compiled at the other size."""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import netc
+from netc.backends.torch.size_guard import InputSizeError
+from netc.errors import NetcError
+from tests import fuzz_oracles
+from tests.test_fuzz import spec_text
+from tests.test_fuzz_oracles import QUICK
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+HEADER = "netc: 1\nname: t\ninput: [4, 16, 16]\n"
+LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): ")
+
+
+def compiled(text: str, shape, file: str = "size.yaml"):
+    return netc.loads(text, file, input_shape=tuple(shape))
+
+
+def outputs(out) -> list:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def same(a, b) -> bool:
+    xs, ys = outputs(a), outputs(b)
+    return len(xs) == len(ys) and all(x.shape == y.shape and torch.allclose(x, y, atol=1e-5, rtol=1e-5)
+                                      for x, y in zip(xs, ys))
+
+
+def follows_or_refuses(module, text: str, file: str, size: tuple, batch: int = 2) -> str:
+    """Call `module` at `size` (C, H, W): 'follows' when it equals the spec compiled at that size
+    (same weights), 'refuses' when it raises the located InputSizeError - which the spec compiled
+    at that size must justify: it does not compile there, or its parameters or layers differ."""
+    x = torch.randn(batch, *size)
+    try:
+        oracle = compiled(text, size, file)
+    except NetcError:
+        oracle = None
+    calls = []
+    hook = module.register_forward_pre_hook(lambda m, args: calls.append(1))  # runs after the size's hook
+    try:
+        with torch.no_grad():
+            got = module(x)
+    except InputSizeError as exc:
+        assert calls == [], "the error came after an op ran"
+        where = LOCATED.match(str(exc))
+        assert where and int(where["line"]) > 0, str(exc)
+        assert where["file"] == file or "imports:" in text, str(exc)  # a template's layer: its library's file
+        assert "×".join(map(str, size[1:])) in str(exc)
+        if oracle is not None:  # it compiles there: then something with parameters, or the layers, differ
+            keys = [(d.scope, d.op, d.params, d.buffers) for _, d in oracle.nodes()]
+            mine = [(d.scope, d.op, d.params, d.buffers) for _, d in module.program.follow_size.network.nodes()]
+            if keys == mine:
+                with pytest.raises(RuntimeError):
+                    oracle.build(device="meta").load_state_dict(module.state_dict(), strict=True)
+        return "refuses"
+    finally:
+        hook.remove()
+    assert oracle is not None, "a module ran at a size its spec does not compile at"
+    reference = oracle.build(init=False).eval()
+    reference.load_state_dict(module.state_dict(), strict=True)
+    with torch.no_grad():
+        assert same(got, reference(x)), "the module at the other size differs from the spec compiled there"
+    return "follows"
+
+
+# --- generated specs ------------------------------------------------------------------------------
+
+@settings(QUICK, max_examples=40)
+@given(spec_text(), st.integers(1, 12), st.integers(1, 12))
+def test_generated_specs_built_at_one_size_run_at_another(text, h, w):
+    net = fuzz_oracles.valid(text)
+    c, h0, w0 = net.input_shape
+    if (h, w) == (h0, w0):
+        h += 1
+    module = fuzz_oracles.built(net).eval()
+    follows_or_refuses(module, text, "fuzz.yaml", (c, h, w))
+    with torch.no_grad():  # back at the built size, it is the module it was
+        assert same(module(torch.ones(1, *net.input_shape)), fuzz_oracles.built(net).eval()(torch.ones(1, *net.input_shape)))
+
+
+@settings(QUICK, max_examples=15)
+@given(spec_text(), st.integers(1, 12), st.integers(1, 12))
+def test_generated_code_built_at_one_size_run_at_another(text, h, w):
+    """The generated module: the same outputs as the spec compiled at the other size, or an error
+    before any output (a located one where the spec reads $in_h/$in_w, which generated code computes
+    at the size it was generated for)."""
+    from tests.conftest import factory, import_source
+
+    net = fuzz_oracles.valid(text)
+    c, h0, w0 = net.input_shape
+    if (h, w) == (h0, w0):
+        h += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            model = factory(import_source(net.codegen(), Path(tmp)))().eval()
+        except NetcError:
+            return  # a spec codegen refuses (its own tests cover that)
+        module = fuzz_oracles.built(net).eval()
+        model.load_state_dict(module.state_dict(), strict=True)
+        x = torch.randn(2, c, h, w)
+        try:
+            with torch.no_grad():
+                got = model(x)
+        except Exception as exc:  # torch's own error where no spec location is known
+            if net.graph.size_from_input is not None:  # generated code computed those sizes once
+                assert LOCATED.match(str(exc)) and str(exc).startswith("fuzz.yaml:"), str(exc)
+                return
+            with pytest.raises(InputSizeError):  # the built module refuses that size too
+                module(x)
+            return
+        assert net.graph.size_from_input is None
+        with torch.no_grad():
+            assert same(got, module(x))
+
+
+# --- the cases by hand ----------------------------------------------------------------------------
+
+FOLLOWS = {  # built at one size, each runs at another and equals the spec compiled there
+    "convs": "layers:\n  - {conv: {out: 6, k: 3, s: 2, p: 1}}\n  - bn\n  - relu\n  - {maxpool: {k: 2}}\n",
+    "residual": "layers:\n  - {residual: {body: [{conv: {out: 4, k: 3, p: 1}}, bn], then: relu}}\n  - {gap: {}}\n"
+                "  - flatten\n  - {linear: {out: 5}}\n",
+    "adaptive": "layers:\n  - {conv: {out: 4, k: 3}}\n  - {adaptive_avgpool: {out: 3}}\n  - flatten\n"
+                "  - {linear: {out: 7}}\n",
+    "fcn": "layers:\n  - {conv: {out: 4, k: 3, s: 2, p: 1}}\n  - {upsample: {size: [$in_h, $in_w]}}\n",
+    "template": "templates:\n  Up:\n    args: {}\n    body: [{conv: {out: 2, k: 1}}, {upsample: {size: [$in_h * 2, $in_w * 2]}}]\n"
+                "layers:\n  - {avgpool: {k: 2}}\n  - {name: u, use: Up}\n",
+    "half": "templates:\n  Half:\n    args: {}\n    body: [{adaptive_avgpool: {out: [$in_h // 2, $in_w // 2]}}, bn]\n"
+            "layers:\n  - {conv: {out: 3, k: 3, p: 1}}\n  - {name: h, use: Half}\n  - {upsample: {size: [$in_h, $in_w]}}\n",
+    "vars": "vars: {grid: $in_w // 4}\nlayers:\n  - {adaptive_avgpool: {out: $grid}}\n",
+}
+REFUSES = {  # built at 16×16, 20×12 is refused at the line of the layer that cannot follow
+    "linear": ("layers:\n  - {conv: {out: 4, k: 3, s: 2, p: 1}}\n  - flatten\n  - {linear: {out: 5}}\n", 7,
+               "in_features 256 → 240"),
+    "channels": ("layers:\n  - {conv: {out: $in_h, k: 1}}\n", 5, "out_channels 16 → 20"),
+    "kernel": ("templates:\n  K:\n    args: {}\n    body: [{conv: {out: 2, k: $in_w // 4}}]\nlayers:\n"
+               "  - {use: K}\n", 7, "kernel_size"),
+    "repeat": ("layers:\n  - {repeat: $in_w // 4, conv: {out: 4, k: 1}}\n", 5, "repeat count"),
+    "window": ("layers:\n  - {maxpool: {k: 14}}\n", 5, "does not compile"),
+}
+
+
+@pytest.mark.parametrize("name", FOLLOWS)
+def test_a_module_follows_the_input_size(name):
+    module = compiled(HEADER + FOLLOWS[name], (4, 16, 16)).build().eval()
+    assert follows_or_refuses(module, HEADER + FOLLOWS[name], "size.yaml", (4, 20, 12)) == "follows"
+    assert follows_or_refuses(module, HEADER + FOLLOWS[name], "size.yaml", (4, 16, 16)) == "follows"
+
+
+@pytest.mark.parametrize("name", REFUSES)
+def test_a_module_refuses_a_size_its_structure_cannot_follow_before_any_op(name):
+    import copy
+    import pickle
+
+    text, line, detail = REFUSES[name]
+    module = compiled(HEADER + text, (4, 16, 16)).build().eval()
+    for m in (module, pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        assert follows_or_refuses(m, HEADER + text, "size.yaml", (4, 20, 12)) == "refuses"
+        with pytest.raises(InputSizeError) as info:
+            m(torch.randn(1, 4, 20, 12))
+        message = str(info.value)
+        assert message.startswith(f"size.yaml:{line}:") and "16×16" in message and "20×12" in message, message
+        assert detail in message, message
+        assert m(torch.randn(1, 4, 16, 16)) is not None  # the built size still runs
+
+
+def test_an_fcn_style_spec_built_at_224_returns_the_size_it_is_called_at():
+    """Issue 28's case: upsample back to [$in_h, $in_w], built for 224×224, called at 160×192."""
+    text = ("netc: 1\nname: fcn\ninput: [3, 224, 224]\nlayers:\n"
+            "  - {conv: {out: 8, k: 3, s: 2, p: 1}}\n  - bn\n  - relu\n  - {maxpool: {k: 2}}\n"
+            "  - {conv: {out: 21, k: 1}}\n  - {upsample: {size: [$in_h, $in_w], mode: bilinear}}\n")
+    module = compiled(text, (3, 224, 224), "fcn.yaml").build().eval()
+    with torch.no_grad():
+        assert module(torch.randn(1, 3, 160, 192)).shape == (1, 21, 160, 192)
+        assert module(torch.randn(1, 3, 224, 224)).shape == (1, 21, 224, 224)
+    assert follows_or_refuses(module, text, "fcn.yaml", (3, 160, 192), batch=1) == "follows"
+
+
+def test_generated_code_sized_by_its_input_refuses_another_size_with_the_location(tmp_path):
+    from tests.conftest import factory, import_source
+
+    text = HEADER + FOLLOWS["fcn"]
+    model = factory(import_source(compiled(text, (4, 16, 16)).codegen(), tmp_path))().eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 4, 16, 16)).shape == (1, 4, 16, 16)
+        with pytest.raises(ValueError) as info:
+            model(torch.randn(1, 4, 20, 12))
+    message = str(info.value)
+    assert message.startswith("size.yaml:6:") and "16×16" in message and "20×12" in message, message
+
+
+# --- every bundled spec at a second size ----------------------------------------------------------
+
+def second_size(shape) -> tuple[int, int, int]:
+    """Another input size a spec of `shape` plausibly accepts: three quarters of the height, the width
+    a quarter more (224×224 → 168×280; 32×32 → 24×40)."""
+    c, h, w = shape
+    return c, max(1, h * 3 // 4), w + max(1, w // 4)
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_bundled_spec_runs_at_a_second_size(path):
+    net = netc.load(path)
+    module = net.build(init=False).eval()
+    text = path.read_text(encoding="utf-8")
+    outcome = follows_or_refuses(module, text, str(path), second_size(net.input_shape), batch=1)
+    assert outcome in ("follows", "refuses")
