@@ -113,6 +113,17 @@ class Graph(nx.DiGraph):
     def size_from_input(self, value: Loc | None) -> None:
         self.graph["size_from_input"] = value
 
+    @property
+    def size_fixed(self) -> Loc | None:
+        """Where the spec first reads `$in_h`/`$in_w` in a way generated code cannot follow at run
+        time (an `if:`, a repeat count, a template argument, a `vars:` entry, a function of them):
+        generated code then keeps the size it was generated for. None if it never does."""
+        return self.graph.get("size_fixed")
+
+    @size_fixed.setter
+    def size_fixed(self, value: Loc | None) -> None:
+        self.graph["size_fixed"] = value
+
     def node(self, nid: int) -> Node:
         return self._node[nid][_NODE]
 

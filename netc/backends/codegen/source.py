@@ -59,17 +59,17 @@ def render_module(gen, hidden: bool = False) -> str:
         eval_fields=eval_fields if len(eval_fields) > 1 and len(eval_fields) < len(fields) else [],
         model=model.name, factory=factory, factory_params=params,
         fixed=", ".join(p if hidden else f"{p}={norm(v)!r}" for p, v in classes.fixed),
-        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)), guard=_guard(net),
+        features=gen.features, probe="_" if hidden else repr(tuple(net.input_shape)), guard=_guard(net, gen.drafter.unfollowed),
         outputs=[(f, aux) for f, (_, _, aux) in zip(fields, outputs)])
     return text
 
 
-def _guard(network) -> dict | None:
+def _guard(network, unfollowed) -> dict | None:
     """The check of the input size in the factory of a network whose generated code cannot follow it
     (netc.backends.torch.size_guard.codegen_guard)."""
     from netc.backends.torch.size_guard import codegen_guard
 
-    guard = codegen_guard(network)
+    guard = codegen_guard(network, unfollowed)
     return None if guard is None else {"axes": len(guard[0]), "size": repr(guard[0]), "message": repr(guard[1])}
 
 

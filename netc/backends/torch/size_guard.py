@@ -152,16 +152,19 @@ def _diff(x, y, at_a, at_b) -> str:
         else f"its module would change ({', '.join(parts)}) while keeping parameters"
 
 
-def codegen_guard(network) -> tuple[tuple[int, ...], str] | None:
+def codegen_guard(network, unfollowed=()) -> tuple[tuple[int, ...], str] | None:
     """The size generated code is fixed to, and its error with `%s` for the size it was called at,
-    for a network whose spec sizes layers by `$in_h`/`$in_w` (generated code computes those sizes
-    once, at the size it was generated for); None when it reads neither."""
-    where, shape = network.graph.size_from_input, network.input_shape
+    for a network whose spec reads `$in_h`/`$in_w` where generated code cannot follow it at run
+    time (`Graph.size_fixed`, or the ops in `unfollowed`: netc.backends.codegen.sizes); None when
+    it follows every size its layers accept."""
+    shape, where = network.input_shape, network.graph.size_fixed
+    if where is None and unfollowed:
+        where = next(d.loc for nid, d in network.nodes() if nid in unfollowed)
     if where is None or len(shape) != 3:
         return None
-    detail = ("the spec sizes layers by the input's height and width ($in_h, $in_w) here, which generated code "
+    detail = ("the spec sizes layers by the input's height and width ($in_h, $in_w) here in a way generated code "
               "computes at the size it was generated for")
-    return tuple(shape[1:]), located(where, "\0", shape[1:], detail).replace("%", "%%").replace("\0", "%s")
+    return tuple(shape[1:]), located(where, "\\0", shape[1:], detail).replace("%", "%%").replace("\\0", "%s")
 
 
 def follow_size(network) -> FollowSize | None:
