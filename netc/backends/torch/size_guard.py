@@ -65,7 +65,12 @@ class FollowSize:
         swaps = {**self.built_leaves(self.plan(at)), **plan}
         for scope, leaf in swaps.items():
             parent, _, name = scope.rpartition(".")
-            module.get_submodule(parent)._modules[name] = leaf
+            try:
+                owner = module.get_submodule(parent)
+            except AttributeError:  # an inference rewrite removed the op (netc.backends.torch.optimize)
+                continue
+            if name in owner._modules:
+                owner._modules[name] = leaf
         module.__dict__["_netc_size"] = got
 
     def plan(self, size: tuple[int, ...]) -> dict | InputSizeError:
