@@ -144,6 +144,13 @@ FOLLOWS = {  # built at one size, each runs at another and equals the spec compi
     "half": "templates:\n  Half:\n    args: {}\n    body: [{adaptive_avgpool: {out: [$in_h // 2, $in_w // 2]}}, bn]\n"
             "layers:\n  - {conv: {out: 3, k: 3, p: 1}}\n  - {name: h, use: Half}\n  - {upsample: {size: [$in_h, $in_w]}}\n",
     "vars": "vars: {grid: $in_w // 4}\nlayers:\n  - {adaptive_avgpool: {out: $grid}}\n",
+    "nested": ("templates:\n  Up:\n    args: {}\n    body:\n      - {conv: {out: 2, k: 1}}\n"
+               "      - {name: inner, seq: [{upsample: {size: [$in_h * 2, $in_w * 2]}}]}\n"
+               "layers:\n  - {name: u, use: Up}\n"),
+}
+CODEGEN_FIXED = {  # generated code keeps these sizes and refuses another at this line
+    "vars": 4,  # a vars: entry is a number
+    "nested": 9,  # the size binds the template's input, which the inner seq's forward does not see
 }
 REFUSES = {  # built at 16×16, 20×12 is refused at the line of the layer that cannot follow
     "linear": ("layers:\n  - {conv: {out: 4, k: 3, s: 2, p: 1}}\n  - flatten\n  - {linear: {out: 5}}\n", 7,
@@ -180,8 +187,11 @@ def test_a_module_refuses_a_size_its_structure_cannot_follow_before_any_op(name)
         assert m(torch.randn(1, 4, 16, 16)) is not None  # the built size still runs
 
 
-def test_an_fcn_style_spec_built_at_224_returns_the_size_it_is_called_at():
-    """Issue 28's case: upsample back to [$in_h, $in_w], built for 224×224, called at 160×192."""
+def test_an_fcn_style_spec_built_at_224_returns_the_size_it_is_called_at(tmp_path):
+    """Issue 28's case: upsample back to [$in_h, $in_w], built for 224×224, called at 160×192; its
+    generated code too."""
+    from tests.conftest import factory, import_source
+
     text = ("netc: 1\nname: fcn\ninput: [3, 224, 224]\nlayers:\n"
             "  - {conv: {out: 8, k: 3, s: 2, p: 1}}\n  - bn\n  - relu\n  - {maxpool: {k: 2}}\n"
             "  - {conv: {out: 21, k: 1}}\n  - {upsample: {size: [$in_h, $in_w], mode: bilinear}}\n")
@@ -190,6 +200,11 @@ def test_an_fcn_style_spec_built_at_224_returns_the_size_it_is_called_at():
         assert module(torch.randn(1, 3, 160, 192)).shape == (1, 21, 160, 192)
         assert module(torch.randn(1, 3, 224, 224)).shape == (1, 21, 224, 224)
     assert follows_or_refuses(module, text, "fcn.yaml", (3, 160, 192), batch=1) == "follows"
+    model = factory(import_source(compiled(text, (3, 224, 224), "fcn.yaml").codegen(), tmp_path))().eval()
+    model.load_state_dict(module.state_dict(), strict=True)
+    x = torch.randn(1, 3, 160, 192)
+    with torch.no_grad():
+        assert same(model(x), module(x)) and model(x).shape == (1, 21, 160, 192)
 
 
 @pytest.mark.parametrize("name", FOLLOWS)
@@ -205,14 +220,15 @@ def test_generated_code_follows_the_input_size_or_refuses_with_the_location(name
     model.load_state_dict(module.state_dict(), strict=True)
     x = torch.randn(2, 4, 20, 12)
     with torch.no_grad():
-        if name != "vars":
+        if name not in CODEGEN_FIXED:
             assert same(model(x), module(x))
             assert ("x.shape[-2]" in source) == (net.graph.size_from_input is not None)
             return
         with pytest.raises(ValueError) as info:
             model(x)
     message = str(info.value)
-    assert message.startswith("size.yaml:4:") and "16×16" in message and "20×12" in message, message
+    assert message.startswith(f"size.yaml:{CODEGEN_FIXED[name]}:") and "16×16" in message and "20×12" in message, \
+        message
 
 
 # --- every bundled spec at a second size ----------------------------------------------------------
