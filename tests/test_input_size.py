@@ -270,3 +270,26 @@ def test_the_inference_rewrite_follows_the_input_size_as_the_module_does():
     lin = netc.optimize(compiled(HEADER + REFUSES["linear"][0], (4, 16, 16)).build().eval())
     with pytest.raises(InputSizeError, match=r"^size\.yaml:7:"):
         lin(x)
+
+
+@pytest.mark.parametrize("text, follows", [
+    ("[$in_h, $in_w]", True), ("$in_h // 2 + 1", True), ("-(-$in_w // 3)", True), ("$in_h * 2 - $in_w % 5", True),
+    ("3 + $in_h", True), ("max($in_h, 8)", False), ("$in_h / 2", False), ("$in_h * 0.5", False),
+    ("2 if $in_h > 3 else 1", False), ("$sizes[$in_h // 32]", False), ("abs($in_h)", False), ("$in_h ** 2", False),
+    ("[$in_h, 7]", True), ("$k", False),
+])
+def test_a_size_expression_follows_the_input_only_by_integer_arithmetic(text, follows):
+    """netc.spec.symbolic: where the source is kept, it equals the language's own value at every size."""
+    from netc.expr import evaluate
+    from netc.spec.symbolic import symbolic_attrs
+
+    env = {"in_h": 24, "in_w": 20, "sizes": [1, 2, 3, 4], "k": 5}
+    got = symbolic_attrs({"size": text}, env, None)
+    assert (got is not None) == follows, got
+    if got is None:
+        return
+    for h, w in [(24, 20), (7, 31), (1, 1), (160, 192)]:
+        at = {**env, "in_h": h, "in_w": w}
+        want = evaluate(text, at)
+        source = got["size"].replace("{H}", str(h)).replace("{W}", str(w))
+        assert eval(source) == (tuple(want) if isinstance(want, list) else want)  # noqa: S307 (our own source)

@@ -102,7 +102,7 @@ class Network:
         shape = tuple(shape)
         if self.graph.size_from_input is None:
             g = self.graph.copy()
-            g.graph["input"] = shape
+            g.input_shape = shape
             for nid, data in g.node_items():
                 data.inferred, data.shape = nid == 0, shape if nid == 0 else None
             infer_shapes(g, self.order)

@@ -62,6 +62,10 @@ class Graph(nx.DiGraph):
     def input_shape(self) -> tuple[int, ...]:
         return self.graph["input"]
 
+    @input_shape.setter
+    def input_shape(self, value: tuple[int, ...]) -> None:
+        self.graph["input"] = value
+
     @property
     def input_loc(self) -> Loc | None:
         """Where the spec writes its input shape (else where the input node is)."""

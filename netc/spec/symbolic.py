@@ -17,8 +17,8 @@ from collections import ChainMap
 from typing import Any
 
 from netc.expr import Evaluator, Unavailable, substitute
+from netc.ir.sized import SIZED, bound  # noqa: F401  (the frontend's side of the record)
 
-SIZED = "symbolic.sized"  # `Node.meta` key: {attribute: source over `{H}`, `{W}`} (see `bound`)
 _OPS = {"add": ("+", operator.add), "sub": ("-", operator.sub), "mul": ("*", operator.mul),
         "floordiv": ("//", operator.floordiv), "mod": ("%", operator.mod)}
 
@@ -118,12 +118,6 @@ def symbolic_attrs(raw, env, loc) -> dict[str, str] | None:
         return None
     out = {k: _render(v) for k, v in (values.items() if isinstance(values, dict) else ()) if _holds_sym(v)}
     return out or None
-
-
-def bound(node) -> int:
-    """The node whose height and width `{H}` and `{W}` are in `node`'s sized attributes: its
-    template instance's input, else the network's input."""
-    return node.template_input if node.template_input is not None else 0
 
 
 def _holds_sym(value: Any) -> bool:

@@ -16,7 +16,7 @@ from netc.backends.codegen.scopes import INLINE_OPS, Box, local_name
 from netc.backends.codegen.sizes import runtime_sized
 from netc.ir.blocks import schedule
 from netc.ops.shape import slice_bounds
-from netc.spec.symbolic import SIZED
+from netc.ir.sized import SIZED
 
 # how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
 OWNED_OPERATORS = {"operator.mul": "*"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netc.errors import error
-from netc.spec.symbolic import SIZED
+from netc.ir.sized import SIZED
 
 # parameter-free joins and views written as expressions, not modules
 INLINE_OPS = {"add", "cat", "scale", "mul", "chunk", "slice"}

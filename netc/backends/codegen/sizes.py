@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from netc.spec.symbolic import SIZED, bound
+from netc.ir.sized import SIZED, bound
 
 FOLLOWING = {"upsample": "size", "adaptive_avgpool": "out", "adaptive_maxpool": "out"}
 _POOLS = {"adaptive_avgpool": "adaptive_avg_pool2d", "adaptive_maxpool": "adaptive_max_pool2d"}

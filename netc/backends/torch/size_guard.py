@@ -40,16 +40,16 @@ class FollowSize:
     Keeps the network to compile it again (pickled with the module) and, per size, the modules to
     swap in or the error to raise (not pickled: found again on first use)."""
 
-    def __init__(self, network, size: tuple[int, ...]):
-        self.network, self.size = network, tuple(size)
+    def __init__(self, network, size: tuple[int, ...], make_leaf):
+        self.network, self.size, self.make_leaf = network, tuple(size), make_leaf
         self._plans: dict[tuple[int, ...], dict | InputSizeError] = {self.size: {}}
         self._built: dict[str, object] = {}  # the built size's modules at the scopes some size swaps
 
     def __getstate__(self):
-        return {"network": self.network, "size": self.size}
+        return {"network": self.network, "size": self.size, "make_leaf": self.make_leaf}
 
     def __setstate__(self, state):
-        self.__init__(state["network"], state["size"])
+        self.__init__(state["network"], state["size"], state["make_leaf"])
 
     def __call__(self, module, args) -> None:
         shape = getattr(args[0], "shape", None) if args else None
@@ -86,7 +86,7 @@ class FollowSize:
         """The modules the built size has at `scopes` (made again: they hold no parameters)."""
         todo = set(scopes) - set(self._built)
         if todo:
-            self._built.update(_leaves(self.network, todo))
+            self._built.update(self._leaves(self.network, todo))
         return {s: self._built[s] for s in scopes}
 
     def _changes(self, size: tuple[int, ...]) -> dict:
@@ -98,19 +98,16 @@ class FollowSize:
             d = exc.diagnostics[0]
             raise InputSizeError(located(d.loc or self.network.file, size, self.size,
                                          f"the spec does not compile at that size ({d.message})")) from None
-        return _leaves(other, _compare(self.network, other, size, self.size))
+        return self._leaves(other, _compare(self.network, other, size, self.size, self.make_leaf))
+
+    def _leaves(self, network, scopes) -> dict:
+        """The modules of `network`'s ops at `scopes`."""
+        shapes = network.graph.node_table()
+        return {d.scope: self.make_leaf(d.op, d.attrs, [shapes[i].shape for i in d.inputs])
+                for _, d in network.nodes() if d.scope in scopes}
 
 
-def _leaves(network, scopes) -> dict:
-    """The modules of `network`'s ops at `scopes`."""
-    from netc.backends.torch.module import make_leaf
-
-    shapes = network.graph.node_table()
-    return {d.scope: make_leaf(d.op, d.attrs, [shapes[i].shape for i in d.inputs])
-            for _, d in network.nodes() if d.scope in scopes}
-
-
-def _compare(a, b, size, built) -> set[str]:
+def _compare(a, b, size, built, make_leaf) -> set[str]:
     """The scopes of the parameter-free modules that differ between network `a` and `b` (the same
     spec compiled at another size); InputSizeError at the first op that cannot follow."""
     from netc.ops import REGISTRY
@@ -125,21 +122,22 @@ def _compare(a, b, size, built) -> set[str]:
                                          f"'{node.scope}' ({node.op}) on (a repeat count or an if: on the size)"))
         if x.params != y.params or x.buffers != y.buffers or x.owned != y.owned:
             raise InputSizeError(located(x.loc, size, built, f"'{x.scope}' ({x.op}) cannot follow the input size: "
-                                         f"{_diff(x, y, at_a, at_b)}"))
+                                         f"{_diff(x, y, at_a, at_b, make_leaf)}"))
         op = REGISTRY[x.op]
         spec_x = op.module(x.attrs, [at_a[i].shape for i in x.inputs]) if x.owned is None else None
         spec_y = op.module(y.attrs, [at_b[i].shape for i in y.inputs]) if y.owned is None else None
         if spec_x != spec_y:
             if x.params or x.buffers:  # the same counts, other shapes (a kernel computed from $in_h)
                 raise InputSizeError(located(x.loc, size, built, f"'{x.scope}' ({x.op}) cannot follow the input "
-                                             f"size: {_diff(x, y, at_a, at_b)}"))
+                                             f"size: {_diff(x, y, at_a, at_b, make_leaf)}"))
             changed.add(x.scope)
     return changed
 
 
-def _diff(x, y, at_a, at_b) -> str:
+def _diff(x, y, at_a, at_b, make_leaf) -> str:
     """What differs in an op with parameters between the two sizes, as its module would show it."""
-    from netc.backends.torch.program import resolve
+    import torch
+
     from netc.ops import REGISTRY
 
     op = REGISTRY[x.op]
@@ -148,7 +146,8 @@ def _diff(x, y, at_a, at_b) -> str:
                f"{x.owned.shape if x.owned else None}"
     sx = op.module(x.attrs, [at_a[i].shape for i in x.inputs])
     sy = op.module(y.attrs, [at_b[i].shape for i in y.inputs])
-    names = list(inspect.signature(resolve(sx.cls)).parameters)
+    with torch.device("meta"):
+        names = list(inspect.signature(type(make_leaf(x.op, x.attrs, [at_a[i].shape for i in x.inputs]))).parameters)
     parts = [f"{names[k] if k < len(names) else k} {u!r} → {v!r}" for k, (u, v) in enumerate(zip(sx.args, sy.args))
              if u != v]
     parts += [f"{k} {sx.kwargs.get(k)!r} → {sy.kwargs.get(k)!r}" for k in sorted(set(sx.kwargs) | set(sy.kwargs))
@@ -172,7 +171,8 @@ def codegen_guard(network, unfollowed=()) -> tuple[tuple[int, ...], str] | None:
     return tuple(shape[1:]), located(where, "\\0", shape[1:], detail).replace("%", "%%").replace("\\0", "%s")
 
 
-def follow_size(network) -> FollowSize | None:
-    """The size follower of `network` (a `netc.api.Network`), None for an input that is not C×H×W."""
+def follow_size(network, make_leaf) -> FollowSize | None:
+    """The size follower of `network` (a `netc.api.Network`), None for an input that is not C×H×W;
+    `make_leaf(op, attrs, in_shapes)` constructs an op's module (netc.backends.torch.module's)."""
     shape = network.input_shape
-    return FollowSize(network, tuple(shape[1:])) if len(shape) == 3 else None
+    return FollowSize(network, tuple(shape[1:]), make_leaf) if len(shape) == 3 else None
