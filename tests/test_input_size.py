@@ -292,4 +292,4 @@ def test_a_size_expression_follows_the_input_only_by_integer_arithmetic(text, fo
         at = {**env, "in_h": h, "in_w": w}
         want = evaluate(text, at)
         source = got["size"].replace("{H}", str(h)).replace("{W}", str(w))
-        assert eval(source) == (tuple(want) if isinstance(want, list) else want)  # noqa: S307 (our own source)
+        assert eval(source) == (tuple(want) if isinstance(want, list) else want)  # our own source, over integers

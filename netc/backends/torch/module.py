@@ -29,8 +29,8 @@ import torch
 from torch import fx, nn
 
 from netc.backends.torch.blocks import Block, assemble
-from netc.backends.torch.size_guard import follow_size
 from netc.backends.torch.program import Program, output_order, outputs_type, program_of, resolve  # noqa: F401
+from netc.backends.torch.size_guard import follow_size
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
