@@ -118,8 +118,8 @@ def _compare(a, b, size, built, make_leaf) -> set[str]:
         if x is None or y is None or (x.scope, x.op, x.aux) != (y.scope, y.op, y.aux) or \
                 [at_a[i].scope for i in x.inputs] != [at_b[i].scope for i in y.inputs]:
             node = x if x is not None else y
-            raise InputSizeError(located(node.loc, size, built, f"the spec's layers differ at that size from "
-                                         f"'{node.scope}' ({node.op}) on (a repeat count or an if: on the size)"))
+            raise InputSizeError(located(node.loc, size, built, f"at that size the spec's layers differ from "
+                                         f"'{node.scope}' ({node.op}) on (a repeat count or an if: reads the size)"))
         if x.params != y.params or x.buffers != y.buffers or x.owned != y.owned:
             raise InputSizeError(located(x.loc, size, built, f"'{x.scope}' ({x.op}) cannot follow the input size: "
                                          f"{_diff(x, y, at_a, at_b, make_leaf)}"))
