@@ -205,6 +205,7 @@ def test_an_fcn_style_spec_built_at_224_returns_the_size_it_is_called_at(tmp_pat
     x = torch.randn(1, 3, 160, 192)
     with torch.no_grad():
         assert same(model(x), module(x)) and model(x).shape == (1, 21, 160, 192)
+        assert same(torch.jit.script(model)(x), module(x))  # the runtime size scripts too
 
 
 @pytest.mark.parametrize("name", FOLLOWS)
