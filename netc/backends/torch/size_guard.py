@@ -19,6 +19,8 @@ from __future__ import annotations
 import inspect
 from itertools import zip_longest
 
+import torch
+
 
 class InputSizeError(ValueError):
     """A module called at an input size its spec's structure cannot follow."""
@@ -55,6 +57,8 @@ class FollowSize:
         shape = getattr(args[0], "shape", None) if args else None
         if shape is None or len(shape) != len(self.size) + 2:
             return  # not a batch of images: the first op says what is wrong
+        if torch.jit.is_tracing():  # a trace records the ops at the traced size only (its sizes are tensors)
+            return
         got = tuple(int(d) for d in shape[2:])
         at = module.__dict__.get("_netc_size", self.size)
         if got == at:
@@ -136,8 +140,6 @@ def _compare(a, b, size, built, make_leaf) -> set[str]:
 
 def _diff(x, y, at_a, at_b, make_leaf) -> str:
     """What differs in an op with parameters between the two sizes, as its module would show it."""
-    import torch
-
     from netc.ops import REGISTRY
 
     op = REGISTRY[x.op]
