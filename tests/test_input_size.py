@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+import yaml
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import netc
@@ -94,6 +95,21 @@ def test_generated_specs_built_at_one_size_run_at_another(text, h, w):
     follows_or_refuses(module, text, "fuzz.yaml", (c, h, w))
     with torch.no_grad():  # back at the built size, it is the module it was
         assert same(module(torch.ones(1, *net.input_shape)), fuzz_oracles.built(net).eval()(torch.ones(1, *net.input_shape)))
+
+
+@settings(QUICK, max_examples=20)
+@given(spec_text(), st.integers(1, 12), st.integers(1, 12))
+def test_generated_specs_ending_in_a_fixed_classifier_follow_or_refuse(text, h, w):
+    """The same with a flatten into a linear appended, whose in_features fix the size: the refusals."""
+    doc = yaml.safe_load("".join(ch for ch in text if ch.isprintable() or ch in "\n\t"))  # the description's
+    doc["layers"] = list(doc["layers"]) + ["flatten", {"name": "head", "linear": {"out": 3}}]
+    text = yaml.safe_dump(doc, sort_keys=False)
+    net = fuzz_oracles.valid(text)
+    c, h0, w0 = net.input_shape
+    if (h, w) == (h0, w0):
+        h += 1
+    module = fuzz_oracles.built(net).eval()
+    event(f"size: {follows_or_refuses(module, text, 'fuzz.yaml', (c, h, w))}")
 
 
 @settings(QUICK, max_examples=15)
