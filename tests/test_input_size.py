@@ -264,8 +264,8 @@ HEAVY_PARAMS, HEAVY_OPS = 40_000_000, 700  # above either, a spec is run on the 
 def test_every_bundled_spec_runs_at_a_second_size(path):
     """Built once at the spec's size, called at a second one: the spec compiled there, or the
     located error. The networks too large to run cheaply on two cores (over 40M parameters or 700
-    ops: ResNet-1202, the VGGs, the 101- and 152-layer ResNets and ResNeXts, the Wide ResNets,
-    Inception-v4 and Inception-ResNet-v2) run on the meta device: the same modules, the size's plan
+    ops: the AlexNets and VGGs, ResNet-1202, the 101- and 152-layer ResNets and ResNeXts, the Wide
+    ResNets, Inception-v4 and Inception-ResNet-v2) run on the meta device: the same modules, the size's plan
     and the output shapes checked, the values not computed (the other specs check them)."""
     net = netc.load(path)
     device = "meta" if net.params > HEAVY_PARAMS or len(net.order) > HEAVY_OPS else "cpu"
