@@ -257,8 +257,9 @@ def _parse(text: str) -> ast.Expression:
     return ast.parse(_VAR.sub(lambda m: m.group(1), text.strip()), mode="eval")
 
 
-def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
-    """Evaluate one expression string against `env` (names without the `$`)."""
+def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None, evaluator=None) -> Any:
+    """Evaluate one expression string against `env` (names without the `$`); `evaluator(text, env,
+    loc)` makes the evaluator (`Evaluator`; netc.spec.symbolic's notes how sizes are read)."""
     spend(1, loc)
     if len(text) > MAX_EXPR_LEN:
         raise error("expr", f"expression longer than {MAX_EXPR_LEN} characters", loc)
@@ -268,27 +269,27 @@ def evaluate(text: str, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
         raise error("expr", f"cannot parse expression '{text}'", loc,
                     "write arithmetic on $variables, e.g. '$planes * 4'") from None
     try:
-        return Evaluator(text, env, loc)(tree)
+        return (evaluator or Evaluator)(text, env, loc)(tree)
     except RecursionError:
         raise error("expr", f"expression '{text[:40]}' is nested too deeply", loc) from None
 
 
-def substitute(value: Any, env: Mapping[str, Any], loc: Loc | None = None) -> Any:
+def substitute(value: Any, env: Mapping[str, Any], loc: Loc | None = None, evaluator=None) -> Any:
     """Evaluate every expression inside a YAML value (mappings and lists, recursively).
 
     Locations are kept: the result is a LocDict/LocList wherever the input was one. The result
     is bounded in size (netc.spec.budget.MAX_VALUE_ITEMS) and its work charged to the budget.
     """
-    out = _substitute(value, env, loc)
+    out = _substitute(value, env, loc, evaluator)
     check_size(out, loc)
     return out
 
 
-def _substitute(value: Any, env: Mapping[str, Any], loc: Loc | None) -> Any:
+def _substitute(value: Any, env: Mapping[str, Any], loc: Loc | None, evaluator) -> Any:
     from netc.spec.yamlload import LocDict, LocList, value_loc
 
     if is_expr(value):
-        result = evaluate(value, env, loc)
+        result = evaluate(value, env, loc, evaluator)
         check_size(result, loc)
         return result
     if isinstance(value, dict):
@@ -297,7 +298,7 @@ def _substitute(value: Any, env: Mapping[str, Any], loc: Loc | None) -> Any:
         if isinstance(value, LocDict):
             out.key_locs, out.value_locs = value.key_locs, value.value_locs
         for k, v in value.items():
-            out[k] = _substitute(v, env, value_loc(value, k, loc))
+            out[k] = _substitute(v, env, value_loc(value, k, loc), evaluator)
         return out
     if isinstance(value, list):
         spend(len(value), loc)
@@ -305,6 +306,6 @@ def _substitute(value: Any, env: Mapping[str, Any], loc: Loc | None) -> Any:
         if isinstance(value, LocList):
             out.item_locs = value.item_locs
         for i, v in enumerate(value):
-            out.append(_substitute(v, env, value_loc(value, i, loc)))
+            out.append(_substitute(v, env, value_loc(value, i, loc), evaluator))
         return out
     return value

@@ -106,7 +106,8 @@ def op_node(draw):
                           "d": draw(pair(1, 2)), "groups": draw(st.integers(1, 3)), "bias": draw(st.booleans())},
                          draw, {"s", "p", "output_padding", "d", "groups", "bias"})}
     elif op == "upsample":
-        attrs = {draw(st.sampled_from(["scale", "size"])): draw(pair(1, 12)),
+        key = draw(st.sampled_from(["scale", "size"]))  # a size may be the network input's (FCN-style)
+        attrs = {key: draw(st.one_of(pair(1, 12), st.just("[$in_h, $in_w]"))) if key == "size" else draw(pair(1, 12)),
                  **maybe({"mode": draw(st.sampled_from(["nearest", "bilinear", "bicubic"])),
                           "align_corners": draw(st.booleans())}, draw, {"mode", "align_corners"})}
     elif op in ("elu", "celu"):
@@ -223,6 +224,8 @@ def spec_text(draw):
                                     {"if": "$in_c == $c", "residual": {"body": [{"conv": {"out": "$c", "k": 1}}]},
                                      "else": {"conv": {"out": "$c", "k": "$in_h"}}},
                                     [{"name": "pool", "avgpool": {"k": "$in_w"}}, {"linear": {"out": "$d[-1]"}}],
+                                    [{"adaptive_avgpool": {"out": "[$in_h // 2 + 1, $in_w // 2 + 1]"}},
+                                     {"upsample": {"size": "[$in_h, $in_w]", "mode": "bilinear"}}],
                                 ]))}},
         "layers": [draw(node(0, names)) for _ in range(draw(st.integers(1, 5)))],
     }

@@ -4,9 +4,8 @@ DeepLabV3 and Lite R-ASPP on a dilated MobileNetV3-Large, each a bundled spec ex
 auxiliary head): the same parameters, the same state_dict keys in the same order (strict load), and
 `model(x)["out"]` within 1e-5 for the same weights at 224x224 and at 160x192.
 
-The specs size their upsampling by the input (`$in_h`, `$in_w`), which today fixes a module to the
-size it was compiled at, so the exactness test compiles once per size; the same claim from one
-build waits for issue 28 item 1 (strict xfail below: it must fail for exactly that reason).
+The specs size their upsampling by the input (`$in_h`, `$in_w`), and a built module follows the
+size it is called at (issue 28 item 1): one build is exact at both sizes.
 Batch 1, one reference per model: the whole file is about 30 s of CPU time (one thread)."""
 import copy
 
@@ -14,7 +13,6 @@ import pytest
 import torch
 
 import netc
-from netc.backends.torch.size_guard import InputSizeError
 from tests.conftest import randomise, reference_model
 
 torchvision = pytest.importorskip("torchvision")
@@ -85,13 +83,6 @@ def test_same_parameters_and_state_dict_keys_in_order(name):
     ours.load_state_dict(ref.state_dict(), strict=True, assign=True)  # raises on any size mismatch
 
 
-def test_exact_at_224_and_160x192(reference):
-    """Each size compiled on its own (a spec that reads $in_h is fixed to its compile size today)."""
-    for size in SIZES:
-        _assert_same_outputs(reference, _ours(reference, size), size)
-
-
-@pytest.mark.xfail(raises=InputSizeError, strict=True, reason="needs issue 28 item 1 (poly branch)")
 def test_exact_at_224_and_160x192_from_one_build(reference):
     """Issue 28's must-show: one module, built at 224x224, exact at both sizes."""
     ours = _ours(reference, SIZES[0])

@@ -17,7 +17,7 @@ from netc.analysis.onednn import ISAS as CPU_ISAS  # noqa: F401  (the CPU ISAs t
 from netc.api.building import Built, build, optimize, render_formats  # noqa: F401  (the API's build verbs)
 from netc.errors import error
 from netc.ir.graph import Graph
-from netc.ir.passes import topo_order
+from netc.ir.passes import infer_shapes, topo_order
 from netc.spec.budget import work_budget
 from netc.spec.compile import compile_graph
 from netc.spec.expand import Limits
@@ -94,6 +94,27 @@ class Network:
         env = bind_variables(self.spec, self.file, {**params, **overrides})
         g, order = compile_graph(self.spec, self.file, env, Limits())
         return replace(self, graph=g, env=env, order=order)
+
+    def at_input(self, shape: tuple[int, ...]) -> "Network":
+        """This network compiled at another input shape, as `--input` would: its spec expanded again
+        where it reads `$in_h`/`$in_w` (a transformed network cannot be: error[size]), else its
+        shapes inferred again on a copy of its graph (which keeps lesions and reorderings)."""
+        shape = tuple(shape)
+        if self.graph.size_from_input is None:
+            g = self.graph.copy()
+            g.input_shape = shape
+            for nid, data in g.node_items():
+                data.inferred, data.shape = nid == 0, shape if nid == 0 else None
+            infer_shapes(g, self.order)
+            return replace(self, graph=g)
+        if self.transforms:
+            raise error("size", f"{self.name} sizes layers by its input, so it is compiled again at another "
+                                "size, which its transformations would not survive", self.graph.size_from_input)
+        spec = with_input_shape(self.spec, shape)
+        params = {k: self.env[k] for k in self.spec.params}
+        env = bind_variables(spec, self.file, params)
+        g, order = compile_graph(spec, self.file, env, Limits())
+        return replace(self, spec=spec, graph=g, env=env, order=order)
 
     @property
     def params(self) -> int:

@@ -62,6 +62,10 @@ class Graph(nx.DiGraph):
     def input_shape(self) -> tuple[int, ...]:
         return self.graph["input"]
 
+    @input_shape.setter
+    def input_shape(self, value: tuple[int, ...]) -> None:
+        self.graph["input"] = value
+
     @property
     def input_loc(self) -> Loc | None:
         """Where the spec writes its input shape (else where the input node is)."""
@@ -112,6 +116,17 @@ class Graph(nx.DiGraph):
     @size_from_input.setter
     def size_from_input(self, value: Loc | None) -> None:
         self.graph["size_from_input"] = value
+
+    @property
+    def size_fixed(self) -> Loc | None:
+        """Where the spec first reads `$in_h`/`$in_w` in a way generated code cannot follow at run
+        time (an `if:`, a repeat count, a template argument, a `vars:` entry, a function of them):
+        generated code then keeps the size it was generated for. None if it never does."""
+        return self.graph.get("size_fixed")
+
+    @size_fixed.setter
+    def size_fixed(self, value: Loc | None) -> None:
+        self.graph["size_fixed"] = value
 
     def node(self, nid: int) -> Node:
         return self._node[nid][_NODE]

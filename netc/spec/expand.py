@@ -25,6 +25,7 @@ from netc.spec.input_shape import InputShape, WithNetworkInput, shape_of
 from netc.spec.name_pattern import is_pattern, resolve_name
 from netc.spec.refs import Pending, lookup, resolve_refs, written_refs
 from netc.spec.repeat import at_keys, iterations, repeat_count, repeat_start
+from netc.spec.symbolic import SIZED, symbolic_attrs
 from netc.spec.scope import Ctx, Frame, evaluate, name_loc, node_loc
 from netc.spec.template_args import TYPE_NAMES, bind_args
 from netc.spec.yamlload import LocDict, key_loc, value_loc
@@ -59,6 +60,9 @@ class Expander:
         self.output_names: set[str] = set()
         self.at: Loc | None = None  # the node being expanded (where a read of `$in_h`/`$in_w` is)
         self.size_read: Loc | None = None  # the first such read
+        self.size_reads = 0  # how many so far
+        self.capturing = False  # reads now are of an op's attributes, which may follow the input
+        self.fixed_read: Loc | None = None  # the first read no generated code can follow (`if:`, a repeat)
 
     # --- IR construction -------------------------------------------------------------------
     def add(self, op: str, attrs, scope: str, inputs: list[int], loc, ctx: Ctx) -> int:
@@ -91,8 +95,24 @@ class Expander:
             return fallback
 
     def sized_by_input(self) -> None:
+        self.size_reads += 1
         if self.size_read is None:
             self.size_read = self.at
+        if not self.capturing and self.fixed_read is None:
+            self.fixed_read = self.at
+
+    def attrs_of(self, attrs_raw, ctx: Ctx, attrs_loc) -> tuple[Any, dict | None]:
+        """An op's attribute values, and those computed from `$in_h`/`$in_w` as expressions of the
+        bound input's runtime size (netc.spec.symbolic; None where they cannot follow it)."""
+        reads, self.capturing = self.size_reads, True
+        try:
+            values = evaluate(attrs_raw, ctx, attrs_loc)
+            sized = symbolic_attrs(attrs_raw, ctx.env, attrs_loc) if self.size_reads != reads else None
+        finally:
+            self.capturing = False
+        if self.size_reads != reads and sized is None and self.fixed_read is None:
+            self.fixed_read = self.at
+        return values, sized
 
     def publish(self, scope: str, nid: int) -> None:
         self.names[scope] = nid
@@ -215,7 +235,7 @@ class Expander:
         raw, loc = node._raw, node_loc(node)
         attrs_raw = raw.get(op)
         attrs_loc = value_loc(raw, op, loc)
-        values = evaluate(attrs_raw, ctx, attrs_loc) if attrs_raw is not None else {}
+        values, sized = self.attrs_of(attrs_raw, ctx, attrs_loc) if attrs_raw is not None else ({}, None)
         if not isinstance(values, dict):
             raise error("schema", f"'{op}' takes a mapping of attributes, got {clip(values)}", attrs_loc,
                         f"write '{op}: {{}}' for the defaults", via=ctx.via)
@@ -229,6 +249,8 @@ class Expander:
         nid = self.add(op, attrs, scope, inputs, loc, ctx)
         if op == "add" and node.from_ is not None and ctx.template_input is not None:
             mark_block_residual(self.g.node(nid), ctx.template_input)
+        if sized:  # `{H}`, `{W}`: the height and width of the node's `template_input`, else the network's input
+            self.g.node(nid).meta[SIZED] = sized
         if not joins:  # by its name or its position: `from: convs.0` reaches an unnamed child
             self.publish(scope, nid)
         return nid
@@ -356,6 +378,7 @@ def expand(spec: Spec, file: str, templates: dict[str, Template], env: dict[str,
         outputs.insert(0, Output("out", out, False))
     ex.g.input_loc = getattr(spec._raw, "value_locs", {}).get("input")
     ex.g.size_from_input = _sized_vars(spec) or ex.size_read
+    ex.g.size_fixed = _sized_vars(spec) or ex.fixed_read
     ex.g.spec = spec
     ex.g.env = env
     return ex.g

@@ -13,9 +13,11 @@ from collections.abc import Callable
 
 from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key
+from netc.backends.codegen.sizes import runtime_sized
 from netc.ir.blocks import schedule
 from netc.ops.merge import CHANNEL_MUL
 from netc.ops.shape import slice_bounds
+from netc.ir.sized import SIZED
 
 # how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
 OWNED_OPERATORS = {"operator.mul": "*"}
@@ -50,15 +52,25 @@ class Step:
     op: str = ""  # the op of an op's step
 
 
-def steps(data, box: Box, attr_of: dict, pos: dict[int, int]) -> list[Step]:
+def steps(data, box: Box, attr_of: dict, pos: dict[int, int], unfollowed: set | None = None) -> list[Step]:
     """The forward steps of a box, one per item, in the interpreter's execution order (`pos`,
-    from `netc.ir.blocks.run_order`)."""
+    from `netc.ir.blocks.run_order`). An op whose sizes follow the input (`sizes.py`) also reads
+    the value that binds them; one that cannot is added to `unfollowed`."""
     order, stuck = schedule([[it] if kind == "op" else it.nodes for kind, it in box.items], data, pos)
     items = box.items if stuck else [box.items[k] for k in order]
+    visible = set(box.inputs if box.parent is not None else [0])
+    visible.update(v for kind, it in box.items for v in ([it] if kind == "op" else it.outputs))
     out = []
     for kind, it in items:
         key = item_key(data, kind, it, box)
         if kind == "op":
+            follow = runtime_sized(data, it, attr_of.get(key), visible)
+            if follow is not None:
+                out.append(Step(key, [*data[it].inputs, follow[0]], [it], follow[1], "out",
+                                data[it].aux and not box.aux, False, data[it].op))
+                continue
+            if unfollowed is not None and SIZED in data[it].meta:
+                unfollowed.add(it)
             out.append(Step(key, list(data[it].inputs), [it], _op_expr(data, it, attr_of.get(key)), "out",
                             data[it].aux and not box.aux, data[it].op not in INLINE_OPS, data[it].op))
         else:

@@ -76,6 +76,7 @@ class Drafter:
         self.outputs = outputs  # (name, node, aux) of the network's outputs, in order
         self.pos = run_order(network, outputs)  # the interpreter's execution order of the ops
         self.runtime_used: set[str] = set()
+        self.unfollowed: set[int] = set()  # ops sized by the input whose forward keeps the generated size
         # the axis of each value that holds its channels, when a permute moved them from 0 (H×W×C)
         self.axis: dict[int, int] = {}
         self.uses_ordered = False
@@ -351,7 +352,7 @@ class Drafter:
                 self.inline_entry(it, e)
             else:
                 self.module_entry(kind, it, e, cexprs, env)
-        st = steps(self.data, box, e.attr_of, self.pos)
+        st = steps(self.data, box, e.attr_of, self.pos, self.unfollowed)
         inputs, results = [0] if box.parent is None else box.inputs, result_values(box, self.outputs)
         lines, live = write(st, inputs, results)
         tail = returns(box, live, results, self.outputs)

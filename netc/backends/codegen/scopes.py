@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netc.errors import error
+from netc.ir.sized import SIZED
 
 # parameter-free joins and views written as expressions, not modules
 INLINE_OPS = {"add", "cat", "scale", "mul", "chunk", "slice"}
@@ -230,7 +231,8 @@ class _Tree:
         for kind, it in box.items:
             if kind == "op":
                 # a parameter an op owns (layer scale) is the block's own: no nn.Sequential holds it
-                if self.data[it].op in INLINE_OPS or self.data[it].owned or self.data[it].inputs != prev:
+                if self.data[it].op in INLINE_OPS or self.data[it].owned or self.data[it].inputs != prev or \
+                        SIZED in self.data[it].meta:  # its forward passes the runtime size
                     return False
                 prev = [it]
             else:

@@ -12,7 +12,6 @@ import inspect
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def render_module(gen, hidden: bool = False) -> str:
     eval_fields = [f for f, (_, _, aux) in zip(fields, outputs) if not aux]
     runtime = [inspect.getsource(getattr(_runtime(), n)) for n in RUNTIME if n in gen.drafter.runtime_used]
     params = [(py, "_" if hidden else literal(d)) for _, py, d in model.params]
-    guard = _guard(net)
+    guard = _guard(net, gen.drafter.unfollowed)
     text = env_tpl("module.py.j2").render(
         spec_name=net.name, file=display_path(net.file), description=net.spec.description,
         params="_" if hidden else f"{net.params:,}", macs="_" if hidden else f"{net.macs:,}",
@@ -66,18 +65,20 @@ def render_module(gen, hidden: bool = False) -> str:
     return text
 
 
-def _guard(network) -> dict | None:
-    """The check of the input size in the factory of a network fixed to it (netc.backends.torch.size_guard)."""
-    from netc.backends.torch.size_guard import fixed_size
+def _guard(network, unfollowed) -> dict | None:
+    """The check of the input size in the factory of a network whose generated code cannot follow it
+    (netc.backends.torch.size_guard.codegen_guard)."""
+    from netc.backends.torch.size_guard import codegen_guard
 
-    guard = fixed_size(network)
+    guard = codegen_guard(network, unfollowed)
     if guard is None:
         return None
-    where = network.graph.size_from_input  # a spec file's path as the header writes it, not this machine's
-    if Path(where.file).is_absolute():
-        guard = replace(guard, where=str(replace(where, file=display_path(where.file))))
+    size, message = guard
+    where = network.graph.size_fixed or next((d.loc for nid, d in network.nodes() if nid in unfollowed), None)
+    if where is not None and Path(where.file).is_absolute():  # the spec's path as the header writes it
+        message = message.replace(str(where.file), display_path(where.file), 1)
     # compared as lists: a shape is a list in TorchScript (the hook must script) and list() of one in eager
-    return {"axes": len(guard.size), "size": repr(list(guard.size)), "message": repr(guard.message())}
+    return {"axes": len(size), "size": repr(list(size)), "message": repr(message)}
 
 
 def init_loop(network, callee_of) -> tuple[list[str], bool] | None:

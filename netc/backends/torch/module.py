@@ -23,12 +23,14 @@ The switch is one `self.training` test per call. Pickling stores the modules and
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 from torch import fx, nn
 
 from netc.backends.torch.blocks import Block, assemble
 from netc.backends.torch.program import Program, output_order, outputs_type, program_of, resolve  # noqa: F401
+from netc.backends.torch.size_guard import follow_size
 from netc.errors import did_you_mean, error
 from netc.ir.blocks import Plan, plan_blocks
 from netc.ops import REGISTRY, fmt_shape
@@ -44,8 +46,8 @@ class NetcModule(Block):
     def __init__(self, children: dict[str, nn.Module], plan: Plan, program: Program, class_name: str | None = None):
         object.__setattr__(self, "_netc_program", program)
         super().__init__(children, plan, class_name or _class_name(program.name))
-        if program.fixed_size is not None:  # refuse another input size before any op runs
-            self.register_forward_pre_hook(program.fixed_size)
+        if program.follow_size is not None:  # another input size: follow it, or refuse before any op runs
+            self.register_forward_pre_hook(program.follow_size)
 
     @property
     def program(self) -> Program:
@@ -155,7 +157,8 @@ def build_meta(network) -> NetcModule:
     with torch.device("meta"):
         leaves = {nid: make_leaf(d.op, d.attrs, [shapes[i].shape for i in d.inputs])
                   for nid, d in network.nodes()}
-    return NetcModule(assemble(root, leaves), root.plan, program_of(network, outputs))
+    program = replace(program_of(network, outputs), follow_size=follow_size(network, make_leaf))
+    return NetcModule(assemble(root, leaves), root.plan, program)
 
 
 def build_module(network, device="cpu", dtype=None, init: bool = True, meta: NetcModule | None = None) -> NetcModule:

@@ -71,6 +71,9 @@ def optimize_for_inference(module: nn.Module, channels_last: bool = True) -> fx.
         to_channels_last(gm)
     gm.graph.lint()
     gm.recompile()
+    follow = getattr(getattr(module, "program", None), "follow_size", None)
+    if follow is not None:  # another input size: followed, or refused, as by the module it rewrites
+        gm.register_forward_pre_hook(follow)
     return gm.eval()
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import importlib
 import keyword
 from collections import namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from torch import fx
 
-from netc.backends.torch.size_guard import FixedSize, fixed_size
 from netc.errors import did_you_mean, error
 
 
@@ -38,7 +38,8 @@ class Program:
     name: str
     steps: tuple[Step, ...]
     outputs: tuple[tuple[str, int, bool], ...]
-    fixed_size: FixedSize | None = None  # the input size the network is fixed to, if it sizes by $in_h/$in_w
+    # the forward pre-hook that follows other input sizes or refuses them (`size_guard.FollowSize`)
+    follow_size: Any = field(default=None, compare=False)
 
     @property
     def has_aux(self) -> bool:
@@ -137,7 +138,7 @@ def program_of(network, outputs: list[tuple[str, int, bool]] | None = None) -> P
         owned = data.owned
         steps.append(Step(data.scope, tuple(slot[i] for i in data.inputs), owned.fn if owned else ""))
     outputs = tuple((name, slot[nid], aux) for name, nid, aux in outputs or output_order(network))
-    return Program(network.name, tuple(steps), outputs, fixed_size(network))
+    return Program(network.name, tuple(steps), outputs)
 
 
 
