@@ -166,7 +166,6 @@ FOLLOWS = {  # built at one size, each runs at another and equals the spec compi
 }
 CODEGEN_FIXED = {  # generated code keeps these sizes and refuses another at this line
     "vars": 4,  # a vars: entry is a number
-    "nested": 9,  # the size binds the template's input, which the inner seq's forward does not see
 }
 REFUSES = {  # built at 16×16, 20×12 is refused at the line of the layer that cannot follow
     "linear": ("layers:\n  - {conv: {out: 4, k: 3, s: 2, p: 1}}\n  - flatten\n  - {linear: {out: 5}}\n", 7,
