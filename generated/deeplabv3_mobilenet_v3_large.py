@@ -6,8 +6,6 @@ Input 3 x 224 x 224; 11,025,477 parameters; 1,882,169,120 MACs (conv + linear, o
 Regenerate with: netc codegen specs/deeplabv3_mobilenet_v3_large.yaml
 """
 
-from typing import Tuple
-
 import torch
 from torch import nn
 
@@ -83,12 +81,17 @@ class ASPPPooling(nn.Module):
         self.upsample = nn.Upsample(size=14, mode="bilinear", align_corners=False)
 
     def forward(self, x):
-        x = self.gap(x)
-        x = getattr(self, "1")(x)
-        x = getattr(self, "2")(x)
-        x = self.relu(x)
-        x = self.upsample(x)
-        return x
+        out = self.gap(x)
+        out = getattr(self, "1")(out)
+        out = getattr(self, "2")(out)
+        out = self.relu(out)
+        out = nn.functional.interpolate(
+            out,
+            size=(x.shape[-2], x.shape[-1]),
+            mode=self.upsample.mode,
+            align_corners=self.upsample.align_corners,
+        )
+        return out
 
 
 class InvertedResidual(nn.Module):
@@ -247,26 +250,19 @@ class Deeplabv3MobilenetV3Large(nn.Module):
                     nn.init.constant_(m.bias, 0.0)
 
     def forward(self, x):
-        x = getattr(self, "backbone")(x)
-        x = self.classifier(x)
-        x = self.upsample(x)
-        return x
-
-
-def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
-    """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = list(args[0].shape[-2:])
-    if size != [224, 224]:
-        raise ValueError(
-            "netc/segmentation:24:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join([str(n) for n in size])
+        backbone_1 = getattr(self, "backbone")(x)
+        backbone_1 = self.classifier(backbone_1)
+        out = nn.functional.interpolate(
+            backbone_1,
+            size=(x.shape[-2], x.shape[-1]),
+            mode=self.upsample.mode,
+            align_corners=self.upsample.align_corners,
         )
+        return out
 
 
 def deeplabv3_mobilenet_v3_large(
     num_classes=21,
 ) -> Deeplabv3MobilenetV3Large:
     """Build deeplabv3_mobilenet_v3_large; keyword arguments are the spec's parameters."""
-    model = Deeplabv3MobilenetV3Large(num_classes=num_classes)
-    model.register_forward_pre_hook(_fixed_input_size)
-    return model
+    return Deeplabv3MobilenetV3Large(num_classes=num_classes)

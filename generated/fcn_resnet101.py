@@ -6,8 +6,6 @@ Input 3 x 224 x 224; 51,949,141 parameters; 41,333,383,168 MACs (conv + linear, 
 Regenerate with: netc codegen specs/fcn_resnet101.yaml
 """
 
-from typing import Tuple
-
 import torch
 from torch import nn
 
@@ -147,26 +145,19 @@ class FcnResnet101(nn.Module):
                     nn.init.constant_(m.bias, 0.0)
 
     def forward(self, x):
-        x = getattr(self, "backbone")(x)
-        x = self.classifier(x)
-        x = self.upsample(x)
-        return x
-
-
-def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
-    """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = list(args[0].shape[-2:])
-    if size != [224, 224]:
-        raise ValueError(
-            "specs/fcn_resnet101.yaml:17:5: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join([str(n) for n in size])
+        backbone_1 = getattr(self, "backbone")(x)
+        backbone_1 = self.classifier(backbone_1)
+        out = nn.functional.interpolate(
+            backbone_1,
+            size=(x.shape[-2], x.shape[-1]),
+            mode=self.upsample.mode,
+            align_corners=self.upsample.align_corners,
         )
+        return out
 
 
 def fcn_resnet101(
     num_classes=21,
 ) -> FcnResnet101:
     """Build fcn_resnet101; keyword arguments are the spec's parameters."""
-    model = FcnResnet101(num_classes=num_classes)
-    model.register_forward_pre_hook(_fixed_input_size)
-    return model
+    return FcnResnet101(num_classes=num_classes)

@@ -6,8 +6,6 @@ Input 3 x 224 x 224; 3,221,538 parameters; 379,281,312 MACs (conv + linear, one 
 Regenerate with: netc codegen specs/lraspp_mobilenet_v3_large.yaml
 """
 
-from typing import Tuple
-
 import torch
 from torch import nn
 
@@ -91,13 +89,18 @@ class LRASPPHead(nn.Module):
         self.high_classifier = nn.Conv2d(inter, num_classes, kernel_size=1)
 
     def forward(self, x, x1):
-        x1 = self.low_classifier(x1)
+        out = self.low_classifier(x1)
         cbr = self.cbr(x)
         x = self.scale(x)
-        out = cbr * x
-        out = self.up(out)
-        out = self.high_classifier(out)
-        out = x1 + out
+        out_1 = cbr * x
+        out_1 = nn.functional.interpolate(
+            out_1,
+            size=(x1.shape[-2], x1.shape[-1]),
+            mode=self.up.mode,
+            align_corners=self.up.align_corners,
+        )
+        out_1 = self.high_classifier(out_1)
+        out = out + out_1
         return out
 
 
@@ -201,24 +204,17 @@ class LrasppMobilenetV3Large(nn.Module):
     def forward(self, x):
         backbone_1, backbone_2 = getattr(self, "backbone")(x)
         classifier = self.classifier(backbone_2, backbone_1)
-        classifier = self.upsample(classifier)
-        return classifier
-
-
-def _fixed_input_size(module: nn.Module, args: Tuple[torch.Tensor]) -> None:
-    """The spec sizes layers by the input's height and width: other sizes would give wrong shapes."""
-    size = list(args[0].shape[-2:])
-    if size != [224, 224]:
-        raise ValueError(
-            "netc/segmentation:62:9: the spec sizes layers by the input's height and width ($in_h, $in_w) here, so the module built for 224×224 cannot run at %s; compile it at that size (netc.load(..., input_shape=...), --input CxHxW)"
-            % "×".join([str(n) for n in size])
+        out = nn.functional.interpolate(
+            classifier,
+            size=(x.shape[-2], x.shape[-1]),
+            mode=self.upsample.mode,
+            align_corners=self.upsample.align_corners,
         )
+        return out
 
 
 def lraspp_mobilenet_v3_large(
     num_classes=21,
 ) -> LrasppMobilenetV3Large:
     """Build lraspp_mobilenet_v3_large; keyword arguments are the spec's parameters."""
-    model = LrasppMobilenetV3Large(num_classes=num_classes)
-    model.register_forward_pre_hook(_fixed_input_size)
-    return model
+    return LrasppMobilenetV3Large(num_classes=num_classes)
