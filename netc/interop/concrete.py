@@ -1,14 +1,17 @@
-"""A symbolic trace that also runs the model on an example batch, so that what the forward reads
-of a tensor's shape, device or dtype is a constant of the spec's input, as it is for one input size.
+"""A symbolic trace that also propagates an example batch through the model, so that what the
+forward reads of a tensor's shape, device or dtype is a constant of the spec's input, as it is for
+one input size.
 
 torch.fx alone turns `B, C, H, W = x.shape` into graph nodes and refuses `if x.shape[-1] > 7:` or
 `if x.device.type == "cpu":` as branches on a tensor value; neither depends on the values. Here each
-proxy carries the real tensor its op computes on an example batch (the import's input shape, batch
-2), so shape reads return numbers and such branches are taken as they would be at that size. A
-branch on the values themselves (`if x.sum() > 0:`) still fails, as it must for a static graph.
-The values also give every layout op (`view`, `reshape`, `unsqueeze`, `transpose`) its output
-shape (`value_of`). Running the ops changes nothing in the source: a training-mode trace's batch
-norms would update their running statistics, so the buffers are restored afterwards.
+proxy carries the tensor its op computes on an example batch (the import's input shape, batch 2),
+so shape reads return numbers and such branches are taken as they would be at that size. The
+example is a fake tensor (torch's FakeTensorMode): shapes, dtypes and devices without data, so
+nothing is allocated whatever the input size, and a branch on the values themselves
+(`if x.sum() > 0:`) still fails, as it must for a static graph. The values also give every layout
+op (`view`, `reshape`, `unsqueeze`, `transpose`) its output shape (`value_of`). Running the ops
+changes nothing in the source: a training-mode trace's batch norms could update their running
+statistics, so the buffers are restored afterwards.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import fx
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 VALUE = "netc.value"  # fx `Node.meta` key: the tensor (or other result) the node computed on the example
 _STATIC = ("shape", "ndim", "device", "dtype", "is_cuda")  # what a forward reads without depending on values
@@ -76,6 +80,7 @@ class ConcreteTracing:
     """Mixin for an fx.Tracer: `example` is the input batch; results of ops are kept on their nodes."""
 
     example: torch.Tensor | None = None
+    fake: FakeTensorMode | None = None  # the mode the example's ops run in
     _running = False  # inside an op's example run: the tracer's patches of nn.Module step aside
 
     def call_module(self, m, forward, args, kwargs):
@@ -108,7 +113,7 @@ class ConcreteTracing:
         try:
             a, kw = fx.node.map_aggregate((args, kwargs), _known)
             self._running = True
-            with torch.no_grad():
+            with self.fake, torch.no_grad():
                 if kind == "get_attr":
                     return operator.attrgetter(target)(self.root)
                 if kind == "call_module":
@@ -122,11 +127,14 @@ class ConcreteTracing:
             self._running = False
 
 
-def example_batch(module, input_shape) -> torch.Tensor:
-    """A random batch of BATCH inputs of `input_shape`, on the module's device and in its dtype."""
+def example_batch(module, input_shape) -> tuple[torch.Tensor, FakeTensorMode]:
+    """A fake batch of BATCH inputs of `input_shape` (on the module's device, in its dtype) and the
+    mode its ops run in; the module's own tensors enter that mode as they are."""
     p = next(iter(module.parameters()), None)
     kw = {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
-    return torch.randn(BATCH, *input_shape, generator=torch.Generator().manual_seed(0)).to(**kw)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        return torch.empty(BATCH, *input_shape, **kw), mode
 
 
 @contextmanager

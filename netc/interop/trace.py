@@ -44,7 +44,7 @@ class _Value:
 class _Tracer(ConcreteTracing, fx.Tracer):
     def __init__(self, example=None):
         super().__init__(autowrap_functions=tuple(_wrapped()))
-        self.example = example
+        self.example, self.fake = example or (None, None)
 
     def is_leaf_module(self, m, qualname):
         return mapping.is_leaf(m)
