@@ -137,9 +137,45 @@ class ResBottleneckBlock(nn.Module):
 
     def __init__(self, in_channels, out, group_width, s=1, se_ratio=0.25, bottleneck=1.0):
         super().__init__()
-        self.proj = None
-        if in_channels != out or s != 1:
-            self.proj = ConvBNAct(in_channels, out, k=1, s=s, act="none")
+        self.proj = ConvBNAct(in_channels, out, k=1, s=s, act="none")
+        self.f = nn.Sequential(
+            OrderedDict(
+                [
+                    ("a", ConvBNAct(in_channels, int(round(out * bottleneck)), k=1)),
+                    (
+                        "b",
+                        ConvBNAct(
+                            int(round(out * bottleneck)),
+                            int(round(out * bottleneck)),
+                            s=s,
+                            groups=int(round(out * bottleneck)) // group_width,
+                        ),
+                    ),
+                    (
+                        "se",
+                        SqueezeExcitation(
+                            int(round(out * bottleneck)), int(round(se_ratio * in_channels))
+                        ),
+                    ),
+                    ("c", ConvBNAct(int(round(out * bottleneck)), out, k=1, act="none")),
+                ]
+            )
+        )
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        proj = self.proj(x)
+        x = self.f(x)
+        out = proj + x
+        out = self.activation(out)
+        return out
+
+
+class ResBottleneckBlock2(nn.Module):
+    """torchvision's ResBottleneckBlock - relu(proj(x) + f(x)), the projection only where width or stride changes; f = 1x1, 3x3 grouped by group_width (strided), if se an SE squeezing to se_ratio x the block's input width, 1x1"""
+
+    def __init__(self, in_channels, out, group_width, s=1, se_ratio=0.25, bottleneck=1.0):
+        super().__init__()
         self.f = nn.Sequential(
             OrderedDict(
                 [
@@ -167,9 +203,7 @@ class ResBottleneckBlock(nn.Module):
 
     def forward(self, x):
         f = self.f(x)
-        if self.proj is not None:
-            x = self.proj(x)
-        out = f + x
+        out = x + f
         out = self.activation(out)
         return out
 
@@ -204,11 +238,11 @@ class AnyStage2(nn.Module):
         )
         self.add_module(
             "block2-1",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block2-2",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
 
     def forward(self, x):
@@ -231,23 +265,23 @@ class AnyStage3(nn.Module):
         )
         self.add_module(
             "block3-1",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block3-2",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block3-3",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block3-4",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block3-5",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
 
     def forward(self, x):
@@ -273,23 +307,23 @@ class AnyStage4(nn.Module):
         )
         self.add_module(
             "block4-1",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block4-2",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block4-3",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block4-4",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
         self.add_module(
             "block4-5",
-            ResBottleneckBlock(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
+            ResBottleneckBlock2(out, out, group_width, se_ratio=se_ratio, bottleneck=bottleneck),
         )
 
     def forward(self, x):

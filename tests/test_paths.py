@@ -290,19 +290,20 @@ layers:
     assert lesioned.removed == {"skip.body.0", "skip.body.1"}
 
 
-def test_lesion_regnet_block_keeps_its_projection():
-    """torchvision's ResBottleneckBlock sums proj(x) + f(x): lesioning it leaves relu(proj(x))."""
+def test_lesion_regnet_identity_block():
+    """torchvision's ResBottleneckBlock without a projection is relu(x + f(x)) (the spec's `from:
+    [input, f]`, a residual join): lesioning it leaves relu(x). Its projected blocks sum proj(x) +
+    f(x) with a plain add (the spec runs proj first, as torchvision does), which joins two branches."""
     import torchvision
 
     torch.manual_seed(0)
     reference = torchvision.models.regnet_y_400mf().eval()
     net = netc.load("regnet_y_400mf", input_shape=(3, 64, 64))
-    assert count_paths(net).residual_blocks == 16  # every block (1+3+6+6), the 4 projected ones included
-    lesioned_net = net.lesion("trunk_output.block2.block2-0")
+    assert count_paths(net).residual_blocks == 12  # 16 blocks, 4 of them projected
+    lesioned_net = net.lesion("trunk_output.block2.block2-1")
     lesioned = lesioned_net.build(init=False).eval()
     lesioned.load_state_dict(lesioned_net.kept(reference.state_dict()), strict=True)
-    block = reference.trunk_output.block2[0]
-    reference.trunk_output.block2[0] = torch.nn.Sequential(block.proj, block.activation)
+    reference.trunk_output.block2[1] = reference.trunk_output.block2[1].activation
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(lesioned(x), reference(x))
