@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netc.errors import NetcError, error
+from netc.names import MODULE_NAME
 
 
 @dataclass
@@ -39,7 +40,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     src = load_source(source_text, kwargs)
     shape = tuple(input_shape or default_input(src.module))
     ops, returned, placeholder = trace(src.module, source_text, input_shape=shape)
-    if ops[-1].node is not returned:
+    named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
+    if not named and ops[-1].node is not returned:
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
                     None, "netc imports forwards whose result is the last op computed")
     heads = None
@@ -70,7 +72,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
                     "group each step's modules in one nn.Module (or nn.Sequential) in the source")
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
     emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
-                                heads, order)
+                                heads, order, structure.output_owners(root, named))
     layers = emitter.region(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}
@@ -82,6 +84,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         spec["params"] = params
     if heads is not None:
         spec["outputs"] = heads.names
+    elif named:
+        spec["outputs"] = list(named.values())
     from netc.interop.templates import drop_placeholders, recover, strip
 
     if templates:
@@ -92,6 +96,21 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     spec["layers"] = layers
     drop_placeholders(spec)
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
+
+
+def _named_outputs(returned: dict, ops, where: str) -> dict:
+    """id(fx node) -> output name, for a forward that returns a dict of named maps."""
+    computed = {id(op.node) for op in ops}
+    for name, node in returned.items():
+        if id(node) not in computed:
+            raise error("import", f"the forward of {where} returns its input as '{name}'; netc outputs are computed "
+                                  "by layers")
+        if not MODULE_NAME.fullmatch(name):
+            raise error("import", f"the forward of {where} returns an output named '{name}', which cannot be a netc "
+                                  "name (ASCII letters, digits, '_' and '-')")
+    if len({id(n) for n in returned.values()}) < len(returned):
+        raise error("import", f"the forward of {where} returns one value under two names")
+    return {id(node): name for name, node in returned.items()}
 
 
 def _check_coverage(module, ops, where: str) -> None:
