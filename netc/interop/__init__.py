@@ -35,26 +35,10 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
                  templates: bool = True) -> Imported:
     from netc.interop import structure, yamlout
     from netc.interop.source import load_source
-    from netc.interop.trace import trace
 
     src = load_source(source_text, kwargs)
     shape = tuple(input_shape or default_input(src.module))
-    ops, returned, placeholder = trace(src.module, source_text, input_shape=shape)
-    named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
-    if not named and ops[-1].node is not returned:
-        raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
-                    None, "netc imports forwards whose result is the last op computed")
-    heads = None
-    try:
-        _check_coverage(src.module, ops, source_text)
-    except NetcError as skipped:
-        from netc.interop.sides import training_trace
-
-        traced = training_trace(src.module, source_text, shape)
-        if traced is None:
-            raise skipped from None
-        ops, returned, heads, placeholder = traced
-        _check_coverage(src.module, ops, source_text)
+    ops, heads, named, placeholder = _traced(src.module, source_text, shape)
     params = {}
     heads_out = [op for op in ops if heads is not None and id(op.node) in heads.by_node]
     for last in [ops[-1], *heads_out]:  # the classifiers of the main path and of the side heads
@@ -96,6 +80,31 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     spec["layers"] = layers
     drop_placeholders(spec)
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
+
+
+def _traced(module, source_text: str, shape: tuple):
+    """(ops, training-only side heads or None, id(node) -> name of a dict's outputs, input
+    placeholder) of the module's forward: its eval forward, or its training forward where only
+    that runs every module (aux heads)."""
+    from netc.interop.trace import trace
+
+    ops, returned, placeholder = trace(module, source_text, input_shape=shape)
+    named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
+    if not named and ops[-1].node is not returned:
+        raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
+                    None, "netc imports forwards whose result is the last op computed")
+    try:
+        _check_coverage(module, ops, source_text)
+    except NetcError as skipped:
+        from netc.interop.sides import training_trace
+
+        traced = training_trace(module, source_text, shape)
+        if traced is None:
+            raise skipped from None
+        ops, _, heads, placeholder = traced
+        _check_coverage(module, ops, source_text)
+        return ops, heads, {}, placeholder
+    return ops, None, named, placeholder
 
 
 def _named_outputs(returned: dict, ops, where: str) -> dict:

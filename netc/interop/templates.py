@@ -371,7 +371,7 @@ def _layout(value):
 
 def _template(cls: str, group: list, templates: dict) -> None:
     """`group` (instances of `cls`) as uses of a new template, where they unify."""
-    if len(group) < 2:
+    if len(group) < 2 or _reads_input_size(group):
         return
     try:
         u, body = _unified(group, templates)
@@ -389,6 +389,16 @@ def _template(cls: str, group: list, templates: dict) -> None:
         own = g.get("name")  # a side head's seq has none (its layer has)
         g.clear()
         g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {})})
+
+
+def _reads_input_size(value) -> bool:
+    """Whether a layer computes a size from the network input's (`$in_h`): inside a template,
+    `$in_h` is the instance's input's height instead."""
+    if isinstance(value, dict):
+        return any(_reads_input_size(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_reads_input_size(v) for v in value)
+    return isinstance(value, str) and any(f"${v}" in value for v in TEMPLATE_INPUT_VARS)
 
 
 def drop_placeholders(spec: dict) -> None:
