@@ -18,9 +18,9 @@ from contextlib import contextmanager
 import torch
 from torch import fx
 
-from netc.interop.grid import GRID, expression, follow
+from netc.interop.grid import GRID, VALUE, expression, follow
 
-VALUE = "netc.value"  # fx `Node.meta` key: the tensor (or other result) the node computed on the example
+# VALUE: the fx `Node.meta` key of the tensor (or other result) the node computed on the example
 _STATIC = ("shape", "ndim", "device", "dtype", "is_cuda")  # what a forward reads without depending on values
 BATCH = 2  # the example's batch: a reshape that keeps it keeps each sample apart
 

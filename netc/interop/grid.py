@@ -17,6 +17,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 GRID = "netc.grid"  # fx `Node.meta` key: the node's ((offset, stride) of H, (offset, stride) of W)
+VALUE = "netc.value"  # the key concrete.py keeps each node's example result under (it imports this module)
 _INPUT = ((0, 1), (0, 1))
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 _RESIZED = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Upsample, nn.ConvTranspose2d, nn.PixelShuffle,
@@ -51,7 +52,7 @@ def follow(node: fx.Node, value, root) -> tuple | None:
     elif node.target in _RESIZING:
         return None
     for x in node.all_input_nodes:  # an op that keeps a map's size (`x * s` broadcast: x's), or none
-        before = x.meta.get("netc.value")
+        before = x.meta.get(VALUE)
         if x.meta.get(GRID) is not None and before.shape[-2:] == value.shape[-2:]:
             return x.meta[GRID]
     return None
@@ -63,7 +64,7 @@ def _windowed(m, grid, value, first) -> tuple | None:
     k, s, d = (_pair(getattr(m, a, 1)) for a in ("kernel_size", "stride", "dilation"))
     p = {"valid": (0, 0), "same": None}.get(m.padding, m.padding) if isinstance(m.padding, str) else _pair(m.padding)
     ceil = getattr(m, "ceil_mode", False)
-    n_in, n_out = first.meta["netc.value"].shape[-2:], value.shape[-2:]
+    n_in, n_out = first.meta[VALUE].shape[-2:], value.shape[-2:]
     if p is None:  # "same" padding (stride 1)
         return grid if n_in == n_out else None
     out = []
