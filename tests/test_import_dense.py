@@ -23,6 +23,7 @@ def _same_outputs_from_one_build(text: str, source, sizes) -> None:
     the source's outputs (by name, in order) at each size, in eval and training mode (dropout
     draws the same random numbers)."""
     randomise(source)
+    names = loads(text).spec.outputs
     ours = loads(text).build()
     ours.load_state_dict(source.state_dict())
     for size in sizes:
@@ -36,6 +37,7 @@ def _same_outputs_from_one_build(text: str, source, sizes) -> None:
                 torch.manual_seed(0)
                 got = ours(x)
             got = list(got) if isinstance(got, tuple) else [got]
+            want = dict(zip(names, want)) if isinstance(want, list) else want  # timm's feature maps
             assert len(got) == len(want)
             for name, g, w in zip(want, got, want.values()):
                 assert g.shape == w.shape, (name, size)
@@ -82,6 +84,19 @@ def test_a_dict_of_block_results_names_the_blocks_outputs():
     layers = yaml.safe_load(text)["layers"]
     assert [(layer["name"], layer.get("output")) for layer in layers] == [("layer1", "c1"), ("layer2", "c2")]
     assert loads(text).spec.outputs == ["c1", "c2"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv3_large_100"])
+def test_timm_features_only_maps_are_named_outputs(name):
+    """timm's `features_only` models return a list of maps: the outputs are named by the modules
+    `feature_info` says they come from, each an `output:` on that layer."""
+    pytest.importorskip("timm")
+    text, verdict = import_spec(f"timm:{name}", {"features_only": True}, (3, 64, 64))
+    assert verdict.verified and verdict.same_order
+    reference = reference_model(name, source="timm", features_only=True)
+    names = [n.replace(".", "_") for n in reference.feature_info.module_name()]
+    assert loads(text).spec.outputs == names and text.count("output: ") == len(names)
+    _same_outputs_from_one_build(text, reference, [(3, 96, 128)])
 
 
 def test_grid_expressions():

@@ -89,6 +89,8 @@ def _traced(module, source_text: str, shape: tuple):
     from netc.interop.trace import trace
 
     ops, returned, placeholder = trace(module, source_text, input_shape=shape)
+    if isinstance(returned, (list, tuple)):  # a feature extractor's maps
+        returned = dict(zip(_list_names(module, len(returned)), returned))
     named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
     if not named and ops[-1].node is not returned:
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
@@ -105,6 +107,19 @@ def _traced(module, source_text: str, shape: tuple):
         _check_coverage(module, ops, source_text)
         return ops, heads, {}, placeholder
     return ops, None, named, placeholder
+
+
+def _list_names(module, n: int) -> list[str]:
+    """Names for a forward's list of `n` maps: the modules timm's `feature_info` says they come
+    from (`layer1`, `stages_0`), else `out0`, `out1`, …"""
+    info = getattr(module, "feature_info", None)
+    try:
+        names = [str(name).replace(".", "_") for name in info.module_name()]
+    except Exception:  # noqa: BLE001 - no timm FeatureInfo: generic names
+        names = []
+    if len(names) == n and len(set(names)) == n and all(MODULE_NAME.fullmatch(x) for x in names):
+        return names
+    return [f"out{k}" for k in range(n)]
 
 
 def _named_outputs(returned: dict, ops, where: str) -> dict:

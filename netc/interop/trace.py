@@ -86,7 +86,10 @@ def trace(module, where: str, several: bool = False, input_shape=None) -> tuple[
 
 def _named_maps(returned) -> bool:
     """A dict of named results (torchvision's segmentation models and feature extractors: an
-    OrderedDict `{"out": …, "aux": …}`), each of which becomes a named output of the spec."""
+    OrderedDict `{"out": …, "aux": …}`) or a list of them (timm's `features_only` models), each of
+    which becomes a named output of the spec."""
+    if isinstance(returned, (list, tuple)):
+        return len(returned) > 1 and all(isinstance(v, fx.Node) for v in returned)
     return isinstance(returned, dict) and bool(returned) and all(
         isinstance(k, str) and isinstance(v, fx.Node) for k, v in returned.items())
 
