@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netc.errors import NetcError, error
+from netc.names import MODULE_NAME
 
 
 @dataclass
@@ -34,25 +35,10 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
                  templates: bool = True) -> Imported:
     from netc.interop import structure, yamlout
     from netc.interop.source import load_source
-    from netc.interop.trace import trace
 
     src = load_source(source_text, kwargs)
     shape = tuple(input_shape or default_input(src.module))
-    ops, returned, placeholder = trace(src.module, source_text, input_shape=shape)
-    if ops[-1].node is not returned:
-        raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
-                    None, "netc imports forwards whose result is the last op computed")
-    heads = None
-    try:
-        _check_coverage(src.module, ops, source_text)
-    except NetcError as skipped:
-        from netc.interop.sides import training_trace
-
-        traced = training_trace(src.module, source_text, shape)
-        if traced is None:
-            raise skipped from None
-        ops, returned, heads, placeholder = traced
-        _check_coverage(src.module, ops, source_text)
+    ops, heads, named, placeholder = _traced(src.module, source_text, shape)
     params = {}
     heads_out = [op for op in ops if heads is not None and id(op.node) in heads.by_node]
     for last in [ops[-1], *heads_out]:  # the classifiers of the main path and of the side heads
@@ -70,7 +56,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
                     "group each step's modules in one nn.Module (or nn.Sequential) in the source")
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
     emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
-                                heads, order)
+                                heads, order, structure.output_owners(root, named))
     layers = emitter.region(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}
@@ -82,6 +68,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         spec["params"] = params
     if heads is not None:
         spec["outputs"] = heads.names
+    elif named:
+        spec["outputs"] = list(named.values())
     from netc.interop.templates import drop_placeholders, recover, strip
 
     if templates:
@@ -92,6 +80,61 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     spec["layers"] = layers
     drop_placeholders(spec)
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
+
+
+def _traced(module, source_text: str, shape: tuple):
+    """(ops, training-only side heads or None, id(node) -> name of a dict's outputs, input
+    placeholder) of the module's forward: its eval forward, or its training forward where only
+    that runs every module (aux heads)."""
+    from netc.interop.trace import trace
+
+    ops, returned, placeholder = trace(module, source_text, input_shape=shape)
+    if isinstance(returned, (list, tuple)):  # a feature extractor's maps
+        returned = dict(zip(_list_names(module, len(returned)), returned))
+    named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
+    if not named and ops[-1].node is not returned:
+        raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
+                    None, "netc imports forwards whose result is the last op computed")
+    try:
+        _check_coverage(module, ops, source_text)
+    except NetcError as skipped:
+        from netc.interop.sides import training_trace
+
+        traced = training_trace(module, source_text, shape)
+        if traced is None:
+            raise skipped from None
+        ops, _, heads, placeholder = traced
+        _check_coverage(module, ops, source_text)
+        return ops, heads, {}, placeholder
+    return ops, None, named, placeholder
+
+
+def _list_names(module, n: int) -> list[str]:
+    """Names for a forward's list of `n` maps: the modules timm's `feature_info` says they come
+    from (`layer1`, `stages_0`), else `out0`, `out1`, …"""
+    info = getattr(module, "feature_info", None)
+    try:
+        names = [str(name).replace(".", "_") for name in info.module_name()]
+    except Exception:  # noqa: BLE001 - no timm FeatureInfo: generic names
+        names = []
+    if len(names) == n and len(set(names)) == n and all(MODULE_NAME.fullmatch(x) for x in names):
+        return names
+    return [f"out{k}" for k in range(n)]
+
+
+def _named_outputs(returned: dict, ops, where: str) -> dict:
+    """id(fx node) -> output name, for a forward that returns a dict of named maps."""
+    computed = {id(op.node) for op in ops}
+    for name, node in returned.items():
+        if id(node) not in computed:
+            raise error("import", f"the forward of {where} returns its input as '{name}'; netc outputs are computed "
+                                  "by layers")
+        if not MODULE_NAME.fullmatch(name):
+            raise error("import", f"the forward of {where} returns an output named '{name}', which cannot be a netc "
+                                  "name (ASCII letters, digits, '_' and '-')")
+    if len({id(n) for n in returned.values()}) < len(returned):
+        raise error("import", f"the forward of {where} returns one value under two names")
+    return {id(node): name for name, node in returned.items()}
 
 
 def _check_coverage(module, ops, where: str) -> None:

@@ -135,7 +135,7 @@ def _functional_op(node, f, args, kw, chunks, tensors):
         op, attrs = mapped_interpolation(**bound)
         size = bound.get("size")
         if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, InputSize) for v in size):
-            attrs["size"] = [f"${v.var}" for v in size]  # back to the input's size, whatever it is
+            attrs["size"] = [v.expr for v in size]  # a function of the input's size, whatever it is
         return op, attrs, tensors[:1]
     if f in layout.FUNCTIONS:
         return layout.layout_op(node, layout.FUNCTIONS[f], args, kw)

@@ -22,7 +22,9 @@ import torch
 from torch import fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-VALUE = "netc.value"  # fx `Node.meta` key: the tensor (or other result) the node computed on the example
+from netc.interop.grid import GRID, VALUE, expression, follow
+
+# VALUE: the fx `Node.meta` key of the tensor (or other result) the node computed on the example
 _STATIC = ("shape", "ndim", "device", "dtype", "is_cuda")  # what a forward reads without depending on values
 BATCH = 2  # the example's batch: a reshape that keeps it keeps each sample apart
 
@@ -33,24 +35,26 @@ def value_of(node):
 
 
 class InputSize(int):
-    """The network input's height or width, read from its shape: an interpolation back to it is
-    written `$in_h`/`$in_w` (arithmetic on it gives a plain int, a constant of this input size)."""
+    """A height or width that depends on the network input's: `expr` is it in the spec's
+    language (`$in_h`, `($in_h + 7) // 8`), so an interpolation to it follows the input size
+    (arithmetic on it gives a plain int, a constant of this input size)."""
 
-    var: str
+    expr: str
 
-    def __new__(cls, value: int, var: str):
+    def __new__(cls, value: int, expr: str):
         out = super().__new__(cls, value)
-        out.var = var
+        out.expr = expr
         return out
 
 
 def input_sizes(value, node) -> tuple:
-    """The shape of `value`, computed by `node`; where that is the network input, its last two
-    entries are InputSize."""
+    """The shape of `value`, computed by `node`; where its height and width are known functions
+    of the network input's (`grid.py`), those two entries are InputSize."""
     shape = tuple(value.shape)
-    if node.op == "placeholder" and len(shape) == 4:
-        return shape[:2] + (InputSize(shape[2], "in_h"), InputSize(shape[3], "in_w"))
-    return shape
+    grid = node.meta.get(GRID)
+    if grid is None or len(shape) != 4:
+        return shape
+    return shape[:2] + tuple(InputSize(n, expression(var, g)) for n, var, g in zip(shape[2:], ("in_h", "in_w"), grid))
 
 
 class _Unknown(Exception):
@@ -104,6 +108,9 @@ class ConcreteTracing:
         value = self._run(kind, target, args, kwargs)
         if value is not None:
             proxy.node.meta[VALUE] = value
+            grid = follow(proxy.node, value, self.root)
+            if grid is not None:
+                proxy.node.meta[GRID] = grid
         return proxy
 
     def _run(self, kind, target, args, kwargs):

@@ -38,13 +38,8 @@ def load_source(text: str, kwargs: dict | None = None) -> Source:
         raise error("usage", f"unknown source '{text}'", None,
                     "use torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory")
     if kind == "torchvision":
-        import torchvision
-
-        names = torchvision.models.list_models(module=torchvision.models)
-        if name not in names:
-            raise error("usage", f"torchvision has no classification model '{name}'", None,
-                        did_you_mean(name, names))
-        module = _construct(text, torchvision.models.get_model, name, weights=None, **kwargs)
+        factory, name, built_with = _torchvision(name, kwargs)
+        module = _construct(text, factory, name, **built_with)
     elif kind == "timm":
         import timm
 
@@ -57,6 +52,22 @@ def load_source(text: str, kwargs: dict | None = None) -> Source:
         raise error("usage", f"unknown source kind '{kind}'", None,
                     "use torchvision:NAME, timm:NAME or path/to/file.py:ClassOrFactory")
     return Source(text, module.eval(), kwargs, kwargs.get("num_classes", _num_classes(module)))
+
+
+def _torchvision(name: str, kwargs: dict) -> tuple:
+    """(factory, name, keyword arguments) that build torchvision's classification or segmentation model
+    `name` without weights: a segmentation model's backbone neither (torchvision's default
+    would download ImageNet weights for it)."""
+    import torchvision
+
+    models = torchvision.models
+    segmentation = models.list_models(module=models.segmentation)
+    names = models.list_models(module=models) + segmentation
+    if name not in names:
+        raise error("usage", f"torchvision has no classification or segmentation model '{name}'", None,
+                    did_you_mean(name, names))
+    never = {"weights": None, **({"weights_backbone": None} if name in segmentation else {})}
+    return models.get_model, name, {**kwargs, **never}
 
 
 def _from_file(path: Path, attr: str, kwargs: dict):

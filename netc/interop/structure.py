@@ -109,9 +109,11 @@ INPUT_KEY = "__input__"  # positions of a layer's `from:` that read its block's 
 class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
-    def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None):
+    def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None,
+                 owners: dict | None = None):
         self.input_node = input_node
         self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
+        self.owners = owners or {}  # id(item) -> the output name its layer publishes (`output_owners`)
         self.order = order or {}  # module path -> its registration index in the source
         self.refs = 0
         self.scope_of = {}
@@ -136,6 +138,8 @@ class Emitter:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
+        if id(block) in self.owners:
+            layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
         return layer
 
@@ -148,7 +152,9 @@ class Emitter:
         if named:
             layer["name"] = relative(item.scope, parent)
         layer[item.op] = dict(item.attrs)
-        return layer if named or item.attrs else item.op
+        if id(item) in self.owners:
+            layer["output"] = self.owners[id(item)]
+        return layer if len(layer) > 1 or item.attrs else item.op
 
     def region(self, items: list, entry, parent: str) -> list:
         """Layers computing `items` from `entry` (their single input from outside), side heads
@@ -265,6 +271,21 @@ class Emitter:
             if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
                 return ref
         return full
+
+
+def output_owners(root: Block, named: dict) -> dict:
+    """id(item) -> output name: for each named output value (`named`: id(value) -> name), the
+    outermost block or op that computes it, whose layer then says `output:`."""
+    owners, todo = {}, dict(named)
+    queue = [root]
+    for block in queue:  # breadth first: an enclosing block before the blocks and ops inside it
+        for item in block.items:
+            name = todo.pop(id(_out(item)), None)
+            if name is not None:
+                owners[id(item)] = name
+            if isinstance(item, Block):
+                queue.append(item)
+    return owners
 
 
 def _scaled(items: list) -> bool:

@@ -371,7 +371,7 @@ def _layout(value):
 
 def _template(cls: str, group: list, templates: dict) -> None:
     """`group` (instances of `cls`) as uses of a new template, where they unify."""
-    if len(group) < 2:
+    if len(group) < 2 or _reads_input_size(group):
         return
     try:
         u, body = _unified(group, templates)
@@ -387,8 +387,20 @@ def _template(cls: str, group: list, templates: dict) -> None:
     for k, g in enumerate(group):
         args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
         own = g.get("name")  # a side head's seq has none (its layer has)
+        output = {"output": g["output"]} if "output" in g else {}
         g.clear()
-        g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {})})
+        g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
+                  **output})
+
+
+def _reads_input_size(value) -> bool:
+    """Whether a layer computes a size from the network input's (`$in_h`): inside a template,
+    `$in_h` is the instance's input's height instead."""
+    if isinstance(value, dict):
+        return any(_reads_input_size(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_reads_input_size(v) for v in value)
+    return isinstance(value, str) and any(f"${v}" in value for v in TEMPLATE_INPUT_VARS)
 
 
 def drop_placeholders(spec: dict) -> None:
@@ -478,8 +490,8 @@ def _repeats(value, templates: dict):
     for v in value.values():
         _repeats(v, templates)
     items = value.get("seq")
-    if not isinstance(items, list) or len(items) < 2 or "name" not in value:
-        return
+    if not isinstance(items, list) or len(items) < 2 or "name" not in value or "output" in value:
+        return  # (a repeat's `output:` would name each iteration's result)
     if not all(isinstance(it, dict) and it.get("use") == items[0].get("use") and it.get("name") == str(k)
                and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
         return

@@ -63,7 +63,8 @@ def _wrapped():
 
 def trace(module, where: str, several: bool = False, input_shape=None) -> tuple[list[TracedOp], fx.Node, fx.Node]:
     """The ops of `module`'s forward, the fx node it returns (with `several`, a tuple of nodes
-    may be returned: a training forward's outputs) and its input placeholder. With `input_shape`
+    may be returned: a training forward's outputs; or a dict of named outputs) and its input
+    placeholder. With `input_shape`
     (C×H×W) the trace runs on an example batch of it: shape reads are numbers (`concrete.py`)."""
     tracer = _Tracer(None if input_shape is None else example_batch(module, input_shape))
     try:
@@ -76,11 +77,21 @@ def trace(module, where: str, several: bool = False, input_shape=None) -> tuple[
     if len(inputs) != 1:
         raise error("import", f"the forward of {where} takes {len(inputs)} inputs; netc networks take one image batch")
     ops, returned = _ops(graph, module, where)
-    if not isinstance(returned, fx.Node) and not (several and isinstance(returned, tuple) and len(returned) > 1
-                                                  and all(isinstance(r, fx.Node) for r in returned)):
+    if not isinstance(returned, fx.Node) and not _named_maps(returned) and not (
+            several and isinstance(returned, tuple) and len(returned) > 1 and all(isinstance(r, fx.Node) for r in returned)):
         raise error("import", f"the forward of {where} returns {type(returned).__name__}, not one tensor", None,
-                    "netc imports single-output forwards (put the model in eval mode)")
+                    "netc imports forwards that return a tensor or a dict of named tensors (put the model in eval mode)")
     return ops, returned, inputs[0]
+
+
+def _named_maps(returned) -> bool:
+    """A dict of named results (torchvision's segmentation models and feature extractors: an
+    OrderedDict `{"out": …, "aux": …}`) or a list of them (timm's `features_only` models), each of
+    which becomes a named output of the spec."""
+    if isinstance(returned, (list, tuple)):
+        return len(returned) > 1 and all(isinstance(v, fx.Node) for v in returned)
+    return isinstance(returned, dict) and bool(returned) and all(
+        isinstance(k, str) and isinstance(v, fx.Node) for k, v in returned.items())
 
 
 def _drop_unused(graph: fx.Graph, modules: dict) -> None:
@@ -246,6 +257,8 @@ class _OpMapper:
     def outputs(self, returned):
         if isinstance(returned, fx.Node) and calls.is_tuple_class(returned.target):  # NamedTuple(x, aux2, aux1)
             returned = returned.target(*returned.args, **returned.kwargs)
+        if isinstance(returned, dict):  # named outputs
+            return {k: self.alias.get(r, r) for k, r in returned.items()}
         if isinstance(returned, tuple):  # a training forward's outputs (a namedtuple keeps its fields)
             values = [self.alias.get(r, r) for r in returned]
             return type(returned)(*values) if hasattr(returned, "_fields") else tuple(values)

@@ -250,6 +250,9 @@ def allocation_is_a_limit(input_shape):
 
 
 def _outputs(out) -> list:
+    """A forward's outputs in order: a dict's values (torchvision's segmentation models), a tuple's items."""
+    if isinstance(out, dict):
+        return list(out.values())
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 

@@ -10,8 +10,10 @@ Two orders, as in hand-written PyTorch models:
   shortcut in the order its mapping lists them), so state_dict keys come in the spec's order;
 - execution follows the data flow the way Python evaluates a forward: each op's inputs in
   argument order (a residual's body before its shortcut, a concat's branches left to right), and
-  a branch the main output does not need (a side head) right after the value it reads, as
-  torchvision's GoogLeNet and Inception3 run their auxiliary heads.
+  a branch the main output does not need right after the value it reads: a training-only side head
+  (`aux: true`) as torchvision's GoogLeNet and Inception3 run their auxiliary heads, any other output
+  also not before the main-path layers the spec writes above it (torchvision's segmentation models
+  run their `aux` classifier after the main one), so dropout draws the same random numbers.
 
 A block cannot run on its own when the data flow leaves it and comes back (a `from:` takes a
 value out of the block into a layer whose result re-enters it), or when two sibling blocks each
@@ -20,6 +22,7 @@ and `Scope.reason` says why (the torch backend raises that when the block is cal
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 
@@ -105,7 +108,8 @@ def run_order(network, outputs) -> dict[int, int]:
     data = network.graph.node_table()
     order: list[int] = []
     seen = {0}
-    for _, out, _ in outputs:
+    side = set()  # nodes only training-only outputs need
+    for _, out, aux in outputs:
         stack = [(out, 0)]
         while stack:  # post-order depth-first walk, inputs in argument order
             nid, k = stack.pop()
@@ -119,14 +123,31 @@ def run_order(network, outputs) -> dict[int, int]:
             else:
                 seen.add(nid)
                 order.append(nid)
+                if aux:
+                    side.add(nid)
     main = {nid for nid in order[:order.index(outputs[0][1]) + 1]}
+    written = _main_written_before(order, main)
     key: dict[int, tuple] = {0: (-1, 0, 0)}
     for k, nid in enumerate(order):
         if nid in main:
             key[nid] = (k, 0, 0)
-        else:  # right after the latest value of the main path it depends on
-            key[nid] = (max(key[i][0] for i in data[nid].inputs), 1, k)
+            continue
+        # right after the latest value of the main path it depends on; an output the eval forward
+        # returns too (torchvision's segmentation `aux`) not before the main path the spec writes above it
+        after = max(key[i][0] for i in data[nid].inputs)
+        key[nid] = (after if nid in side else max(after, written(nid)), 1, k)
     return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
+
+
+def _main_written_before(order: list[int], main: set[int]):
+    """nid -> the latest post-order position of a main-path node written before it (a smaller id), or -1."""
+    ids = sorted(main)
+    position = {nid: k for k, nid in enumerate(order)}
+    latest, best = [], -1
+    for nid in ids:
+        best = max(best, position[nid])
+        latest.append(best)
+    return lambda nid: latest[k - 1] if (k := bisect.bisect_left(ids, nid)) else -1
 
 
 def schedule(items: list[list[int]], data, pos: dict[int, int]) -> tuple[list[int], set[int]]:
