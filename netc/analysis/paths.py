@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from netc.errors import error, int_exact, magnitude
-from netc.ir.transform import RESIDUAL, is_residual_add
+from netc.ir.transform import is_residual_add, residual_parts
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def count_paths(network) -> Paths:
         d = g.node(nid)
         ins = [i for i in d.inputs if i in layers]  # aux branches never feed the main path
         if ins:
-            body = d.inputs[d.meta[RESIDUAL]] if is_residual_add(d) else None
+            body = residual_parts(d)[0] if is_residual_add(d) else None
             residuals += body is not None
             blocks[nid] = _merge([(blocks[i][0] + (i == body), blocks[i][1]) for i in ins], work)
             o, c = _merge([layers[i] for i in ins], work)

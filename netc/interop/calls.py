@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import fx
 
 from netc.interop import layout, mapping
+from netc.interop.layout import batchless as _batchless
 from netc.interop.concrete import InputSize
 from netc.interop.mapping import Unmappable
 from netc.ops.pad import mapped_padding
@@ -247,13 +248,6 @@ def _chunk_args(args, kw) -> tuple[int, int]:
     """(parts, batchless dim) of `x.chunk(parts, dim)` / `torch.chunk(x, parts, dim)`."""
     parts = int(args[1] if len(args) > 1 else kw["chunks"])
     return parts, _batchless(int(args[2] if len(args) > 2 else kw.get("dim", 0)), "chunk")
-
-
-def _batchless(dim: int, f: str) -> int:
-    """A torch dim as netc's batchless axis (0 = channels; negative ones count from the end alike)."""
-    if dim == 0:
-        raise Unmappable(f"{f} along the batch axis")
-    return dim - 1 if dim > 0 else dim
 
 
 def _flattens(f, args, kw) -> bool:

@@ -30,14 +30,18 @@ def _tensor(node, what: str) -> torch.Tensor:
     return value
 
 
+def batchless(dim: int, f: str) -> int:
+    """A torch dim as netc's batchless axis (0 = channels; negative ones count from the end alike)."""
+    if dim == 0:
+        raise Unmappable(f"{f} along the batch axis")
+    return dim - 1 if dim > 0 else dim
+
+
 def _batchless_dim(dim, rank: int, f: str) -> int:
     """Torch's `dim` of a `rank`-d batch as a non-negative batchless axis."""
     if isinstance(dim, bool) or not isinstance(dim, int) or not -rank <= dim < rank:
         raise Unmappable(f"{f} with dim {dim!r}")
-    dim %= rank
-    if dim == 0:
-        raise Unmappable(f"{f} along the batch axis")
-    return dim - 1
+    return batchless(dim % rank, f)
 
 
 def layout_op(node, f: str, args, kw):
