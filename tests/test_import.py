@@ -7,8 +7,10 @@ import pytest
 
 from netc.api import import_spec, loads
 from netc.errors import NetcError
+from netc.interop.source import load_source
 from tests.conftest import ROOT, SPECS
 from tests.test_codegen import small_input
+from tests.test_torch_blocks import firing_order
 
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
@@ -431,3 +433,22 @@ def test_a_per_block_rate_is_an_expression_of_the_iteration():
     got = [d.attrs.p for _, d in net.nodes() if d.op == "stochastic_depth"]
     assert got == [0.2 * (k + 6) / 16 for k in range(4)], rate  # bit for bit
     assert progression([0.1, 0.2, 0.4]) is None and progression([3, 4]) is None and progression([0.0, 0.0]) is None
+
+
+def test_a_shortcut_registered_before_its_body_keeps_the_sources_key_order(tmp_path):
+    """timm's byobnet registers a block's shortcut first and runs it after the body: the import
+    writes `shortcut:` first (registered first), and its forward still runs the body first."""
+    source = tmp_path / "block.py"
+    source.write_text("from torch import nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.shortcut = nn.Conv2d(3, 8, 1)\n"
+                      "        self.conv = nn.Conv2d(3, 8, 3, padding=1)\n        self.bn = nn.BatchNorm2d(8)\n\n"
+                      "    def forward(self, x):\n        return self.bn(self.conv(x)) + self.shortcut(x)\n",
+                      encoding="utf-8")
+    text, verdict = import_spec(f"{source}:Block", {}, (3, 8, 8))
+    assert verdict.same_order and verdict.max_diff <= 1e-6
+    assert text.index("shortcut:") < text.index("body:")
+    net = loads(text)
+    reference = load_source(f"{source}:Block").module
+    ours = firing_order(net.build(device="meta"), (3, 8, 8), False)
+    theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
+    assert [n for n in ours if n in theirs] == theirs == ["conv", "bn", "shortcut", ""]

@@ -225,7 +225,14 @@ class Emitter:
         if shortcut:
             sc = self.region(shortcut, entry, parent)
             res["shortcut"] = sc[0] if len(sc) == 1 else {"seq": sc}
+            if self._registered(shortcut) < self._registered(body):  # timm's byobnet: keys in the source's order
+                res = {"shortcut": res.pop("shortcut"), **res}
         return [{"residual": res}]
+
+    def _registered(self, items: list) -> int:
+        """The source's registration index of the first module among `items`."""
+        paths = (it.path if isinstance(it, Block) else it.scope for it in items)
+        return min((self.order[p] for p in paths if p in self.order), default=len(self.order))
 
     def fallback(self, items: list, cur, parent: str) -> list:
         """Explicit `from:` references where the region is not series-parallel."""
