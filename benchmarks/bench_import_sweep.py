@@ -6,8 +6,8 @@ family and on torchvision's classification and segmentation models, each in a pr
 
 A timm family is a module of `timm.models` (`timm.list_modules()`); its lightest model is the one
 with the fewest parameters, counted on the meta device (nothing is allocated). A family whose
-lightest model contains an attention layer (a module class named like `Attention`, or
-`nn.MultiheadAttention`) is listed as out of scope: netc specs are convolutional. Outcomes are
+lightest model has an attention layer (a module whose forward multiplies two activations as
+matrices: `scope`) or a recurrent one is listed as out of scope: netc specs are convolutional. Outcomes are
 netc's exit status: verified (0), differs (1), refused (2, the first error line is the cause),
 timeout, crashed (anything else); a verified import whose state_dict keys load in another order than
 the source's is "verified (key order)".
@@ -28,8 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from torch import nn
+
 ROOT = Path(__file__).resolve().parents[1]
-ATTENTION = re.compile(r"(?<!Split)(Attention|Attn)(2d)?$|MultiheadAttention|^(Window|Self|Channel)Attn")
+MATMUL = re.compile(r"[\w)\]]\s*@\s*[\w(]|\b(matmul|bmm|einsum|scaled_dot_product_attention)\b")
 
 
 def timm_families() -> list[tuple[str, str, str]]:
@@ -52,36 +54,76 @@ def timm_families() -> list[tuple[str, str, str]]:
         if best is None:
             out.append((family, "", "no model builds on the meta device"))
             continue
-        out.append((family, best[1], scope(best[2])))
+        out.append((family, best[1], scope(classes(best[2]))))
     return out
 
 
-def scope(model) -> str:
-    """'cnn', or 'out of scope: ' and the first attention layer's class."""
-    attention = next((type(m).__name__ for m in model.modules() if ATTENTION.search(type(m).__name__)), None)
-    return "cnn" if attention is None else f"out of scope: {attention}"
+def classes(model) -> list[type]:
+    return list(dict.fromkeys(type(m) for m in model.modules()))
+
+
+def scope(module_classes: list[type]) -> str:
+    """'cnn', or 'out of scope: ' and the first module class that multiplies two activations as
+    matrices (attention, linear attention, state-space scans: `@`, matmul, bmm, einsum or
+    scaled_dot_product_attention in its forward or a method the forward calls) or is recurrent."""
+    for cls in module_classes:
+        if issubclass(cls, nn.MultiheadAttention):
+            return f"out of scope: {cls.__name__} (attention)"
+        if issubclass(cls, nn.RNNBase):
+            return f"out of scope: {cls.__name__} (recurrent)"
+        if not cls.__module__.startswith("torch.") and MATMUL.search(_forward_source(cls)):
+            return f"out of scope: {cls.__name__} (attention)"
+    return "cnn"
+
+
+def _forward_source(cls) -> str:
+    """The source of `cls.forward` and of the functions it calls that are defined beside it (its
+    class's methods, its module's functions: swin's shifted_window_attention), decorators left out."""
+    try:
+        text = inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return ""
+    scope = vars(sys.modules[cls.__module__])
+    for self_, called in dict.fromkeys(re.findall(r"(self\.)?\b(\w+)\(", text)):
+        f = getattr(cls, called, None) if self_ else scope.get(called)
+        if inspect.isfunction(f) and f.__module__ == cls.__module__ and called != "forward":
+            text += inspect.getsource(f)
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("@"))
 
 
 def torchvision_models(module: str) -> list[tuple[str, str]]:
     """(model, 'cnn' or why it is out of scope) of torchvision.models or one of its submodules."""
+    import torchvision
+
+    names = torchvision.models.list_models(module=getattr(torchvision.models, module) if module else torchvision.models)
+    return [(name, torchvision_scope(name)) for name in sorted(names)]
+
+
+def torchvision_scope(name: str) -> str:
     import torch
     import torchvision
-    from torch import nn
 
-    out = []
-    for name in sorted(torchvision.models.list_models(module=getattr(torchvision.models, module)
-                                                      if module else torchvision.models)):
-        try:
-            with torch.device("meta"):
-                model = torchvision.models.get_model(name, weights=None, **({"weights_backbone": None}
-                                                                            if module else {}))
-        except NotImplementedError:  # a builder that reads tensor data (regnet's widths): its module's classes
-            builder = torchvision.models.get_model_builder(name)
-            model = nn.ModuleList(cls() for _, cls in inspect.getmembers(sys.modules[builder.__module__],
-                                                                         inspect.isclass)
-                                  if issubclass(cls, nn.Module) and ATTENTION.search(cls.__name__))
-        out.append((name, scope(model)))
-    return out
+    builder = torchvision.models.get_model_builder(name)
+    dense = "weights_backbone" in inspect.signature(builder).parameters
+    try:
+        with torch.device("meta"):
+            model = builder(weights=None, **({"weights_backbone": None} if dense else {}))
+    except NotImplementedError:  # a builder that reads tensor data (regnet's widths): its module's classes
+        return scope([cls for _, cls in inspect.getmembers(sys.modules[builder.__module__], inspect.isclass)
+                      if issubclass(cls, nn.Module)])
+    return scope(classes(model))
+
+
+def model_scope(source: str) -> str:
+    """scope() of a `timm:NAME` or `torchvision:NAME` source, built on the meta device."""
+    import timm
+    import torch
+
+    hub, _, name = source.partition(":")
+    if hub == "torchvision":
+        return torchvision_scope(name)
+    with torch.device("meta"):
+        return scope(classes(timm.create_model(name, pretrained=False)))
 
 
 def run_import(source: str, timeout: float) -> tuple[str, str, float, int]:
@@ -112,20 +154,24 @@ def hand_written(name: str) -> str:
 
 
 HEADER = "| family | model | outcome | cause | seconds | spec lines | hand-written lines |"
-DONE = ("verified", "out of scope")
+DONE = ("verified",)
 
 
 def earlier_rows(path: str) -> list[tuple]:
-    """(source, family, model, kept table row or None to re-import, outcome) of an earlier table."""
+    """(source or '' where out of scope, family, model, kept table row or None to re-import, kind)
+    of an earlier table's rows."""
     rows = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("| ") or line.startswith(HEADER[:9]) or len(cells) < 7:
             continue
         family, model, outcome = cells[:3]
-        source = "" if outcome == "out of scope" else (
-            f"timm:{model}" if not family.startswith("torchvision") else f"torchvision:{model}")
-        rows.append((source, family, model, line if outcome in DONE else None, outcome))
+        source = f"torchvision:{model}" if family.startswith("torchvision") else f"timm:{model}"
+        if outcome in DONE:
+            rows.append((source, family, model, line, outcome))
+        else:  # the scope is decided again: the rule may have changed since
+            kind = model_scope(source)
+            rows.append((source if kind == "cnn" else "", family, model, None, kind))
     return rows
 
 
