@@ -452,3 +452,41 @@ def test_a_shortcut_registered_before_its_body_keeps_the_sources_key_order(tmp_p
     ours = firing_order(net.build(device="meta"), (3, 8, 8), False)
     theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
     assert [n for n in ours if n in theirs] == theirs == ["conv", "bn", "shortcut", ""]
+
+
+def test_branches_that_run_in_another_order_than_the_cat_keep_the_sources_order(tmp_path):
+    """CSPNeXt registers and computes its short branch first and concatenates it second: a concat
+    registers its branches in the cat's order, so they are written in the order they run, the cat
+    reading them by name."""
+    source = tmp_path / "csp.py"
+    source.write_text("import torch\nfrom torch import nn\n\n\nclass Csp(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.short_conv = nn.Conv2d(3, 4, 1)\n"
+                      "        self.main_conv = nn.Conv2d(3, 4, 1)\n        self.blocks = nn.Conv2d(4, 4, 3, padding=1)\n"
+                      "\n    def forward(self, x):\n        short = self.short_conv(x)\n"
+                      "        return torch.cat([self.blocks(self.main_conv(x)), short], dim=1)\n", encoding="utf-8")
+    text, verdict = import_spec(f"{source}:Csp", {}, (3, 8, 8))
+    assert verdict.same_order and verdict.max_diff <= 1e-6
+    assert list(loads(text).build(device="meta").state_dict()) == list(load_source(f"{source}:Csp").module.state_dict())
+
+
+def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_order(tmp_path):
+    """FasterNet registers a block's mlp before the spatial mixing that runs first, and a stage's
+    blocks before the downsample that feeds them: the layers are written in registration order,
+    each reading its input by `from:` (a later layer's included), and the block's result stays its
+    last layer."""
+    source = tmp_path / "late.py"
+    source.write_text("from torch import nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.mlp = nn.Conv2d(4, 4, 1)\n"
+                      "        self.spatial_mixing = nn.Conv2d(4, 4, 3, padding=1)\n\n"
+                      "    def forward(self, x):\n        return x + self.mlp(self.spatial_mixing(x))\n\n\n"
+                      "class Stage(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                      "        self.blocks = nn.Sequential(Block(), Block())\n"
+                      "        self.downsample = nn.Conv2d(3, 4, 2, stride=2)\n\n"
+                      "    def forward(self, x):\n        return self.blocks(self.downsample(x))\n", encoding="utf-8")
+    text, verdict = import_spec(f"{source}:Stage", {}, (3, 8, 8))
+    assert verdict.same_order and verdict.max_diff <= 1e-6
+    reference = load_source(f"{source}:Stage").module
+    assert list(loads(text).build(device="meta").state_dict()) == list(reference.state_dict())
+    ours = firing_order(loads(text).build(device="meta"), (3, 8, 8), False)
+    theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
+    assert [n for n in ours if n in theirs] == theirs

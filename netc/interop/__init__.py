@@ -57,7 +57,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
     emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
                                 heads, order, structure.output_owners(root, named))
-    layers = emitter.region(root.items, placeholder, "")
+    layers = emitter.scope(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}
         layers[-1] = {**last, "output": heads.main}

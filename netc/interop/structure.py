@@ -136,7 +136,7 @@ class Emitter:
 
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
-        layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
+        layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
@@ -155,6 +155,34 @@ class Emitter:
         if id(item) in self.owners:
             layer["output"] = self.owners[id(item)]
         return layer if len(layer) > 1 or item.attrs else item.op
+
+    def scope(self, items: list, entry, path: str) -> list:
+        """The layers of the block at `path` (its children `items`), registering its modules in the
+        source's order: where the series-parallel layers would register a module before one the
+        source registers first (timm's fasternet registers its mlp before the spatial mixing that runs
+        first), the children are written in registration order, each reading its input by `from:`
+        (execution follows the data flow, not the written order)."""
+        layers = self.region(items, entry, path)
+        written = [self.order[f"{path}.{n}" if path else n] for n in _written_names(layers)
+                   if (f"{path}.{n}" if path else n) in self.order]
+        if written == sorted(written):
+            return layers
+        ordered = self._by_registration(items)
+        layers = self.fallback(ordered, entry, path)
+        if ordered[-1] is not items[-1]:  # a block's result is its last layer's
+            self._name_read(_out(items[-1]))
+            layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})
+        return layers
+
+    def _by_registration(self, items: list) -> list:
+        """`items` in the source's registration order; an item without modules stays after the one
+        it follows."""
+        keys, last = [], -1
+        for item in items:
+            k = self._registered([item])
+            last = k if k < len(self.order) else last
+            keys.append(last)
+        return [item for _, _, item in sorted(zip(keys, range(len(items)), items), key=lambda t: t[:2])]
 
     def region(self, items: list, entry, parent: str) -> list:
         """Layers computing `items` from `entry` (their single input from outside), side heads
@@ -210,6 +238,9 @@ class Emitter:
         if branches is None:
             return None
         if join.op == "cat":
+            starts = [branch_items.index(b[0]) for b in branches if b]
+            if starts != sorted(starts):
+                return None  # a concat runs its branches in the cat's order; these run in another (CSPNeXt)
             return [{"concat": [self.region(b, entry, parent) or [{"identity": {}}] for b in branches]}]
         if len(branches) != 2:
             return None
@@ -237,11 +268,13 @@ class Emitter:
     def fallback(self, items: list, cur, parent: str) -> list:
         """Explicit `from:` references where the region is not series-parallel."""
         layers = []
+        for item in items:  # a `from:` may read a layer written further down
+            self.scope_of.setdefault(id(_out(item)), item.path if isinstance(item, Block) else item.scope)
         prev = [cur] + [_out(it) for it in items[:-1]]
         referenced = {id(v) for it, p in zip(items, prev) if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
-            layer = self.item(item, cur, parent)
+            layer = self.item(item, ins[0] if len(ins) == 1 else cur, parent)  # a block's entry: what it reads
             if isinstance(layer, str):
                 layer = {layer: {}}
             if "name" not in layer and id(_out(item)) in referenced:  # a function's result read by `from:`
@@ -278,6 +311,22 @@ class Emitter:
             if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
                 return ref
         return full
+
+
+def _written_names(layers) -> list[str]:
+    """The names of the children a block's layers register, in written order (a residual, a concat
+    and an unnamed seq are transparent: their layers register in the enclosing block)."""
+    names = []
+    for layer in layers if isinstance(layers, list) else [layers]:
+        if isinstance(layer, list):
+            names += _written_names(layer)
+        elif isinstance(layer, dict) and "name" in layer:
+            names.append(str(layer["name"]).split(".")[0])
+        elif isinstance(layer, dict):
+            for key in ("residual", "concat", "seq", "body", "shortcut"):
+                if key in layer:
+                    names += _written_names(list(layer[key].values()) if key == "residual" else layer[key])
+    return names
 
 
 def output_owners(root: Block, named: dict) -> dict:
