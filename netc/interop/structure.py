@@ -110,8 +110,9 @@ class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
     def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None,
-                 owners: dict | None = None):
+                 owners: dict | None = None, lists: set = frozenset()):
         self.input_node = input_node
+        self.lists = lists  # paths of interleaved lists (`split_blocks`): one layer for all their items
         self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
         self.owners = owners or {}  # id(item) -> the output name its layer publishes (`output_owners`)
         self.order = order or {}  # module path -> its registration index in the source
@@ -181,6 +182,10 @@ class Emitter:
         return place(layers, sides, self.order, parent)
 
     def _region(self, items: list, entry, parent: str) -> list:
+        if any(isinstance(it, Block) and it.path in self.lists for it in items):
+            from netc.interop.lists import interleaved
+
+            return interleaved(self, items, entry, parent)
         layers, cur, i = [], entry, 0
         readers: dict[int, int] = {}
         for item in items:
@@ -227,14 +232,17 @@ class Emitter:
             res["shortcut"] = sc[0] if len(sc) == 1 else {"seq": sc}
         return [{"residual": res}]
 
-    def fallback(self, items: list, cur, parent: str) -> list:
-        """Explicit `from:` references where the region is not series-parallel."""
+    def fallback(self, items: list, cur, parent: str, referenced: set | None = None) -> list:
+        """Explicit `from:` references where the region is not series-parallel; `referenced`: the
+        values some `from:` reads (by default those these items read out of series)."""
         layers = []
         prev = [cur] + [_out(it) for it in items[:-1]]
-        referenced = {id(v) for it, p in zip(items, prev) if (ins := external_inputs(it, set())) != [p] for v in ins}
+        if referenced is None:
+            referenced = {id(v) for it, p in zip(items, prev)
+                          if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
-            layer = self.item(item, cur, parent)
+            layer = self.item(item, ins[0] if len(ins) == 1 else cur, parent)
             if isinstance(layer, str):
                 layer = {layer: {}}
             if "name" not in layer and id(_out(item)) in referenced:  # a function's result read by `from:`

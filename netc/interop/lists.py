@@ -1,0 +1,60 @@
+"""Interleaved lists: ModuleLists indexed in one loop beside each other (timm's Res2Net runs
+`convs[i]`, then `bns[i]`, then a ReLU, for each i; HRNet its `branches` and the rows of its
+`fuse_layers`).
+
+Their items run apart, between other layers, so no nesting of the execution order holds them
+(`structure.split_blocks` finds them). Each list becomes one layer at its first use, a `seq` of
+its items in registration order (so the state_dict keys come in the source's order), and every
+layer of the region names its inputs by `from:` where it does not read the layer written above
+it; references may point forward (docs/language.md).
+"""
+from __future__ import annotations
+
+from netc.interop.structure import Block, _out, external_inputs, relative
+
+
+def merged(items: list, lists: set, order: dict) -> list:
+    """`items` with each list's occurrences merged into one Block at its first, its items in
+    registration order (unregistered ones keep their place after them)."""
+    units, by_path = [], {}
+    for item in items:
+        if isinstance(item, Block) and item.path in lists:
+            if item.path not in by_path:
+                by_path[item.path] = Block(item.path, item.module_type)
+                units.append(by_path[item.path])
+            by_path[item.path].items.extend(item.items)
+        else:
+            units.append(item)
+    for block in by_path.values():
+        block.items.sort(key=lambda it: order.get(it.path if isinstance(it, Block) else it.scope, len(order)))
+    return units
+
+
+def publish(emitter, items: list) -> None:
+    """The scope each value of `items` is read under, before any is written: a `from:` may name a
+    layer written later."""
+    for item in items:
+        if isinstance(item, Block):
+            publish(emitter, item.items)
+            if item.path not in emitter.lists:
+                emitter.scope_of[id(item.out)] = item.path
+        else:
+            emitter.scope_of[id(item.node)] = item.scope
+
+
+def interleaved(emitter, items: list, entry, parent: str) -> list:
+    """Layers computing `items` (some of them occurrences of lists) from `entry`."""
+    units = merged(items, emitter.lists, emitter.order)
+    publish(emitter, units)
+    referenced = {id(v) for unit in units for v in external_inputs(unit, set()) if v is not entry}
+    layers, cur = [], entry
+    for unit in units:
+        if isinstance(unit, Block) and unit.path in emitter.lists:
+            emitter.entry_of[unit.path] = emitter.entry_of.get(parent)
+            seq = interleaved(emitter, unit.items, cur, unit.path)  # lists nest: HRNet's fuse_layers[i][j]
+            layers.append({"name": relative(unit.path, parent), "seq": seq})
+            cur = _out(unit.items[-1])
+        else:
+            layers.extend(emitter.fallback([unit], cur, parent, referenced))
+            cur = _out(unit)
+    return layers
