@@ -388,9 +388,10 @@ def _template(cls: str, group: list, templates: dict) -> None:
         args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
         own = g.get("name")  # a side head's seq has none (its layer has)
         output = {"output": g["output"]} if "output" in g else {}
+        read = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # an instance read out of series
         g.clear()
         g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
-                  **output})
+                  **output, **read})
 
 
 def _reads_input_size(value) -> bool:
