@@ -56,5 +56,7 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
             cur = _out(unit.items[-1])
         else:
             layers.extend(emitter.fallback([unit], cur, parent, referenced))
+            if not isinstance(unit, Block):  # named if a later region's `from:` reads it
+                emitter.emitted[id(unit.node)] = (layers, len(layers) - 1, unit, parent)
             cur = _out(unit)
     return layers

@@ -502,7 +502,8 @@ def _repeats(value, templates: dict):
     rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
     keys = [key for key in every if key not in rates]
     base = {key: _mode(every[key][1:]) for key in keys}
-    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
+    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"],
+           **({"from": value["from"]} if "from" in value else {})}
     common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
