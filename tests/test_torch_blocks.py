@@ -50,7 +50,6 @@ def firing_order(model, input_shape, training: bool) -> list[str]:
 # spec's order where timm alternates them; the DeepLabV3 and LR-ASPP heads run a branch that reads
 # the low-level or pooled input before torchvision does.
 FIRING_ORDER_GAPS = {
-    "res2net50_26w_4s": "interleaved lists run in the spec's order, timm alternates convs[i] and bns[i]",
     "hrnet_w18_small": "fuse rows run in the spec's order, timm runs them row by row",
     "deeplabv3_resnet50": "the ASPP branches run in another order than torchvision's",
     "deeplabv3_resnet101": "the ASPP branches run in another order than torchvision's",
@@ -84,7 +83,8 @@ def test_hooks_fire_in_reference_order(name, training):
     b = firing_order(ref, net.input_shape, training)
     common = set(a) & set(b)
     assert [n for n in a if n in common] == [n for n in b if n in common]
-    unfired = {n for n in block_names(net) if n not in common}
+    # a container (`Parts`: a list whose items run apart) is called by no one, as a ModuleList is not
+    unfired = {n for n in block_names(net) if n not in common and not isinstance(ours.get_submodule(n), Parts)}
     assert not unfired if training else all(ours.get_submodule(n) in _aux_heads(ours, net) for n in unfired)
 
 

@@ -236,9 +236,10 @@ class _Planner:
         items = list(box.children)
         while True:
             order, stuck = self.schedule(items)
-            if not stuck:
+            victims = self.victims(box, items, stuck) if stuck else self.interleaved(items)
+            if not victims:
                 break
-            for victim in self.victims(box, items, stuck):
+            for victim in victims:
                 i = items.index(victim)
                 items[i:i + 1] = victim.children
         calls = []
@@ -257,6 +258,23 @@ class _Planner:
 
     def schedule(self, items: list[Scope]) -> tuple[list[int], set[int]]:
         return schedule([it.nodes for it in items], self.data, self.pos)
+
+    def interleaved(self, items: list[Scope]) -> list[Scope]:
+        """The blocks whose ops do not run in one stretch: other items' ops run between theirs
+        (Res2Net's convs[i] and bns[i], lists that one loop indexes together), so no call of the
+        block runs them in order."""
+        owner = {nid: k for k, it in enumerate(items) for nid in it.nodes}
+        ran = sorted(owner, key=self.pos.__getitem__)
+        first, last = {}, {}
+        for k, nid in enumerate(ran):
+            first.setdefault(owner[nid], k)
+            last[owner[nid]] = k
+        out = []
+        for j, it in enumerate(items):
+            if it.op is None and last[j] - first[j] + 1 > len(it.nodes):
+                it.reason = "its parts run between other layers (a list indexed in one loop beside another)"
+                out.append(it)
+        return out
 
     def victims(self, box: Scope, items: list[Scope], stuck: set[int]) -> list[Scope]:
         """The blocks to open so that the items can be ordered: in each cycle of dependencies,
