@@ -8,9 +8,13 @@ and the calls of its forward, in execution order. Backends build one module per 
 Two orders, as in hand-written PyTorch models:
 - registration follows the spec: node ids, the order layers are written (a residual's body and
   shortcut in the order its mapping lists them), so state_dict keys come in the spec's order;
-- execution follows the data flow the way Python evaluates a forward: each op's inputs in
-  argument order (a residual's body before its shortcut, a concat's branches left to right), and
-  a branch the main output does not need right after the value it reads: a training-only side head
+- execution follows the data flow the way Python evaluates a forward: the layers in the order
+  written, each after the inputs it still needs, in argument order (a residual's body before its
+  shortcut, a concat's branches left to right); an item of a list (numbered items that do not
+  chain: a ModuleList a loop indexes) when a layer reads it, after the list's earlier items, so
+  lists indexed in one loop alternate (Res2Net's convs[i] and bns[i]); a block whose ops then do
+  not run in one stretch is a container its parent calls into. A branch the main output does not
+  need runs right after the value it reads: a training-only side head
   (`aux: true`) as torchvision's GoogLeNet and Inception3 run their auxiliary heads, any other output
   also not before the main-path layers the spec writes above it (torchvision's segmentation models
   run their `aux` classifier after the main one), so dropout draws the same random numbers.
@@ -27,6 +31,8 @@ import heapq
 from dataclasses import dataclass, field
 
 import networkx as nx
+
+from netc.ir.transform import RESIDUAL
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ def run_order(network, outputs) -> dict[int, int]:
                 if aux:
                     side.add(nid)
     main = {nid for nid in order[:order.index(outputs[0][1]) + 1]}
+    order = _written_order(network, data, main, outputs[0][1]) + [nid for nid in order if nid not in main]
     written = _main_written_before(order, main)
     key: dict[int, tuple] = {0: (-1, 0, 0)}
     for k, nid in enumerate(order):
@@ -137,6 +144,73 @@ def run_order(network, outputs) -> dict[int, int]:
         after = max(key[i][0] for i in data[nid].inputs)
         key[nid] = (after if nid in side else max(after, written(nid)), 1, k)
     return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
+
+
+def _written_order(network, data, nodes: set[int], out: int) -> list[int]:
+    """`nodes` (those the main output needs) as a forward's statements run: each layer in the
+    order written, after the inputs it still needs (in argument order); an item of a list
+    (`list_items`) runs when a layer needs it, after the list's earlier items, as a loop over
+    the list in the forward that reads it runs them; a residual's shortcut when its join reads
+    it, after the body, wherever the spec writes it (first, where the source registers it first)."""
+    items = list_items(data)
+    pulled = set(items) | shortcuts(network, data)
+    order, seen = [], {0}
+    for root in [*sorted(n for n in nodes if n not in pulled), out]:
+        stack = [(root, 0)]
+        while stack:  # post-order depth-first walk
+            nid, k = stack.pop()
+            if k == 0 and nid in seen:
+                continue
+            ins = items[nid] + data[nid].inputs if nid in items else data[nid].inputs
+            if k < len(ins):
+                stack.append((nid, k + 1))
+                if ins[k] not in seen:
+                    stack.append((ins[k], 0))
+            else:
+                seen.add(nid)
+                order.append(nid)
+    return order
+
+
+def list_items(data) -> dict[int, list[int]]:
+    """Nodes of the items of lists -> the results of the list's earlier items. A list is a block
+    with numbered children, some of which reads other than the previous one's result (a repeat
+    whose iterations say `from:`, a ModuleList a loop indexes; a chain is a Sequential)."""
+    children: dict[str, dict[int, list[int]]] = {}
+    for nid, d in data.items():
+        parts = d.scope.split(".") if nid else []
+        for j in range(1, len(parts)):
+            if parts[j].isdigit():
+                children.setdefault(".".join(parts[:j]), {}).setdefault(int(parts[j]), []).append(nid)
+    out: dict[int, tuple[str, list[int]]] = {}
+    for path, by_index in children.items():
+        ks = sorted(by_index)
+        results = [max(by_index[k]) for k in ks]
+        if len(ks) < 2 or all(_reads_only(data, by_index[b], results[i]) for i, b in enumerate(ks[1:])):
+            continue
+        for i, k in enumerate(ks):
+            for nid in by_index[k]:
+                if nid not in out or len(path) > len(out[nid][0]):  # the innermost list
+                    out[nid] = (path, results[:i])
+    return {nid: before for nid, (_, before) in out.items()}
+
+
+def shortcuts(network, data) -> set[int]:
+    """The layers of residual shortcuts: the chain of single-use values the join reads besides its body."""
+    out = set()
+    for nid, d in data.items():
+        if RESIDUAL not in d.meta:
+            continue
+        v = d.inputs[1 - d.meta[RESIDUAL]]
+        while v and v not in out and len(network.graph.succ[v]) == 1:
+            out.add(v)
+            v = data[v].inputs[0] if len(data[v].inputs) == 1 else 0
+    return out
+
+
+def _reads_only(data, nodes: list[int], value: int) -> bool:
+    inside = set(nodes)
+    return {i for n in nodes for i in data[n].inputs if i not in inside} == {value}
 
 
 def _main_written_before(order: list[int], main: set[int]):
