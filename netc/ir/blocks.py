@@ -116,21 +116,10 @@ def run_order(network, outputs) -> dict[int, int]:
     seen = {0}
     side = set()  # nodes only training-only outputs need
     for _, out, aux in outputs:
-        stack = [(out, 0)]
-        while stack:  # post-order depth-first walk, inputs in argument order
-            nid, k = stack.pop()
-            if k == 0 and nid in seen:
-                continue
-            ins = data[nid].inputs
-            if k < len(ins):
-                stack.append((nid, k + 1))
-                if ins[k] not in seen:
-                    stack.append((ins[k], 0))
-            else:
-                seen.add(nid)
-                order.append(nid)
-                if aux:
-                    side.add(nid)
+        start = len(order)
+        _post_order(out, lambda nid: data[nid].inputs, seen, order)
+        if aux:
+            side.update(order[start:])
     main = {nid for nid in order[:order.index(outputs[0][1]) + 1]}
     order = _written_order(network, data, main, outputs[0][1]) + [nid for nid in order if nid not in main]
     written = _main_written_before(order, main)
@@ -156,20 +145,26 @@ def _written_order(network, data, nodes: set[int], out: int) -> list[int]:
     pulled = set(items) | shortcuts(network, data)
     order, seen = [], {0}
     for root in [*sorted(n for n in nodes if n not in pulled), out]:
-        stack = [(root, 0)]
-        while stack:  # post-order depth-first walk
-            nid, k = stack.pop()
-            if k == 0 and nid in seen:
-                continue
-            ins = items[nid] + data[nid].inputs if nid in items else data[nid].inputs
-            if k < len(ins):
-                stack.append((nid, k + 1))
-                if ins[k] not in seen:
-                    stack.append((ins[k], 0))
-            else:
-                seen.add(nid)
-                order.append(nid)
+        _post_order(root, lambda nid: items.get(nid, []) + data[nid].inputs, seen, order)
     return order
+
+
+def _post_order(root: int, inputs, seen: set[int], order: list[int]) -> None:
+    """Append to `order` the nodes `root` needs that are not `seen`, each after its `inputs(node)`
+    in their order (a depth-first walk)."""
+    stack = [(root, 0, None)]
+    while stack:
+        nid, k, ins = stack.pop()
+        if k == 0 and nid in seen:
+            continue
+        ins = inputs(nid) if ins is None else ins
+        if k < len(ins):
+            stack.append((nid, k + 1, ins))
+            if ins[k] not in seen:
+                stack.append((ins[k], 0, None))
+        else:
+            seen.add(nid)
+            order.append(nid)
 
 
 def list_items(data) -> dict[int, list[int]]:
@@ -198,7 +193,7 @@ def list_items(data) -> dict[int, list[int]]:
 def shortcuts(network, data) -> set[int]:
     """The layers of residual shortcuts: the chain of single-use values the join reads besides its body."""
     out = set()
-    for nid, d in data.items():
+    for d in data.values():
         if RESIDUAL not in d.meta:
             continue
         v = d.inputs[1 - d.meta[RESIDUAL]]
