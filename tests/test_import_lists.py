@@ -92,3 +92,13 @@ def test_interleaved_lists_in_a_plain_loop():
     assert [a["from"] for a in acts] == ["layers.0", "layers.1", "layers.2"]
     layers = _layer(spec["layers"], "layers")["seq"]
     assert [item.get("from") for item in layers] == [None, "acts.0", "acts.1"]  # forward references
+
+
+def test_pyramid_lists_publish_each_level():
+    """A feature pyramid's inner and outer lists run top-down in one loop; each level's output is
+    published by the list item computing it (`output:`), in the source's key order."""
+    _, spec = _imported("PyramidFeatures")
+    assert spec["outputs"] == ["p2", "p3", "p4"]
+    outer = _layer(spec["layers"], "layer_blocks")["seq"]
+    assert [item.get("output") for item in outer] == ["p2", "p3", "p4"]
+    assert [item["name"] for item in _layer(spec["layers"], "inner_blocks")["seq"]] == ["0", "1", "2"]

@@ -10,15 +10,19 @@ it; references may point forward (docs/language.md).
 """
 from __future__ import annotations
 
+from netc.errors import error
 from netc.interop.structure import Block, _out, external_inputs, relative
 
 
-def merged(items: list, lists: set, order: dict) -> list:
+def merged(items: list, lists: set, order: dict, owners: dict) -> list:
     """`items` with each list's occurrences merged into one Block at its first, its items in
-    registration order (unregistered ones keep their place after them)."""
+    registration order (unregistered ones keep their place after them). An occurrence's
+    `output:` (`owners`) goes to the item computing it."""
     units, by_path = [], {}
     for item in items:
         if isinstance(item, Block) and item.path in lists:
+            if id(item) in owners:
+                owners[id(item.items[-1])] = owners.pop(id(item))
             if item.path not in by_path:
                 by_path[item.path] = Block(item.path, item.module_type)
                 units.append(by_path[item.path])
@@ -27,6 +31,20 @@ def merged(items: list, lists: set, order: dict) -> list:
             units.append(item)
     for block in by_path.values():
         block.items.sort(key=lambda it: order.get(it.path if isinstance(it, Block) else it.scope, len(order)))
+    return units
+
+
+def _result_last(units: list, result, owners: dict) -> list:
+    """`units` with the one computing the region's result written last: a structure's result is
+    its last layer's. A list's result is its last item's, unless an output name publishes it
+    (a feature pyramid's top-down loop ends at its first level)."""
+    for k, unit in enumerate(units):
+        if isinstance(unit, Block) and any(_out(it) is result for it in unit.items):
+            last = unit.items[-1]
+            if _out(last) is not result and id(last) not in owners:
+                raise error("import", f"the result of the block holding list '{unit.path}' is one of its "
+                                      "items but not its last; a netc structure's result is its last layer")
+            return units[:k] + units[k + 1:] + [unit]
     return units
 
 
@@ -44,7 +62,7 @@ def publish(emitter, items: list) -> None:
 
 def interleaved(emitter, items: list, entry, parent: str) -> list:
     """Layers computing `items` (some of them occurrences of lists) from `entry`."""
-    units = merged(items, emitter.lists, emitter.order)
+    units = _result_last(merged(items, emitter.lists, emitter.order, emitter.owners), _out(items[-1]), emitter.owners)
     publish(emitter, units)
     referenced = {id(v) for unit in units for v in external_inputs(unit, set()) if v is not entry}
     layers, cur = [], entry
