@@ -33,7 +33,7 @@ def default_input(module) -> tuple:
 
 def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
                  templates: bool = True) -> Imported:
-    from netc.interop import structure, yamlout
+    from netc.interop import lists, structure, yamlout
     from netc.interop.source import load_source
 
     src = load_source(source_text, kwargs)
@@ -49,8 +49,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     structure.nest(ops, set(types))
     root = structure.group(ops, types)
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
-    emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
-                                heads, order, structure.output_owners(root, named), set(structure.split_blocks(root)))
+    emitter = lists.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
+                            heads, order, structure.output_owners(root, named), lists=set(structure.split_blocks(root)))
     layers = emitter.region(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}

@@ -11,7 +11,22 @@ it; references may point forward (docs/language.md).
 from __future__ import annotations
 
 from netc.errors import error
+from netc.interop import structure
 from netc.interop.structure import Block, _out, external_inputs, relative
+
+
+class Emitter(structure.Emitter):
+    """structure.Emitter writing the regions that hold occurrences of `lists` (paths, from
+    `structure.split_blocks`) with `interleaved`."""
+
+    def __init__(self, *args, lists: set = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lists = lists
+
+    def _region(self, items: list, entry, parent: str) -> list:
+        if any(isinstance(it, Block) and it.path in self.lists for it in items):
+            return interleaved(self, items, entry, parent)
+        return super()._region(items, entry, parent)
 
 
 def merged(items: list, lists: set, order: dict, owners: dict) -> list:

@@ -110,9 +110,8 @@ class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
     def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None,
-                 owners: dict | None = None, lists: set = frozenset()):
+                 owners: dict | None = None):
         self.input_node = input_node
-        self.lists = lists  # paths of interleaved lists (`split_blocks`): one layer for all their items
         self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
         self.owners = owners or {}  # id(item) -> the output name its layer publishes (`output_owners`)
         self.order = order or {}  # module path -> its registration index in the source
@@ -182,10 +181,6 @@ class Emitter:
         return place(layers, sides, self.order, parent)
 
     def _region(self, items: list, entry, parent: str) -> list:
-        if any(isinstance(it, Block) and it.path in self.lists for it in items):
-            from netc.interop.lists import interleaved
-
-            return interleaved(self, items, entry, parent)
         layers, cur, i = [], entry, 0
         readers: dict[int, int] = {}
         for item in items:

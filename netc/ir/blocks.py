@@ -329,20 +329,19 @@ class _Planner:
         return schedule([it.nodes for it in items], self.data, self.pos)
 
     def interleaved(self, items: list[Scope]) -> list[Scope]:
-        """The blocks whose ops do not run in one stretch: other items' ops run between theirs
-        (Res2Net's convs[i] and bns[i], lists that one loop indexes together), so no call of the
-        block runs them in order."""
+        """The blocks whose ops do not run in one stretch: another item reads one of their results
+        before their last op runs (Res2Net's bns[i] reads convs[i] before convs[i + 1] runs: lists
+        that one loop indexes together), so no call of the block runs them in order."""
         owner = {nid: k for k, it in enumerate(items) for nid in it.nodes}
-        ran = sorted(owner, key=self.pos.__getitem__)
-        first, last = {}, {}
-        for k, nid in enumerate(ran):
-            first.setdefault(owner[nid], k)
-            last[owner[nid]] = k
-        out = []
-        for j, it in enumerate(items):
-            if it.op is None and last[j] - first[j] + 1 > len(it.nodes):
-                it.reason = "its parts run between other layers (a list indexed in one loop beside another)"
-                out.append(it)
+        last = {}
+        for nid, k in owner.items():
+            last[k] = max(last.get(k, -1), self.pos[nid])
+        apart = set()
+        for nid, k in owner.items():  # an op that reads a block's result before the block's last op runs
+            apart.update(j for i in self.data[nid].inputs if (j := owner.get(i, k)) != k and self.pos[nid] < last[j])
+        out = [items[j] for j in sorted(apart) if items[j].op is None]
+        for it in out:
+            it.reason = "its parts run between other layers (a list indexed in one loop beside another)"
         return out
 
     def victims(self, box: Scope, items: list[Scope], stuck: set[int]) -> list[Scope]:
