@@ -439,42 +439,42 @@ class HRModule3(nn.Module):
 
     def forward(self, x, x1, x2, x3):
         x = self.branches[0](x)
-        out = self.fuse_layers[3][0](x)
+        out = self.fuse_layers[0][0](x)
         x1 = self.branches[1](x1)
-        out_1 = self.fuse_layers[3][1](x1)
+        out_1 = self.fuse_layers[0][1](x1)
         out = out + out_1
         x2 = self.branches[2](x2)
-        out_1 = self.fuse_layers[3][2](x2)
+        out_1 = self.fuse_layers[0][2](x2)
         out = out + out_1
         x3 = self.branches[3](x3)
-        out_1 = self.fuse_layers[3][3](x3)
+        out_1 = self.fuse_layers[0][3](x3)
         out = out + out_1
-        out = self.y3(out)
-        out_1 = self.fuse_layers[2][0](x)
-        out_2 = self.fuse_layers[2][1](x1)
+        out = self.y0(out)
+        out_1 = self.fuse_layers[1][0](x)
+        out_2 = self.fuse_layers[1][1](x1)
         out_1 = out_1 + out_2
-        out_2 = self.fuse_layers[2][2](x2)
+        out_2 = self.fuse_layers[1][2](x2)
         out_1 = out_1 + out_2
-        out_2 = self.fuse_layers[2][3](x3)
+        out_2 = self.fuse_layers[1][3](x3)
         out_1 = out_1 + out_2
-        out_1 = self.y2(out_1)
-        out_2 = self.fuse_layers[1][0](x)
-        out_3 = self.fuse_layers[1][1](x1)
+        out_1 = self.y1(out_1)
+        out_2 = self.fuse_layers[2][0](x)
+        out_3 = self.fuse_layers[2][1](x1)
         out_2 = out_2 + out_3
-        out_3 = self.fuse_layers[1][2](x2)
+        out_3 = self.fuse_layers[2][2](x2)
         out_2 = out_2 + out_3
-        out_3 = self.fuse_layers[1][3](x3)
+        out_3 = self.fuse_layers[2][3](x3)
         out_2 = out_2 + out_3
-        out_2 = self.y1(out_2)
-        x = self.fuse_layers[0][0](x)
-        x1 = self.fuse_layers[0][1](x1)
+        out_2 = self.y2(out_2)
+        x = self.fuse_layers[3][0](x)
+        x1 = self.fuse_layers[3][1](x1)
         out_3 = x + x1
-        x2 = self.fuse_layers[0][2](x2)
+        x2 = self.fuse_layers[3][2](x2)
         out_3 = out_3 + x2
-        x3 = self.fuse_layers[0][3](x3)
+        x3 = self.fuse_layers[3][3](x3)
         out_3 = out_3 + x3
-        out_3 = self.y0(out_3)
-        return out_3, out_2, out_1, out
+        out_3 = self.y3(out_3)
+        return out, out_1, out_2, out_3
 
 
 class HrnetW18Small(nn.Module):
@@ -556,14 +556,14 @@ class HrnetW18Small(nn.Module):
         out_3 = self.transition3[2](out_2)
         out_2 = self.transition3[3](out_2)
         out, out_1, out_2, out_3 = self.stage4[0](out, out_1, out_3, out_2)
-        out_3 = self.incre_modules[3](out_3)
-        out_2 = self.incre_modules[2](out_2)
-        out_1 = self.incre_modules[1](out_1)
         out = self.incre_modules[0](out)
+        out_1 = self.incre_modules[1](out_1)
         out = self.downsamp_modules[0](out)
         out = out_1 + out
+        out_2 = self.incre_modules[2](out_2)
         out = self.downsamp_modules[1](out)
         out = out_2 + out
+        out_3 = self.incre_modules[3](out_3)
         out = self.downsamp_modules[2](out)
         out = out_3 + out
         out = self.final_layer(out)

@@ -89,18 +89,18 @@ class LRASPPHead(nn.Module):
         self.high_classifier = nn.Conv2d(inter, num_classes, kernel_size=1)
 
     def forward(self, x, x1):
-        out = self.low_classifier(x1)
         cbr = self.cbr(x)
         x = self.scale(x)
-        out_1 = cbr * x
-        out_1 = nn.functional.interpolate(
-            out_1,
+        out = cbr * x
+        out = nn.functional.interpolate(
+            out,
             size=(x1.shape[-2], x1.shape[-1]),
             mode=self.up.mode,
             align_corners=self.up.align_corners,
         )
-        out_1 = self.high_classifier(out_1)
-        out = out + out_1
+        x1 = self.low_classifier(x1)
+        out = self.high_classifier(out)
+        out = x1 + out
         return out
 
 

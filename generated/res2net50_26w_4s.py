@@ -83,7 +83,7 @@ class Bottle2neck(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, w * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w * scale)
-        self.relu = nn.ReLU(inplace=True)
+        self.act = nn.ReLU(inplace=True)
         self.spx0 = (0, w)
         self.spx1 = (w, arg0)
         self.spx2 = (arg0, arg1)
@@ -102,34 +102,34 @@ class Bottle2neck(nn.Module):
             nn.Conv2d(in_channels, planes * 4, kernel_size=1, stride=stride, bias=False),
             nn.BatchNorm2d(planes * 4),
         )
-        self.relu_1 = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         out = self.conv1(x)
         out = self.bn1(out)
-        out = self.relu(out)
+        out = self.act(out)
         out_1 = out[:, self.spx0[0] : self.spx0[1]]
+        out_2 = out[:, self.spx1[0] : self.spx1[1]]
+        out_3 = out[:, self.spx2[0] : self.spx2[1]]
+        out = out[:, self.spx3[0] : self.spx3[1]]
         out_1 = self.convs[0](out_1)
         out_1 = self.bns[0](out_1)
         out_1 = self.sp0(out_1)
-        out_2 = out[:, self.spx1[0] : self.spx1[1]]
         out_2 = self.convs[1](out_2)
         out_2 = self.bns[1](out_2)
         out_2 = self.sp1(out_2)
-        out_1 = torch.cat([out_1, out_2], 1)
-        out_2 = out[:, self.spx2[0] : self.spx2[1]]
-        out_2 = self.convs[2](out_2)
-        out_2 = self.bns[2](out_2)
-        out_2 = self.sp2(out_2)
-        out_1 = torch.cat([out_1, out_2], 1)
-        out = out[:, self.spx3[0] : self.spx3[1]]
+        out_3 = self.convs[2](out_3)
+        out_3 = self.bns[2](out_3)
+        out_3 = self.sp2(out_3)
         out = self.pool(out)
+        out_1 = torch.cat([out_1, out_2], 1)
+        out_1 = torch.cat([out_1, out_3], 1)
         out = torch.cat([out_1, out], 1)
         out = self.conv3(out)
         out = self.bn3(out)
         x = self.downsample(x)
         out = out + x
-        out = self.relu_1(out)
+        out = self.relu(out)
         return out
 
 
@@ -140,7 +140,7 @@ class Bottle2neck2(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, w * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w * scale)
-        self.relu = nn.ReLU(inplace=True)
+        self.act = nn.ReLU(inplace=True)
         self.spx0 = (0, w)
         self.spx1 = (w, arg0)
         self.spx2 = (arg0, arg1)
@@ -160,34 +160,34 @@ class Bottle2neck2(nn.Module):
         self.sp2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(arg2, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu_1 = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         out = self.conv1(x)
         out = self.bn1(out)
-        out = self.relu(out)
+        out = self.act(out)
         out_1 = out[:, self.spx0[0] : self.spx0[1]]
+        out_2 = out[:, self.spx1[0] : self.spx1[1]]
+        out_3 = out[:, self.spx2[0] : self.spx2[1]]
+        out = out[:, self.spx3[0] : self.spx3[1]]
         out_1 = self.convs[0](out_1)
         out_1 = self.bns[0](out_1)
         out_1 = self.sp0(out_1)
-        out_2 = out[:, self.spx1[0] : self.spx1[1]]
         out_2 = out_1 + out_2
         out_2 = self.convs[1](out_2)
         out_2 = self.bns[1](out_2)
         out_2 = self.sp1(out_2)
+        out_3 = out_2 + out_3
+        out_3 = self.convs[2](out_3)
+        out_3 = self.bns[2](out_3)
+        out_3 = self.sp2(out_3)
         out_1 = torch.cat([out_1, out_2], 1)
-        out_3 = out[:, self.spx2[0] : self.spx2[1]]
-        out_2 = out_2 + out_3
-        out_2 = self.convs[2](out_2)
-        out_2 = self.bns[2](out_2)
-        out_2 = self.sp2(out_2)
-        out_1 = torch.cat([out_1, out_2], 1)
-        out = out[:, self.spx3[0] : self.spx3[1]]
+        out_1 = torch.cat([out_1, out_3], 1)
         out = torch.cat([out_1, out], 1)
         out = self.conv3(out)
         out = self.bn3(out)
         out = out + x
-        out = self.relu_1(out)
+        out = self.relu(out)
         return out
 
 

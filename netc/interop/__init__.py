@@ -33,7 +33,7 @@ def default_input(module) -> tuple:
 
 def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
                  templates: bool = True) -> Imported:
-    from netc.interop import structure, yamlout
+    from netc.interop import lists, structure, yamlout
     from netc.interop.source import load_source
 
     src = load_source(source_text, kwargs)
@@ -48,15 +48,9 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     types = {path: type(m).__name__ for path, m in src.module.named_modules()}
     structure.nest(ops, set(types))
     root = structure.group(ops, types)
-    apart = structure.split_blocks(root)
-    if apart:
-        raise error("import", f"the modules of {', '.join(repr(p) for p in apart[:3])} in {source_text} run apart, "
-                    "between other layers (a ModuleList indexed in a loop beside another one): a netc layer's "
-                    "scope nests, so no spec reproduces their state_dict keys", None,
-                    "group each step's modules in one nn.Module (or nn.Sequential) in the source")
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
-    emitter = structure.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
-                                heads, order, structure.output_owners(root, named))
+    emitter = lists.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
+                            heads, order, structure.output_owners(root, named), lists=set(structure.split_blocks(root)))
     layers = emitter.scope(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}

@@ -109,6 +109,8 @@ INPUT_KEY = "__input__"  # positions of a layer's `from:` that read its block's 
 class Emitter:
     """Layers (YAML-ready dicts) of a block tree; `refs` counts the `from:` fallbacks used."""
 
+    lists: set = frozenset()  # paths of interleaved lists (netc.interop.lists.Emitter)
+
     def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None,
                  owners: dict | None = None):
         self.input_node = input_node
@@ -165,8 +167,8 @@ class Emitter:
         layers = self.region(items, entry, path)
         written = [self.order[f"{path}.{n}" if path else n] for n in _written_names(layers)
                    if (f"{path}.{n}" if path else n) in self.order]
-        if written == sorted(written):
-            return layers
+        if written == sorted(written) or any(isinstance(it, Block) and it.path in self.lists for it in items):
+            return layers  # (interleaved lists are written in registration order: netc.interop.lists)
         ordered = self._by_registration(items)
         layers = self.fallback(ordered, entry, path)
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
@@ -265,13 +267,16 @@ class Emitter:
         paths = (it.path if isinstance(it, Block) else it.scope for it in items)
         return min((self.order[p] for p in paths if p in self.order), default=len(self.order))
 
-    def fallback(self, items: list, cur, parent: str) -> list:
-        """Explicit `from:` references where the region is not series-parallel."""
+    def fallback(self, items: list, cur, parent: str, referenced: set | None = None) -> list:
+        """Explicit `from:` references where the region is not series-parallel; `referenced`: the
+        values some `from:` reads (by default those these items read out of series)."""
         layers = []
         for item in items:  # a `from:` may read a layer written further down
             self.scope_of.setdefault(id(_out(item)), item.path if isinstance(item, Block) else item.scope)
         prev = [cur] + [_out(it) for it in items[:-1]]
-        referenced = {id(v) for it, p in zip(items, prev) if (ins := external_inputs(it, set())) != [p] for v in ins}
+        if referenced is None:
+            referenced = {id(v) for it, p in zip(items, prev)
+                          if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
             layer = self.item(item, ins[0] if len(ins) == 1 else cur, parent)  # a block's entry: what it reads

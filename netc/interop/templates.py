@@ -387,10 +387,11 @@ def _template(cls: str, group: list, templates: dict) -> None:
     for k, g in enumerate(group):
         args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
         own = g.get("name")  # a side head's seq has none (its layer has)
-        kept_keys = {k: g[k] for k in ("from", INPUT_KEY, "output") if k in g}  # what it reads, what it publishes
+        output = {"output": g["output"]} if "output" in g else {}
+        read = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # an instance read out of series
         g.clear()
         g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
-                  **kept_keys})
+                  **output, **read})
 
 
 def _reads_input_size(value) -> bool:
@@ -501,9 +502,8 @@ def _repeats(value, templates: dict):
     rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
     keys = [key for key in every if key not in rates]
     base = {key: _mode(every[key][1:]) for key in keys}
-    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
-    if "from" in value:
-        out["from"] = value["from"]
+    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"],
+           **({"from": value["from"]} if "from" in value else {})}
     common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common

@@ -8,9 +8,13 @@ and the calls of its forward, in execution order. Backends build one module per 
 Two orders, as in hand-written PyTorch models:
 - registration follows the spec: node ids, the order layers are written (a residual's body and
   shortcut in the order its mapping lists them), so state_dict keys come in the spec's order;
-- execution follows the data flow the way Python evaluates a forward: each op's inputs in
-  argument order (a residual's body before its shortcut, a concat's branches left to right), and
-  a branch the main output does not need right after the value it reads: a training-only side head
+- execution follows the data flow the way Python evaluates a forward: the layers in the order
+  written, each after the inputs it still needs, in argument order (a residual's body before its
+  shortcut, a concat's branches left to right); an item of a list (numbered items that do not
+  chain: a ModuleList a loop indexes) when a layer reads it, after the list's earlier items, so
+  lists indexed in one loop alternate (Res2Net's convs[i] and bns[i]); a block whose ops then do
+  not run in one stretch is a container its parent calls into. A branch the main output does not
+  need runs right after the value it reads: a training-only side head
   (`aux: true`) as torchvision's GoogLeNet and Inception3 run their auxiliary heads, any other output
   also not before the main-path layers the spec writes above it (torchvision's segmentation models
   run their `aux` classifier after the main one), so dropout draws the same random numbers.
@@ -27,6 +31,8 @@ import heapq
 from dataclasses import dataclass, field
 
 import networkx as nx
+
+from netc.ir.transform import RESIDUAL
 
 
 @dataclass(frozen=True)
@@ -110,22 +116,12 @@ def run_order(network, outputs) -> dict[int, int]:
     seen = {0}
     side = set()  # nodes only training-only outputs need
     for _, out, aux in outputs:
-        stack = [(out, 0)]
-        while stack:  # post-order depth-first walk, inputs in argument order
-            nid, k = stack.pop()
-            if k == 0 and nid in seen:
-                continue
-            ins = data[nid].inputs
-            if k < len(ins):
-                stack.append((nid, k + 1))
-                if ins[k] not in seen:
-                    stack.append((ins[k], 0))
-            else:
-                seen.add(nid)
-                order.append(nid)
-                if aux:
-                    side.add(nid)
+        start = len(order)
+        _post_order(out, lambda nid: data[nid].inputs, seen, order)
+        if aux:
+            side.update(order[start:])
     main = {nid for nid in order[:order.index(outputs[0][1]) + 1]}
+    order = _written_order(network, data, main, outputs[0][1]) + [nid for nid in order if nid not in main]
     written = _main_written_before(order, main)
     key: dict[int, tuple] = {0: (-1, 0, 0)}
     for k, nid in enumerate(order):
@@ -137,6 +133,79 @@ def run_order(network, outputs) -> dict[int, int]:
         after = max(key[i][0] for i in data[nid].inputs)
         key[nid] = (after if nid in side else max(after, written(nid)), 1, k)
     return {nid: k for k, nid in enumerate(sorted(order, key=key.__getitem__))}
+
+
+def _written_order(network, data, nodes: set[int], out: int) -> list[int]:
+    """`nodes` (those the main output needs) as a forward's statements run: each layer in the
+    order written, after the inputs it still needs (in argument order); an item of a list
+    (`list_items`) runs when a layer needs it, after the list's earlier items, as a loop over
+    the list in the forward that reads it runs them; a residual's shortcut when its join reads
+    it, after the body, wherever the spec writes it (first, where the source registers it first)."""
+    items = list_items(data)
+    pulled = set(items) | shortcuts(network, data)
+    order, seen = [], {0}
+    for root in [*sorted(n for n in nodes if n not in pulled), out]:
+        _post_order(root, lambda nid: items.get(nid, []) + data[nid].inputs, seen, order)
+    return order
+
+
+def _post_order(root: int, inputs, seen: set[int], order: list[int]) -> None:
+    """Append to `order` the nodes `root` needs that are not `seen`, each after its `inputs(node)`
+    in their order (a depth-first walk)."""
+    stack = [(root, 0, None)]
+    while stack:
+        nid, k, ins = stack.pop()
+        if k == 0 and nid in seen:
+            continue
+        ins = inputs(nid) if ins is None else ins
+        if k < len(ins):
+            stack.append((nid, k + 1, ins))
+            if ins[k] not in seen:
+                stack.append((ins[k], 0, None))
+        else:
+            seen.add(nid)
+            order.append(nid)
+
+
+def list_items(data) -> dict[int, list[int]]:
+    """Nodes of the items of lists -> the results of the list's earlier items. A list is a block
+    with numbered children, some of which reads other than the previous one's result (a repeat
+    whose iterations say `from:`, a ModuleList a loop indexes; a chain is a Sequential)."""
+    children: dict[str, dict[int, list[int]]] = {}
+    for nid, d in data.items():
+        parts = d.scope.split(".") if nid else []
+        for j in range(1, len(parts)):
+            if parts[j].isdigit():
+                children.setdefault(".".join(parts[:j]), {}).setdefault(int(parts[j]), []).append(nid)
+    out: dict[int, tuple[str, list[int]]] = {}
+    for path, by_index in children.items():
+        ks = sorted(by_index)
+        results = [max(by_index[k]) for k in ks]
+        if len(ks) < 2 or all(_reads_only(data, by_index[b], results[i]) for i, b in enumerate(ks[1:])):
+            continue
+        for i, k in enumerate(ks):
+            for nid in by_index[k]:
+                if nid not in out or len(path) > len(out[nid][0]):  # the innermost list
+                    out[nid] = (path, results[:i])
+    return {nid: before for nid, (_, before) in out.items()}
+
+
+def shortcuts(network, data) -> set[int]:
+    """The layers of residual shortcuts: the chain of single-use values the join reads besides its body."""
+    out = set()
+    for d in data.values():
+        if RESIDUAL not in d.meta:
+            continue
+        v = d.inputs[1 - d.meta[RESIDUAL]]
+        while v and v not in out and len(network.graph.succ[v]) == 1:
+            out.add(v)
+            v = data[v].inputs[0] if len(data[v].inputs) == 1 else 0
+    return out
+
+
+def _reads_only(data, nodes: list[int], value: int) -> bool:
+    inside = set(nodes)
+    return {i for n in nodes for i in data[n].inputs if i not in inside} == {value}
 
 
 def _main_written_before(order: list[int], main: set[int]):
@@ -236,9 +305,10 @@ class _Planner:
         items = list(box.children)
         while True:
             order, stuck = self.schedule(items)
-            if not stuck:
+            victims = self.victims(box, items, stuck) if stuck else self.interleaved(items)
+            if not victims:
                 break
-            for victim in self.victims(box, items, stuck):
+            for victim in victims:
                 i = items.index(victim)
                 items[i:i + 1] = victim.children
         calls = []
@@ -257,6 +327,22 @@ class _Planner:
 
     def schedule(self, items: list[Scope]) -> tuple[list[int], set[int]]:
         return schedule([it.nodes for it in items], self.data, self.pos)
+
+    def interleaved(self, items: list[Scope]) -> list[Scope]:
+        """The blocks whose ops do not run in one stretch: another item reads one of their results
+        before their last op runs (Res2Net's bns[i] reads convs[i] before convs[i + 1] runs: lists
+        that one loop indexes together), so no call of the block runs them in order."""
+        owner = {nid: k for k, it in enumerate(items) for nid in it.nodes}
+        last = {}
+        for nid, k in owner.items():
+            last[k] = max(last.get(k, -1), self.pos[nid])
+        apart = set()
+        for nid, k in owner.items():  # an op that reads a block's result before the block's last op runs
+            apart.update(j for i in self.data[nid].inputs if (j := owner.get(i, k)) != k and self.pos[nid] < last[j])
+        out = [items[j] for j in sorted(apart) if items[j].op is None]
+        for it in out:
+            it.reason = "its parts run between other layers (a list indexed in one loop beside another)"
+        return out
 
     def victims(self, box: Scope, items: list[Scope], stuck: set[int]) -> list[Scope]:
         """The blocks to open so that the items can be ordered: in each cycle of dependencies,
