@@ -26,28 +26,29 @@ def _claim(table: dict, key, value, op: str) -> None:
     table[key] = value
 
 
-def _import_tables() -> tuple[dict, dict, dict, dict]:
+def _import_tables() -> tuple[dict, dict, dict, dict, dict]:
     """What the ops' import facets name, resolved: torch's own module classes by class (subclasses
     match through their MRO); other libraries' modules by qualified class name, so netc needs not
     import them; parameter-free functions, as the module class that, built with the function's other
     arguments, computes the same (torch keeps their argument orders alike); tensor methods
     (`x.sigmoid()` is torch.sigmoid(x)) by name."""
-    modules, named, functions, methods = {}, {}, {}, {}
+    modules, named, functions, methods, readings = {}, {}, {}, {}, {}
     for op in REGISTRY.values():
         for dotted in op.torch_modules:
             mapper = partial(op.from_module, torch_cls=dotted)
             if dotted.split(".")[0] == "torch":
                 _claim(modules, _resolve(dotted), mapper, op.name)
+                readings[_resolve(dotted)] = partial(op.readings, torch_cls=dotted)
             else:
                 _claim(named, dotted, mapper, op.name)
         for dotted in op.torch_functions:
             _claim(functions, _resolve(dotted), _resolve(op.torch_modules[0]), op.name)
         for method in op.tensor_methods:
             _claim(methods, method, op.name, op.name)
-    return modules, named, functions, methods
+    return modules, named, functions, methods, readings
 
 
-MODULES, NAMED, FUNCTIONAL_MODULES, METHOD_ACTIVATIONS = _import_tables()
+MODULES, NAMED, FUNCTIONAL_MODULES, METHOD_ACTIVATIONS, READINGS = _import_tables()
 
 
 def _qualname(m) -> str:
@@ -65,16 +66,16 @@ def _known_base(m: nn.Module):
 def map_module(m: nn.Module):
     """(op, attrs) of a leaf module; also timm/netc's depthwise-separable conv (conv1 + pointwise).
 
-    A subclass with its own forward maps where its extra work is known (`trailing_ops`) or where
-    it computes what its base class computes (`behaves_as`)."""
+    A subclass with its own forward maps where its extra work is known (`trailing_ops`), where
+    it computes what its base class computes (`behaves_as`), or what one of its base op's other
+    readings computes (`Op.readings`: TF 'same' padding, weight standardisation)."""
     named = NAMED.get(_qualname(m))
     if named is not None:
         return named(m)
     cls = _known_base(m)
     if cls is not None:
         if type(m).forward is not cls.forward and not _norm_act(m) and not behaves_as(m, cls):
-            raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward that computes "
-                             "something else)")
+            return _reading(m, cls)
         return MODULES[cls](m)
     if is_separable(m):
         return REGISTRY["sepconv"].from_module(m, type(m).__name__)
@@ -89,6 +90,8 @@ def _probes(m: nn.Module) -> list[tuple]:
     if isinstance(m, nn.Conv2d):
         reach = max((k - 1) * d + 1 for k, d in zip(m.kernel_size, m.dilation)) + max(m.stride)
         return [(2, m.in_channels, reach + 4, reach + 5), (2, m.in_channels, reach + 5, reach + 4)]
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        return [(2, 3, 9, 10), (2, 3, 10, 9)]
     if isinstance(m, nn.BatchNorm2d):
         return [(2, m.num_features, 5, 5)]
     if isinstance(m, nn.GroupNorm):
@@ -104,7 +107,13 @@ def _probes(m: nn.Module) -> list[tuple]:
 
 def behaves_as(m: nn.Module, cls: type) -> bool:
     """Whether a subclass's own forward (timm's Linear, written for TorchScript) gives its base
-    class's outputs, in eval mode, on random inputs of the shapes `_probes` picks."""
+    class's outputs."""
+    return _agrees(m, partial(cls.forward, m))
+
+
+def _agrees(m: nn.Module, reference) -> bool:
+    """Whether `m` and `reference` (a function of the input) give the same outputs, in eval mode,
+    on random inputs of the shapes `_probes` picks."""
     probes = _probes(m)
     if not probes:
         return False
@@ -115,7 +124,7 @@ def behaves_as(m: nn.Module, cls: type) -> bool:
         with torch.no_grad():
             for shape in probes:
                 x = torch.randn(*shape, generator=gen)
-                mine, base = m(x.clone()), cls.forward(m, x.clone())  # either may work in place
+                mine, base = m(x.clone()), reference(x.clone())  # either may work in place
                 if not (isinstance(mine, torch.Tensor) and mine.shape == base.shape and torch.allclose(mine, base)):
                     return False
     except Exception:  # noqa: BLE001 - a forward that fails on a probe is not its base's
@@ -123,6 +132,25 @@ def behaves_as(m: nn.Module, cls: type) -> bool:
     finally:
         m.train(training)
     return True
+
+
+def _reading(m: nn.Module, cls: type):
+    """The first of `cls`'s op's readings of `m` whose netc module, given `m`'s state_dict (the same
+    keys, in order), gives `m`'s outputs."""
+    from netc.backends.torch.module import make_leaf
+
+    for op, attrs in READINGS[cls](m):
+        try:
+            probe = _probes(m)[0]
+            leaf = make_leaf(op, REGISTRY[op].Attrs(**attrs), [tuple(probe[1:])])
+            if list(leaf.state_dict()) != list(m.state_dict()):
+                continue
+            leaf.load_state_dict(m.state_dict())
+        except Exception:  # noqa: BLE001 - a reading this module's constants do not fit
+            continue
+        if _agrees(m, leaf.eval()):
+            return op, attrs
+    raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward that computes something else)")
 
 
 def _norm_act(m: nn.Module) -> bool:

@@ -213,6 +213,12 @@ class Op:
         default the attributes of the same names, defaults left out. Raises Unmappable with the reason."""
         return self.name, module_attrs(self.Attrs, m)
 
+    def readings(self, m, torch_cls: str) -> list[tuple[str, dict]]:
+        """What a subclass of `torch_cls` whose own forward computes something else may compute
+        instead, as (op, attrs) candidates (timm's Conv2dSame: a conv with `p: tf_same`); the importer
+        keeps the first whose module, loaded with `m`'s weights, gives `m`'s outputs."""
+        return []
+
 
 REGISTRY: dict[str, Op] = {}
 

@@ -2,7 +2,7 @@
 transposed conv of decoders."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
@@ -14,6 +14,13 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PosPair = Union[PosInt, Annotated[list[PosInt], Field(min_length=2, max_length=2)]]
 NonNegPair = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]]
 Padding = Union[NonNegPair, Literal["same", "valid"]]
+TF_SAME = "tf_same"  # TensorFlow's 'SAME': ceil(n / s) outputs, the padding from the input's size, the odd pixel after
+
+
+def tf_same(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of an axis of `n` entries for a window k, s, d."""
+    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
 
 
 def window_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool = False) -> int:
@@ -30,9 +37,12 @@ def window_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool = False) 
 
 
 def resolve_padding(p, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
-    """Symmetric padding per axis; 'same' is defined for stride 1 as in PyTorch."""
+    """Symmetric padding per axis; 'same' is defined for stride 1 as in PyTorch; 'tf_same' depends
+    on the input's size: this is its padding before an input that the stride divides."""
     if p == "valid":
         return (0, 0)
+    if p == TF_SAME:
+        return (tf_same(s[0], k[0], s[0], d[0])[0], tf_same(s[1], k[1], s[1], d[1])[0])
     if p == "same":
         if s != (1, 1):
             raise ShapeError("padding 'same' needs stride 1 (as in PyTorch)",
@@ -56,14 +66,24 @@ def sliding_shape(op: str, hw: tuple[int, int], k, s, p, d, ceil_mode=False) -> 
     return out[0], out[1]
 
 
+class WeightStd(Attrs):
+    """Weight standardisation (timm's StdConv2d; with `gain`, ScaledStdConv2d of NF-Nets): each filter
+    standardised to zero mean and unit variance (eps) before the conv; with `gain`, then scaled by a
+    learned gain per filter (parameter `gain`) times gamma / sqrt(fan-in)."""
+    eps: Annotated[float, Field(gt=0)] = 1e-6
+    gain: bool = False
+    gamma: float = 1.0
+
+
 class ConvAttrs(Attrs):
     out: PosInt
     k: PosPair
     s: PosPair = 1
-    p: Padding = 0
+    p: Union[Padding, Literal["tf_same"]] = 0
     d: PosPair = 1
     groups: PosInt = 1
     bias: bool = True
+    ws: Optional[WeightStd] = None
 
 
 def _check_groups(groups: int, c_in: int, c_out: int) -> None:
@@ -89,6 +109,12 @@ def conv_attrs(m, p, **after_p) -> dict:
                          CONV_DEFAULTS)
 
 
+def _gamma(scale: float, fan_in: int) -> float:
+    """The shortest gamma whose gamma / sqrt(fan-in) is `scale` (ScaledStdConv2d keeps only the scale)."""
+    exact = scale * fan_in ** 0.5
+    return next((g for g in (float(f"{exact:.{n}g}") for n in range(1, 18)) if g * fan_in ** -0.5 == scale), exact)
+
+
 @register
 class Conv(Op):
     name = "conv"
@@ -102,6 +128,21 @@ class Conv(Op):
     def from_module(self, m, torch_cls):
         return self.name, conv_attrs(m, m.padding if isinstance(m.padding, str) else torch_pair(m.padding))
 
+    def readings(self, m, torch_cls):
+        """TF 'same' padding (timm's Conv2dSame), weight standardisation (StdConv2d, ScaledStdConv2d
+        and their 'Same' forms): the constants they keep are read from `eps`, `gain`, `scale`."""
+        zero = not isinstance(m.padding, str) and tuple(m.padding) == (0, 0)
+        same = [TF_SAME] if zero else []
+        ws = {"eps": float(getattr(m, "eps", 1e-6))}
+        gain = dict(m.named_parameters(recurse=False)).get("gain")
+        if gain is not None and gain.numel() == m.out_channels:
+            fan_in = m.weight[0].numel()
+            ws.update(gain=True, gamma=_gamma(float(getattr(m, "scale", fan_in ** -0.5)), fan_in))
+        ws = drop_defaults(ws, {"eps": 1e-6, "gain": False, "gamma": 1.0})
+        written = m.padding if isinstance(m.padding, str) else torch_pair(m.padding)
+        return [(self.name, conv_attrs(m, p)) for p in same] + [
+            (self.name, {**conv_attrs(m, p), "ws": ws}) for p in [written, *same]]
+
     def geometry(self, a):
         k, s, d = pair(a.k), pair(a.s), pair(a.d)
         return k, s, resolve_padding(a.p, k, s, d), d
@@ -112,11 +153,14 @@ class Conv(Op):
         k, s, p, d = self.geometry(a)
         if a.p == "same":  # torch pads an even extent unevenly (one more after): the size stays
             return (a.out, h, w)
+        if a.p == TF_SAME:
+            return (a.out, -(-h // s[0]), -(-w // s[1]))
         return (a.out, *sliding_shape("conv", (h, w), k, s, p, d))
 
     def params(self, a, shapes):
         k = pair(a.k)
-        return a.out * (shapes[0][0] // a.groups) * k[0] * k[1] + (a.out if a.bias else 0)
+        gain = a.out if a.ws is not None and a.ws.gain else 0
+        return a.out * (shapes[0][0] // a.groups) * k[0] * k[1] + (a.out if a.bias else 0) + gain
 
     def macs(self, a, shapes, out):
         k = pair(a.k)
@@ -126,12 +170,29 @@ class Conv(Op):
         k, s, p, d = self.geometry(a)
         return Window(k, s, d, p)
 
+    def rf_window(self, a, grid, shapes=()):
+        return same_window(self.geometry(a), a.p, shapes)
+
     def label(self, a):
-        return _label(self.name, a)
+        return ("ws " if a.ws is not None else "") + _label(self.name, a)
 
     def module(self, a, shapes):
-        kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": _padding_for_torch(a)}
-        return ModuleSpec("torch.nn.Conv2d", (shapes[0][0], a.out), {**kw, **_unusual(a)})
+        same = a.p == TF_SAME
+        kw = {"kernel_size": pair(a.k), "stride": pair(a.s), **({} if same else {"padding": _padding_for_torch(a)})}
+        if a.ws is not None:
+            ws = drop_defaults({"eps": a.ws.eps, "gain": a.ws.gain, "gamma": a.ws.gamma, "same_pad": same},
+                               {"eps": 1e-6, "gain": False, "gamma": 1.0, "same_pad": False})
+            return ModuleSpec("netc.backends.torch.runtime.StdConv2d", (shapes[0][0], a.out), {**kw, **_unusual(a), **ws})
+        cls = "netc.backends.torch.runtime.Conv2dSame" if same else "torch.nn.Conv2d"
+        return ModuleSpec(cls, (shapes[0][0], a.out), {**kw, **_unusual(a)})
+
+
+def same_window(geometry, p, shapes) -> Window:
+    """The sliding window of a conv or pool; with TF 'same' padding, padded as for the input's size."""
+    k, s, pad, d = geometry
+    if p == TF_SAME and shapes and len(shapes[0]) == 3:
+        pad = tuple(tf_same(shapes[0][1 + i], k[i], s[i], d[i])[0] for i in range(2))
+    return Window(k, s, d, pad)
 
 
 def _label(kind: str, a) -> str:
@@ -164,7 +225,7 @@ class SepConvAttrs(Attrs):
     out: PosInt
     k: PosPair
     s: PosPair = 1
-    p: Padding = 0
+    p: Padding = 0  # not tf_same: timm's separable convs pad symmetrically
     d: PosPair = 1
     bias: bool = False
 

@@ -1,19 +1,20 @@
 """Pooling: max/avg with windows (ceil_mode, count_include_pad), global and adaptive pooling."""
 from __future__ import annotations
 
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, Hazard, ModuleSpec, Op, ShapeError, Unmappable, Window,
                            drop_defaults, fmt_pair, need_map, numel, pair, register, torch_pair)
-from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape, window_out
+from netc.ops.conv import (TF_SAME, NonNegPair, PosInt, PosPair, resolve_padding, same_window, sliding_shape,
+                          window_out)
 
 
 class _PoolAttrs(Attrs):
     k: PosPair
     s: Optional[PosPair] = None  # defaults to the kernel, as in PyTorch
-    p: NonNegPair = 0
+    p: Union[NonNegPair, Literal["tf_same"]] = 0  # tf_same: TensorFlow's 'SAME' (timm's MaxPool2dSame)
     ceil_mode: bool = False
 
 
@@ -33,11 +34,13 @@ class _Pool(Op):
         k = pair(a.k)
         s = pair(a.s) if a.s is not None else k
         d = pair(getattr(a, "d", 1))
-        return k, s, pair(a.p), d
+        return k, s, resolve_padding(a.p, k, s, d) if a.p == TF_SAME else pair(a.p), d
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)
         k, s, p, d = self.geometry(a)
+        if a.p == TF_SAME:
+            return (c, -(-h // s[0]), -(-w // s[1]))
         for axis in range(2):
             if 2 * p[axis] > d[axis] * (k[axis] - 1) + 1:
                 raise ShapeError(f"{self.name} padding {fmt_pair(p)} is more than half its {fmt_pair(k)} window",
@@ -52,6 +55,12 @@ class _Pool(Op):
         k, s, p, d = self.geometry(a)
         return Window(k, s, d, p)
 
+    def rf_window(self, a, grid, shapes=()):
+        return same_window(self.geometry(a), a.p, shapes)
+
+    def module_class(self, a, torch_cls: str) -> str:
+        return f"netc.backends.torch.runtime.{torch_cls}Same" if a.p == TF_SAME else f"torch.nn.{torch_cls}"
+
     def label(self, a):
         k, s, _, _ = self.geometry(a)
         return f"{self.kind}pool {k[0]}x{k[1]}/{fmt_pair(s)}"
@@ -59,7 +68,7 @@ class _Pool(Op):
     def module_kwargs(self, a):
         k, s, p, d = self.geometry(a)
         kw = {"kernel_size": k, "stride": s}
-        if p != (0, 0):
+        if p != (0, 0) and a.p != TF_SAME:
             kw["padding"] = p
         if a.ceil_mode:
             kw["ceil_mode"] = True
@@ -98,6 +107,14 @@ class _Pool(Op):
             del a["s"]
         return self.name, drop_defaults(a, {"p": 0, "ceil_mode": False, "d": 1, "count_include_pad": True})
 
+    def readings(self, m, torch_cls):
+        """timm's MaxPool2dSame / AvgPool2dSame: the pooling with TF 'same' padding."""
+        name, attrs = self.from_module(m, torch_cls)
+        if "p" in attrs:
+            return []
+        window = {n: attrs.pop(n) for n in ("k", "s") if n in attrs}
+        return [(name, {**window, "p": TF_SAME, **attrs})]
+
 
 @register
 class MaxPool(_Pool):
@@ -115,7 +132,7 @@ class MaxPool(_Pool):
         kw = self.module_kwargs(a)
         if pair(a.d) != (1, 1):
             kw["dilation"] = pair(a.d)
-        return ModuleSpec("torch.nn.MaxPool2d", (), kw)
+        return ModuleSpec(self.module_class(a, "MaxPool2d"), (), kw)
 
 
 @register
@@ -131,7 +148,7 @@ class AvgPool(_Pool):
         kw = self.module_kwargs(a)
         if not a.count_include_pad:
             kw["count_include_pad"] = False
-        return ModuleSpec("torch.nn.AvgPool2d", (), kw)
+        return ModuleSpec(self.module_class(a, "AvgPool2d"), (), kw)
 
 
 class AdaptiveAttrs(Attrs):

@@ -65,6 +65,67 @@ class SeparableConv2d(nn.Module):
         return self.pointwise(self.conv1(x))
 
 
+def pad_same(x, kernel_size, stride, dilation=(1, 1), value: float = 0.0):
+    """TensorFlow's 'SAME' padding of `x` for a window: the output has ceil(n / stride) entries
+    per axis, the odd pixel (if any) padded after, from the input's own size (timm's `pad_same`)."""
+    k2, s2, d2 = ((v, v) if isinstance(v, int) else tuple(v) for v in (kernel_size, stride, dilation))
+    widths = []
+    for n, k, s, d in zip(reversed(x.shape[-2:]), reversed(k2), reversed(s2), reversed(d2)):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        widths += [total // 2, total - total // 2]
+    return nn.functional.pad(x, widths, value=value)
+
+
+class Conv2dSame(nn.Conv2d):
+    """A conv padded as TensorFlow's 'SAME' (`pad_same`) for whatever input size it gets."""
+
+    def forward(self, x):
+        return self._conv_forward(pad_same(x, self.kernel_size, self.stride, self.dilation), self.weight, self.bias)
+
+
+class StdConv2d(nn.Conv2d):
+    """A weight-standardised conv (timm's StdConv2d, ScaledStdConv2d): each filter standardised to
+    zero mean and unit variance (eps) before the conv; with `gain`, then scaled by a learned gain per
+    filter times gamma / sqrt(fan-in); `same_pad`: TensorFlow 'SAME' padding (`pad_same`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, eps: float = 1e-6, gain: bool = False, gamma: float = 1.0,
+                 same_pad: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.eps, self.same_pad = eps, same_pad
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.gain = nn.Parameter(torch.ones(out_channels, 1, 1, 1)) if gain else None
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if getattr(self, "gain", None) is not None:  # None while nn.Conv2d's constructor runs
+            nn.init.ones_(self.gain)
+
+    def forward(self, x):
+        if self.same_pad:
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        affine = None if self.gain is None else (self.gain * self.scale).view(-1)
+        weight = nn.functional.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, weight=affine,
+                                          training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """Max pooling padded as TensorFlow's 'SAME' (`pad_same`, with -inf)."""
+
+    def forward(self, x):
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation, value=-float("inf"))
+        return nn.functional.max_pool2d(x, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)
+
+
+class AvgPool2dSame(nn.AvgPool2d):
+    """Average pooling padded as TensorFlow's 'SAME' (`pad_same`; the padded zeros are averaged)."""
+
+    def forward(self, x):
+        x = pad_same(x, self.kernel_size, self.stride)
+        return nn.functional.avg_pool2d(x, self.kernel_size, self.stride, 0, self.ceil_mode, self.count_include_pad)
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]

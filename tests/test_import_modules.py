@@ -1,0 +1,94 @@
+"""Imports of the modules timm's CNN families build from, each verified exact against the module
+built here from timm's/torch's own classes (outputs, parameters, state_dict keys in order) at an odd
+and an even input size: TF-"same" padding (conv and pooling) and weight-standardised convs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import netc
+from netc.api import import_spec
+from tests.conftest import pair
+from tests.test_ops_v2 import assert_refused
+
+TIMM = ("from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame, "
+        "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n")
+ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
+
+
+def import_layers(tmp_path, modules: str, input_shape=ODD):
+    """import_spec of an nn.Sequential of `modules` (Python source, timm's layers imported)."""
+    source = tmp_path / "layers.py"
+    source.write_text(f"import torch\nimport torch.nn as nn\n{TIMM}\n\nclass Net(nn.Sequential):\n"
+                      f"    def __init__(self):\n        super().__init__({modules})\n", encoding="utf-8")
+    return import_spec(f"{source}:Net", {}, input_shape)
+
+
+def assert_exact(text: str, verdict, words: tuple[str, ...]) -> None:
+    for w in words:
+        assert w in text, (w, text)
+    assert verdict.verified and verdict.same_order, verdict.summary()
+    assert [s[1:] for s in verdict.sizes] == [(33, 31), (48, 40)]
+
+
+def assert_generated_code_agrees(text: str, tmp_path, shape=(3, 29, 35)) -> None:
+    """The generated PyTorch source of the imported spec computes the interpreter's outputs."""
+    net = netc.loads(text, "imported.yaml", input_shape=shape)
+    ref, gen = pair(net, tmp_path, shape)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert (gen.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
+
+
+def test_tf_same_padding(tmp_path):
+    text, verdict = import_layers(tmp_path, "Conv2dSame(3, 8, 3, 2), nn.ReLU(), MaxPool2dSame(3, 2), "
+                                            "create_conv2d(8, 8, 5, stride=2, padding='same', depthwise=True), "
+                                            "AvgPool2dSame(3, 2, count_include_pad=False), Conv2dSame(8, 4, (1, 4), 3)")
+    assert_exact(text, verdict, ("conv: {out: 8, k: 3, s: 2, p: tf_same}", "maxpool: {k: 3, s: 2, p: tf_same}",
+                                 "p: tf_same, groups: 8", "avgpool: {k: 3, s: 2, p: tf_same, count_include_pad: false}",
+                                 "conv: {out: 4, k: [1, 4], s: 3, p: tf_same}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
+def test_weight_standardised_convs(tmp_path):
+    text, verdict = import_layers(tmp_path, "StdConv2d(3, 8, 3, 2, eps=1e-5), nn.ReLU(), "
+                                            "ScaledStdConv2d(8, 16, 3, gamma=1.7015043497085571, eps=1e-6), "
+                                            "StdConv2dSame(16, 16, 3, 2, groups=4), "
+                                            "ScaledStdConv2dSame(16, 8, 3, 2, bias=True, gamma=2.0)")
+    assert_exact(text, verdict, ("ws: {eps: 1e-05}", "ws: {gain: true, gamma: 1.70150434970855",
+                                 "p: tf_same, groups: 4, bias: false, ws: {}", "ws: {gain: true, gamma: 2.0}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
+def test_scaled_std_conv_keys_and_parameters(tmp_path):
+    """The gain is a parameter per filter after weight and bias, as timm's."""
+    from timm.layers import ScaledStdConv2d
+
+    net = netc.loads("netc: 1\nname: ws\ninput: [3, 9, 9]\nlayers:\n"
+                     "  - {name: c, conv: {out: 8, k: 3, ws: {gain: true}}}\n", "ws.yaml")
+    built = net.build()
+    source = ScaledStdConv2d(3, 8, 3, padding=0)
+    assert [(k, tuple(v.shape)) for k, v in built.state_dict().items()] == [
+        (f"c.{k}", tuple(v.shape)) for k, v in source.state_dict().items()]
+    assert net.params == sum(p.numel() for p in source.parameters())
+    assert torch.equal(built.state_dict()["c.gain"], torch.ones(8, 1, 1, 1))  # initialised as timm's
+
+
+def test_a_subclass_computing_something_else_is_refused(tmp_path):
+    source = tmp_path / "odd.py"
+    source.write_text("import torch.nn as nn\n\n\nclass Doubled(nn.Conv2d):\n    def forward(self, x):\n"
+                      "        return super().forward(x) * 2\n\n\nclass Net(nn.Sequential):\n"
+                      "    def __init__(self):\n        super().__init__(Doubled(3, 8, 3, 2))\n", encoding="utf-8")
+    with pytest.raises(netc.NetcError) as e:
+        import_spec(f"{source}:Net", {}, ODD)
+    assert "Doubled (a Conv2d with its own forward that computes something else)" in str(e.value)
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("{name: c, sepconv: {out: 4, k: 3, p: tf_same}}", "p"),
+    ("{name: c, conv: {out: 4, k: 3, ws: {eps: 0.0}}}", "eps"),
+    ("{name: c, conv: {out: 4, k: 3, ws: {gains: true}}}", "gains"),
+    ("{name: c, maxpool: {k: 3, p: same}}", "p"),
+])
+def test_bad_uses_are_located(tmp_path, layer, words):
+    assert_refused(tmp_path, f"  - {layer}\n", words)
