@@ -1,6 +1,7 @@
 """Imports of the modules timm's CNN families build from, each verified exact against the module
 built here from timm's/torch's own classes (outputs, parameters, state_dict keys in order) at an odd
-and an even input size: TF-"same" padding (conv and pooling) and weight-standardised convs."""
+and an even input size: TF-"same" padding (conv and pooling), weight-standardised convs, BatchNorm1d,
+layer norms without a bias, hgnet's learned affine and ConvNeXt-V2's global response norm."""
 from __future__ import annotations
 
 import pytest
@@ -9,18 +10,22 @@ import torch
 import netc
 from netc.api import import_spec
 from tests.conftest import pair
-from tests.test_ops_v2 import assert_refused
+from tests.test_ops_v2 import assert_refused, load
 
 TIMM = ("from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame, "
-        "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n")
+        "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n"
+        "from timm.layers.grn import GlobalResponseNorm\nfrom timm.models.hgnet import LearnableAffineBlock\n"
+        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\n")
 ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
 
 
-def import_layers(tmp_path, modules: str, input_shape=ODD):
-    """import_spec of an nn.Sequential of `modules` (Python source, timm's layers imported)."""
+def import_layers(tmp_path, modules: str, input_shape=ODD, forward: str = ""):
+    """import_spec of an nn.Sequential of `modules` (Python source, timm's layers imported), with
+    `forward`'s body instead of the sequence's where given."""
     source = tmp_path / "layers.py"
+    body = f"\n    def forward(self, x):\n{forward}" if forward else ""
     source.write_text(f"import torch\nimport torch.nn as nn\n{TIMM}\n\nclass Net(nn.Sequential):\n"
-                      f"    def __init__(self):\n        super().__init__({modules})\n", encoding="utf-8")
+                      f"    def __init__(self):\n        super().__init__({modules})\n{body}", encoding="utf-8")
     return import_spec(f"{source}:Net", {}, input_shape)
 
 
@@ -74,6 +79,25 @@ def test_scaled_std_conv_keys_and_parameters(tmp_path):
     assert torch.equal(built.state_dict()["c.gain"], torch.ones(8, 1, 1, 1))  # initialised as timm's
 
 
+def test_norms_and_learned_affine(tmp_path):
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2), LayerNorm2dNoBias(8), LearnableAffineBlock(1.5, 0.2), "
+                                            "nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(8), "
+                                            "LayerNormNoBias(8, eps=1e-5), nn.Linear(8, 4)")
+    assert_exact(text, verdict, ("layernorm: {eps: 1e-06, bias: false}", "affine: {scale: 1.5, bias: 0.2}",
+                                 'name: "6", bn: {}', "layernorm: {over: last, bias: false}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
+def test_global_response_norm(tmp_path):
+    """ConvNeXt-V2's GRN on a channels-last map (timm's blocks) and on an N×C×H×W one."""
+    forward = ("        x = self[0](x).permute(0, 2, 3, 1)\n        x = self[1](x).permute(0, 3, 1, 2)\n"
+               "        return self[2](x)\n")
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2), GlobalResponseNorm(8), "
+                                            "GlobalResponseNorm(8, eps=1e-5, channels_last=False)", forward=forward)
+    assert_exact(text, verdict, ('name: "1", grn: {}', "grn: {over: channels, eps: 1e-05}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
 def test_a_subclass_computing_something_else_is_refused(tmp_path):
     source = tmp_path / "odd.py"
     source.write_text("import torch.nn as nn\n\n\nclass Doubled(nn.Conv2d):\n    def forward(self, x):\n"
@@ -89,6 +113,15 @@ def test_a_subclass_computing_something_else_is_refused(tmp_path):
     ("{name: c, conv: {out: 4, k: 3, ws: {eps: 0.0}}}", "eps"),
     ("{name: c, conv: {out: 4, k: 3, ws: {gains: true}}}", "gains"),
     ("{name: c, maxpool: {k: 3, p: same}}", "p"),
+    ("{name: c, layernorm: {affine: false, bias: false}}", "bias: false goes with affine: true"),
+    ("{name: c, grn: {over: rows}}", "over"),
+    ("{name: c, affine: {scale: x}}", "scale"),
 ])
 def test_bad_uses_are_located(tmp_path, layer, words):
     assert_refused(tmp_path, f"  - {layer}\n", words)
+
+
+def test_grn_of_a_vector_is_located(tmp_path):
+    with pytest.raises(netc.NetcError) as e:
+        load(tmp_path, "  - {name: c, flatten: {}}\n  - {name: g, grn: {}}\n")
+    assert "probe.yaml:6:5: error[shape]: 'g' (grn): grn needs a 3-d input" in str(e.value)

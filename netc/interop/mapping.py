@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib
 import operator
+from contextlib import contextmanager
 from functools import partial
 
 import torch
 from torch import nn
 
 from netc.ops import REGISTRY
-from netc.ops.base import Unmappable
+from netc.ops.base import Op, Unmappable
 
 
 def _resolve(dotted: str):
@@ -49,6 +50,7 @@ def _import_tables() -> tuple[dict, dict, dict, dict, dict]:
 
 
 MODULES, NAMED, FUNCTIONAL_MODULES, METHOD_ACTIVATIONS, READINGS = _import_tables()
+PROBED = [op for op in REGISTRY.values() if type(op).probed is not Op.probed]
 
 
 def _qualname(m) -> str:
@@ -79,6 +81,9 @@ def map_module(m: nn.Module):
         return MODULES[cls](m)
     if is_separable(m):
         return REGISTRY["sepconv"].from_module(m, type(m).__name__)
+    found = _probed(m)
+    if found is not None:
+        return found
     raise Unmappable(f"{type(m).__module__}.{type(m).__name__}")
 
 
@@ -94,6 +99,8 @@ def _probes(m: nn.Module) -> list[tuple]:
         return [(2, 3, 9, 10), (2, 3, 10, 9)]
     if isinstance(m, nn.BatchNorm2d):
         return [(2, m.num_features, 5, 5)]
+    if isinstance(m, nn.BatchNorm1d):
+        return [(2, m.num_features)]
     if isinstance(m, nn.GroupNorm):
         return [(2, m.num_channels, 5, 5)]
     if isinstance(m, nn.LayerNorm):
@@ -111,10 +118,10 @@ def behaves_as(m: nn.Module, cls: type) -> bool:
     return _agrees(m, partial(cls.forward, m))
 
 
-def _agrees(m: nn.Module, reference) -> bool:
+def _agrees(m: nn.Module, reference, probes=None) -> bool:
     """Whether `m` and `reference` (a function of the input) give the same outputs, in eval mode,
-    on random inputs of the shapes `_probes` picks."""
-    probes = _probes(m)
+    on random inputs of the shapes `probes` (by default those `_probes` picks)."""
+    probes = _probes(m) if probes is None else probes
     if not probes:
         return False
     training = m.training
@@ -135,22 +142,57 @@ def _agrees(m: nn.Module, reference) -> bool:
 
 
 def _reading(m: nn.Module, cls: type):
-    """The first of `cls`'s op's readings of `m` whose netc module, given `m`'s state_dict (the same
-    keys, in order), gives `m`'s outputs."""
+    """The first of `cls`'s op's readings of `m` whose netc module computes what `m` does."""
+    probes = _probes(m)
+    found = _first_agreeing(m, [(op, attrs, [(2, *shape) for shape in where[0]] if where else probes)
+                                for op, attrs, *where in READINGS[cls](m)])
+    if found is None:
+        raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward that computes something else)")
+    return found
+
+
+def _probed(m: nn.Module):
+    """(op, attrs) of a leaf no class maps, by what it computes (`Op.probed`), or None."""
+    return _first_agreeing(m, [(op.name, attrs, [(2, *shape) for shape in shapes])
+                               for op in PROBED for attrs, shapes in op.probed(m)])
+
+
+def _first_agreeing(m: nn.Module, candidates: list[tuple[str, dict, list]]):
+    """The first (op, attrs) of `candidates` (op, attrs, input shapes) whose netc module, given `m`'s
+    state_dict (the same keys, in order) with its parameters randomised (zeros at first would hide
+    a term), gives `m`'s outputs at those shapes."""
     from netc.backends.torch.module import make_leaf
 
-    for op, attrs in READINGS[cls](m):
-        try:
-            probe = _probes(m)[0]
-            leaf = make_leaf(op, REGISTRY[op].Attrs(**attrs), [tuple(probe[1:])])
-            if list(leaf.state_dict()) != list(m.state_dict()):
+    if not candidates:
+        return None
+    with _randomised(m):
+        for op, attrs, probes in candidates:
+            try:
+                leaf = make_leaf(op, REGISTRY[op].Attrs(**attrs), [tuple(probes[0][1:])])
+                if list(leaf.state_dict()) != list(m.state_dict()):
+                    continue
+                leaf.load_state_dict(m.state_dict())
+            except Exception:  # noqa: BLE001, S112 - a candidate this module's constants do not fit
                 continue
-            leaf.load_state_dict(m.state_dict())
-        except Exception:  # noqa: BLE001 - a reading this module's constants do not fit
-            continue
-        if _agrees(m, leaf.eval()):
-            return op, attrs
-    raise Unmappable(f"{type(m).__name__} (a {cls.__name__} with its own forward that computes something else)")
+            if _agrees(m, leaf.eval(), probes):
+                return op, attrs
+    return None
+
+
+@contextmanager
+def _randomised(m: nn.Module):
+    """`m` with its own parameters drawn at random (seeded), restored afterwards."""
+    saved = {name: p.detach().clone() for name, p in m.named_parameters()}
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5 + 1.0)
+    try:
+        yield m
+    finally:
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                p.copy_(saved[name])
 
 
 def _norm_act(m: nn.Module) -> bool:

@@ -3,6 +3,7 @@ cat (channel concat), constant and learned scale (layer scale) and zero channel 
 option-A shortcut)."""
 from __future__ import annotations
 
+import struct
 from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
@@ -203,6 +204,49 @@ class LayerScale(Op):
         if a.flat:
             return OwnedParam((shapes[0][0],), a.init, CHANNEL_MUL)
         return OwnedParam(self.shape(a, shapes), a.init, "operator.mul")
+
+
+class AffineAttrs(Attrs):
+    scale: float = 1.0
+    bias: float = 0.0
+
+
+@register
+class Affine(Op):
+    """A learned scalar scale and bias, `scale * x + bias` (hgnet's LearnableAffineBlock): two
+    one-element parameters `scale` and `bias`, starting at the attributes' values."""
+
+    name = "affine"
+    summary = "learned scalar scale and bias: scale * x + bias (the attributes are their initial values)"
+    reference = ("a learned scalar `scale * x + bias` (hgnet's `LearnableAffineBlock`), parameters `scale` and `bias` "
+                 "of one element each, starting at the attributes' values")
+    Attrs = AffineAttrs
+    onnx = "Mul + Add"
+    fill = "#fce5cd"
+    elementwise = True
+
+    def params(self, a, shapes):
+        return 2
+
+    def other_flops(self, a, shapes, out):
+        return 2 * numel(out)
+
+    def label(self, a):
+        return f"×scale+bias ({a.scale:g}, {a.bias:g})"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Affine", (a.scale, a.bias), {})
+
+    def probed(self, m):
+        state = m.state_dict()
+        if list(state) != ["scale", "bias"] or any(v.numel() != 1 for v in state.values()):
+            return []
+        return [({"scale": _single(float(state["scale"])), "bias": _single(float(state["bias"]))}, [(3, 5, 6), (4, 3)])]
+
+
+def _single(v: float) -> float:
+    """The shortest decimal that is `v` in single precision (0.2, not 0.20000000298023224)."""
+    return next(g for g in (float(f"{v:.{n}g}") for n in range(1, 10)) if struct.unpack("f", struct.pack("f", g))[0] == v)
 
 
 class PadChannelsAttrs(Attrs):

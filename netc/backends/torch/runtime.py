@@ -126,6 +126,46 @@ class AvgPool2dSame(nn.AvgPool2d):
         return nn.functional.avg_pool2d(x, self.kernel_size, self.stride, 0, self.ceil_mode, self.count_include_pad)
 
 
+class Affine(nn.Module):
+    """A learned scalar scale and bias: scale * x + bias (timm's hgnet LearnableAffineBlock)."""
+
+    def __init__(self, scale: float = 1.0, bias: float = 0.0):
+        super().__init__()
+        self.scale_value, self.bias_value = scale, bias
+        self.scale = nn.Parameter(torch.tensor([scale]))
+        self.bias = nn.Parameter(torch.tensor([bias]))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.scale.fill_(self.scale_value)
+            self.bias.fill_(self.bias_value)
+
+    def forward(self, x):
+        return self.scale * x + self.bias
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt-V2's global response normalisation: each channel's L2 norm over H and W, divided by
+    its mean over the channels (+ eps), gates x; x + bias + weight * x * that. `channels_last`: of
+    an N×H×W×C tensor (timm's default), else of N×C×H×W."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, channels_last: bool = True):
+        super().__init__()
+        self.eps, self.channels_last = eps, channels_last
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def reset_parameters(self):
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        spatial, channel, shape = ((1, 2), -1, (1, 1, 1, -1)) if self.channels_last else ((2, 3), 1, (1, -1, 1, 1))
+        x_g = x.norm(p=2, dim=spatial, keepdim=True)
+        x_n = x_g / (x_g.mean(dim=channel, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]
