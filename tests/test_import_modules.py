@@ -1,7 +1,8 @@
 """Imports of the modules timm's CNN families build from, each verified exact against the module
 built here from timm's/torch's own classes (outputs, parameters, state_dict keys in order) at an odd
 and an even input size: TF-"same" padding (conv and pooling), weight-standardised convs, BatchNorm1d,
-layer norms without a bias, hgnet's learned affine and ConvNeXt-V2's global response norm."""
+layer norms without a bias, hgnet's learned affine, ConvNeXt-V2's global response norm, ECA's 1-D
+conv over the channels (and expand_as), and the functions sub, truediv and pow."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,7 @@ from tests.test_ops_v2 import assert_refused, load
 TIMM = ("from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame, "
         "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n"
         "from timm.layers.grn import GlobalResponseNorm\nfrom timm.models.hgnet import LearnableAffineBlock\n"
-        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\n")
+        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\nfrom timm.layers import EcaModule\n")
 ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
 
 
@@ -98,6 +99,23 @@ def test_global_response_norm(tmp_path):
     assert_generated_code_agrees(text, tmp_path)
 
 
+def test_eca_conv1d_over_channels(tmp_path):
+    """timm's EcaModule: mean over H, W viewed as 1×C, a 1-D conv along C, a sigmoid gate expanded
+    onto the map."""
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 16, 3, 2), EcaModule(16), EcaModule(kernel_size=5)")
+    assert_exact(text, verdict, ("conv1d: {out: 1, k: $k, p: $p, bias: false}", "args: {k: 5, p: 2}", "expand_as"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
+def test_sub_truediv_pow(tmp_path):
+    forward = ("        a, b = self[0](x), self[1](x)\n        y = (a - b) / (torch.sigmoid(b) + torch.sigmoid(a)) + b.pow(2)\n"
+               "        y = y.sub(a ** 3).div(torch.sigmoid(b) + torch.sigmoid(a * b))\n        return (y + a) / 2\n")
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2), nn.Conv2d(3, 8, 3, 2)", forward=forward)
+    assert_exact(text, verdict, ("sub: {}", "div: {}", "pow: {exponent: 2.0}", "pow: {exponent: 3.0}",
+                                 "scale: {factor: 0.5}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
 def test_a_subclass_computing_something_else_is_refused(tmp_path):
     source = tmp_path / "odd.py"
     source.write_text("import torch.nn as nn\n\n\nclass Doubled(nn.Conv2d):\n    def forward(self, x):\n"
@@ -116,6 +134,9 @@ def test_a_subclass_computing_something_else_is_refused(tmp_path):
     ("{name: c, layernorm: {affine: false, bias: false}}", "bias: false goes with affine: true"),
     ("{name: c, grn: {over: rows}}", "over"),
     ("{name: c, affine: {scale: x}}", "scale"),
+    ("{name: c, conv1d: {out: 4, k: 3}}", "conv1d needs a C×L input"),
+    ("{name: c, pow: {}}", "exponent"),
+    ("{name: c, sub: {}}", "sub"),
 ])
 def test_bad_uses_are_located(tmp_path, layer, words):
     assert_refused(tmp_path, f"  - {layer}\n", words)

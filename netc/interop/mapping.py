@@ -238,6 +238,9 @@ def _torch_layer(m: nn.Module) -> bool:
 
 ADD = {operator.add, operator.iadd, torch.add}
 MUL = {operator.mul, operator.imul, torch.mul}
+SUB = {operator.sub, operator.isub, torch.sub}
+DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
+POW = {operator.pow, operator.ipow, torch.pow}
 PERMUTE = {torch.permute}
 CHUNK = {torch.chunk}
 SPLIT = {torch.split, torch.functional.split}

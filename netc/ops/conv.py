@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field
 
 from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, Window, drop_defaults, fmt_pair,
-                           need_map, numel, pair, register, torch_pair)
+                           fmt_shape, need_map, numel, pair, register, torch_pair)
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -219,6 +219,65 @@ def _unusual(a) -> dict:
     if not a.bias:
         kw["bias"] = False
     return kw
+
+
+class Conv1dAttrs(Attrs):
+    out: PosInt
+    k: PosInt
+    s: PosInt = 1
+    p: NonNegInt = 0
+    d: PosInt = 1
+    groups: PosInt = 1
+    bias: bool = True
+
+
+@register
+class Conv1d(Op):
+    """A 1-D convolution along the last axis of a C×L input (`nn.Conv1d`): efficient channel
+    attention (ECA) slides one over the channel descriptor viewed as 1×C."""
+
+    name = "conv1d"
+    summary = "1-D convolution along the last axis of a C×L input: out channels, kernel k, stride s, padding p, dilation d, groups, bias"
+    reference = "1-D convolution (`nn.Conv1d`) over a C×L input; ECA's conv over the channel descriptor (1×C)"
+    Attrs = Conv1dAttrs
+    onnx = "Conv"
+    fill = "#cfe2f3"
+    torch_modules = ("torch.nn.Conv1d",)
+
+    def from_module(self, m, torch_cls):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise Unmappable(f"1-D conv padding {m.padding!r} ({m.padding_mode}): netc pads by fixed widths of zeros")
+        return self.name, drop_defaults({"out": m.out_channels, "k": m.kernel_size[0], "s": m.stride[0],
+                                         "p": m.padding[0], "d": m.dilation[0], "groups": m.groups,
+                                         "bias": m.bias is not None}, CONV_DEFAULTS)
+
+    def infer(self, a, shapes):
+        if len(shapes[0]) != 2:
+            raise ShapeError(f"conv1d needs a C×L input, got {fmt_shape(shapes[0])}", "view the input as C×L first")
+        c, n = shapes[0]
+        _check_groups(a.groups, c, a.out)
+        out = window_out(n, a.k, a.s, a.p, a.d)
+        if out <= 0:
+            raise ShapeError(f"conv1d window {a.k} (dilation {a.d}) is longer than its padded input {n} + 2×{a.p}",
+                             "use a smaller kernel, add padding, or feed a longer input")
+        return (a.out, out)
+
+    def params(self, a, shapes):
+        return a.out * (shapes[0][0] // a.groups) * a.k + (a.out if a.bias else 0)
+
+    def macs(self, a, shapes, out):
+        return numel(out) * (shapes[0][0] // a.groups) * a.k
+
+    def mixed_axes(self, a, shapes):
+        return (0,)  # each output reads every input channel of its group; the last axis through a window
+
+    def label(self, a):
+        return f"conv1d {a.k}" + (f"/{a.s}" if a.s != 1 else "") + f", {a.out}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"stride": a.s, "padding": a.p, "dilation": a.d, "groups": a.groups, "bias": a.bias},
+                           {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
+        return ModuleSpec("torch.nn.Conv1d", (shapes[0][0], a.out, a.k), kw)
 
 
 class SepConvAttrs(Attrs):

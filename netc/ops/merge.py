@@ -120,6 +120,75 @@ class Cat(Op):
         return ModuleSpec("netc.backends.torch.runtime.Concat", (), {})
 
 
+class _Binary(Op):
+    """An elementwise op of two inputs, shapes broadcast (numpy rules, right-aligned)."""
+
+    Attrs = NoAttrs
+    fill = "#f4cccc"
+    min_inputs, max_inputs = 2, 2
+    elementwise = True
+    runtime = ""
+
+    def infer(self, a, shapes):
+        return broadcast(self.name, shapes)
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def module(self, a, shapes):
+        return ModuleSpec(f"netc.backends.torch.runtime.{self.runtime}", (), {})
+
+
+@register
+class Sub(_Binary):
+    name = "sub"
+    summary = "elementwise difference of two tensors, shapes broadcast: first minus second"
+    reference = "the first input minus the second, shapes broadcast (`x - y`)"
+    onnx = "Sub"
+    diagram_sign = "−"
+    runtime = "Sub"
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # the gradients are the output's and its negation
+
+
+@register
+class Div(_Binary):
+    name = "div"
+    summary = "elementwise quotient of two tensors, shapes broadcast: first divided by second"
+    reference = "the first input divided by the second, shapes broadcast (`x / y`)"
+    onnx = "Div"
+    diagram_sign = "÷"
+    runtime = "Div"
+
+    def autograd(self, a, shapes, out):
+        return Autograd(inputs=(0, 1))  # both gradients need the divisor, the divisor's the dividend too
+
+
+class PowAttrs(Attrs):
+    exponent: float
+
+
+@register
+class Pow(Op):
+    name = "pow"
+    summary = "elementwise power by a constant exponent: x ** exponent"
+    reference = "each entry raised to a constant `exponent` (`x ** 2`, `x.pow(0.5)`)"
+    Attrs = PowAttrs
+    onnx = "Pow"
+    fill = "#fce5cd"
+    elementwise = True
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def label(self, a):
+        return f"^{a.exponent:g}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Pow", (a.exponent,), {})
+
+
 class ScaleAttrs(Attrs):
     factor: float
 

@@ -166,6 +166,35 @@ class GlobalResponseNorm(nn.Module):
         return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)
 
 
+class Sub(nn.Module):
+    def forward(self, x, y):
+        return x - y
+
+
+class Div(nn.Module):
+    def forward(self, x, y):
+        return x / y
+
+
+class Pow(nn.Module):
+    def __init__(self, exponent: float):
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x):
+        return x ** self.exponent
+
+    def extra_repr(self):
+        return f"exponent={self.exponent}"
+
+
+class ExpandAs(nn.Module):
+    """The first input broadcast to the second's shape (a view: x.expand_as(y))."""
+
+    def forward(self, x, y):
+        return x.expand_as(y)
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]
