@@ -16,7 +16,7 @@ from tests.test_ops_v2 import assert_refused, load
 TIMM = ("from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame, "
         "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n"
         "from timm.layers.grn import GlobalResponseNorm\nfrom timm.models.hgnet import LearnableAffineBlock\n"
-        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\nfrom timm.layers import EcaModule\n")
+        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\nfrom timm.layers import BlurPool2d, EcaModule\n")
 ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
 
 
@@ -107,6 +107,14 @@ def test_eca_conv1d_over_channels(tmp_path):
     assert_generated_code_agrees(text, tmp_path)
 
 
+def test_blur_pool(tmp_path):
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3), BlurPool2d(8), BlurPool2d(8, filt_size=5), "
+                                            "BlurPool2d(None, filt_size=4, stride=1, pad_mode='constant')")
+    assert_exact(text, verdict, ('name: "1", blurpool: {}', "blurpool: {k: 5}",
+                                 "blurpool: {k: 4, s: 1, pad_mode: constant}"))
+    assert_generated_code_agrees(text, tmp_path)
+
+
 def test_sub_truediv_pow(tmp_path):
     forward = ("        a, b = self[0](x), self[1](x)\n        y = (a - b) / (torch.sigmoid(b) + torch.sigmoid(a)) + b.pow(2)\n"
                "        y = y.sub(a ** 3).div(torch.sigmoid(b) + torch.sigmoid(a * b))\n        return (y + a) / 2\n")
@@ -137,6 +145,7 @@ def test_a_subclass_computing_something_else_is_refused(tmp_path):
     ("{name: c, conv1d: {out: 4, k: 3}}", "conv1d needs a C×L input"),
     ("{name: c, pow: {}}", "exponent"),
     ("{name: c, sub: {}}", "sub"),
+    ("{name: c, blurpool: {k: 1}}", "k"),
 ])
 def test_bad_uses_are_located(tmp_path, layer, words):
     assert_refused(tmp_path, f"  - {layer}\n", words)

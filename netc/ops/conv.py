@@ -75,14 +75,18 @@ class WeightStd(Attrs):
     gamma: float = 1.0
 
 
-class ConvAttrs(Attrs):
+class _ConvAttrs(Attrs):
     out: PosInt
     k: PosPair
     s: PosPair = 1
-    p: Union[Padding, Literal["tf_same"]] = 0
+    p: NonNegPair = 0
     d: PosPair = 1
     groups: PosInt = 1
     bias: bool = True
+
+
+class ConvAttrs(_ConvAttrs):
+    p: Union[NonNegPair, Literal["same", "valid", "tf_same"]] = 0
     ws: Optional[WeightStd] = None
 
 
@@ -119,7 +123,9 @@ def _gamma(scale: float, fan_in: int) -> float:
 class Conv(Op):
     name = "conv"
     summary = "2-D convolution: out channels, kernel k, stride s, padding p (int, [h, w], same, valid), dilation d, groups, bias"
-    reference = "2-D convolution (`nn.Conv2d`)"
+    reference = ("2-D convolution (`nn.Conv2d`); `p: tf_same` pads as TensorFlow's 'SAME' for the input's size, the odd "
+                 "pixel after (timm's `Conv2dSame`); `ws: {eps, gain, gamma}` standardises each filter first (timm's "
+                 "`StdConv2d`; with `gain`, `ScaledStdConv2d`: a learned gain per filter times gamma / sqrt(fan-in))")
     Attrs = ConvAttrs
     onnx = "Conv"
     fill = "#cfe2f3"
@@ -346,8 +352,7 @@ class SepConv(Op):
         return ModuleSpec("netc.backends.torch.runtime.SeparableConv2d", (shapes[0][0], a.out), kw)
 
 
-class ConvTransposeAttrs(ConvAttrs):
-    p: NonNegPair = 0  # numbers only: torch's transposed conv has no 'same' or 'valid'
+class ConvTransposeAttrs(_ConvAttrs):  # p numbers only: torch's transposed conv has no 'same' or 'valid'
     output_padding: NonNegPair = 0
 
 

@@ -120,7 +120,7 @@ class _Pool(Op):
 class MaxPool(_Pool):
     name = "maxpool"
     kind = "max"
-    summary = "max pooling: kernel k, stride s (default k), padding p, dilation d, ceil_mode"
+    summary = "max pooling: kernel k, stride s (default k), padding p (tf_same: TensorFlow's 'SAME'), dilation d, ceil_mode"
     Attrs = MaxPoolAttrs
     onnx = "MaxPool"
     torch_modules = ("torch.nn.MaxPool2d",)
@@ -139,7 +139,8 @@ class MaxPool(_Pool):
 class AvgPool(_Pool):
     name = "avgpool"
     kind = "avg"
-    summary = "average pooling: kernel k, stride s (default k), padding p, ceil_mode, count_include_pad"
+    summary = ("average pooling: kernel k, stride s (default k), padding p (tf_same: TensorFlow's 'SAME'), ceil_mode, "
+               "count_include_pad")
     Attrs = AvgPoolAttrs
     onnx = "AveragePool"
     torch_modules = ("torch.nn.AvgPool2d",)
@@ -149,6 +150,64 @@ class AvgPool(_Pool):
         if not a.count_include_pad:
             kw["count_include_pad"] = False
         return ModuleSpec(self.module_class(a, "AvgPool2d"), (), kw)
+
+
+class BlurPoolAttrs(Attrs):
+    k: Annotated[int, Field(gt=1, le=16)] = 3
+    s: PosInt = 2
+    pad_mode: Literal["reflect", "constant", "replicate", "circular"] = "reflect"
+
+
+@register
+class BlurPool(Op):
+    """Anti-aliased downsampling (Zhang 2019; timm's BlurPool2d): pad by ((s - 1) + (k - 1)) // 2,
+    then blur each channel with the k×k binomial filter at stride s. Nothing learned."""
+
+    name = "blurpool"
+    summary = "anti-aliased downsampling: pad (pad_mode), binomial k×k blur per channel at stride s"
+    reference = ("blur-then-subsample (timm's `BlurPool2d`): padding `((s - 1) + (k - 1)) // 2` by `pad_mode`, then "
+                 "each channel convolved with the binomial k×k filter at stride `s`; no parameters")
+    Attrs = BlurPoolAttrs
+    onnx = "Pad + Conv (depthwise, constant filter)"
+    fill = "#d9ead3"
+
+    def geometry(self, a):
+        p = ((a.s - 1) + (a.k - 1)) // 2
+        return (a.k, a.k), (a.s, a.s), (p, p), (1, 1)
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        k, s, p, d = self.geometry(a)
+        if a.pad_mode == "reflect" and p[0] >= min(h, w):
+            raise ShapeError(f"blurpool's reflect padding of {p[0]} reaches past the {h}×{w} map",
+                             "feed a larger map, or pad_mode: constant")
+        return (c, *sliding_shape(self.name, (h, w), k, s, p, d))
+
+    def macs(self, a, shapes, out):
+        return numel(out) * a.k * a.k  # a depthwise conv, as torch's flop counter counts it
+
+    def window(self, a):
+        k, s, p, d = self.geometry(a)
+        return Window(k, s, d, p)
+
+    def rf_exact(self, a):
+        return a.pad_mode == "constant"
+
+    def label(self, a):
+        return f"blurpool {a.k}x{a.k}/{a.s}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"filt_size": a.k, "stride": a.s, "pad_mode": a.pad_mode},
+                           {"filt_size": 3, "stride": 2, "pad_mode": "reflect"})
+        return ModuleSpec("netc.backends.torch.runtime.BlurPool2d", (shapes[0][0],), kw)
+
+    def probed(self, m):
+        k, s, mode = getattr(m, "filt_size", 3), getattr(m, "stride", 2), getattr(m, "pad_mode", "reflect")
+        if m.state_dict() or not all(isinstance(v, int) for v in (k, s)) or not isinstance(mode, str):
+            return []
+        c = getattr(m, "channels", None) or 3
+        return [(drop_defaults({"k": k, "s": s, "pad_mode": mode}, {"k": 3, "s": 2, "pad_mode": "reflect"}),
+                 [(c, 9, 10), (c, 10, 9)])]
 
 
 class AdaptiveAttrs(Attrs):

@@ -195,6 +195,30 @@ class ExpandAs(nn.Module):
         return x.expand_as(y)
 
 
+class BlurPool2d(nn.Module):
+    """Anti-aliased downsampling (timm's BlurPool2d): pad by ((stride - 1) + (filt_size - 1)) // 2
+    (`pad_mode`), then a depthwise conv with the binomial filter of `filt_size` taps per axis (its
+    coefficients C(n, k) / 2^n, n = filt_size - 1) at `stride`. The filter is built in the forward:
+    a constant, no state."""
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_mode: str = "reflect"):
+        super().__init__()
+        self.channels, self.filt_size, self.stride, self.pad_mode = channels, filt_size, stride, pad_mode
+        self.padding = ((stride - 1) + (filt_size - 1)) // 2
+
+    def forward(self, x):
+        row = [1.0]
+        for _ in range(self.filt_size - 1):
+            row = [a + b for a, b in zip([0.0, *row], [*row, 0.0])]
+        taps = torch.tensor(row, dtype=x.dtype, device=x.device) / 2 ** (self.filt_size - 1)
+        filt = (taps[:, None] * taps[None, :]).expand(self.channels, 1, self.filt_size, self.filt_size)
+        x = nn.functional.pad(x, [self.padding] * 4, mode=self.pad_mode)
+        return nn.functional.conv2d(x, filt, stride=self.stride, groups=self.channels)
+
+    def extra_repr(self):
+        return f"channels={self.channels}, filt_size={self.filt_size}, stride={self.stride}, pad_mode={self.pad_mode!r}"
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]
