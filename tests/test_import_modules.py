@@ -16,7 +16,7 @@ from tests.test_ops_v2 import assert_refused, load
 TIMM = ("from timm.layers import Conv2dSame, ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame, "
         "create_conv2d\nfrom timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n"
         "from timm.layers.grn import GlobalResponseNorm\nfrom timm.models.hgnet import LearnableAffineBlock\n"
-        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\nfrom timm.layers import BlurPool2d, EcaModule\n")
+        "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\nfrom timm.layers import BlurPool2d, EcaModule\nfrom torchvision.ops.misc import FrozenBatchNorm2d\n")
 ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
 
 
@@ -81,11 +81,12 @@ def test_scaled_std_conv_keys_and_parameters(tmp_path):
 
 
 def test_norms_and_learned_affine(tmp_path):
-    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2), LayerNorm2dNoBias(8), LearnableAffineBlock(1.5, 0.2), "
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2), FrozenBatchNorm2d(8, eps=1e-3), LayerNorm2dNoBias(8), "
+                                            "LearnableAffineBlock(1.5, 0.2), "
                                             "nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(8), "
                                             "LayerNormNoBias(8, eps=1e-5), nn.Linear(8, 4)")
-    assert_exact(text, verdict, ("layernorm: {eps: 1e-06, bias: false}", "affine: {scale: 1.5, bias: 0.2}",
-                                 'name: "6", bn: {}', "layernorm: {over: last, bias: false}"))
+    assert_exact(text, verdict, ("bn: {eps: 0.001, frozen: true}", "layernorm: {eps: 1e-06, bias: false}",
+                                 "affine: {scale: 1.5, bias: 0.2}", 'name: "7", bn: {}', "layernorm: {over: last, bias: false}"))
     assert_generated_code_agrees(text, tmp_path)
 
 
@@ -146,6 +147,7 @@ def test_a_subclass_computing_something_else_is_refused(tmp_path):
     ("{name: c, pow: {}}", "exponent"),
     ("{name: c, sub: {}}", "sub"),
     ("{name: c, blurpool: {k: 1}}", "k"),
+    ("{name: c, bn: {frozen: true, affine: false}}", "frozen: true keeps weight and bias buffers"),
 ])
 def test_bad_uses_are_located(tmp_path, layer, words):
     assert_refused(tmp_path, f"  - {layer}\n", words)

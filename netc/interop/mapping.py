@@ -181,18 +181,20 @@ def _first_agreeing(m: nn.Module, candidates: list[tuple[str, dict, list]]):
 
 @contextmanager
 def _randomised(m: nn.Module):
-    """`m` with its own parameters drawn at random (seeded), restored afterwards."""
-    saved = {name: p.detach().clone() for name, p in m.named_parameters()}
+    """`m` with its state (parameters and persistent floating buffers) drawn from U(0.5, 1.5), seeded
+    (positive: a running variance stays one), restored afterwards."""
+    state = {name: t for name, t in m.state_dict(keep_vars=True).items() if t.is_floating_point()}
+    saved = {name: t.detach().clone() for name, t in state.items()}
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5 + 1.0)
+        for t in state.values():
+            t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
     try:
         yield m
     finally:
         with torch.no_grad():
-            for name, p in m.named_parameters():
-                p.copy_(saved[name])
+            for name, t in state.items():
+                t.copy_(saved[name])
 
 
 def _norm_act(m: nn.Module) -> bool:

@@ -16,6 +16,15 @@ class BNAttrs(Attrs):
     eps: PosFloat = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True
+    # the statistics and affine as buffers, never updated (torchvision's FrozenBatchNorm2d):
+    # no parameters, no num_batches_tracked, the same outputs in training
+    frozen: bool = False
+
+    @model_validator(mode="after")
+    def _frozen_is_affine(self):
+        if self.frozen and not self.affine:
+            raise ValueError("frozen: true keeps weight and bias buffers: it goes with affine: true")
+        return self
 
 
 @register
@@ -33,19 +42,34 @@ class BatchNorm(Op):
         return super().from_module(m, torch_cls)
 
     def params(self, a, shapes):
-        return 2 * shapes[0][0] if a.affine else 0
+        return 2 * shapes[0][0] if a.affine and not a.frozen else 0
 
     def buffers(self, a, shapes):
+        if a.frozen:
+            return 4 * shapes[0][0]  # weight, bias, running mean, running var
         return 2 * shapes[0][0] + 1  # running mean, running var, num_batches_tracked
+
+    def probed(self, m):
+        """A frozen batch norm (torchvision's FrozenBatchNorm2d): its statistics and affine as buffers."""
+        if list(m.state_dict()) != ["weight", "bias", "running_mean", "running_var"] or any(
+                True for _ in m.parameters()):
+            return []
+        c, eps = m.state_dict()["weight"].numel(), float(getattr(m, "eps", 1e-5))
+        return [(drop_defaults({"eps": eps, "frozen": True}, {"eps": 1e-5}), [(c, 5, 6)])]
 
     def other_flops(self, a, shapes, out):
         return 2 * numel(out)
 
     def autograd(self, a, shapes, out):
+        if a.frozen:
+            return Autograd()  # a fixed scale and shift: the backward needs neither input nor statistics
         # its input and the batch mean and inverse std per channel
         return Autograd(inputs=(0,), extra=((shapes[0][0], "stat"), (shapes[0][0], "stat")))
 
     def module(self, a, shapes):
+        if a.frozen:
+            return ModuleSpec("netc.backends.torch.runtime.FrozenBatchNorm2d", (shapes[0][0],),
+                              {"eps": a.eps} if a.eps != 1e-5 else {})
         kw = {}
         if a.eps != 1e-5:
             kw["eps"] = a.eps
