@@ -227,14 +227,11 @@ def _unusual(a) -> dict:
     return kw
 
 
-class Conv1dAttrs(Attrs):
-    out: PosInt
+class Conv1dAttrs(_ConvAttrs):  # a conv's, one axis
     k: PosInt
     s: PosInt = 1
     p: NonNegInt = 0
     d: PosInt = 1
-    groups: PosInt = 1
-    bias: bool = True
 
 
 @register

@@ -127,7 +127,7 @@ class _Binary(Op):
     fill = "#f4cccc"
     min_inputs, max_inputs = 2, 2
     elementwise = True
-    runtime = ""
+    saves = SAVES_NOTHING  # what the backward keeps
 
     def infer(self, a, shapes):
         return broadcast(self.name, shapes)
@@ -135,8 +135,11 @@ class _Binary(Op):
     def other_flops(self, a, shapes, out):
         return numel(out)
 
+    def autograd(self, a, shapes, out):
+        return self.saves
+
     def module(self, a, shapes):
-        return ModuleSpec(f"netc.backends.torch.runtime.{self.runtime}", (), {})
+        return ModuleSpec(f"netc.backends.torch.runtime.{self.name.capitalize()}", (), {})
 
 
 @register
@@ -145,11 +148,7 @@ class Sub(_Binary):
     summary = "elementwise difference of two tensors, shapes broadcast: first minus second"
     reference = "the first input minus the second, shapes broadcast (`x - y`)"
     onnx = "Sub"
-    diagram_sign = "−"
-    runtime = "Sub"
-
-    def autograd(self, a, shapes, out):
-        return SAVES_NOTHING  # the gradients are the output's and its negation
+    diagram_sign = "−"  # the gradients are the output's and its negation: nothing saved
 
 
 @register
@@ -159,28 +158,30 @@ class Div(_Binary):
     reference = "the first input divided by the second, shapes broadcast (`x / y`)"
     onnx = "Div"
     diagram_sign = "÷"
-    runtime = "Div"
-
-    def autograd(self, a, shapes, out):
-        return Autograd(inputs=(0, 1))  # both gradients need the divisor, the divisor's the dividend too
+    saves = Autograd(inputs=(0, 1))  # both gradients need the divisor, the divisor's the dividend too
 
 
 class PowAttrs(Attrs):
     exponent: float
 
 
-@register
-class Pow(Op):
-    name = "pow"
-    summary = "elementwise power by a constant exponent: x ** exponent"
-    reference = "each entry raised to a constant `exponent` (`x ** 2`, `x.pow(0.5)`)"
-    Attrs = PowAttrs
-    onnx = "Pow"
+class _Pointwise(Op):
+    """An op of one input applied to each entry with constants (one FLOP an entry)."""
+
     fill = "#fce5cd"
     elementwise = True
 
     def other_flops(self, a, shapes, out):
         return numel(out)
+
+
+@register
+class Pow(_Pointwise):
+    name = "pow"
+    summary = "elementwise power by a constant exponent: x ** exponent"
+    reference = "each entry raised to a constant `exponent` (`x ** 2`, `x.pow(0.5)`)"
+    Attrs = PowAttrs
+    onnx = "Pow"
 
     def label(self, a):
         return f"^{a.exponent:g}"
@@ -194,17 +195,12 @@ class ScaleAttrs(Attrs):
 
 
 @register
-class Scale(Op):
+class Scale(_Pointwise):
     name = "scale"
     summary = "multiply by a constant factor (residual scaling in Inception-ResNet)"
     reference = "multiplication by a constant (Inception-ResNet)"
     Attrs = ScaleAttrs
     onnx = "Mul"
-    fill = "#fce5cd"
-    elementwise = True
-
-    def other_flops(self, a, shapes, out):
-        return numel(out)
 
     def autograd(self, a, shapes, out):
         return SAVES_NOTHING  # a constant factor: the backward needs no tensor
