@@ -3,7 +3,7 @@ built here from timm's/torch's own classes (outputs, parameters, state_dict keys
 and an even input size: TF-"same" padding (conv and pooling), weight-standardised convs, BatchNorm1d,
 layer norms without a bias, hgnet's learned affine, ConvNeXt-V2's global response norm, ECA's 1-D
 conv over the channels (and expand_as), BlurPool2d, torchvision's FrozenBatchNorm2d, and the functions
-sub, truediv and pow."""
+sub, truediv and pow, and layer scales kept in a module of their own."""
 from __future__ import annotations
 
 import pytest
@@ -19,7 +19,8 @@ TIMM = ("from timm.layers import (BlurPool2d, Conv2dSame, EcaModule, ScaledStdCo
         "from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame\n"
         "from timm.layers.grn import GlobalResponseNorm\nfrom timm.models.hgnet import LearnableAffineBlock\n"
         "from timm.models.metaformer import LayerNorm2dNoBias, LayerNormNoBias\n"
-        "from torchvision.ops.misc import FrozenBatchNorm2d\n")
+        "from torchvision.ops.misc import FrozenBatchNorm2d\nfrom timm.layers import LayerScale, LayerScale2d\n"
+        "from timm.models.metaformer import Scale\n")
 ODD = (3, 33, 31)  # verify also runs at an even size (a quarter larger, a multiple of 8: 48x40)
 
 
@@ -37,6 +38,8 @@ GRN_FORWARD = ("        x = self[0](x).permute(0, 2, 3, 1)\n        x = self[1](
                "        return self[2](x)\n")
 ARITHMETIC = ("        a, b = self[0](x), self[1](x)\n        y = (a - b) / (torch.sigmoid(b) + torch.sigmoid(a)) + b.pow(2)\n"
               "        y = y.sub(a ** 3).div(torch.sigmoid(b) + torch.sigmoid(a * b))\n        return (y + a) / 2\n")
+SCALES = ("        x = self[2](self[1](self[0](x))).permute(0, 2, 3, 1)\n"
+          "        return self[4](self[3](x)).permute(0, 3, 1, 2)\n")
 # (what, the nn.Sequential's modules, words the spec must hold, the forward's body where not the sequence's)
 CASES = [
     ("tf_same", "Conv2dSame(3, 8, 3, 2), nn.ReLU(), MaxPool2dSame(3, 2), "
@@ -63,6 +66,11 @@ CASES = [
     ("blurpool", "nn.Conv2d(3, 8, 3), BlurPool2d(8), BlurPool2d(8, filt_size=5), "
                  "BlurPool2d(None, filt_size=4, stride=1, pad_mode='constant')",
      ('name: "1", blurpool: {}', "blurpool: {k: 5}", "blurpool: {k: 4, s: 1, pad_mode: constant}"), ""),
+    # layer scale in its modules' spellings: timm's LayerScale2d, LayerScale (channels last), MetaFormer's Scale
+    ("layer scales", "nn.Conv2d(3, 8, 3, 2), LayerScale2d(8, 1e-6), Scale(8), Scale(8, init_value=0.5, use_nchw=False), "
+                     "LayerScale(8, 0.1)",
+     ("channel_scale: {init: 1e-06}", "channel_scale: {init: 1.0, param: scale}",
+      "channel_scale: {init: 0.5, over: last, param: scale}", "channel_scale: {init: 0.1, over: last}"), SCALES),
     ("sub truediv pow", "nn.Conv2d(3, 8, 3, 2), nn.Conv2d(3, 8, 3, 2)",
      ("sub: {}", "div: {}", "pow: {exponent: 2.0}", "pow: {exponent: 3.0}", "scale: {factor: 0.5}"), ARITHMETIC),
 ]
@@ -120,6 +128,7 @@ def test_a_subclass_computing_something_else_is_refused(tmp_path):
     ("{name: c, sub: {}}", "sub"),
     ("{name: c, blurpool: {k: 1}}", "k"),
     ("{name: c, bn: {frozen: true, affine: false}}", "frozen: true keeps weight and bias buffers"),
+    ("{name: c, channel_scale: {param: weight}}", "param"),
 ])
 def test_bad_uses_are_located(tmp_path, layer, words):
     assert_refused(tmp_path, f"  - {layer}\n", words)

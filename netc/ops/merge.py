@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, OwnedParam, ShapeError, Window,
-                           broadcast, fmt_shape, need_map, numel, register)
+                           broadcast, drop_defaults, fmt_shape, need_map, numel, register)
 
 # the backward of a sum or concatenation saves nothing and hands its gradient on unchanged
 PASS_GRAD = Autograd(grad_alias=True)
@@ -312,6 +312,56 @@ class Affine(Op):
 def _single(v: float) -> float:
     """The shortest decimal that is `v` in single precision (0.2, not 0.20000000298023224)."""
     return next(g for g in (float(f"{v:.{n}g}") for n in range(1, 10)) if struct.unpack("f", struct.pack("f", g))[0] == v)
+
+
+class ChannelScaleAttrs(Attrs):
+    init: float = 1e-5
+    over: Literal["channels", "last"] = "channels"
+    param: Literal["gamma", "scale"] = "gamma"
+
+
+@register
+class ChannelScale(Op):
+    """A learned scale per channel kept in a module of its own (timm's LayerScale2d and LayerScale,
+    MetaFormer's Scale): `x * param`, the parameter named `param` (`gamma` or `scale`), viewed per
+    channel of a C×H×W map (`over: channels`) or on the last axis (`over: last`)."""
+
+    name = "channel_scale"
+    summary = "learned per-channel scale in a module of its own (init; over channels or last; param gamma or scale)"
+    reference = ("a learned scale per channel `x * param` kept in its own module (timm's `LayerScale2d`, `LayerScale`, "
+                 "MetaFormer's `Scale`): `over: channels` of a C×H×W map or `last` axis, its parameter named `param` "
+                 "(`gamma` or `scale`) starting at `init`")
+    Attrs = ChannelScaleAttrs
+    onnx = "Mul (by an initializer)"
+    fill = "#fce5cd"
+    elementwise = True
+
+    def channels(self, a, shapes) -> int:
+        return shapes[0][0] if a.over == "channels" else shapes[0][-1]
+
+    def params(self, a, shapes):
+        return self.channels(a, shapes)
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def label(self, a):
+        return f"layer scale {a.init:g}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"init": a.init, "over_channels": a.over == "channels", "param": a.param},
+                           {"init": 1e-5, "over_channels": True, "param": "gamma"})
+        return ModuleSpec("netc.backends.torch.runtime.ChannelScale", (self.channels(a, shapes),), kw)
+
+    def probed(self, m):
+        state = m.state_dict()
+        if len(state) != 1 or next(iter(state)) not in ("gamma", "scale") or next(iter(state.values())).dim() != 1:
+            return []
+        (param, value), = state.items()
+        init = _single(float(value[0])) if bool((value == value[0]).all()) else 1e-5
+        return [(drop_defaults({"init": init, "over": over, "param": param},
+                               {"init": 1e-5, "over": "channels", "param": "gamma"}), [shape])
+                for over, shape in (("channels", (value.numel(), 5, 6)), ("last", (5, 6, value.numel())))]
 
 
 class PadChannelsAttrs(Attrs):

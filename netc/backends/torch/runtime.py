@@ -240,6 +240,24 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
 
+class ChannelScale(nn.Module):
+    """A learned scale per channel in a module of its own (timm's LayerScale2d, LayerScale, MetaFormer's
+    Scale): x * the parameter `param`, per channel of N×C×H×W (`over_channels`) or on the last axis."""
+
+    def __init__(self, channels: int, init: float = 1e-5, over_channels: bool = True, param: str = "gamma"):
+        super().__init__()
+        self.init, self.over_channels, self.param = init, over_channels, param
+        self.register_parameter(param, nn.Parameter(torch.full((channels,), init)))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            getattr(self, self.param).fill_(self.init)
+
+    def forward(self, x):
+        scale = getattr(self, self.param)
+        return x * (scale.view(-1, *(1,) * (x.dim() - 2)) if self.over_channels else scale)
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]
