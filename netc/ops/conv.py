@@ -165,7 +165,7 @@ class Conv(Op):
 
     def params(self, a, shapes):
         k = pair(a.k)
-        gain = a.out if a.ws is not None and a.ws.gain else 0
+        gain = a.out if getattr(a, "ws", None) is not None and a.ws.gain else 0  # conv_transpose has no ws
         return a.out * (shapes[0][0] // a.groups) * k[0] * k[1] + (a.out if a.bias else 0) + gain
 
     def macs(self, a, shapes, out):

@@ -237,6 +237,12 @@ class GlobalResponseNorm(Op):
     def other_flops(self, a, shapes, out):
         return 6 * numel(out)
 
+    def autograd(self, a, shapes, out):
+        # its input, x times the gate (for the weight's gradient), and per sample the norms, their
+        # mean over the channels and the gate
+        c = self.channels(a, shapes)
+        return Autograd(inputs=(0,), extra=((numel(out), "act"), (c, "act"), (1, "act"), (c, "act")))
+
     def module(self, a, shapes):
         kw = {**({"eps": a.eps} if a.eps != 1e-6 else {}), **({"channels_last": False} if a.over == "channels" else {})}
         return ModuleSpec("netc.backends.torch.runtime.GlobalResponseNorm", (self.channels(a, shapes),), kw)

@@ -186,6 +186,14 @@ class BlurPool(Op):
     def macs(self, a, shapes, out):
         return numel(out) * a.k * a.k  # a depthwise conv, as torch's flop counter counts it
 
+    def autograd(self, a, shapes, out):
+        # the padded map (the conv's input) and the k×k filter (expanded: one storage); reflection
+        # and replication padding keep their input too (as the pad op's)
+        c, h, w = shapes[0]
+        p = self.geometry(a)[2][0]
+        return Autograd(inputs=(0,) if a.pad_mode in ("reflect", "replicate") else (),
+                        extra=((c * (h + 2 * p) * (w + 2 * p), "act"), (a.k * a.k, "stat")))
+
     def window(self, a):
         k, s, p, d = self.geometry(a)
         return Window(k, s, d, p)

@@ -247,7 +247,7 @@ class ExpandAs(Op):
         return y
 
     def autograd(self, a, shapes, out):
-        return SAVES_NOTHING  # the backward sums the gradient back to the input's shape
+        return Autograd(alias=True)  # a view; the backward sums the gradient back (new memory)
 
     def label(self, a):
         return "expand as"
