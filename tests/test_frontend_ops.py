@@ -15,7 +15,8 @@ ATTRS = {"conv": {"out": 2, "k": 1}, "sepconv": {"out": 2, "k": 1}, "lrn": {"siz
          "groupnorm": {"groups": 2}, "stochastic_depth": {"p": 0.5}, "upsample": {"scale": [2, 3]},
          "conv_transpose": {"out": 2, "k": 1}, "hardtanh": {"min_val": -2.0},
          "pixel_shuffle": {"factor": 2}, "pixel_unshuffle": {"factor": 2},
-         "pad": {"p": [1, 2, 3, 4], "mode": "reflect"}, "sum": {"dims": [-1]}, "mean": {"dims": [0], "keepdim": True}}
+         "pad": {"p": [1, 2, 3, 4], "mode": "reflect"}, "sum": {"dims": [-1]}, "mean": {"dims": [0], "keepdim": True},
+         "conv1d": {"out": 2, "k": 1}, "pow": {"exponent": 2.0}}
 SINGLE_INPUT = sorted(name for name, op in REGISTRY.items() if op.max_inputs == 1)
 
 

@@ -299,6 +299,20 @@ EVERY_OP = """\
   - {name: c, conv: {out: 8, k: 3, p: 1, groups: 2}}
   - {name: sc, sepconv: {out: 8, k: [3, 1], p: [1, 0]}}
   - {name: bn, bn: {}}
+  - {name: ws, conv: {out: 8, k: 3, p: tf_same, ws: {gain: true}}}
+  - {blurpool: {s: 1}}
+  - {maxpool: {k: 3, s: 1, p: tf_same}}
+  - {affine: {scale: 1.5}}
+  - {channel_scale: {init: 0.5}}
+  - {bn: {frozen: true}}
+  - {name: sq, pow: {exponent: 2.0}}
+  - {name: g0, seq: [gap, {reshape: {shape: [1, 8]}}, {conv1d: {out: 1, k: 3, p: 1, bias: false}}, sigmoid,
+                     {reshape: {shape: [8, 1, 1]}}]}
+  - {name: gx, from: [g0, sq], expand_as: {}}
+  - {name: den, from: sq, softplus: {}}
+  - {name: q, from: [gx, den], div: {}}
+  - {from: [q, sq], sub: {}}
+  - {grn: {over: channels}}
   - {lrn: {size: 3}}
   - relu
   - relu6

@@ -56,6 +56,8 @@ def _method_op(node, f: str, args, kw, chunks: dict):
         return None
     if f == "contiguous":
         return args[0]
+    if f == "expand_as" and len(args) == 2 and not kw:
+        return "expand_as", {}, list(args)
     if f == "flatten" and not _flattens(f, args, kw):
         return (*flatten_axes(*_flatten_range(args, kw)), [args[0]])
     if f in ("view", "reshape", "flatten") and _flattens(f, args, kw):
@@ -110,6 +112,20 @@ def _arithmetic_op(node, f, args, kw, chunks, tensors):
         return "scale", {"factor": float(next(a for a in args if _const(a)))}, tensors
     if f in mapping.MUL and binary:
         return "mul", {}, tensors
+    return _difference_or_power(f, args, kw, tensors, binary)
+
+
+def _difference_or_power(f, args, kw, tensors, binary):
+    """`x - y`, `x / y`, `x / 2` (a scale by 0.5, as RepViT's averaged heads) and `x ** 2`."""
+    if f in mapping.SUB and binary:
+        return "sub", {}, tensors
+    if f in mapping.DIV and binary:
+        return "div", {}, tensors
+    by_constant = len(args) == 2 and len(tensors) == 1 and args[0] is tensors[0] and _const(args[1]) and not kw
+    if f in mapping.DIV and by_constant and args[1]:
+        return "scale", {"factor": 1.0 / args[1]}, tensors
+    if f in mapping.POW and by_constant:
+        return "pow", {"exponent": float(args[1])}, tensors
     return _NOT_MINE
 
 
@@ -154,7 +170,9 @@ def _cat(args, kw):
 
 
 # tensor methods x.add(y) / x.mul_(y) map as x + y / x * y
-BINARY_METHODS = {"add": operator.add, "add_": operator.iadd, "mul": operator.mul, "mul_": operator.imul}
+BINARY_METHODS = {"add": operator.add, "add_": operator.iadd, "mul": operator.mul, "mul_": operator.imul,
+                  "sub": operator.sub, "sub_": operator.isub, "div": operator.truediv, "div_": operator.itruediv,
+                  "pow": operator.pow, "pow_": operator.ipow}
 ADAPTIVE = {F.adaptive_avg_pool2d: torch.nn.AdaptiveAvgPool2d, F.adaptive_max_pool2d: torch.nn.AdaptiveMaxPool2d}
 
 

@@ -51,13 +51,15 @@ class Report:
 def randomise(module, seed: int = 0) -> None:
     """Draws every floating parameter and buffer of `module` at random, scaled to keep activations
     near unit size: weights ~ N(0, 1/fan_in), biases and running means ~ N(0, 0.1), scales (BN
-    weight, layer scale, PReLU) and running variances ~ U(0.5, 1.5)."""
+    weight, layer scale, PReLU) and running variances ~ U(0.5, 1.5). Non-persistent buffers are
+    constants of the model, not state (timm BlurPool2d's binomial filter): they are kept."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    state = module.state_dict(keep_vars=True)
     with torch.no_grad():
         for name, t in [*module.named_parameters(), *module.named_buffers()]:
-            if not t.is_floating_point():
+            if not t.is_floating_point() or name not in state:
                 continue
             leaf = name.rpartition(".")[2]
             if t.dim() >= 2:

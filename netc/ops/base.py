@@ -213,6 +213,19 @@ class Op:
         default the attributes of the same names, defaults left out. Raises Unmappable with the reason."""
         return self.name, module_attrs(self.Attrs, m)
 
+    def probed(self, m) -> list[tuple[dict, list[Shape]]]:
+        """This op's attributes for a leaf module no class maps, each with the (batchless) input shapes
+        to tell it by: the importer keeps the first candidate whose module, loaded with `m`'s
+        randomised weights, gives `m`'s outputs there (hgnet's LearnableAffineBlock is an `affine`)."""
+        return []
+
+    def readings(self, m, torch_cls: str) -> list[tuple]:
+        """What a subclass of `torch_cls` whose own forward computes something else may compute
+        instead, as (op, attrs) candidates (timm's Conv2dSame: a conv with `p: tf_same`), or (op,
+        attrs, batchless input shapes to probe at) where the base class's probes do not fit; the
+        importer keeps the first whose module, loaded with `m`'s weights, gives `m`'s outputs."""
+        return []
+
 
 REGISTRY: dict[str, Op] = {}
 

@@ -2,18 +2,25 @@
 transposed conv of decoders."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
 from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, Window, drop_defaults, fmt_pair,
-                           need_map, numel, pair, register, torch_pair)
+                           fmt_shape, need_map, numel, pair, register, torch_pair)
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PosPair = Union[PosInt, Annotated[list[PosInt], Field(min_length=2, max_length=2)]]
 NonNegPair = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]]
 Padding = Union[NonNegPair, Literal["same", "valid"]]
+TF_SAME = "tf_same"  # TensorFlow's 'SAME': ceil(n / s) outputs, the padding from the input's size, the odd pixel after
+
+
+def tf_same(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of an axis of `n` entries for a window k, s, d."""
+    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
 
 
 def window_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool = False) -> int:
@@ -30,9 +37,12 @@ def window_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool = False) 
 
 
 def resolve_padding(p, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
-    """Symmetric padding per axis; 'same' is defined for stride 1 as in PyTorch."""
+    """Symmetric padding per axis; 'same' is defined for stride 1 as in PyTorch; 'tf_same' depends
+    on the input's size: this is its padding before an input that the stride divides."""
     if p == "valid":
         return (0, 0)
+    if p == TF_SAME:
+        return (tf_same(s[0], k[0], s[0], d[0])[0], tf_same(s[1], k[1], s[1], d[1])[0])
     if p == "same":
         if s != (1, 1):
             raise ShapeError("padding 'same' needs stride 1 (as in PyTorch)",
@@ -56,14 +66,28 @@ def sliding_shape(op: str, hw: tuple[int, int], k, s, p, d, ceil_mode=False) -> 
     return out[0], out[1]
 
 
-class ConvAttrs(Attrs):
+class WeightStd(Attrs):
+    """Weight standardisation (timm's StdConv2d; with `gain`, ScaledStdConv2d of NF-Nets): each filter
+    standardised to zero mean and unit variance (eps) before the conv; with `gain`, then scaled by a
+    learned gain per filter (parameter `gain`) times gamma / sqrt(fan-in)."""
+    eps: Annotated[float, Field(gt=0)] = 1e-6
+    gain: bool = False
+    gamma: float = 1.0
+
+
+class _ConvAttrs(Attrs):
     out: PosInt
     k: PosPair
     s: PosPair = 1
-    p: Padding = 0
+    p: NonNegPair = 0
     d: PosPair = 1
     groups: PosInt = 1
     bias: bool = True
+
+
+class ConvAttrs(_ConvAttrs):
+    p: Union[NonNegPair, Literal["same", "valid", "tf_same"]] = 0
+    ws: Optional[WeightStd] = None
 
 
 def _check_groups(groups: int, c_in: int, c_out: int) -> None:
@@ -89,11 +113,19 @@ def conv_attrs(m, p, **after_p) -> dict:
                          CONV_DEFAULTS)
 
 
+def _gamma(scale: float, fan_in: int) -> float:
+    """The shortest gamma whose gamma / sqrt(fan-in) is `scale` (ScaledStdConv2d keeps only the scale)."""
+    exact = scale * fan_in ** 0.5
+    return next((g for g in (float(f"{exact:.{n}g}") for n in range(1, 18)) if g * fan_in ** -0.5 == scale), exact)
+
+
 @register
 class Conv(Op):
     name = "conv"
     summary = "2-D convolution: out channels, kernel k, stride s, padding p (int, [h, w], same, valid), dilation d, groups, bias"
-    reference = "2-D convolution (`nn.Conv2d`)"
+    reference = ("2-D convolution (`nn.Conv2d`); `p: tf_same` pads as TensorFlow's 'SAME' for the input's size, the odd "
+                 "pixel after (timm's `Conv2dSame`); `ws: {eps, gain, gamma}` standardises each filter first (timm's "
+                 "`StdConv2d`; with `gain`, `ScaledStdConv2d`: a learned gain per filter times gamma / sqrt(fan-in))")
     Attrs = ConvAttrs
     onnx = "Conv"
     fill = "#cfe2f3"
@@ -101,6 +133,21 @@ class Conv(Op):
 
     def from_module(self, m, torch_cls):
         return self.name, conv_attrs(m, m.padding if isinstance(m.padding, str) else torch_pair(m.padding))
+
+    def readings(self, m, torch_cls):
+        """TF 'same' padding (timm's Conv2dSame), weight standardisation (StdConv2d, ScaledStdConv2d
+        and their 'Same' forms): the constants they keep are read from `eps`, `gain`, `scale`."""
+        zero = not isinstance(m.padding, str) and tuple(m.padding) == (0, 0)
+        same = [TF_SAME] if zero else []
+        ws = {"eps": float(getattr(m, "eps", 1e-6))}
+        gain = dict(m.named_parameters(recurse=False)).get("gain")
+        if gain is not None and gain.numel() == m.out_channels:
+            fan_in = m.weight[0].numel()
+            ws.update(gain=True, gamma=_gamma(float(getattr(m, "scale", fan_in ** -0.5)), fan_in))
+        ws = drop_defaults(ws, {"eps": 1e-6, "gain": False, "gamma": 1.0})
+        written = m.padding if isinstance(m.padding, str) else torch_pair(m.padding)
+        return [(self.name, conv_attrs(m, p)) for p in same] + [
+            (self.name, {**conv_attrs(m, p), "ws": ws}) for p in [written, *same]]
 
     def geometry(self, a):
         k, s, d = pair(a.k), pair(a.s), pair(a.d)
@@ -112,11 +159,14 @@ class Conv(Op):
         k, s, p, d = self.geometry(a)
         if a.p == "same":  # torch pads an even extent unevenly (one more after): the size stays
             return (a.out, h, w)
+        if a.p == TF_SAME:
+            return (a.out, -(-h // s[0]), -(-w // s[1]))
         return (a.out, *sliding_shape("conv", (h, w), k, s, p, d))
 
     def params(self, a, shapes):
         k = pair(a.k)
-        return a.out * (shapes[0][0] // a.groups) * k[0] * k[1] + (a.out if a.bias else 0)
+        gain = a.out if getattr(a, "ws", None) is not None and a.ws.gain else 0  # conv_transpose has no ws
+        return a.out * (shapes[0][0] // a.groups) * k[0] * k[1] + (a.out if a.bias else 0) + gain
 
     def macs(self, a, shapes, out):
         k = pair(a.k)
@@ -126,12 +176,29 @@ class Conv(Op):
         k, s, p, d = self.geometry(a)
         return Window(k, s, d, p)
 
+    def rf_window(self, a, grid, shapes=()):
+        return same_window(self.geometry(a), a.p, shapes)
+
     def label(self, a):
-        return _label(self.name, a)
+        return ("ws " if a.ws is not None else "") + _label(self.name, a)
 
     def module(self, a, shapes):
-        kw = {"kernel_size": pair(a.k), "stride": pair(a.s), "padding": _padding_for_torch(a)}
-        return ModuleSpec("torch.nn.Conv2d", (shapes[0][0], a.out), {**kw, **_unusual(a)})
+        same = a.p == TF_SAME
+        kw = {"kernel_size": pair(a.k), "stride": pair(a.s), **({} if same else {"padding": _padding_for_torch(a)})}
+        if a.ws is not None:
+            ws = drop_defaults({"eps": a.ws.eps, "gain": a.ws.gain, "gamma": a.ws.gamma, "same_pad": same},
+                               {"eps": 1e-6, "gain": False, "gamma": 1.0, "same_pad": False})
+            return ModuleSpec("netc.backends.torch.runtime.StdConv2d", (shapes[0][0], a.out), {**kw, **_unusual(a), **ws})
+        cls = "netc.backends.torch.runtime.Conv2dSame" if same else "torch.nn.Conv2d"
+        return ModuleSpec(cls, (shapes[0][0], a.out), {**kw, **_unusual(a)})
+
+
+def same_window(geometry, p, shapes) -> Window:
+    """The sliding window of a conv or pool; with TF 'same' padding, padded as for the input's size."""
+    k, s, pad, d = geometry
+    if p == TF_SAME and shapes and len(shapes[0]) == 3:
+        pad = tuple(tf_same(shapes[0][1 + i], k[i], s[i], d[i])[0] for i in range(2))
+    return Window(k, s, d, pad)
 
 
 def _label(kind: str, a) -> str:
@@ -160,11 +227,67 @@ def _unusual(a) -> dict:
     return kw
 
 
+class Conv1dAttrs(_ConvAttrs):  # a conv's, one axis
+    k: PosInt
+    s: PosInt = 1
+    p: NonNegInt = 0
+    d: PosInt = 1
+
+
+@register
+class Conv1d(Op):
+    """A 1-D convolution along the last axis of a C×L input (`nn.Conv1d`): efficient channel
+    attention (ECA) slides one over the channel descriptor viewed as 1×C."""
+
+    name = "conv1d"
+    summary = "1-D convolution along the last axis of a C×L input: out channels, kernel k, stride s, padding p, dilation d, groups, bias"
+    reference = "1-D convolution (`nn.Conv1d`) over a C×L input; ECA's conv over the channel descriptor (1×C)"
+    Attrs = Conv1dAttrs
+    onnx = "Conv"
+    fill = "#cfe2f3"
+    torch_modules = ("torch.nn.Conv1d",)
+
+    def from_module(self, m, torch_cls):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise Unmappable(f"1-D conv padding {m.padding!r} ({m.padding_mode}): netc pads by fixed widths of zeros")
+        return self.name, drop_defaults({"out": m.out_channels, "k": m.kernel_size[0], "s": m.stride[0],
+                                         "p": m.padding[0], "d": m.dilation[0], "groups": m.groups,
+                                         "bias": m.bias is not None}, CONV_DEFAULTS)
+
+    def infer(self, a, shapes):
+        if len(shapes[0]) != 2:
+            raise ShapeError(f"conv1d needs a C×L input, got {fmt_shape(shapes[0])}", "view the input as C×L first")
+        c, n = shapes[0]
+        _check_groups(a.groups, c, a.out)
+        out = window_out(n, a.k, a.s, a.p, a.d)
+        if out <= 0:
+            raise ShapeError(f"conv1d window {a.k} (dilation {a.d}) is longer than its padded input {n} + 2×{a.p}",
+                             "use a smaller kernel, add padding, or feed a longer input")
+        return (a.out, out)
+
+    def params(self, a, shapes):
+        return a.out * (shapes[0][0] // a.groups) * a.k + (a.out if a.bias else 0)
+
+    def macs(self, a, shapes, out):
+        return numel(out) * (shapes[0][0] // a.groups) * a.k
+
+    def mixed_axes(self, a, shapes):
+        return (0,)  # each output reads every input channel of its group; the last axis through a window
+
+    def label(self, a):
+        return f"conv1d {a.k}" + (f"/{a.s}" if a.s != 1 else "") + f", {a.out}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"stride": a.s, "padding": a.p, "dilation": a.d, "groups": a.groups, "bias": a.bias},
+                           {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
+        return ModuleSpec("torch.nn.Conv1d", (shapes[0][0], a.out, a.k), kw)
+
+
 class SepConvAttrs(Attrs):
     out: PosInt
     k: PosPair
     s: PosPair = 1
-    p: Padding = 0
+    p: Padding = 0  # not tf_same: timm's separable convs pad symmetrically
     d: PosPair = 1
     bias: bool = False
 
@@ -226,8 +349,7 @@ class SepConv(Op):
         return ModuleSpec("netc.backends.torch.runtime.SeparableConv2d", (shapes[0][0], a.out), kw)
 
 
-class ConvTransposeAttrs(ConvAttrs):
-    p: NonNegPair = 0  # numbers only: torch's transposed conv has no 'same' or 'valid'
+class ConvTransposeAttrs(_ConvAttrs):  # p numbers only: torch's transposed conv has no 'same' or 'valid'
     output_padding: NonNegPair = 0
 
 

@@ -3,12 +3,13 @@ cat (channel concat), constant and learned scale (layer scale) and zero channel 
 option-A shortcut)."""
 from __future__ import annotations
 
+import struct
 from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, OwnedParam, ShapeError, Window,
-                           broadcast, fmt_shape, need_map, numel, register)
+                           broadcast, drop_defaults, fmt_shape, need_map, numel, register)
 
 # the backward of a sum or concatenation saves nothing and hands its gradient on unchanged
 PASS_GRAD = Autograd(grad_alias=True)
@@ -119,22 +120,87 @@ class Cat(Op):
         return ModuleSpec("netc.backends.torch.runtime.Concat", (), {})
 
 
-class ScaleAttrs(Attrs):
-    factor: float
+class _Binary(Op):
+    """An elementwise op of two inputs, shapes broadcast (numpy rules, right-aligned)."""
+
+    Attrs = NoAttrs
+    fill = "#f4cccc"
+    min_inputs, max_inputs = 2, 2
+    elementwise = True
+    saves = SAVES_NOTHING  # what the backward keeps
+
+    def infer(self, a, shapes):
+        return broadcast(self.name, shapes)
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def autograd(self, a, shapes, out):
+        return self.saves
+
+    def module(self, a, shapes):
+        return ModuleSpec(f"netc.backends.torch.runtime.{self.name.capitalize()}", (), {})
 
 
 @register
-class Scale(Op):
-    name = "scale"
-    summary = "multiply by a constant factor (residual scaling in Inception-ResNet)"
-    reference = "multiplication by a constant (Inception-ResNet)"
-    Attrs = ScaleAttrs
-    onnx = "Mul"
+class Sub(_Binary):
+    name = "sub"
+    summary = "elementwise difference of two tensors, shapes broadcast: first minus second"
+    reference = "the first input minus the second, shapes broadcast (`x - y`)"
+    onnx = "Sub"
+    diagram_sign = "−"  # the gradients are the output's and its negation: nothing saved
+
+
+@register
+class Div(_Binary):
+    name = "div"
+    summary = "elementwise quotient of two tensors, shapes broadcast: first divided by second"
+    reference = "the first input divided by the second, shapes broadcast (`x / y`)"
+    onnx = "Div"
+    diagram_sign = "÷"
+    saves = Autograd(inputs=(0, 1))  # both gradients need the divisor, the divisor's the dividend too
+
+
+class PowAttrs(Attrs):
+    exponent: float
+
+
+class _Pointwise(Op):
+    """An op of one input applied to each entry with constants (one FLOP an entry)."""
+
     fill = "#fce5cd"
     elementwise = True
 
     def other_flops(self, a, shapes, out):
         return numel(out)
+
+
+@register
+class Pow(_Pointwise):
+    name = "pow"
+    summary = "elementwise power by a constant exponent: x ** exponent"
+    reference = "each entry raised to a constant `exponent` (`x ** 2`, `x.pow(0.5)`)"
+    Attrs = PowAttrs
+    onnx = "Pow"
+
+    def label(self, a):
+        return f"^{a.exponent:g}"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Pow", (a.exponent,), {})
+
+
+class ScaleAttrs(Attrs):
+    factor: float
+
+
+@register
+class Scale(_Pointwise):
+    name = "scale"
+    summary = "multiply by a constant factor (residual scaling in Inception-ResNet)"
+    reference = "multiplication by a constant (Inception-ResNet)"
+    Attrs = ScaleAttrs
+    onnx = "Mul"
 
     def autograd(self, a, shapes, out):
         return SAVES_NOTHING  # a constant factor: the backward needs no tensor
@@ -203,6 +269,99 @@ class LayerScale(Op):
         if a.flat:
             return OwnedParam((shapes[0][0],), a.init, CHANNEL_MUL)
         return OwnedParam(self.shape(a, shapes), a.init, "operator.mul")
+
+
+class AffineAttrs(Attrs):
+    scale: float = 1.0
+    bias: float = 0.0
+
+
+@register
+class Affine(Op):
+    """A learned scalar scale and bias, `scale * x + bias` (hgnet's LearnableAffineBlock): two
+    one-element parameters `scale` and `bias`, starting at the attributes' values."""
+
+    name = "affine"
+    summary = "learned scalar scale and bias: scale * x + bias (the attributes are their initial values)"
+    reference = ("a learned scalar `scale * x + bias` (hgnet's `LearnableAffineBlock`), parameters `scale` and `bias` "
+                 "of one element each, starting at the attributes' values")
+    Attrs = AffineAttrs
+    onnx = "Mul + Add"
+    fill = "#fce5cd"
+    elementwise = True
+
+    def params(self, a, shapes):
+        return 2
+
+    def other_flops(self, a, shapes, out):
+        return 2 * numel(out)
+
+    def label(self, a):
+        return f"×scale+bias ({a.scale:g}, {a.bias:g})"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.Affine", (a.scale, a.bias), {})
+
+    def probed(self, m):
+        state = m.state_dict()
+        if list(state) != ["scale", "bias"] or any(v.numel() != 1 for v in state.values()):
+            return []
+        return [({"scale": _single(float(state["scale"])), "bias": _single(float(state["bias"]))}, [(3, 5, 6), (4, 3)])]
+
+
+def _single(v: float) -> float:
+    """The shortest decimal that is `v` in single precision (0.2, not 0.20000000298023224)."""
+    return next(g for g in (float(f"{v:.{n}g}") for n in range(1, 10)) if struct.unpack("f", struct.pack("f", g))[0] == v)
+
+
+class ChannelScaleAttrs(Attrs):
+    init: float = 1e-5
+    over: Literal["channels", "last"] = "channels"
+    param: Literal["gamma", "scale"] = "gamma"
+
+
+@register
+class ChannelScale(Op):
+    """A learned scale per channel kept in a module of its own (timm's LayerScale2d and LayerScale,
+    MetaFormer's Scale): `x * param`, the parameter named `param` (`gamma` or `scale`), viewed per
+    channel of a C×H×W map (`over: channels`) or on the last axis (`over: last`)."""
+
+    name = "channel_scale"
+    summary = "learned per-channel scale in a module of its own (init; over channels or last; param gamma or scale)"
+    reference = ("a learned scale per channel `x * param` kept in its own module (timm's `LayerScale2d`, `LayerScale`, "
+                 "MetaFormer's `Scale`): `over: channels` of a C×H×W map or `last` axis, its parameter named `param` "
+                 "(`gamma` or `scale`) starting at `init`")
+    Attrs = ChannelScaleAttrs
+    onnx = "Mul (by an initializer)"
+    fill = "#fce5cd"
+    elementwise = True
+
+    def channels(self, a, shapes) -> int:
+        return shapes[0][0] if a.over == "channels" else shapes[0][-1]
+
+    def params(self, a, shapes):
+        return self.channels(a, shapes)
+
+    def other_flops(self, a, shapes, out):
+        return numel(out)
+
+    def label(self, a):
+        return f"layer scale {a.init:g}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"init": a.init, "over_channels": a.over == "channels", "param": a.param},
+                           {"init": 1e-5, "over_channels": True, "param": "gamma"})
+        return ModuleSpec("netc.backends.torch.runtime.ChannelScale", (self.channels(a, shapes),), kw)
+
+    def probed(self, m):
+        state = m.state_dict()
+        if len(state) != 1 or next(iter(state)) not in ("gamma", "scale") or next(iter(state.values())).dim() != 1:
+            return []
+        (param, value), = state.items()
+        init = _single(float(value[0])) if bool((value == value[0]).all()) else 1e-5
+        return [(drop_defaults({"init": init, "over": over, "param": param},
+                               {"init": 1e-5, "over": "channels", "param": "gamma"}), [shape])
+                for over, shape in (("channels", (value.numel(), 5, 6)), ("last", (5, 6, value.numel())))]
 
 
 class PadChannelsAttrs(Attrs):

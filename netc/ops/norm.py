@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from netc.ops.base import (Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, drop_defaults, fmt_shape, need_map,
                            numel, register)
@@ -16,6 +16,15 @@ class BNAttrs(Attrs):
     eps: PosFloat = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True
+    # the statistics and affine as buffers, never updated (torchvision's FrozenBatchNorm2d):
+    # no parameters, no num_batches_tracked, the same outputs in training
+    frozen: bool = False
+
+    @model_validator(mode="after")
+    def _frozen_is_affine(self):
+        if self.frozen and not self.affine:
+            raise ValueError("frozen: true keeps weight and bias buffers: it goes with affine: true")
+        return self
 
 
 @register
@@ -25,7 +34,7 @@ class BatchNorm(Op):
     Attrs = BNAttrs
     onnx = "BatchNormalization"
     fill = "#eeeeee"
-    torch_modules = ("torch.nn.BatchNorm2d",)
+    torch_modules = ("torch.nn.BatchNorm2d", "torch.nn.BatchNorm1d")  # 1d: of features (RepViT's head)
 
     def from_module(self, m, torch_cls):
         if not m.track_running_stats:
@@ -33,19 +42,34 @@ class BatchNorm(Op):
         return super().from_module(m, torch_cls)
 
     def params(self, a, shapes):
-        return 2 * shapes[0][0] if a.affine else 0
+        return 2 * shapes[0][0] if a.affine and not a.frozen else 0
 
     def buffers(self, a, shapes):
+        if a.frozen:
+            return 4 * shapes[0][0]  # weight, bias, running mean, running var
         return 2 * shapes[0][0] + 1  # running mean, running var, num_batches_tracked
+
+    def probed(self, m):
+        """A frozen batch norm (torchvision's FrozenBatchNorm2d): its statistics and affine as buffers."""
+        if list(m.state_dict()) != ["weight", "bias", "running_mean", "running_var"] or any(
+                True for _ in m.parameters()):
+            return []
+        c, eps = m.state_dict()["weight"].numel(), float(getattr(m, "eps", 1e-5))
+        return [(drop_defaults({"eps": eps, "frozen": True}, {"eps": 1e-5}), [(c, 5, 6)])]
 
     def other_flops(self, a, shapes, out):
         return 2 * numel(out)
 
     def autograd(self, a, shapes, out):
+        if a.frozen:
+            return Autograd()  # a fixed scale and shift: the backward needs neither input nor statistics
         # its input and the batch mean and inverse std per channel
         return Autograd(inputs=(0,), extra=((shapes[0][0], "stat"), (shapes[0][0], "stat")))
 
     def module(self, a, shapes):
+        if a.frozen:
+            return ModuleSpec("netc.backends.torch.runtime.FrozenBatchNorm2d", (shapes[0][0],),
+                              {"eps": a.eps} if a.eps != 1e-5 else {})
         kw = {}
         if a.eps != 1e-5:
             kw["eps"] = a.eps
@@ -102,6 +126,13 @@ class LayerNormAttrs(Attrs):
     over: Literal["channels", "last"] = "channels"
     eps: PosFloat = 1e-5
     affine: bool = True
+    bias: bool = True  # false: a weight only (MetaFormer's LayerNorm2dNoBias)
+
+    @model_validator(mode="after")
+    def _bias_is_affine(self):
+        if not self.bias and not self.affine:
+            raise ValueError("bias: false goes with affine: true (without affine there is no bias)")
+        return self
 
 
 def _norm_kwargs(a, affine: str) -> dict:
@@ -129,11 +160,15 @@ class LayerNorm(Op):
     def from_module(self, m, torch_cls):
         if len(m.normalized_shape) != 1:
             raise Unmappable(f"layer norm over {len(m.normalized_shape)} axes (netc normalises one: channels or last)")
-        if m.elementwise_affine and m.bias is None:
-            raise Unmappable("layer norm with a weight but no bias")
         over = "last" if torch_cls == "torch.nn.LayerNorm" else "channels"
-        return self.name, drop_defaults({"over": over, "eps": float(m.eps), "affine": bool(m.elementwise_affine)},
-                                        {"over": "channels", "eps": 1e-5, "affine": True})
+        return self.name, drop_defaults({"over": over, "eps": float(m.eps), "affine": bool(m.elementwise_affine),
+                                         "bias": m.bias is not None or not m.elementwise_affine},
+                                        {"over": "channels", "eps": 1e-5, "affine": True, "bias": True})
+
+    def readings(self, m, torch_cls):
+        """A subclass of nn.LayerNorm with its own forward: the layer norm over the channels of a map
+        (MetaFormer's LayerNorm2dNoBias, a LayerNorm2d without the bias)."""
+        return [(*self.from_module(m, "timm.layers.norm.LayerNorm2d"), [(m.normalized_shape[0], 5, 6)])]
 
     def mixed_axes(self, a, shapes):
         return (0,) if a.over == "channels" else (len(shapes[0]) - 1,)
@@ -148,7 +183,7 @@ class LayerNorm(Op):
         return shapes[0][0] if a.over == "channels" else shapes[0][-1]
 
     def params(self, a, shapes):
-        return 2 * self.normalised(a, shapes) if a.affine else 0
+        return (1 + a.bias) * self.normalised(a, shapes) if a.affine else 0
 
     def other_flops(self, a, shapes, out):
         return 5 * numel(out)  # mean, variance, subtract, divide, affine
@@ -161,7 +196,64 @@ class LayerNorm(Op):
 
     def module(self, a, shapes):
         cls = "netc.backends.torch.runtime.LayerNorm2d" if a.over == "channels" else "torch.nn.LayerNorm"
-        return ModuleSpec(cls, (self.normalised(a, shapes),), _norm_kwargs(a, "elementwise_affine"))
+        kw = {**_norm_kwargs(a, "elementwise_affine"), **({} if a.bias else {"bias": False})}
+        return ModuleSpec(cls, (self.normalised(a, shapes),), kw)
+
+
+class GRNAttrs(Attrs):
+    over: Literal["channels", "last"] = "last"
+    eps: PosFloat = 1e-6
+
+
+@register
+class GlobalResponseNorm(Op):
+    """ConvNeXt-V2's global response normalisation (timm's GlobalResponseNorm): each channel's L2
+    norm over the two spatial axes, divided by its mean over the channels (+ eps), gates the input:
+    x + bias + weight * x * that, with a weight and bias per channel (starting at zero)."""
+
+    name = "grn"
+    summary = "global response normalisation (ConvNeXt-V2) over the channels of H×W×C (over: last) or C×H×W"
+    reference = ("ConvNeXt-V2's global response normalisation, `weight` and `bias` per channel (zeros at first): "
+                 "`over: last` (default) for an H×W×C tensor, as timm's channels-last blocks, `channels` for C×H×W")
+    Attrs = GRNAttrs
+    onnx = "ReduceL2 + ReduceMean + Div + Mul + Add"
+    fill = "#eeeeee"
+
+    def channels(self, a, shapes) -> int:
+        return shapes[0][0] if a.over == "channels" else shapes[0][-1]
+
+    def infer(self, a, shapes):
+        if len(shapes[0]) != 3:
+            raise ShapeError(f"grn needs a 3-d input (C×H×W or H×W×C), got {fmt_shape(shapes[0])}",
+                             "apply it to a feature map")
+        return shapes[0]
+
+    def mixed_axes(self, a, shapes):
+        return (0, 1, 2)  # the norm reads all of H and W; the mean all channels
+
+    def params(self, a, shapes):
+        return 2 * self.channels(a, shapes)
+
+    def other_flops(self, a, shapes, out):
+        return 6 * numel(out)
+
+    def autograd(self, a, shapes, out):
+        # its input, x times the gate (for the weight's gradient), and per sample the norms, their
+        # mean over the channels and the gate
+        c = self.channels(a, shapes)
+        return Autograd(inputs=(0,), extra=((numel(out), "act"), (c, "act"), (1, "act"), (c, "act")))
+
+    def module(self, a, shapes):
+        kw = {**({"eps": a.eps} if a.eps != 1e-6 else {}), **({"channels_last": False} if a.over == "channels" else {})}
+        return ModuleSpec("netc.backends.torch.runtime.GlobalResponseNorm", (self.channels(a, shapes),), kw)
+
+    def probed(self, m):
+        state = m.state_dict()
+        if list(state) != ["weight", "bias"] or state["weight"].dim() != 1 or state["weight"].shape != state["bias"].shape:
+            return []
+        c, eps = state["weight"].numel(), float(getattr(m, "eps", 1e-6))
+        return [(drop_defaults({"over": over, "eps": eps}, {"over": "last", "eps": 1e-6}), [shape])
+                for over, shape in (("last", (5, 6, c)), ("channels", (c, 5, 6)))]
 
 
 class GroupNormAttrs(Attrs):

@@ -10,9 +10,8 @@ from pydantic import Field, model_validator
 from netc.ops.base import (SAVES_INPUT, SAVES_NOTHING, Attrs, ModuleSpec, Op, ShapeError, Unmappable, Window,
                            drop_defaults, need_map, register)
 
-NonNegInt = Annotated[int, Field(ge=0)]
-Sides = Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=2, max_length=2)],
-              Annotated[list[NonNegInt], Field(min_length=4, max_length=4)]]
+Sides = Union[int, Annotated[list[int], Field(min_length=2, max_length=2)],
+              Annotated[list[int], Field(min_length=4, max_length=4)]]
 MODULES = {"reflect": "torch.nn.ReflectionPad2d", "replicate": "torch.nn.ReplicationPad2d",
            "circular": "torch.nn.CircularPad2d"}
 
@@ -26,6 +25,8 @@ class PadAttrs(Attrs):
     def _value_is_constant(self):
         if self.value != 0.0 and self.mode != "constant":
             raise ValueError("value goes with mode: constant")
+        if self.mode != "constant" and min(sides(self.p)) < 0:
+            raise ValueError("a negative width (a crop, as nn.ZeroPad2d's) goes with mode: constant")
         return self
 
 
@@ -39,12 +40,14 @@ def sides(p) -> tuple[int, int, int, int]:
 
 
 def mapped_padding(pad, mode="constant", value=None, **_):
-    """(op, attrs) of a padding module or F.pad over the last two axes with fixed widths."""
+    """(op, attrs) of a padding module or F.pad over the last two axes with fixed widths (negative
+    ones crop, in constant mode: NASNet's ZeroPad2d((-1, 1, -1, 1)) shifts the map by a pixel)."""
     widths = list(pad) if isinstance(pad, (tuple, list)) else [pad] * 4
     if len(widths) == 2:  # F.pad's (left, right): the last axis only
         widths += [0, 0]
-    if len(widths) != 4 or not all(isinstance(v, int) and v >= 0 for v in widths):
-        raise Unmappable(f"padding {tuple(widths)} (netc pads the height and width by fixed non-negative widths)")
+    if len(widths) != 4 or not all(isinstance(v, int) and (v >= 0 or mode == "constant") for v in widths):
+        raise Unmappable(f"padding {tuple(widths)} (netc pads the height and width by fixed widths, "
+                         "negative ones in constant mode)")
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise Unmappable(f"{mode} padding")
     left, right, top, bottom = widths
@@ -78,6 +81,9 @@ class Pad(Op):
         if reach is not None and (max(top, bottom) > reach[0] or max(left, right) > reach[1]):
             raise ShapeError(f"{a.mode} padding of {max(top, bottom)}×{max(left, right)} reaches past the {h}×{w} map",
                              f"{a.mode} padding takes at most {reach[0]}×{reach[1]} here")
+        if min(h + top + bottom, w + left + right) <= 0:
+            raise ShapeError(f"padding {left}, {right}, {top}, {bottom} crops the {h}×{w} map to nothing",
+                             "negative widths crop: keep at least a pixel")
         return (c, h + top + bottom, w + left + right)
 
     def autograd(self, a, shapes, out):

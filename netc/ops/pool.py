@@ -1,19 +1,20 @@
 """Pooling: max/avg with windows (ceil_mode, count_include_pad), global and adaptive pooling."""
 from __future__ import annotations
 
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, Hazard, ModuleSpec, Op, ShapeError, Unmappable, Window,
                            drop_defaults, fmt_pair, need_map, numel, pair, register, torch_pair)
-from netc.ops.conv import NonNegPair, PosInt, PosPair, sliding_shape, window_out
+from netc.ops.conv import (TF_SAME, NonNegPair, PosInt, PosPair, resolve_padding, same_window, sliding_shape,
+                          window_out)
 
 
 class _PoolAttrs(Attrs):
     k: PosPair
     s: Optional[PosPair] = None  # defaults to the kernel, as in PyTorch
-    p: NonNegPair = 0
+    p: Union[NonNegPair, Literal["tf_same"]] = 0  # tf_same: TensorFlow's 'SAME' (timm's MaxPool2dSame)
     ceil_mode: bool = False
 
 
@@ -33,11 +34,13 @@ class _Pool(Op):
         k = pair(a.k)
         s = pair(a.s) if a.s is not None else k
         d = pair(getattr(a, "d", 1))
-        return k, s, pair(a.p), d
+        return k, s, resolve_padding(a.p, k, s, d) if a.p == TF_SAME else pair(a.p), d
 
     def infer(self, a, shapes):
         c, h, w = need_map(self.name, shapes)
         k, s, p, d = self.geometry(a)
+        if a.p == TF_SAME:
+            return (c, -(-h // s[0]), -(-w // s[1]))
         for axis in range(2):
             if 2 * p[axis] > d[axis] * (k[axis] - 1) + 1:
                 raise ShapeError(f"{self.name} padding {fmt_pair(p)} is more than half its {fmt_pair(k)} window",
@@ -52,6 +55,12 @@ class _Pool(Op):
         k, s, p, d = self.geometry(a)
         return Window(k, s, d, p)
 
+    def rf_window(self, a, grid, shapes=()):
+        return same_window(self.geometry(a), a.p, shapes)
+
+    def module_class(self, a, torch_cls: str) -> str:
+        return f"netc.backends.torch.runtime.{torch_cls}Same" if a.p == TF_SAME else f"torch.nn.{torch_cls}"
+
     def label(self, a):
         k, s, _, _ = self.geometry(a)
         return f"{self.kind}pool {k[0]}x{k[1]}/{fmt_pair(s)}"
@@ -59,7 +68,7 @@ class _Pool(Op):
     def module_kwargs(self, a):
         k, s, p, d = self.geometry(a)
         kw = {"kernel_size": k, "stride": s}
-        if p != (0, 0):
+        if p != (0, 0) and a.p != TF_SAME:
             kw["padding"] = p
         if a.ceil_mode:
             kw["ceil_mode"] = True
@@ -98,12 +107,20 @@ class _Pool(Op):
             del a["s"]
         return self.name, drop_defaults(a, {"p": 0, "ceil_mode": False, "d": 1, "count_include_pad": True})
 
+    def readings(self, m, torch_cls):
+        """timm's MaxPool2dSame / AvgPool2dSame: the pooling with TF 'same' padding."""
+        name, attrs = self.from_module(m, torch_cls)
+        if "p" in attrs:
+            return []
+        window = {n: attrs.pop(n) for n in ("k", "s") if n in attrs}
+        return [(name, {**window, "p": TF_SAME, **attrs})]
+
 
 @register
 class MaxPool(_Pool):
     name = "maxpool"
     kind = "max"
-    summary = "max pooling: kernel k, stride s (default k), padding p, dilation d, ceil_mode"
+    summary = "max pooling: kernel k, stride s (default k), padding p (tf_same: TensorFlow's 'SAME'), dilation d, ceil_mode"
     Attrs = MaxPoolAttrs
     onnx = "MaxPool"
     torch_modules = ("torch.nn.MaxPool2d",)
@@ -115,14 +132,15 @@ class MaxPool(_Pool):
         kw = self.module_kwargs(a)
         if pair(a.d) != (1, 1):
             kw["dilation"] = pair(a.d)
-        return ModuleSpec("torch.nn.MaxPool2d", (), kw)
+        return ModuleSpec(self.module_class(a, "MaxPool2d"), (), kw)
 
 
 @register
 class AvgPool(_Pool):
     name = "avgpool"
     kind = "avg"
-    summary = "average pooling: kernel k, stride s (default k), padding p, ceil_mode, count_include_pad"
+    summary = ("average pooling: kernel k, stride s (default k), padding p (tf_same: TensorFlow's 'SAME'), ceil_mode, "
+               "count_include_pad")
     Attrs = AvgPoolAttrs
     onnx = "AveragePool"
     torch_modules = ("torch.nn.AvgPool2d",)
@@ -131,7 +149,73 @@ class AvgPool(_Pool):
         kw = self.module_kwargs(a)
         if not a.count_include_pad:
             kw["count_include_pad"] = False
-        return ModuleSpec("torch.nn.AvgPool2d", (), kw)
+        return ModuleSpec(self.module_class(a, "AvgPool2d"), (), kw)
+
+
+class BlurPoolAttrs(Attrs):
+    k: Annotated[int, Field(gt=1, le=16)] = 3
+    s: PosInt = 2
+    pad_mode: Literal["reflect", "constant", "replicate", "circular"] = "reflect"
+
+
+@register
+class BlurPool(Op):
+    """Anti-aliased downsampling (Zhang 2019; timm's BlurPool2d): pad by ((s - 1) + (k - 1)) // 2,
+    then blur each channel with the k×k binomial filter at stride s. Nothing learned."""
+
+    name = "blurpool"
+    summary = "anti-aliased downsampling: pad (pad_mode), binomial k×k blur per channel at stride s"
+    reference = ("blur-then-subsample (timm's `BlurPool2d`): padding `((s - 1) + (k - 1)) // 2` by `pad_mode`, then "
+                 "each channel convolved with the binomial k×k filter at stride `s`; no parameters")
+    Attrs = BlurPoolAttrs
+    onnx = "Pad + Conv (depthwise, constant filter)"
+    fill = "#d9ead3"
+
+    def geometry(self, a):
+        p = ((a.s - 1) + (a.k - 1)) // 2
+        return (a.k, a.k), (a.s, a.s), (p, p), (1, 1)
+
+    def infer(self, a, shapes):
+        c, h, w = need_map(self.name, shapes)
+        k, s, p, d = self.geometry(a)
+        if a.pad_mode == "reflect" and p[0] >= min(h, w):
+            raise ShapeError(f"blurpool's reflect padding of {p[0]} reaches past the {h}×{w} map",
+                             "feed a larger map, or pad_mode: constant")
+        return (c, *sliding_shape(self.name, (h, w), k, s, p, d))
+
+    def macs(self, a, shapes, out):
+        return numel(out) * a.k * a.k  # a depthwise conv, as torch's flop counter counts it
+
+    def autograd(self, a, shapes, out):
+        # the padded map (the conv's input) and the k×k filter (expanded: one storage); reflection
+        # and replication padding keep their input too (as the pad op's)
+        c, h, w = shapes[0]
+        p = self.geometry(a)[2][0]
+        return Autograd(inputs=(0,) if a.pad_mode in ("reflect", "replicate") else (),
+                        extra=((c * (h + 2 * p) * (w + 2 * p), "act"), (a.k * a.k, "stat")))
+
+    def window(self, a):
+        k, s, p, d = self.geometry(a)
+        return Window(k, s, d, p)
+
+    def rf_exact(self, a):
+        return a.pad_mode == "constant"
+
+    def label(self, a):
+        return f"blurpool {a.k}x{a.k}/{a.s}"
+
+    def module(self, a, shapes):
+        kw = drop_defaults({"filt_size": a.k, "stride": a.s, "pad_mode": a.pad_mode},
+                           {"filt_size": 3, "stride": 2, "pad_mode": "reflect"})
+        return ModuleSpec("netc.backends.torch.runtime.BlurPool2d", (shapes[0][0],), kw)
+
+    def probed(self, m):
+        k, s, mode = getattr(m, "filt_size", 3), getattr(m, "stride", 2), getattr(m, "pad_mode", "reflect")
+        if m.state_dict() or not all(isinstance(v, int) for v in (k, s)) or not isinstance(mode, str):
+            return []
+        c = getattr(m, "channels", None) or 3
+        return [(drop_defaults({"k": k, "s": s, "pad_mode": mode}, {"k": 3, "s": 2, "pad_mode": "reflect"}),
+                 [(c, 9, 10), (c, 10, 9)])]
 
 
 class AdaptiveAttrs(Attrs):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, axis_index,
-                           fmt_shape, numel, register)
+from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, ShapeError, Unmappable,
+                           axis_index, broadcast, fmt_shape, numel, register)
 
 PosInt = Annotated[int, Field(gt=0)]
 VIEW = Autograd(alias=True, grad_alias=True)
@@ -225,3 +225,32 @@ class ChannelShuffle(Op):
 
     def module(self, a, shapes):
         return ModuleSpec("torch.nn.ChannelShuffle", (a.groups,), {})
+
+
+@register
+class ExpandAs(Op):
+    """The first input broadcast to the second's shape, a view (`x.expand_as(y)`: ECA's gate
+    `y.expand_as(x)` before the product)."""
+
+    name = "expand_as"
+    summary = "the first input broadcast to the shape of the second (a view: x.expand_as(y))"
+    reference = "the first input broadcast (numpy rules) to the second's shape, as a view (`x.expand_as(y)`)"
+    Attrs = NoAttrs
+    onnx = "Expand"
+    min_inputs, max_inputs = 2, 2
+
+    def infer(self, a, shapes):
+        x, y = shapes
+        if broadcast(self.name, shapes) != y:
+            raise ShapeError(f"expand_as cannot broadcast {fmt_shape(x)} to {fmt_shape(y)}",
+                             "each axis of the first must equal the second's (right-aligned) or be 1")
+        return y
+
+    def autograd(self, a, shapes, out):
+        return Autograd(alias=True)  # a view; the backward sums the gradient back (new memory)
+
+    def label(self, a):
+        return "expand as"
+
+    def module(self, a, shapes):
+        return ModuleSpec("netc.backends.torch.runtime.ExpandAs", (), {})

@@ -21,7 +21,7 @@ from netc.backends.codegen.fitting import (IN, NOTHING, Draft, Frag, call_frag, 
 from netc.backends.codegen import slices
 from netc.backends.codegen.forward import result_values, returns, steps, write
 from netc.backends.codegen.loops import children
-from netc.backends.codegen.names import RESERVED, Names, is_attribute
+from netc.backends.codegen.names import RESERVED, RUNTIME_NEEDS, Names, is_attribute
 from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key, item_path, local_name, positional
 from netc.errors import error
 from netc.ir.blocks import run_order
@@ -117,7 +117,7 @@ class Drafter:
         ms = op.module(d.attrs, shapes)
         module, _, cls = ms.cls.rpartition(".")
         if module == "netc.backends.torch.runtime":
-            self.runtime_used.add(cls)
+            self.runtime_used |= {cls, *RUNTIME_NEEDS.get(cls, ())}
             callee = cls
         elif module == "torch.nn":
             callee = f"nn.{cls}"

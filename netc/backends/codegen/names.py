@@ -15,7 +15,13 @@ import re
 _BAD = re.compile(r"[^A-Za-z0-9_]+")
 
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d", "LayerNorm2d", "Permute", "Reshape",
-           "Reduce", "Stack", "StochasticDepth", "feature_graph", "FeatureInfo", "backbone")
+           "Reduce", "Stack", "StochasticDepth", "pad_same", "Conv2dSame", "StdConv2d", "MaxPool2dSame",
+           "AvgPool2dSame", "Affine", "GlobalResponseNorm", "Sub", "Div", "Pow", "ExpandAs", "BlurPool2d", "FrozenBatchNorm2d",
+           "ChannelScale",
+           "feature_graph", "FeatureInfo", "backbone")
+# runtime functions a runtime class calls, copied with it
+RUNTIME_NEEDS = {"Conv2dSame": ("pad_same",), "StdConv2d": ("pad_same",), "MaxPool2dSame": ("pad_same",),
+                 "AvgPool2dSame": ("pad_same",)}
 # the factory's own keyword arguments and the module-level table they read
 FACTORY_NAMES = {"features_only", "out_indices", "FEATURES"}
 # names every generated namespace must leave alone

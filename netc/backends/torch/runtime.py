@@ -65,6 +65,199 @@ class SeparableConv2d(nn.Module):
         return self.pointwise(self.conv1(x))
 
 
+def pad_same(x, kernel_size, stride, dilation=(1, 1), value: float = 0.0):
+    """TensorFlow's 'SAME' padding of `x` for a window: the output has ceil(n / stride) entries
+    per axis, the odd pixel (if any) padded after, from the input's own size (timm's `pad_same`)."""
+    k2, s2, d2 = ((v, v) if isinstance(v, int) else tuple(v) for v in (kernel_size, stride, dilation))
+    widths = []
+    for n, k, s, d in zip(reversed(x.shape[-2:]), reversed(k2), reversed(s2), reversed(d2)):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        widths += [total // 2, total - total // 2]
+    return nn.functional.pad(x, widths, value=value)
+
+
+class Conv2dSame(nn.Conv2d):
+    """A conv padded as TensorFlow's 'SAME' (`pad_same`) for whatever input size it gets."""
+
+    def forward(self, x):
+        return self._conv_forward(pad_same(x, self.kernel_size, self.stride, self.dilation), self.weight, self.bias)
+
+
+class StdConv2d(nn.Conv2d):
+    """A weight-standardised conv (timm's StdConv2d, ScaledStdConv2d): each filter standardised to
+    zero mean and unit variance (eps) before the conv; with `gain`, then scaled by a learned gain per
+    filter times gamma / sqrt(fan-in); `same_pad`: TensorFlow 'SAME' padding (`pad_same`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, eps: float = 1e-6, gain: bool = False, gamma: float = 1.0,
+                 same_pad: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self.eps, self.same_pad = eps, same_pad
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.gain = nn.Parameter(torch.ones(out_channels, 1, 1, 1)) if gain else None
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if getattr(self, "gain", None) is not None:  # None while nn.Conv2d's constructor runs
+            nn.init.ones_(self.gain)
+
+    def forward(self, x):
+        if self.same_pad:
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        affine = None if self.gain is None else (self.gain * self.scale).view(-1)
+        weight = nn.functional.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, weight=affine,
+                                          training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """Max pooling padded as TensorFlow's 'SAME' (`pad_same`, with -inf)."""
+
+    def forward(self, x):
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation, value=-float("inf"))
+        return nn.functional.max_pool2d(x, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)
+
+
+class AvgPool2dSame(nn.AvgPool2d):
+    """Average pooling padded as TensorFlow's 'SAME' (`pad_same`; the padded zeros are averaged)."""
+
+    def forward(self, x):
+        x = pad_same(x, self.kernel_size, self.stride)
+        return nn.functional.avg_pool2d(x, self.kernel_size, self.stride, 0, self.ceil_mode, self.count_include_pad)
+
+
+class Affine(nn.Module):
+    """A learned scalar scale and bias: scale * x + bias (timm's hgnet LearnableAffineBlock)."""
+
+    def __init__(self, scale: float = 1.0, bias: float = 0.0):
+        super().__init__()
+        self.scale_value, self.bias_value = scale, bias
+        self.scale = nn.Parameter(torch.tensor([scale]))
+        self.bias = nn.Parameter(torch.tensor([bias]))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.scale.fill_(self.scale_value)
+            self.bias.fill_(self.bias_value)
+
+    def forward(self, x):
+        return self.scale * x + self.bias
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt-V2's global response normalisation: each channel's L2 norm over H and W, divided by
+    its mean over the channels (+ eps), gates x; x + bias + weight * x * that. `channels_last`: of
+    an N×H×W×C tensor (timm's default), else of N×C×H×W."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, channels_last: bool = True):
+        super().__init__()
+        self.eps, self.channels_last = eps, channels_last
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def reset_parameters(self):
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        spatial, channel, shape = ((1, 2), -1, (1, 1, 1, -1)) if self.channels_last else ((2, 3), 1, (1, -1, 1, 1))
+        x_g = x.norm(p=2, dim=spatial, keepdim=True)
+        x_n = x_g / (x_g.mean(dim=channel, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * x_n)
+
+
+class Sub(nn.Module):
+    def forward(self, x, y):
+        return x - y
+
+
+class Div(nn.Module):
+    def forward(self, x, y):
+        return x / y
+
+
+class Pow(nn.Module):
+    def __init__(self, exponent: float):
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x):
+        return x ** self.exponent
+
+    def extra_repr(self):
+        return f"exponent={self.exponent}"
+
+
+class ExpandAs(nn.Module):
+    """The first input broadcast to the second's shape (a view: x.expand_as(y))."""
+
+    def forward(self, x, y):
+        return x.expand_as(y)
+
+
+class BlurPool2d(nn.Module):
+    """Anti-aliased downsampling (timm's BlurPool2d): pad by ((stride - 1) + (filt_size - 1)) // 2
+    (`pad_mode`), then a depthwise conv with the binomial filter of `filt_size` taps per axis (its
+    coefficients C(n, k) / 2^n, n = filt_size - 1) at `stride`. The filter is built in the forward:
+    a constant, no state."""
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_mode: str = "reflect"):
+        super().__init__()
+        self.channels, self.filt_size, self.stride, self.pad_mode = channels, filt_size, stride, pad_mode
+        self.padding = ((stride - 1) + (filt_size - 1)) // 2
+
+    def forward(self, x):
+        row = [1.0]
+        for _ in range(self.filt_size - 1):
+            row = [a + b for a, b in zip([0.0, *row], [*row, 0.0])]
+        taps = torch.tensor(row, dtype=x.dtype, device=x.device) / 2 ** (self.filt_size - 1)
+        filt = (taps[:, None] * taps[None, :]).expand(self.channels, 1, self.filt_size, self.filt_size)
+        x = nn.functional.pad(x, [self.padding] * 4, mode=self.pad_mode)
+        return nn.functional.conv2d(x, filt, stride=self.stride, groups=self.channels)
+
+    def extra_repr(self):
+        return f"channels={self.channels}, filt_size={self.filt_size}, stride={self.stride}, pad_mode={self.pad_mode!r}"
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics and affine, all buffers (torchvision.ops.FrozenBatchNorm2d)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def reset_parameters(self):
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            getattr(self, name).fill_(value)
+
+    def forward(self, x):
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+
+class ChannelScale(nn.Module):
+    """A learned scale per channel in a module of its own (timm's LayerScale2d, LayerScale, MetaFormer's
+    Scale): x * the parameter `param`, per channel of N×C×H×W (`over_channels`) or on the last axis."""
+
+    def __init__(self, channels: int, init: float = 1e-5, over_channels: bool = True, param: str = "gamma"):
+        super().__init__()
+        self.init, self.over_channels, self.param = init, over_channels, param
+        self.register_parameter(param, nn.Parameter(torch.full((channels,), init)))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            getattr(self, self.param).fill_(self.init)
+
+    def forward(self, x):
+        scale = getattr(self, self.param)
+        return x * (scale.view(-1, *(1,) * (x.dim() - 2)) if self.over_channels else scale)
+
+
 class Mul(nn.Module):
     def forward(self, *xs):
         out = xs[0]
