@@ -33,7 +33,7 @@ def default_input(module) -> tuple:
 
 def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
                  templates: bool = True) -> Imported:
-    from netc.interop import structure, yamlout
+    from netc.interop import growing, structure, yamlout
     from netc.interop.source import load_source
 
     src = load_source(source_text, kwargs)
@@ -48,6 +48,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     types = {path: type(m).__name__ for path, m in src.module.named_modules()}
     structure.nest(ops, set(types))
     root = structure.group(ops, types)
+    growing.rewrite(root, set(named) | set(heads.by_node if heads is not None else ()))
     apart = structure.split_blocks(root)
     if apart:
         raise error("import", f"the modules of {', '.join(repr(p) for p in apart[:3])} in {source_text} run apart, "
@@ -70,7 +71,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         spec["outputs"] = heads.names
     elif named:
         spec["outputs"] = list(named.values())
-    from netc.interop.templates import drop_placeholders, recover, strip
+    from netc.interop.templates import compact, drop_placeholders, recover, strip
 
     if templates:
         spec_templates, layers = recover(layers, root)
@@ -79,6 +80,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     strip(layers)
     spec["layers"] = layers
     drop_placeholders(spec)
+    compact(spec["layers"])
+    compact(spec.get("templates", {}))
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
 
 

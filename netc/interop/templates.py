@@ -294,7 +294,7 @@ def _instances(layers, found: dict, height: dict) -> int:
 
 
 def _template_name(cls: str, taken: set) -> str:
-    base = re.sub(r"\W", "_", cls) or "Block"
+    base = re.sub(r"\W", "_", cls).lstrip("_") or "Block"  # torchvision's private `_DenseLayer`
     base = base if base[0].isalpha() else "T" + base
     name, k = base, 1
     while name in taken:
@@ -468,6 +468,21 @@ def progression(values: list) -> str | None:
     return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
 
+def compact(value) -> None:
+    """Shortest spellings of what the recovery leaves: a concat branch of one layer is that layer,
+    an op layer with nothing but its default attributes is the op's name (`identity`)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("concat"), list):
+            value["concat"] = [b[0] if isinstance(b, list) and len(b) == 1 else b for b in value["concat"]]
+        for v in value.values():
+            compact(v)
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            compact(v)
+            if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in REGISTRY and v[next(iter(v))] == {}:
+                value[k] = next(iter(v))
+
+
 def strip(value):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
@@ -479,11 +494,17 @@ def strip(value):
             strip(v)
 
 
+NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+
+
 def _repeats(value, templates: dict):
-    """A named seq whose items are `use` of one template named 0..n-1 -> repeat."""
+    """Runs of uses of one template -> repeat: a named seq whose items are named 0..n-1 becomes the
+    repeat (`layer1: repeat: 3`); a run of siblings named `prefix<k>`, `prefix<k+1>`, … becomes a
+    repeat named by the pattern (`"denselayer{$i + 1}"`), whose iterations sit in the enclosing scope."""
     if isinstance(value, list):
         for v in value:
             _repeats(v, templates)
+        _pattern_runs(value, templates)
         return
     if not isinstance(value, dict):
         return
@@ -492,16 +513,52 @@ def _repeats(value, templates: dict):
     items = value.get("seq")
     if not isinstance(items, list) or len(items) < 2 or "name" not in value or "output" in value:
         return  # (a repeat's `output:` would name each iteration's result)
-    if not all(isinstance(it, dict) and it.get("use") == items[0].get("use") and it.get("name") == str(k)
-               and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
+    if not (_same_use(items) and all(it.get("name") == str(k) for k, it in enumerate(items))):
         return
+    out = {"name": value["name"], **_repeat_of(items, templates)}
+    value.clear()
+    value.update(out)
+
+
+def _same_use(items: list) -> bool:
+    return all(isinstance(it, dict) and isinstance(it.get("use"), str) and it.get("use") == items[0].get("use")
+               and set(it) <= {"name", "use", "args"} for it in items)
+
+
+def _pattern_runs(layers: list, templates: dict) -> None:
+    """Runs of at least two uses of one template named `prefix<k>`, `prefix<k+1>`, … in `layers`
+    as one repeat named `"prefix{$i + k}"`."""
+    k = 0
+    while k < len(layers):
+        end = k
+        first = _numbered(layers[k])
+        while first and end < len(layers) and _numbered(layers[end]) == (first[0], first[1] + end - k) \
+                and _same_use(layers[k:end + 1]):
+            end += 1
+        if end - k >= 2:
+            prefix, start = first
+            index = f"$i + {start}" if start else "$i"
+            layers[k:end] = [{"name": f"{prefix}{{{index}}}", **_repeat_of(layers[k:end], templates)}]
+        k += 1
+
+
+def _numbered(layer):
+    """(prefix, number) of a layer named `prefix<number>` with a non-empty prefix, else None."""
+    name = layer.get("name") if isinstance(layer, dict) else None
+    match = NUMBERED.fullmatch(name) if isinstance(name, str) else None
+    return (match[1], int(match[2])) if match and match[1] else None
+
+
+def _repeat_of(items: list, templates: dict) -> dict:
+    """`repeat`, `use` and the arguments (common, per-iteration `$i` rates, `first:`, `at:`) of
+    uses `items` of one template."""
     per = [it.get("args", {}) for it in items]
     defaults = templates[items[0]["use"]].get("args", {})
     every = {key: [a.get(key, defaults.get(key)) for a in per] for key in dict.fromkeys(k for a in per for k in a)}
     rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
     keys = [key for key in every if key not in rates]
     base = {key: _mode(every[key][1:]) for key in keys}
-    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"]}
+    out = {"repeat": len(items), "use": items[0]["use"]}
     common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
@@ -512,5 +569,4 @@ def _repeats(value, templates: dict):
             out["first"] = diff
         elif diff:
             out.setdefault("at", {})[k] = diff
-    value.clear()
-    value.update(out)
+    return out
