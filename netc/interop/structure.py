@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netc.errors import error
+from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+IN_C_KEY = "__in_c__"  # a block's input channels, for template arguments that follow them (`$in_c * 6`)
 
 
 @dataclass
@@ -138,6 +140,9 @@ class Emitter:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.region(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
+        example = getattr(entry, "meta", {}).get(VALUE)
+        if getattr(example, "ndim", 0) >= 2:
+            layer[IN_C_KEY] = int(example.shape[1])
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output

@@ -18,7 +18,9 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS
-from netc.interop.structure import INPUT_KEY, TYPE_KEY
+from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY
+
+FREE_KEY = "__free__"  # a use's arguments whose layers it does not have: any value serves (a repeat's `$i` rate)
 from netc.ops import REGISTRY
 
 MISSING = object()
@@ -61,7 +63,40 @@ class Unifier:
             return self.unify_layers(xs, present, hint)
         if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
+        if all(isinstance(x, list) for x in xs):
+            return self.aligned(xs, present, hint)
         raise _Mismatch
+
+    def aligned(self, xs: list[list], present: list[int], hint: tuple) -> list:
+        """Lists of layers of different lengths, matched by layer name (or op, for unnamed ones):
+        where every list is the longest one with some layers left out (torchvision's
+        Conv2dNormActivation without its activation), the longest with `if:` on the others."""
+        keys = [[_item_key(v) for v in x] for x in xs]
+        order = max(keys, key=len)
+        if any(None in k or len(set(k)) < len(k) or not _subsequence(k, order) for k in keys):
+            raise _Mismatch
+        out = []
+        for key in order:
+            have = [(i, x[k.index(key)]) for i, x, k in zip(present, xs, keys) if key in k]
+            if len(have) == len(xs):
+                out.append(self.unify([v for _, v in have], present, hint))
+                continue
+            have = [(i, {v: {}} if isinstance(v, str) else v) for i, v in have]
+            value = self.unify([v for _, v in have], [i for i, _ in have], hint)
+            if not isinstance(value, dict):
+                raise _Mismatch
+            kind = _item_key({k: v for k, v in value.items() if k != "name"})
+            out.append(self.optional(value, present, [i for i, _ in have], hint + (key[1], kind and kind[1])))
+        return out
+
+    def optional(self, value: dict, present: list[int], having: list[int], path: tuple) -> dict:
+        """Layer `value`, which only instances `having` of `present` have, under `if:` a bool argument."""
+        flags = [MISSING] * self.n
+        for i in present:
+            flags[i] = False
+        for i in having:
+            flags[i] = True
+        return {"if": "$" + self.new_arg(path, flags), **value}
 
     def unify_layers(self, xs: list[dict], present: list[int], hint: str) -> dict:
         """The template layer for the instances' layers `xs`: key by key; a key some instances lack
@@ -75,7 +110,7 @@ class Unifier:
             return self.alternatives(xs, present, kinds, hint)
         out = {}
         owner = (first["name"],) if "name" in first else ()
-        for key in dict.fromkeys(k for x in xs for k in x):
+        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY)):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
@@ -87,12 +122,7 @@ class Unifier:
             if len(have) < len(xs):
                 if not isinstance(value, dict) or key in ("name",):
                     raise _Mismatch
-                flags = [MISSING] * self.n
-                for i in present:
-                    flags[i] = False
-                for i, _ in have:
-                    flags[i] = True
-                value = {"if": "$" + self.new_arg(hint + (value.get("name", key),), flags), **value}
+                value = self.optional(value, present, [i for i, _ in have], hint + (value.get("name", key),))
             out[key] = value
         return out
 
@@ -134,6 +164,23 @@ class Unifier:
 
 PLACEHOLDER = "_arg"
 STRUCTURE = {"seq", "body", "shortcut", "residual", "concat", "side", "args", "else"}  # keys, not meanings
+
+
+def _item_key(layer):
+    """What identifies a layer among its siblings: its name, else its kind (op or structure)."""
+    if isinstance(layer, str):
+        return ("kind", layer)
+    if not isinstance(layer, dict):
+        return None
+    if "name" in layer:
+        return ("name", str(layer["name"]))
+    kind = next((k for k in layer if k in REGISTRY or k in STRUCTURE or k == "use"), None)
+    return ("kind", kind) if kind else None
+
+
+def _subsequence(short: list, long: list) -> bool:
+    it = iter(long)
+    return all(any(k == other for other in it) for k in short)
 
 
 def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
@@ -209,10 +256,15 @@ def _scalarish(x) -> bool:
     return not isinstance(x, (dict, list)) or (isinstance(x, list) and all(not isinstance(v, (dict, list)) for v in x))
 
 
-def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
-    """Merge equal arguments and express integer multiples: (kept args, {dropped: expression})."""
+def _simplify(args: dict[str, list], in_c: list) -> tuple[dict, dict]:
+    """Merge equal arguments and express integer multiples, of each other or of the instance's
+    input channels `in_c` (`$in_c * 6`, `$in_c // 4`): (kept args, {dropped: expression})."""
     kept, expr = {}, {}
     for name, values in args.items():
+        follows = _of_channels(in_c, values)
+        if follows:
+            expr[name] = follows
+            continue
         known = [(k, v) for k, v in kept.items()]
         match = next((k for k, v in known if _agree(v, values)), None)
         if match:
@@ -223,6 +275,10 @@ def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
         if factor:
             expr[name] = f"${factor[0]} * {factor[1]}"
             _fill(kept[factor[0]], values, factor[1])
+            continue
+        half = next((k for k, v in known if _half(v, values)), None)
+        if half:  # a padding that keeps the size: `p: $k // 2`
+            expr[name] = f"${half} // 2"
             continue
         kept[name] = values
     return kept, expr
@@ -235,6 +291,30 @@ def _fill(kept: list, merged: list, factor: int) -> None:
     for i, (k, m) in enumerate(zip(kept, merged)):
         if k is MISSING and m is not MISSING:
             kept[i] = m // factor if factor != 1 else m
+
+
+def _of_channels(in_c: list, values: list) -> str | None:
+    """`$in_c`, `$in_c * f` or `$in_c // f` where that gives every one of `values` (ints), or None."""
+    pairs = [(c, v) for c, v in zip(in_c, values) if v is not MISSING]
+    if not pairs or any(c is MISSING or type(v) is not int or v <= 0 for c, v in pairs) or len(pairs) < 2:
+        return None
+    c0, v0 = pairs[0]
+    if all(v == c for c, v in pairs):
+        return "$in_c"
+    if v0 % c0 == 0 and all(v == c * (v0 // c0) for c, v in pairs):
+        return f"$in_c * {v0 // c0}"
+    if v0 < c0 and all(v == c // (c0 // v0) for c, v in pairs):
+        return f"$in_c // {c0 // v0}"
+    return None
+
+
+def _half(a: list, b: list) -> bool:
+    """Whether b is a // 2 wherever b is given (and a with it), for some a above 1."""
+    if any(y is not MISSING and x is MISSING for x, y in zip(a, b)):
+        return False
+    pairs = [(x, y) for x, y in zip(a, b) if y is not MISSING]
+    return (bool(pairs) and all(type(x) is int and type(y) is int and y == x // 2 for x, y in pairs)
+            and any(x > 1 for x, _ in pairs))
 
 
 def _divides(values: list, factor: int) -> bool:
@@ -313,12 +393,31 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
             continue
         for group in _variants(found[cls], templates):
             _template(cls, group, templates)
-    strip(layers)
+    strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
     _repeats(layers, templates)
+    strip(layers)
     for t in templates.values():
-        strip(t["body"])
+        strip(t["body"], free=False)
+        _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
+        strip(t["body"])
     return templates, layers
+
+
+def _at_defaults(value, templates: dict) -> None:
+    """Leave out the arguments a use inside a template body gives at the used template's default
+    (the unifier spells every argument out)."""
+    if isinstance(value, list):
+        for v in value:
+            _at_defaults(v, templates)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _at_defaults(v, templates)
+        defaults = templates.get(value.get("use"), {}).get("args") if isinstance(value.get("use"), str) else None
+        if defaults and isinstance(value.get("args"), dict):
+            value["args"] = {k: v for k, v in value["args"].items() if not _same(v, defaults.get(k, MISSING))}
+            if not value["args"]:
+                del value["args"]
 
 
 def _reads_input(value):
@@ -341,7 +440,28 @@ def _reads_input(value):
 def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
     u = Unifier(len(group), templates)
-    return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), ())
+    bodies = [_reads_input(copy.deepcopy(g["seq"])) for g in group]
+    if len({_opens_with_residual(b) for b in bodies}) > 1:
+        bodies = [_unrolled(b) for b in bodies]
+    return u, u.unify(bodies, list(range(len(group))), ())
+
+
+def _opens_with_residual(body: list) -> bool:
+    return bool(body) and isinstance(body[0], dict) and set(body[0]) == {"residual"}
+
+
+def _unrolled(body: list) -> list:
+    """A block that opens with an identity-shortcut residual written as its body and an `add` of
+    the block's input, so that it unifies with blocks of its class that have no shortcut
+    (torchvision's MBConv: a residual only where the shape is kept)."""
+    if not _opens_with_residual(body) or set(body[0]["residual"]) != {"body"}:
+        return body
+    inner = body[0]["residual"]["body"]
+    inner = inner if isinstance(inner, list) else [inner]
+    last = inner[-1] if inner else None
+    if not (isinstance(last, dict) and "name" in last and "from" not in last):
+        return body
+    return [*inner, {"add": {}, "from": [last["name"], "input"]}, *body[1:]]
 
 
 def _variants(group: list, templates: dict) -> list[list]:
@@ -356,14 +476,25 @@ def _variants(group: list, templates: dict) -> list[list]:
     by_layout: dict[str, list] = {}
     for g in group:
         by_layout.setdefault(repr(_layout(_reads_input(copy.deepcopy(g["seq"])))), []).append(g)
-    return list(by_layout.values())
+    merged: list[list] = []  # layouts that unify with each other (with and without a shortcut)
+    for layout in by_layout.values():
+        for m in merged:
+            try:
+                _unified(m + layout, templates)
+            except _Mismatch:
+                continue
+            m.extend(layout)
+            break
+        else:
+            merged.append(list(layout))
+    return merged
 
 
 def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
         return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items()
-                     if k not in (TYPE_KEY, "args"))  # a template's arguments are values, not structure
+                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
@@ -377,7 +508,7 @@ def _template(cls: str, group: list, templates: dict) -> None:
         u, body = _unified(group, templates)
     except _Mismatch:
         return
-    kept, expr = _simplify(u.args)
+    kept, expr = _simplify(u.args, [g.get(IN_C_KEY, MISSING) for g in group])
     names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
@@ -386,11 +517,12 @@ def _template(cls: str, group: list, templates: dict) -> None:
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
     for k, g in enumerate(group):
         args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
+        free = [a for a, v in kept.items() if v[k] is MISSING]
         own = g.get("name")  # a side head's seq has none (its layer has)
         output = {"output": g["output"]} if "output" in g else {}
         g.clear()
         g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
-                  **output})
+                  **output, **({FREE_KEY: free} if free else {})})
 
 
 def _reads_input_size(value) -> bool:
@@ -448,22 +580,23 @@ def _drop_identities(value, refs: str) -> None:
 MAX_TOTAL = 1000  # the block counts a per-block rate is searched over
 
 
-def progression(values: list) -> str | None:
+def progression(values: list, offset: int = 0) -> str | None:
     """An expression of the iteration `$i` that gives each of `values` bit for bit, where a
     source computes a per-block rate as `rate * block_index / total_blocks` (torchvision's and
     timm's stochastic depth: 0.07500000000000001 is `0.2 * ($i + 6) / 16` at $i = 0); None where
-    the values are no such progression."""
+    the values are no such progression; `offset` is the iteration of values[0]."""
     if len(values) < 2 or not all(type(v) is float for v in values) or values[1] == values[0]:
         return None
     step, found = values[1] - values[0], []
     for total in range(1, MAX_TOTAL + 1):
         rate = float(f"{step * total:.6g}")  # the rate as the source writes it: a short decimal
         first = round(values[0] * total / rate) if rate else -1
-        if first >= 0 and all(rate * (first + k) / total == v for k, v in enumerate(values)):
+        if first >= offset and all(rate * (first + k) / total == v for k, v in enumerate(values)):
             found.append((len(repr(rate)), total, rate, first))
     if not found:
         return None
     _, total, rate, first = min(found)  # the rate written shortest (0.2 rather than 0.0125)
+    first -= offset
     index = f"($i + {first})" if first else "$i"
     return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
@@ -483,15 +616,18 @@ def compact(value) -> None:
                 value[k] = next(iter(v))
 
 
-def strip(value):
+def strip(value, free: bool = True):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
         value.pop(INPUT_KEY, None)
+        value.pop(IN_C_KEY, None)
+        if free:
+            value.pop(FREE_KEY, None)
         for v in value.values():
-            strip(v)
+            strip(v, free)
     elif isinstance(value, list):
         for v in value:
-            strip(v)
+            strip(v, free)
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
@@ -522,7 +658,7 @@ def _repeats(value, templates: dict):
 
 def _same_use(items: list) -> bool:
     return all(isinstance(it, dict) and isinstance(it.get("use"), str) and it.get("use") == items[0].get("use")
-               and set(it) <= {"name", "use", "args"} for it in items)
+               and set(it) <= {"name", "use", "args", FREE_KEY} for it in items)
 
 
 def _pattern_runs(layers: list, templates: dict) -> None:
@@ -551,22 +687,32 @@ def _numbered(layer):
 
 def _repeat_of(items: list, templates: dict) -> dict:
     """`repeat`, `use` and the arguments (common, per-iteration `$i` rates, `first:`, `at:`) of
-    uses `items` of one template."""
-    per = [it.get("args", {}) for it in items]
+    uses `items` of one template; an argument an item does not use (FREE_KEY) takes any value."""
     defaults = templates[items[0]["use"]].get("args", {})
-    every = {key: [a.get(key, defaults.get(key)) for a in per] for key in dict.fromkeys(k for a in per for k in a)}
-    rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
-    keys = [key for key in every if key not in rates]
-    base = {key: _mode(every[key][1:]) for key in keys}
+    keys = dict.fromkeys(k for it in items for k in [*it.get("args", {}), *it.get(FREE_KEY, ())])
+    every = {key: [MISSING if key in it.get(FREE_KEY, ()) else it.get("args", {}).get(key, defaults.get(key))
+                   for it in items] for key in keys}
+    rates = {key: e for key, values in every.items() if (e := _rate(values)) is not None}
+    keys = [key for key in every if key not in rates and any(v is not MISSING for v in every[key])]
+    base = {key: _mode(every[key][1:] if any(v is not MISSING for v in every[key][1:]) else every[key])
+            for key in keys}
     out = {"repeat": len(items), "use": items[0]["use"]}
     common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
-    for k, a in enumerate(per):
-        diff = {key: a.get(key, defaults.get(key)) for key in keys
-                if not _same(a.get(key, defaults.get(key)), base[key])}
+    for k in range(len(items)):
+        diff = {key: every[key][k] for key in keys
+                if every[key][k] is not MISSING and not _same(every[key][k], base[key])}
         if diff and k == 0:
             out["first"] = diff
         elif diff:
             out.setdefault("at", {})[k] = diff
     return out
+
+
+def _rate(values: list) -> str | None:
+    """`progression` of the values, where those an iteration does not use (MISSING) lead."""
+    skip = next((k for k, v in enumerate(values) if v is not MISSING), len(values))
+    if any(v is MISSING for v in values[skip:]):
+        return None
+    return progression(values[skip:], skip)
