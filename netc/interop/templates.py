@@ -73,11 +73,12 @@ class Unifier:
         Conv2dNormActivation without its activation), the longest with `if:` on the others."""
         keys = [[_item_key(v) for v in x] for x in xs]
         order = max(keys, key=len)
-        if any(None in k or len(set(k)) < len(k) or not _subsequence(k, order) for k in keys):
+        places = [_embedding(k, order) for k in keys]  # instance -> {position in order: its item}
+        if any(None in k for k in keys) or None in places:
             raise _Mismatch
         out = []
-        for key in order:
-            have = [(i, x[k.index(key)]) for i, x, k in zip(present, xs, keys) if key in k]
+        for j, key in enumerate(order):
+            have = [(i, x[p[j]]) for i, x, p in zip(present, xs, places) if j in p]
             if len(have) == len(xs):
                 out.append(self.unify([v for _, v in have], present, hint))
                 continue
@@ -174,13 +175,25 @@ def _item_key(layer):
         return None
     if "name" in layer:
         return ("name", str(layer["name"]))
+    if isinstance(layer.get("use"), str):
+        return ("use", layer["use"])
     kind = next((k for k in layer if k in REGISTRY or k in STRUCTURE or k == "use"), None)
     return ("kind", kind) if kind else None
 
 
-def _subsequence(short: list, long: list) -> bool:
-    it = iter(long)
-    return all(any(k == other for other in it) for k in short)
+def _embedding(short: list, long: list) -> dict | None:
+    """{position in `long`: position in `short`} matching `short` as a subsequence of `long`, or
+    None. Matched from the end: of alike layers, the ones left out come first (an expansion conv
+    before the depthwise one)."""
+    places, j = {}, len(long) - 1
+    for k in range(len(short) - 1, -1, -1):
+        while j >= 0 and long[j] != short[k]:
+            j -= 1
+        if j < 0:
+            return None
+        places[j] = k
+        j -= 1
+    return places
 
 
 def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
@@ -256,9 +269,10 @@ def _scalarish(x) -> bool:
     return not isinstance(x, (dict, list)) or (isinstance(x, list) and all(not isinstance(v, (dict, list)) for v in x))
 
 
-def _simplify(args: dict[str, list], in_c: list) -> tuple[dict, dict]:
+def _simplify(args: dict[str, list], in_c: list, new_arg=None) -> tuple[dict, dict]:
     """Merge equal arguments and express integer multiples, of each other or of the instance's
-    input channels `in_c` (`$in_c * 6`, `$in_c // 4`): (kept args, {dropped: expression})."""
+    input channels `in_c` (`$in_c * 6`, `$in_c // 4`, `$in_c * $expand` with a new argument
+    `expand` made by `new_arg(path, values)`): (kept args, {dropped: expression})."""
     kept, expr = {}, {}
     for name, values in args.items():
         follows = _of_channels(in_c, values)
@@ -280,6 +294,14 @@ def _simplify(args: dict[str, list], in_c: list) -> tuple[dict, dict]:
         if half:  # a padding that keeps the size: `p: $k // 2`
             expr[name] = f"${half} // 2"
             continue
+        ratios = _ratios(in_c, values) if new_arg else None
+        if ratios:  # a width that is the input's times a per-instance factor (an expansion ratio)
+            same = next((k for k, v in kept.items() if _agree(v, ratios) and _agree(ratios, v)), None)
+            if same is None:
+                same = new_arg(("expand",), ratios)
+                kept[same] = ratios
+            expr[name] = f"$in_c * ${same}"
+            continue
         kept[name] = values
     return kept, expr
 
@@ -291,6 +313,37 @@ def _fill(kept: list, merged: list, factor: int) -> None:
     for i, (k, m) in enumerate(zip(kept, merged)):
         if k is MISSING and m is not MISSING:
             kept[i] = m // factor if factor != 1 else m
+
+
+MAX_TERMS = 12  # the integer arguments a derived flag is searched over (pairs of comparisons: 4 * 12² terms)
+
+
+def _derived_flags(kept: dict[str, list], in_c: list) -> dict[str, str]:
+    """Bool arguments (a layer only some instances have) that a comparison of integer arguments
+    and the input channels decides in every instance: `$s == 1 and $in_c == $out` (a shortcut
+    where the shape is kept), `$width != $in_c` (an expansion conv where it widens). Each is
+    dropped from `kept`; returns {argument: expression}."""
+    modes = {a: _mode(v) for a, v in kept.items() if any(x is not MISSING for x in v)}
+    ints = {a: [modes[a] if x is MISSING else x for x in v] for a, v in kept.items()
+            if a in modes and all(type(x) is int for x in v if x is not MISSING)}
+    if all(c is not MISSING for c in in_c):
+        ints = {"in_c": in_c, **ints}
+    names = list(ints)[:MAX_TERMS]
+    terms = [(f"${a} {op} 1", [(x == 1) == (op == "==") for x in ints[a]]) for a in names for op in ("==", "!=")]
+    terms += [(f"${a} {op} ${b}", [(x == y) == (op == "==") for x, y in zip(ints[a], ints[b])])
+              for k, a in enumerate(names) for b in names[k + 1:] for op in ("==", "!=")]
+    out = {}
+    for flag, values in list(kept.items()):
+        if flag in ints or not values or not all(type(x) is bool for x in values if x is not MISSING):
+            continue
+        want = [(k, x) for k, x in enumerate(values) if x is not MISSING]
+        found = next((t for t, got in terms if all(got[k] == x for k, x in want)), None)
+        found = found or next((f"{t} and {t2}" for t, got in terms for t2, got2 in terms
+                               if all((got[k] and got2[k]) == x for k, x in want)), None)
+        if found:
+            out[flag] = found
+            del kept[flag]
+    return out
 
 
 def _of_channels(in_c: list, values: list) -> str | None:
@@ -306,6 +359,16 @@ def _of_channels(in_c: list, values: list) -> str | None:
     if v0 < c0 and all(v == c // (c0 // v0) for c, v in pairs):
         return f"$in_c // {c0 // v0}"
     return None
+
+
+def _ratios(in_c: list, values: list) -> list | None:
+    """values / in_c per instance where every given value is a multiple of its instance's input
+    channels (at least two different factors), else None."""
+    pairs = [(c, v) for c, v in zip(in_c, values) if v is not MISSING]
+    if len(pairs) < 2 or any(c is MISSING or type(v) is not int or v <= 0 or v % c for c, v in pairs):
+        return None
+    out = [MISSING if v is MISSING else v // c for c, v in zip(in_c, values)]
+    return out if len({r for r in out if r is not MISSING}) > 1 else None
 
 
 def _half(a: list, b: list) -> bool:
@@ -394,10 +457,12 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
         for group in _variants(found[cls], templates):
             _template(cls, group, templates)
     strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
+    _positional(layers, templates)
     _repeats(layers, templates)
     strip(layers)
     for t in templates.values():
         strip(t["body"], free=False)
+        _positional(t["body"], templates)
         _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
         strip(t["body"])
@@ -440,10 +505,38 @@ def _reads_input(value):
 def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
     u = Unifier(len(group), templates)
-    bodies = [_reads_input(copy.deepcopy(g["seq"])) for g in group]
+    bodies = [_positional(_reads_input(copy.deepcopy(g["seq"])), templates) for g in group]
     if len({_opens_with_residual(b) for b in bodies}) > 1:
         bodies = [_unrolled(b) for b in bodies]
     return u, u.unify(bodies, list(range(len(group))), ())
+
+
+def _positional(value, templates: dict):
+    """`value` without the names that are positions (`0`, `1`, … of an nn.Sequential): a layer
+    with a module takes its position by itself (a template's use once the template is a module),
+    so the layers of instances with and without an optional one (an expansion conv) align. Only
+    where every item is a module of its own: an unnamed structure would be transparent."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _positional(v, templates)
+    elif isinstance(value, list):
+        for v in value:
+            _positional(v, templates)
+        if value and all(isinstance(v, dict) and v.get("name") == str(k) and _own_module(v, templates)
+                         for k, v in enumerate(value)):
+            for v in value:
+                del v["name"]
+                if "use" in v and not templates[v["use"]].get("module"):
+                    templates[v["use"]] = {"module": True, **templates[v["use"]]}
+    return value
+
+
+def _own_module(layer: dict, templates: dict) -> bool:
+    """Whether an unnamed `layer` takes a position: an op with one input, or a use of a template."""
+    kinds = [k for k in layer if k in REGISTRY or k == "use"]
+    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY}:
+        return False
+    return REGISTRY[kinds[0]].max_inputs == 1 if kinds[0] in REGISTRY else layer["use"] in templates
 
 
 def _opens_with_residual(body: list) -> bool:
@@ -508,7 +601,10 @@ def _template(cls: str, group: list, templates: dict) -> None:
         u, body = _unified(group, templates)
     except _Mismatch:
         return
-    kept, expr = _simplify(u.args, [g.get(IN_C_KEY, MISSING) for g in group])
+    in_c = [g.get(IN_C_KEY, MISSING) for g in group]
+    kept, expr = _simplify(dict(u.args), in_c, u.new_arg)
+    derived = _derived_flags(kept, in_c)
+    expr = {a: derived.get(e[1:], e) for a, e in expr.items()} | derived  # (a flag merged into a derived one)
     names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
@@ -649,7 +745,8 @@ def _repeats(value, templates: dict):
     items = value.get("seq")
     if not isinstance(items, list) or len(items) < 2 or "name" not in value or "output" in value:
         return  # (a repeat's `output:` would name each iteration's result)
-    if not (_same_use(items) and all(it.get("name") == str(k) for k, it in enumerate(items))):
+    positional = all("name" not in it for it in items) and templates.get(items[0].get("use"), {}).get("module")
+    if not (_same_use(items) and (positional or all(it.get("name") == str(k) for k, it in enumerate(items)))):
         return
     out = {"name": value["name"], **_repeat_of(items, templates)}
     value.clear()
