@@ -1,7 +1,8 @@
 """Import: an existing nn.Module (torchvision, timm, a Python file) -> a readable netc spec.
 
 `import_model(source)` traces the module (`trace.py`) to netc ops named by module path,
-recovers its structure (`structure.py`: blocks, residuals, concats; `templates.py`:
+recovers its structure (`structure.py`: blocks, residuals, concats; `growing.py`: a dense
+block's growing concatenation as a chain of `concat: [identity, body]`; `templates.py`:
 repeated classes as templates, runs in nn.Sequential as `repeat`), writes YAML
 (`yamlout.py`) and verifies it (`verify.py`): the spec compiles, loads the source's
 state_dict strictly and computes the same output.

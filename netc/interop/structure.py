@@ -239,7 +239,9 @@ class Emitter:
         referenced = {id(v) for it, p in zip(items, prev) if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
-            layer = self.item(item, cur, parent)
+            # a block that reads one value enters with that value (not the previous item's), so
+            # its own layers read their input without `from:`, alike in every instance of its class
+            layer = self.item(item, ins[0] if isinstance(item, Block) and len(ins) == 1 else cur, parent)
             if isinstance(layer, str):
                 layer = {layer: {}}
             if "name" not in layer and id(_out(item)) in referenced:  # a function's result read by `from:`

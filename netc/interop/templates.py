@@ -7,9 +7,23 @@ and one that is always an integer multiple of another becomes `$other * n`); a l
 only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. An
 argument is named by what it sets (`readable_names`: `out`, `fc1_out`, `stochastic_depth_p`),
 never by position. A named block whose items are instances 0..n-1 of one template becomes
-`repeat: n` with `args`, `first:` and `at:` overrides; a float argument that is a per-block rate
+`repeat: n` with `args`, `first:` and `at:` overrides, and so do siblings named `prefix<k>`,
+`prefix<k+1>`, … (`name: "denselayer{$i + 1}"`); a float argument that is a per-block rate
 (`rate * block_index / total_blocks`) becomes an expression of `$i` that gives each value bit for
-bit (`progression`). Identity layers that only hold a source's place (`drop_placeholders`) go.
+bit (`progression`), over the iterations that use it. Identity layers that only hold a source's
+place (`drop_placeholders`) go.
+
+Instances that differ in layout still make one template where every instance is the longest
+one with layers left out (`Unifier.aligned`: torchvision's Conv2dNormActivation without its
+activation, MBConv without its expansion conv), or with an identity-shortcut residual written as
+its body and an `add` of the input (`_unrolled`: a stage's first MBConv has no shortcut). Names
+that are positions (`0`, `1` of an nn.Sequential) are left out so that such layers align: a
+template whose uses lose their name becomes `module: true`, whose unnamed instance takes the next
+position as the source's does. Integer arguments that follow the instance's input channels
+become `$in_c` expressions (`$in_c // 4`, `$in_c * $expand`), a padding that keeps the size
+`$k // 2`, and a bool argument that a comparison decides in every instance that expression
+(`if: "$in_c == $out"`). Every such rewrite is exact for each instance by construction, and the
+import verifies the whole spec against its source.
 """
 from __future__ import annotations
 
@@ -586,7 +600,7 @@ def _variants(group: list, templates: dict) -> list[list]:
 def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
-        return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items()
+        return tuple((k, v if k in ("name", "from") else _layout(v)) for k, v in value.items()
                      if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
@@ -616,8 +630,9 @@ def _template(cls: str, group: list, templates: dict) -> None:
         free = [a for a, v in kept.items() if v[k] is MISSING]
         own = g.get("name")  # a side head's seq has none (its layer has)
         output = {"output": g["output"]} if "output" in g else {}
+        reads = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # a block that reads another value than the last
         g.clear()
-        g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
+        g.update({**({"name": own} if own is not None else {}), **reads, "use": name, **({"args": args} if args else {}),
                   **output, **({FREE_KEY: free} if free else {})})
 
 
