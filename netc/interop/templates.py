@@ -88,7 +88,7 @@ class Unifier:
         keys = [[_item_key(v) for v in x] for x in xs]
         order = max(keys, key=len)
         places = [_embedding(k, order) for k in keys]  # instance -> {position in order: its item}
-        if any(None in k for k in keys) or None in places:
+        if any(None in k for k in keys) or None in places or _counts_differ(order, places):
             raise _Mismatch
         out = []
         for j, key in enumerate(order):
@@ -101,7 +101,8 @@ class Unifier:
             if not isinstance(value, dict):
                 raise _Mismatch
             kind = _item_key({k: v for k, v in value.items() if k != "name"})
-            out.append(self.optional(value, present, [i for i, _ in have], hint + (key[1], kind and kind[1])))
+            word = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind[1]).lower() if kind else key[1]  # `Conv2d_norm…`
+            out.append(self.optional(value, present, [i for i, _ in have], hint + (key[1], word)))
         return out
 
     def optional(self, value: dict, present: list[int], having: list[int], path: tuple) -> dict:
@@ -193,6 +194,14 @@ def _item_key(layer):
         return ("use", layer["use"])
     kind = next((k for k in layer if k in REGISTRY or k in STRUCTURE or k == "use"), None)
     return ("kind", kind) if kind else None
+
+
+def _counts_differ(order: list, places: list[dict]) -> bool:
+    """Whether a layer some instances lack is one of a numbered run (`denselayer3` beside
+    `denselayer1`): blocks that differ in how many they repeat, not in an optional layer."""
+    prefixes = Counter(m[1] for kind, name in order if kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1])
+    return any(kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1] and prefixes[m[1]] > 1
+               and any(j not in p for p in places) for j, (kind, name) in enumerate(order))
 
 
 def _embedding(short: list, long: list) -> dict | None:
