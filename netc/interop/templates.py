@@ -477,8 +477,9 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     for cls in sorted(found, key=lambda c: height[c]):
         if cls in ("Sequential", "ModuleList", "ModuleDict"):
             continue
+        made: list[str] = []  # the templates of this class so far: a variant is named by what it adds
         for group in _variants(found[cls], templates):
-            _template(cls, group, templates)
+            made += _template(cls, group, templates, made)
     strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
     _positional(layers, templates)
     _repeats(layers, templates)
@@ -616,14 +617,14 @@ def _layout(value):
     return None
 
 
-def _template(cls: str, group: list, templates: dict) -> None:
-    """`group` (instances of `cls`) as uses of a new template, where they unify."""
+def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[str]:
+    """`group` (instances of `cls`) as uses of a new template, where they unify; [its name] or []."""
     if len(group) < 2 or _reads_input_size(group):
-        return
+        return []
     try:
         u, body = _unified(group, templates)
     except _Mismatch:
-        return
+        return []
     in_c = [g.get(IN_C_KEY, MISSING) for g in group]
     kept, expr = _simplify(dict(u.args), in_c, u.new_arg)
     derived = _derived_flags(kept, in_c)
@@ -631,7 +632,7 @@ def _template(cls: str, group: list, templates: dict) -> None:
     names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
-    name = _template_name(cls, set(templates))
+    name = _template_name(cls + _variant_word(body, [templates[t]["body"] for t in made]), set(templates))
     defaults = {a: _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
     for k, g in enumerate(group):
@@ -643,6 +644,18 @@ def _template(cls: str, group: list, templates: dict) -> None:
         g.clear()
         g.update({**({"name": own} if own is not None else {}), **reads, "use": name, **({"args": args} if args else {}),
                   **output, **({FREE_KEY: free} if free else {})})
+    return [name]
+
+
+def _variant_word(body: list, others: list[list]) -> str:
+    """`_<layer>` for a variant of a class that has a named layer the class's other templates lack
+    (timm's DualPathBlock with its strided projection `c1x1_w_s2`), else '' (then it is numbered)."""
+    if not others:
+        return ""
+    theirs = {layer.get("name") for other in others for layer in other if isinstance(layer, dict)}
+    extra = [layer["name"] for layer in body if isinstance(layer, dict) and isinstance(layer.get("name"), str)
+             and layer["name"] not in theirs and not layer["name"].isdigit()]
+    return f"_{extra[0]}" if extra else ""
 
 
 def _reads_input_size(value) -> bool:
