@@ -86,3 +86,15 @@ def test_flags_are_derived_from_comparisons_and_rates_skip_unused_iterations():
     values = [0.2 * 5 / 16, 0.2 * 6 / 16, 0.2 * 7 / 16]
     rate = progression(values, offset=1)
     assert [eval(rate.replace("$i", str(i))) for i in (1, 2, 3)] == values, rate
+
+
+def test_dpn_blocks_that_read_their_input_twice_are_templates():
+    """timm's DualPathBlock reads its input in two places (the projection and the 1x1 conv): each
+    block enters with that input, so its layers read it without `from:` and every block of a
+    stage is one template; the strided variant is named by the projection it adds."""
+    timm = pytest.importorskip("timm")
+    text, verdict = import_spec("timm:dpn48b", {}, (3, 32, 32))
+    _exact(text, verdict, timm.create_model("dpn48b", pretrained=False), 32)
+    assert text.count("\n") <= 80  # 310 before: every block written out
+    assert {"DualPathBlock", "DualPathBlock_c1x1_w_s2"} <= set(loads(text).spec.templates)
+    assert '{name: "conv4_{$i + 2}", repeat: 5, use: DualPathBlock}' in text

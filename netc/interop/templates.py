@@ -481,14 +481,14 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
         for group in _variants(found[cls], templates):
             made += _template(cls, group, templates, made)
     strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
-    _positional(layers, templates)
     _repeats(layers, templates)
+    _positional(layers, templates)  # after: a seq of uses named 0..n-1 is a repeat, the template no module
     strip(layers)
     for t in templates.values():
         strip(t["body"], free=False)
-        _positional(t["body"], templates)
         _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
+        _positional(t["body"], templates)
         strip(t["body"])
     return templates, layers
 
