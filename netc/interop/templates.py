@@ -483,12 +483,14 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
     _repeats(layers, templates)
     _positional(layers, templates)  # after: a seq of uses named 0..n-1 is a repeat, the template no module
+    _stage_runs(layers, templates)
     strip(layers)
     for t in templates.values():
         strip(t["body"], free=False)
         _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
         _positional(t["body"], templates)
+        _stage_runs(t["body"], templates)
         strip(t["body"])
     return templates, layers
 
@@ -810,6 +812,63 @@ def _pattern_runs(layers: list, templates: dict) -> None:
             index = f"$i + {start}" if start else "$i"
             layers[k:end] = [{"name": f"{prefix}{{{index}}}", **_repeat_of(layers[k:end], templates)}]
         k += 1
+
+
+def _stage_runs(value, templates: dict) -> None:
+    """Runs of unnamed uses of one module template (an nn.Sequential's blocks, at positions) as
+    unnamed repeats, whose iterations take the next positions: a run is a first use and the uses
+    after it that agree with each other but for float rates (a stage: its first block strides)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _stage_runs(v, templates)
+        return
+    if not isinstance(value, list):
+        return
+    for v in value:
+        _stage_runs(v, templates)
+    k = 0
+    while k < len(value):
+        end = k
+        while end < len(value) and _positional_use(value[end], templates) and value[end]["use"] == value[k]["use"]:
+            end += 1
+        if end - k < 2:
+            k += 1
+            continue
+        segments = _stages(value[k:end])
+        value[k:end] = [value[k + a] if b - a == 1 else _repeat_of(value[k + a:k + b], templates)
+                        for a, b in segments]
+        k += len(segments)
+
+
+def _stages(uses: list) -> list[tuple[int, int]]:
+    """Uses of one template cut into the fewest stages (a first use, then uses alike), of equal
+    counts the ones whose first use differs least from the rest: [(start, end)], in order."""
+    best = [(0, ())] + [None] * len(uses)  # best[i]: (cost, segments) of uses[:i]
+    for j in range(len(uses)):
+        for i in range(j + 1, len(uses) + 1):
+            if i - j > 2 and not _alike(uses[i - 1], uses[j + 1]):
+                break
+            first = _differing(uses[j], uses[j + 1]) if i - j > 1 else 0
+            cost = best[j][0] + 1000 + first
+            if best[i] is None or cost < best[i][0]:
+                best[i] = (cost, best[j][1] + ((j, i),))
+    return list(best[-1][1])
+
+
+def _differing(a: dict, b: dict) -> int:
+    x, y = a.get("args", {}), b.get("args", {})
+    return sum(1 for k in set(x) | set(y) if not _same(x.get(k, MISSING), y.get(k, MISSING)))
+
+
+def _positional_use(layer, templates: dict) -> bool:
+    return (isinstance(layer, dict) and isinstance(layer.get("use"), str) and "name" not in layer
+            and set(layer) <= {"use", "args", FREE_KEY} and bool(templates.get(layer["use"], {}).get("module")))
+
+
+def _alike(a: dict, b: dict) -> bool:
+    """Uses with the same arguments but for float ones (a per-block rate `_repeat_of` writes as `$i`)."""
+    x, y = a.get("args", {}), b.get("args", {})
+    return set(x) == set(y) and all(type(x[k]) is float or _same(x[k], y[k]) for k in x)
 
 
 def _numbered(layer):
