@@ -33,6 +33,7 @@ from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS
 from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY
+from netc.interop.yamlout import flow
 
 FREE_KEY = "__free__"  # a use's arguments whose layers it does not have: any value serves (a repeat's `$i` rate)
 from netc.ops import REGISTRY
@@ -766,6 +767,7 @@ def strip(value, free: bool = True):
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+SHORT = 96  # a layer written on one line (yamlout.WIDTH less an indent)
 
 
 def _repeats(value, templates: dict):
@@ -807,10 +809,12 @@ def _pattern_runs(layers: list, templates: dict) -> None:
         while first and end < len(layers) and _numbered(layers[end]) == (first[0], first[1] + end - k) \
                 and _same_use(layers[k:end + 1]):
             end += 1
-        if end - k >= 2:
+        if end - k >= 2 and all(_alike(v, layers[k + 1]) for v in layers[k + 2:end]):
             prefix, start = first
             index = f"$i + {start}" if start else "$i"
-            layers[k:end] = [{"name": f"{prefix}{{{index}}}", **_repeat_of(layers[k:end], templates)}]
+            run = {"name": f"{prefix}{{{index}}}", **_repeat_of(layers[k:end], templates)}
+            if len(flow(run)) <= SHORT or end - k > 5:  # else written out it is as short
+                layers[k:end] = [run]
         k += 1
 
 
