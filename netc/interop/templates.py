@@ -838,25 +838,24 @@ def _stage_runs(value, templates: dict) -> None:
         if end - k < 2:
             k += 1
             continue
-        segments = _stages(value[k:end])
-        value[k:end] = [value[k + a] if b - a == 1 else _repeat_of(value[k + a:k + b], templates)
-                        for a, b in segments]
-        k += len(segments)
+        value[k:end] = _stages(value[k:end], templates)
+        k += 1
 
 
-def _stages(uses: list) -> list[tuple[int, int]]:
-    """Uses of one template cut into the fewest stages (a first use, then uses alike), of equal
-    counts the ones whose first use differs least from the rest: [(start, end)], in order."""
-    best = [(0, ())] + [None] * len(uses)  # best[i]: (cost, segments) of uses[:i]
+def _stages(uses: list, templates: dict) -> list:
+    """Uses of one template cut into stages (a first use, then uses alike) written in the fewest
+    lines; of as many, the cut whose first uses differ least from the rest."""
+    best = [(0, [])] + [None] * len(uses)  # best[i]: (cost, layers) of uses[:i]
     for j in range(len(uses)):
         for i in range(j + 1, len(uses) + 1):
             if i - j > 2 and not _alike(uses[i - 1], uses[j + 1]):
                 break
-            first = _differing(uses[j], uses[j + 1]) if i - j > 1 else 0
-            cost = best[j][0] + 1000 + first
+            layer = uses[j] if i - j == 1 else _repeat_of(uses[j:i], templates)
+            lines = 1 if len(flow(layer)) <= SHORT else len(layer) + 1
+            cost = best[j][0] + 1000 * lines + (_differing(uses[j], uses[j + 1]) if i - j > 1 else 0)
             if best[i] is None or cost < best[i][0]:
-                best[i] = (cost, best[j][1] + ((j, i),))
-    return list(best[-1][1])
+                best[i] = (cost, [*best[j][1], layer])
+    return best[-1][1]
 
 
 def _differing(a: dict, b: dict) -> int:
