@@ -98,3 +98,14 @@ def test_dpn_blocks_that_read_their_input_twice_are_templates():
     assert text.count("\n") <= 80  # 310 before: every block written out
     assert {"DualPathBlock", "DualPathBlock_c1x1_w_s2"} <= set(loads(text).spec.templates)
     assert '{name: "conv4_{$i + 2}", repeat: 5, use: DualPathBlock}' in text
+
+
+def test_blocks_at_positions_repeat_by_stage():
+    """mobilenet_v2's features are one nn.Sequential of blocks at positions 0..18: each stage (a
+    first block that strides, then blocks alike) is an unnamed repeat, whose iterations take the
+    next positions, as the paper's table writes it."""
+    text, verdict = import_spec("torchvision:mobilenet_v2", {}, (3, 32, 32))
+    _exact(text, verdict, torchvision.models.mobilenet_v2(), 32)
+    assert "{repeat: 3, use: InvertedResidual, args: {out: 32}, first: {s: 2}}" in text
+    assert "{repeat: 4, use: InvertedResidual, first: {s: 2}}" in text
+    assert text.count("\n") <= 45  # 70 before: one line per block
