@@ -563,6 +563,8 @@ def _own_module(layer: dict, templates: dict) -> bool:
     kinds = [k for k in layer if k in REGISTRY or k == "use"]
     if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY}:
         return False
+    if kinds[0] == "identity":  # a placeholder `drop_placeholders` removes: the others keep their names
+        return False
     return REGISTRY[kinds[0]].max_inputs == 1 if kinds[0] in REGISTRY else layer["use"] in templates
 
 
