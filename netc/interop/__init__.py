@@ -1,7 +1,8 @@
 """Import: an existing nn.Module (torchvision, timm, a Python file) -> a readable netc spec.
 
 `import_model(source)` traces the module (`trace.py`) to netc ops named by module path,
-recovers its structure (`structure.py`: blocks, residuals, concats; `templates.py`:
+recovers its structure (`structure.py`: blocks, residuals, concats; `growing.py`: a dense
+block's growing concatenation as a chain of `concat: [identity, body]`; `templates.py`:
 repeated classes as templates, runs in nn.Sequential as `repeat`), writes YAML
 (`yamlout.py`) and verifies it (`verify.py`): the spec compiles, loads the source's
 state_dict strictly and computes the same output.
@@ -33,7 +34,7 @@ def default_input(module) -> tuple:
 
 def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
                  templates: bool = True) -> Imported:
-    from netc.interop import lists, structure, yamlout
+    from netc.interop import growing, lists, structure, yamlout
     from netc.interop.source import load_source
 
     src = load_source(source_text, kwargs)
@@ -48,6 +49,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     types = {path: type(m).__name__ for path, m in src.module.named_modules()}
     structure.nest(ops, set(types))
     root = structure.group(ops, types)
+    growing.rewrite(root, set(named) | set(heads.by_node if heads is not None else ()))
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
     emitter = lists.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
                             heads, order, structure.output_owners(root, named), lists=set(structure.split_blocks(root)))
@@ -64,7 +66,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         spec["outputs"] = heads.names
     elif named:
         spec["outputs"] = list(named.values())
-    from netc.interop.templates import drop_placeholders, recover, strip
+    from netc.interop.templates import compact, drop_placeholders, recover, strip
 
     if templates:
         spec_templates, layers = recover(layers, root)
@@ -73,6 +75,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     strip(layers)
     spec["layers"] = layers
     drop_placeholders(spec)
+    compact(spec["layers"])
+    compact(spec.get("templates", {}))
     return Imported(yamlout.dump(spec), src, shape, emitter.refs)
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netc.errors import error
+from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+IN_C_KEY = "__in_c__"  # a block's input channels, for template arguments that follow them (`$in_c * 6`)
 
 
 @dataclass
@@ -140,6 +142,9 @@ class Emitter:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
+        example = getattr(entry, "meta", {}).get(VALUE)
+        if getattr(example, "ndim", 0) >= 2:
+            layer[IN_C_KEY] = int(example.shape[1])
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
@@ -279,7 +284,9 @@ class Emitter:
                           if (ins := external_inputs(it, set())) != [p] for v in ins}
         for item in items:
             ins = external_inputs(item, set())
-            layer = self.item(item, ins[0] if len(ins) == 1 else cur, parent)  # a block's entry: what it reads
+            # a block that reads one value enters with that value (not the previous item's), so
+            # its own layers read their input without `from:`, alike in every instance of its class
+            layer = self.item(item, ins[0] if isinstance(item, Block) and len(ins) == 1 else cur, parent)
             if isinstance(layer, str):
                 layer = {layer: {}}
             if "name" not in layer and id(_out(item)) in referenced:  # a function's result read by `from:`

@@ -7,9 +7,23 @@ and one that is always an integer multiple of another becomes `$other * n`); a l
 only some instances have (a projection shortcut) gets `if: $<key>`, a bool argument. An
 argument is named by what it sets (`readable_names`: `out`, `fc1_out`, `stochastic_depth_p`),
 never by position. A named block whose items are instances 0..n-1 of one template becomes
-`repeat: n` with `args`, `first:` and `at:` overrides; a float argument that is a per-block rate
+`repeat: n` with `args`, `first:` and `at:` overrides, and so do siblings named `prefix<k>`,
+`prefix<k+1>`, … (`name: "denselayer{$i + 1}"`); a float argument that is a per-block rate
 (`rate * block_index / total_blocks`) becomes an expression of `$i` that gives each value bit for
-bit (`progression`). Identity layers that only hold a source's place (`drop_placeholders`) go.
+bit (`progression`), over the iterations that use it. Identity layers that only hold a source's
+place (`drop_placeholders`) go.
+
+Instances that differ in layout still make one template where every instance is the longest
+one with layers left out (`Unifier.aligned`: torchvision's Conv2dNormActivation without its
+activation, MBConv without its expansion conv), or with an identity-shortcut residual written as
+its body and an `add` of the input (`_unrolled`: a stage's first MBConv has no shortcut). Names
+that are positions (`0`, `1` of an nn.Sequential) are left out so that such layers align: a
+template whose uses lose their name becomes `module: true`, whose unnamed instance takes the next
+position as the source's does. Integer arguments that follow the instance's input channels
+become `$in_c` expressions (`$in_c // 4`, `$in_c * $expand`), a padding that keeps the size
+`$k // 2`, and a bool argument that a comparison decides in every instance that expression
+(`if: "$in_c == $out"`). Every such rewrite is exact for each instance by construction, and the
+import verifies the whole spec against its source.
 """
 from __future__ import annotations
 
@@ -18,7 +32,10 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS
-from netc.interop.structure import INPUT_KEY, TYPE_KEY
+from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY
+from netc.interop.yamlout import flow
+
+FREE_KEY = "__free__"  # a use's arguments whose layers it does not have: any value serves (a repeat's `$i` rate)
 from netc.ops import REGISTRY
 
 MISSING = object()
@@ -61,7 +78,42 @@ class Unifier:
             return self.unify_layers(xs, present, hint)
         if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
+        if all(isinstance(x, list) for x in xs):
+            return self.aligned(xs, present, hint)
         raise _Mismatch
+
+    def aligned(self, xs: list[list], present: list[int], hint: tuple) -> list:
+        """Lists of layers of different lengths, matched by layer name (or op, for unnamed ones):
+        where every list is the longest one with some layers left out (torchvision's
+        Conv2dNormActivation without its activation), the longest with `if:` on the others."""
+        keys = [[_item_key(v) for v in x] for x in xs]
+        order = max(keys, key=len)
+        places = [_embedding(k, order) for k in keys]  # instance -> {position in order: its item}
+        if any(None in k for k in keys) or None in places or _counts_differ(order, places):
+            raise _Mismatch
+        out = []
+        for j, key in enumerate(order):
+            have = [(i, x[p[j]]) for i, x, p in zip(present, xs, places) if j in p]
+            if len(have) == len(xs):
+                out.append(self.unify([v for _, v in have], present, hint))
+                continue
+            have = [(i, {v: {}} if isinstance(v, str) else v) for i, v in have]
+            value = self.unify([v for _, v in have], [i for i, _ in have], hint)
+            if not isinstance(value, dict):
+                raise _Mismatch
+            kind = _item_key({k: v for k, v in value.items() if k != "name"})
+            word = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind[1]).lower() if kind else key[1]  # `Conv2d_norm…`
+            out.append(self.optional(value, present, [i for i, _ in have], hint + (key[1], word)))
+        return out
+
+    def optional(self, value: dict, present: list[int], having: list[int], path: tuple) -> dict:
+        """Layer `value`, which only instances `having` of `present` have, under `if:` a bool argument."""
+        flags = [MISSING] * self.n
+        for i in present:
+            flags[i] = False
+        for i in having:
+            flags[i] = True
+        return {"if": "$" + self.new_arg(path, flags), **value}
 
     def unify_layers(self, xs: list[dict], present: list[int], hint: str) -> dict:
         """The template layer for the instances' layers `xs`: key by key; a key some instances lack
@@ -75,7 +127,7 @@ class Unifier:
             return self.alternatives(xs, present, kinds, hint)
         out = {}
         owner = (first["name"],) if "name" in first else ()
-        for key in dict.fromkeys(k for x in xs for k in x):
+        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY)):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
@@ -87,12 +139,7 @@ class Unifier:
             if len(have) < len(xs):
                 if not isinstance(value, dict) or key in ("name",):
                     raise _Mismatch
-                flags = [MISSING] * self.n
-                for i in present:
-                    flags[i] = False
-                for i, _ in have:
-                    flags[i] = True
-                value = {"if": "$" + self.new_arg(hint + (value.get("name", key),), flags), **value}
+                value = self.optional(value, present, [i for i, _ in have], hint + (value.get("name", key),))
             out[key] = value
         return out
 
@@ -134,6 +181,43 @@ class Unifier:
 
 PLACEHOLDER = "_arg"
 STRUCTURE = {"seq", "body", "shortcut", "residual", "concat", "side", "args", "else"}  # keys, not meanings
+
+
+def _item_key(layer):
+    """What identifies a layer among its siblings: its name, else its kind (op or structure)."""
+    if isinstance(layer, str):
+        return ("kind", layer)
+    if not isinstance(layer, dict):
+        return None
+    if "name" in layer:
+        return ("name", str(layer["name"]))
+    if isinstance(layer.get("use"), str):
+        return ("use", layer["use"])
+    kind = next((k for k in layer if k in REGISTRY or k in STRUCTURE or k == "use"), None)
+    return ("kind", kind) if kind else None
+
+
+def _counts_differ(order: list, places: list[dict]) -> bool:
+    """Whether a layer some instances lack is one of a numbered run (`denselayer3` beside
+    `denselayer1`): blocks that differ in how many they repeat, not in an optional layer."""
+    prefixes = Counter(m[1] for kind, name in order if kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1])
+    return any(kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1] and prefixes[m[1]] > 1
+               and any(j not in p for p in places) for j, (kind, name) in enumerate(order))
+
+
+def _embedding(short: list, long: list) -> dict | None:
+    """{position in `long`: position in `short`} matching `short` as a subsequence of `long`, or
+    None. Matched from the end: of alike layers, the ones left out come first (an expansion conv
+    before the depthwise one)."""
+    places, j = {}, len(long) - 1
+    for k in range(len(short) - 1, -1, -1):
+        while j >= 0 and long[j] != short[k]:
+            j -= 1
+        if j < 0:
+            return None
+        places[j] = k
+        j -= 1
+    return places
 
 
 def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
@@ -209,10 +293,16 @@ def _scalarish(x) -> bool:
     return not isinstance(x, (dict, list)) or (isinstance(x, list) and all(not isinstance(v, (dict, list)) for v in x))
 
 
-def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
-    """Merge equal arguments and express integer multiples: (kept args, {dropped: expression})."""
+def _simplify(args: dict[str, list], in_c: list, new_arg=None) -> tuple[dict, dict]:
+    """Merge equal arguments and express integer multiples, of each other or of the instance's
+    input channels `in_c` (`$in_c * 6`, `$in_c // 4`, `$in_c * $expand` with a new argument
+    `expand` made by `new_arg(path, values)`): (kept args, {dropped: expression})."""
     kept, expr = {}, {}
     for name, values in args.items():
+        follows = _of_channels(in_c, values)
+        if follows:
+            expr[name] = follows
+            continue
         known = [(k, v) for k, v in kept.items()]
         match = next((k for k, v in known if _agree(v, values)), None)
         if match:
@@ -223,6 +313,18 @@ def _simplify(args: dict[str, list]) -> tuple[dict, dict]:
         if factor:
             expr[name] = f"${factor[0]} * {factor[1]}"
             _fill(kept[factor[0]], values, factor[1])
+            continue
+        half = next((k for k, v in known if _half(v, values)), None)
+        if half:  # a padding that keeps the size: `p: $k // 2`
+            expr[name] = f"${half} // 2"
+            continue
+        ratios = _ratios(in_c, values) if new_arg else None
+        if ratios:  # a width that is the input's times a per-instance factor (an expansion ratio)
+            same = next((k for k, v in kept.items() if _agree(v, ratios) and _agree(ratios, v)), None)
+            if same is None:
+                same = new_arg(("expand",), ratios)
+                kept[same] = ratios
+            expr[name] = f"$in_c * ${same}"
             continue
         kept[name] = values
     return kept, expr
@@ -235,6 +337,71 @@ def _fill(kept: list, merged: list, factor: int) -> None:
     for i, (k, m) in enumerate(zip(kept, merged)):
         if k is MISSING and m is not MISSING:
             kept[i] = m // factor if factor != 1 else m
+
+
+MAX_TERMS = 12  # the integer arguments a derived flag is searched over (pairs of comparisons: 4 * 12² terms)
+
+
+def _derived_flags(kept: dict[str, list], in_c: list) -> dict[str, str]:
+    """Bool arguments (a layer only some instances have) that a comparison of integer arguments
+    and the input channels decides in every instance: `$s == 1 and $in_c == $out` (a shortcut
+    where the shape is kept), `$width != $in_c` (an expansion conv where it widens). Each is
+    dropped from `kept`; returns {argument: expression}."""
+    modes = {a: _mode(v) for a, v in kept.items() if any(x is not MISSING for x in v)}
+    ints = {a: [modes[a] if x is MISSING else x for x in v] for a, v in kept.items()
+            if a in modes and all(type(x) is int for x in v if x is not MISSING)}
+    if all(c is not MISSING for c in in_c):
+        ints = {"in_c": in_c, **ints}
+    names = list(ints)[:MAX_TERMS]
+    terms = [(f"${a} {op} 1", [(x == 1) == (op == "==") for x in ints[a]]) for a in names for op in ("==", "!=")]
+    terms += [(f"${a} {op} ${b}", [(x == y) == (op == "==") for x, y in zip(ints[a], ints[b])])
+              for k, a in enumerate(names) for b in names[k + 1:] for op in ("==", "!=")]
+    out = {}
+    for flag, values in list(kept.items()):
+        if flag in ints or not values or not all(type(x) is bool for x in values if x is not MISSING):
+            continue
+        want = [(k, x) for k, x in enumerate(values) if x is not MISSING]
+        found = next((t for t, got in terms if all(got[k] == x for k, x in want)), None)
+        found = found or next((f"{t} and {t2}" for t, got in terms for t2, got2 in terms
+                               if all((got[k] and got2[k]) == x for k, x in want)), None)
+        if found:
+            out[flag] = found
+            del kept[flag]
+    return out
+
+
+def _of_channels(in_c: list, values: list) -> str | None:
+    """`$in_c`, `$in_c * f` or `$in_c // f` where that gives every one of `values` (ints), or None."""
+    pairs = [(c, v) for c, v in zip(in_c, values) if v is not MISSING]
+    if not pairs or any(c is MISSING or type(v) is not int or v <= 0 for c, v in pairs) or len(pairs) < 2:
+        return None
+    c0, v0 = pairs[0]
+    if all(v == c for c, v in pairs):
+        return "$in_c"
+    if v0 % c0 == 0 and all(v == c * (v0 // c0) for c, v in pairs):
+        return f"$in_c * {v0 // c0}"
+    if v0 < c0 and all(v == c // (c0 // v0) for c, v in pairs):
+        return f"$in_c // {c0 // v0}"
+    return None
+
+
+def _ratios(in_c: list, values: list) -> list | None:
+    """values / in_c per instance where every given value is a multiple of its instance's input
+    channels (at least two different factors), else None."""
+    pairs = [(c, v) for c, v in zip(in_c, values) if v is not MISSING]
+    if len(pairs) < 2 or any(c is MISSING or type(v) is not int or v <= 0 or v % c for c, v in pairs):
+        return None
+    out = [MISSING if v is MISSING else v // c for c, v in zip(in_c, values)]
+    return out if len({r for r in out if r is not MISSING}) > 1 else None
+
+
+def _half(a: list, b: list) -> bool:
+    """Whether b is a // 2 wherever b is given (and a with it), for some a above 1."""
+    if any(y is not MISSING and x is MISSING for x, y in zip(a, b)):
+        return False
+    pairs = [(x, y) for x, y in zip(a, b) if y is not MISSING]
+    return (bool(pairs) and all(type(x) is int and type(y) is int and y == x // 2 for x, y in pairs)
+            and any(x > 1 for x, _ in pairs))
 
 
 def _divides(values: list, factor: int) -> bool:
@@ -294,7 +461,7 @@ def _instances(layers, found: dict, height: dict) -> int:
 
 
 def _template_name(cls: str, taken: set) -> str:
-    base = re.sub(r"\W", "_", cls) or "Block"
+    base = re.sub(r"\W", "_", cls).lstrip("_") or "Block"  # torchvision's private `_DenseLayer`
     base = base if base[0].isalpha() else "T" + base
     name, k = base, 1
     while name in taken:
@@ -311,14 +478,38 @@ def recover(layers: list, root=None) -> tuple[dict, list]:
     for cls in sorted(found, key=lambda c: height[c]):
         if cls in ("Sequential", "ModuleList", "ModuleDict"):
             continue
+        made: list[str] = []  # the templates of this class so far: a variant is named by what it adds
         for group in _variants(found[cls], templates):
-            _template(cls, group, templates)
-    strip(layers)
+            made += _template(cls, group, templates, made)
+    strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
     _repeats(layers, templates)
+    _positional(layers, templates)  # after: a seq of uses named 0..n-1 is a repeat, the template no module
+    _stage_runs(layers, templates)
+    strip(layers)
     for t in templates.values():
-        strip(t["body"])
+        strip(t["body"], free=False)
+        _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
+        _positional(t["body"], templates)
+        _stage_runs(t["body"], templates)
+        strip(t["body"])
     return templates, layers
+
+
+def _at_defaults(value, templates: dict) -> None:
+    """Leave out the arguments a use inside a template body gives at the used template's default
+    (the unifier spells every argument out)."""
+    if isinstance(value, list):
+        for v in value:
+            _at_defaults(v, templates)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _at_defaults(v, templates)
+        defaults = templates.get(value.get("use"), {}).get("args") if isinstance(value.get("use"), str) else None
+        if defaults and isinstance(value.get("args"), dict):
+            value["args"] = {k: v for k, v in value["args"].items() if not _same(v, defaults.get(k, MISSING))}
+            if not value["args"]:
+                del value["args"]
 
 
 def _reads_input(value):
@@ -341,7 +532,58 @@ def _reads_input(value):
 def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
     u = Unifier(len(group), templates)
-    return u, u.unify([_reads_input(copy.deepcopy(g["seq"])) for g in group], list(range(len(group))), ())
+    bodies = [_positional(_reads_input(copy.deepcopy(g["seq"])), templates) for g in group]
+    if len({_opens_with_residual(b) for b in bodies}) > 1:
+        bodies = [_unrolled(b) for b in bodies]
+    return u, u.unify(bodies, list(range(len(group))), ())
+
+
+def _positional(value, templates: dict):
+    """`value` without the names that are positions (`0`, `1`, … of an nn.Sequential): a layer
+    with a module takes its position by itself (a template's use once the template is a module),
+    so the layers of instances with and without an optional one (an expansion conv) align. Only
+    where every item is a module of its own: an unnamed structure would be transparent."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _positional(v, templates)
+    elif isinstance(value, list):
+        for v in value:
+            _positional(v, templates)
+        if value and all(isinstance(v, dict) and v.get("name") == str(k) and _own_module(v, templates)
+                         for k, v in enumerate(value)):
+            for v in value:
+                del v["name"]
+                if "use" in v and not templates[v["use"]].get("module"):
+                    templates[v["use"]] = {"module": True, **templates[v["use"]]}
+    return value
+
+
+def _own_module(layer: dict, templates: dict) -> bool:
+    """Whether an unnamed `layer` takes a position: an op with one input, or a use of a template."""
+    kinds = [k for k in layer if k in REGISTRY or k == "use"]
+    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY}:
+        return False
+    if kinds[0] == "identity":  # a placeholder `drop_placeholders` removes: the others keep their names
+        return False
+    return REGISTRY[kinds[0]].max_inputs == 1 if kinds[0] in REGISTRY else layer["use"] in templates
+
+
+def _opens_with_residual(body: list) -> bool:
+    return bool(body) and isinstance(body[0], dict) and set(body[0]) == {"residual"}
+
+
+def _unrolled(body: list) -> list:
+    """A block that opens with an identity-shortcut residual written as its body and an `add` of
+    the block's input, so that it unifies with blocks of its class that have no shortcut
+    (torchvision's MBConv: a residual only where the shape is kept)."""
+    if not _opens_with_residual(body) or set(body[0]["residual"]) != {"body"}:
+        return body
+    inner = body[0]["residual"]["body"]
+    inner = inner if isinstance(inner, list) else [inner]
+    last = inner[-1] if inner else None
+    if not (isinstance(last, dict) and "name" in last and "from" not in last):
+        return body
+    return [*inner, {"add": {}, "from": [last["name"], "input"]}, *body[1:]]
 
 
 def _variants(group: list, templates: dict) -> list[list]:
@@ -356,42 +598,69 @@ def _variants(group: list, templates: dict) -> list[list]:
     by_layout: dict[str, list] = {}
     for g in group:
         by_layout.setdefault(repr(_layout(_reads_input(copy.deepcopy(g["seq"])))), []).append(g)
-    return list(by_layout.values())
+    merged: list[list] = []  # layouts that unify with each other (with and without a shortcut)
+    for layout in by_layout.values():
+        for m in merged:
+            try:
+                _unified(m + layout, templates)
+            except _Mismatch:
+                continue
+            m.extend(layout)
+            break
+        else:
+            merged.append(list(layout))
+    return merged
 
 
 def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
-        return tuple((k, value[k] if k in ("name", "from") else _layout(v)) for k, v in value.items()
-                     if k not in (TYPE_KEY, "args"))  # a template's arguments are values, not structure
+        return tuple((k, v if k in ("name", "from") else _layout(v)) for k, v in value.items()
+                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
 
 
-def _template(cls: str, group: list, templates: dict) -> None:
-    """`group` (instances of `cls`) as uses of a new template, where they unify."""
+def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[str]:
+    """`group` (instances of `cls`) as uses of a new template, where they unify; [its name] or []."""
     if len(group) < 2 or _reads_input_size(group):
-        return
+        return []
     try:
         u, body = _unified(group, templates)
     except _Mismatch:
-        return
-    kept, expr = _simplify(u.args)
+        return []
+    in_c = [g.get(IN_C_KEY, MISSING) for g in group]
+    kept, expr = _simplify(dict(u.args), in_c, u.new_arg)
+    derived = _derived_flags(kept, in_c)
+    expr = {a: derived.get(e[1:], e) for a, e in expr.items()} | derived  # (a flag merged into a derived one)
     names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
-    name = _template_name(cls, set(templates))
+    name = _template_name(cls + _variant_word(body, [templates[t]["body"] for t in made]), set(templates))
     defaults = {a: _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
     for k, g in enumerate(group):
         args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
+        free = [a for a, v in kept.items() if v[k] is MISSING]
         own = g.get("name")  # a side head's seq has none (its layer has)
         output = {"output": g["output"]} if "output" in g else {}
-        read = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # an instance read out of series
+        reads = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # a block that reads another value than the last
         g.clear()
-        g.update({**({"name": own} if own is not None else {}), "use": name, **({"args": args} if args else {}),
-                  **output, **read})
+        g.update({**({"name": own} if own is not None else {}), **reads, "use": name, **({"args": args} if args else {}),
+                  **output, **({FREE_KEY: free} if free else {})})
+    return [name]
+
+
+def _variant_word(body: list, others: list[list]) -> str:
+    """`_<layer>` for a variant of a class that has a named layer the class's other templates lack
+    (timm's DualPathBlock with its strided projection `c1x1_w_s2`), else '' (then it is numbered)."""
+    if not others:
+        return ""
+    theirs = {layer.get("name") for other in others for layer in other if isinstance(layer, dict)}
+    extra = [layer["name"] for layer in body if isinstance(layer, dict) and isinstance(layer.get("name"), str)
+             and layer["name"] not in theirs and not layer["name"].isdigit()]
+    return f"_{extra[0]}" if extra else ""
 
 
 def _reads_input_size(value) -> bool:
@@ -449,42 +718,68 @@ def _drop_identities(value, refs: str) -> None:
 MAX_TOTAL = 1000  # the block counts a per-block rate is searched over
 
 
-def progression(values: list) -> str | None:
+def progression(values: list, offset: int = 0) -> str | None:
     """An expression of the iteration `$i` that gives each of `values` bit for bit, where a
     source computes a per-block rate as `rate * block_index / total_blocks` (torchvision's and
     timm's stochastic depth: 0.07500000000000001 is `0.2 * ($i + 6) / 16` at $i = 0); None where
-    the values are no such progression."""
+    the values are no such progression; `offset` is the iteration of values[0]."""
     if len(values) < 2 or not all(type(v) is float for v in values) or values[1] == values[0]:
         return None
     step, found = values[1] - values[0], []
     for total in range(1, MAX_TOTAL + 1):
         rate = float(f"{step * total:.6g}")  # the rate as the source writes it: a short decimal
         first = round(values[0] * total / rate) if rate else -1
-        if first >= 0 and all(rate * (first + k) / total == v for k, v in enumerate(values)):
+        if first >= offset and all(rate * (first + k) / total == v for k, v in enumerate(values)):
             found.append((len(repr(rate)), total, rate, first))
     if not found:
         return None
     _, total, rate, first = min(found)  # the rate written shortest (0.2 rather than 0.0125)
+    first -= offset
     index = f"($i + {first})" if first else "$i"
     return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
 
-def strip(value):
+def compact(value) -> None:
+    """Shortest spellings of what the recovery leaves: a concat branch of one layer is that layer,
+    an op layer with nothing but its default attributes is the op's name (`identity`)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("concat"), list):
+            value["concat"] = [b[0] if isinstance(b, list) and len(b) == 1 else b for b in value["concat"]]
+        for v in value.values():
+            compact(v)
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            compact(v)
+            if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in REGISTRY and v[next(iter(v))] == {}:
+                value[k] = next(iter(v))
+
+
+def strip(value, free: bool = True):
     if isinstance(value, dict):
         value.pop(TYPE_KEY, None)
         value.pop(INPUT_KEY, None)
+        value.pop(IN_C_KEY, None)
+        if free:
+            value.pop(FREE_KEY, None)
         for v in value.values():
-            strip(v)
+            strip(v, free)
     elif isinstance(value, list):
         for v in value:
-            strip(v)
+            strip(v, free)
+
+
+NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+SHORT = 96  # a layer written on one line (yamlout.WIDTH less an indent)
 
 
 def _repeats(value, templates: dict):
-    """A named seq whose items are `use` of one template named 0..n-1 -> repeat."""
+    """Runs of uses of one template -> repeat: a named seq whose items are named 0..n-1 becomes the
+    repeat (`layer1: repeat: 3`); a run of siblings named `prefix<k>`, `prefix<k+1>`, … becomes a
+    repeat named by the pattern (`"denselayer{$i + 1}"`), whose iterations sit in the enclosing scope."""
     if isinstance(value, list):
         for v in value:
             _repeats(v, templates)
+        _pattern_runs(value, templates)
         return
     if not isinstance(value, dict):
         return
@@ -493,26 +788,129 @@ def _repeats(value, templates: dict):
     items = value.get("seq")
     if not isinstance(items, list) or len(items) < 2 or "name" not in value or "output" in value:
         return  # (a repeat's `output:` would name each iteration's result)
-    if not all(isinstance(it, dict) and it.get("use") == items[0].get("use") and it.get("name") == str(k)
-               and set(it) <= {"name", "use", "args"} for k, it in enumerate(items)):
+    positional = all("name" not in it for it in items) and templates.get(items[0].get("use"), {}).get("module")
+    if not (_same_use(items) and (positional or all(it.get("name") == str(k) for k, it in enumerate(items)))):
         return
-    per = [it.get("args", {}) for it in items]
+    out = {"name": value["name"], **({"from": value["from"]} if "from" in value else {}), **_repeat_of(items, templates)}
+    value.clear()
+    value.update(out)
+
+
+def _same_use(items: list) -> bool:
+    return all(isinstance(it, dict) and isinstance(it.get("use"), str) and it.get("use") == items[0].get("use")
+               and set(it) <= {"name", "use", "args", FREE_KEY} for it in items)
+
+
+def _pattern_runs(layers: list, templates: dict) -> None:
+    """Runs of at least two uses of one template named `prefix<k>`, `prefix<k+1>`, … in `layers`
+    as one repeat named `"prefix{$i + k}"`."""
+    k = 0
+    while k < len(layers):
+        end = k
+        first = _numbered(layers[k])
+        while first and end < len(layers) and _numbered(layers[end]) == (first[0], first[1] + end - k) \
+                and _same_use(layers[k:end + 1]):
+            end += 1
+        if end - k >= 2 and all(_alike(v, layers[k + 1]) for v in layers[k + 2:end]):
+            prefix, start = first
+            index = f"$i + {start}" if start else "$i"
+            run = {"name": f"{prefix}{{{index}}}", **_repeat_of(layers[k:end], templates)}
+            if len(flow(run)) <= SHORT or end - k > 5:  # else written out it is as short
+                layers[k:end] = [run]
+        k += 1
+
+
+def _stage_runs(value, templates: dict) -> None:
+    """Runs of unnamed uses of one module template (an nn.Sequential's blocks, at positions) as
+    unnamed repeats, whose iterations take the next positions: a run is a first use and the uses
+    after it that agree with each other but for float rates (a stage: its first block strides)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _stage_runs(v, templates)
+        return
+    if not isinstance(value, list):
+        return
+    for v in value:
+        _stage_runs(v, templates)
+    k = 0
+    while k < len(value):
+        end = k
+        while end < len(value) and _positional_use(value[end], templates) and value[end]["use"] == value[k]["use"]:
+            end += 1
+        if end - k < 2:
+            k += 1
+            continue
+        value[k:end] = _stages(value[k:end], templates)
+        k += 1
+
+
+def _stages(uses: list, templates: dict) -> list:
+    """Uses of one template cut into stages (a first use, then uses alike) written in the fewest
+    lines; of as many, the cut whose first uses differ least from the rest."""
+    best = [(0, [])] + [None] * len(uses)  # best[i]: (cost, layers) of uses[:i]
+    for j in range(len(uses)):
+        for i in range(j + 1, len(uses) + 1):
+            if i - j > 2 and not _alike(uses[i - 1], uses[j + 1]):
+                break
+            layer = uses[j] if i - j == 1 else _repeat_of(uses[j:i], templates)
+            lines = 1 if len(flow(layer)) <= SHORT else len(layer) + 1
+            cost = best[j][0] + 1000 * lines + (_differing(uses[j], uses[j + 1]) if i - j > 1 else 0)
+            if best[i] is None or cost < best[i][0]:
+                best[i] = (cost, [*best[j][1], layer])
+    return best[-1][1]
+
+
+def _differing(a: dict, b: dict) -> int:
+    x, y = a.get("args", {}), b.get("args", {})
+    return sum(1 for k in set(x) | set(y) if not _same(x.get(k, MISSING), y.get(k, MISSING)))
+
+
+def _positional_use(layer, templates: dict) -> bool:
+    return (isinstance(layer, dict) and isinstance(layer.get("use"), str) and "name" not in layer
+            and set(layer) <= {"use", "args", FREE_KEY} and bool(templates.get(layer["use"], {}).get("module")))
+
+
+def _alike(a: dict, b: dict) -> bool:
+    """Uses with the same arguments but for float ones (a per-block rate `_repeat_of` writes as `$i`)."""
+    x, y = a.get("args", {}), b.get("args", {})
+    return set(x) == set(y) and all(type(x[k]) is float or _same(x[k], y[k]) for k in x)
+
+
+def _numbered(layer):
+    """(prefix, number) of a layer named `prefix<number>` with a non-empty prefix, else None."""
+    name = layer.get("name") if isinstance(layer, dict) else None
+    match = NUMBERED.fullmatch(name) if isinstance(name, str) else None
+    return (match[1], int(match[2])) if match and match[1] else None
+
+
+def _repeat_of(items: list, templates: dict) -> dict:
+    """`repeat`, `use` and the arguments (common, per-iteration `$i` rates, `first:`, `at:`) of
+    uses `items` of one template; an argument an item does not use (FREE_KEY) takes any value."""
     defaults = templates[items[0]["use"]].get("args", {})
-    every = {key: [a.get(key, defaults.get(key)) for a in per] for key in dict.fromkeys(k for a in per for k in a)}
-    rates = {key: e for key, values in every.items() if (e := progression(values)) is not None}
-    keys = [key for key in every if key not in rates]
-    base = {key: _mode(every[key][1:]) for key in keys}
-    out = {"name": value["name"], "repeat": len(items), "use": items[0]["use"],
-           **({"from": value["from"]} if "from" in value else {})}
+    keys = dict.fromkeys(k for it in items for k in [*it.get("args", {}), *it.get(FREE_KEY, ())])
+    every = {key: [MISSING if key in it.get(FREE_KEY, ()) else it.get("args", {}).get(key, defaults.get(key))
+                   for it in items] for key in keys}
+    rates = {key: e for key, values in every.items() if (e := _rate(values)) is not None}
+    keys = [key for key in every if key not in rates and any(v is not MISSING for v in every[key])]
+    base = {key: _mode(every[key][1:] if any(v is not MISSING for v in every[key][1:]) else every[key])
+            for key in keys}
+    out = {"repeat": len(items), "use": items[0]["use"]}
     common = {k: v for k, v in base.items() if not _same(v, defaults.get(k, MISSING))} | rates
     if common:
         out["args"] = common
-    for k, a in enumerate(per):
-        diff = {key: a.get(key, defaults.get(key)) for key in keys
-                if not _same(a.get(key, defaults.get(key)), base[key])}
+    for k in range(len(items)):
+        diff = {key: every[key][k] for key in keys
+                if every[key][k] is not MISSING and not _same(every[key][k], base[key])}
         if diff and k == 0:
             out["first"] = diff
         elif diff:
             out.setdefault("at", {})[k] = diff
-    value.clear()
-    value.update(out)
+    return out
+
+
+def _rate(values: list) -> str | None:
+    """`progression` of the values, where those an iteration does not use (MISSING) lead."""
+    skip = next((k for k, v in enumerate(values) if v is not MISSING), len(values))
+    if any(v is MISSING for v in values[skip:]):
+        return None
+    return progression(values[skip:], skip)

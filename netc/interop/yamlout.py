@@ -33,11 +33,11 @@ def flow(v) -> str:
 
 
 def _is_leafy(v) -> bool:
-    """Flow style fits: no nested list of layers inside."""
+    """Flow style fits: no nested list of layers inside, but for a list of one (a seq of one layer)."""
     if isinstance(v, dict):
         return all(_is_leafy(x) for x in v.values())
     if isinstance(v, list):
-        return all(not isinstance(x, (dict, list)) for x in v)
+        return all(not isinstance(x, (dict, list)) for x in v) or len(v) == 1 and _is_leafy(v[0])
     return True
 
 

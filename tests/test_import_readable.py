@@ -1,0 +1,111 @@
+"""Readable imports (issue 29, item 3): a dense block's growing concatenation as `concat:
+[identity, body]` repeated under a name pattern, one template per class where instances differ
+by optional layers or a shortcut, arguments that follow the input channels, and the line counts
+that follow. Every import is exact: the spec loads the source's state_dict strictly in the same
+order and computes its outputs at two input sizes (the import's own verification), and the built
+module's hooks fire in the source's order. References are torchvision's models, randomly
+initialised."""
+import re
+
+import pytest
+
+from netc.api import import_spec, loads
+from tests.conftest import ROOT
+from tests.test_torch_blocks import firing_order
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+FIXTURE = ROOT / "tests" / "fixtures" / "interop" / "readable.py"
+
+
+def _exact(text: str, verdict, reference, size) -> None:
+    assert verdict.verified and verdict.max_diff <= 1e-5 and verdict.same_order
+    assert len(verdict.sizes) == 2, verdict.sizes  # the import's size and a larger one
+    net = loads(text)
+    ours = net.build(device="meta")
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    a = firing_order(ours, (3, size, size), training=False)
+    b = firing_order(reference.to("meta"), (3, size, size), training=False)
+    common = set(a) & set(b)
+    assert [n for n in a if n in common] == [n for n in b if n in common]
+    assert not re.findall(r"(?<![\w.])a_[0-9]\w*", text)
+
+
+def test_a_growing_concatenation_is_a_repeated_concat_of_input_and_body():
+    from tests.fixtures.interop.readable import small_densenet
+
+    text, verdict = import_spec(f"{FIXTURE}:small_densenet", {}, (3, 32, 32))
+    _exact(text, verdict, small_densenet(), 32)
+    spec = loads(text).spec
+    assert list(spec.templates) == ["DenseLayer"]  # torchvision's _DenseLayer, named from its class
+    assert text.count("concat:") == 1 and "- identity" in text
+    assert '{name: "denselayer{$i + 1}", repeat: 2, use: DenseLayer}' in text
+    assert '{name: "denselayer{$i + 1}", repeat: 3, use: DenseLayer}' in text
+    assert "from:" not in text  # no layer reads the earlier layers by name any more
+
+
+def test_densenet121_imports_in_under_60_lines():
+    text, verdict = import_spec("torchvision:densenet121", {}, (3, 64, 64))
+    _exact(text, verdict, torchvision.models.densenet121(), 64)
+    lines = text.count("\n")
+    hand_written = sum((ROOT / "specs" / f).read_text().count("\n") for f in ("densenet121.yaml", "lib/densenet.yaml"))
+    assert lines <= 60 and lines <= 1.5 * hand_written, lines
+    assert set(loads(text).spec.templates) == {"DenseLayer", "Transition"}
+
+
+def test_efficientnet_b0_is_one_mbconv_template_in_under_60_lines():
+    """Each stage's first block (no shortcut, and in stage 1 no expansion conv) is the same MBConv
+    template: the expansion conv under `if: "$expand != 1"`, the shortcut under a comparison of
+    the input and output channels; stochastic depth as a rate of `$i`, bit for bit."""
+    text, verdict = import_spec("torchvision:efficientnet_b0", {}, (3, 32, 32))
+    _exact(text, verdict, torchvision.models.efficientnet_b0(), 32)
+    lines = text.count("\n")
+    assert lines <= 60, lines
+    spec = loads(text).spec
+    assert set(spec.templates) == {"Conv2dNormActivation", "SqueezeExcitation", "MBConv"}
+    assert text.count("use: MBConv") == 7 and text.count("repeat:") == 5
+    assert not re.search(r"\d\.\d*0000000", text)  # rates as the source computes them, not float noise
+    got = [d.attrs.p for _, d in loads(text).nodes() if d.op == "stochastic_depth"]
+    want = [m.stochastic_depth.p for m in torchvision.models.efficientnet_b0().modules()
+            if type(m).__name__ == "MBConv" and m.use_res_connect]
+    assert got == want  # bit for bit
+
+
+def test_flags_are_derived_from_comparisons_and_rates_skip_unused_iterations():
+    from netc.interop.templates import MISSING, _derived_flags, _embedding, progression
+
+    kept = {"out": [16, 24, 24, 40], "s": [2, 1, 2, 1], "res": [False, True, False, False]}
+    assert _derived_flags(kept, [16, 24, 24, 24]) == {"res": "$s == 1 and $in_c == $out"}
+    assert "res" not in kept and set(kept) == {"out", "s"}
+    assert _derived_flags({"f": [True, False]}, [MISSING, 4]) == {}  # nothing decides it: kept
+    # of alike layers, the ones left out come first: [conv, bn] in [conv, conv, bn] is 1, 2
+    assert _embedding(["conv", "bn"], ["conv", "conv", "bn"]) == {2: 1, 1: 0}
+    assert _embedding(["bn", "conv"], ["conv", "bn"]) is None
+    # iteration 0 does not use its rate: the others give the expression, from $i = 1, bit for bit
+    values = [0.2 * 5 / 16, 0.2 * 6 / 16, 0.2 * 7 / 16]
+    rate = progression(values, offset=1)
+    assert [eval(rate.replace("$i", str(i))) for i in (1, 2, 3)] == values, rate
+
+
+def test_dpn_blocks_that_read_their_input_twice_are_templates():
+    """timm's DualPathBlock reads its input in two places (the projection and the 1x1 conv): each
+    block enters with that input, so its layers read it without `from:` and every block of a
+    stage is one template; the strided variant is named by the projection it adds."""
+    timm = pytest.importorskip("timm")
+    text, verdict = import_spec("timm:dpn48b", {}, (3, 32, 32))
+    _exact(text, verdict, timm.create_model("dpn48b", pretrained=False), 32)
+    assert text.count("\n") <= 80  # 310 before: every block written out
+    assert {"DualPathBlock", "DualPathBlock_c1x1_w_s2"} <= set(loads(text).spec.templates)
+    assert '{name: "conv4_{$i + 2}", repeat: 5, use: DualPathBlock}' in text
+
+
+def test_blocks_at_positions_repeat_by_stage():
+    """mobilenet_v2's features are one nn.Sequential of blocks at positions 0..18: each stage (a
+    first block that strides, then blocks alike) is an unnamed repeat, whose iterations take the
+    next positions, as the paper's table writes it."""
+    text, verdict = import_spec("torchvision:mobilenet_v2", {}, (3, 32, 32))
+    _exact(text, verdict, torchvision.models.mobilenet_v2(), 32)
+    assert "{repeat: 3, use: InvertedResidual, args: {out: 32}, first: {s: 2}}" in text
+    assert "{repeat: 4, use: InvertedResidual, first: {s: 2}}" in text
+    assert text.count("\n") <= 45  # 70 before: one line per block
