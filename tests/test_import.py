@@ -488,3 +488,19 @@ def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_
     ours = firing_order(loads(text).build(device="meta"), (3, 8, 8), False)
     theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
     assert [n for n in ours if n in theirs] == theirs
+
+
+def test_an_argument_whose_values_differ_in_type_is_declared_any(tmp_path):
+    """timm's NASNet pads some convs `p: 1` and others TF-"same": a template's default types its
+    argument, so one taking both is declared `any` and given by every use."""
+    source = tmp_path / "mixed.py"
+    source.write_text("from timm.layers import create_conv2d\nfrom torch import nn\n\n\nclass ConvBn(nn.Module):\n"
+                      "    def __init__(self, s):\n        super().__init__()\n"
+                      "        self.conv = create_conv2d(8, 8, 3, stride=s, padding='same')\n"
+                      "        self.bn = nn.BatchNorm2d(8)\n\n    def forward(self, x):\n"
+                      "        return self.bn(self.conv(x))\n\n\nclass Net(nn.Sequential):\n    def __init__(self):\n"
+                      "        super().__init__(nn.Conv2d(3, 8, 1), *[ConvBn(s) for s in (1, 2, 1, 2)])\n",
+                      encoding="utf-8")
+    text, verdict = import_spec(f"{source}:Net", {}, (3, 17, 15))
+    assert verdict.same_order and verdict.max_diff <= 1e-6
+    assert "p: any" in text and "tf_same" in text

@@ -31,9 +31,10 @@ import copy
 import re
 from collections import Counter
 
-from netc.expr import TEMPLATE_INPUT_VARS
+from netc.expr import TEMPLATE_INPUT_VARS, is_expr
 from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY
 from netc.interop.yamlout import flow
+from netc.spec.template_args import TYPE_NAMES
 
 FREE_KEY = "__free__"  # a use's arguments whose layers it does not have: any value serves (a repeat's `$i` rate)
 from netc.ops import REGISTRY
@@ -638,11 +639,13 @@ def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[s
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
     name = _template_name(cls + _variant_word(body, [templates[t]["body"] for t in made]), set(templates))
-    defaults = {a: _mode(v) for a, v in kept.items()}
+    untyped = {a for a, v in kept.items() if _untyped(v)}
+    defaults = {a: "any" if a in untyped else _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
     for k, g in enumerate(group):
-        args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and not _same(v[k], defaults[a])}
-        free = [a for a, v in kept.items() if v[k] is MISSING]
+        args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and (a in untyped or not _same(v[k], defaults[a]))}
+        args |= {a: _mode(kept[a]) for a in untyped if kept[a][k] is MISSING}  # a required argument takes any value
+        free = [a for a, v in kept.items() if v[k] is MISSING and a not in untyped]
         own = g.get("name")  # a side head's seq has none (its layer has)
         output = {"output": g["output"]} if "output" in g else {}
         reads = {k: g[k] for k in ("from", INPUT_KEY) if k in g}  # a block that reads another value than the last
@@ -650,6 +653,14 @@ def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[s
         g.update({**({"name": own} if own is not None else {}), **reads, "use": name, **({"args": args} if args else {}),
                   **output, **({FREE_KEY: free} if free else {})})
     return [name]
+
+
+def _untyped(values: list) -> bool:
+    """Whether an argument's values differ in type (conv `p: 1` and `p: tf_same`) or its default would
+    read as a type name: a default types an argument, so it is declared `any`, required of every use."""
+    kinds = {bool if type(v) is bool else (float if isinstance(v, (int, float)) else type(v))
+             for v in values if v is not MISSING and not (isinstance(v, str) and is_expr(v))}
+    return len(kinds) > 1 or any(isinstance(v, str) and v in TYPE_NAMES for v in values)
 
 
 def _variant_word(body: list, others: list[list]) -> str:
