@@ -433,38 +433,67 @@ def test_a_per_block_rate_is_an_expression_of_the_iteration():
     assert progression([0.1, 0.2, 0.4]) is None and progression([3, 4]) is None and progression([0.0, 0.0]) is None
 
 
+def import_exact(tmp_path, code: str, cls: str, input_shape) -> tuple[str, object]:
+    """(spec text, the source's module) of `code` (a Python source defining `cls`), imported and
+    verified exact with the state_dict keys in the source's order."""
+    source = tmp_path / "source.py"
+    source.write_text(code, encoding="utf-8")
+    text, verdict = import_spec(f"{source}:{cls}", {}, input_shape)
+    assert verdict.same_order and verdict.max_diff <= 1e-6
+    reference = load_source(f"{source}:{cls}").module
+    assert list(loads(text).build(device="meta").state_dict()) == list(reference.state_dict())
+    return text, reference
+
+
+def hooks_in_common(text: str, reference, input_shape) -> tuple[list, list]:
+    """The modules both fire, in the order they fire: (the spec's, the source's)."""
+    ours = firing_order(loads(text).build(device="meta"), input_shape, False)
+    theirs = firing_order(reference.to("meta"), input_shape, False)
+    return [n for n in ours if n in theirs], theirs
+
+
 def test_a_shortcut_registered_before_its_body_keeps_the_sources_key_order(tmp_path):
     """timm's byobnet registers a block's shortcut first and runs it after the body: the import
     writes `shortcut:` first (registered first), and its forward still runs the body first."""
-    source = tmp_path / "block.py"
-    source.write_text("from torch import nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
-                      "        super().__init__()\n        self.shortcut = nn.Conv2d(3, 8, 1)\n"
-                      "        self.conv = nn.Conv2d(3, 8, 3, padding=1)\n        self.bn = nn.BatchNorm2d(8)\n\n"
-                      "    def forward(self, x):\n        return self.bn(self.conv(x)) + self.shortcut(x)\n",
-                      encoding="utf-8")
-    text, verdict = import_spec(f"{source}:Block", {}, (3, 8, 8))
-    assert verdict.same_order and verdict.max_diff <= 1e-6
+    text, reference = import_exact(tmp_path, """from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shortcut = nn.Conv2d(3, 8, 1)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)) + self.shortcut(x)
+""", "Block", (3, 8, 8))
     assert text.index("shortcut:") < text.index("body:")
-    net = loads(text)
-    reference = load_source(f"{source}:Block").module
-    ours = firing_order(net.build(device="meta"), (3, 8, 8), False)
-    theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
-    assert [n for n in ours if n in theirs] == theirs == ["conv", "bn", "shortcut", ""]
+    ours, theirs = hooks_in_common(text, reference, (3, 8, 8))
+    assert ours == theirs == ["conv", "bn", "shortcut", ""]
 
 
 def test_branches_that_run_in_another_order_than_the_cat_keep_the_sources_order(tmp_path):
     """CSPNeXt registers and computes its short branch first and concatenates it second: a concat
     registers its branches in the cat's order, so they are written in the order they run, the cat
     reading them by name."""
-    source = tmp_path / "csp.py"
-    source.write_text("import torch\nfrom torch import nn\n\n\nclass Csp(nn.Module):\n    def __init__(self):\n"
-                      "        super().__init__()\n        self.short_conv = nn.Conv2d(3, 4, 1)\n"
-                      "        self.main_conv = nn.Conv2d(3, 4, 1)\n        self.blocks = nn.Conv2d(4, 4, 3, padding=1)\n"
-                      "\n    def forward(self, x):\n        short = self.short_conv(x)\n"
-                      "        return torch.cat([self.blocks(self.main_conv(x)), short], dim=1)\n", encoding="utf-8")
-    text, verdict = import_spec(f"{source}:Csp", {}, (3, 8, 8))
-    assert verdict.same_order and verdict.max_diff <= 1e-6
-    assert list(loads(text).build(device="meta").state_dict()) == list(load_source(f"{source}:Csp").module.state_dict())
+    text, reference = import_exact(tmp_path, """import torch
+from torch import nn
+
+
+class Csp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.short_conv = nn.Conv2d(3, 4, 1)
+        self.main_conv = nn.Conv2d(3, 4, 1)
+        self.blocks = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        short = self.short_conv(x)
+        return torch.cat([self.blocks(self.main_conv(x)), short], dim=1)
+""", "Csp", (3, 8, 8))
+    ours, theirs = hooks_in_common(text, reference, (3, 8, 8))
+    assert ours == theirs == ["short_conv", "main_conv", "blocks", ""]
 
 
 def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_order(tmp_path):
@@ -472,35 +501,51 @@ def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_
     blocks before the downsample that feeds them: the layers are written in registration order,
     each reading its input by `from:` (a later layer's included), and the block's result stays its
     last layer."""
-    source = tmp_path / "late.py"
-    source.write_text("from torch import nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
-                      "        super().__init__()\n        self.mlp = nn.Conv2d(4, 4, 1)\n"
-                      "        self.spatial_mixing = nn.Conv2d(4, 4, 3, padding=1)\n\n"
-                      "    def forward(self, x):\n        return x + self.mlp(self.spatial_mixing(x))\n\n\n"
-                      "class Stage(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-                      "        self.blocks = nn.Sequential(Block(), Block())\n"
-                      "        self.downsample = nn.Conv2d(3, 4, 2, stride=2)\n\n"
-                      "    def forward(self, x):\n        return self.blocks(self.downsample(x))\n", encoding="utf-8")
-    text, verdict = import_spec(f"{source}:Stage", {}, (3, 8, 8))
-    assert verdict.same_order and verdict.max_diff <= 1e-6
-    reference = load_source(f"{source}:Stage").module
-    assert list(loads(text).build(device="meta").state_dict()) == list(reference.state_dict())
-    ours = firing_order(loads(text).build(device="meta"), (3, 8, 8), False)
-    theirs = firing_order(reference.to("meta"), (3, 8, 8), False)
-    assert [n for n in ours if n in theirs] == theirs
+    text, reference = import_exact(tmp_path, """from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Conv2d(4, 4, 1)
+        self.spatial_mixing = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.mlp(self.spatial_mixing(x))
+
+
+class Stage(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(Block(), Block())
+        self.downsample = nn.Conv2d(3, 4, 2, stride=2)
+
+    def forward(self, x):
+        return self.blocks(self.downsample(x))
+""", "Stage", (3, 8, 8))
+    ours, theirs = hooks_in_common(text, reference, (3, 8, 8))
+    assert ours == theirs
 
 
 def test_an_argument_whose_values_differ_in_type_is_declared_any(tmp_path):
     """timm's NASNet pads some convs `p: 1` and others TF-"same": a template's default types its
     argument, so one taking both is declared `any` and given by every use."""
-    source = tmp_path / "mixed.py"
-    source.write_text("from timm.layers import create_conv2d\nfrom torch import nn\n\n\nclass ConvBn(nn.Module):\n"
-                      "    def __init__(self, s):\n        super().__init__()\n"
-                      "        self.conv = create_conv2d(8, 8, 3, stride=s, padding='same')\n"
-                      "        self.bn = nn.BatchNorm2d(8)\n\n    def forward(self, x):\n"
-                      "        return self.bn(self.conv(x))\n\n\nclass Net(nn.Sequential):\n    def __init__(self):\n"
-                      "        super().__init__(nn.Conv2d(3, 8, 1), *[ConvBn(s) for s in (1, 2, 1, 2)])\n",
-                      encoding="utf-8")
-    text, verdict = import_spec(f"{source}:Net", {}, (3, 17, 15))
-    assert verdict.same_order and verdict.max_diff <= 1e-6
+    text, _ = import_exact(tmp_path, """from timm.layers import create_conv2d
+from torch import nn
+
+
+class ConvBn(nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self.conv = create_conv2d(8, 8, 3, stride=s, padding='same')
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class Net(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(3, 8, 1), *[ConvBn(s) for s in (1, 2, 1, 2)])
+""", "Net", (3, 17, 15))
     assert "p: any" in text and "tf_same" in text
