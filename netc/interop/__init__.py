@@ -52,7 +52,9 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     growing.rewrite(root, set(named) | set(heads.by_node if heads is not None else ()))
     order = {path: k for k, (path, _) in enumerate(src.module.named_modules())}
     emitter = lists.Emitter(placeholder, {op.scope for op in ops} | {p for op in ops for p in op.parents},
-                            heads, order, structure.output_owners(root, named), lists=set(structure.split_blocks(root)))
+                            heads, order, structure.output_owners(root, named), lists=set(structure.split_blocks(root)),
+                            stateful={path for path, m in src.module.named_modules()
+                                      if next(m.parameters(), None) is not None or next(m.buffers(), None) is not None})
     layers = emitter.scope(root.items, placeholder, "")
     if heads is not None:
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}

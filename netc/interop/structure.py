@@ -114,11 +114,14 @@ class Emitter:
     lists: set = frozenset()  # paths of interleaved lists (netc.interop.lists.Emitter)
 
     def __init__(self, input_node, names: set = frozenset(), heads=None, order: dict | None = None,
-                 owners: dict | None = None):
+                 owners: dict | None = None, stateful: set | None = None):
         self.input_node = input_node
         self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
         self.owners = owners or {}  # id(item) -> the output name its layer publishes (`output_owners`)
         self.order = order or {}  # module path -> its registration index in the source
+        # the paths of modules holding parameters or buffers: only their order is the state_dict's
+        # (torchvision's Bottleneck registers its one relu last and calls it after bn1)
+        self.stateful = stateful if stateful is not None else set(self.order)
         self.refs = 0
         self.scope_of = {}
         self.names = names  # every scope path the spec will publish (for relative `from:` references)
@@ -170,8 +173,8 @@ class Emitter:
         first), the children are written in registration order, each reading its input by `from:`
         (execution follows the data flow, not the written order)."""
         layers = self.region(items, entry, path)
-        written = [self.order[f"{path}.{n}" if path else n] for n in _written_names(layers)
-                   if (f"{path}.{n}" if path else n) in self.order]
+        children = (f"{path}.{n}" if path else n for n in _written_names(layers))
+        written = [self.order[c] for c in children if c in self.order and c in self.stateful]
         if written == sorted(written) or any(isinstance(it, Block) and it.path in self.lists for it in items):
             return layers  # (interleaved lists are written in registration order: netc.interop.lists)
         ordered = self._by_registration(items)
@@ -270,7 +273,7 @@ class Emitter:
     def _registered(self, items: list) -> int:
         """The source's registration index of the first module among `items`."""
         paths = (it.path if isinstance(it, Block) else it.scope for it in items)
-        return min((self.order[p] for p in paths if p in self.order), default=len(self.order))
+        return min((self.order[p] for p in paths if p in self.order and p in self.stateful), default=len(self.order))
 
     def fallback(self, items: list, cur, parent: str, referenced: set | None = None) -> list:
         """Explicit `from:` references where the region is not series-parallel; `referenced`: the
