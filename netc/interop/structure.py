@@ -179,6 +179,10 @@ class Emitter:
             return layers  # (interleaved lists are written in registration order: netc.interop.lists)
         ordered = self._by_registration(items)
         layers = self.fallback(ordered, entry, path)
+        written_at = {id(_out(item)): k for k, item in enumerate(ordered)}
+        for k, item in enumerate(ordered):
+            if any(written_at.get(id(v), -1) > k for v in external_inputs(item, set())):
+                _unsized(layers[k])  # its input's shape is not known where it is written: no `$in_c`
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
             self._name_read(_out(items[-1]))
             layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})
@@ -326,6 +330,17 @@ class Emitter:
             if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
                 return ref
         return full
+
+
+def _unsized(value) -> None:
+    """Forget the input channels recorded in `value`'s blocks."""
+    if isinstance(value, dict):
+        value.pop(IN_C_KEY, None)
+        for v in value.values():
+            _unsized(v)
+    elif isinstance(value, list):
+        for v in value:
+            _unsized(v)
 
 
 def _written_names(layers) -> list[str]:
