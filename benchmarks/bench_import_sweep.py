@@ -157,7 +157,7 @@ HEADER = "| family | model | outcome | cause | seconds | spec lines | hand-writt
 DONE = ("verified",)
 
 
-def earlier_rows(path: str) -> list[tuple]:
+def earlier_rows(path: str, redo: str = "") -> list[tuple]:
     """(source or '' where out of scope, family, model, kept table row or None to re-import, kind)
     of an earlier table's rows."""
     rows = []
@@ -167,7 +167,7 @@ def earlier_rows(path: str) -> list[tuple]:
             continue
         family, model, outcome = cells[:3]
         source = f"torchvision:{model}" if family.startswith("torchvision") else f"timm:{model}"
-        if outcome in DONE:
+        if outcome in DONE and not (redo and re.search(redo, model)):
             rows.append((source, family, model, line, outcome))
         else:  # the scope is decided again: the rule may have changed since
             kind = model_scope(source)
@@ -181,10 +181,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per import")
     ap.add_argument("--limit", type=int, default=0, help="at most this many models per suite (0: all)")
     ap.add_argument("--rerun", metavar="TABLE", help="re-import only the rows of TABLE not verified")
+    ap.add_argument("--redo", metavar="REGEX", default="", help="with --rerun: also re-import the models it matches")
     args = ap.parse_args()
     if args.rerun:
         return report([(source, family, model, kept, outcome) for source, family, model, kept, outcome
-                       in earlier_rows(args.rerun)], args.timeout)
+                       in earlier_rows(args.rerun, args.redo)], args.timeout)
     rows = []
     if args.suite in ("timm", "all"):
         rows += [(f"timm:{model}" if kind == "cnn" else "", family, model, kind)
