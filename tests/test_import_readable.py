@@ -109,3 +109,12 @@ def test_blocks_at_positions_repeat_by_stage():
     assert "{repeat: 3, use: InvertedResidual, args: {out: 32}, first: {s: 2}}" in text
     assert "{repeat: 4, use: InvertedResidual, first: {s: 2}}" in text
     assert text.count("\n") <= 45  # 70 before: one line per block
+
+
+def test_a_seq_of_bare_op_names_is_no_repeat():
+    """timm's TResNet has a seq of bare `relu` layers (no dict): not uses of a template, left as written."""
+    from netc.interop.templates import _repeats
+
+    value = {"name": "act", "seq": ["relu", "relu"]}
+    _repeats(value, {})
+    assert value == {"name": "act", "seq": ["relu", "relu"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from netc.errors import error
 from netc.interop import structure
-from netc.interop.structure import Block, _out, external_inputs, relative
+from netc.interop.structure import Block, _out, _unsized, external_inputs, relative
 
 
 class Emitter(structure.Emitter):
@@ -81,7 +81,10 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
     publish(emitter, units)
     referenced = {id(v) for unit in units for v in external_inputs(unit, set()) if v is not entry}
     layers, cur = [], entry
-    for unit in units:
+    written_at = {id(_out(it)): k for k, unit in enumerate(units)
+                  for it in (unit.items if isinstance(unit, Block) and unit.path in emitter.lists else [unit])}
+    for k, unit in enumerate(units):
+        start = len(layers)
         if isinstance(unit, Block) and unit.path in emitter.lists:
             emitter.entry_of[unit.path] = emitter.entry_of.get(parent)
             seq = interleaved(emitter, unit.items, cur, unit.path)  # lists nest: HRNet's fuse_layers[i][j]
@@ -92,4 +95,6 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
             if not isinstance(unit, Block):  # named if a later region's `from:` reads it
                 emitter.emitted[id(unit.node)] = (layers, len(layers) - 1, unit, parent)
             cur = _out(unit)
+        if any(written_at.get(id(v), -1) > k for v in external_inputs(unit, set())):
+            _unsized(layers[start:])  # its input's shape is not known where it is written: no `$in_c`
     return layers

@@ -799,7 +799,8 @@ def _repeats(value, templates: dict):
     items = value.get("seq")
     if not isinstance(items, list) or len(items) < 2 or "name" not in value or "output" in value:
         return  # (a repeat's `output:` would name each iteration's result)
-    positional = all("name" not in it for it in items) and templates.get(items[0].get("use"), {}).get("module")
+    positional = (all(isinstance(it, dict) and "name" not in it for it in items)  # (a layer may be a bare op name)
+                  and templates.get(items[0].get("use"), {}).get("module"))
     if not (_same_use(items) and (positional or all(it.get("name") == str(k) for k, it in enumerate(items)))):
         return
     out = {"name": value["name"], **({"from": value["from"]} if "from" in value else {}), **_repeat_of(items, templates)}
