@@ -143,32 +143,49 @@ def _written_order(network, data, nodes: set[int], out: int) -> list[int]:
     it, after the body, wherever the spec writes it (first, where the source registers it first)."""
     items = list_items(data)
     pulled = set(items) | shortcuts(network, data)
+    try:
+        return _walk(sorted(n for n in nodes if n not in pulled) + [out],
+                     lambda nid: items.get(nid, []) + data[nid].inputs)
+    except _Cycle:  # an earlier item needs a later one (a spec's `from:`): the lists impose no order
+        return _walk(sorted(n for n in nodes if n not in pulled) + [out], lambda nid: data[nid].inputs)
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _walk(roots: list[int], inputs) -> list[int]:
     order, seen = [], {0}
-    for root in [*sorted(n for n in nodes if n not in pulled), out]:
-        _post_order(root, lambda nid: items.get(nid, []) + data[nid].inputs, seen, order)
+    for root in roots:
+        _post_order(root, inputs, seen, order)
     return order
 
 
 def _post_order(root: int, inputs, seen: set[int], order: list[int]) -> None:
     """Append to `order` the nodes `root` needs that are not `seen`, each after its `inputs(node)`
     in their order (a depth-first walk)."""
-    stack = [(root, 0, None)]
+    stack, active = [(root, 0, None)], set()
     while stack:
         nid, k, ins = stack.pop()
         if k == 0 and nid in seen:
             continue
+        if k == 0 and nid in active:
+            raise _Cycle(nid)  # only an order `inputs` adds to the data flow's can close a cycle
+        active.add(nid)
         ins = inputs(nid) if ins is None else ins
         if k < len(ins):
             stack.append((nid, k + 1, ins))
             if ins[k] not in seen:
                 stack.append((ins[k], 0, None))
         else:
+            active.discard(nid)
             seen.add(nid)
             order.append(nid)
 
 
 def list_items(data) -> dict[int, list[int]]:
-    """Nodes of the items of lists -> the results of the list's earlier items. A list is a block
+    """Nodes of the items of lists -> the result of the list's item before (which runs after the
+    ones before it: one edge per node, linear in the list's length). A list is a block
     with numbered children, some of which reads other than the previous one's result (a repeat
     whose iterations say `from:`, a ModuleList a loop indexes; a chain is a Sequential)."""
     children: dict[str, dict[int, list[int]]] = {}
@@ -186,7 +203,7 @@ def list_items(data) -> dict[int, list[int]]:
         for i, k in enumerate(ks):
             for nid in by_index[k]:
                 if nid not in out or len(path) > len(out[nid][0]):  # the innermost list
-                    out[nid] = (path, results[:i])
+                    out[nid] = (path, results[i - 1:i] if i else [])
     return {nid: before for nid, (_, before) in out.items()}
 
 
