@@ -10,7 +10,8 @@ lightest model has an attention layer (a module whose forward multiplies two act
 matrices: `scope`) or a recurrent one is listed as out of scope: netc specs are convolutional. Outcomes are
 netc's exit status: verified (0), differs (1), refused (2, the first error line is the cause),
 timeout, crashed (anything else); a verified import whose state_dict keys load in another order than
-the source's is "verified (key order)".
+the source's is "verified (key order)", one exact where it compiles but whose spec refuses the second
+input size the source runs at (`netc import` says "; but at ...") "verified (one size)".
 
     python benchmarks/bench_import_sweep.py --rerun sweep.md > sweep2.md
 
@@ -139,9 +140,11 @@ def run_import(source: str, timeout: float) -> tuple[str, str, float, int]:
         seconds = time.perf_counter() - start
         lines = out.read_text(encoding="utf-8").count("\n") if out.exists() else 0
         outcome = {0: "verified", 1: "differs", 2: "refused"}.get(run.returncode, f"crashed ({run.returncode})")
-        if run.returncode == 0 and "keys in a different order" in run.stdout + run.stderr:
+        said, cause = run.stdout + run.stderr, ""
+        if run.returncode == 0 and "keys in a different order" in said:
             outcome = "verified (key order)"
-        cause = ""
+        if run.returncode == 0 and "; but at " in said:  # exact where it compiles; refuses the second size
+            outcome, cause = "verified (one size)", said.partition("; but at ")[2].splitlines()[0][:160]
         if run.returncode:
             errors = [ln for ln in run.stderr.splitlines() if "error[" in ln]
             cause = (errors[0] if errors else (run.stderr.strip().splitlines() or [""])[-1])[:160]
