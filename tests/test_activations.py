@@ -53,7 +53,7 @@ def test_activation_modules_import(tmp_path):
                                       "nn.Hardtanh(-2.0, 2.0), nn.GELU('tanh'), nn.Softplus(2.0), nn.SELU(), "
                                       "nn.CELU(), nn.PReLU(), nn.Softsign()", (3, 8, 8))
     for words in ("prelu: {per_channel: true, init: 0.1}", "elu: {alpha: 0.5}", "mish", "hardtanh: {min_val: -2.0, "
-                  "max_val: 2.0}", "gelu: {approximate: tanh}", "softplus: {beta: 2.0}", "selu", "celu", "prelu: {}",
+                  "max_val: 2.0}", "gelu: {approximate: tanh}", "softplus: {beta: 2.0}", "selu", "celu", "  - prelu\n",
                   "softsign"):
         assert words in text, (words, text)
     assert verdict.same_order and verdict.max_diff <= 1e-6

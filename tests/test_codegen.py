@@ -164,10 +164,12 @@ def test_every_op_generates_the_interpreters_module(tmp_path):
     from tests.test_torch_module import EVERY_OP
 
     net = netc.loads(f"netc: 1\nname: every\ninput: [4, 8, 8]\nlayers:\n{EVERY_OP}", "every.yaml")
+    torch.manual_seed(0)  # some random weights drive the chain of ops to NaN, and NaN equals nothing
     ref, gen = pair(net, tmp_path)
     x = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
-        assert torch.equal(gen.eval()(x), ref.eval()(x))
+        out = ref.eval()(x)
+        assert torch.isfinite(out).all() and torch.equal(gen.eval()(x), out)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)

@@ -56,16 +56,16 @@ CASES = [
                          "LearnableAffineBlock(1.5, 0.2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), "
                          "nn.BatchNorm1d(8), LayerNormNoBias(8, eps=1e-5), nn.Linear(8, 4)",
      ("bn: {eps: 0.001, frozen: true}", "layernorm: {eps: 1e-06, bias: false}", "affine: {scale: 1.5, bias: 0.2}",
-      'name: "7", bn: {}', "layernorm: {over: last, bias: false}"), ""),
+      "  - flatten\n  - bn\n", "layernorm: {over: last, bias: false}"), ""),
     # ConvNeXt-V2's GRN on a channels-last map (timm's blocks) and on an N×C×H×W one
     ("grn", "nn.Conv2d(3, 8, 3, 2), GlobalResponseNorm(8), GlobalResponseNorm(8, eps=1e-5, channels_last=False)",
      ('name: "1", grn: {}', "grn: {over: channels, eps: 1e-05}"), GRN_FORWARD),
     # timm's EcaModule: the mean over H, W viewed as 1×C, a 1-D conv along C, a sigmoid gate expanded onto the map
     ("eca", "nn.Conv2d(3, 16, 3, 2), EcaModule(16), EcaModule(kernel_size=5)",
-     ("conv1d: {out: 1, k: $k, p: $p, bias: false}", "args: {k: 5, p: 2}", "expand_as"), ""),
+     ("conv1d: {out: 1, k: $k", "use: EcaModule, args: {k: 5}, first: {k: 3}", "expand_as"), ""),
     ("blurpool", "nn.Conv2d(3, 8, 3), BlurPool2d(8), BlurPool2d(8, filt_size=5), "
                  "BlurPool2d(None, filt_size=4, stride=1, pad_mode='constant')",
-     ('name: "1", blurpool: {}', "blurpool: {k: 5}", "blurpool: {k: 4, s: 1, pad_mode: constant}"), ""),
+     ("  - blurpool\n", "blurpool: {k: 5}", "blurpool: {k: 4, s: 1, pad_mode: constant}"), ""),
     # layer scale in its modules' spellings: timm's LayerScale2d, LayerScale (channels last), MetaFormer's Scale
     ("layer scales", "nn.Conv2d(3, 8, 3, 2), LayerScale2d(8, 1e-6), Scale(8), Scale(8, init_value=0.5, use_nchw=False), "
                      "LayerScale(8, 0.1)",

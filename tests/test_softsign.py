@@ -34,4 +34,4 @@ def test_the_module_imports_as_softsign(tmp_path):
     from tests.test_import import import_sequential
 
     text, verdict = import_sequential(tmp_path, "nn.Conv2d(3, 8, 1), nn.Softsign()", (3, 8, 8))
-    assert "softsign: {}" in text and verdict.max_diff <= 1e-6
+    assert "  - softsign\n" in text and verdict.max_diff <= 1e-6
