@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from netc.errors import error
 from netc.interop import structure
-from netc.interop.structure import Block, _out, _unsized, external_inputs, relative
+from netc.interop.structure import IN_C_KEY, Block, _out, drop_keys, external_inputs, reads_ahead, relative
 
 
 class Emitter(structure.Emitter):
@@ -95,6 +95,6 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
             if not isinstance(unit, Block):  # named if a later region's `from:` reads it
                 emitter.emitted[id(unit.node)] = (layers, len(layers) - 1, unit, parent)
             cur = _out(unit)
-        if any(written_at.get(id(v), -1) > k for v in external_inputs(unit, set())):
-            _unsized(layers[start:])  # its input's shape is not known where it is written: no `$in_c`
+        if reads_ahead(unit, k, written_at):
+            drop_keys(layers[start:], (IN_C_KEY,))  # its input's shape is not known where it is written: no `$in_c`
     return layers

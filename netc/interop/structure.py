@@ -119,9 +119,9 @@ class Emitter:
         self.heads = heads  # netc.interop.sides.Heads: training-only side heads, or None
         self.owners = owners or {}  # id(item) -> the output name its layer publishes (`output_owners`)
         self.order = order or {}  # module path -> its registration index in the source
-        # the paths of modules holding parameters or buffers: only their order is the state_dict's
-        # (torchvision's Bottleneck registers its one relu last and calls it after bn1)
-        self.stateful = stateful if stateful is not None else set(self.order)
+        # the paths (among `order`'s) of modules holding parameters or buffers: only their order is the
+        # state_dict's (torchvision's Bottleneck registers its one relu last and calls it after bn1)
+        self.stateful = set(self.order) if stateful is None else stateful & set(self.order)
         self.refs = 0
         self.scope_of = {}
         self.names = names  # every scope path the spec will publish (for relative `from:` references)
@@ -174,15 +174,15 @@ class Emitter:
         (execution follows the data flow, not the written order)."""
         layers = self.region(items, entry, path)
         children = (f"{path}.{n}" if path else n for n in _written_names(layers))
-        written = [self.order[c] for c in children if c in self.order and c in self.stateful]
+        written = [self.order[c] for c in children if c in self.stateful]
         if written == sorted(written) or any(isinstance(it, Block) and it.path in self.lists for it in items):
             return layers  # (interleaved lists are written in registration order: netc.interop.lists)
         ordered = self._by_registration(items)
         layers = self.fallback(ordered, entry, path)
         written_at = {id(_out(item)): k for k, item in enumerate(ordered)}
         for k, item in enumerate(ordered):
-            if any(written_at.get(id(v), -1) > k for v in external_inputs(item, set())):
-                _unsized(layers[k])  # its input's shape is not known where it is written: no `$in_c`
+            if reads_ahead(item, k, written_at):
+                drop_keys(layers[k], (IN_C_KEY,))  # its input's shape is not known where it is written: no `$in_c`
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
             self._name_read(_out(items[-1]))
             layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})
@@ -277,7 +277,7 @@ class Emitter:
     def _registered(self, items: list) -> int:
         """The source's registration index of the first module among `items`."""
         paths = (it.path if isinstance(it, Block) else it.scope for it in items)
-        return min((self.order[p] for p in paths if p in self.order and p in self.stateful), default=len(self.order))
+        return min((self.order[p] for p in paths if p in self.stateful), default=len(self.order))
 
     def fallback(self, items: list, cur, parent: str, referenced: set | None = None) -> list:
         """Explicit `from:` references where the region is not series-parallel; `referenced`: the
@@ -332,15 +332,21 @@ class Emitter:
         return full
 
 
-def _unsized(value) -> None:
-    """Forget the input channels recorded in `value`'s blocks."""
+def drop_keys(value, keys: tuple) -> None:
+    """Remove `keys` from every dict in `value`, however deep."""
     if isinstance(value, dict):
-        value.pop(IN_C_KEY, None)
+        for key in keys:
+            value.pop(key, None)
         for v in value.values():
-            _unsized(v)
+            drop_keys(v, keys)
     elif isinstance(value, list):
         for v in value:
-            _unsized(v)
+            drop_keys(v, keys)
+
+
+def reads_ahead(item, k: int, written_at: dict) -> bool:
+    """Whether `item`, written k-th, reads a value written after it (`written_at`: id(value) -> position)."""
+    return any(written_at.get(id(v), -1) > k for v in external_inputs(item, set()))
 
 
 def _written_names(layers) -> list[str]:

@@ -32,13 +32,12 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
-from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY
+from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY, drop_keys
 from netc.interop.yamlout import flow
+from netc.ops import REGISTRY
 from netc.spec.template_args import TYPE_NAMES
 
 FREE_KEY = "__free__"  # a use's arguments whose layers it does not have: any value serves (a repeat's `$i` rate)
-from netc.ops import REGISTRY
-
 MISSING = object()
 
 
@@ -643,7 +642,8 @@ def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[s
     defaults = {a: "any" if a in untyped else _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
     for k, g in enumerate(group):
-        args = {a: v[k] for a, v in kept.items() if v[k] is not MISSING and (a in untyped or not _same(v[k], defaults[a]))}
+        args = {a: v[k] for a, v in kept.items()
+                if v[k] is not MISSING and (a in untyped or not _same(v[k], defaults[a]))}
         args |= {a: _mode(kept[a]) for a in untyped if kept[a][k] is MISSING}  # a required argument takes any value
         free = [a for a, v in kept.items() if v[k] is MISSING and a not in untyped]
         own = g.get("name")  # a side head's seq has none (its layer has)
@@ -766,17 +766,8 @@ def compact(value) -> None:
 
 
 def strip(value, free: bool = True):
-    if isinstance(value, dict):
-        value.pop(TYPE_KEY, None)
-        value.pop(INPUT_KEY, None)
-        value.pop(IN_C_KEY, None)
-        if free:
-            value.pop(FREE_KEY, None)
-        for v in value.values():
-            strip(v, free)
-    elif isinstance(value, list):
-        for v in value:
-            strip(v, free)
+    """Remove the importer's bookkeeping keys (and FREE_KEY with `free`) from every layer."""
+    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY) + ((FREE_KEY,) if free else ()))
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
@@ -803,7 +794,8 @@ def _repeats(value, templates: dict):
                   and templates.get(items[0].get("use"), {}).get("module"))
     if not (_same_use(items) and (positional or all(it.get("name") == str(k) for k, it in enumerate(items)))):
         return
-    out = {"name": value["name"], **({"from": value["from"]} if "from" in value else {}), **_repeat_of(items, templates)}
+    out = {"name": value["name"], **({"from": value["from"]} if "from" in value else {}),
+           **_repeat_of(items, templates)}
     value.clear()
     value.update(out)
 
