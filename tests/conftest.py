@@ -153,15 +153,26 @@ def randomise(module):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+            _fill_like_a_parameter(name, p, g)
+        # after to_empty a buffer holds whatever was in memory: every one a forward reads is set
         for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            if name.endswith("num_batches_tracked"):
+                b.zero_()
             elif name.endswith("running_var"):
                 b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            elif name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif name.endswith(("weight", "bias")):  # an affine kept as buffers (FrozenBatchNorm2d)
+                _fill_like_a_parameter(name, b, g)
+
+
+def _fill_like_a_parameter(name, t, g):
+    import torch
+
+    if t.dim() > 1:
+        t.copy_(torch.randn(t.shape, generator=g) / math.sqrt(t[0].numel()))
+    else:
+        t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
 
 
 def calibrate(module, input_shape):
@@ -200,6 +211,10 @@ def pair(network, tmp_path, input_shape=None, source=None):
 
     ref = build_module(network, device="meta")
     ref.to_empty(device="cpu")
+    with torch.no_grad():  # memory after to_empty differs by machine: NaN where randomise misses a tensor, on every one
+        for t in (*ref.parameters(), *ref.buffers()):
+            if t.is_floating_point():
+                t.fill_(float("nan"))
     randomise(ref)
     calibrate(ref, input_shape or network.input_shape)
     mod = import_source(network.codegen() if source is None else source, tmp_path)
