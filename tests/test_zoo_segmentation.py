@@ -30,10 +30,7 @@ class Reference:
         self.name = name
         # torchvision's own init (5 s for a ResNet-101 on one core) is overwritten by randomise: skip it
         self.model = copy.deepcopy(reference_model(name, device="meta")).to_empty(device="cpu")
-        randomise(self.model)
-        for key, buffer in self.model.named_buffers():
-            if key.endswith("num_batches_tracked"):
-                buffer.zero_()
+        randomise(self.model)  # num_batches_tracked too
         self.model.eval()
         self._outputs = {}
 
