@@ -5,7 +5,8 @@ family and on torchvision's classification and segmentation models, each in a pr
     python benchmarks/bench_import_sweep.py --suite timm --timeout 300 > sweep.md
 
 A timm family is a module of `timm.models` (`timm.list_modules()`); its lightest model is the one
-with the fewest parameters, counted on the meta device (nothing is allocated). A family whose
+with the fewest parameters, counted on the meta device (nothing is allocated); with `--pick default`
+its default model, the one with the most pretrained weights. A family whose
 lightest model has an attention layer (a module whose forward multiplies two activations as
 matrices: `scope`) or a recurrent one is listed as out of scope: netc specs are convolutional. Outcomes are
 netc's exit status: verified (0), differs (1), refused (2, the first error line is the cause),
@@ -35,11 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MATMUL = re.compile(r"[\w)\]]\s*@\s*[\w(]|\b(matmul|bmm|einsum|scaled_dot_product_attention)\b")
 
 
-def timm_families() -> list[tuple[str, str, str]]:
-    """(family, lightest model, 'cnn' or the attention class that puts it out of scope)."""
+def timm_families(pick: str = "lightest") -> list[tuple[str, str, str]]:
+    """(family, its lightest or default model, 'cnn' or the attention class that puts it out of
+    scope). timm names no default per family; the default here is the model with the most
+    pretrained weights (`timm.list_pretrained`: the one its users load most), the lighter on a tie."""
+    import collections
+
     import timm
     import torch
 
+    tags = collections.Counter(name.partition(".")[0] for name in timm.list_pretrained())
     out = []
     for family in sorted(timm.list_modules()):
         best = None
@@ -49,9 +55,9 @@ def timm_families() -> list[tuple[str, str, str]]:
                     model = timm.create_model(name, pretrained=False)
             except Exception:  # a model that cannot be built on meta: counted as unbuildable
                 continue
-            n = sum(p.numel() for p in model.parameters())
-            if best is None or n < best[0]:
-                best = (n, name, model)
+            key = (-tags[name] if pick == "default" else 0, sum(p.numel() for p in model.parameters()))
+            if best is None or key < best[0]:
+                best = (key, name, model)
         if best is None:
             out.append((family, "", "no model builds on the meta device"))
             continue
@@ -182,6 +188,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=["timm", "torchvision", "segmentation", "all"], default="all")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per import")
+    ap.add_argument("--pick", choices=["lightest", "default"], default="lightest",
+                    help="which timm model stands for its family (default: the most pretrained weights)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many models per suite (0: all)")
     ap.add_argument("--rerun", metavar="TABLE", help="re-import only the rows of TABLE not verified")
     ap.add_argument("--redo", metavar="REGEX", default="", help="with --rerun: also re-import the models it matches")
@@ -192,7 +200,7 @@ def main() -> None:
     rows = []
     if args.suite in ("timm", "all"):
         rows += [(f"timm:{model}" if kind == "cnn" else "", family, model, kind)
-                 for family, model, kind in timm_families()][:args.limit or None]
+                 for family, model, kind in timm_families(args.pick)][:args.limit or None]
     if args.suite in ("torchvision", "all"):
         rows += [(f"torchvision:{m}" if kind == "cnn" else "", "torchvision", m, kind)
                  for m, kind in torchvision_models("")][:args.limit or None]
