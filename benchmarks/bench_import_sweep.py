@@ -1,5 +1,6 @@
 """The import coverage sweep (issue 29): `netc import` on the lightest model of every timm CNN
-family and on torchvision's classification and segmentation models, each in a process of its own
+family and on torchvision's classification, segmentation and detection models (a detector's
+`.backbone`: what `netc import torchvision:NAME` imports of it), each in a process of its own
 (`netc import SOURCE --check-only` under a time limit), with a table of outcomes and causes.
 
     python benchmarks/bench_import_sweep.py --suite timm --timeout 300 > sweep.md
@@ -118,7 +119,8 @@ def torchvision_scope(name: str) -> str:
     except NotImplementedError:  # a builder that reads tensor data (regnet's widths): its module's classes
         return scope([cls for _, cls in inspect.getmembers(sys.modules[builder.__module__], inspect.isclass)
                       if issubclass(cls, nn.Module)])
-    return scope(classes(model))
+    detector = name in torchvision.models.list_models(module=torchvision.models.detection)
+    return scope(classes(model.backbone if detector else model))
 
 
 def model_scope(source: str) -> str:
@@ -186,7 +188,7 @@ def earlier_rows(path: str, redo: str = "") -> list[tuple]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=["timm", "torchvision", "segmentation", "all"], default="all")
+    ap.add_argument("--suite", choices=["timm", "torchvision", "segmentation", "detection", "all"], default="all")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per import")
     ap.add_argument("--pick", choices=["lightest", "default"], default="lightest",
                     help="which timm model stands for its family (default: the most pretrained weights)")
@@ -204,9 +206,10 @@ def main() -> None:
     if args.suite in ("torchvision", "all"):
         rows += [(f"torchvision:{m}" if kind == "cnn" else "", "torchvision", m, kind)
                  for m, kind in torchvision_models("")][:args.limit or None]
-    if args.suite in ("segmentation", "all"):
-        rows += [(f"torchvision:{m}", "torchvision.segmentation", m, kind)
-                 for m, kind in torchvision_models("segmentation")][:args.limit or None]
+    for dense in ("segmentation", "detection"):
+        if args.suite in (dense, "all"):
+            rows += [(f"torchvision:{m}" if kind == "cnn" else "", f"torchvision.{dense}", m, kind)
+                     for m, kind in torchvision_models(dense)][:args.limit or None]
     report([(source, family, model, None, kind) for source, family, model, kind in rows], args.timeout)
 
 

@@ -106,6 +106,20 @@ def check_output_name(value: str | None, what: str = "output name") -> str | Non
     return value
 
 
+def output_name_for_key(key: str) -> str:
+    """The output name an imported forward's dict key `key` becomes: the key itself where it is an
+    output name (`out`, `aux`, `pool`); else `out` + the key with every character other than an ASCII
+    letter, digit or '_' replaced by '_' (torchvision's FPN keys '0'..'3' -> `out0`..`out3`, as the
+    items of a returned list are named; 'layer1.0' -> `out_layer1_0`; 'class' -> `out_class`).
+    ValueError where even that is no output name (longer than 64 characters)."""
+    try:
+        return check_output_name(key)
+    except ValueError:
+        pass
+    text = re.sub(r"[^A-Za-z0-9_]", "_", str(key))
+    return check_output_name("out" + (text if text[:1].isdigit() or text.startswith("_") else "_" + text))
+
+
 def check_module_path(value) -> str:
     """What `from:` may name: `input`, or a module path of layer names (`layer1.0.conv1`)."""
     if value == "input":

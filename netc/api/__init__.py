@@ -370,8 +370,10 @@ def verify(spec: str | os.PathLike | Callable[..., Network], source: str, kwargs
     network = compile_at(None)
     if str(source).endswith((".pt", ".pth")) and ":" not in Path(source).name:
         return verify_state_dict(network, source, strict_order)
-    module = load_source(source, kwargs).module
-    return check(compile_at, module, network.input_shape, strict_order)
+    src = load_source(source, kwargs)
+    report = check(compile_at, src.module, network.input_shape, strict_order)
+    report.reference = src.built
+    return report
 
 
 def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int, ...] | None = None,
@@ -389,6 +391,8 @@ def import_spec(source: str, kwargs: dict | None = None, input_shape: tuple[int,
     with stage("verify: compile the spec, load the weights, compare outputs") if check else contextlib.nullcontext():
         report = check and verify(lambda shape: loads(imported.text, f"<import {source}>", input_shape=shape),
                                   imported.source.module, imported.input_shape)
+    if check:
+        report.reference = imported.source.built
     if check and not report.verified:
         raise error("import", f"the imported spec {report.summary()}")
     return imported.text, report or None

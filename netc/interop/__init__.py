@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netc.errors import NetcError, error
-from netc.names import MODULE_NAME
+from netc.errors import NetcError, clip, error
+from netc.names import MODULE_NAME, output_name_for_key
 
 
 @dataclass
@@ -38,8 +38,8 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     from netc.interop.source import load_source
 
     src = load_source(source_text, kwargs)
-    shape = tuple(input_shape or default_input(src.module))
-    ops, heads, named, placeholder = _traced(src.module, source_text, shape)
+    shape = tuple(input_shape or src.input_shape or default_input(src.module))
+    ops, heads, named, renamed, placeholder = _traced(src.module, source_text, shape)
     params = {}
     heads_out = [op for op in ops if heads is not None and id(op.node) in heads.by_node]
     for last in [ops[-1], *heads_out]:  # the classifiers of the main path and of the side heads
@@ -60,7 +60,9 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
         last = layers[-1] if isinstance(layers[-1], dict) else {layers[-1]: {}}
         layers[-1] = {**last, "output": heads.main}
     spec = {"netc": 1, "name": name or _spec_name(source_text),
-            "description": f"imported from {source_text} by netc import"}
+            "description": f"imported by netc import from {src.built or source_text}"}
+    if renamed:
+        spec["meta"] = {"output_keys": renamed}  # the source's dict keys that are not output names
     spec["input"] = list(shape)
     if params:
         spec["params"] = params
@@ -83,15 +85,15 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
 
 
 def _traced(module, source_text: str, shape: tuple):
-    """(ops, training-only side heads or None, id(node) -> name of a dict's outputs, input
-    placeholder) of the module's forward: its eval forward, or its training forward where only
+    """(ops, training-only side heads or None, id(node) -> name of a dict's outputs, {output name:
+    the dict's key where they differ}, input placeholder) of the module's forward: its eval forward, or its training forward where only
     that runs every module (aux heads)."""
     from netc.interop.trace import trace
 
     ops, returned, placeholder = trace(module, source_text, input_shape=shape)
     if isinstance(returned, (list, tuple)):  # a feature extractor's maps
         returned = dict(zip(_list_names(module, len(returned)), returned))
-    named = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else {}
+    named, renamed = _named_outputs(returned, ops, source_text) if isinstance(returned, dict) else ({}, {})
     if not named and ops[-1].node is not returned:
         raise error("import", f"the forward of {source_text} returns '{returned.name}', not its last op",
                     None, "netc imports forwards whose result is the last op computed")
@@ -105,8 +107,8 @@ def _traced(module, source_text: str, shape: tuple):
             raise skipped from None
         ops, _, heads, placeholder = traced
         _check_coverage(module, ops, source_text)
-        return ops, heads, {}, placeholder
-    return ops, None, named, placeholder
+        return ops, heads, {}, {}, placeholder
+    return ops, None, named, renamed, placeholder
 
 
 def _list_names(module, n: int) -> list[str]:
@@ -122,19 +124,28 @@ def _list_names(module, n: int) -> list[str]:
     return [f"out{k}" for k in range(n)]
 
 
-def _named_outputs(returned: dict, ops, where: str) -> dict:
-    """id(fx node) -> output name, for a forward that returns a dict of named maps."""
+def _named_outputs(returned: dict, ops, where: str) -> tuple[dict, dict]:
+    """(id(fx node) -> output name, {output name: the source's key where they differ}) for a forward
+    that returns a dict of named maps: each key as `names.output_name_for_key` makes it an output
+    name ('0' -> `out0`)."""
     computed = {id(op.node) for op in ops}
-    for name, node in returned.items():
+    named, keys = {}, {}
+    for key, node in returned.items():
         if id(node) not in computed:
-            raise error("import", f"the forward of {where} returns its input as '{name}'; netc outputs are computed "
+            raise error("import", f"the forward of {where} returns its input as '{key}'; netc outputs are computed "
                                   "by layers")
-        if not MODULE_NAME.fullmatch(name):
-            raise error("import", f"the forward of {where} returns an output named '{name}', which cannot be a netc "
-                                  "name (ASCII letters, digits, '_' and '-')")
-    if len({id(n) for n in returned.values()}) < len(returned):
-        raise error("import", f"the forward of {where} returns one value under two names")
-    return {id(node): name for name, node in returned.items()}
+        try:
+            name = output_name_for_key(key)
+        except ValueError as exc:
+            raise error("import", f"the forward of {where} returns an output named {clip(repr(key))}, which cannot "
+                                  f"be a netc output name: {exc}") from None
+        if name in keys:
+            raise error("import", f"the forward of {where} returns outputs {clip(repr(keys[name]))} and "
+                                  f"{clip(repr(key))}, which both become the netc output name '{name}'")
+        if id(node) in named:
+            raise error("import", f"the forward of {where} returns one value under two names")
+        named[id(node)], keys[name] = name, key
+    return named, {name: key for name, key in keys.items() if name != key}
 
 
 def _check_coverage(module, ops, where: str) -> None:

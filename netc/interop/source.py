@@ -1,5 +1,7 @@
 """SOURCE -> an nn.Module: `torchvision:NAME`, `timm:NAME` (random init, nothing downloaded) or
-`path/to/file.py:ClassOrFactory`, each with keyword arguments (`num_classes=10`)."""
+`path/to/file.py:ClassOrFactory`, each with keyword arguments (`num_classes=10`). A torchvision
+detection model stands for its `.backbone` (backbone + FPN, SSD's feature extractor): the part that
+is a CNN; the box heads, anchors and the resizing transform are not imported."""
 from __future__ import annotations
 
 import ast
@@ -16,6 +18,8 @@ class Source:
     module: object
     kwargs: dict = field(default_factory=dict)
     num_classes: int | None = None
+    built: str | None = None         # what was imported when it is not the whole model the text names
+    input_shape: tuple | None = None  # the size the source is made for, where its name says one
 
 
 def parse_kwargs(pairs) -> dict:
@@ -40,6 +44,8 @@ def load_source(text: str, kwargs: dict | None = None) -> Source:
     if kind == "torchvision":
         factory, name, built_with = _torchvision(name, kwargs)
         module = _construct(text, factory, name, **built_with)
+        if name in _detection():
+            return _detection_backbone(text, module, kwargs)
     elif kind == "timm":
         import timm
 
@@ -61,13 +67,32 @@ def _torchvision(name: str, kwargs: dict) -> tuple:
     import torchvision
 
     models = torchvision.models
-    segmentation = models.list_models(module=models.segmentation)
-    names = models.list_models(module=models) + segmentation
+    dense = models.list_models(module=models.segmentation) + _detection()
+    names = models.list_models(module=models) + dense
     if name not in names:
-        raise error("usage", f"torchvision has no classification or segmentation model '{name}'", None,
+        raise error("usage", f"torchvision has no classification, segmentation or detection model '{name}'", None,
                     did_you_mean(name, names))
-    never = {"weights": None, **({"weights_backbone": None} if name in segmentation else {})}
+    never = {"weights": None, **({"weights_backbone": None} if name in dense else {})}
     return models.get_model, name, {**kwargs, **never}
+
+
+def _detection() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models.detection)
+
+
+def _detection_backbone(text: str, detector, kwargs: dict) -> Source:
+    """The detector's `.backbone`, which is what `text` imports: a module returning a dict of maps."""
+    backbone = getattr(detector, "backbone", None)
+    if backbone is None:
+        raise error("import", f"{text} has no .backbone; netc imports a detector's backbone")
+    # SSD resizes every image to its transform's fixed size, and its extra layers (unpadded convs)
+    # need it; the R-CNNs take any size (they resize to 800+, too slow to verify): the default
+    fixed = getattr(getattr(detector, "transform", None), "fixed_size", None)
+    built = (f"{text}(weights=None, weights_backbone=None).backbone: the backbone and its multi-scale feature layers (FPN, SSD extras), "
+             "without the detection heads, anchors and resizing transform")
+    return Source(text, backbone.eval(), kwargs, None, built, (3, *fixed) if fixed else None)
 
 
 def _from_file(path: Path, attr: str, kwargs: dict):

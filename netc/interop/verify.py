@@ -32,6 +32,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     # input sizes the source runs at and the spec refuses to compile for: exact where it compiles
     refused_sizes: list[str] = field(default_factory=list)
+    reference: str | None = None  # what the source stands for where it is a part of the named model
 
     @property
     def verified(self) -> bool:
@@ -45,7 +46,8 @@ class Report:
         text = (f"verified: loads the source's state_dict strictly {order}, {self.params:,} parameters, "
                 f"MACs agree, outputs agree in eval and training mode at {sizes} with every parameter and "
                 f"buffer randomised (max |diff| {self.max_diff:.1e})")
-        return text + "".join(f"; but {r}" for r in self.refused_sizes)
+        text += "".join(f"; but {r}" for r in self.refused_sizes)
+        return text + (f"; the source: {self.reference}" if self.reference else "")
 
 
 def randomise(module, seed: int = 0) -> None:
