@@ -189,6 +189,8 @@ def _one_conv_then(tmp_path, body: str) -> str:
 @pytest.mark.parametrize("body, words", [
     ("F.gelu(x)", "  - gelu\n"),
     ("F.softsign(x)", "  - softsign\n"),
+    ("F.normalize(x)", "  - normalize\n"),
+    ("F.normalize(x, 1.0, 2, eps=1e-6)", "normalize: {p: 1.0, dim: 1, eps: 1e-06}"),
     ("F.leaky_relu(x, 0.2)", "leaky_relu: {negative_slope: 0.2}"),
     ("F.relu6(x, True)", "relu6: {inplace: true}"),
     ("F.gelu(x, approximate='tanh')", "gelu: {approximate: tanh}"),

@@ -111,4 +111,4 @@ def test_unknown_torchvision_model_names_both_kinds():
     with pytest.raises(NetcError) as exc:
         import_spec("torchvision:fcn_resnet5", {}, (3, 64, 64), check=False)
     text = str(exc.value)
-    assert "no classification or segmentation model 'fcn_resnet5'" in text and "fcn_resnet50" in text
+    assert "no classification, segmentation or detection model 'fcn_resnet5'" in text and "fcn_resnet50" in text

@@ -360,6 +360,7 @@ EVERY_OP = """\
   - {hardswish: {}}
   - {name: ls, layer_scale: {init: 0.5}}
   - {name: lsf, layer_scale: {init: 0.25, flat: true}}
+  - {normalize: {}}
   - {name: sd, stochastic_depth: {p: 0.2}}
   - {name: bsum, from: [sd, gate], add: {broadcast: true}}
   - {permute: {dims: [1, 2, 0]}}

@@ -17,7 +17,7 @@ _BAD = re.compile(r"[^A-Za-z0-9_]+")
 RUNTIME = ("Add", "Concat", "Scale", "PadChannels", "SeparableConv2d", "LayerNorm2d", "Permute", "Reshape",
            "Reduce", "Stack", "StochasticDepth", "pad_same", "Conv2dSame", "StdConv2d", "MaxPool2dSame",
            "AvgPool2dSame", "Affine", "GlobalResponseNorm", "Sub", "Div", "Pow", "ExpandAs", "BlurPool2d", "FrozenBatchNorm2d",
-           "ChannelScale",
+           "ChannelScale", "Normalize",
            "feature_graph", "FeatureInfo", "backbone")
 # runtime functions a runtime class calls, copied with it
 RUNTIME_NEEDS = {"Conv2dSame": ("pad_same",), "StdConv2d": ("pad_same",), "MaxPool2dSame": ("pad_same",),

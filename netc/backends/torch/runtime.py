@@ -240,6 +240,22 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
 
+class Normalize(nn.Module):
+    """x / max(‖x‖_p, eps) along `dim` (batch axis counted), torch.nn.functional.normalize."""
+
+    def __init__(self, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
+        super().__init__()
+        if out is not None:  # F.normalize's own arguments build this module (netc import): no out=
+            raise ValueError("normalize into an out= tensor")
+        self.p, self.dim, self.eps = p, dim, eps
+
+    def forward(self, x):
+        return torch.nn.functional.normalize(x, self.p, self.dim, self.eps)
+
+    def extra_repr(self):
+        return f"p={self.p}, dim={self.dim}, eps={self.eps}"
+
+
 class ChannelScale(nn.Module):
     """A learned scale per channel in a module of its own (timm's LayerScale2d, LayerScale, MetaFormer's
     Scale): x * the parameter `param`, per channel of N×C×H×W (`over_channels`) or on the last axis."""
