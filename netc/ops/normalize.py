@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, ShapeError, Unmappable, drop_defaults, numel, register
+from netc.ops.base import Attrs, Autograd, ModuleSpec, Op, Unmappable, axis_index, drop_defaults, numel, register
 
 
 class NormalizeAttrs(Attrs):
@@ -37,9 +37,7 @@ class Normalize(Op):
                                         {"p": 2.0, "dim": 0, "eps": 1e-12})
 
     def infer(self, a, shapes):
-        if a.dim >= len(shapes[0]):
-            raise ShapeError(f"normalize dim {a.dim} does not exist in a {len(shapes[0])}-d input",
-                             "dim 0 is the channel (or feature) axis; the batch axis is not counted")
+        axis_index(self.name, a.dim, len(shapes[0]), "dim")
         return shapes[0]
 
     def mixed_axes(self, a, shapes):
