@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from netc.api import import_spec, loads
+from netc.api import import_spec, loads, verify
 from netc.errors import NetcError
 from netc.names import output_name_for_key
 from tests.conftest import ROOT
@@ -62,6 +62,9 @@ def test_torchvision_detection_name_imports_the_backbone():
     _outputs_follow_the_keys(text, reference, (3, 64, 64))
     assert loads(text).spec.outputs == ["out0", "out1", "pool"]
     _same_outputs_from_one_build(text, reference, [(3, 96, 128), (3, 72, 56)])
+    # `netc verify SPEC torchvision:NAME` compares with the same backbone and says so
+    again = verify(lambda shape=None: loads(text, input_shape=shape), f"torchvision:{name}")
+    assert again.verified and again.reference == verdict.reference
 
 
 def test_ssd_l2_norm_is_normalize_then_a_flat_layer_scale():

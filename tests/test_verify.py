@@ -59,7 +59,7 @@ def test_cli_exit_status_0_verified_1_differs_2_bad_input(netc_cli, tmp_path):
     code, out, err = netc_cli("verify", "resnet18", str(tmp_path / "bad.pt"))
     assert code == 2 and "not a state_dict" in err and not out
     code, out, err = netc_cli("verify", "resnet18", "torchvision:no_such_net")
-    assert code == 2 and "no classification or segmentation model" in err
+    assert code == 2 and "no classification, segmentation or detection model" in err
 
 
 def test_cli_compares_outputs_at_two_sizes(netc_cli):

@@ -61,9 +61,9 @@ def load_source(text: str, kwargs: dict | None = None) -> Source:
 
 
 def _torchvision(name: str, kwargs: dict) -> tuple:
-    """(factory, name, keyword arguments) that build torchvision's classification or segmentation model
-    `name` without weights: a segmentation model's backbone neither (torchvision's default
-    would download ImageNet weights for it)."""
+    """(factory, name, keyword arguments) that build torchvision's classification, segmentation or
+    detection model `name` without weights: a segmentation or detection model's backbone neither
+    (torchvision's default would download ImageNet weights for it)."""
     import torchvision
 
     models = torchvision.models
