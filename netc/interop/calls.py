@@ -162,11 +162,9 @@ def _functional_op(node, f, args, kw, chunks, tensors):
 
 
 def _cat(args, kw):
-    dim = kw.get("dim", args[1] if len(args) > 1 else 0)
-    if dim != 1:
-        raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
+    dim = _batchless(_static(kw.get("dim", args[1] if len(args) > 1 else 0), "cat"), "cat")
     inputs = list(args[0])
-    return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
+    return ("cat", {"dim": dim} if dim else {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
 
 
 # tensor methods x.add(y) / x.mul_(y) map as x + y / x * y

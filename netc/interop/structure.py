@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netc.errors import error
-from netc.interop.grid import VALUE
+from netc.interop.grid import GRID, VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
@@ -145,9 +145,8 @@ class Emitter:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
-        example = getattr(entry, "meta", {}).get(VALUE)
-        if getattr(example, "ndim", 0) >= 2:
-            layer[IN_C_KEY] = int(example.shape[1])
+        if _channels_first(entry):
+            layer[IN_C_KEY] = int(entry.meta[VALUE].shape[1])
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
@@ -246,8 +245,8 @@ class Emitter:
 
     def fork(self, branch_items: list, join, entry, parent: str):
         """A residual or concat closing the fork at `entry`; None if the join is neither."""
-        if isinstance(join, Block) or join.op not in ("add", "cat"):
-            return None
+        if isinstance(join, Block) or join.op not in ("add", "cat") or join.attrs.get("dim"):
+            return None  # `concat:` joins channels; a cat along another axis stays a layer with `from:`
         branches = _split(branch_items, join.inputs, entry)
         if branches is None:
             return None
@@ -330,6 +329,15 @@ class Emitter:
             if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
                 return ref
         return full
+
+
+def _channels_first(entry) -> bool:
+    """Whether axis 1 of the block's input is its channels, which no input size changes: a vector's
+    features, or a map whose last two axes are its height and width (`grid.py`). An H×W×C map
+    (MambaOut's blocks) or a token sequence has a size there, so `$in_c * 2` would hold at one size."""
+    meta = getattr(entry, "meta", {})
+    example = meta.get(VALUE)
+    return getattr(example, "ndim", 0) == 2 or (getattr(example, "ndim", 0) == 4 and meta.get(GRID) is not None)
 
 
 def drop_keys(value, keys: tuple) -> None:
