@@ -15,7 +15,8 @@ from tests.conftest import ROOT, pair
 from tests.test_ops_v2 import assert_refused, load
 
 FIXTURE = ROOT / "tests" / "fixtures" / "interop" / "timm_families.py"
-FAMILIES = [("fastvit", (3, 64, 64)), ("focalnet", (3, 40, 48)), ("mambaout", (3, 36, 44)), ("poolformer", (3, 36, 44))]
+FAMILIES = [("fastvit", (3, 64, 64)), ("focalnet", (3, 40, 48)), ("mambaout", (3, 36, 44)), ("poolformer", (3, 36, 44)),
+            ("convformer", (3, 36, 44))]
 
 
 @pytest.mark.parametrize("factory, size", FAMILIES, ids=[f[0] for f in FAMILIES])
@@ -45,6 +46,8 @@ def test_nhwc_cat_and_layer_bias_are_written():
     poolformer, _ = import_spec(f"{FIXTURE}:poolformer", {"depths": (1,)}, (3, 32, 32))
     assert "layer_bias: {init: 0.0, shape: [1]}" in poolformer, poolformer
     assert "groupnorm: {groups: 1, eps: 1e-06, bias: false}" in poolformer, poolformer
+    convformer, _ = import_spec(f"{FIXTURE}:convformer", {"depths": (1,)}, (3, 32, 32))
+    assert "pow: {exponent: 2.0}" in convformer, convformer  # SquaredReLU's torch.square
 
 
 NHWC = ("  - {name: a, conv: {out: 4, k: 1}}\n  - {name: pa, permute: {dims: [1, 2, 0]}}\n"

@@ -64,6 +64,8 @@ def _method_op(node, f: str, args, kw, chunks: dict):
         return "flatten", {}, [args[0]]
     if f in mapping.METHOD_ACTIVATIONS:
         return mapping.METHOD_ACTIVATIONS[f], {}, [args[0]]
+    if f == "square" and len(args) == 1 and not kw:
+        return "pow", {"exponent": 2.0}, [args[0]]
     if f in ("narrow", "split"):
         return _narrow_or_split(node, f, args, kw, chunks)
     if f == "permute":
@@ -126,6 +128,8 @@ def _difference_or_power(f, args, kw, tensors, binary):
         return "scale", {"factor": 1.0 / args[1]}, tensors
     if f in mapping.POW and by_constant:
         return "pow", {"exponent": float(args[1])}, tensors
+    if f is torch.square and len(args) == 1 and len(tensors) == 1 and not kw:  # MetaFormer's SquaredReLU
+        return "pow", {"exponent": 2.0}, tensors
     return _NOT_MINE
 
 
