@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netc.errors import error
-from netc.interop.grid import GRID, VALUE
+from netc.interop.concrete import CHANNELS
+from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
@@ -332,12 +333,12 @@ class Emitter:
 
 
 def _channels_first(entry) -> bool:
-    """Whether axis 1 of the block's input is its channels, which no input size changes: a vector's
-    features, or a map whose last two axes are its height and width (`grid.py`). An H×W×C map
-    (MambaOut's blocks) or a token sequence has a size there, so `$in_c * 2` would hold at one size."""
+    """Whether axis 1 of the block's input holds its channels, which no input size changes (`$in_c`
+    follows them); an H×W×C map's axis 1 is its height (MambaOut's blocks), so `$in_c * 2` would
+    hold at one input size only."""
     meta = getattr(entry, "meta", {})
-    example = meta.get(VALUE)
-    return getattr(example, "ndim", 0) == 2 or (getattr(example, "ndim", 0) == 4 and meta.get(GRID) is not None)
+    rank = getattr(meta.get(VALUE), "ndim", 0)
+    return rank >= 2 and meta.get(CHANNELS, 1) == 1
 
 
 def drop_keys(value, keys: tuple) -> None:
