@@ -158,6 +158,8 @@ class StochasticDepth(Op):
         traced through it would vanish from the spec and leave training mode unreproduced."""
         if torch_cls != "timm.layers.drop.DropPath":
             return super().from_module(m, torch_cls)
+        if not m.drop_prob:
+            return "identity", {}  # (rdnet builds DropPath(0.0) where others build nn.Identity)
         if not m.scale_by_keep:
             raise Unmappable("DropPath with scale_by_keep=False (survivors unscaled)")
         return self.name, {"p": float(m.drop_prob)}
