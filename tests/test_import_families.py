@@ -120,3 +120,14 @@ def test_cat_of_disagreeing_shapes_is_located(tmp_path, dim, words):
     with pytest.raises(netc.NetcError) as e:
         load(tmp_path, f"  - {{name: p, maxpool: {{k: 2}}}}\n  - {{name: c, cat: {{dim: {dim}}}, from: [input, p]}}\n")
     assert words in str(e.value) and "probe.yaml:6:" in str(e.value), str(e.value)
+
+
+def test_drop_path_without_rescaling_is_refused(tmp_path):
+    """DropPath(scale_by_keep=False) leaves survivors unscaled, which netc's stochastic depth does not."""
+    source = tmp_path / "unscaled.py"
+    source.write_text("import torch.nn as nn\nfrom timm.layers import DropPath\n\n\nclass Net(nn.Sequential):\n"
+                      "    def __init__(self):\n        super().__init__(nn.Conv2d(3, 8, 3), DropPath(0.2, scale_by_keep=False))\n",
+                      encoding="utf-8")
+    with pytest.raises(netc.NetcError) as e:
+        import_spec(f"{source}:Net", {}, (3, 16, 16))
+    assert "'1' of" in str(e.value) and "DropPath with scale_by_keep=False" in str(e.value), str(e.value)
