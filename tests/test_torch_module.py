@@ -350,6 +350,7 @@ EVERY_OP = """\
   - {name: sum, from: [mix, mix], add: {}}
   - {scale: {factor: 2.0}}
   - {groupnorm: {groups: 4}}
+  - {groupnorm: {groups: 2, bias: false}}
   - {instancenorm: {affine: true, track_running_stats: true, eps: 1.0e-3}}
   - {layernorm: {}}
   - {channel_shuffle: {groups: 2}}
@@ -365,6 +366,8 @@ EVERY_OP = """\
   - {name: bsum, from: [sd, gate], add: {broadcast: true}}
   - {permute: {dims: [1, 2, 0]}}
   - {layernorm: {over: last}}
+  - {name: lb, layer_bias: {init: 0.1, shape: [1]}}
+  - {name: wide, from: [lb, lb], cat: {dim: -1}}
   - {linear: {out: 8}}
   - {reshape: {shape: [16, 8]}}
   - {permute: {dims: [1, 0]}}

@@ -64,6 +64,8 @@ def _method_op(node, f: str, args, kw, chunks: dict):
         return "flatten", {}, [args[0]]
     if f in mapping.METHOD_ACTIVATIONS:
         return mapping.METHOD_ACTIVATIONS[f], {}, [args[0]]
+    if f == "square" and len(args) == 1 and not kw:
+        return "pow", {"exponent": 2.0}, [args[0]]
     if f in ("narrow", "split"):
         return _narrow_or_split(node, f, args, kw, chunks)
     if f == "permute":
@@ -126,6 +128,8 @@ def _difference_or_power(f, args, kw, tensors, binary):
         return "scale", {"factor": 1.0 / args[1]}, tensors
     if f in mapping.POW and by_constant:
         return "pow", {"exponent": float(args[1])}, tensors
+    if f is torch.square and len(args) == 1 and len(tensors) == 1 and not kw:  # MetaFormer's SquaredReLU
+        return "pow", {"exponent": 2.0}, tensors
     return _NOT_MINE
 
 
@@ -162,11 +166,9 @@ def _functional_op(node, f, args, kw, chunks, tensors):
 
 
 def _cat(args, kw):
-    dim = kw.get("dim", args[1] if len(args) > 1 else 0)
-    if dim != 1:
-        raise Unmappable(f"torch.cat along dim {dim} (netc concatenates channels, dim 1)")
+    dim = _batchless(_static(kw.get("dim", args[1] if len(args) > 1 else 0), "cat"), "cat")
     inputs = list(args[0])
-    return ("cat", {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
+    return ("cat", {"dim": dim} if dim else {}, inputs) if len(inputs) > 1 else ("identity", {}, inputs)
 
 
 # tensor methods x.add(y) / x.mul_(y) map as x + y / x * y

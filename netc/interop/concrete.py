@@ -25,6 +25,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from netc.interop.grid import GRID, VALUE, expression, follow
 
 # VALUE: the fx `Node.meta` key of the tensor (or other result) the node computed on the example
+CHANNELS = "netc.channels"  # fx `Node.meta` key: the axis of the node's value holding the channels (absent: 1)
 _STATIC = ("shape", "ndim", "device", "dtype", "is_cuda")  # what a forward reads without depending on values
 BATCH = 2  # the example's batch: a reshape that keeps it keeps each sample apart
 
@@ -55,6 +56,37 @@ def input_sizes(value, node) -> tuple:
     if grid is None or len(shape) != 4:
         return shape
     return shape[:2] + tuple(InputSize(n, expression(var, g)) for n, var, g in zip(shape[2:], ("in_h", "in_w"), grid))
+
+
+def channel_axis(node: fx.Node, value, root) -> int | None:
+    """Where a permute moved the channels of `value` (computed by `node`): an H×W×C map has them on
+    axis 3. An op whose result has its first input's rank keeps its input's axis; None is axis 1 (the
+    input's, and what is assumed past a reshape, flatten or stack)."""
+    rank = _rank(value)
+    first = next((x for x in node.all_input_nodes if _rank(x.meta.get(VALUE)) is not None), None)
+    if rank is None or first is None or _rank(first.meta[VALUE]) != rank:
+        return None
+    axis = first.meta.get(CHANNELS, 1)
+    dims = _permuted(node, root)
+    return axis if dims is None else [d % rank for d in dims].index(axis)
+
+
+def _rank(value) -> int | None:
+    """The rank of a tensor, or of the parts of a split (a tuple of tensors)."""
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        value = value[0]
+    return value.dim() if isinstance(value, torch.Tensor) and value.dim() > 1 else None
+
+
+def _permuted(node: fx.Node, root):
+    """The dims of a permute (`x.permute(…)`, `torch.permute`, torchvision's Permute module), else None."""
+    if node.op == "call_module":
+        return getattr(root.get_submodule(node.target), "dims", None) if type(
+            root.get_submodule(node.target)).__name__ == "Permute" else None
+    if node.target == "permute" and node.op == "call_method" or node.target is torch.permute:
+        rest = node.args[1:] or (node.kwargs.get("dims"),)
+        return list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else list(rest)
+    return None
 
 
 class _Unknown(Exception):
@@ -111,6 +143,9 @@ class ConcreteTracing:
             grid = follow(proxy.node, value, self.root)
             if grid is not None:
                 proxy.node.meta[GRID] = grid
+            axis = channel_axis(proxy.node, value, self.root)
+            if axis is not None:
+                proxy.node.meta[CHANNELS] = axis
         return proxy
 
     def _run(self, kind, target, args, kwargs):

@@ -77,7 +77,11 @@ def publish(emitter, items: list) -> None:
 
 def interleaved(emitter, items: list, entry, parent: str) -> list:
     """Layers computing `items` (some of them occurrences of lists) from `entry`."""
-    units = _result_last(merged(items, emitter.lists, emitter.order, emitter.owners), _out(items[-1]), emitter.owners)
+    result = _out(items[-1])
+    # the other modules too in registration order (focalnet registers `h` and `proj` before the list its
+    # forward runs first): references may point forward
+    units = merged(items, emitter.lists, emitter.order, emitter.owners)
+    units = _result_last(emitter._by_registration(units), result, emitter.owners)
     publish(emitter, units)
     referenced = {id(v) for unit in units for v in external_inputs(unit, set()) if v is not entry}
     layers, cur = [], entry
@@ -97,4 +101,7 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
             cur = _out(unit)
         if reads_ahead(unit, k, written_at):
             drop_keys(layers[start:], (IN_C_KEY,))  # its input's shape is not known where it is written: no `$in_c`
+    if next((u for u in units if _out(u) is result), units[-1]) is not units[-1]:  # a structure's result is its
+        emitter._name_read(result)  # last layer's
+        layers.append({"identity": {}, "from": emitter._ref(result, parent)})
     return layers

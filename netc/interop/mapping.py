@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import operator
+import weakref
 from contextlib import contextmanager
 from functools import partial
 
@@ -222,13 +223,37 @@ def is_separable(m: nn.Module) -> bool:
 
 def is_leaf(m: nn.Module) -> bool:
     """Traced as one call: a module netc maps, a layer of torch.nn, or a childless one owning weights
-    itself (reported as unmappable by its class rather than by the functions inside it). A block with children and a
+    itself that maps to an op (probed). A block with children and a
     parameter of its own (ConvNeXt's CNBlock and its `layer_scale`) is traced through: the parameter
     becomes the op that reads it."""
     own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
     childless = next(m.children(), None) is None
-    return (_known_base(m) is not None or _qualname(m) in NAMED or is_separable(m) or (own and childless)
-            or _torch_layer(m))
+    return (_known_base(m) is not None or _qualname(m) in NAMED or is_separable(m)
+            or (own and childless and _maps(m)) or _torch_layer(m))
+
+
+_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def probe_leaves(module: nn.Module) -> None:
+    """Decide `_maps` for each of `module`'s submodules before a trace: the probes run the module,
+    which must not happen inside torch.fx's tracing (it records module calls)."""
+    for m in module.modules():
+        is_leaf(m)
+
+
+def _maps(m: nn.Module) -> bool:
+    """Whether a childless module owning weights maps to an op (probed once, `probe_leaves`). One
+    that does not is traced through, so that its forward's reads of its own parameters become ops
+    (fastvit's LayerScale2d: `x * self.gamma` of shape C×1×1, a `layer_scale`); what stays
+    unmapped there is reported by the function and the parameter."""
+    if m not in _MAPS:
+        try:
+            map_module(m)
+            _MAPS[m] = True
+        except Unmappable:
+            _MAPS[m] = False
+    return _MAPS[m]
 
 
 def _torch_layer(m: nn.Module) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netc.errors import error
+from netc.interop.concrete import CHANNELS
 from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
@@ -145,9 +146,8 @@ class Emitter:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
                  TYPE_KEY: block.module_type}
-        example = getattr(entry, "meta", {}).get(VALUE)
-        if getattr(example, "ndim", 0) >= 2:
-            layer[IN_C_KEY] = int(example.shape[1])
+        if _channels_first(entry):
+            layer[IN_C_KEY] = int(entry.meta[VALUE].shape[1])
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
@@ -246,8 +246,8 @@ class Emitter:
 
     def fork(self, branch_items: list, join, entry, parent: str):
         """A residual or concat closing the fork at `entry`; None if the join is neither."""
-        if isinstance(join, Block) or join.op not in ("add", "cat"):
-            return None
+        if isinstance(join, Block) or join.op not in ("add", "cat") or join.attrs.get("dim"):
+            return None  # `concat:` joins channels; a cat along another axis stays a layer with `from:`
         branches = _split(branch_items, join.inputs, entry)
         if branches is None:
             return None
@@ -330,6 +330,15 @@ class Emitter:
             if not any(".".join(scopes[:n] + [ref]) in self.names for n in range(k + 1, len(scopes) + 1)):
                 return ref
         return full
+
+
+def _channels_first(entry) -> bool:
+    """Whether axis 1 of the block's input holds its channels, which no input size changes (`$in_c`
+    follows them); an H×W×C map's axis 1 is its height (MambaOut's blocks), so `$in_c * 2` would
+    hold at one input size only."""
+    meta = getattr(entry, "meta", {})
+    rank = getattr(meta.get(VALUE), "ndim", 0)
+    return rank >= 2 and meta.get(CHANNELS, 1) == 1
 
 
 def drop_keys(value, keys: tuple) -> None:

@@ -716,8 +716,9 @@ def _placeholder(layer, refs: str) -> bool:
 
 def _drop_identities(value, refs: str) -> None:
     if isinstance(value, dict):
-        for v in value.values():
-            _drop_identities(v, refs)
+        for k, v in value.items():
+            if k != "from":  # a reference to a layer named `identity` (MobileOne's BN branch) is no layer
+                _drop_identities(v, refs)
     elif isinstance(value, list):
         kept = [v for v in value if not _placeholder(v, refs)]
         if kept and len(kept) < len(value) and all(isinstance(v, (dict, str)) for v in value):

@@ -66,6 +66,7 @@ def trace(module, where: str, several: bool = False, input_shape=None) -> tuple[
     may be returned: a training forward's outputs; or a dict of named outputs) and its input
     placeholder. With `input_shape`
     (C×H×W) the trace runs on an example batch of it: shape reads are numbers (`concrete.py`)."""
+    mapping.probe_leaves(module)
     tracer = _Tracer(None if input_shape is None else example_batch(module, input_shape))
     try:
         with buffers_kept(module):
@@ -141,16 +142,23 @@ def _parents(node) -> tuple:
     return tuple(path for path, _ in stack.values() if path)
 
 
-def _is_mul(node) -> bool:
-    return (node.op == "call_function" and node.target in mapping.MUL
-            or node.op == "call_method" and node.target in ("mul", "mul_"))
+def _owner_op(node) -> str | None:
+    """The op a product or sum with a parameter becomes: `layer_scale` (`param * x`, `x.mul(param)`)
+    or `layer_bias` (`x + param`)."""
+    method = node.target if node.op == "call_method" else None
+    if node.op == "call_function" and node.target in mapping.MUL or method in ("mul", "mul_"):
+        return "layer_scale"
+    if node.op == "call_function" and node.target in mapping.ADD or method in ("add", "add_"):
+        return "layer_bias"
+    return None
 
 
-def _layer_scale(node, module, viewed: dict):
-    """(layer_scale attrs, the scaled tensor, the get_attr node) of `param * x` (`x.mul(param)`),
-    with `param` read by get_attr, or a view of it (`viewed`: timm's `gamma.reshape(1, -1, 1, 1)`);
-    else None."""
-    if not _is_mul(node) or len(node.args) != 2 or node.kwargs:
+def _owned_param(node, module, viewed: dict):
+    """(op, attrs, the tensor it applies to, the get_attr node) of `param * x` or `x + param` with
+    `param` a learnable parameter read by get_attr (of any shape that broadcasts onto x: the op's
+    `shape`), or a view of one (`viewed`: timm's `gamma.reshape(1, -1, 1, 1)`, a scale only); else None."""
+    op = _owner_op(node)
+    if op is None or len(node.args) != 2 or node.kwargs:
         return None
     a, b = node.args
     if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
@@ -172,13 +180,14 @@ def _layer_scale(node, module, viewed: dict):
         attrs["init"] = float(f"{float(flat[0]):.7g}")  # the float32 value as written (1e-06)
     if used is not param:  # a view: per channel of a map, or nothing netc has
         shown, target = value_of(used), value_of(x)
-        if not (value.dim() == 1 and shown is not None and target is not None and shown.dim() == target.dim()
+        if not (op == "layer_scale" and value.dim() == 1 and shown is not None and target is not None
+                and shown.dim() == target.dim()
                 and tuple(shown.shape) == (1, value.numel()) + (1,) * (target.dim() - 2)):
             return None
         attrs["flat"] = True
     elif not (value.dim() == 3 and value.shape[1:] == (1, 1)):
         attrs["shape"] = list(value.shape)
-    return attrs, x, param
+    return op, attrs, x, param
 
 
 _MAPPED = ("netc maps conv (and transposed), norms (batch, layer, group), pooling, upsampling, linear, "
@@ -208,12 +217,12 @@ class _OpMapper:
         self.called: set[str] = set()  # modules already called (a second call reuses no weights)
         self.alias: dict = {}  # a node that returns its input unchanged -> that input
         self.chunks: dict = {}
-        self.scaled: set = set()  # get_attr nodes read by a layer scale
+        self.scaled: set = set()  # get_attr nodes read by a layer scale or bias
         self.viewed: dict = {}  # a reshape of a parameter (a layer scale's `gamma.view(1, -1, 1, 1)`) -> its get_attr
 
     def visit(self, node) -> None:
         if node.op == "placeholder" or node.op == "get_attr":
-            return  # a get_attr is read by a layer scale (below), or reported by check()
+            return  # a get_attr is read by a layer scale or bias (below), or reported by check()
         if node.op == "output":
             self.returned = self.outputs(node.args[0])
             return
@@ -222,11 +231,11 @@ class _OpMapper:
         node.kwargs = fx.node.map_arg(node.kwargs, lambda a: alias.get(a, a))
         if self.view_of_parameter(node):
             return
-        scale = _layer_scale(node, self.module, self.viewed)
-        if scale is not None:
-            attrs, x, param = scale
+        owned = _owned_param(node, self.module, self.viewed)
+        if owned is not None:
+            op, attrs, x, param = owned
             self.scaled.add(param)
-            self.ops.append(TracedOp("layer_scale", attrs, param.target, _parents(node), [x], node))
+            self.ops.append(TracedOp(op, attrs, param.target, _parents(node), [x], node))
             return
         try:
             found = self.module_call(node) if node.op == "call_module" else self.function_call(node)
@@ -312,7 +321,8 @@ class _OpMapper:
             if node.op == "get_attr" and node not in self.scaled:
                 self.problems.append(Diagnostic(
                     "import", f"'{node.target}' of {self.where}: the forward reads a parameter or buffer directly "
-                    "(netc ops own their weights; a parameter multiplying a tensor is a layer scale)"))
+                    "(netc ops own their weights; a parameter multiplying a tensor is a layer scale, one added a "
+                    "layer bias)"))
         bad = sorted({part for op in self.ops for part in op.scope.split(".")
                       if op.named and not MODULE_NAME.fullmatch(part)})
         for part in bad[:10]:

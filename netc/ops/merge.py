@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from netc.ops.base import (SAVES_NOTHING, Attrs, Autograd, ModuleSpec, NoAttrs, Op, OwnedParam, ShapeError, Window,
-                           broadcast, drop_defaults, fmt_shape, need_map, numel, register)
+                           axis_index, broadcast, drop_defaults, fmt_shape, need_map, numel, register)
 
 # the backward of a sum or concatenation saves nothing and hands its gradient on unchanged
 PASS_GRAD = Autograd(grad_alias=True)
@@ -89,12 +89,17 @@ class Mul(Op):
         return ModuleSpec("netc.backends.torch.runtime.Mul", (), {})
 
 
+class CatAttrs(Attrs):
+    dim: int = 0  # the batchless axis joined: 0 = channels, -1 = the last (channels of an NHWC map)
+
+
 @register
 class Cat(Op):
     name = "cat"
-    summary = "concatenate two or more tensors along channels (height×width must agree)"
-    reference = "concatenation along channels"
-    Attrs = NoAttrs
+    summary = "concatenate two or more tensors along channels, or along axis dim (the other axes must agree)"
+    reference = ("concatenation along channels; `dim` picks another batchless axis (`dim: -1`, the channels of an "
+                 "H×W×C map: `torch.cat(xs, dim=-1)`)")
+    Attrs = CatAttrs
     onnx = "Concat"
     fill = "#b6d7a8"
     diagram_shape = "invtrapezium"
@@ -104,20 +109,25 @@ class Cat(Op):
         rank = {len(s) for s in shapes}
         if rank != {len(shapes[0])}:
             raise ShapeError("cat inputs mix feature maps and flat vectors")
-        spatial = {s[1:] for s in shapes}
-        if len(spatial) > 1:
-            raise ShapeError("cat inputs disagree in height×width",
-                             "every branch must keep the same spatial size; check strides and padding")
-        return (sum(s[0] for s in shapes), *shapes[0][1:])
+        axis = axis_index("cat", a.dim, len(shapes[0]), "dim")
+        rest = {s[:axis] + s[axis + 1:] for s in shapes}
+        if len(rest) > 1:
+            if axis == 0:
+                raise ShapeError("cat inputs disagree in height×width",
+                                 "every branch must keep the same spatial size; check strides and padding")
+            raise ShapeError(f"cat inputs disagree off axis {axis}: {', '.join(map(fmt_shape, shapes))}",
+                             "every input must have the same size on each axis but the joined one")
+        return shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
 
     def autograd(self, a, shapes, out):
         return PASS_GRAD  # the inputs' gradients are slices of the output's
 
     def label(self, a):
-        return "concat"
+        return "concat" + (f" axis {a.dim}" if a.dim else "")
 
     def module(self, a, shapes):
-        return ModuleSpec("netc.backends.torch.runtime.Concat", (), {})
+        axis = axis_index("cat", a.dim, len(shapes[0]))
+        return ModuleSpec("netc.backends.torch.runtime.Concat", (axis + 1,) if axis else (), {})
 
 
 class _Binary(Op):
@@ -212,9 +222,13 @@ class Scale(_Pointwise):
         return ModuleSpec("netc.backends.torch.runtime.Scale", (a.factor,), {})
 
 
-class LayerScaleAttrs(Attrs):
-    init: float = 1e-6
+class LayerBiasAttrs(Attrs):
+    init: float = 0.0
     shape: Optional[Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=3)]] = None
+
+
+class LayerScaleAttrs(LayerBiasAttrs):
+    init: float = 1e-6
     # the parameter is a vector of the channels, viewed per channel where applied (timm's
     # `x.mul(self.gamma.reshape(1, -1, 1, 1))`), not a tensor of `shape`
     flat: bool = False
@@ -251,9 +265,9 @@ class LayerScale(Op):
     def infer(self, a, shapes):
         x, p = shapes[0], self.shape(a, shapes)
         if len(p) > len(x) or any(n not in (1, m) for n, m in zip(reversed(p), reversed(x))):
-            raise ShapeError(f"layer_scale shape {fmt_shape(p)} does not broadcast onto its input",
+            raise ShapeError(f"{self.name} shape {fmt_shape(p)} does not broadcast onto its input",
                              "each axis of the shape must equal the input's (right-aligned) or be 1; "
-                             "leave shape out for one scale per channel")
+                             "leave shape out for one value per channel")
         return x
 
     def params(self, a, shapes):
@@ -269,6 +283,29 @@ class LayerScale(Op):
         if a.flat:
             return OwnedParam((shapes[0][0],), a.init, CHANNEL_MUL)
         return OwnedParam(self.shape(a, shapes), a.init, "operator.mul")
+
+
+@register
+class LayerBias(LayerScale):
+    """A learnable bias kept on the enclosing block under this node's name, as a layer scale is:
+    output = x + param (MetaFormer's StarReLU adds its `bias` of one element)."""
+
+    name = "layer_bias"
+    summary = "learnable bias owned by the enclosing block (init, shape; default C×1×1 on maps, C on vectors)"
+    reference = ("a learnable bias `x + param`, kept on the *enclosing block* under the layer's name as `layer_scale` "
+                 "is, starting at `init` (0) whatever the `init:` scheme; `shape` as layer_scale's (`[1]`: one "
+                 "scalar, MetaFormer's StarReLU)")
+    Attrs = LayerBiasAttrs
+    onnx = "Add (an initializer)"
+
+    def autograd(self, a, shapes, out):
+        return SAVES_NOTHING  # the gradients are the output's and its sum
+
+    def label(self, a):
+        return f"layer bias {a.init:g}"
+
+    def owned(self, a, shapes):
+        return OwnedParam(self.shape(a, shapes), a.init, "operator.add")
 
 
 class AffineAttrs(Attrs):

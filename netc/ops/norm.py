@@ -122,17 +122,26 @@ class LRN(Op):
         return ModuleSpec("torch.nn.LocalResponseNorm", (a.size,), {"alpha": a.alpha, "beta": a.beta, "k": a.k})
 
 
-class LayerNormAttrs(Attrs):
-    over: Literal["channels", "last"] = "channels"
-    eps: PosFloat = 1e-5
+class _AffineAttrs(Attrs):
+    """A layer or group norm's learned affine: weight and bias, or (bias: false) a weight only."""
+
     affine: bool = True
-    bias: bool = True  # false: a weight only (MetaFormer's LayerNorm2dNoBias)
+    bias: bool = True  # false: a weight only (MetaFormer's LayerNorm2dNoBias, GroupNorm1NoBias)
 
     @model_validator(mode="after")
     def _bias_is_affine(self):
         if not self.bias and not self.affine:
             raise ValueError("bias: false goes with affine: true (without affine there is no bias)")
         return self
+
+
+def _no_bias(a) -> dict:
+    return {} if a.bias else {"bias": False}
+
+
+class LayerNormAttrs(_AffineAttrs):
+    over: Literal["channels", "last"] = "channels"
+    eps: PosFloat = 1e-5
 
 
 def _norm_kwargs(a, affine: str) -> dict:
@@ -196,7 +205,7 @@ class LayerNorm(Op):
 
     def module(self, a, shapes):
         cls = "netc.backends.torch.runtime.LayerNorm2d" if a.over == "channels" else "torch.nn.LayerNorm"
-        kw = {**_norm_kwargs(a, "elementwise_affine"), **({} if a.bias else {"bias": False})}
+        kw = {**_norm_kwargs(a, "elementwise_affine"), **_no_bias(a)}
         return ModuleSpec(cls, (self.normalised(a, shapes),), kw)
 
 
@@ -256,25 +265,25 @@ class GlobalResponseNorm(Op):
                 for over, shape in (("last", (5, 6, c)), ("channels", (c, 5, 6)))]
 
 
-class GroupNormAttrs(Attrs):
+class GroupNormAttrs(_AffineAttrs):
     groups: Annotated[int, Field(gt=0)]
     eps: PosFloat = 1e-5
-    affine: bool = True
 
 
 @register
 class GroupNorm(Op):
     name = "groupnorm"
     summary = "group normalisation: channels in groups, each normalised over its channels and positions"
-    reference = "`nn.GroupNorm(groups, C)`; groups must divide C"
+    reference = "`nn.GroupNorm(groups, C)`; groups must divide C; `bias: false` keeps a weight only"
     Attrs = GroupNormAttrs
     onnx = "GroupNormalization (opset 18), or InstanceNormalization + Mul + Add"
     fill = "#eeeeee"
     torch_modules = ("torch.nn.GroupNorm",)
 
     def from_module(self, m, torch_cls):
-        return self.name, drop_defaults({"groups": m.num_groups, "eps": float(m.eps), "affine": bool(m.affine)},
-                                        {"eps": 1e-5, "affine": True})
+        return self.name, drop_defaults({"groups": m.num_groups, "eps": float(m.eps), "affine": bool(m.affine),
+                                         "bias": m.bias is not None or not m.affine},
+                                        {"eps": 1e-5, "affine": True, "bias": True})
 
     def mixed_axes(self, a, shapes):
         return (1, 2)  # each output is normalised by statistics over every position
@@ -287,7 +296,7 @@ class GroupNorm(Op):
         return shapes[0]
 
     def params(self, a, shapes):
-        return 2 * shapes[0][0] if a.affine else 0
+        return (1 + a.bias) * shapes[0][0] if a.affine else 0
 
     def other_flops(self, a, shapes, out):
         return 5 * numel(out)
@@ -299,7 +308,7 @@ class GroupNorm(Op):
         return f"groupnorm {a.groups}"
 
     def module(self, a, shapes):
-        return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), _norm_kwargs(a, "affine"))
+        return ModuleSpec("torch.nn.GroupNorm", (a.groups, shapes[0][0]), {**_norm_kwargs(a, "affine"), **_no_bias(a)})
 
 
 class InstanceNormAttrs(Attrs):

@@ -151,7 +151,18 @@ class StochasticDepth(Op):
                  "the rest by 1/(1−p); identity in eval")
     Attrs = StochasticDepthAttrs
     onnx = "(removed: eval mode)"
-    torch_modules = ("torchvision.ops.stochastic_depth.StochasticDepth",)
+    torch_modules = ("torchvision.ops.stochastic_depth.StochasticDepth", "timm.layers.drop.DropPath")
+
+    def from_module(self, m, torch_cls):
+        """timm's DropPath is the same per-sample drop; its forward is an identity in eval mode, so
+        traced through it would vanish from the spec and leave training mode unreproduced."""
+        if torch_cls != "timm.layers.drop.DropPath":
+            return super().from_module(m, torch_cls)
+        if not m.drop_prob:
+            return "identity", {}  # (rdnet builds DropPath(0.0) where others build nn.Identity)
+        if not m.scale_by_keep:
+            raise Unmappable("DropPath with scale_by_keep=False (survivors unscaled)")
+        return self.name, {"p": float(m.drop_prob)}
 
     def other_flops(self, a, shapes, out):
         return numel(out) if a.p else 0

@@ -15,12 +15,13 @@ from netc.backends.codegen.names import RESERVED, Names
 from netc.backends.codegen.scopes import INLINE_OPS, Box, item_key
 from netc.backends.codegen.sizes import runtime_sized
 from netc.ir.blocks import schedule
+from netc.ops.base import axis_index
 from netc.ops.merge import CHANNEL_MUL
 from netc.ops.shape import slice_bounds
 from netc.ir.sized import SIZED
 
 # how the forward applies a parameter an op owns on its module (`OwnedParam.fn`)
-OWNED_OPERATORS = {"operator.mul": "*"}
+OWNED_OPERATORS = {"operator.mul": "*", "operator.add": "+"}
 
 
 @dataclass
@@ -101,7 +102,8 @@ def _op_expr(data, nid, attr):
     if d.owned is not None:  # a parameter of this module (layer scale)
         return lambda args: f"{attr} {OWNED_OPERATORS[d.owned.fn]} {args[0]}"
     if op == "cat":
-        return lambda args: f"torch.cat([{', '.join(args)}], 1)"
+        axis = axis_index("cat", d.attrs.dim, len(data[d.inputs[0]].shape)) + 1
+        return lambda args: f"torch.cat([{', '.join(args)}], {axis})"
     if op == "scale":
         factor = attr or repr(d.attrs.factor)
         return lambda args: f"{args[0]} * {factor}"

@@ -16,8 +16,12 @@ class Add(nn.Module):
 
 
 class Concat(nn.Module):
+    def __init__(self, dim: int = 1):
+        super().__init__()
+        self.dim = dim
+
     def forward(self, *xs):
-        return torch.cat(xs, 1)
+        return torch.cat(xs, self.dim)
 
 
 class Scale(nn.Module):
