@@ -33,6 +33,7 @@ from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
 from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY, drop_keys
+from netc.interop import runs
 from netc.interop.yamlout import flow
 from netc.ops import REGISTRY
 from netc.spec.template_args import TYPE_NAMES
@@ -750,19 +751,23 @@ def progression(values: list, offset: int = 0) -> str | None:
     return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
 
-def compact(value) -> None:
+def compact(value, layers: bool = True) -> None:
     """Shortest spellings of what the recovery leaves: a concat branch of one layer is that layer,
-    an op layer with nothing but its default attributes is the op's name (`identity`)."""
+    an op layer with nothing but its default attributes is the op's name (`identity`), a run of
+    op layers that repeats is written once under `repeat:` (`runs.fold`) where `value` is a list
+    of layers (`layers`: not a concat's branches)."""
     if isinstance(value, dict):
         if isinstance(value.get("concat"), list):
             value["concat"] = [b[0] if isinstance(b, list) and len(b) == 1 else b for b in value["concat"]]
-        for v in value.values():
-            compact(v)
+        for key, v in value.items():
+            compact(v, layers=key in ("seq", "body", "shortcut", "then", "else", "side"))
     elif isinstance(value, list):
         for k, v in enumerate(value):
             compact(v)
             if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in REGISTRY and v[next(iter(v))] == {}:
                 value[k] = next(iter(v))
+        if layers:
+            runs.fold(value)
 
 
 def strip(value, free: bool = True):

@@ -32,12 +32,15 @@ def flow(v) -> str:
     return scalar(v)
 
 
-def _is_leafy(v) -> bool:
-    """Flow style fits: no nested list of layers inside, but for a list of one (a seq of one layer)."""
+def _is_leafy(v, nested: bool = False) -> bool:
+    """Flow style fits: a list of layers (`seq: [{conv: {out: 64, k: 3}}, bn, relu]`) holds no
+    list of layers itself, but for a list of one (a seq of one layer)."""
     if isinstance(v, dict):
-        return all(_is_leafy(x) for x in v.values())
+        return all(_is_leafy(x, nested) for x in v.values())
     if isinstance(v, list):
-        return all(not isinstance(x, (dict, list)) for x in v) or len(v) == 1 and _is_leafy(v[0])
+        if all(not isinstance(x, (dict, list)) for x in v) or len(v) == 1 and _is_leafy(v[0], nested):
+            return True
+        return not nested and all(_is_leafy(x, True) for x in v)
     return True
 
 
