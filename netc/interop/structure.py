@@ -16,6 +16,7 @@ from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+PATH_KEY = "__path__"  # a block's module path, for the constructor arguments that name a template's (signature.py)
 IN_C_KEY = "__in_c__"  # a block's input channels, for template arguments that follow them (`$in_c * 6`)
 
 
@@ -144,7 +145,7 @@ class Emitter:
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
-                 TYPE_KEY: block.module_type}
+                 TYPE_KEY: block.module_type, PATH_KEY: block.path}
         example = getattr(entry, "meta", {}).get(VALUE)
         if getattr(example, "ndim", 0) >= 2:
             layer[IN_C_KEY] = int(example.shape[1])
