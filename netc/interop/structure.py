@@ -173,11 +173,13 @@ class Emitter:
         source registers first (timm's fasternet registers its mlp before the spatial mixing that runs
         first), the children are written in registration order, each reading its input by `from:`
         (execution follows the data flow, not the written order)."""
+        refs = self.refs
         layers = self.region(items, entry, path)
         children = (f"{path}.{n}" if path else n for n in _written_names(layers))
         written = [self.order[c] for c in children if c in self.stateful]
         if written == sorted(written) or any(isinstance(it, Block) and it.path in self.lists for it in items):
             return layers  # (interleaved lists are written in registration order: netc.interop.lists)
+        self.refs = refs  # those layers are not written: only the `from:` of the ones below count
         ordered = self._by_registration(items)
         layers = self.fallback(ordered, entry, path)
         written_at = {id(_out(item)): k for k, item in enumerate(ordered)}
@@ -187,6 +189,7 @@ class Emitter:
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
             self._name_read(_out(items[-1]))
             layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})
+            self.refs += 1
         return layers
 
     def _by_registration(self, items: list) -> list:
