@@ -25,7 +25,7 @@ NUMBERED_ARG = re.compile(r"a_[0-9]\w*|\w*_[a-z]+[0-9]+")  # a position in the n
 def _import(name: str) -> str:
     from netc.interop import import_model
 
-    size = 107 if name == "inception_v3" else 64  # (its aux head pools 5x5: a map that fits)
+    size = 299 if name == "inception_v3" else 64  # (its aux head convolves 5x5 after a 5x5/3 pool: 17x17 maps)
     return import_model(f"torchvision:{name}", {}, (3, size, size)).text
 
 

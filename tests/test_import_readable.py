@@ -151,3 +151,37 @@ class Stage(nn.Module):
 ''')
     imported = import_model(f"{source}:Stage", {}, (3, 8, 8), templates=False)
     assert imported.refs == imported.text.count("from:") == 11
+
+
+def test_instances_that_repeat_a_block_more_times_are_no_optional_layers(tmp_path):
+    """FasterNet's stages hold 2 and 8 blocks at positions: the longer is not the template with
+    six blocks under `if:` flags, it is written apart, its blocks one repeat."""
+    source = tmp_path / "stages.py"
+    source.write_text('''from torch import nn
+
+
+class Unit(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).relu()
+
+
+class Stage(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Unit(4) for _ in range(n)])
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, 4, 1), Stage(2), Stage(4), Stage(2))
+''')
+    text, verdict = import_spec(f"{source}:net", {}, (3, 8, 8))
+    assert verdict.verified and verdict.same_order and verdict.max_diff <= 1e-5
+    assert "if:" not in text and "repeat: 4" in text
+    assert text.count("use: Stage") == 2

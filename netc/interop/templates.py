@@ -90,7 +90,8 @@ class Unifier:
         keys = [[_item_key(v) for v in x] for x in xs]
         order = max(keys, key=len)
         places = [_embedding(k, order) for k in keys]  # instance -> {position in order: its item}
-        if any(None in k for k in keys) or None in places or _counts_differ(order, places):
+        if any(None in k for k in keys) or None in places or _counts_differ(order, places) \
+                or _repeats_differ(order, places):
             raise _Mismatch
         out = []
         for j, key in enumerate(order):
@@ -208,6 +209,14 @@ def _counts_differ(order: list, places: list[dict]) -> bool:
     prefixes = Counter(m[1] for kind, name in order if kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1])
     return any(kind == "name" and (m := NUMBERED.fullmatch(name)) and m[1] and prefixes[m[1]] > 1
                and any(j not in p for p in places) for j, (kind, name) in enumerate(order))
+
+
+def _repeats_differ(order: list, places: list[dict]) -> bool:
+    """Whether instances differ in how many uses of one template they hold (FasterNet's stages of
+    2 and of 8 blocks at positions): more than one use some instances lack, beside one they all
+    have. One optional use is an optional layer (MBConv's expansion conv beside its depthwise one)."""
+    optional = Counter(key for j, key in enumerate(order) if key[0] == "use" and any(j not in p for p in places))
+    return any(n > 1 and order.count(key) > n for key, n in optional.items())
 
 
 def _embedding(short: list, long: list) -> dict | None:
