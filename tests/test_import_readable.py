@@ -120,39 +120,6 @@ def test_a_seq_of_bare_op_names_is_no_repeat():
     assert value == {"name": "act", "seq": ["relu", "relu"]}
 
 
-def test_references_are_counted_once_where_a_block_is_written_in_registration_order(tmp_path):
-    """A block whose layers would register out of the source's order is written again in
-    registration order (FasterNet's mlp before its spatial mixing): only the layers written count
-    their `from:` references, each once."""
-    from netc.interop import import_model
-
-    source = tmp_path / "stage.py"
-    source.write_text('''from torch import nn
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.mlp = nn.Conv2d(4, 4, 1)
-        self.spatial_mixing = nn.Conv2d(4, 4, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.mlp(self.spatial_mixing(x))
-
-
-class Stage(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.blocks = nn.Sequential(Block(), Block())
-        self.downsample = nn.Conv2d(3, 4, 2, stride=2)
-
-    def forward(self, x):
-        return self.blocks(self.downsample(x))
-''')
-    imported = import_model(f"{source}:Stage", {}, (3, 8, 8), templates=False)
-    assert imported.refs == imported.text.count("from:") == 11
-
-
 def test_instances_that_repeat_a_block_more_times_are_no_optional_layers(tmp_path):
     """FasterNet's stages hold 2 and 8 blocks at positions: the longer is not the template with
     six blocks under `if:` flags, it is written apart, its blocks one repeat."""

@@ -15,7 +15,7 @@ from netc.spec.load import _library_file, _uses, collect_templates, parse_spec, 
 
 def written_lines(path: str | Path) -> int:
     """Lines of the spec at `path` plus those of the library templates it uses (each once)."""
-    text, shown = read_text(path)
+    text, _ = read_text(path)
     spec = parse_spec(text, str(path))
     own = set(spec.templates)
     templates = collect_templates(spec, str(Path(path)))
