@@ -250,9 +250,10 @@ def readable_names(paths: dict[str, tuple], given: dict[str, str] | None = None,
             chosen[a] = (given or {}).get(a) or _alias(p, aliases or {})
     chosen = {a: n for a, n in chosen.items() if n and list(chosen.values()).count(n) == 1}
     names, taken = dict(chosen), set(TEMPLATE_INPUT_VARS) | {"i"} | set(chosen.values())
-    words = {a: w for a, w in words.items() if a not in chosen}
     for a, (named, full) in words.items():
-        others = [w for b, w in words.items() if b != a]
+        if a in chosen:
+            continue
+        others = [w for b, w in words.items() if b != a]  # (the named ones too: `se_out` beside `out_chs`)
         name = _shortest(named, [o[0] for o in others]) or _shortest(full, [o[1] for o in others]) or "_".join(full)
         name = re.sub(r"\W", "_", name).strip("_") or "arg"
         name = name if name[0].isalpha() else "v" + name
