@@ -50,7 +50,10 @@ def block(v, indent: int = 0) -> list[str]:
     if isinstance(v, dict):
         for k, x in v.items():
             one = flow(x)
-            if _is_leafy(x) and len(pad) + len(str(k)) + len(one) + 2 <= WIDTH or not isinstance(x, (dict, list)) \
+            if indent == 0 and k == "layers" and x:  # the network's layers, one a line however few
+                lines.append("layers:")
+                lines.extend(block(x, 2))
+            elif _is_leafy(x) and len(pad) + len(str(k)) + len(one) + 2 <= WIDTH or not isinstance(x, (dict, list)) \
                     or not x:
                 lines.append(f"{pad}{scalar(k)}: {one}")
             else:
