@@ -507,12 +507,7 @@ class Csp(nn.Module):
     assert ours == theirs == ["short_conv", "main_conv", "blocks", ""]
 
 
-def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_order(tmp_path):
-    """FasterNet registers a block's mlp before the spatial mixing that runs first, and a stage's
-    blocks before the downsample that feeds them: the layers are written in registration order,
-    each reading its input by `from:` (a later layer's included), and the block's result stays its
-    last layer."""
-    text, reference = import_exact(tmp_path, """from torch import nn
+REGISTERED_FIRST = """from torch import nn
 
 
 class Block(nn.Module):
@@ -533,9 +528,28 @@ class Stage(nn.Module):
 
     def forward(self, x):
         return self.blocks(self.downsample(x))
-""", "Stage", (3, 8, 8))
+"""
+
+
+def test_modules_registered_before_the_ones_that_run_first_keep_the_sources_key_order(tmp_path):
+    """FasterNet registers a block's mlp before the spatial mixing that runs first, and a stage's
+    blocks before the downsample that feeds them: the layers are written in registration order,
+    each reading its input by `from:` (a later layer's included), and the block's result stays its
+    last layer."""
+    text, reference = import_exact(tmp_path, REGISTERED_FIRST, "Stage", (3, 8, 8))
     ours, theirs = hooks_in_common(text, reference, (3, 8, 8))
     assert ours == theirs
+
+
+def test_references_are_counted_once_where_a_block_is_written_in_registration_order(tmp_path):
+    """A block whose layers would register out of the source's order is written again in
+    registration order: only the layers written count their `from:` references, each once."""
+    from netc.interop import import_model
+
+    source = tmp_path / "stage.py"
+    source.write_text(REGISTERED_FIRST)
+    imported = import_model(f"{source}:Stage", {}, (3, 8, 8), templates=False)
+    assert imported.refs == imported.text.count("from:") == 11
 
 
 def test_an_argument_whose_values_differ_in_type_is_declared_any(tmp_path):

@@ -118,3 +118,74 @@ def test_a_seq_of_bare_op_names_is_no_repeat():
     value = {"name": "act", "seq": ["relu", "relu"]}
     _repeats(value, {})
     assert value == {"name": "act", "seq": ["relu", "relu"]}
+
+
+def test_instances_that_repeat_a_block_more_times_are_no_optional_layers(tmp_path):
+    """FasterNet's stages hold 2 and 8 blocks at positions: the longer is not the template with
+    six blocks under `if:` flags, it is written apart, its blocks one repeat."""
+    source = tmp_path / "stages.py"
+    source.write_text('''from torch import nn
+
+
+class Unit(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).relu()
+
+
+class Stage(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Unit(4) for _ in range(n)])
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, 4, 1), Stage(2), Stage(4), Stage(2))
+''')
+    text, verdict = import_spec(f"{source}:net", {}, (3, 8, 8))
+    assert verdict.verified and verdict.same_order and verdict.max_diff <= 1e-5
+    assert "if:" not in text and "repeat: 4" in text
+    assert text.count("use: Stage") == 2
+
+
+def test_constructor_arguments_are_recorded_with_a_config_objects_fields():
+    """The profile hook keeps each module's own constructor arguments (not its base's), its
+    **kwargs, and the scalar fields of a configuration object passed whole."""
+    from torch import nn
+
+    from netc.interop.signature import by_path, names, recording
+
+    class Config:
+        def __init__(self, width, stride):
+            self.width, self.stride, self.act = width, stride, nn.ReLU
+
+    class Unit(nn.Conv2d):
+        def __init__(self, cfg, flag=False, **extra):
+            super().__init__(4, cfg.width, 3, stride=cfg.stride)
+
+    with recording() as made:
+        net = nn.Sequential(Unit(Config(8, 2), extra_k=3), Unit(Config(16, 1), flag=True))
+    got = by_path(net, made)
+    assert got["0"] == {"flag": False, "extra_k": 3, "width": 8, "stride": 2}
+    assert got["1"] == {"flag": True, "width": 16, "stride": 1}
+    assert got[""] == {}  # nn.Sequential(*modules): no scalar arguments
+    missing = object()
+    args = {"a": [8, 16], "b": [2, missing], "c": [5, 6]}
+    assert names(args, [got["0"], got["1"]], missing) == {"a": "width"}  # b: given once; c: nothing holds it
+
+
+def test_arguments_that_set_one_attribute_are_named_as_the_source_names_them():
+    """mobilenet_v3's InvertedResidual sets the `out` of three layers (expansion, squeeze and
+    projection widths): they take the names of its InvertedResidualConfig's fields and of the
+    SqueezeExcitation's constructor, never a position (`block_out2`)."""
+    text, verdict = import_spec("torchvision:mobilenet_v3_small", {}, (3, 32, 32))
+    _exact(text, verdict, torchvision.models.mobilenet_v3_small(), 32)
+    args = loads(text).spec.templates["InvertedResidual"].args
+    assert {"expanded_channels", "squeeze_channels", "out_channels", "k", "s"} <= set(args), args
+    assert not re.search(r"_out\d|block_out", text)

@@ -34,10 +34,11 @@ def default_input(module) -> tuple:
 
 def import_model(source_text: str, kwargs: dict | None = None, input_shape=None, name: str | None = None,
                  templates: bool = True) -> Imported:
-    from netc.interop import growing, lists, structure, yamlout
+    from netc.interop import growing, lists, signature, structure, yamlout
     from netc.interop.source import load_source
 
-    src = load_source(source_text, kwargs)
+    with signature.recording() as made:  # the constructors' arguments name the templates'
+        src = load_source(source_text, kwargs)
     shape = tuple(input_shape or src.input_shape or default_input(src.module))
     ops, heads, named, renamed, placeholder = _traced(src.module, source_text, shape)
     params = {}
@@ -73,7 +74,7 @@ def import_model(source_text: str, kwargs: dict | None = None, input_shape=None,
     from netc.interop.templates import compact, drop_placeholders, recover, strip
 
     if templates:
-        spec_templates, layers = recover(layers, root)
+        spec_templates, layers = recover(layers, root, signature.by_path(src.module, made))
         if spec_templates:
             spec["templates"] = spec_templates
     strip(layers)

@@ -17,6 +17,7 @@ from netc.interop.grid import VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
+PATH_KEY = "__path__"  # a block's module path, for the constructor arguments that name a template's (signature.py)
 IN_C_KEY = "__in_c__"  # a block's input channels, for template arguments that follow them (`$in_c * 6`)
 
 
@@ -145,7 +146,7 @@ class Emitter:
     def block(self, block: Block, entry, parent: str) -> dict:
         self.entry_of[block.path] = entry
         layer = {"name": relative(block.path, parent), "seq": self.scope(block.items, entry, block.path),
-                 TYPE_KEY: block.module_type}
+                 TYPE_KEY: block.module_type, PATH_KEY: block.path}
         if _channels_first(entry):
             layer[IN_C_KEY] = int(entry.meta[VALUE].shape[1])
         if id(block) in self.owners:
@@ -172,11 +173,13 @@ class Emitter:
         source registers first (timm's fasternet registers its mlp before the spatial mixing that runs
         first), the children are written in registration order, each reading its input by `from:`
         (execution follows the data flow, not the written order)."""
+        refs = self.refs
         layers = self.region(items, entry, path)
         children = (f"{path}.{n}" if path else n for n in _written_names(layers))
         written = [self.order[c] for c in children if c in self.stateful]
         if written == sorted(written) or any(isinstance(it, Block) and it.path in self.lists for it in items):
             return layers  # (interleaved lists are written in registration order: netc.interop.lists)
+        self.refs = refs  # those layers are not written: only the `from:` of the ones below count
         ordered = self._by_registration(items)
         layers = self.fallback(ordered, entry, path)
         written_at = {id(_out(item)): k for k, item in enumerate(ordered)}
@@ -186,6 +189,7 @@ class Emitter:
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
             self._name_read(_out(items[-1]))
             layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})
+            self.refs += 1
         return layers
 
     def _by_registration(self, items: list) -> list:

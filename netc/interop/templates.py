@@ -32,7 +32,8 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
-from netc.interop.structure import IN_C_KEY, INPUT_KEY, TYPE_KEY, drop_keys
+from netc.interop.structure import IN_C_KEY, INPUT_KEY, PATH_KEY, TYPE_KEY, drop_keys
+from netc.interop import runs, signature
 from netc.interop.yamlout import flow
 from netc.ops import REGISTRY
 from netc.spec.template_args import TYPE_NAMES
@@ -89,7 +90,8 @@ class Unifier:
         keys = [[_item_key(v) for v in x] for x in xs]
         order = max(keys, key=len)
         places = [_embedding(k, order) for k in keys]  # instance -> {position in order: its item}
-        if any(None in k for k in keys) or None in places or _counts_differ(order, places):
+        if any(None in k for k in keys) or None in places or _counts_differ(order, places) \
+                or _repeats_differ(order, places):
             raise _Mismatch
         out = []
         for j, key in enumerate(order):
@@ -127,14 +129,16 @@ class Unifier:
             return self.alternatives(xs, present, kinds, hint)
         out = {}
         owner = (first["name"],) if "name" in first else ()
-        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY)):
+        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY, PATH_KEY)):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
             if key in ("from", "use") and any(not _same(v, have[0][1]) for _, v in have):
                 raise _Mismatch  # references or templates that differ are not expressible as arguments
             # an op's attributes and a template use's arguments are named by the layer's name
-            label = hint + ((owner or (key,)) if key in REGISTRY or key == "args" else owner + (key,))
+            label = hint + ((owner or (key,)) if key in REGISTRY else owner + (key,))
+            if key == "args":  # (the used template's name, for the constructor's name of its argument)
+                label = hint + owner + (USED + str(first.get("use")),)
             value = self.unify([v for _, v in have], [i for i, _ in have], label)
             if len(have) < len(xs):
                 if not isinstance(value, dict) or key in ("name",):
@@ -180,6 +184,8 @@ class Unifier:
 
 
 PLACEHOLDER = "_arg"
+USED = "\0use:"  # a path part: the template a use's arguments are passed to
+ALIAS_KEY = "__aliases__"  # a template's {argument: its source constructor's name for it}, until recover returns
 STRUCTURE = {"seq", "body", "shortcut", "residual", "concat", "side", "args", "else"}  # keys, not meanings
 
 
@@ -205,6 +211,14 @@ def _counts_differ(order: list, places: list[dict]) -> bool:
                and any(j not in p for p in places) for j, (kind, name) in enumerate(order))
 
 
+def _repeats_differ(order: list, places: list[dict]) -> bool:
+    """Whether instances differ in how many uses of one template they hold (FasterNet's stages of
+    2 and of 8 blocks at positions): more than one use some instances lack, beside one they all
+    have. One optional use is an optional layer (MBConv's expansion conv beside its depthwise one)."""
+    optional = Counter(key for j, key in enumerate(order) if key[0] == "use" and any(j not in p for p in places))
+    return any(n > 1 and order.count(key) > n for key, n in optional.items())
+
+
 def _embedding(short: list, long: list) -> dict | None:
     """{position in `long`: position in `short`} matching `short` as a subsequence of `long`, or
     None. Matched from the end: of alike layers, the ones left out come first (an expansion conv
@@ -220,14 +234,26 @@ def _embedding(short: list, long: list) -> dict | None:
     return places
 
 
-def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
-    """placeholder -> argument name: the attribute or argument it sets (`out`, `k`, `p`), preceded
-    by as many of its enclosing layers' names as tell it from the others (`fc1_out`,
+def readable_names(paths: dict[str, tuple], given: dict[str, str] | None = None,
+                   aliases: dict[str, dict] | None = None) -> dict[str, str]:
+    """placeholder -> argument name: the attribute or argument it sets (`out`, `k`, `p`) where that
+    word alone tells it from the others; else the source constructor's parameter that holds it
+    (`given`: `expanded_channels` beside `out_channels`), or the one the used template's source
+    names the argument it passes (`aliases`: {template: {argument: parameter}}); else the word
+    preceded by as many of its enclosing layers' names as tell it from the others (`fc1_out`,
     `stochastic_depth_p`); layer positions (`0`, `1`) only where names do not (`block3_out`)."""
     words = {a: _words(p) for a, p in paths.items()}
-    names, taken = {}, set(TEMPLATE_INPUT_VARS) | {"i"}
+    last = Counter(w[0][-1:] for w in words.values())
+    chosen = {}
+    for a, p in paths.items():
+        if last[words[a][0][-1:]] > 1:  # a word several arguments set: the source's name for it
+            chosen[a] = (given or {}).get(a) or _alias(p, aliases or {})
+    chosen = {a: n for a, n in chosen.items() if n and list(chosen.values()).count(n) == 1}
+    names, taken = dict(chosen), set(TEMPLATE_INPUT_VARS) | {"i"} | set(chosen.values())
     for a, (named, full) in words.items():
-        others = [w for b, w in words.items() if b != a]
+        if a in chosen:
+            continue
+        others = [w for b, w in words.items() if b != a]  # (the named ones too: `se_out` beside `out_chs`)
         name = _shortest(named, [o[0] for o in others]) or _shortest(full, [o[1] for o in others]) or "_".join(full)
         name = re.sub(r"\W", "_", name).strip("_") or "arg"
         name = name if name[0].isalpha() else "v" + name
@@ -240,10 +266,16 @@ def readable_names(paths: dict[str, tuple]) -> dict[str, str]:
     return names
 
 
+def _alias(path: tuple, aliases: dict[str, dict]) -> str | None:
+    """The constructor's name of the used template's argument that `path` ends at, if any."""
+    used = [str(p)[len(USED):] for p in path[-2:-1] if str(p).startswith(USED)]
+    return aliases.get(used[0], {}).get(str(path[-1])) if used else None
+
+
 def _words(path: tuple) -> tuple[tuple, tuple]:
     """(the path's names without positions, the path's names with positions glued to the name before)."""
     named, full = [], []
-    for part in (str(p) for p in path if str(p) not in STRUCTURE):
+    for part in (str(p) for p in path if str(p) not in STRUCTURE and not str(p).startswith(USED)):
         if part.isdigit():
             full.append(f"{full.pop()}{part}" if full else part)
             continue
@@ -327,7 +359,20 @@ def _simplify(args: dict[str, list], in_c: list, new_arg=None) -> tuple[dict, di
             expr[name] = f"$in_c * ${same}"
             continue
         kept[name] = values
+    _as_ratios(args, expr, kept)
     return kept, expr
+
+
+def _as_ratios(args: dict[str, list], expr: dict, kept: dict) -> None:
+    """A width written `$in_c * 6` beside `$in_c * $expand`, where `$expand` is 6 in every instance
+    that has it (an expansion conv only where the ratio is not 1), as `$in_c * $expand` too."""
+    ratios = {e[len("$in_c * $"):] for e in expr.values() if e.startswith("$in_c * $")}
+    for name, e in expr.items():
+        factor = re.fullmatch(r"\$in_c \* (\d+)", e)
+        given = [k for k, v in enumerate(args[name]) if v is not MISSING]
+        same = next((r for r in ratios if factor and all(_same(kept[r][k], int(factor[1])) for k in given)), None)
+        if same:
+            expr[name] = f"$in_c * ${same}"
 
 
 def _fill(kept: list, merged: list, factor: int) -> None:
@@ -470,23 +515,25 @@ def _template_name(cls: str, taken: set) -> str:
     return name
 
 
-def recover(layers: list, root=None) -> tuple[dict, list]:
-    """(templates, layers) with repeated classes templated and runs repeated."""
+def recover(layers: list, root=None, made: dict | None = None) -> tuple[dict, list]:
+    """(templates, layers) with repeated classes templated and runs repeated; `made`: {module
+    path: the arguments its constructor took} (`signature.by_path`), which name the templates'."""
     found, height = {}, {}
     _instances(layers, found, height)
     templates: dict[str, dict] = {}
     for cls in sorted(found, key=lambda c: height[c]):
         if cls in ("Sequential", "ModuleList", "ModuleDict"):
             continue
-        made: list[str] = []  # the templates of this class so far: a variant is named by what it adds
+        variants: list[str] = []  # the templates of this class so far: a variant is named by what it adds
         for group in _variants(found[cls], templates):
-            made += _template(cls, group, templates, made)
+            variants += _template(cls, group, templates, variants, made or {})
     strip(layers, free=False)  # FREE_KEY marks what `_repeats` may set to anything
     _repeats(layers, templates)
     _positional(layers, templates)  # after: a seq of uses named 0..n-1 is a repeat, the template no module
     _stage_runs(layers, templates)
     strip(layers)
     for t in templates.values():
+        del t[ALIAS_KEY]
         strip(t["body"], free=False)
         _at_defaults(t["body"], templates)
         _repeats(t["body"], templates)
@@ -616,14 +663,15 @@ def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
         return tuple((k, v if k in ("name", "from") else _layout(v)) for k, v in value.items()
-                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY))  # a template's arguments are values, not structure
+                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY, PATH_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
 
 
-def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[str]:
-    """`group` (instances of `cls`) as uses of a new template, where they unify; [its name] or []."""
+def _template(cls: str, group: list, templates: dict, made: list[str], ctor: dict) -> list[str]:
+    """`group` (instances of `cls`) as uses of a new template, where they unify; [its name] or [].
+    `ctor`: {module path: its constructor's arguments}, which name the template's arguments."""
     if len(group) < 2 or _reads_input_size(group):
         return []
     try:
@@ -634,13 +682,16 @@ def _template(cls: str, group: list, templates: dict, made: list[str]) -> list[s
     kept, expr = _simplify(dict(u.args), in_c, u.new_arg)
     derived = _derived_flags(kept, in_c)
     expr = {a: derived.get(e[1:], e) for a, e in expr.items()} | derived  # (a flag merged into a derived one)
-    names = readable_names({a: u.paths[a] for a in kept})  # named once merged: fewer to tell apart
+    given = signature.names(kept, [ctor.get(g.get(PATH_KEY), {}) for g in group], MISSING)
+    aliases = {t: v.get(ALIAS_KEY, {}) for t, v in templates.items()}
+    names = readable_names({a: u.paths[a] for a in kept}, given, aliases)  # named once merged: fewer to tell apart
     body = _renamed(_substitute(body, expr), names)
     kept = {names[a]: v for a, v in kept.items()}
     name = _template_name(cls + _variant_word(body, [templates[t]["body"] for t in made]), set(templates))
     untyped = {a for a, v in kept.items() if _untyped(v)}
     defaults = {a: "any" if a in untyped else _mode(v) for a, v in kept.items()}
     templates[name] = {"args": defaults, "body": body} if defaults else {"body": body}
+    templates[name][ALIAS_KEY] = {names[a]: p for a, p in given.items()}
     for k, g in enumerate(group):
         args = {a: v[k] for a, v in kept.items()
                 if v[k] is not MISSING and (a in untyped or not _same(v[k], defaults[a]))}
@@ -751,24 +802,28 @@ def progression(values: list, offset: int = 0) -> str | None:
     return f"{rate!r} * {index}" + (f" / {total}" if total > 1 else "")
 
 
-def compact(value) -> None:
+def compact(value, layers: bool = True) -> None:
     """Shortest spellings of what the recovery leaves: a concat branch of one layer is that layer,
-    an op layer with nothing but its default attributes is the op's name (`identity`)."""
+    an op layer with nothing but its default attributes is the op's name (`identity`), a run of
+    op layers that repeats is written once under `repeat:` (`runs.fold`) where `value` is a list
+    of layers (`layers`: not a concat's branches)."""
     if isinstance(value, dict):
         if isinstance(value.get("concat"), list):
             value["concat"] = [b[0] if isinstance(b, list) and len(b) == 1 else b for b in value["concat"]]
-        for v in value.values():
-            compact(v)
+        for key, v in value.items():
+            compact(v, layers=key in ("seq", "body", "shortcut", "then", "else", "side"))
     elif isinstance(value, list):
         for k, v in enumerate(value):
             compact(v)
             if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in REGISTRY and v[next(iter(v))] == {}:
                 value[k] = next(iter(v))
+        if layers:
+            runs.fold(value)
 
 
 def strip(value, free: bool = True):
     """Remove the importer's bookkeeping keys (and FREE_KEY with `free`) from every layer."""
-    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY) + ((FREE_KEY,) if free else ()))
+    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY, PATH_KEY) + ((FREE_KEY,) if free else ()))
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")

@@ -32,12 +32,15 @@ def flow(v) -> str:
     return scalar(v)
 
 
-def _is_leafy(v) -> bool:
-    """Flow style fits: no nested list of layers inside, but for a list of one (a seq of one layer)."""
+def _is_leafy(v, nested: bool = False) -> bool:
+    """Flow style fits: a list of layers (`seq: [{conv: {out: 64, k: 3}}, bn, relu]`) holds no
+    list of layers itself, but for a list of one (a seq of one layer)."""
     if isinstance(v, dict):
-        return all(_is_leafy(x) for x in v.values())
+        return all(_is_leafy(x, nested) for x in v.values())
     if isinstance(v, list):
-        return all(not isinstance(x, (dict, list)) for x in v) or len(v) == 1 and _is_leafy(v[0])
+        if all(not isinstance(x, (dict, list)) for x in v) or len(v) == 1 and _is_leafy(v[0], nested):
+            return True
+        return not nested and all(_is_leafy(x, True) for x in v)
     return True
 
 
@@ -47,7 +50,10 @@ def block(v, indent: int = 0) -> list[str]:
     if isinstance(v, dict):
         for k, x in v.items():
             one = flow(x)
-            if _is_leafy(x) and len(pad) + len(str(k)) + len(one) + 2 <= WIDTH or not isinstance(x, (dict, list)) \
+            if indent == 0 and k == "layers" and x:  # the network's layers, one a line however few
+                lines.append("layers:")
+                lines.extend(block(x, 2))
+            elif _is_leafy(x) and len(pad) + len(str(k)) + len(one) + 2 <= WIDTH or not isinstance(x, (dict, list)) \
                     or not x:
                 lines.append(f"{pad}{scalar(k)}: {one}")
             else:
