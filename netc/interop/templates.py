@@ -346,6 +346,14 @@ def _simplify(args: dict[str, list], in_c: list, new_arg=None) -> tuple[dict, di
             expr[name] = f"${factor[0]} * {factor[1]}"
             _fill(kept[factor[0]], values, factor[1])
             continue
+        inverse = next(((k, f) for k, v in known if (f := _multiple(values, v))), None)
+        if inverse:  # an earlier argument is a multiple of this one (Res2Net's `out` = 4 × `width`)
+            kept, expr = _follows(kept, expr, inverse, name, values)
+            continue
+        negated = next((k for k, v in known if _negated(v, values)), None)
+        if negated:  # a slice from the end as wide as one from the start: `start: -$width`
+            expr[name] = f"-${negated}"
+            continue
         half = next((k for k, v in known if _half(v, values)), None)
         if half:  # a padding that keeps the size: `p: $k // 2`
             expr[name] = f"${half} // 2"
@@ -360,6 +368,16 @@ def _simplify(args: dict[str, list], in_c: list, new_arg=None) -> tuple[dict, di
             continue
         kept[name] = values
     _as_ratios(args, expr, kept)
+    return kept, expr
+
+
+def _follows(kept: dict, expr: dict, inverse: tuple, name: str, values: list) -> tuple[dict, dict]:
+    """kept argument `inverse[0]` written `$name * factor`, `name` kept in its place."""
+    old, factor = inverse
+    _fill(values, kept[old], factor)
+    kept = {(name if a == old else a): (values if a == old else v) for a, v in kept.items()}
+    written = f"${name} * {factor}"
+    expr = {a: re.sub(rf"\${old}\b", written, e) for a, e in expr.items()} | {old: written}
     return kept, expr
 
 
@@ -447,6 +465,12 @@ def _half(a: list, b: list) -> bool:
     pairs = [(x, y) for x, y in zip(a, b) if y is not MISSING]
     return (bool(pairs) and all(type(x) is int and type(y) is int and y == x // 2 for x, y in pairs)
             and any(x > 1 for x, _ in pairs))
+
+
+def _negated(a: list, b: list) -> bool:
+    """Whether b is -a wherever both are given (nonzero ints)."""
+    pairs = [(x, y) for x, y in zip(a, b) if x is not MISSING and y is not MISSING]
+    return bool(pairs) and all(type(x) is int and type(y) is int and x and y == -x for x, y in pairs)
 
 
 def _divides(values: list, factor: int) -> bool:
@@ -561,18 +585,20 @@ def _at_defaults(value, templates: dict) -> None:
 
 def _reads_input(value):
     """A block's layers with references to the block's input written `from: input` (a template's
-    input), down to but not into nested blocks."""
+    input), down to but not into nested blocks: a nested block's own `from:` is the block's
+    (ResNet's strided downsample reads it), the references inside it are the nested block's."""
     if isinstance(value, list):
         for v in value:
             _reads_input(v)
-    elif isinstance(value, dict) and TYPE_KEY not in value:
+    elif isinstance(value, dict):
         positions = value.pop(INPUT_KEY, ())
         if positions:
             refs = value["from"] if isinstance(value["from"], list) else [value["from"]]
             refs = ["input" if k in positions else r for k, r in enumerate(refs)]
             value["from"] = refs if len(refs) > 1 else refs[0]
-        for v in value.values():
-            _reads_input(v)
+        if TYPE_KEY not in value:
+            for v in value.values():
+                _reads_input(v)
     return value
 
 
