@@ -91,6 +91,37 @@ def test_imports_exact(tmp_path, modules, words, forward):
         assert (gen.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
 
 
+# ResNeSt's split attention (`B, RC, H, W = x.shape; x.reshape(B, r, RC // r, H, W)`) and TResNet's
+# space-to-depth (`x.view(N, C, H // bs, bs, W // bs, bs)`): sizes read off a map, passed on or divided
+SIZES_READ = ("        x = self[0](x)\n        B, C, H, W = x.shape\n"
+              "        y = x.reshape(B, 2, C // 2, H, W).sum(1)\n"
+              "        s = self[1](x).view(B, C, H // 2, 2, W // 2, 2).permute(0, 3, 5, 1, 2, 4)\n"
+              "        return s.reshape(B, C * 4, H // 2, W // 2) * self[2](nn.functional.avg_pool2d(y, 2))\n")
+
+
+def test_reshapes_to_sizes_read_off_a_map_follow_the_input_size(tmp_path):
+    """The heights and widths a forward reads off a map and passes to a reshape, as they are or
+    through + - * // with a number, are expressions of the input size in the spec: the spec is
+    exact at the second size too, where the traced numbers would not hold its elements."""
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 1, 1), nn.Conv2d(4, 32, 1)",
+                                  (3, 36, 44), SIZES_READ)
+    assert verdict.verified and verdict.same_order, verdict.summary()
+    assert [s[1:] for s in verdict.sizes] == [(36, 44), (48, 56)]
+    assert "$in_h + 1) // 2" in text and "// 2 // 2" not in text, text
+    reshapes = [line for line in text.splitlines() if "reshape:" in line]
+    assert len(reshapes) == 3 and all("$in_h" in r and "$in_w" in r for r in reshapes), reshapes
+
+
+def test_size_arithmetic_keeps_the_expression():
+    from netc.interop.concrete import InputSize
+
+    h = InputSize(23, "($in_h + 1) // 2")
+    assert [(int(v), v.expr) for v in (h // 2, h * 4, 3 + h, h - 1, 2 * (h // 2))] == [
+        (11, "(($in_h + 1) // 2) // 2"), (92, "(($in_h + 1) // 2) * 4"), (26, "3 + (($in_h + 1) // 2)"),
+        (22, "(($in_h + 1) // 2) - 1"), (22, "2 * ((($in_h + 1) // 2) // 2)")]
+    assert [type(v) for v in (h / 2, h % 3, -h, h // 2.0, h * True)] == [float, int, int, float, int]
+
+
 def test_scaled_std_conv_keys_and_parameters(tmp_path):
     """The gain is a parameter per filter after weight and bias, as timm's."""
     from timm.layers import ScaledStdConv2d

@@ -37,8 +37,9 @@ def value_of(node):
 
 class InputSize(int):
     """A height or width that depends on the network input's: `expr` is it in the spec's
-    language (`$in_h`, `($in_h + 7) // 8`), so an interpolation to it follows the input size
-    (arithmetic on it gives a plain int, a constant of this input size)."""
+    language (`$in_h`, `($in_h + 7) // 8`), so an interpolation or a reshape to it follows the
+    input size. `+ - * //` with an integer keep it one (TResNet's `H // 4`); any other
+    arithmetic gives a plain int, a constant of this input size."""
 
     expr: str
 
@@ -46,6 +47,29 @@ class InputSize(int):
         out = super().__new__(cls, value)
         out.expr = expr
         return out
+
+
+def _size_arith(symbol: str, reflected: bool):
+    plain = getattr(int, f"__{'r' if reflected else ''}{ {'+': 'add', '-': 'sub', '*': 'mul', '//': 'floordiv'}[symbol]}__")
+
+    def method(self, other):
+        value = plain(self, other)
+        if isinstance(other, bool) or not isinstance(other, int) or value is NotImplemented:
+            return value
+        a, b = (other, self) if reflected else (self, other)
+        return InputSize(int(value), f"{_operand(a)} {symbol} {_operand(b)}")
+    return method
+
+
+def _operand(x) -> str:
+    if not isinstance(x, InputSize):
+        return str(int(x))
+    return x.expr if " " not in x.expr else f"({x.expr})"
+
+
+for _symbol, _name in (("+", "add"), ("-", "sub"), ("*", "mul"), ("//", "floordiv")):
+    setattr(InputSize, f"__{_name}__", _size_arith(_symbol, False))
+    setattr(InputSize, f"__r{_name}__", _size_arith(_symbol, True))
 
 
 def input_sizes(value, node) -> tuple:

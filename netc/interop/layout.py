@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from netc.interop.concrete import BATCH, value_of
+from netc.interop.concrete import BATCH, InputSize, value_of
 from netc.interop.mapping import Unmappable
 from netc.ops.shape import batchless_dims
 
@@ -70,7 +70,22 @@ def _reshape(node, f: str, x):
         raise Unmappable(f".{f}() to {tuple(after)} from {tuple(before)} (it merges or splits the batch axis)")
     if len(after) == 2:
         return "flatten", {}, [x]
-    return "reshape", {"shape": list(after[1:])}, [x]
+    return "reshape", {"shape": _requested(node, f, after)}, [x]
+
+
+def _requested(node, f: str, after) -> list:
+    """The per-sample shape of a reshape: a height or width the forward read off a map (`H` of
+    `B, C, H, W = x.shape`) and passed on unchanged is written as the expression of the network
+    input's size it is (`($in_h + 3) // 4`), so the spec follows the input size; the rest are
+    the example's numbers."""
+    shape = list(after[1:])
+    if f not in ("view", "reshape") or not hasattr(node, "args"):
+        return shape
+    asked = node.args[1:]
+    asked = tuple(asked[0]) if len(asked) == 1 and isinstance(asked[0], (tuple, list)) else tuple(asked)
+    if len(asked) != len(after):
+        return shape
+    return [a.expr if isinstance(a, InputSize) else n for a, n in zip(asked[1:], shape)]
 
 
 def _transpose(f: str, args, kw):
