@@ -32,8 +32,8 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
-from netc.interop.structure import IN_C_KEY, INPUT_KEY, PATH_KEY, TYPE_KEY, drop_keys
 from netc.interop import runs, signature
+from netc.interop.structure import IN_C_KEY, INPUT_KEY, PATH_KEY, TYPE_KEY, drop_keys
 from netc.interop.yamlout import flow
 from netc.ops import REGISTRY
 from netc.spec.template_args import TYPE_NAMES
