@@ -247,7 +247,8 @@ def test_layer_scale_spellings(tmp_path):
 def test_interpolation_back_to_the_input_size_follows_it(tmp_path):
     """torchvision's segmentation heads: `F.interpolate(y, size=x.shape[-2:])` of the forward's input
     is `size: [$in_h, $in_w]`, verified at two input sizes; a size computed from an intermediate map
-    is a constant of the traced size, which the second size's comparison reports."""
+    by + - * // follows the input too; through a true division it is a constant of the traced size,
+    which the second size's comparison reports."""
     source = tmp_path / "seg.py"
     text = ("import torch.nn.functional as F\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
             "    def __init__(self):\n        super().__init__()\n"
@@ -258,6 +259,10 @@ def test_interpolation_back_to_the_input_size_follows_it(tmp_path):
     spec, verdict = import_spec(f"{source}:Net", {}, (3, 16, 16))
     assert "upsample: {size: [$in_h, $in_w], mode: bilinear}" in spec and len(verdict.sizes) == 2
     source.write_text(text.replace("SIZE", "(y.shape[-2] * 2, y.shape[-1] * 2)"))
+    spec, verdict = import_spec(f"{source}:Net", {}, (3, 16, 16))
+    assert 'size: ["(($in_h + 1) // 2) * 2", "(($in_w + 1) // 2) * 2"]' in spec, spec
+    assert len(verdict.sizes) == 2
+    source.write_text(text.replace("SIZE", "(int(y.shape[-2] / 2 * 3), int(y.shape[-1] / 2 * 3))"))
     with pytest.raises(NetcError, match="differs"):
         import_spec(f"{source}:Net", {}, (3, 16, 16))
 
