@@ -6,6 +6,8 @@ conv over the channels (and expand_as), BlurPool2d, torchvision's FrozenBatchNor
 sub, truediv and pow, and layer scales kept in a module of their own."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -113,13 +115,22 @@ def test_reshapes_to_sizes_read_off_a_map_follow_the_input_size(tmp_path):
 
 
 def test_size_arithmetic_keeps_the_expression():
+    """A size read off a map stays a size through + - * // with a number and through the ceiling or
+    floor of its true division (MobileViT-v2's `math.ceil(H / patch) * patch`): its expression gives
+    the number plain integers give, at every input size; anything else is a plain number."""
     from netc.interop.concrete import InputSize
 
-    h = InputSize(23, "($in_h + 1) // 2")
-    assert [(int(v), v.expr) for v in (h // 2, h * 4, 3 + h, h - 1, 2 * (h // 2))] == [
-        (11, "(($in_h + 1) // 2) // 2"), (92, "(($in_h + 1) // 2) * 4"), (26, "3 + (($in_h + 1) // 2)"),
-        (22, "(($in_h + 1) // 2) - 1"), (22, "2 * ((($in_h + 1) // 2) // 2)")]
-    assert [type(v) for v in (h / 2, h % 3, -h, h // 2.0, h * True)] == [float, int, int, float, int]
+    def computed(h):
+        return (h // 2, h * 4, 3 + h, h - 1, 2 * (h // 2), math.ceil(h / 3) * 3, math.floor(h / 2), h * (h // 2))
+
+    for in_h in (45, 46, 47, 100, 224):
+        plain = computed((in_h + 1) // 2)
+        sizes = computed(InputSize((in_h + 1) // 2, "($in_h + 1) // 2"))
+        assert all(isinstance(v, InputSize) for v in sizes)
+        assert [int(v) for v in sizes] == list(plain)
+        assert [eval(v.expr.replace("$in_h", str(in_h))) for v in sizes] == list(plain)  # noqa: S307 - our own text
+    h = InputSize(23, "$in_h")
+    assert [type(v) for v in (h % 3, -h, h // 2.0, h * True, h / h, int(h / 2))] == [int, int, float, int, float, int]
 
 
 def test_scaled_std_conv_keys_and_parameters(tmp_path):

@@ -15,6 +15,8 @@ statistics, so the buffers are restored afterwards.
 """
 from __future__ import annotations
 
+import math
+
 import operator
 from contextlib import contextmanager
 
@@ -70,6 +72,35 @@ def _operand(x) -> str:
 for _symbol, _name in (("+", "add"), ("-", "sub"), ("*", "mul"), ("//", "floordiv")):
     setattr(InputSize, f"__{_name}__", _size_arith(_symbol, False))
     setattr(InputSize, f"__r{_name}__", _size_arith(_symbol, True))
+
+
+class SizeRatio(float):
+    """An InputSize over a positive integer (`H / patch`): `math.ceil` and `math.floor` of it are
+    InputSizes again (MobileViT-v2's `math.ceil(H / patch_h) * patch_h`); anything else reads it
+    as the float it is at this input size."""
+
+    size: InputSize
+    by: int
+
+    def __new__(cls, size: InputSize, by: int):
+        out = super().__new__(cls, int(size) / by)
+        out.size, out.by = size, by
+        return out
+
+    def __ceil__(self):
+        return InputSize(math.ceil(float(self)), f"({_operand(self.size)} + {self.by - 1}) // {self.by}")
+
+    def __floor__(self):
+        return self.size // self.by
+
+
+def _size_truediv(self, other):
+    if isinstance(other, int) and not isinstance(other, (bool, InputSize)) and other > 0:
+        return SizeRatio(self, other)
+    return int(self) / other
+
+
+InputSize.__truediv__ = _size_truediv
 
 
 def input_sizes(value, node) -> tuple:
