@@ -128,7 +128,7 @@ def test_size_arithmetic_keeps_the_expression():
         sizes = computed(InputSize((in_h + 1) // 2, "($in_h + 1) // 2"))
         assert all(isinstance(v, InputSize) for v in sizes)
         assert [int(v) for v in sizes] == list(plain)
-        assert [eval(v.expr.replace("$in_h", str(in_h))) for v in sizes] == list(plain)  # noqa: S307 - our own text
+        assert [eval(v.expr.replace("$in_h", str(in_h))) for v in sizes] == list(plain)
     h = InputSize(23, "$in_h")
     assert [type(v) for v in (h % 3, -h, h // 2.0, h * True, h / h, int(h / 2))] == [int, int, float, int, float, int]
 

@@ -16,7 +16,6 @@ statistics, so the buffers are restored afterwards.
 from __future__ import annotations
 
 import math
-
 import operator
 from contextlib import contextmanager
 
@@ -218,7 +217,7 @@ class ConcreteTracing:
                 if kind == "call_method":
                     return getattr(a[0], target)(*a[1:], **kw)
                 return target(*a, **kw)
-        except Exception:  # noqa: BLE001 - an op the example cannot run (or an unknown input): traced symbolically
+        except Exception:
             return None
         finally:
             self._running = False
