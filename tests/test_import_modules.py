@@ -114,6 +114,24 @@ def test_reshapes_to_sizes_read_off_a_map_follow_the_input_size(tmp_path):
     assert len(reshapes) == 3 and all("$in_h" in r and "$in_w" in r for r in reshapes), reshapes
 
 
+# MobileViT-v2's unfold and fold, then a strided conv whose output size is read again
+FOLDED = ("        x = self[0](x)\n        B, C, H, W = x.shape\n"
+          "        x = x.reshape(B, C, H // 2, 2, W // 2, 2).permute(0, 1, 3, 5, 2, 4)\n"
+          "        x = self[1](x.reshape(B, C, H // 2 * 2, W // 2 * 2))\n"
+          "        B, C, H, W = x.shape\n        return x.reshape(B, 2, C // 2, H, W).sum(1)\n")
+
+
+def test_a_map_a_reshape_sized_keeps_following_the_input_size(tmp_path):
+    """A map whose size a reshape set from sizes read off maps has that size as its grid, so a
+    convolution after it and a size read from that follow the input too (MobileViT-v2's stages
+    after its first fold)."""
+    text, verdict = import_layers(tmp_path, "nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 8, 3, 2)", (3, 36, 44), FOLDED)
+    assert verdict.verified and verdict.same_order, verdict.summary()
+    assert [s[1:] for s in verdict.sizes] == [(36, 44), (48, 56)]
+    # the 3x3/2 conv without padding after the fold: (n - 3) // 2 + 1 of the fold's size n
+    assert '"((((($in_h + 1) // 2) // 2) * 2) - 1) // 2"' in text, text
+
+
 def test_size_arithmetic_keeps_the_expression():
     """A size read off a map stays a size through + - * // with a number and through the ceiling or
     floor of its true division (MobileViT-v2's `math.ceil(H / patch) * patch`): its expression gives
