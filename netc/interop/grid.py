@@ -65,11 +65,17 @@ def follow(node: fx.Node, value, root) -> tuple | None:
     return None
 
 
+def requested_shape(node: fx.Node) -> tuple:
+    """The shape a reshape or view call asked for, as written (`x.view(B, C, H // 2, 2)` or
+    `x.reshape((B, C, -1))`): read sizes keep their expressions there."""
+    asked = node.args[1:]
+    return tuple(asked[0]) if len(asked) == 1 and isinstance(asked[0], (tuple, list)) else tuple(asked)
+
+
 def _reshaped(node: fx.Node) -> tuple | None:
     """The grid of a reshape to a height and width the forward read off maps (InputSizes, which
     carry their expression: MobileViT-v2's fold `x.reshape(B, C, n_h * p, n_w * p)`), else None."""
-    asked = node.args[1:]
-    asked = tuple(asked[0]) if len(asked) == 1 and isinstance(asked[0], (tuple, list)) else tuple(asked)
+    asked = requested_shape(node)
     sizes = asked[-2:]
     if len(asked) != 4 or not all(isinstance(getattr(v, "expr", None), str) for v in sizes):
         return None

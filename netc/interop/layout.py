@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from netc.interop.concrete import BATCH, InputSize, value_of
+from netc.interop.grid import requested_shape
 from netc.interop.mapping import Unmappable
 from netc.ops.shape import batchless_dims
 
@@ -81,8 +82,7 @@ def _requested(node, f: str, after) -> list:
     shape = list(after[1:])
     if f not in ("view", "reshape") or not hasattr(node, "args"):
         return shape
-    asked = node.args[1:]
-    asked = tuple(asked[0]) if len(asked) == 1 and isinstance(asked[0], (tuple, list)) else tuple(asked)
+    asked = requested_shape(node)
     if len(asked) != len(after):
         return shape
     return [a.expr if isinstance(a, InputSize) else n for a, n in zip(asked[1:], shape)]
