@@ -23,7 +23,7 @@ import torch
 from torch import fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from netc.interop.grid import GRID, VALUE, expression, follow
+from netc.interop.grid import GRID, VALUE, expression, follow, requested_shape
 
 # VALUE: the fx `Node.meta` key of the tensor (or other result) the node computed on the example
 CHANNELS = "netc.channels"  # fx `Node.meta` key: the axis of the node's value holding the channels (absent: 1)
@@ -50,8 +50,8 @@ class InputSize(int):
         return out
 
 
-def _size_arith(symbol: str, reflected: bool):
-    plain = getattr(int, f"__{'r' if reflected else ''}{ {'+': 'add', '-': 'sub', '*': 'mul', '//': 'floordiv'}[symbol]}__")
+def _size_arith(symbol: str, name: str, reflected: bool):
+    plain = getattr(int, f"__{'r' if reflected else ''}{name}__")
 
     def method(self, other):
         value = plain(self, other)
@@ -69,8 +69,8 @@ def _operand(x) -> str:
 
 
 for _symbol, _name in (("+", "add"), ("-", "sub"), ("*", "mul"), ("//", "floordiv")):
-    setattr(InputSize, f"__{_name}__", _size_arith(_symbol, False))
-    setattr(InputSize, f"__r{_name}__", _size_arith(_symbol, True))
+    setattr(InputSize, f"__{_name}__", _size_arith(_symbol, _name, False))
+    setattr(InputSize, f"__r{_name}__", _size_arith(_symbol, _name, True))
 
 
 class SizeRatio(float):
@@ -138,8 +138,8 @@ def _permuted(node: fx.Node, root):
         return getattr(root.get_submodule(node.target), "dims", None) if type(
             root.get_submodule(node.target)).__name__ == "Permute" else None
     if node.target == "permute" and node.op == "call_method" or node.target is torch.permute:
-        rest = node.args[1:] or (node.kwargs.get("dims"),)
-        return list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else list(rest)
+        dims = requested_shape(node) if node.args[1:] else node.kwargs.get("dims")
+        return list(dims) if isinstance(dims, (tuple, list)) else [dims]
     return None
 
 
@@ -217,7 +217,7 @@ class ConcreteTracing:
                 if kind == "call_method":
                     return getattr(a[0], target)(*a[1:], **kw)
                 return target(*a, **kw)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an op the example cannot run (or an unknown input): traced symbolically
             return None
         finally:
             self._running = False

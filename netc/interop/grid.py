@@ -66,8 +66,9 @@ def follow(node: fx.Node, value, root) -> tuple | None:
 
 
 def requested_shape(node: fx.Node) -> tuple:
-    """The shape a reshape or view call asked for, as written (`x.view(B, C, H // 2, 2)` or
-    `x.reshape((B, C, -1))`): read sizes keep their expressions there."""
+    """The sizes (or dims) a reshape, view or permute call was given after its tensor, as varargs or
+    one sequence (`x.view(B, C, H // 2, 2)`, `x.reshape((B, C, -1))`): read sizes keep their
+    expressions there."""
     asked = node.args[1:]
     return tuple(asked[0]) if len(asked) == 1 and isinstance(asked[0], (tuple, list)) else tuple(asked)
 
