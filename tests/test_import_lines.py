@@ -21,7 +21,7 @@ FAMILIES = ["alexnet", "vgg16_bn", "vgg19_bn", "resnet18", "resnet50", "resnext5
             "shufflenet_v2_x1_0", "regnet_y_400mf", "convnext_tiny", "googlenet", "inception_v3", "fcn_resnet50",
             "deeplabv3_resnet50", "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
             # the families whose bundled spec names a timm source
-            "hrnet_w18_small", "inception_resnet_v2", "inception_v4", "res2net50_26w_4s", "xception"]
+            "hrnet_w18_small", "inception_resnet_v2", "inception_v4", "res2net50_26w_4s", "xception", "dpn48b"]
 NUMBERED_ARG = re.compile(r"a_[0-9]\w*|\w*_[a-z]+[0-9]+")  # a position in the name: `a_0_out`, `block_out2`
 
 

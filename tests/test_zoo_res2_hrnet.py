@@ -1,7 +1,8 @@
-"""timm's Res2Net and HRNet as bundled specs whose structure is a parameter (issue 28): exact against
-timm at two settings each (parameter count, state_dict keys in order through a strict load, outputs
-<= 1e-5 on a 64x64 batch, which both references accept), and their generated code equal to the
-built module. Both index lists interleaved in a forward (Res2Net's `convs[i]`, `bns[i]`; HRNet's
+"""timm's Res2Net, HRNet and DPN as bundled specs whose structure is a parameter (issue 28; DPN,
+written by hand from timm's source, issue 29): exact against timm at two or more settings each
+(parameter count, state_dict keys in order through a strict load, outputs <= 1e-5 on a 64x64
+batch, which both references accept), and their generated code equal to the built module. Both
+Res2Net and HRNet index lists interleaved in a forward (Res2Net's `convs[i]`, `bns[i]`; HRNet's
 `fuse_layers[i][j]`): generated code registers such a block as an nn.ModuleList (nn.ModuleDict for
 named children) and calls its items from the parent's forward; small generated specs of lists the
 data flow leaves and re-enters check the mechanism beyond the two networks."""
@@ -16,6 +17,8 @@ from tests.conftest import SPECS, calibrate, pair, randomise, reference_model
 SIZE = 64
 RES2NET = SPECS / "res2net50_26w_4s.yaml"
 HRNET = SPECS / "hrnet_w18_small.yaml"
+DPN = SPECS / "dpn48b.yaml"
+DPN68 = {"blocks": [3, 4, 12, 3], "act": "relu"}
 # (spec, timm model, --set values reproducing it); scale 1 is timm's block with block_args=dict(scale=1)
 SETTINGS = [
     (RES2NET, "res2net50_26w_4s", {}),
@@ -23,6 +26,12 @@ SETTINGS = [
     (RES2NET, "res2net50_26w_4s", {"scale": 1}),
     (HRNET, "hrnet_w18_small", {}),
     (HRNET, "hrnet_w18_small_v2", {"width1": 64, "blocks1": 2, "modules": [1, 3, 2], "widths": [18, 36, 72, 144]}),
+    # the settings the spec's description gives for timm's other DPNs
+    (DPN, "dpn48b", {}),
+    (DPN, "dpn68", {**DPN68, "b": False}),
+    (DPN, "dpn68b", DPN68),
+    (DPN, "dpn92", {"small": False, "init_features": 64, "k_r": 96, "blocks": [3, 4, 20, 3], "inc": [16, 32, 24, 128],
+                    "b": False, "act": "relu"}),
 ]
 
 

@@ -32,7 +32,7 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
-from netc.interop import runs, signature
+from netc.interop import matching, runs, signature
 from netc.interop.structure import IN_C_KEY, INPUT_KEY, PATH_KEY, TYPE_KEY, drop_keys
 from netc.interop.yamlout import flow
 from netc.ops import REGISTRY
@@ -56,12 +56,23 @@ class Unifier:
         self.templates = templates  # made so far (inner classes first): their argument defaults
         self.args: dict[str, list] = {}  # name -> value per instance (MISSING where absent)
         self.paths: dict[str, tuple] = {}  # placeholder name -> the path it was found at
+        self.numbers: set[str] = set()  # the arguments that number a layer's name (`matching.numbered_names`)
 
     def new_arg(self, path: tuple, values: list) -> str:
         name = f"{PLACEHOLDER}{len(self.args)}"
         self.args[name] = values
         self.paths[name] = path
         return name
+
+    def new_number(self, path: tuple, values: list) -> str:
+        name = self.new_arg(path, values)
+        self.numbers.add(name)
+        return name
+
+    def ordered_args(self) -> dict[str, list]:
+        """The arguments, those that number a name last: one that agrees with another (a stride)
+        is written as that one (`"c1x1_w_s{$s}"`), not the stride as the name's number."""
+        return dict(sorted(self.args.items(), key=lambda item: item[0] in self.numbers))
 
     def unify(self, xs: list, present: list[int], hint: tuple):
         """The template value for the instances' values `xs` (instances `present`)."""
@@ -77,6 +88,8 @@ class Unifier:
             return "$" + self.new_arg(hint, values)
         if all(isinstance(x, dict) for x in xs):
             return self.unify_layers(xs, present, hint)
+        if all(isinstance(x, list) for x in xs):
+            xs = matching.numbered_names(xs, present, [MISSING] * self.n, self.new_number, hint)
         if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
         if all(isinstance(x, list) for x in xs):
@@ -93,6 +106,7 @@ class Unifier:
         if any(None in k for k in keys) or None in places or _counts_differ(order, places) \
                 or _repeats_differ(order, places):
             raise _Mismatch
+        xs, read_through = matching.read_through(xs, places, order)
         out = []
         for j, key in enumerate(order):
             have = [(i, x[p[j]]) for i, x, p in zip(present, xs, places) if j in p]
@@ -106,6 +120,8 @@ class Unifier:
             kind = _item_key({k: v for k, v in value.items() if k != "name"})
             word = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind[1]).lower() if kind else key[1]  # `Conv2d_norm…`
             out.append(self.optional(value, present, [i for i, _ in have], hint + (key[1], word)))
+            if j in read_through:
+                out[-1]["else"] = "identity"
         return out
 
     def optional(self, value: dict, present: list[int], having: list[int], path: tuple) -> dict:
@@ -497,6 +513,8 @@ def _substitute(value, expr: dict):
         return [_substitute(v, expr) for v in value]
     if isinstance(value, str) and value.startswith("$") and value[1:] in expr:
         return expr[value[1:]]
+    if isinstance(value, str) and "{$" in value:  # a name pattern: `"c1x1_w_s{$n}"`
+        return re.sub(r"\{\$(\w+)\}", lambda m: "{" + expr[m[1]] + "}" if m[1] in expr else m[0], value)
     return value
 
 
@@ -705,7 +723,7 @@ def _template(cls: str, group: list, templates: dict, made: list[str], ctor: dic
     except _Mismatch:
         return []
     in_c = [g.get(IN_C_KEY, MISSING) for g in group]
-    kept, expr = _simplify(dict(u.args), in_c, u.new_arg)
+    kept, expr = _simplify(u.ordered_args(), in_c, u.new_arg)
     derived = _derived_flags(kept, in_c)
     expr = {a: derived.get(e[1:], e) for a, e in expr.items()} | derived  # (a flag merged into a derived one)
     given = signature.names(kept, [ctor.get(g.get(PATH_KEY), {}) for g in group], MISSING)

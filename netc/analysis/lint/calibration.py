@@ -72,6 +72,12 @@ VERDICTS = {
                          "spec.",
     ("NL401", "resnext*"): "real, by design: ResNeXt's grouped 3×3 (cardinality 32 or 64, Xie et al. 2016) is the "
                            "architecture, which Ma et al. 2018 (G2) measure as memory-bound; silenced in the spec.",
+    ("NL401", "dpn*"): "real, by design: DPN's 3×3 convs are grouped (G = 32 to 50, Chen et al. 2017 Table 1, after "
+                       "ResNeXt), measured memory-bound by Ma et al. 2018 (G2); the spec loads timm's weights; "
+                       "silenced in the spec.",
+    ("NL302", "dpn*"): "real, by design: a DPN stage's first block projects its input for both paths through a "
+                       "stride-2 1×1 conv (timm's c1x1_w_s2, from the MXNet original), while its grouped 3×3 reads "
+                       "every position; the spec loads timm's weights; silenced in the spec.",
 }
 
 
