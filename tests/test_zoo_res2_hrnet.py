@@ -18,7 +18,6 @@ SIZE = 64
 RES2NET = SPECS / "res2net50_26w_4s.yaml"
 HRNET = SPECS / "hrnet_w18_small.yaml"
 DPN = SPECS / "dpn48b.yaml"
-DPN68 = {"blocks": [3, 4, 12, 3], "act": "relu"}
 # (spec, timm model, --set values reproducing it); scale 1 is timm's block with block_args=dict(scale=1)
 SETTINGS = [
     (RES2NET, "res2net50_26w_4s", {}),
@@ -26,12 +25,9 @@ SETTINGS = [
     (RES2NET, "res2net50_26w_4s", {"scale": 1}),
     (HRNET, "hrnet_w18_small", {}),
     (HRNET, "hrnet_w18_small_v2", {"width1": 64, "blocks1": 2, "modules": [1, 3, 2], "widths": [18, 36, 72, 144]}),
-    # the settings the spec's description gives for timm's other DPNs
     (DPN, "dpn48b", {}),
-    (DPN, "dpn68", {**DPN68, "b": False}),
-    (DPN, "dpn68b", DPN68),
-    (DPN, "dpn92", {"small": False, "init_features": 64, "k_r": 96, "blocks": [3, 4, 20, 3], "inc": [16, 32, 24, 128],
-                    "b": False, "act": "relu"}),
+    # timm's other DPNs, as the spec's meta.variants set them
+    *((DPN, name, v["set"]) for name, v in netc.load(DPN).spec.meta["variants"].items()),
 ]
 
 
