@@ -212,7 +212,7 @@ def test_names_numbered_alike_take_one_number_argument():
     got = numbered_names(xs, [0, 1, 2], [None] * 3, new, ())
     assert [x[0]["name"] for x in got[:2]] == ["proj_s{$_n1}"] * 2 and got[0][1]["from"] == ["proj_s{$_n1}", "c"]
     assert made == {("proj_s",): [1, 2, None]}
-    for names in (["conv01", "conv02"], ["b1_c1", "b2_c2"], ["unit1", "unit2"]):
+    for names in (["conv01", "conv02"], ["b1_c1", "b2_c2"], ["unit1", "unit2"], ["x" + "7" * 5000, "x" + "8" * 5000]):
         made.clear()
         lists = [[{"name": names[0]}], [{"name": names[1]}]]
         if names[0] == "unit1":  # a shape twice in one list: a numbered run, not one layer

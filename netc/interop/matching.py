@@ -50,9 +50,12 @@ def _shape(name: str) -> str:
     return DIGITS.sub("#", name)
 
 
+MAX_DIGITS = 18  # a longer run is no number a source counts with (and int() of 4,300 digits refuses)
+
+
 def _differing_run(names: list[str]) -> int | None:
     """The one digit run in which `names` (at least two) differ, where each is a number written
-    without a leading zero; else None."""
+    without a leading zero in at most MAX_DIGITS digits; else None."""
     if len(names) < 2:
         return None
     runs = [DIGITS.findall(m) for m in names]
@@ -60,7 +63,8 @@ def _differing_run(names: list[str]) -> int | None:
     if len(differing) != 1:
         return None
     place = differing.pop()
-    return place if all(str(int(r[place])) == r[place] for r in runs) else None
+    numbers = [r[place] for r in runs]
+    return place if all(len(d) <= MAX_DIGITS and (d == "0" or d[0] != "0") for d in numbers) else None
 
 
 def _replace_run(name: str, place: int, text: str) -> str:
