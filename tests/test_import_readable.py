@@ -100,7 +100,7 @@ def test_dpn48b_imports_no_longer_than_its_hand_written_spec():
     text, verdict = import_spec("timm:dpn48b", {}, (3, 32, 32))
     _exact(text, verdict, timm.create_model("dpn48b", pretrained=False), 32)
     spec = ROOT / "specs" / "dpn48b.yaml"
-    meta = re.search(r"^meta:\n(?:[ #].*\n)*", spec.read_text(), re.M)[0].count("\n")  # the reference's facts
+    meta = re.search(r"^meta:\n(?:[ #].*\n)*", spec.read_text(), re.MULTILINE)[0].count("\n")  # the reference's facts
     assert text.count("\n") <= written_lines(spec) - meta
     assert set(loads(text).spec.templates) == {"BnActConv2d", "BnAct", "DualPathBlock"}
     assert 'name: "c1x1_w_s{$s}"' in text and "else: identity" in text
