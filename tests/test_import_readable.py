@@ -255,3 +255,65 @@ def test_arguments_that_set_one_attribute_are_named_as_the_source_names_them():
     args = loads(text).spec.templates["InvertedResidual"].args
     assert {"expanded_channels", "squeeze_channels", "out_channels", "k", "s"} <= set(args), args
     assert not re.search(r"_out\d|block_out", text)
+
+
+def test_a_size_read_inside_a_block_is_its_input_size_in_the_template():
+    """A size of the network input's that a block reads (`(in + o2) // s2`) is written as its own
+    input's (grid `(in + o1) // s1`): every rewrite gives the same number as the network-level
+    expression at every input size; a size that is no function of the block's input is refused."""
+    from netc.interop.grid import expression
+    from netc.interop.local_size import localised
+
+    def value(text, **sizes):
+        return eval(text.replace("$", ""), {}, sizes)  # the spec's arithmetic on ints is Python's
+
+    cases = 0
+    for s1 in (1, 2, 4):
+        for o1 in (-1, 0, 1, 3):
+            for c in (-1, 0, 1, 2):
+                for s in (1, 2, 3):
+                    network = expression("in_h", (o1 + c * s1, s1 * s))
+                    local = localised([{"reshape": {"shape": [2, network, "$in_w"]}}], ((o1, s1), (0, 1)))
+                    assert local is not None, network
+                    h_local, w_local = local[0]["reshape"]["shape"][1:]
+                    for size in range(9, 40):
+                        block_input = (size + o1) // s1
+                        assert value(h_local, in_h=block_input) == value(network, in_h=size), (network, h_local)
+                        assert value(w_local, in_w=size + 5) == size + 5
+                    cases += 1
+    assert cases == 144
+    assert localised([{"reshape": {"shape": ["($in_h + 1) // 2"]}}], ((0, 4), (0, 4))) is None  # 4 divides no 2
+    assert localised([{"reshape": {"shape": ["$in_h * 2"]}}], ((0, 1), (0, 1))) is None  # not of the grid's form
+    assert localised([{"reshape": {"shape": ["$in_h"]}}], None) is None  # the block's input has no grid
+
+
+def test_blocks_that_read_their_own_size_are_one_template(tmp_path):
+    """Split-attention blocks (ResNeSt's) reshape their map to sizes read off it: each block is a
+    use of one template whose reshape reads `$in_h`/`$in_w` (its own input's), exact at two sizes
+    where the blocks sit at three different grids (strides 2, 4 and 8 of odd input sizes)."""
+    source = tmp_path / "split.py"
+    source.write_text('''import torch
+from torch import nn
+
+
+class Split(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, 2 * c, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        B, C, H, W = y.shape
+        y = y.reshape(B, 2, C // 2, H, W)
+        return y.sum(1).relu() + x
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), Split(8), nn.Conv2d(8, 16, 3, 2, 1), Split(16),
+                         nn.Conv2d(16, 16, 3, 2, 1), Split(16))
+''')
+    text, verdict = import_spec(f"{source}:net", {}, (3, 37, 29))
+    assert verdict.verified and verdict.same_order and verdict.max_diff <= 1e-5, verdict.summary()
+    assert len(verdict.sizes) == 2, verdict.sizes
+    assert set(loads(text).spec.templates) == {"Split"}, text
+    assert text.count("use: Split") == 3 and "$in_h, $in_w]" in text and "//" not in text, text

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from netc.errors import error
 from netc.interop import structure
-from netc.interop.structure import IN_C_KEY, Block, _out, drop_keys, external_inputs, reads_ahead, relative
+from netc.interop.structure import (
+    ENTRY_KEYS,
+    Block,
+    _out,
+    drop_keys,
+    external_inputs,
+    reads_ahead,
+    relative,
+)
 
 
 class Emitter(structure.Emitter):
@@ -100,7 +108,7 @@ def interleaved(emitter, items: list, entry, parent: str) -> list:
                 emitter.emitted[id(unit.node)] = (layers, len(layers) - 1, unit, parent)
             cur = _out(unit)
         if reads_ahead(unit, k, written_at):
-            drop_keys(layers[start:], (IN_C_KEY,))  # its input's shape is not known where it is written: no `$in_c`
+            drop_keys(layers[start:], ENTRY_KEYS)  # its input's shape is not known where it is written: no `$in_c`
     if next((u for u in units if _out(u) is result), units[-1]) is not units[-1]:  # a structure's result is its
         emitter._name_read(result)  # last layer's
         layers.append({"identity": {}, "from": emitter._ref(result, parent)})

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 from netc.errors import error
 from netc.interop.concrete import CHANNELS
-from netc.interop.grid import VALUE
+from netc.interop.grid import GRID, VALUE
 from netc.interop.trace import TracedOp
 
 TYPE_KEY = "__type__"  # a block's class, for netc.interop.templates; stripped before writing
 PATH_KEY = "__path__"  # a block's module path, for the constructor arguments that name a template's (signature.py)
 IN_C_KEY = "__in_c__"  # a block's input channels, for template arguments that follow them (`$in_c * 6`)
+IN_GRID_KEY = "__in_grid__"  # its input's grid (grid.GRID), for sizes read inside it (`netc.interop.local_size`)
+ENTRY_KEYS = (IN_C_KEY, IN_GRID_KEY)  # what a block records of its input
 
 
 @dataclass
@@ -149,6 +151,8 @@ class Emitter:
                  TYPE_KEY: block.module_type, PATH_KEY: block.path}
         if _channels_first(entry):
             layer[IN_C_KEY] = int(entry.meta[VALUE].shape[1])
+            if entry.meta.get(GRID) is not None:
+                layer[IN_GRID_KEY] = entry.meta[GRID]
         if id(block) in self.owners:
             layer["output"] = self.owners[id(block)]
         self.scope_of[id(block.out)] = block.path  # a named block publishes its name to its output
@@ -185,7 +189,7 @@ class Emitter:
         written_at = {id(_out(item)): k for k, item in enumerate(ordered)}
         for k, item in enumerate(ordered):
             if reads_ahead(item, k, written_at):
-                drop_keys(layers[k], (IN_C_KEY,))  # its input's shape is not known where it is written: no `$in_c`
+                drop_keys(layers[k], ENTRY_KEYS)  # its input's shape is not known where it is written: no `$in_c`
         if ordered[-1] is not items[-1]:  # a block's result is its last layer's
             self._name_read(_out(items[-1]))
             layers.append({"identity": {}, "from": self._ref(_out(items[-1]), path)})

@@ -22,7 +22,7 @@ template whose uses lose their name becomes `module: true`, whose unnamed instan
 position as the source's does. Integer arguments that follow the instance's input channels
 become `$in_c` expressions (`$in_c // 4`, `$in_c * $expand`), a padding that keeps the size
 `$k // 2`, and a bool argument that a comparison decides in every instance that expression
-(`if: "$in_c == $out"`). Every such rewrite is exact for each instance by construction, and the
+(`if: "$in_c == $out"`). Sizes a block reads off its maps are its input's (`local_size`). Every such rewrite is exact for each instance by construction, and the
 import verifies the whole spec against its source.
 """
 from __future__ import annotations
@@ -32,8 +32,15 @@ import re
 from collections import Counter
 
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
-from netc.interop import matching, runs, signature
-from netc.interop.structure import IN_C_KEY, INPUT_KEY, PATH_KEY, TYPE_KEY, drop_keys
+from netc.interop import local_size, matching, runs, signature
+from netc.interop.structure import (
+    IN_C_KEY,
+    IN_GRID_KEY,
+    INPUT_KEY,
+    PATH_KEY,
+    TYPE_KEY,
+    drop_keys,
+)
 from netc.interop.yamlout import flow
 from netc.ops import REGISTRY
 from netc.spec.template_args import TYPE_NAMES
@@ -79,6 +86,10 @@ class Unifier:
         first = xs[0]
         if all(_same(x, first) for x in xs):
             return copy.deepcopy(first)
+        if all(_scalarish(x) for x in xs) and _reads_input_size(xs):  # an instance's own size: no argument carries it
+            if not all(isinstance(x, list) for x in xs) or len({len(x) for x in xs}) > 1:
+                raise _Mismatch
+            return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
         if all(_scalarish(x) for x in xs):
             if any(isinstance(x, list) for x in xs):  # a pair attribute: 3 and [1, 7] -> [3, 3] and [1, 7]
                 xs = [[x, x] if isinstance(x, int) and not isinstance(x, bool) else x for x in xs]
@@ -145,7 +156,7 @@ class Unifier:
             return self.alternatives(xs, present, kinds, hint)
         out = {}
         owner = (first["name"],) if "name" in first else ()
-        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY, PATH_KEY)):
+        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY)):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
@@ -624,6 +635,10 @@ def _unified(group: list, templates: dict):
     """(Unifier, template body) of instances `group`; _Mismatch where they differ in structure."""
     u = Unifier(len(group), templates)
     bodies = [_positional(_reads_input(copy.deepcopy(g["seq"])), templates) for g in group]
+    if _reads_input_size(bodies):  # sizes of the network input's, as the instance's input's inside a template
+        bodies = [local_size.localised(b, g.get(IN_GRID_KEY)) for b, g in zip(bodies, group)]
+        if any(b is None for b in bodies):
+            raise _Mismatch
     if len({_opens_with_residual(b) for b in bodies}) > 1:
         bodies = [_unrolled(b) for b in bodies]
     return u, u.unify(bodies, list(range(len(group))), ())
@@ -652,7 +667,7 @@ def _positional(value, templates: dict):
 def _own_module(layer: dict, templates: dict) -> bool:
     """Whether an unnamed `layer` takes a position: an op with one input, or a use of a template."""
     kinds = [k for k in layer if k in REGISTRY or k == "use"]
-    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY}:
+    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY, IN_GRID_KEY}:
         return False
     if kinds[0] == "identity":  # a placeholder `drop_placeholders` removes: the others keep their names
         return False
@@ -707,7 +722,7 @@ def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
         return tuple((k, v if k in ("name", "from") else _layout(v)) for k, v in value.items()
-                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY, PATH_KEY))  # a template's arguments are values, not structure
+                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
@@ -716,7 +731,7 @@ def _layout(value):
 def _template(cls: str, group: list, templates: dict, made: list[str], ctor: dict) -> list[str]:
     """`group` (instances of `cls`) as uses of a new template, where they unify; [its name] or [].
     `ctor`: {module path: its constructor's arguments}, which name the template's arguments."""
-    if len(group) < 2 or _reads_input_size(group):
+    if len(group) < 2:
         return []
     try:
         u, body = _unified(group, templates)
@@ -867,7 +882,7 @@ def compact(value, layers: bool = True) -> None:
 
 def strip(value, free: bool = True):
     """Remove the importer's bookkeeping keys (and FREE_KEY with `free`) from every layer."""
-    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY, PATH_KEY) + ((FREE_KEY,) if free else ()))
+    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY) + ((FREE_KEY,) if free else ()))
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
