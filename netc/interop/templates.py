@@ -22,8 +22,10 @@ template whose uses lose their name becomes `module: true`, whose unnamed instan
 position as the source's does. Integer arguments that follow the instance's input channels
 become `$in_c` expressions (`$in_c // 4`, `$in_c * $expand`), a padding that keeps the size
 `$k // 2`, and a bool argument that a comparison decides in every instance that expression
-(`if: "$in_c == $out"`). Sizes a block reads off its maps are its input's (`local_size`). Every such rewrite is exact for each instance by construction, and the
-import verifies the whole spec against its source.
+(`if: "$in_c == $out"`); sizes a block reads off its maps are written as its input's
+(`local_size`), and layers whose names or references differ are matched first (`matching`).
+Every such rewrite is exact for each instance by construction, and the import verifies the whole
+spec against its source.
 """
 from __future__ import annotations
 
