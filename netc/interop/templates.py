@@ -36,6 +36,7 @@ from collections import Counter
 from netc.expr import TEMPLATE_INPUT_VARS, is_expr
 from netc.interop import local_size, matching, runs, signature
 from netc.interop.structure import (
+    ENTRY_KEYS,
     IN_C_KEY,
     IN_GRID_KEY,
     INPUT_KEY,
@@ -101,13 +102,12 @@ class Unifier:
             return "$" + self.new_arg(hint, values)
         if all(isinstance(x, dict) for x in xs):
             return self.unify_layers(xs, present, hint)
-        if all(isinstance(x, list) for x in xs):
-            xs = matching.numbered_names(xs, present, [MISSING] * self.n, self.new_number, hint)
-        if all(isinstance(x, list) for x in xs) and len({len(x) for x in xs}) == 1:
+        if not all(isinstance(x, list) for x in xs):
+            raise _Mismatch
+        xs = matching.numbered_names(xs, present, [MISSING] * self.n, self.new_number, hint)
+        if len({len(x) for x in xs}) == 1:
             return [self.unify([x[k] for x in xs], present, hint) for k in range(len(first))]
-        if all(isinstance(x, list) for x in xs):
-            return self.aligned(xs, present, hint)
-        raise _Mismatch
+        return self.aligned(xs, present, hint)
 
     def aligned(self, xs: list[list], present: list[int], hint: tuple) -> list:
         """Lists of layers of different lengths, matched by layer name (or op, for unnamed ones):
@@ -158,7 +158,7 @@ class Unifier:
             return self.alternatives(xs, present, kinds, hint)
         out = {}
         owner = (first["name"],) if "name" in first else ()
-        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY)):
+        for key in dict.fromkeys(k for x in xs for k in x if k not in (FREE_KEY, *ENTRY_KEYS, PATH_KEY)):
             have = [(i, x[key]) for i, x in zip(present, xs) if key in x]
             if key in REGISTRY:
                 have = _with_defaults(key, have)
@@ -669,7 +669,7 @@ def _positional(value, templates: dict):
 def _own_module(layer: dict, templates: dict) -> bool:
     """Whether an unnamed `layer` takes a position: an op with one input, or a use of a template."""
     kinds = [k for k in layer if k in REGISTRY or k == "use"]
-    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, IN_C_KEY, IN_GRID_KEY}:
+    if len(kinds) != 1 or set(layer) - {"name", kinds[0], "args", "if", FREE_KEY, TYPE_KEY, *ENTRY_KEYS}:
         return False
     if kinds[0] == "identity":  # a placeholder `drop_placeholders` removes: the others keep their names
         return False
@@ -724,7 +724,7 @@ def _layout(value):
     """A value's structure: keys, names and list lengths, without the scalars that may differ."""
     if isinstance(value, dict):
         return tuple((k, v if k in ("name", "from") else _layout(v)) for k, v in value.items()
-                     if k not in (TYPE_KEY, "args", FREE_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY))  # a template's arguments are values, not structure
+                     if k not in (TYPE_KEY, "args", FREE_KEY, *ENTRY_KEYS, PATH_KEY))  # a template's arguments are values, not structure
     if isinstance(value, list):
         return tuple(_layout(v) for v in value)
     return None
@@ -884,7 +884,7 @@ def compact(value, layers: bool = True) -> None:
 
 def strip(value, free: bool = True):
     """Remove the importer's bookkeeping keys (and FREE_KEY with `free`) from every layer."""
-    drop_keys(value, (TYPE_KEY, INPUT_KEY, IN_C_KEY, IN_GRID_KEY, PATH_KEY) + ((FREE_KEY,) if free else ()))
+    drop_keys(value, (TYPE_KEY, INPUT_KEY, *ENTRY_KEYS, PATH_KEY) + ((FREE_KEY,) if free else ()))
 
 
 NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
